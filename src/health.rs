@@ -1,0 +1,133 @@
+//! Health of the key sources and counters for operators.
+//!
+//! # Example
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), authlayer::BuildError> {
+//! use authlayer::Verifier;
+//!
+//! let jwks = r#"{"keys":[{"kty":"OKP","crv":"Ed25519","kid":"k1",
+//!     "x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]}"#;
+//! let verifier = Verifier::builder()
+//!     .issuer("https://id.example")
+//!     .jwks_json(jwks)
+//!     .audience("urn:orders")
+//!     .build()
+//!     .await?;
+//!
+//! let health = verifier.health();
+//! assert!(health.ready);
+//! assert_eq!(health.issuers[0].key_count, 1);
+//! assert_eq!(verifier.metrics().fetches, 0);
+//! # Ok(()) }
+//! ```
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::Serialize;
+
+use crate::error::Reason;
+
+/// Health of one issuer's key source.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct IssuerHealth {
+    /// The issuer (`iss`).
+    pub issuer: String,
+    /// Whether tokens of this issuer can be verified now.
+    pub ready: bool,
+    /// Usable keys in the current set.
+    pub key_count: usize,
+    /// Their key ids, sorted.
+    pub kids: Vec<String>,
+    /// Seconds since the issuer last confirmed the current set.
+    pub age_secs: Option<u64>,
+    /// When the last fetch succeeded, in seconds since the epoch.
+    pub last_success_unix: Option<u64>,
+    /// The last fetch error, cleared by the next success.
+    pub last_error: Option<String>,
+    /// Fetches failed in a row.
+    pub consecutive_failures: u32,
+    /// Whether keys are being served although the last refresh failed.
+    pub stale: bool,
+    /// `"remote"` or `"static"`.
+    pub source: &'static str,
+}
+
+/// Health of every issuer of a verifier.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct Health {
+    /// Whether every issuer is ready: use it as a readiness probe.
+    pub ready: bool,
+    /// Per issuer, in configuration order.
+    pub issuers: Vec<IssuerHealth>,
+}
+
+/// Counters since the verifier was built.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct Metrics {
+    /// Key fetches started (scheduled, first load and unknown-key refetches).
+    pub fetches: u64,
+    /// Fetches that failed.
+    pub fetch_failures: u64,
+    /// Conditional fetches answered with 304.
+    pub not_modified: u64,
+    /// Refetches triggered by a token naming an unknown key.
+    pub unknown_key_refetches: u64,
+    /// Unknown-key requests refused without a fetch because of the cooldown.
+    pub cooldown_rejections: u64,
+    /// Tokens accepted.
+    pub accepted: u64,
+    /// Requests refused, by [`Reason::label`].
+    pub rejected: Vec<(&'static str, u64)>,
+}
+
+impl Metrics {
+    /// Rejections counted for `reason`.
+    pub fn rejected(&self, reason: Reason) -> u64 {
+        self.rejected
+            .iter()
+            .find(|(label, _)| *label == reason.label())
+            .map_or(0, |(_, n)| *n)
+    }
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) fetches: AtomicU64,
+    pub(crate) fetch_failures: AtomicU64,
+    pub(crate) not_modified: AtomicU64,
+    pub(crate) kid_refetches: AtomicU64,
+    pub(crate) cooldown_rejections: AtomicU64,
+    pub(crate) accepted: AtomicU64,
+    pub(crate) rejected: [AtomicU64; Reason::ALL.len()],
+}
+
+impl Counters {
+    pub(crate) fn reject(&self, reason: Reason) {
+        if let Some(c) = self.rejected.get(reason.index()) {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    pub(crate) fn snapshot(&self) -> Metrics {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        Metrics {
+            fetches: get(&self.fetches),
+            fetch_failures: get(&self.fetch_failures),
+            not_modified: get(&self.not_modified),
+            unknown_key_refetches: get(&self.kid_refetches),
+            cooldown_rejections: get(&self.cooldown_rejections),
+            accepted: get(&self.accepted),
+            rejected: Reason::ALL
+                .iter()
+                .zip(&self.rejected)
+                .map(|(r, c)| (r.label(), get(c)))
+                .filter(|(_, n)| *n > 0)
+                .collect(),
+        }
+    }
+}

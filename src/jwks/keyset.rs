@@ -1,0 +1,429 @@
+//! An immutable snapshot of one issuer's verification keys.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::{Algorithm, DecodingKey};
+use serde::Deserialize;
+
+use super::FetchError;
+
+/// A set of [`Algorithm`]s as a bit set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct AlgSet(u16);
+
+impl AlgSet {
+    /// The default allow-list: every asymmetric algorithm jsonwebtoken verifies
+    /// (RS256/384/512, PS256/384/512, ES256/384, EdDSA). No HMAC.
+    pub const ASYMMETRIC: AlgSet = AlgSet(
+        bit(Algorithm::RS256)
+            | bit(Algorithm::RS384)
+            | bit(Algorithm::RS512)
+            | bit(Algorithm::PS256)
+            | bit(Algorithm::PS384)
+            | bit(Algorithm::PS512)
+            | bit(Algorithm::ES256)
+            | bit(Algorithm::ES384)
+            | bit(Algorithm::EdDSA),
+    );
+    const RSA: AlgSet = AlgSet(
+        bit(Algorithm::RS256)
+            | bit(Algorithm::RS384)
+            | bit(Algorithm::RS512)
+            | bit(Algorithm::PS256)
+            | bit(Algorithm::PS384)
+            | bit(Algorithm::PS512),
+    );
+    const HMAC: AlgSet =
+        AlgSet(bit(Algorithm::HS256) | bit(Algorithm::HS384) | bit(Algorithm::HS512));
+
+    /// The set holding exactly these algorithms.
+    pub fn of(algs: impl IntoIterator<Item = Algorithm>) -> Self {
+        AlgSet(algs.into_iter().fold(0, |acc, a| acc | bit(a)))
+    }
+
+    /// Whether `alg` is in the set.
+    pub fn contains(self, alg: Algorithm) -> bool {
+        self.0 & bit(alg) != 0
+    }
+
+    /// Intersection.
+    #[must_use]
+    pub fn and(self, other: AlgSet) -> AlgSet {
+        AlgSet(self.0 & other.0)
+    }
+
+    /// Union.
+    #[must_use]
+    pub fn or(self, other: AlgSet) -> AlgSet {
+        AlgSet(self.0 | other.0)
+    }
+
+    /// Whether the set is empty.
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// Whether the set holds an HMAC algorithm.
+    pub fn has_hmac(self) -> bool {
+        !self.and(Self::HMAC).is_empty()
+    }
+}
+
+const fn bit(alg: Algorithm) -> u16 {
+    1 << match alg {
+        Algorithm::HS256 => 0,
+        Algorithm::HS384 => 1,
+        Algorithm::HS512 => 2,
+        Algorithm::ES256 => 3,
+        Algorithm::ES384 => 4,
+        Algorithm::RS256 => 5,
+        Algorithm::RS384 => 6,
+        Algorithm::RS512 => 7,
+        Algorithm::PS256 => 8,
+        Algorithm::PS384 => 9,
+        Algorithm::PS512 => 10,
+        Algorithm::EdDSA => 11,
+        // Algorithms added to jsonwebtoken later are in no set until listed here.
+        _ => 15,
+    }
+}
+
+/// Parses the `alg` of a JOSE header or JWK. Exact, case-sensitive names
+/// only: `none`, `None`, `rs256` and unknown names are `None`.
+pub(crate) fn parse_alg(name: &str) -> Option<Algorithm> {
+    Some(match name {
+        "HS256" => Algorithm::HS256,
+        "HS384" => Algorithm::HS384,
+        "HS512" => Algorithm::HS512,
+        "ES256" => Algorithm::ES256,
+        "ES384" => Algorithm::ES384,
+        "RS256" => Algorithm::RS256,
+        "RS384" => Algorithm::RS384,
+        "RS512" => Algorithm::RS512,
+        "PS256" => Algorithm::PS256,
+        "PS384" => Algorithm::PS384,
+        "PS512" => Algorithm::PS512,
+        "EdDSA" => Algorithm::EdDSA,
+        _ => return None,
+    })
+}
+
+/// One verification key and the algorithms it may verify.
+pub(crate) struct VerifyKey {
+    pub(crate) kid: Option<Box<str>>,
+    pub(crate) key: DecodingKey,
+    pub(crate) algs: AlgSet,
+}
+
+/// The keys of one issuer, indexed by `kid`. Immutable once built: a refresh
+/// builds a new one and swaps it in.
+#[derive(Default)]
+pub(crate) struct KeySet {
+    keys: Vec<Arc<VerifyKey>>,
+    by_kid: HashMap<Box<str>, Vec<Arc<VerifyKey>>>,
+}
+
+/// The smallest RSA modulus accepted, in bytes (2048 bits, RFC 7518 §3.3).
+const MIN_RSA_MODULUS: usize = 256;
+/// The largest RSA modulus accepted, in bytes (16384 bits): bounds the cost of one verify.
+const MAX_RSA_MODULUS: usize = 2048;
+
+#[derive(Deserialize)]
+struct RawSet {
+    keys: Vec<serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+struct RawJwk {
+    kty: String,
+    #[serde(default)]
+    kid: Option<String>,
+    #[serde(default, rename = "use")]
+    use_: Option<String>,
+    #[serde(default)]
+    key_ops: Option<Vec<String>>,
+    #[serde(default)]
+    alg: Option<String>,
+    #[serde(default)]
+    crv: Option<String>,
+    #[serde(default)]
+    n: Option<String>,
+    #[serde(default)]
+    e: Option<String>,
+    #[serde(default)]
+    x: Option<String>,
+    #[serde(default)]
+    y: Option<String>,
+}
+
+impl KeySet {
+    /// Parses a JWKS document. Unusable keys are skipped one by one (and
+    /// logged); the document as a whole fails only if it is not a JWKS, has
+    /// more than `max_keys` keys, or has no usable key at all.
+    pub(crate) fn from_json(
+        body: &[u8],
+        allowed: AlgSet,
+        max_keys: usize,
+    ) -> Result<KeySet, FetchError> {
+        let raw: RawSet = serde_json::from_slice(body).map_err(|e| FetchError::Parse {
+            reason: format!("not a JWK Set: {e}"),
+        })?;
+        if raw.keys.len() > max_keys {
+            return Err(FetchError::TooManyKeys {
+                count: raw.keys.len(),
+                limit: max_keys,
+            });
+        }
+        let mut set = KeySet::default();
+        for (index, value) in raw.keys.into_iter().enumerate() {
+            match parse_jwk(value, allowed) {
+                Ok(key) => set.insert(key),
+                Err(why) => tracing::warn!(index, reason = why, "skipping JWK"),
+            }
+        }
+        if set.keys.is_empty() {
+            return Err(FetchError::NoUsableKeys);
+        }
+        Ok(set)
+    }
+
+    pub(crate) fn insert(&mut self, key: VerifyKey) {
+        let key = Arc::new(key);
+        if let Some(kid) = &key.kid {
+            self.by_kid
+                .entry(kid.clone())
+                .or_default()
+                .push(Arc::clone(&key));
+        }
+        self.keys.push(key);
+    }
+
+    /// Number of usable keys.
+    pub(crate) fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// The keys a token with this `kid` may be verified with.
+    pub(crate) fn by_kid(&self, kid: &str) -> &[Arc<VerifyKey>] {
+        self.by_kid.get(kid).map_or(&[], Vec::as_slice)
+    }
+
+    /// Keys able to verify `alg`, for a token without `kid`.
+    pub(crate) fn for_alg(&self, alg: Algorithm) -> impl Iterator<Item = &Arc<VerifyKey>> {
+        self.keys.iter().filter(move |k| k.algs.contains(alg))
+    }
+
+    /// The key ids in this set.
+    pub(crate) fn kids(&self) -> impl Iterator<Item = &str> {
+        self.by_kid.keys().map(AsRef::as_ref)
+    }
+}
+
+fn decode_b64(field: Option<&str>, name: &'static str) -> Result<Vec<u8>, String> {
+    let value = field.ok_or_else(|| format!("missing `{name}`"))?;
+    URL_SAFE_NO_PAD
+        .decode(value)
+        .map_err(|_| format!("`{name}` is not base64url"))
+}
+
+/// Builds one key, or says why it is unusable.
+///
+/// SAFETY (RFC 8725 §3.1): the algorithms a key may verify are the
+/// intersection of the allow-list, the key type's own family and the JWK's
+/// `alg` if present, so an RSA key can never verify an HMAC signature and a
+/// token's header alone never chooses how a key is used. Keys marked for
+/// encryption (`use`, `key_ops`) never verify anything.
+fn parse_jwk(value: serde_json::Value, allowed: AlgSet) -> Result<VerifyKey, String> {
+    let jwk: RawJwk = serde_json::from_value(value).map_err(|e| format!("invalid JWK: {e}"))?;
+    if let Some(use_) = &jwk.use_
+        && use_ != "sig"
+    {
+        return Err(format!("`use` is {use_:?}, not \"sig\""));
+    }
+    if let Some(ops) = &jwk.key_ops
+        && !ops.iter().any(|op| op == "verify")
+    {
+        return Err("`key_ops` does not include \"verify\"".into());
+    }
+    let (family, key) = match (jwk.kty.as_str(), jwk.crv.as_deref()) {
+        ("RSA", _) => {
+            let n = decode_b64(jwk.n.as_deref(), "n")?;
+            let e = decode_b64(jwk.e.as_deref(), "e")?;
+            let n_len = n.iter().skip_while(|b| **b == 0).count();
+            if !(MIN_RSA_MODULUS..=MAX_RSA_MODULUS).contains(&n_len) {
+                return Err(format!("RSA modulus of {} bits is not allowed", n_len * 8));
+            }
+            if e.is_empty() || e.len() > 8 {
+                return Err("RSA exponent is invalid".into());
+            }
+            (AlgSet::RSA, DecodingKey::from_rsa_raw_components(&n, &e))
+        }
+        ("EC", Some(crv @ ("P-256" | "P-384"))) => {
+            let (alg, len) = if crv == "P-256" {
+                (Algorithm::ES256, 32)
+            } else {
+                (Algorithm::ES384, 48)
+            };
+            let x = decode_b64(jwk.x.as_deref(), "x")?;
+            let y = decode_b64(jwk.y.as_deref(), "y")?;
+            if x.len() != len || y.len() != len {
+                return Err(format!("{crv} coordinates must be {len} bytes"));
+            }
+            let mut point = Vec::with_capacity(1 + 2 * len);
+            point.push(4);
+            point.extend_from_slice(&x);
+            point.extend_from_slice(&y);
+            (AlgSet::of([alg]), DecodingKey::from_ec_der(&point))
+        }
+        ("OKP", Some("Ed25519")) => {
+            let x = decode_b64(jwk.x.as_deref(), "x")?;
+            if x.len() != 32 {
+                return Err("Ed25519 key must be 32 bytes".into());
+            }
+            (AlgSet::of([Algorithm::EdDSA]), DecodingKey::from_ed_der(&x))
+        }
+        (kty, crv) => {
+            return Err(format!(
+                "unsupported key type {kty:?}{}",
+                crv.map(|c| format!(" curve {c:?}")).unwrap_or_default()
+            ));
+        }
+    };
+    let mut algs = family.and(allowed);
+    if let Some(alg) = &jwk.alg {
+        let alg = parse_alg(alg).ok_or_else(|| format!("unsupported `alg` {alg:?}"))?;
+        algs = algs.and(AlgSet::of([alg]));
+    }
+    if algs.is_empty() {
+        return Err("no allowed algorithm fits this key".into());
+    }
+    Ok(VerifyKey {
+        kid: jwk.kid.map(String::into_boxed_str),
+        key,
+        algs,
+    })
+}
+
+/// A key for HMAC algorithms from an explicitly configured shared secret.
+///
+/// SAFETY (RFC 7518 §3.2): a secret shorter than 32 bytes is refused, and the
+/// key can only verify the HMAC algorithms of the allow-list.
+pub(crate) fn secret_key(
+    kid: Option<String>,
+    secret: &[u8],
+    allowed: AlgSet,
+) -> Result<VerifyKey, String> {
+    if secret.len() < 32 {
+        return Err("a shared secret must be at least 32 bytes".into());
+    }
+    let algs = allowed.and(AlgSet::HMAC);
+    if algs.is_empty() {
+        return Err("a shared secret needs HS256, HS384 or HS512 in the algorithm allow-list".into());
+    }
+    Ok(VerifyKey {
+        kid: kid.map(String::into_boxed_str),
+        key: DecodingKey::from_secret(secret).map_err(|e| e.to_string())?,
+        algs,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RSA_N: &str = "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw";
+
+    fn rsa_jwk(extra: &str) -> String {
+        format!(r#"{{"kty":"RSA","kid":"r1","n":"{RSA_N}","e":"AQAB"{extra}}}"#)
+    }
+
+    fn set(keys: &[String]) -> Result<KeySet, FetchError> {
+        KeySet::from_json(
+            format!(r#"{{"keys":[{}]}}"#, keys.join(",")).as_bytes(),
+            AlgSet::ASYMMETRIC,
+            16,
+        )
+    }
+
+    #[test]
+    fn rsa_key_verifies_only_rsa_algorithms() {
+        let s = set(&[rsa_jwk("")]).unwrap();
+        let k = &s.by_kid("r1")[0];
+        assert!(k.algs.contains(Algorithm::RS256));
+        assert!(k.algs.contains(Algorithm::PS512));
+        assert!(!k.algs.contains(Algorithm::HS256));
+        assert!(!k.algs.contains(Algorithm::ES256));
+    }
+
+    #[test]
+    fn jwk_alg_narrows_the_algorithms() {
+        let s = set(&[rsa_jwk(r#","alg":"PS256""#)]).unwrap();
+        let k = &s.by_kid("r1")[0];
+        assert!(k.algs.contains(Algorithm::PS256));
+        assert!(!k.algs.contains(Algorithm::RS256));
+    }
+
+    #[test]
+    fn encryption_keys_are_skipped_not_fatal() {
+        let s = set(&[
+            rsa_jwk(r#","use":"enc""#).replace("r1", "enc"),
+            rsa_jwk(r#","key_ops":["encrypt"]"#).replace("r1", "ops"),
+            rsa_jwk(""),
+        ])
+        .unwrap();
+        assert_eq!(s.len(), 1);
+        assert!(s.by_kid("enc").is_empty());
+    }
+
+    #[test]
+    fn bad_keys_are_skipped_one_by_one() {
+        let s = set(&[
+            r#"{"kty":"oct","k":"c2VjcmV0","kid":"h"}"#.into(),
+            r#"{"kty":"EC","crv":"P-521","x":"AA","y":"AA","kid":"p521"}"#.into(),
+            r#"{"kty":"EC","crv":"P-256","x":"AA","y":"AA","kid":"short"}"#.into(),
+            r#"{"kty":"RSA","n":"AQAB","e":"AQAB","kid":"tiny"}"#.into(),
+            r#""not an object""#.into(),
+            rsa_jwk(r#","alg":"RSA-OAEP""#).replace("r1", "oaep"),
+            rsa_jwk(""),
+        ])
+        .unwrap();
+        assert_eq!(s.len(), 1);
+        assert_eq!(s.kids().collect::<Vec<_>>(), ["r1"]);
+    }
+
+    #[test]
+    fn a_set_without_usable_keys_is_an_error() {
+        assert!(matches!(set(&[]), Err(FetchError::NoUsableKeys)));
+        assert!(matches!(
+            KeySet::from_json(b"garbage", AlgSet::ASYMMETRIC, 16),
+            Err(FetchError::Parse { .. })
+        ));
+    }
+
+    #[test]
+    fn too_many_keys_fail_the_document() {
+        let keys: Vec<String> = (0..17).map(|_| rsa_jwk("")).collect();
+        assert!(matches!(set(&keys), Err(FetchError::TooManyKeys { .. })));
+    }
+
+    #[test]
+    fn disallowed_algorithm_family_is_skipped() {
+        let err = KeySet::from_json(
+            format!(r#"{{"keys":[{}]}}"#, rsa_jwk("")).as_bytes(),
+            AlgSet::of([Algorithm::ES256]),
+            16,
+        );
+        assert!(matches!(err, Err(FetchError::NoUsableKeys)));
+    }
+
+    #[test]
+    fn alg_names_are_exact() {
+        assert_eq!(parse_alg("RS256"), Some(Algorithm::RS256));
+        for bad in ["none", "None", "NONE", "rs256", "", "HS256 ", "ES256K"] {
+            assert_eq!(parse_alg(bad), None, "{bad}");
+        }
+    }
+}

@@ -1,0 +1,88 @@
+//! Key sets: parsing JWKS documents, fetching them over HTTP, and keeping
+//! them fresh.
+//!
+//! A [`Verifier`](crate::Verifier) holds one key source per trusted issuer.
+//! Each source keeps an immutable snapshot of its keys behind an
+//! [`ArcSwap`](arc_swap): requests load it without a lock, and a refresh
+//! builds a new snapshot and swaps it in. A fetch that fails or brings
+//! nothing usable never replaces the keys in force.
+
+use std::time::Duration;
+
+mod fetch;
+mod keyset;
+mod source;
+
+pub use keyset::AlgSet;
+pub(crate) use fetch::{FetchSettings, check_url, parse_url};
+pub(crate) use keyset::{KeySet, VerifyKey, parse_alg, secret_key};
+pub(crate) use source::{KeySource, Lifecycle, Location, Remote, Trigger};
+
+/// Why fetching or parsing a key set or discovery document failed.
+///
+/// The message names the cause; it never contains the response body.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum FetchError {
+    /// The whole fetch (connect, headers and body) took longer than the timeout.
+    #[error("timed out after {after:?}")]
+    Timeout {
+        /// The configured fetch timeout.
+        after: Duration,
+    },
+    /// The request could not be made (connection refused, TLS, redirect refused…).
+    #[error("request failed: {reason}")]
+    Request {
+        /// The transport's description.
+        reason: String,
+    },
+    /// The server answered with a status other than 200 (or 304 to a conditional request).
+    #[error("unexpected HTTP status {status}")]
+    Status {
+        /// The status code.
+        status: u16,
+    },
+    /// The response is not JSON.
+    #[error("unexpected content-type {found:?} (want application/json or application/jwk-set+json)")]
+    ContentType {
+        /// The content type received (truncated).
+        found: String,
+    },
+    /// The body is larger than the configured limit.
+    #[error("response body larger than {limit} bytes")]
+    TooLarge {
+        /// The configured limit.
+        limit: usize,
+    },
+    /// The body is not a JWK Set or discovery document.
+    #[error("{reason}")]
+    Parse {
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The JWK Set has more keys than the configured limit.
+    #[error("JWK Set has {count} keys, more than the limit of {limit}")]
+    TooManyKeys {
+        /// Keys in the document.
+        count: usize,
+        /// The configured limit.
+        limit: usize,
+    },
+    /// The JWK Set parsed but holds no key this verifier can use.
+    #[error("JWK Set holds no usable signing key")]
+    NoUsableKeys,
+    /// The discovery document names another issuer.
+    #[error("discovery document names issuer {found:?}, expected exactly {expected:?}")]
+    IssuerMismatch {
+        /// The configured issuer.
+        expected: String,
+        /// The issuer in the document.
+        found: String,
+    },
+    /// The discovery document points at a URL the policy refuses.
+    #[error("jwks_uri refused: {reason}")]
+    InsecureUrl {
+        /// Why it was refused.
+        reason: String,
+    },
+}

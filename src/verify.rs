@@ -1,0 +1,628 @@
+//! [`VerifyLayer`]: verify the bearer token of every request and put its
+//! [`Claims`] into the request extensions.
+//!
+//! # Example
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use authlayer::{Claims, Verifier, VerifyLayer};
+//! use http::{Request, Response, StatusCode};
+//! use tower::{ServiceBuilder, ServiceExt, service_fn};
+//!
+//! let jwks = r#"{"keys":[{"kty":"OKP","crv":"Ed25519","kid":"k1",
+//!     "x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]}"#;
+//! let verifier = Verifier::builder()
+//!     .issuer("https://id.example")
+//!     .jwks_json(jwks)
+//!     .audience("urn:orders")
+//!     .build()
+//!     .await?;
+//!
+//! let service = ServiceBuilder::new()
+//!     .layer(VerifyLayer::new(verifier))
+//!     .service(service_fn(|req: Request<String>| async move {
+//!         let claims = req.extensions().get::<Claims>().cloned();
+//!         Ok::<_, std::convert::Infallible>(Response::new(format!("{:?}", claims.map(|c| c.sub().map(str::to_owned)))))
+//!     }));
+//!
+//! // No token: 401 with an RFC 6750 challenge.
+//! let res = service.oneshot(Request::new(String::new())).await?;
+//! assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+//! assert_eq!(res.headers()["www-authenticate"], r#"Bearer realm="https://id.example""#);
+//! # Ok(()) }
+//! ```
+
+use std::fmt;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+
+use http::header::{AUTHORIZATION, COOKIE};
+use http::{HeaderName, Request, Response};
+use pin_project_lite::pin_project;
+use serde::de::DeserializeOwned;
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::claims::Claims;
+use crate::error::{AuthError, Reason, is_grpc};
+use crate::verifier::{Check, Verifier};
+
+/// Renders a rejection as a response. Implemented by [`DefaultReject`] and by
+/// any `Fn(&AuthError, &RejectContext) -> Response<B>`.
+pub trait OnReject<B> {
+    /// Builds the response for `err`.
+    fn on_reject(&self, err: &AuthError, ctx: &RejectContext<'_>) -> Response<B>;
+}
+
+/// What a rejection handler knows about the refused request.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct RejectContext<'a> {
+    /// Whether the request is gRPC (`content-type: application/grpc…`).
+    pub grpc: bool,
+    /// The realm configured on the verifier.
+    pub realm: &'a str,
+}
+
+/// The default rendering: [`AuthError::to_response`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DefaultReject;
+
+impl<B: Default> OnReject<B> for DefaultReject {
+    fn on_reject(&self, err: &AuthError, ctx: &RejectContext<'_>) -> Response<B> {
+        err.to_response(ctx.realm, ctx.grpc)
+    }
+}
+
+impl<B, F> OnReject<B> for F
+where
+    F: Fn(&AuthError, &RejectContext<'_>) -> Response<B>,
+{
+    fn on_reject(&self, err: &AuthError, ctx: &RejectContext<'_>) -> Response<B> {
+        self(err, ctx)
+    }
+}
+
+/// Marks a request that went through [`VerifyLayer`], with or without claims
+/// (optional mode), so later layers can tell "anonymous" from "misordered".
+#[derive(Debug, Clone)]
+pub(crate) struct Authenticated {
+    pub(crate) realm: Arc<str>,
+}
+
+#[derive(Debug, Clone)]
+enum TokenSource {
+    Cookie(String),
+    Header(HeaderName),
+}
+
+#[derive(Debug, Clone)]
+struct Config {
+    verifier: Verifier,
+    authorization: bool,
+    extra: Vec<TokenSource>,
+    optional: bool,
+}
+
+/// Layer that verifies bearer tokens. See the [module docs](self).
+///
+/// `E` is your own claims type (default `()`); `R` renders rejections.
+pub struct VerifyLayer<E = (), R = DefaultReject> {
+    config: Arc<Config>,
+    on_reject: R,
+    _claims: PhantomData<fn() -> E>,
+}
+
+impl<E, R: Clone> Clone for VerifyLayer<E, R> {
+    fn clone(&self) -> Self {
+        Self {
+            config: Arc::clone(&self.config),
+            on_reject: self.on_reject.clone(),
+            _claims: PhantomData,
+        }
+    }
+}
+
+impl<E, R> fmt::Debug for VerifyLayer<E, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VerifyLayer")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl VerifyLayer {
+    /// Verify `Authorization: Bearer` tokens with `verifier`; every request
+    /// must carry a valid token.
+    pub fn new(verifier: Verifier) -> Self {
+        Self {
+            config: Arc::new(Config {
+                verifier,
+                authorization: true,
+                extra: Vec::new(),
+                optional: false,
+            }),
+            on_reject: DefaultReject,
+            _claims: PhantomData,
+        }
+    }
+}
+
+impl<E, R> VerifyLayer<E, R> {
+    fn config_mut(&mut self) -> &mut Config {
+        Arc::make_mut(&mut self.config)
+    }
+
+    /// Parse your own claims type `E2` from each token, and put `Claims<E2>`
+    /// (and the standard view `Claims`) into the extensions.
+    pub fn with_claims<E2>(self) -> VerifyLayer<E2, R> {
+        VerifyLayer {
+            config: self.config,
+            on_reject: self.on_reject,
+            _claims: PhantomData,
+        }
+    }
+
+    /// Let requests without any token through, without claims; a present but
+    /// invalid token is still refused. For routers mixing public and protected
+    /// routes (protect the latter with [`RequireScopes`](crate::RequireScopes)
+    /// or the `Claims` extractor). Defaults to `false`.
+    #[must_use]
+    pub fn optional(mut self, optional: bool) -> Self {
+        self.config_mut().optional = optional;
+        self
+    }
+
+    /// Also accept the token from the cookie `name`. Defaults to none.
+    #[must_use]
+    pub fn token_from_cookie(mut self, name: impl Into<String>) -> Self {
+        self.config_mut().extra.push(TokenSource::Cookie(name.into()));
+        self
+    }
+
+    /// Also accept the token, bare, from the header `name`. Defaults to none.
+    #[must_use]
+    pub fn token_from_header(mut self, name: HeaderName) -> Self {
+        self.config_mut().extra.push(TokenSource::Header(name));
+        self
+    }
+
+    /// Ignore `Authorization: Bearer` (use only the cookie or header sources).
+    /// Defaults to `true`.
+    #[must_use]
+    pub fn authorization_header(mut self, enabled: bool) -> Self {
+        self.config_mut().authorization = enabled;
+        self
+    }
+
+    /// Render rejections with `handler` instead of [`DefaultReject`].
+    pub fn on_reject<R2>(self, handler: R2) -> VerifyLayer<E, R2> {
+        VerifyLayer {
+            config: self.config,
+            on_reject: handler,
+            _claims: PhantomData,
+        }
+    }
+}
+
+impl<S, E, R: Clone> Layer<S> for VerifyLayer<E, R> {
+    type Service = Verify<S, E, R>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Verify {
+            inner,
+            config: Arc::clone(&self.config),
+            on_reject: self.on_reject.clone(),
+            _claims: PhantomData,
+        }
+    }
+}
+
+/// The service built by [`VerifyLayer`].
+pub struct Verify<S, E = (), R = DefaultReject> {
+    inner: S,
+    config: Arc<Config>,
+    on_reject: R,
+    _claims: PhantomData<fn() -> E>,
+}
+
+impl<S: Clone, E, R: Clone> Clone for Verify<S, E, R> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            config: Arc::clone(&self.config),
+            on_reject: self.on_reject.clone(),
+            _claims: PhantomData,
+        }
+    }
+}
+
+impl<S: fmt::Debug, E, R> fmt::Debug for Verify<S, E, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Verify")
+            .field("inner", &self.inner)
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S> Verify<S> {
+    /// Wraps `inner` with the default settings of [`VerifyLayer::new`].
+    pub fn new(inner: S, verifier: Verifier) -> Self {
+        VerifyLayer::new(verifier).layer(inner)
+    }
+
+    /// A [`VerifyLayer`] for `verifier`.
+    pub fn layer(verifier: Verifier) -> VerifyLayer {
+        VerifyLayer::new(verifier)
+    }
+}
+
+impl<S, E, R> Verify<S, E, R> {
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Unwraps the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+/// Finds the credential. `Ok(None)`: none at all.
+///
+/// SAFETY (RFC 6750 §2): exactly one credential per request; two (even
+/// identical) are a malformed request, so no component has to pick one.
+fn extract_token<'a, B>(req: &'a Request<B>, config: &Config) -> Result<Option<&'a str>, Reason> {
+    let mut found: Option<&str> = None;
+    let mut take = |token: &'a str| -> Result<(), Reason> {
+        if found.replace(token).is_some() {
+            return Err(Reason::MultipleCredentials);
+        }
+        Ok(())
+    };
+    if config.authorization {
+        for value in req.headers().get_all(AUTHORIZATION) {
+            let value = value.to_str().map_err(|_| Reason::Malformed)?;
+            let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
+            if !scheme.eq_ignore_ascii_case("bearer") {
+                // Another scheme (Basic, DPoP…) is not ours to judge.
+                continue;
+            }
+            let token = rest.trim_matches(' ');
+            if token.is_empty() {
+                return Err(Reason::EmptyBearer);
+            }
+            take(token)?;
+        }
+    }
+    for source in &config.extra {
+        match source {
+            TokenSource::Header(name) => {
+                for value in req.headers().get_all(name) {
+                    let token = value.to_str().map_err(|_| Reason::Malformed)?.trim();
+                    if !token.is_empty() {
+                        take(token)?;
+                    }
+                }
+            }
+            TokenSource::Cookie(name) => {
+                for value in req.headers().get_all(COOKIE) {
+                    let Ok(value) = value.to_str() else { continue };
+                    for pair in value.split(';') {
+                        if let Some((k, v)) = pair.trim().split_once('=')
+                            && k == name
+                            && !v.is_empty()
+                        {
+                            take(v)?;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Ok(found)
+}
+
+pub(crate) fn audit<B>(
+    req: &Request<B>,
+    claims: Option<&Claims<impl Sized>>,
+    decision: &'static str,
+    reason: &'static str,
+    required: &str,
+) {
+    tracing::info!(
+        target: "authlayer::audit",
+        decision,
+        reason,
+        sub = claims.and_then(|c| c.sub()),
+        iss = claims.and_then(|c| c.iss()),
+        tenant = claims.and_then(|c| c.tenant()),
+        required_scopes = required,
+        method = %req.method(),
+        path = req.uri().path(),
+    );
+}
+
+impl<S, E, R, ReqBody, ResBody> Service<Request<ReqBody>> for Verify<S, E, R>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: 'static,
+    ReqBody: Send + 'static,
+    ResBody: 'static,
+    E: DeserializeOwned + Send + Sync + 'static,
+    R: OnReject<ResBody> + Clone + Send + Sync + 'static,
+{
+    type Response = Response<ResBody>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future, ResBody, S::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
+        let config = &*self.config;
+        let verifier = &config.verifier;
+        let token = match extract_token(&req, config) {
+            Ok(Some(token)) => token,
+            Ok(None) if config.optional => {
+                audit(&req, None::<&Claims>, "anonymous", "no_token", "");
+                req.extensions_mut().insert(Authenticated {
+                    realm: verifier.realm().into(),
+                });
+                return ResponseFuture::inner(self.inner.call(req));
+            }
+            Ok(None) => return self.reject(&req, &AuthError::missing_token()),
+            Err(reason) => return self.reject(&req, &AuthError::new(reason)),
+        };
+        match verifier.check::<E>(token) {
+            Check::Done(Ok(claims)) => {
+                admit(&mut req, claims, verifier);
+                ResponseFuture::inner(self.inner.call(req))
+            }
+            Check::Done(Err(err)) => self.reject(&req, &err),
+            Check::Refetch(source) => {
+                // Slow path: the key is unknown. Take the service that was
+                // made ready, leave a clone in its place, and wait (bounded)
+                // for the shared refetch.
+                let token = token.to_owned();
+                let clone = self.inner.clone();
+                let mut inner = std::mem::replace(&mut self.inner, clone);
+                let verifier = verifier.clone();
+                let on_reject = self.on_reject.clone();
+                ResponseFuture::waiting(Box::pin(async move {
+                    match verifier.check_after_refetch::<E>(&source, &token).await {
+                        Ok(claims) => {
+                            admit(&mut req, claims, &verifier);
+                            inner.call(req).await
+                        }
+                        Err(err) => Ok(render(&req, &err, &verifier, &on_reject)),
+                    }
+                }))
+            }
+        }
+    }
+}
+
+fn admit<B, E: Send + Sync + 'static>(req: &mut Request<B>, claims: Claims<E>, verifier: &Verifier) {
+    audit(req, Some(&claims), "allow", "valid_token", "");
+    let ext = req.extensions_mut();
+    if std::any::TypeId::of::<E>() != std::any::TypeId::of::<()>() {
+        ext.insert(claims.to_standard());
+    }
+    ext.insert(claims);
+    ext.insert(Authenticated {
+        realm: verifier.realm().into(),
+    });
+}
+
+fn render<B, ResB, R: OnReject<ResB>>(
+    req: &Request<B>,
+    err: &AuthError,
+    verifier: &Verifier,
+    on_reject: &R,
+) -> Response<ResB> {
+    audit(req, None::<&Claims>, "deny", err.reason().label(), "");
+    tracing::debug!(reason = %err, "request refused");
+    on_reject.on_reject(
+        err,
+        &RejectContext {
+            grpc: is_grpc(req),
+            realm: verifier.realm(),
+        },
+    )
+}
+
+impl<S, E, R> Verify<S, E, R> {
+    fn reject<B, ResB, F, Er>(&self, req: &Request<B>, err: &AuthError) -> ResponseFuture<F, ResB, Er>
+    where
+        R: OnReject<ResB>,
+    {
+        ResponseFuture::reject(render(req, err, &self.config.verifier, &self.on_reject))
+    }
+}
+
+type Waiting<B, E> = Pin<Box<dyn Future<Output = Result<Response<B>, E>> + Send>>;
+
+pin_project! {
+    /// Response future of [`Verify`] and [`RequireScopes`](crate::RequireScopes).
+    pub struct ResponseFuture<F, B, E> {
+        #[pin]
+        state: State<F, B, E>,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<F, B, E> {
+        Inner { #[pin] future: F },
+        Reject { response: Option<Response<B>> },
+        Waiting { future: Waiting<B, E> },
+    }
+}
+
+impl<F, B, E> ResponseFuture<F, B, E> {
+    pub(crate) fn inner(future: F) -> Self {
+        Self {
+            state: State::Inner { future },
+        }
+    }
+
+    pub(crate) fn reject(response: Response<B>) -> Self {
+        Self {
+            state: State::Reject {
+                response: Some(response),
+            },
+        }
+    }
+
+    fn waiting(future: Waiting<B, E>) -> Self {
+        Self {
+            state: State::Waiting { future },
+        }
+    }
+}
+
+impl<F, B, E> Future for ResponseFuture<F, B, E>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+{
+    type Output = Result<Response<B>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().state.project() {
+            StateProj::Inner { future } => future.poll(cx),
+            StateProj::Reject { response } => match response.take() {
+                Some(response) => Poll::Ready(Ok(response)),
+                None => Poll::Pending,
+            },
+            StateProj::Waiting { future } => Poll::Ready(ready!(future.as_mut().poll(cx))),
+        }
+    }
+}
+
+impl<F, B, E> fmt::Debug for ResponseFuture<F, B, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+    }
+}
+
+#[cfg(feature = "tonic")]
+impl<S: tonic::server::NamedService, E, R> tonic::server::NamedService for Verify<S, E, R> {
+    const NAME: &'static str = S::NAME;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> Config {
+        // A verifier is not needed to test extraction; build a minimal one.
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let verifier = rt
+            .block_on(
+                Verifier::builder()
+                    .issuer("https://id.example")
+                    .jwks_json(r#"{"keys":[{"kty":"OKP","crv":"Ed25519","kid":"k","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]}"#)
+                    .audience("a")
+                    .build(),
+            )
+            .unwrap();
+        Config {
+            verifier,
+            authorization: true,
+            extra: vec![
+                TokenSource::Cookie("at".into()),
+                TokenSource::Header(HeaderName::from_static("x-token")),
+            ],
+            optional: false,
+        }
+    }
+
+    fn req(headers: &[(&str, &str)]) -> Request<()> {
+        let mut b = Request::builder();
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        b.body(()).unwrap()
+    }
+
+    #[test]
+    fn bearer_scheme_is_case_insensitive() {
+        let c = config();
+        for scheme in ["Bearer", "bearer", "BEARER", "bEaReR"] {
+            let r = req(&[("authorization", &format!("{scheme} abc"))]);
+            assert_eq!(extract_token(&r, &c), Ok(Some("abc")));
+        }
+    }
+
+    #[test]
+    fn other_schemes_are_no_token() {
+        let c = config();
+        let r = req(&[("authorization", "Basic dXNlcjpwdw==")]);
+        assert_eq!(extract_token(&r, &c), Ok(None));
+    }
+
+    #[test]
+    fn empty_bearer_is_invalid_request() {
+        let c = config();
+        assert_eq!(
+            extract_token(&req(&[("authorization", "Bearer ")]), &c),
+            Err(Reason::EmptyBearer)
+        );
+        assert_eq!(
+            extract_token(&req(&[("authorization", "Bearer")]), &c),
+            Err(Reason::EmptyBearer)
+        );
+    }
+
+    #[test]
+    fn two_credentials_are_refused() {
+        let c = config();
+        let two_headers = req(&[("authorization", "Bearer a"), ("authorization", "Bearer a")]);
+        assert_eq!(extract_token(&two_headers, &c), Err(Reason::MultipleCredentials));
+        let header_and_cookie = req(&[("authorization", "Bearer a"), ("cookie", "x=1; at=b")]);
+        assert_eq!(
+            extract_token(&header_and_cookie, &c),
+            Err(Reason::MultipleCredentials)
+        );
+    }
+
+    #[test]
+    fn cookie_and_custom_header_are_sources() {
+        let c = config();
+        assert_eq!(
+            extract_token(&req(&[("cookie", "x=1; at=tok; y=2")]), &c),
+            Ok(Some("tok"))
+        );
+        assert_eq!(extract_token(&req(&[("x-token", "tok2")]), &c), Ok(Some("tok2")));
+        assert_eq!(extract_token(&req(&[("cookie", "att=tok")]), &c), Ok(None));
+    }
+
+    #[test]
+    fn futures_and_services_are_send_sync_static() {
+        fn assert_send_sync<T: Send + Sync + 'static>() {}
+        fn assert_send<T: Send + 'static>() {}
+        assert_send_sync::<VerifyLayer>();
+        assert_send_sync::<Verify<tower::util::BoxCloneSyncService<Request<()>, Response<()>, ()>>>();
+        assert_send::<
+            ResponseFuture<
+                std::future::Ready<Result<Response<()>, ()>>,
+                (),
+                (),
+            >,
+        >();
+    }
+}

@@ -153,6 +153,21 @@ impl<E> Claims<E> {
         &self.standard.scopes
     }
 
+    /// `Ok` if every one of `scopes` is granted, else an
+    /// [`insufficient_scope`](crate::ErrorKind::InsufficientScope) error naming
+    /// them all. For per-method checks, e.g. in tonic handlers (with feature
+    /// `tonic`, `?` turns it into `PERMISSION_DENIED`).
+    pub fn require_scopes<'a>(
+        &self,
+        scopes: impl IntoIterator<Item = &'a str> + Clone,
+    ) -> Result<(), crate::AuthError> {
+        if scopes.clone().into_iter().all(|s| self.scopes().contains(s)) {
+            return Ok(());
+        }
+        let joined: Vec<&str> = scopes.into_iter().collect();
+        Err(crate::AuthError::insufficient_scope(joined.join(" ").into()))
+    }
+
     /// `roles`.
     pub fn roles(&self) -> &[String] {
         &self.standard.roles

@@ -405,6 +405,19 @@ fn percent_encode(message: &str) -> String {
     out
 }
 
+#[cfg(feature = "tonic")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tonic")))]
+impl From<AuthError> for tonic::Status {
+    /// UNAUTHENTICATED, `PERMISSION_DENIED`, UNAVAILABLE, `INVALID_ARGUMENT` or
+    /// INTERNAL, with the fixed description as message.
+    fn from(err: AuthError) -> Self {
+        tonic::Status::new(
+            tonic::Code::from_i32(i32::from(err.grpc_code())),
+            err.to_string(),
+        )
+    }
+}
+
 /// Is this request gRPC (`content-type: application/grpc…`)?
 pub(crate) fn is_grpc<B>(req: &http::Request<B>) -> bool {
     req.headers()

@@ -5,6 +5,7 @@ mod claims;
 mod error;
 mod health;
 pub mod jwks;
+mod jws;
 mod scopes;
 mod verifier;
 mod verify;

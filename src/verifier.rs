@@ -24,25 +24,22 @@
 //! # Ok(()) }
 //! ```
 
-use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime};
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::Algorithm;
-use serde::Deserialize;
-use serde::de::{DeserializeOwned, IgnoredAny};
+use serde::de::DeserializeOwned;
 use tokio::sync::oneshot;
 
 use crate::claims::{Claims, WireClaims};
 use crate::error::{AuthError, BuildError, Reason};
 use crate::health::{Counters, Health, Metrics};
+use crate::jws::{self, KeyMiss};
 use crate::jwks::{
-    AlgSet, FetchSettings, KeySet, KeySource, Lifecycle, Location, Remote, Trigger, check_url,
-    parse_alg, parse_url, secret_key,
+    AlgSet, FetchSettings, KeySet, KeySource, Origin, Lifecycle, Location, Remote, Trigger, check_url,
+    parse_url, secret_key,
 };
 
 /// Verifies bearer tokens against the keys of the issuers it trusts.
@@ -110,30 +107,6 @@ pub(crate) enum Check<E> {
     Refetch(Arc<KeySource>),
 }
 
-/// Largest decoded JOSE header accepted: bounds the JSON work done before
-/// any signature check (real headers are under 200 bytes).
-const MAX_HEADER_LEN: usize = 4096;
-
-#[derive(Deserialize)]
-struct WireHeader<'a> {
-    #[serde(borrow)]
-    alg: Cow<'a, str>,
-    #[serde(borrow, default)]
-    kid: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    typ: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    cty: Option<Cow<'a, str>>,
-    #[serde(default)]
-    crit: Option<IgnoredAny>,
-    #[serde(default)]
-    b64: Option<IgnoredAny>,
-    #[serde(default)]
-    enc: Option<IgnoredAny>,
-    #[serde(default)]
-    zip: Option<IgnoredAny>,
-}
-
 impl Verifier {
     /// Starts configuring a verifier.
     pub fn builder() -> VerifierBuilder {
@@ -187,64 +160,8 @@ impl Verifier {
 
     fn verify_token<E: DeserializeOwned>(&self, token: &str) -> Result<Claims<E>, Outcome> {
         let inner = &*self.inner;
-        // SAFETY (CVE-2025-30204-style DoS): bound the token before any
-        // decoding or JSON work.
-        if token.len() > inner.policy.max_token_len {
-            return Err(Outcome::Reject(Reason::TooLong));
-        }
-        let (message, signature) = token.rsplit_once('.').ok_or(Reason::Malformed)?;
-        let (header_b64, payload_b64) = message.split_once('.').ok_or(Reason::Malformed)?;
-        // Exactly three non-empty segments: JWE (five), unsecured JWS with an
-        // empty signature and trailing-dot variants all stop here.
-        if header_b64.is_empty()
-            || payload_b64.is_empty()
-            || signature.is_empty()
-            || payload_b64.contains('.')
-        {
-            return Err(Outcome::Reject(Reason::Malformed));
-        }
-        if header_b64.len() > MAX_HEADER_LEN * 4 / 3 + 4 {
-            return Err(Outcome::Reject(Reason::Malformed));
-        }
-        let header_json = URL_SAFE_NO_PAD
-            .decode(header_b64)
-            .map_err(|_| Reason::Malformed)?;
-        let header: WireHeader<'_> =
-            serde_json::from_slice(&header_json).map_err(|_| Reason::Malformed)?;
-
-        // SAFETY (RFC 8725 §3.1, CVE-2015-9235): the algorithm must be one we
-        // allow by exact name; `none` and unknown names never parse.
-        let alg = parse_alg(&header.alg).ok_or(Reason::AlgorithmNotAllowed)?;
-        if !inner.all_algs.contains(alg) {
-            return Err(Outcome::Reject(Reason::AlgorithmNotAllowed));
-        }
-        // SAFETY (RFC 7515 §4.1.11, CVE-2025-59420): we understand no
-        // critical extension, so any `crit` fails; `b64` changes what is
-        // signed; `enc`/`zip` mean JWE; `cty: JWT` means a nested token whose
-        // inner claims were never validated here.
-        if header.crit.is_some() || header.b64.is_some() || header.enc.is_some() || header.zip.is_some()
-        {
-            return Err(Outcome::Reject(Reason::UnsupportedHeader));
-        }
-        if header
-            .cty
-            .as_deref()
-            .is_some_and(|cty| cty.eq_ignore_ascii_case("JWT"))
-        {
-            return Err(Outcome::Reject(Reason::UnsupportedHeader));
-        }
-        if inner.policy.typ == TypPolicy::AccessToken
-            && !header.typ.as_deref().is_some_and(|t| {
-                t.eq_ignore_ascii_case("at+jwt") || t.eq_ignore_ascii_case("application/at+jwt")
-            })
-        {
-            return Err(Outcome::Reject(Reason::WrongType));
-        }
-
-        let payload_json = URL_SAFE_NO_PAD
-            .decode(payload_b64)
-            .map_err(|_| Reason::Malformed)?;
-        let claims: WireClaims<E> = serde_json::from_slice(&payload_json).map_err(|e| {
+        let jws = jws::parse(token, inner.policy.max_token_len, inner.all_algs, inner.policy.typ)?;
+        let claims: WireClaims<E> = serde_json::from_slice(&jws::payload(&jws)?).map_err(|e| {
             if e.is_data() {
                 Reason::InvalidClaim
             } else {
@@ -252,7 +169,7 @@ impl Verifier {
             }
         })?;
 
-        // `iss` only chooses whose keys to try; it is trusted after the
+        // `iss` only chooses whose keys to try; it is trusted once the
         // signature verifies with that issuer's key. Exact match, no
         // normalization (CVE-2024-53861).
         let iss = claims.iss().ok_or(Reason::MissingClaim)?;
@@ -261,7 +178,7 @@ impl Verifier {
             .iter()
             .find(|i| &*i.iss == iss)
             .ok_or(Reason::UnknownIssuer)?;
-        if !issuer.algs.contains(alg) {
+        if !issuer.algs.contains(jws.alg) {
             return Err(Outcome::Reject(Reason::AlgorithmNotAllowed));
         }
 
@@ -269,44 +186,19 @@ impl Verifier {
         let Some(snapshot) = snapshot.as_ref() else {
             return Err(Outcome::Reject(Reason::KeysUnavailable));
         };
-        let set: &KeySet = &snapshot.set;
-        let refetch = || {
-            if issuer.keys.is_remote() {
-                Outcome::Refetch(Arc::clone(&issuer.keys))
-            } else {
-                Outcome::Reject(Reason::UnknownKey)
+        if let Err(miss) = jws::verify_with(&snapshot.set, &jws) {
+            let refetch = matches!(
+                miss,
+                KeyMiss::Unknown | KeyMiss::BadSignature { kidless: true }
+            );
+            if refetch && issuer.keys.is_remote() {
+                return Err(Outcome::Refetch(Arc::clone(&issuer.keys)));
             }
-        };
-        // SAFETY (RFC 8725 §3.10, CVE-2018-0114): keys come only from the
-        // issuer's configured key set, by `kid`; `jwk`, `jku`, `x5u` and `x5c`
-        // headers are never read.
-        let verified = if let Some(kid) = header.kid.as_deref() {
-            let candidates = set.by_kid(kid);
-            if candidates.is_empty() {
-                return Err(refetch());
-            }
-            let mut fitting = candidates.iter().filter(|k| k.algs.contains(alg)).peekable();
-            if fitting.peek().is_none() {
-                return Err(Outcome::Reject(Reason::KeyAlgorithmMismatch));
-            }
-            fitting.any(|k| signature_ok(signature, message, k, alg))
-        } else {
-            // Without a kid, accept only when exactly one key fits the alg:
-            // never try keys one after another.
-            let mut fitting = set.for_alg(alg);
-            match (fitting.next(), fitting.next()) {
-                (None, _) => return Err(refetch()),
-                (Some(key), None) => {
-                    if !signature_ok(signature, message, key, alg) {
-                        return Err(refetch());
-                    }
-                    true
-                }
-                (Some(_), Some(_)) => return Err(Outcome::Reject(Reason::UnknownKey)),
-            }
-        };
-        if !verified {
-            return Err(Outcome::Reject(Reason::BadSignature));
+            return Err(Outcome::Reject(match miss {
+                KeyMiss::Unknown | KeyMiss::Ambiguous => Reason::UnknownKey,
+                KeyMiss::Mismatch => Reason::KeyAlgorithmMismatch,
+                KeyMiss::BadSignature { .. } => Reason::BadSignature,
+            }));
         }
 
         let now = unix_now();
@@ -373,19 +265,6 @@ impl From<Reason> for Outcome {
     fn from(reason: Reason) -> Self {
         Outcome::Reject(reason)
     }
-}
-
-fn signature_ok(
-    signature: &str,
-    message: &str,
-    key: &crate::jwks::VerifyKey,
-    alg: Algorithm,
-) -> bool {
-    // The crypto backend does the comparison (constant time for HMAC).
-    matches!(
-        jsonwebtoken::crypto::verify(signature, message.as_bytes(), &key.key, alg),
-        Ok(true)
-    )
 }
 
 fn unix_now() -> i64 {
@@ -792,7 +671,7 @@ impl VerifierBuilder {
             }
             let (initial, remote) = match &issuer.source {
                 SourceConfig::Static(json) => {
-                    let mut set = match KeySet::from_json(json.as_bytes(), algs, self.fetch.max_keys)
+                    let mut set = match KeySet::from_json(json.as_bytes(), algs, self.fetch.max_keys, Origin::Static)
                     {
                         Ok(set) => set,
                         Err(crate::jwks::FetchError::NoUsableKeys) if issuer.secret.is_some() => {

@@ -8,7 +8,7 @@ use reqwest::Url;
 use serde::Deserialize;
 
 use super::FetchError;
-use super::keyset::{AlgSet, KeySet};
+use super::keyset::{AlgSet, KeySet, Origin};
 
 /// Limits and policy for every HTTP fetch of one verifier.
 #[derive(Debug, Clone)]
@@ -128,7 +128,7 @@ pub(crate) async fn fetch_jwks(
             &["application/json", "application/jwk-set+json"],
         )
         .await?;
-        let set = KeySet::from_json(&body, allowed, settings.max_keys)?;
+        let set = KeySet::from_json(&body, allowed, settings.max_keys, Origin::Remote)?;
         Ok(Fetched::Keys { set, etag, max_age })
     };
     tokio::time::timeout(settings.timeout, work)

@@ -7,6 +7,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, DecodingKey};
 use serde::Deserialize;
+use serde::de::IgnoredAny;
 
 use super::FetchError;
 
@@ -36,7 +37,7 @@ impl AlgSet {
             | bit(Algorithm::PS384)
             | bit(Algorithm::PS512),
     );
-    const HMAC: AlgSet =
+    pub(crate) const HMAC: AlgSet =
         AlgSet(bit(Algorithm::HS256) | bit(Algorithm::HS384) | bit(Algorithm::HS512));
 
     /// The set holding exactly these algorithms.
@@ -157,6 +158,19 @@ struct RawJwk {
     x: Option<String>,
     #[serde(default)]
     y: Option<String>,
+    #[serde(default)]
+    k: Option<String>,
+    #[serde(default)]
+    d: Option<IgnoredAny>,
+}
+
+/// Where a key set comes from decides what it may hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Origin {
+    /// Fetched from a URL: public keys only.
+    Remote,
+    /// Configured in code: symmetric (`oct`) keys allowed for HMAC algorithms.
+    Static,
 }
 
 impl KeySet {
@@ -167,6 +181,7 @@ impl KeySet {
         body: &[u8],
         allowed: AlgSet,
         max_keys: usize,
+        origin: Origin,
     ) -> Result<KeySet, FetchError> {
         let raw: RawSet = serde_json::from_slice(body).map_err(|e| FetchError::Parse {
             reason: format!("not a JWK Set: {e}"),
@@ -177,12 +192,32 @@ impl KeySet {
                 limit: max_keys,
             });
         }
-        let mut set = KeySet::default();
+        let mut keys = Vec::with_capacity(raw.keys.len());
         for (index, value) in raw.keys.into_iter().enumerate() {
-            match parse_jwk(value, allowed) {
-                Ok(key) => set.insert(key),
+            match parse_jwk(value, allowed, origin) {
+                Ok(key) => keys.push(key),
                 Err(why) => tracing::warn!(index, reason = why, "skipping JWK"),
             }
+        }
+        // SAFETY (ambiguity): two usable keys under one kid leave the choice
+        // of key to the token; drop them all rather than guess.
+        let mut set = KeySet::default();
+        for key in keys.iter().filter(|k| {
+            k.kid.as_ref().is_none_or(|kid| {
+                keys.iter().filter(|o| o.kid.as_ref() == Some(kid)).count() == 1
+            })
+        }) {
+            set.insert(VerifyKey {
+                kid: key.kid.clone(),
+                key: key.key.clone(),
+                algs: key.algs,
+            });
+        }
+        if set.keys.len() < keys.len() {
+            tracing::warn!(
+                dropped = keys.len() - set.keys.len(),
+                "skipping JWKs that share a kid with another key"
+            );
         }
         if set.keys.is_empty() {
             return Err(FetchError::NoUsableKeys);
@@ -236,8 +271,13 @@ fn decode_b64(field: Option<&str>, name: &'static str) -> Result<Vec<u8>, String
 /// `alg` if present, so an RSA key can never verify an HMAC signature and a
 /// token's header alone never chooses how a key is used. Keys marked for
 /// encryption (`use`, `key_ops`) never verify anything.
-fn parse_jwk(value: serde_json::Value, allowed: AlgSet) -> Result<VerifyKey, String> {
+fn parse_jwk(value: serde_json::Value, allowed: AlgSet, origin: Origin) -> Result<VerifyKey, String> {
     let jwk: RawJwk = serde_json::from_value(value).map_err(|e| format!("invalid JWK: {e}"))?;
+    // SAFETY: a published set holding private keys is compromised; using
+    // its public half would hide that from the operator.
+    if jwk.d.is_some() {
+        return Err("private key material (`d`) in a public key set".into());
+    }
     if let Some(use_) = &jwk.use_
         && use_ != "sig"
     {
@@ -256,7 +296,14 @@ fn parse_jwk(value: serde_json::Value, allowed: AlgSet) -> Result<VerifyKey, Str
             if !(MIN_RSA_MODULUS..=MAX_RSA_MODULUS).contains(&n_len) {
                 return Err(format!("RSA modulus of {} bits is not allowed", n_len * 8));
             }
-            if e.is_empty() || e.len() > 8 {
+            // e must be odd and greater than 1 (RFC 8017 §3.1); e = 1 makes
+            // every "signature" its own message.
+            let e_trimmed: Vec<u8> = e.iter().copied().skip_while(|b| *b == 0).collect();
+            if e_trimmed.is_empty()
+                || e_trimmed.len() > 8
+                || e_trimmed == [1]
+                || e_trimmed.last().is_some_and(|b| b % 2 == 0)
+            {
                 return Err("RSA exponent is invalid".into());
             }
             (AlgSet::RSA, DecodingKey::from_rsa_raw_components(&n, &e))
@@ -284,6 +331,13 @@ fn parse_jwk(value: serde_json::Value, allowed: AlgSet) -> Result<VerifyKey, Str
                 return Err("Ed25519 key must be 32 bytes".into());
             }
             (AlgSet::of([Algorithm::EdDSA]), DecodingKey::from_ed_der(&x))
+        }
+        ("oct", _) if origin == Origin::Static => {
+            let k = decode_b64(jwk.k.as_deref(), "k")?;
+            if k.len() < 32 {
+                return Err("symmetric key shorter than 32 bytes".into());
+            }
+            (AlgSet::HMAC, DecodingKey::from_secret(&k).map_err(|e| e.to_string())?)
         }
         (kty, crv) => {
             return Err(format!(
@@ -345,6 +399,7 @@ mod tests {
             format!(r#"{{"keys":[{}]}}"#, keys.join(",")).as_bytes(),
             AlgSet::ASYMMETRIC,
             16,
+            Origin::Remote,
         )
     }
 
@@ -398,7 +453,7 @@ mod tests {
     fn a_set_without_usable_keys_is_an_error() {
         assert!(matches!(set(&[]), Err(FetchError::NoUsableKeys)));
         assert!(matches!(
-            KeySet::from_json(b"garbage", AlgSet::ASYMMETRIC, 16),
+            KeySet::from_json(b"garbage", AlgSet::ASYMMETRIC, 16, Origin::Remote),
             Err(FetchError::Parse { .. })
         ));
     }
@@ -415,8 +470,36 @@ mod tests {
             format!(r#"{{"keys":[{}]}}"#, rsa_jwk("")).as_bytes(),
             AlgSet::of([Algorithm::ES256]),
             16,
+            Origin::Remote,
         );
         assert!(matches!(err, Err(FetchError::NoUsableKeys)));
+    }
+
+    #[test]
+    fn duplicate_kids_are_dropped() {
+        let s = set(&[rsa_jwk(""), rsa_jwk(""), rsa_jwk("").replace("r1", "r2")]).unwrap();
+        assert!(s.by_kid("r1").is_empty());
+        assert_eq!(s.by_kid("r2").len(), 1);
+    }
+
+    #[test]
+    fn private_keys_and_weak_exponents_are_skipped() {
+        let err = set(&[
+            rsa_jwk(r#","d":"AQAB""#),
+            rsa_jwk("").replace("AQAB", "AQ").replace("r1", "e1"),
+            rsa_jwk("").replace("AQAB", "AQAA").replace("r1", "even"),
+        ]);
+        assert!(matches!(err, Err(FetchError::NoUsableKeys)));
+    }
+
+    #[test]
+    fn symmetric_keys_only_in_static_sets() {
+        let oct = r#"{"keys":[{"kty":"oct","kid":"h","k":"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8"}]}"#;
+        let hs = AlgSet::of([Algorithm::HS256]);
+        assert!(KeySet::from_json(oct.as_bytes(), hs, 16, Origin::Remote).is_err());
+        let s = KeySet::from_json(oct.as_bytes(), hs, 16, Origin::Static).unwrap();
+        assert!(s.by_kid("h")[0].algs.contains(Algorithm::HS256));
+        assert!(KeySet::from_json(oct.as_bytes(), AlgSet::ASYMMETRIC, 16, Origin::Static).is_err());
     }
 
     #[test]

@@ -15,7 +15,7 @@ mod source;
 
 pub use keyset::AlgSet;
 pub(crate) use fetch::{FetchSettings, check_url, parse_url};
-pub(crate) use keyset::{KeySet, VerifyKey, parse_alg, secret_key};
+pub(crate) use keyset::{KeySet, Origin, VerifyKey, parse_alg, secret_key};
 pub(crate) use source::{KeySource, Lifecycle, Location, Remote, Trigger};
 
 /// Why fetching or parsing a key set or discovery document failed.
@@ -85,4 +85,38 @@ pub enum FetchError {
         /// Why it was refused.
         reason: String,
     },
+}
+
+/// Verifies the signature of a compact JWS against a JWK Set — the signature
+/// layer only: the same header checks, key selection and algorithm rules as
+/// for tokens, but no claims. Returns the decoded payload.
+///
+/// For conformance suites (Wycheproof) and tools. The set may hold `oct`
+/// keys (as a static set may); HMAC still needs an HS algorithm in `allowed`.
+///
+/// ```
+/// use authlayer::jwks::{AlgSet, verify_jws};
+/// use authlayer::{Algorithm, Reason};
+///
+/// let jwks = r#"{"keys":[{"kty":"oct","kid":"k","k":"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8"}]}"#;
+/// let allowed = AlgSet::of([Algorithm::HS256]);
+/// // The header `{}` names no algorithm.
+/// assert_eq!(verify_jws("e30.e30.AAAA", jwks, allowed), Err(Reason::Malformed));
+/// // `{"alg":"none"}` is never accepted.
+/// assert_eq!(
+///     verify_jws("eyJhbGciOiJub25lIn0.e30.AAAA", jwks, allowed),
+///     Err(Reason::AlgorithmNotAllowed)
+/// );
+/// ```
+pub fn verify_jws(token: &str, jwks: &str, allowed: AlgSet) -> Result<Vec<u8>, crate::Reason> {
+    use crate::Reason;
+    let set = KeySet::from_json(jwks.as_bytes(), allowed, 64, Origin::Static)
+        .map_err(|_| Reason::UnknownKey)?;
+    let jws = crate::jws::parse(token, 64 * 1024, allowed, crate::TypPolicy::Any)?;
+    crate::jws::verify_with(&set, &jws).map_err(|miss| match miss {
+        crate::jws::KeyMiss::Mismatch => Reason::KeyAlgorithmMismatch,
+        crate::jws::KeyMiss::BadSignature { .. } => Reason::BadSignature,
+        _ => Reason::UnknownKey,
+    })?;
+    crate::jws::payload(&jws)
 }

@@ -1,0 +1,181 @@
+//! The JWS compact serialization: split, header checks, key selection and
+//! signature verification. Shared by the [`Verifier`](crate::Verifier) and
+//! [`jwks::verify_jws`](crate::jwks::verify_jws).
+
+use std::borrow::Cow;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::Algorithm;
+use serde::Deserialize;
+use serde::de::IgnoredAny;
+
+use crate::error::Reason;
+use crate::jwks::{AlgSet, KeySet, VerifyKey, parse_alg};
+use crate::verifier::TypPolicy;
+
+/// Largest decoded JOSE header accepted: bounds the JSON work done before
+/// any signature check (real headers are under 200 bytes).
+const MAX_HEADER_LEN: usize = 4096;
+
+/// A token split into its parts, with its header checked.
+pub(crate) struct Compact<'t> {
+    /// `header.payload`: what the signature covers.
+    pub(crate) message: &'t str,
+    pub(crate) payload_b64: &'t str,
+    pub(crate) signature: &'t str,
+    pub(crate) alg: Algorithm,
+    pub(crate) kid: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct WireHeader<'a> {
+    #[serde(borrow)]
+    alg: Cow<'a, str>,
+    #[serde(borrow, default)]
+    kid: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    typ: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    cty: Option<Cow<'a, str>>,
+    #[serde(default)]
+    crit: Option<IgnoredAny>,
+    #[serde(default)]
+    b64: Option<IgnoredAny>,
+    #[serde(default)]
+    enc: Option<IgnoredAny>,
+    #[serde(default)]
+    zip: Option<IgnoredAny>,
+}
+
+/// Splits `token` and checks its header. Everything here is bounded and
+/// happens before any key lookup or signature work.
+pub(crate) fn parse(
+    token: &str,
+    max_len: usize,
+    allowed: AlgSet,
+    typ: TypPolicy,
+) -> Result<Compact<'_>, Reason> {
+    // SAFETY (CVE-2025-30204-style DoS): bound the token before any
+    // decoding or JSON work.
+    if token.len() > max_len {
+        return Err(Reason::TooLong);
+    }
+    let (message, signature) = token.rsplit_once('.').ok_or(Reason::Malformed)?;
+    let (header_b64, payload_b64) = message.split_once('.').ok_or(Reason::Malformed)?;
+    // Exactly three non-empty segments: JWE (five), unsecured JWS with an
+    // empty signature and trailing-dot variants all stop here.
+    if header_b64.is_empty()
+        || payload_b64.is_empty()
+        || signature.is_empty()
+        || payload_b64.contains('.')
+        || header_b64.len() > MAX_HEADER_LEN * 4 / 3 + 4
+    {
+        return Err(Reason::Malformed);
+    }
+    // Strict base64url: no padding, no whitespace, no non-canonical trailing bits.
+    let header_json = URL_SAFE_NO_PAD
+        .decode(header_b64)
+        .map_err(|_| Reason::Malformed)?;
+    // Duplicate members among the fields below fail here (serde refuses
+    // duplicate fields), so a header cannot say two things at once.
+    let header: WireHeader<'_> =
+        serde_json::from_slice(&header_json).map_err(|_| Reason::Malformed)?;
+
+    // SAFETY (RFC 8725 §3.1, CVE-2015-9235): the algorithm must be one we
+    // allow, by exact name; `none` and unknown names never parse.
+    let alg = parse_alg(&header.alg).ok_or(Reason::AlgorithmNotAllowed)?;
+    if !allowed.contains(alg) {
+        return Err(Reason::AlgorithmNotAllowed);
+    }
+    // SAFETY (RFC 7515 §4.1.11, CVE-2025-59420): we understand no critical
+    // extension, so any `crit` fails; `b64` changes what is signed;
+    // `enc`/`zip` mean JWE; `cty: JWT` is a nested token whose inner claims
+    // nobody validated (CVE-2024-33664).
+    if header.crit.is_some() || header.b64.is_some() || header.enc.is_some() || header.zip.is_some()
+    {
+        return Err(Reason::UnsupportedHeader);
+    }
+    if header
+        .cty
+        .as_deref()
+        .is_some_and(|cty| cty.eq_ignore_ascii_case("JWT"))
+    {
+        return Err(Reason::UnsupportedHeader);
+    }
+    if typ == TypPolicy::AccessToken
+        && !header.typ.as_deref().is_some_and(|t| {
+            t.eq_ignore_ascii_case("at+jwt") || t.eq_ignore_ascii_case("application/at+jwt")
+        })
+    {
+        return Err(Reason::WrongType);
+    }
+    Ok(Compact {
+        message,
+        payload_b64,
+        signature,
+        alg,
+        kid: header.kid.map(Cow::into_owned),
+    })
+}
+
+/// Why no key verified the signature.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum KeyMiss {
+    /// No key with this kid (or, without kid, no key for the alg): a refetch may help.
+    Unknown,
+    /// The kid exists but its key cannot verify this alg.
+    Mismatch,
+    /// No kid and several keys fit the alg.
+    Ambiguous,
+    /// The key's signature check failed; `kidless` tokens may be explained by rotation.
+    BadSignature { kidless: bool },
+}
+
+/// Verifies the signature of `jws` with a key of `set`.
+///
+/// SAFETY (RFC 8725 §3.10, CVE-2018-0114): keys come only from the configured
+/// key set, by `kid`; `jwk`, `jku`, `x5u` and `x5c` headers are never read.
+/// Without a kid, the token is accepted only when exactly one key fits its
+/// alg: keys are never tried one after another.
+pub(crate) fn verify_with(set: &KeySet, jws: &Compact<'_>) -> Result<(), KeyMiss> {
+    if let Some(kid) = jws.kid.as_deref() {
+        let candidates = set.by_kid(kid);
+        if candidates.is_empty() {
+            return Err(KeyMiss::Unknown);
+        }
+        let key = candidates
+            .iter()
+            .find(|k| k.algs.contains(jws.alg))
+            .ok_or(KeyMiss::Mismatch)?;
+        return if signature_ok(jws, key) {
+            Ok(())
+        } else {
+            Err(KeyMiss::BadSignature { kidless: false })
+        };
+    }
+    let mut fitting = set.for_alg(jws.alg);
+    match (fitting.next(), fitting.next()) {
+        (None, _) => Err(KeyMiss::Unknown),
+        (Some(key), None) if signature_ok(jws, key) => Ok(()),
+        (Some(_), None) => Err(KeyMiss::BadSignature { kidless: true }),
+        (Some(_), Some(_)) => Err(KeyMiss::Ambiguous),
+    }
+}
+
+fn signature_ok(jws: &Compact<'_>, key: &VerifyKey) -> bool {
+    // The crypto backend compares (in constant time for HMAC); the key's
+    // allowed algorithms were checked by the caller.
+    key.algs.contains(jws.alg)
+        && matches!(
+            jsonwebtoken::crypto::verify(jws.signature, jws.message.as_bytes(), &key.key, jws.alg),
+            Ok(true)
+        )
+}
+
+/// Decodes the payload segment.
+pub(crate) fn payload(jws: &Compact<'_>) -> Result<Vec<u8>, Reason> {
+    URL_SAFE_NO_PAD
+        .decode(jws.payload_b64)
+        .map_err(|_| Reason::Malformed)
+}

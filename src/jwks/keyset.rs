@@ -337,7 +337,10 @@ fn parse_jwk(value: serde_json::Value, allowed: AlgSet, origin: Origin) -> Resul
             if k.len() < 32 {
                 return Err("symmetric key shorter than 32 bytes".into());
             }
-            (AlgSet::HMAC, DecodingKey::from_secret(&k).map_err(|e| e.to_string())?)
+            (
+                hmac_algs_for(k.len()),
+                DecodingKey::from_secret(&k).map_err(|e| e.to_string())?,
+            )
         }
         (kty, crv) => {
             return Err(format!(
@@ -361,10 +364,29 @@ fn parse_jwk(value: serde_json::Value, allowed: AlgSet, origin: Origin) -> Resul
     })
 }
 
+/// The HMAC algorithms a secret of `len` bytes may verify.
+///
+/// SAFETY (RFC 7518 §3.2): "a key of the same size as the hash output or
+/// larger MUST be used": 32 bytes for HS256, 48 for HS384, 64 for HS512.
+fn hmac_algs_for(len: usize) -> AlgSet {
+    let mut algs = AlgSet::default();
+    for (alg, min) in [
+        (Algorithm::HS256, 32),
+        (Algorithm::HS384, 48),
+        (Algorithm::HS512, 64),
+    ] {
+        if len >= min {
+            algs = algs.or(AlgSet::of([alg]));
+        }
+    }
+    algs
+}
+
 /// A key for HMAC algorithms from an explicitly configured shared secret.
 ///
 /// SAFETY (RFC 7518 §3.2): a secret shorter than 32 bytes is refused, and the
-/// key can only verify the HMAC algorithms of the allow-list.
+/// key can only verify the HMAC algorithms of the allow-list whose hash
+/// output is not longer than the secret.
 pub(crate) fn secret_key(
     kid: Option<String>,
     secret: &[u8],
@@ -373,9 +395,18 @@ pub(crate) fn secret_key(
     if secret.len() < 32 {
         return Err("a shared secret must be at least 32 bytes".into());
     }
-    let algs = allowed.and(AlgSet::HMAC);
+    if allowed.and(AlgSet::HMAC).is_empty() {
+        return Err(
+            "a shared secret needs HS256, HS384 or HS512 in the algorithm allow-list".into(),
+        );
+    }
+    let algs = allowed.and(hmac_algs_for(secret.len()));
     if algs.is_empty() {
-        return Err("a shared secret needs HS256, HS384 or HS512 in the algorithm allow-list".into());
+        return Err(format!(
+            "a shared secret of {} bytes is too short for the allowed HMAC algorithms \
+             (HS384 needs 48 bytes, HS512 64)",
+            secret.len()
+        ));
     }
     Ok(VerifyKey {
         kid: kid.map(String::into_boxed_str),
@@ -500,6 +531,33 @@ mod tests {
         let s = KeySet::from_json(oct.as_bytes(), hs, 16, Origin::Static).unwrap();
         assert!(s.by_kid("h")[0].algs.contains(Algorithm::HS256));
         assert!(KeySet::from_json(oct.as_bytes(), AlgSet::ASYMMETRIC, 16, Origin::Static).is_err());
+    }
+
+    #[test]
+    fn hmac_keys_verify_only_algorithms_their_length_allows() {
+        // 47 bytes: enough for HS256, too short for HS384 (RFC 7518 §3.2).
+        let k47 = URL_SAFE_NO_PAD.encode([7u8; 47]);
+        let k64 = URL_SAFE_NO_PAD.encode([7u8; 64]);
+        let doc = |k: &str, alg: &str| {
+            format!(r#"{{"keys":[{{"kty":"oct","kid":"h","k":"{k}"{alg}}}]}}"#)
+        };
+        let s =
+            KeySet::from_json(doc(&k47, "").as_bytes(), AlgSet::HMAC, 16, Origin::Static).unwrap();
+        let algs = s.by_kid("h")[0].algs;
+        assert!(algs.contains(Algorithm::HS256));
+        assert!(!algs.contains(Algorithm::HS384));
+        assert!(!algs.contains(Algorithm::HS512));
+        let pinned = doc(&k47, r#","alg":"HS384""#);
+        assert!(KeySet::from_json(pinned.as_bytes(), AlgSet::HMAC, 16, Origin::Static).is_err());
+        let s =
+            KeySet::from_json(doc(&k64, "").as_bytes(), AlgSet::HMAC, 16, Origin::Static).unwrap();
+        assert!(s.by_kid("h")[0].algs.contains(Algorithm::HS512));
+
+        let hs512 = AlgSet::of([Algorithm::HS512]);
+        assert!(secret_key(None, &[7; 63], hs512).is_err());
+        assert!(secret_key(None, &[7; 64], hs512).is_ok());
+        let key = secret_key(None, &[7; 32], AlgSet::HMAC).unwrap();
+        assert_eq!(key.algs, AlgSet::of([Algorithm::HS256]));
     }
 
     #[test]

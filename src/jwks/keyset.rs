@@ -192,6 +192,15 @@ impl KeySet {
                 limit: max_keys,
             });
         }
+        // SAFETY (ambiguity): two signing keys under one kid leave the choice
+        // of key to the token; drop them all rather than guess. Every entry
+        // meant for signatures counts, even one this crate cannot use (a
+        // lenient verifier elsewhere may use it); keys for encryption do not
+        // (RFC 7517 §4.5 lets an encryption and a signing key share a kid).
+        let mut signing_kids: HashMap<String, usize> = HashMap::new();
+        for kid in raw.keys.iter().filter_map(signing_kid) {
+            *signing_kids.entry(kid).or_default() += 1;
+        }
         let mut keys = Vec::with_capacity(raw.keys.len());
         for (index, value) in raw.keys.into_iter().enumerate() {
             match parse_jwk(value, allowed, origin) {
@@ -199,25 +208,21 @@ impl KeySet {
                 Err(why) => tracing::warn!(index, reason = why, "skipping JWK"),
             }
         }
-        // SAFETY (ambiguity): two usable keys under one kid leave the choice
-        // of key to the token; drop them all rather than guess.
         let mut set = KeySet::default();
-        for key in keys.iter().filter(|k| {
-            k.kid.as_ref().is_none_or(|kid| {
-                keys.iter().filter(|o| o.kid.as_ref() == Some(kid)).count() == 1
-            })
-        }) {
-            set.insert(VerifyKey {
-                kid: key.kid.clone(),
-                key: key.key.clone(),
-                algs: key.algs,
-            });
+        let mut dropped = 0_usize;
+        for key in keys {
+            if key
+                .kid
+                .as_deref()
+                .is_some_and(|kid| signing_kids.get(kid).is_some_and(|n| *n > 1))
+            {
+                dropped += 1;
+                continue;
+            }
+            set.insert(key);
         }
-        if set.keys.len() < keys.len() {
-            tracing::warn!(
-                dropped = keys.len() - set.keys.len(),
-                "skipping JWKs that share a kid with another key"
-            );
+        if dropped > 0 {
+            tracing::warn!(dropped, "skipping JWKs that share a kid with another key");
         }
         if set.keys.is_empty() {
             return Err(FetchError::NoUsableKeys);
@@ -255,6 +260,18 @@ impl KeySet {
     pub(crate) fn kids(&self) -> impl Iterator<Item = &str> {
         self.by_kid.keys().map(AsRef::as_ref)
     }
+}
+
+/// The `kid` of a JWK Set entry meant for signatures (`use` absent or
+/// "sig", `key_ops` absent or with "verify"), usable or not.
+fn signing_kid(value: &serde_json::Value) -> Option<String> {
+    let kid = value.get("kid")?.as_str()?;
+    let other_use = value.get("use").is_some_and(|u| u != "sig");
+    let no_verify = value
+        .get("key_ops")
+        .and_then(serde_json::Value::as_array)
+        .is_some_and(|ops| !ops.iter().any(|op| op == "verify"));
+    (!other_use && !no_verify).then(|| kid.to_owned())
 }
 
 fn decode_b64(field: Option<&str>, name: &'static str) -> Result<Vec<u8>, String> {
@@ -511,6 +528,23 @@ mod tests {
         let s = set(&[rsa_jwk(""), rsa_jwk(""), rsa_jwk("").replace("r1", "r2")]).unwrap();
         assert!(s.by_kid("r1").is_empty());
         assert_eq!(s.by_kid("r2").len(), 1);
+    }
+
+    #[test]
+    fn a_kid_shared_with_an_unusable_signing_key_is_dropped() {
+        // The second key's `n` is not canonical base64url (trailing bits):
+        // unusable here, but a lenient verifier would use it.
+        let bad = rsa_jwk("").replace(r#"qDKgw""#, r#"qDKgx""#);
+        assert!(
+            set(&[rsa_jwk(""), bad, rsa_jwk("").replace("r1", "r2")])
+                .unwrap()
+                .by_kid("r1")
+                .is_empty()
+        );
+        // An encryption key may share the kid of a signing key.
+        let enc = rsa_jwk(r#","use":"enc""#);
+        let ops = rsa_jwk(r#","key_ops":["encrypt"]"#);
+        assert_eq!(set(&[enc, ops, rsa_jwk("")]).unwrap().by_kid("r1").len(), 1);
     }
 
     #[test]

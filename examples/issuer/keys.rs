@@ -1,0 +1,797 @@
+//! Signing keys: generation, persistence, the JWK Set, JWT signing and
+//! checking, and rotation.
+//!
+//! # Rotation timeline
+//!
+//! Every key carries the instant it starts signing (`activates`). At any
+//! moment the signer is the key with the latest `activates` in the past.
+//!
+//! ```text
+//! rotate()        publish_lead        the new key signs   access_ttl + retire_grace
+//!    |------------------------------------|-----------------------------------|
+//!    new key in the JWKS, unused          old key in the JWKS, unused          old key removed
+//! ```
+//!
+//! - A new key is published `publish_lead` before it signs (by default twice
+//!   the JWKS `max-age`), so every downstream that refreshes on time already
+//!   has it when the first token signed by it arrives.
+//! - The previous key stops signing at that instant and stays published for
+//!   `access_ttl + retire_grace`: until every token it signed has expired,
+//!   plus the downstream clock leeway.
+//! - Only one key waits at a time: rotating again while a key is pending
+//!   returns the pending one.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::{Duration, SystemTime};
+
+use aws_lc_rs::encoding::AsDer;
+use aws_lc_rs::signature::{self as sig, KeyPair as _};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+use tokio::sync::Notify;
+
+/// The algorithms this issuer signs with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SigningAlg {
+    /// RSASSA-PKCS1-v1_5 with SHA-256, RSA 2048.
+    RS256,
+    /// ECDSA P-256 with SHA-256.
+    ES256,
+    /// Ed25519.
+    EdDSA,
+}
+
+impl SigningAlg {
+    /// Parses a JOSE algorithm name (exact, as in a JWS header).
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "RS256" => Some(Self::RS256),
+            "ES256" => Some(Self::ES256),
+            "EdDSA" => Some(Self::EdDSA),
+            _ => None,
+        }
+    }
+
+    /// The JOSE name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::RS256 => "RS256",
+            Self::ES256 => "ES256",
+            Self::EdDSA => "EdDSA",
+        }
+    }
+
+    fn verification(self) -> &'static dyn sig::VerificationAlgorithm {
+        match self {
+            Self::RS256 => &sig::RSA_PKCS1_2048_8192_SHA256,
+            Self::ES256 => &sig::ECDSA_P256_SHA256_FIXED,
+            Self::EdDSA => &sig::ED25519,
+        }
+    }
+}
+
+/// Something went wrong with keys: generation, signing or the key directory.
+#[derive(Debug)]
+pub struct KeyError(pub String);
+
+impl std::fmt::Display for KeyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for KeyError {}
+
+enum Signer {
+    Rsa(aws_lc_rs::rsa::KeyPair),
+    Ec(sig::EcdsaKeyPair),
+    Ed(sig::Ed25519KeyPair),
+}
+
+/// One signing key and its schedule.
+pub struct Key {
+    meta: KeyMeta,
+    signer: Signer,
+    public: Vec<u8>,
+    jwk: Value,
+}
+
+/// What is persisted about a key besides its private part.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct KeyMeta {
+    kid: String,
+    alg: SigningAlg,
+    created_ms: i64,
+    activates_ms: i64,
+    /// The longest access-token lifetime in force while the key could sign.
+    ttl_ms: i64,
+}
+
+fn b64(bytes: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+fn ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+fn key_err(what: &str) -> impl Fn(aws_lc_rs::error::Unspecified) -> KeyError + '_ {
+    move |_| KeyError(format!("{what} failed in the crypto library"))
+}
+
+impl Key {
+    /// Generates a key; returns it with its PKCS#8 document for persistence.
+    fn generate(meta: KeyMeta) -> Result<(Self, Vec<u8>), KeyError> {
+        let (signer, pkcs8) = match meta.alg {
+            SigningAlg::RS256 => {
+                let kp = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048)
+                    .map_err(key_err("RSA key generation"))?;
+                let der = kp.as_der().map_err(key_err("RSA key encoding"))?;
+                let der = der.as_ref().to_vec();
+                (Signer::Rsa(kp), der)
+            }
+            SigningAlg::ES256 => {
+                let kp = sig::EcdsaKeyPair::generate(&sig::ECDSA_P256_SHA256_FIXED_SIGNING)
+                    .map_err(key_err("P-256 key generation"))?;
+                let der = kp.to_pkcs8v1().map_err(key_err("P-256 key encoding"))?;
+                let der = der.as_ref().to_vec();
+                (Signer::Ec(kp), der)
+            }
+            SigningAlg::EdDSA => {
+                let kp =
+                    sig::Ed25519KeyPair::generate().map_err(key_err("Ed25519 key generation"))?;
+                let der = kp.to_pkcs8().map_err(key_err("Ed25519 key encoding"))?;
+                let der = der.as_ref().to_vec();
+                (Signer::Ed(kp), der)
+            }
+        };
+        Ok((Self::assemble(meta, signer), pkcs8))
+    }
+
+    fn from_pkcs8(meta: KeyMeta, der: &[u8]) -> Result<Self, KeyError> {
+        let rejected = |e: aws_lc_rs::error::KeyRejected| {
+            KeyError(format!(
+                "key {}: not a valid {} key: {e}",
+                meta.kid,
+                meta.alg.name()
+            ))
+        };
+        let signer = match meta.alg {
+            SigningAlg::RS256 => {
+                Signer::Rsa(aws_lc_rs::rsa::KeyPair::from_pkcs8(der).map_err(rejected)?)
+            }
+            SigningAlg::ES256 => Signer::Ec(
+                sig::EcdsaKeyPair::from_pkcs8(&sig::ECDSA_P256_SHA256_FIXED_SIGNING, der)
+                    .map_err(rejected)?,
+            ),
+            SigningAlg::EdDSA => {
+                Signer::Ed(sig::Ed25519KeyPair::from_pkcs8(der).map_err(rejected)?)
+            }
+        };
+        Ok(Self::assemble(meta, signer))
+    }
+
+    fn assemble(meta: KeyMeta, signer: Signer) -> Self {
+        let (public, mut jwk) = match &signer {
+            Signer::Rsa(kp) => {
+                let c = sig::RsaPublicKeyComponents::<Vec<u8>>::from(kp.public_key());
+                (
+                    kp.public_key().as_ref().to_vec(),
+                    json!({"kty": "RSA", "n": b64(&c.n), "e": b64(&c.e)}),
+                )
+            }
+            Signer::Ec(kp) => {
+                // Uncompressed point: 0x04 || x (32) || y (32).
+                let point = kp.public_key().as_ref().to_vec();
+                let (x, y) = point
+                    .get(1..)
+                    .map_or((&[][..], &[][..]), |p| p.split_at(p.len() / 2));
+                let jwk = json!({"kty": "EC", "crv": "P-256", "x": b64(x), "y": b64(y)});
+                (point, jwk)
+            }
+            Signer::Ed(kp) => {
+                let public = kp.public_key().as_ref().to_vec();
+                let jwk = json!({"kty": "OKP", "crv": "Ed25519", "x": b64(&public)});
+                (public, jwk)
+            }
+        };
+        jwk["kid"] = json!(meta.kid);
+        jwk["use"] = json!("sig");
+        jwk["alg"] = json!(meta.alg.name());
+        Self {
+            meta,
+            signer,
+            public,
+            jwk,
+        }
+    }
+
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, KeyError> {
+        match &self.signer {
+            Signer::Rsa(kp) => {
+                let mut out = vec![0; kp.public_modulus_len()];
+                kp.sign(
+                    &sig::RSA_PKCS1_SHA256,
+                    &aws_lc_rs::rand::SystemRandom::new(),
+                    message,
+                    &mut out,
+                )
+                .map_err(key_err("RSA signing"))?;
+                Ok(out)
+            }
+            Signer::Ec(kp) => kp
+                .sign(&aws_lc_rs::rand::SystemRandom::new(), message)
+                .map(|s| s.as_ref().to_vec())
+                .map_err(key_err("ECDSA signing")),
+            Signer::Ed(kp) => Ok(kp.sign(message).as_ref().to_vec()),
+        }
+    }
+
+    fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
+        sig::UnparsedPublicKey::new(self.meta.alg.verification(), &self.public)
+            .verify(message, signature)
+            .is_ok()
+    }
+
+    /// The key id.
+    pub fn kid(&self) -> &str {
+        &self.meta.kid
+    }
+}
+
+#[derive(Deserialize)]
+struct JwsHeader {
+    alg: String,
+    kid: Option<String>,
+    typ: Option<String>,
+    crit: Option<Value>,
+}
+
+/// Lower-case hex.
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    bytes.iter().fold(String::new(), |mut out, b| {
+        let _ = write!(out, "{b:02x}");
+        out
+    })
+}
+
+/// A key's place in the timeline, for `/admin/keys` and logs.
+#[derive(Debug, Clone, Serialize)]
+pub struct KeyStatus {
+    /// Key id.
+    pub kid: String,
+    /// Algorithm.
+    pub alg: &'static str,
+    /// `pending` (published, not signing yet), `active` (signing) or
+    /// `retiring` (published for tokens it signed, not signing).
+    pub state: &'static str,
+    /// When it starts (or started) signing, ms since the epoch.
+    pub activates_ms: i64,
+    /// When it leaves the JWK Set, if a successor is scheduled.
+    pub removed_ms: Option<i64>,
+}
+
+/// The outcome of a rotation request.
+#[derive(Debug, Clone, Serialize)]
+pub struct Rotation {
+    /// The new (or already pending) key.
+    pub kid: String,
+    /// When it starts signing, ms since the epoch.
+    pub activates_ms: i64,
+    /// The key signing now, which it replaces.
+    pub replaces: Option<String>,
+    /// `true` when a rotation was already in progress and nothing new was made.
+    pub already_pending: bool,
+}
+
+/// The issuer's keys. All methods are cheap except `open` and `rotate`,
+/// which generate keys and write files off the async threads.
+pub struct KeyManager {
+    keys: RwLock<Arc<Vec<Arc<Key>>>>,
+    dir: Option<PathBuf>,
+    alg: SigningAlg,
+    ttl_ms: i64,
+    grace_ms: i64,
+    lead: Duration,
+    wake: Notify,
+    // Serializes rotations and housekeeping (both rewrite the key list).
+    writer: tokio::sync::Mutex<()>,
+    announced: Mutex<Option<String>>,
+}
+
+const META_FILE: &str = "keys.json";
+
+#[derive(Serialize, Deserialize)]
+struct MetaFile {
+    keys: Vec<KeyMeta>,
+}
+
+impl KeyManager {
+    /// Loads the keys from `dir` (if any) or generates a first key that
+    /// signs at once: nobody can hold a token of this issuer yet, so there
+    /// is nothing to wait for.
+    pub async fn open(
+        dir: Option<PathBuf>,
+        alg: SigningAlg,
+        access_ttl: Duration,
+        retire_grace: Duration,
+        publish_lead: Duration,
+    ) -> Result<Arc<Self>, KeyError> {
+        let ttl_ms = ms(access_ttl);
+        let manager = Arc::new(Self {
+            keys: RwLock::new(Arc::new(Vec::new())),
+            dir: dir.clone(),
+            alg,
+            ttl_ms,
+            grace_ms: ms(retire_grace),
+            lead: publish_lead,
+            wake: Notify::new(),
+            writer: tokio::sync::Mutex::new(()),
+            announced: Mutex::new(None),
+        });
+        let loaded = match &dir {
+            Some(dir) => {
+                let dir = dir.clone();
+                blocking(move || load_dir(&dir, ttl_ms)).await?
+            }
+            None => Vec::new(),
+        };
+        let now = now_ms();
+        let mut keys: Vec<Arc<Key>> = loaded.into_iter().map(Arc::new).collect();
+        keys.sort_by_key(|k| k.meta.activates_ms);
+        manager.set(keys);
+        manager.housekeeping().await?;
+        if manager.signer(now).is_none() {
+            manager.add_key(now).await?;
+            if let Some(dir) = &manager.dir {
+                tracing::info!(dir = %dir.display(), "no usable key in the key directory: generated one");
+            }
+        } else if manager.signer(now).is_some_and(|k| k.meta.alg != alg)
+            && manager.pending(now).is_none()
+        {
+            // SIGNING_ALG changed: move to a key of the new kind, the usual way.
+            let rotation = manager.rotate(publish_lead).await?;
+            tracing::info!(kid = %rotation.kid, alg = alg.name(), "SIGNING_ALG changed: rotating to a new key");
+        }
+        if let Some(dir) = &manager.dir {
+            manager.persist_meta(dir).await?;
+        }
+        Ok(manager)
+    }
+
+    fn snapshot(&self) -> Arc<Vec<Arc<Key>>> {
+        Arc::clone(&self.keys.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    fn set(&self, keys: Vec<Arc<Key>>) {
+        *self.keys.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(keys);
+    }
+
+    /// The key that signs at `now`: the latest one activated.
+    fn signer(&self, now: i64) -> Option<Arc<Key>> {
+        self.snapshot()
+            .iter()
+            .rev()
+            .find(|k| k.meta.activates_ms <= now)
+            .cloned()
+    }
+
+    fn pending(&self, now: i64) -> Option<Arc<Key>> {
+        self.snapshot()
+            .iter()
+            .find(|k| k.meta.activates_ms > now)
+            .cloned()
+    }
+
+    /// When key `i` leaves the JWK Set: its successor's activation plus the
+    /// longest lifetime of a token it signed plus the grace.
+    fn removal(&self, keys: &[Arc<Key>], i: usize) -> Option<i64> {
+        let next = keys.get(i + 1)?;
+        Some(
+            next.meta
+                .activates_ms
+                .saturating_add(keys[i].meta.ttl_ms.max(self.ttl_ms))
+                .saturating_add(self.grace_ms),
+        )
+    }
+
+    fn published(&self, now: i64) -> Vec<Arc<Key>> {
+        let keys = self.snapshot();
+        (0..keys.len())
+            .filter(|&i| self.removal(&keys, i).is_none_or(|t| t > now))
+            .map(|i| Arc::clone(&keys[i]))
+            .collect()
+    }
+
+    /// The JWK Set: pending, active and retiring keys.
+    pub fn jwks(&self) -> Value {
+        let keys: Vec<Value> = self
+            .published(now_ms())
+            .iter()
+            .map(|k| k.jwk.clone())
+            .collect();
+        json!({ "keys": keys })
+    }
+
+    /// The algorithms of the published keys.
+    pub fn algorithms(&self) -> Vec<&'static str> {
+        let mut algs: Vec<&'static str> = self
+            .published(now_ms())
+            .iter()
+            .map(|k| k.meta.alg.name())
+            .collect();
+        algs.sort_unstable();
+        algs.dedup();
+        algs
+    }
+
+    /// Signs `claims` as an RFC 9068 access token (`typ: at+jwt`) with the
+    /// current key; returns the compact JWS.
+    pub fn sign_access_token(&self, claims: &Value) -> Result<String, KeyError> {
+        let key = self
+            .signer(now_ms())
+            .ok_or_else(|| KeyError("no signing key".into()))?;
+        let header = json!({"alg": key.meta.alg.name(), "typ": "at+jwt", "kid": key.meta.kid});
+        let message = format!(
+            "{}.{}",
+            b64(header.to_string().as_bytes()),
+            b64(claims.to_string().as_bytes())
+        );
+        let signature = key.sign(message.as_bytes())?;
+        Ok(format!("{message}.{}", b64(&signature)))
+    }
+
+    /// The claims of `token` if one of the published keys signed it, else
+    /// `None`. Checks only the signature and the header; the caller checks
+    /// the claims.
+    pub fn verify_jwt(&self, token: &str) -> Option<Map<String, Value>> {
+        // SAFETY (DoS): bound the work before decoding anything.
+        if token.len() > 16 * 1024 {
+            return None;
+        }
+        let (message, signature) = token.rsplit_once('.')?;
+        let (header, payload) = message.split_once('.')?;
+        if payload.contains('.') {
+            return None;
+        }
+        let header: JwsHeader =
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header).ok()?).ok()?;
+        if header.crit.is_some() || !header.typ.is_some_and(|t| t.eq_ignore_ascii_case("at+jwt")) {
+            return None;
+        }
+        let kid = header.kid?;
+        let key = self
+            .published(now_ms())
+            .into_iter()
+            .find(|k| k.meta.kid == kid)?;
+        // SAFETY (RFC 8725 §3.1): the key decides the algorithm; the header
+        // must name exactly it, so no alg confusion is possible.
+        if header.alg != key.meta.alg.name() {
+            return None;
+        }
+        let signature = URL_SAFE_NO_PAD.decode(signature).ok()?;
+        if !key.verify(message.as_bytes(), &signature) {
+            return None;
+        }
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok()
+    }
+
+    /// Where each key stands now.
+    pub fn status(&self) -> Vec<KeyStatus> {
+        let now = now_ms();
+        let keys = self.snapshot();
+        let signer = self.signer(now).map(|k| k.meta.kid.clone());
+        (0..keys.len())
+            .filter_map(|i| {
+                let k = &keys[i];
+                let removed_ms = self.removal(&keys, i);
+                if removed_ms.is_some_and(|t| t <= now) {
+                    return None;
+                }
+                let state = if k.meta.activates_ms > now {
+                    "pending"
+                } else if signer.as_deref() == Some(k.meta.kid.as_str()) {
+                    "active"
+                } else {
+                    "retiring"
+                };
+                Some(KeyStatus {
+                    kid: k.meta.kid.clone(),
+                    alg: k.meta.alg.name(),
+                    state,
+                    activates_ms: k.meta.activates_ms,
+                    removed_ms,
+                })
+            })
+            .collect()
+    }
+
+    /// Starts a rotation: a new key is published now and signs after `lead`.
+    /// If a key is already pending, returns it instead.
+    pub async fn rotate(&self, lead: Duration) -> Result<Rotation, KeyError> {
+        let _writer = self.writer.lock().await;
+        let now = now_ms();
+        let replaces = self.signer(now).map(|k| k.meta.kid.clone());
+        if let Some(pending) = self.pending(now) {
+            return Ok(Rotation {
+                kid: pending.meta.kid.clone(),
+                activates_ms: pending.meta.activates_ms,
+                replaces,
+                already_pending: true,
+            });
+        }
+        let activates_ms = now.saturating_add(ms(lead));
+        let key = self.add_key(activates_ms).await?;
+        tracing::info!(
+            kid = %key.meta.kid,
+            alg = key.meta.alg.name(),
+            replaces = replaces.as_deref().unwrap_or("-"),
+            lead_ms = ms(lead),
+            "key rotation: new key published; it signs after the lead time"
+        );
+        self.wake.notify_one();
+        Ok(Rotation {
+            kid: key.meta.kid.clone(),
+            activates_ms,
+            replaces,
+            already_pending: false,
+        })
+    }
+
+    /// The configured publication lead.
+    pub fn lead(&self) -> Duration {
+        self.lead
+    }
+
+    async fn add_key(&self, activates_ms: i64) -> Result<Arc<Key>, KeyError> {
+        let now = now_ms();
+        let mut id = [0u8; 6];
+        aws_lc_rs::rand::fill(&mut id).map_err(key_err("random key id"))?;
+        let meta = KeyMeta {
+            kid: format!(
+                "{}-{:x}-{}",
+                self.alg.name().to_ascii_lowercase(),
+                now / 1000,
+                hex(&id)
+            ),
+            alg: self.alg,
+            created_ms: now,
+            activates_ms,
+            ttl_ms: self.ttl_ms,
+        };
+        let dir = self.dir.clone();
+        let key = blocking(move || {
+            let (key, pkcs8) = Key::generate(meta)?;
+            if let Some(dir) = dir {
+                write_private_key(&dir, &key.meta.kid, &pkcs8)?;
+            }
+            Ok(key)
+        })
+        .await?;
+        let key = Arc::new(key);
+        let mut keys: Vec<Arc<Key>> = self.snapshot().iter().cloned().collect();
+        keys.push(Arc::clone(&key));
+        keys.sort_by_key(|k| k.meta.activates_ms);
+        self.set(keys);
+        if let Some(dir) = &self.dir {
+            self.persist_meta(dir).await?;
+        }
+        Ok(key)
+    }
+
+    async fn persist_meta(&self, dir: &Path) -> Result<(), KeyError> {
+        let meta = MetaFile {
+            keys: self.snapshot().iter().map(|k| k.meta.clone()).collect(),
+        };
+        let dir = dir.to_path_buf();
+        blocking(move || write_meta(&dir, &meta)).await
+    }
+
+    /// Drops keys whose tokens have all expired (from memory and disk) and
+    /// logs when a new key has started signing.
+    pub async fn housekeeping(&self) -> Result<(), KeyError> {
+        let _writer = self.writer.lock().await;
+        let now = now_ms();
+        let keys = self.snapshot();
+        let (keep, gone): (Vec<usize>, Vec<usize>) =
+            (0..keys.len()).partition(|&i| self.removal(&keys, i).is_none_or(|t| t > now));
+        if !gone.is_empty() {
+            self.set(keep.iter().map(|&i| Arc::clone(&keys[i])).collect());
+            for &i in &gone {
+                tracing::info!(kid = %keys[i].meta.kid, "key retired: every token it signed has expired; removed from the JWK Set");
+            }
+            if let Some(dir) = &self.dir {
+                self.persist_meta(dir).await?;
+                let dir = dir.clone();
+                let kids: Vec<String> = gone.iter().map(|&i| keys[i].meta.kid.clone()).collect();
+                blocking(move || {
+                    for kid in kids {
+                        let _ = std::fs::remove_file(dir.join(format!("{kid}.pk8")));
+                    }
+                    Ok(())
+                })
+                .await?;
+            }
+        }
+        if let Some(signer) = self.signer(now) {
+            let mut announced = self
+                .announced
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if announced.as_deref() != Some(signer.meta.kid.as_str()) {
+                tracing::info!(kid = %signer.meta.kid, alg = signer.meta.alg.name(), "key now signs new tokens");
+                *announced = Some(signer.meta.kid.clone());
+            }
+        }
+        Ok(())
+    }
+
+    /// The next instant something changes: a pending key activates, a key
+    /// retires, or a timed rotation is due.
+    fn next_event(&self, now: i64, rotate_every: Option<Duration>) -> Option<i64> {
+        let keys = self.snapshot();
+        let mut times: Vec<i64> = keys
+            .iter()
+            .map(|k| k.meta.activates_ms)
+            .chain((0..keys.len()).filter_map(|i| self.removal(&keys, i)))
+            .filter(|&t| t > now)
+            .collect();
+        if let Some(due) = self.rotation_due_at(now, rotate_every) {
+            times.push(due);
+        }
+        times.into_iter().min()
+    }
+
+    /// When the timer should start the next rotation: early enough that the
+    /// new key signs `rotate_every` after the current one began.
+    fn rotation_due_at(&self, now: i64, rotate_every: Option<Duration>) -> Option<i64> {
+        let every = rotate_every?;
+        if self.pending(now).is_some() {
+            return None;
+        }
+        let current = self.signer(now)?;
+        Some(
+            current
+                .meta
+                .activates_ms
+                .saturating_add(ms(every))
+                .saturating_sub(ms(self.lead)),
+        )
+    }
+
+    /// Runs housekeeping and timed rotation until the task is aborted.
+    pub async fn run(self: Arc<Self>, rotate_every: Option<Duration>) {
+        loop {
+            let mut pause = Duration::ZERO;
+            if let Err(e) = self.housekeeping().await {
+                tracing::error!(error = %e, "key housekeeping failed; retrying in 30 s");
+                pause = Duration::from_secs(30);
+            }
+            let now = now_ms();
+            if pause.is_zero()
+                && self
+                    .rotation_due_at(now, rotate_every)
+                    .is_some_and(|due| due <= now)
+                && let Err(e) = self.rotate(self.lead).await
+            {
+                tracing::error!(error = %e, "timed key rotation failed; retrying in 30 s");
+                pause = Duration::from_secs(30);
+            }
+            if pause.is_zero() {
+                let now = now_ms();
+                // Wake a little after the event so it has surely happened;
+                // cap the wait so a clock jump is noticed within a minute.
+                let wait = self.next_event(now, rotate_every).map_or(60_000, |t| {
+                    t.saturating_sub(now).saturating_add(5).clamp(5, 60_000)
+                });
+                pause = Duration::from_millis(u64::try_from(wait).unwrap_or(60_000));
+            }
+            tokio::select! {
+                () = tokio::time::sleep(pause) => {}
+                () = self.wake.notified() => {}
+            }
+        }
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, KeyError> + Send + 'static,
+) -> Result<T, KeyError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| KeyError(format!("key task failed: {e}")))?
+}
+
+fn valid_kid(kid: &str) -> bool {
+    // SAFETY (path traversal): kids name files in KEY_DIR.
+    !kid.is_empty()
+        && kid.len() <= 64
+        && kid
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+fn io_err(what: &str, path: &Path) -> impl Fn(std::io::Error) -> KeyError {
+    let message = format!("{what} {}", path.display());
+    move |e| KeyError(format!("{message}: {e}"))
+}
+
+fn load_dir(dir: &Path, ttl_ms: i64) -> Result<Vec<Key>, KeyError> {
+    create_dir(dir)?;
+    let path = dir.join(META_FILE);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(io_err("cannot read", &path)(e)),
+    };
+    let meta: MetaFile = serde_json::from_str(&text)
+        .map_err(|e| KeyError(format!("{} is corrupt: {e}", path.display())))?;
+    let mut keys = Vec::new();
+    for mut meta in meta.keys {
+        if !valid_kid(&meta.kid) {
+            return Err(KeyError(format!(
+                "{}: invalid key id {:?}",
+                path.display(),
+                meta.kid
+            )));
+        }
+        let file = dir.join(format!("{}.pk8", meta.kid));
+        let der = std::fs::read(&file).map_err(io_err("cannot read key file", &file))?;
+        meta.ttl_ms = meta.ttl_ms.max(ttl_ms);
+        keys.push(Key::from_pkcs8(meta, &der)?);
+    }
+    Ok(keys)
+}
+
+fn create_dir(dir: &Path) -> Result<(), KeyError> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt as _;
+        // SAFETY: private keys live here; only the owner may list them.
+        builder.mode(0o700);
+    }
+    builder.create(dir).map_err(io_err("cannot create", dir))
+}
+
+fn write_private_key(dir: &Path, kid: &str, pkcs8: &[u8]) -> Result<(), KeyError> {
+    use std::io::Write as _;
+    create_dir(dir)?;
+    let path = dir.join(format!("{kid}.pk8"));
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        // SAFETY: the private key is readable by the owner only.
+        options.mode(0o600);
+    }
+    let mut file = options
+        .open(&path)
+        .map_err(io_err("cannot create key file", &path))?;
+    file.write_all(pkcs8)
+        .and_then(|()| file.sync_all())
+        .map_err(io_err("cannot write key file", &path))
+}
+
+fn write_meta(dir: &Path, meta: &MetaFile) -> Result<(), KeyError> {
+    let path = dir.join(META_FILE);
+    let tmp = dir.join(format!("{META_FILE}.tmp"));
+    let text = serde_json::to_string_pretty(meta)
+        .map_err(|e| KeyError(format!("cannot encode key list: {e}")))?;
+    // Write then rename: a crash leaves the old list or the new one, never half.
+    std::fs::write(&tmp, text).map_err(io_err("cannot write", &tmp))?;
+    std::fs::rename(&tmp, &path).map_err(io_err("cannot replace", &path))
+}

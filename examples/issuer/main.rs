@@ -1,0 +1,170 @@
+//! A small but real token issuer for the services that authlayer protects.
+//!
+//! ```text
+//! cargo run --example issuer
+//! ```
+//!
+//! Settings come from `--name value` flags or `NAME` environment variables
+//! (flag `--access-ttl 5m` = `ACCESS_TTL=5m`):
+//!
+//! | setting | default | meaning |
+//! |---|---|---|
+//! | `PORT` | 4000 | listen on 127.0.0.1:PORT (0: any free port) |
+//! | `ISSUER_URL` | `http://127.0.0.1:PORT` | the `iss` of every token, and the base URL |
+//! | `ACCESS_TTL` | 15m | access-token lifetime |
+//! | `REFRESH_TTL` | 8h | refresh-token family lifetime (from login) |
+//! | `SIGNING_ALG` | `RS256` | `RS256`, `ES256` or `EdDSA` (for new keys) |
+//! | `USERS_FILE` | demo user | TOML/JSON `users = [{ username, password_hash, scopes, roles, tenant, audiences }]` |
+//! | `CLIENTS_FILE` | demo client | TOML/JSON `clients = [{ client_id, secret_hash, scopes, audiences, grant_types, roles, tenant, admin }]` |
+//! | `UPSTREAMS_FILE` | none | TOML/JSON `upstreams = [{ name, issuer, audience, jwks_url, roles, scopes, role_scopes, … }]` |
+//! | `KEY_DIR` | none (memory) | persist signing keys (PKCS#8, mode 0600) across restarts |
+//! | `ROTATE_EVERY` | 24h | timed key rotation (`off` to disable) |
+//! | `JWKS_MAX_AGE` | 5m | `Cache-Control: max-age` of the JWK Set |
+//! | `KEY_PUBLISH_LEAD` | 2 × `JWKS_MAX_AGE` | a new key is published this long before it signs |
+//! | `KEY_RETIRE_GRACE` | 2m | an old key stays published this long after its last token expired |
+//! | `DEFAULT_AUDIENCE` | `urn:orders` | audience when a request names none |
+//! | `LOGIN_CLIENT_ID` | `login` | `client_id` of tokens from `/login` |
+//!
+//! Password and secret hashes are Argon2 PHC strings; print one with
+//! `cargo run --example issuer -- hash` (reads the secret from stdin).
+//!
+//! Endpoints: `POST /login`, `POST /refresh`, `POST /token`
+//! (`client_credentials`, `refresh_token`, RFC 8693 token exchange),
+//! `POST /introspect` (RFC 7662), `POST /revoke` (RFC 7009),
+//! `GET /.well-known/jwks.json`, `GET /.well-known/openid-configuration`,
+//! `POST /admin/rotate` and `GET /admin/keys` (admin clients), `GET /health`.
+//! `SIGHUP` starts a key rotation.
+//!
+//! State (refresh-token families, revocations) is kept in memory: a restart
+//! ends every session, while access tokens stay valid until they expire.
+
+pub mod config;
+pub mod credentials;
+pub mod exchange;
+pub mod keys;
+pub mod server;
+pub mod store;
+pub mod tokens;
+
+use std::process::ExitCode;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().is_some_and(|a| a == "hash") {
+        return hash_from_stdin();
+    }
+    if args.iter().any(|a| a == "--help" || a == "-h") {
+        println!(
+            "usage: issuer [--setting value]… | issuer hash   (settings: see the source header)"
+        );
+        return ExitCode::SUCCESS;
+    }
+    let settings = match config::Settings::from_args(args.drain(..)) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("issuer: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let config = match config::Config::from_settings(&settings) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("issuer: configuration error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    announce_seeds(&config);
+    let running = match server::start(config).await {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("issuer: cannot start: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    println!("listening on {}", running.addr());
+    serve_until_ctrl_c(running).await
+}
+
+/// Prints what was seeded, loudly: demo credentials must never go unnoticed.
+pub fn announce_seeds(config: &config::Config) {
+    if config.seeded.is_empty() {
+        return;
+    }
+    eprintln!("################################################################");
+    eprintln!("#  DEMO MODE: no USERS_FILE / CLIENTS_FILE given. Seeded:");
+    for seed in &config.seeded {
+        eprintln!("#   - {seed}");
+    }
+    eprintln!("#  Anyone who reads this can log in. Never expose this issuer.");
+    eprintln!("################################################################");
+}
+
+/// Serves until Ctrl-C; `SIGHUP` starts a key rotation.
+pub async fn serve_until_ctrl_c(running: server::Running) -> ExitCode {
+    #[cfg(unix)]
+    let mut hangup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot listen for SIGHUP; rotate with POST /admin/rotate");
+            None
+        }
+    };
+    loop {
+        #[cfg(unix)]
+        let hup = async {
+            match hangup.as_mut() {
+                Some(s) => s.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let hup = std::future::pending::<Option<()>>();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => break,
+            Some(()) = hup => {
+                match running.rotate().await {
+                    Ok(r) => tracing::info!(kid = %r.kid, already_pending = r.already_pending, "SIGHUP: key rotation"),
+                    Err(e) => tracing::error!(error = %e, "SIGHUP: key rotation failed"),
+                }
+            }
+        }
+    }
+    match running.shutdown().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("issuer: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `issuer hash`: reads one secret from stdin, prints its Argon2 PHC string.
+fn hash_from_stdin() -> ExitCode {
+    let mut secret = String::new();
+    if std::io::stdin().read_line(&mut secret).is_err() {
+        eprintln!("issuer hash: cannot read stdin");
+        return ExitCode::FAILURE;
+    }
+    let secret = secret.trim_end_matches(['\r', '\n']);
+    if secret.is_empty() {
+        eprintln!("issuer hash: give the secret on stdin, e.g. `echo -n s3cret | issuer hash`");
+        return ExitCode::FAILURE;
+    }
+    match credentials::hash_secret(secret) {
+        Ok(phc) => {
+            println!("{phc}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("issuer hash: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

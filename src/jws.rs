@@ -77,6 +77,12 @@ pub(crate) fn parse(
     let header_json = URL_SAFE_NO_PAD
         .decode(header_b64)
         .map_err(|_| Reason::Malformed)?;
+    // A JOSE header is a JSON object (RFC 7515 §4). serde would also read
+    // the struct from an array (`["RS256"]`), which no other JOSE library
+    // accepts: refuse anything else before parsing.
+    if header_json.trim_ascii_start().first() != Some(&b'{') {
+        return Err(Reason::Malformed);
+    }
     // Duplicate members among the fields below fail here (serde refuses
     // duplicate fields), so a header cannot say two things at once.
     let header: WireHeader<'_> =

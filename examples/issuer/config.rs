@@ -113,6 +113,8 @@ impl fmt::Debug for User {
 /// A confidential OAuth client. Secrets are stored only as Argon2 PHC strings.
 #[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
+// `client_id` is the OAuth parameter name, kept for recognisability.
+#[allow(clippy::struct_field_names)]
 pub struct Client {
     /// The client identifier.
     pub client_id: String,

@@ -1,0 +1,539 @@
+//! The whole system in one command: the issuer, the axum `orders` service
+//! and the gRPC `orders` service, then a scripted tour of what authlayer
+//! allows and refuses.
+//!
+//! ```text
+//! cargo run --example demo            # tour, then keep serving until Ctrl-C
+//! cargo run --example demo -- --once  # tour only; exit 0 iff all went as expected
+//! ```
+//!
+//! Ports: issuer 4000, HTTP orders 3000, gRPC orders 50051 (override with
+//! `ISSUER_PORT`, `ORDERS_PORT`, `ORDERS_GRPC_PORT`; `--once` uses free
+//! ports unless these are set). The issuer reads the same environment as
+//! `cargo run --example issuer` (`USERS_FILE`, `SIGNING_ALG`, …); without
+//! files it seeds the demo user and client that the tour uses.
+
+#[path = "issuer/main.rs"]
+#[allow(dead_code)] // the issuer's own `main` and CLI helpers are unused here
+mod issuer;
+#[path = "orders.rs"]
+#[allow(dead_code)] // its `main` and `serve` are unused here
+mod orders;
+#[path = "orders_grpc.rs"]
+#[allow(dead_code)] // its `main` and `serve` are unused here
+mod orders_grpc;
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+use authlayer::{Verifier, VerifyLayer};
+use orders_grpc::pb::orders_client::OrdersClient;
+use orders_grpc::pb::orders_server::OrdersServer;
+use orders_grpc::pb::{CreateOrderRequest, GetOrderRequest};
+use serde_json::Value;
+use tonic::Code;
+use tonic::transport::Channel;
+
+use issuer::config::{DEMO_CLIENT, DEMO_USER};
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let once = std::env::args().skip(1).any(|a| a == "--once");
+    match run(once).await {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("demo: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn port(name: &str, interactive_default: u16, once: bool) -> Result<u16, BoxError> {
+    match std::env::var(name) {
+        Ok(p) if !p.is_empty() => p
+            .parse()
+            .map_err(|_| format!("{name}={p:?} is not a port number").into()),
+        _ if once => Ok(0),
+        _ => Ok(interactive_default),
+    }
+}
+
+/// Everything that runs, and where.
+struct System {
+    // Held so the issuer keeps running: dropping it stops the server.
+    _issuer: issuer::server::Running,
+    iss: String,
+    orders: String,
+    grpc_addr: SocketAddr,
+}
+
+async fn run(once: bool) -> Result<bool, BoxError> {
+    let system = start(once).await?;
+    println!();
+    println!("  issuer        {}", system.iss);
+    println!("  orders HTTP   {}", system.orders);
+    println!("  orders gRPC   {} (orders.v1.Orders)", system.grpc_addr);
+    println!();
+
+    let ok = tour(&system).await?;
+    println!();
+    if ok {
+        println!("  Every outcome was as expected.");
+    } else {
+        println!("  SOME OUTCOMES WERE NOT AS EXPECTED (marked ✘ above).");
+    }
+    if !once {
+        print_curl(&system);
+        println!("\n  Serving until Ctrl-C.");
+        tokio::signal::ctrl_c().await?;
+    }
+    // Returning ends the runtime and with it every server: no need to wait
+    // for idle keep-alive connections to drain.
+    Ok(ok)
+}
+
+async fn start(once: bool) -> Result<System, BoxError> {
+    let mut config =
+        issuer::config::Config::from_settings(&issuer::config::Settings::from_args([])?)?;
+    config.port = port("ISSUER_PORT", 4000, once)?;
+    if std::env::var("ISSUER_URL").is_err() {
+        // Derived from the bound address, so port 0 works too.
+        config.issuer_url = None;
+    }
+    issuer::announce_seeds(&config);
+    let issuer = issuer::server::start(config)
+        .await
+        .map_err(|e| format!("issuer: {e}"))?;
+    let iss = issuer.issuer().to_owned();
+
+    // Both services trust only this issuer, found by OIDC discovery.
+    let verifier = Verifier::builder()
+        .issuer(iss.clone())
+        .audience("urn:orders")
+        .build()
+        .await?;
+
+    let http = tokio::net::TcpListener::bind(("127.0.0.1", port("ORDERS_PORT", 3000, once)?))
+        .await
+        .map_err(|e| format!("orders HTTP: {e}"))?;
+    let http_addr = http.local_addr()?;
+    tokio::spawn(axum::serve(http, orders::app(verifier.clone())).into_future());
+
+    let grpc = tokio::net::TcpListener::bind(("127.0.0.1", port("ORDERS_GRPC_PORT", 50051, once)?))
+        .await
+        .map_err(|e| format!("orders gRPC: {e}"))?;
+    let grpc_addr = grpc.local_addr()?;
+    let layer = VerifyLayer::new(verifier);
+    tokio::spawn(async move {
+        tonic::transport::Server::builder()
+            .layer(layer)
+            .add_service(OrdersServer::new(orders_grpc::OrdersService))
+            .serve_with_incoming(tonic::transport::server::TcpIncoming::from(grpc))
+            .await
+    });
+    Ok(System {
+        _issuer: issuer,
+        iss,
+        orders: format!("http://{http_addr}"),
+        grpc_addr,
+    })
+}
+
+/// Prints one outcome; returns whether it was the expected one.
+fn report(what: &str, got: &str, expected: &str, ok: bool) -> bool {
+    let mark = if ok { "✔" } else { "✘" };
+    let mut line = format!("  {mark} {what:<52} {got}");
+    if !ok {
+        let _ = write!(line, "   (expected {expected})");
+    }
+    println!("{line}");
+    ok
+}
+
+struct Tour {
+    http: reqwest::Client,
+    iss: String,
+    orders: String,
+    grpc: OrdersClient<Channel>,
+    ok: bool,
+}
+
+impl Tour {
+    async fn post_form(
+        &self,
+        path: &str,
+        pairs: &[(&str, &str)],
+        basic: Option<(&str, &str)>,
+    ) -> Result<(u16, Value), BoxError> {
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(pairs)
+            .finish();
+        let mut req = self
+            .http
+            .post(format!("{}{path}", self.iss))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body);
+        if let Some((id, secret)) = basic {
+            req = req.basic_auth(id, Some(secret));
+        }
+        let res = req.send().await?;
+        let status = res.status().as_u16();
+        let text = res.text().await?;
+        Ok((status, serde_json::from_str(&text).unwrap_or(Value::Null)))
+    }
+
+    fn check_status(&mut self, what: &str, got: u16, expected: u16, detail: &str) {
+        let shown = if detail.is_empty() {
+            got.to_string()
+        } else {
+            format!("{got} {detail}")
+        };
+        self.ok &= report(what, &shown, &expected.to_string(), got == expected);
+    }
+
+    async fn login(&mut self, what: &str, scope: Option<&str>) -> Result<Option<Value>, BoxError> {
+        let mut pairs = vec![("username", DEMO_USER.0), ("password", DEMO_USER.1)];
+        if let Some(scope) = scope {
+            pairs.push(("scope", scope));
+        }
+        let (status, body) = self.post_form("/login", &pairs, None).await?;
+        let scope = body["scope"].as_str().unwrap_or_default().to_owned();
+        self.check_status(what, status, 200, &format!("scope \"{scope}\""));
+        Ok((status == 200).then_some(body))
+    }
+
+    async fn http(
+        &mut self,
+        what: &str,
+        write: bool,
+        token: Option<&str>,
+        expected: u16,
+    ) -> Result<(), BoxError> {
+        let mut req = if write {
+            self.http
+                .post(format!("{}/orders", self.orders))
+                .json(&serde_json::json!({"item": "widget", "quantity": 2}))
+        } else {
+            self.http.get(format!("{}/orders/7", self.orders))
+        };
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        let res = req.send().await?;
+        let status = res.status().as_u16();
+        let detail = match res.headers().get("www-authenticate") {
+            Some(c) if status != 200 && status != 201 => {
+                let c = c.to_str().unwrap_or_default();
+                if c.contains("insufficient_scope") {
+                    "insufficient_scope".to_owned()
+                } else if c.contains("invalid_token") {
+                    "invalid_token".to_owned()
+                } else {
+                    "no token".to_owned()
+                }
+            }
+            _ => {
+                let body: Value = res.json().await.unwrap_or(Value::Null);
+                body["owner"]
+                    .as_str()
+                    .map(|o| format!("owner {o}"))
+                    .unwrap_or_default()
+            }
+        };
+        self.check_status(what, status, expected, &detail);
+        Ok(())
+    }
+
+    async fn grpc(
+        &mut self,
+        what: &str,
+        write: bool,
+        token: Option<&str>,
+        expected: tonic::Code,
+    ) -> Result<(), BoxError> {
+        let bearer = token.map(|t| format!("Bearer {t}").parse()).transpose()?;
+        let mut client = self.grpc.clone();
+        let result = if write {
+            let mut req = tonic::Request::new(CreateOrderRequest {
+                item: "widget".into(),
+                quantity: 2,
+            });
+            if let Some(b) = bearer {
+                req.metadata_mut().insert("authorization", b);
+            }
+            client.create_order(req).await
+        } else {
+            let mut req = tonic::Request::new(GetOrderRequest { id: 7 });
+            if let Some(b) = bearer {
+                req.metadata_mut().insert("authorization", b);
+            }
+            client.get_order(req).await
+        };
+        let (code, detail) = match result {
+            Ok(res) => (tonic::Code::Ok, format!(" owner {}", res.get_ref().owner)),
+            Err(status) => (status.code(), String::new()),
+        };
+        self.ok &= report(
+            what,
+            &format!("{code:?}{detail}"),
+            &format!("{expected:?}"),
+            code == expected,
+        );
+        Ok(())
+    }
+}
+
+/// The scripted part: every call and its expected outcome.
+async fn tour(system: &System) -> Result<bool, BoxError> {
+    let channel = Channel::from_shared(format!("http://{}", system.grpc_addr))?
+        .connect()
+        .await?;
+    let mut t = Tour {
+        http: reqwest::Client::new(),
+        iss: system.iss.clone(),
+        orders: system.orders.clone(),
+        grpc: OrdersClient::new(channel),
+        ok: true,
+    };
+    let Some(refresh) = user_calls(&mut t).await? else {
+        return Ok(false);
+    };
+    too_few_scopes(&mut t).await?;
+    let service_token = service_to_service(&mut t).await?;
+    refresh_rotation(&mut t, &refresh).await?;
+    introspection(&mut t, &service_token).await?;
+    Ok(t.ok)
+}
+
+/// Returns the user's refresh token.
+async fn user_calls(t: &mut Tour) -> Result<Option<String>, BoxError> {
+    println!("  A user logs in and calls both services");
+    let Some(login) = t.login("POST /login demo / demo-password", None).await? else {
+        println!("    (the demo user is missing: is USERS_FILE set?)");
+        return Ok(None);
+    };
+    let token = login["access_token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let refresh = login["refresh_token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    t.http("GET  /orders/7 without a token", false, None, 401)
+        .await?;
+    t.http("GET  /orders/7 with the token", false, Some(&token), 200)
+        .await?;
+    t.http("POST /orders with the token", true, Some(&token), 201)
+        .await?;
+    t.grpc(
+        "gRPC GetOrder without a token",
+        false,
+        None,
+        Code::Unauthenticated,
+    )
+    .await?;
+    t.grpc(
+        "gRPC GetOrder with the token",
+        false,
+        Some(&token),
+        Code::Ok,
+    )
+    .await?;
+    t.http(
+        "GET  /orders/7 with a tampered token",
+        false,
+        Some(&tamper(&token)),
+        401,
+    )
+    .await?;
+
+    Ok(Some(refresh))
+}
+
+async fn too_few_scopes(t: &mut Tour) -> Result<(), BoxError> {
+    println!("\n  Too few scopes");
+    if let Some(read_only) = t
+        .login("POST /login with scope=orders:read", Some("orders:read"))
+        .await?
+    {
+        let read_only = read_only["access_token"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        t.http(
+            "GET  /orders/7 with the read-only token",
+            false,
+            Some(&read_only),
+            200,
+        )
+        .await?;
+        t.http(
+            "POST /orders with the read-only token",
+            true,
+            Some(&read_only),
+            403,
+        )
+        .await?;
+        t.grpc(
+            "gRPC CreateOrder with the read-only token",
+            true,
+            Some(&read_only),
+            Code::PermissionDenied,
+        )
+        .await?;
+    }
+    let (status, _) = t
+        .post_form(
+            "/login",
+            &[("username", DEMO_USER.0), ("password", "wrong")],
+            None,
+        )
+        .await?;
+    t.check_status("POST /login with a wrong password", status, 401, "");
+
+    Ok(())
+}
+
+/// Returns the service's token.
+async fn service_to_service(t: &mut Tour) -> Result<String, BoxError> {
+    println!("\n  A service calls another service (client credentials)");
+    let (status, body) = t
+        .post_form(
+            "/token",
+            &[("grant_type", "client_credentials")],
+            Some(DEMO_CLIENT),
+        )
+        .await?;
+    t.check_status(
+        "POST /token client_credentials (orders-service)",
+        status,
+        200,
+        "",
+    );
+    let service_token = body["access_token"].as_str().unwrap_or_default().to_owned();
+    t.grpc(
+        "gRPC GetOrder with the service token",
+        false,
+        Some(&service_token),
+        Code::Ok,
+    )
+    .await?;
+
+    Ok(service_token)
+}
+
+async fn refresh_rotation(t: &mut Tour, refresh: &str) -> Result<(), BoxError> {
+    println!("\n  Refresh-token rotation and reuse detection");
+    let (status, body) = t
+        .post_form("/refresh", &[("refresh_token", refresh)], None)
+        .await?;
+    t.check_status("POST /refresh", status, 200, "new refresh token");
+    let rotated = body["refresh_token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let (status, body) = t
+        .post_form("/refresh", &[("refresh_token", refresh)], None)
+        .await?;
+    t.check_status(
+        "POST /refresh with the old one again",
+        status,
+        400,
+        body["error"].as_str().unwrap_or_default(),
+    );
+    let (status, body) = t
+        .post_form("/refresh", &[("refresh_token", &rotated)], None)
+        .await?;
+    t.check_status(
+        "POST /refresh with the newest (family revoked)",
+        status,
+        400,
+        body["error"].as_str().unwrap_or_default(),
+    );
+
+    Ok(())
+}
+
+async fn introspection(t: &mut Tour, service_token: &str) -> Result<(), BoxError> {
+    println!("\n  Introspection and revocation");
+    let active = |body: &Value| format!("active: {}", body["active"]);
+    let (status, body) = t
+        .post_form(
+            "/introspect",
+            &[("token", service_token)],
+            Some(DEMO_CLIENT),
+        )
+        .await?;
+    t.ok &= report(
+        "POST /introspect the service token",
+        &active(&body),
+        "active: true",
+        status == 200 && body["active"] == true,
+    );
+    let (status, _) = t
+        .post_form("/revoke", &[("token", service_token)], Some(DEMO_CLIENT))
+        .await?;
+    t.check_status("POST /revoke the service token", status, 200, "");
+    let (status, body) = t
+        .post_form(
+            "/introspect",
+            &[("token", service_token)],
+            Some(DEMO_CLIENT),
+        )
+        .await?;
+    t.ok &= report(
+        "POST /introspect it again",
+        &active(&body),
+        "active: false",
+        status == 200 && body["active"] == false,
+    );
+    Ok(())
+}
+
+/// The token with one character of its payload changed.
+fn tamper(token: &str) -> String {
+    let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
+    if let Some(payload) = parts.get_mut(1) {
+        let middle = payload.len() / 2;
+        let flipped = if payload[middle..].starts_with('A') {
+            "B"
+        } else {
+            "A"
+        };
+        payload.replace_range(middle..=middle, flipped);
+    }
+    parts.join(".")
+}
+
+fn print_curl(system: &System) {
+    let (iss, orders, grpc) = (&system.iss, &system.orders, system.grpc_addr);
+    let (user, password) = DEMO_USER;
+    let (client, secret) = DEMO_CLIENT;
+    println!("\n  Try it yourself:\n");
+    println!(
+        "  TOKEN=$(curl -s -X POST {iss}/login -d username={user} -d password={password} | sed -E 's/.*\"access_token\":\"([^\"]+)\".*/\\1/')"
+    );
+    println!("  curl -i {orders}/orders/7 -H \"Authorization: Bearer $TOKEN\"");
+    println!(
+        "  curl -i -X POST {orders}/orders -H \"Authorization: Bearer $TOKEN\" -H 'content-type: application/json' -d '{{\"item\":\"widget\",\"quantity\":2}}'"
+    );
+    println!("  curl -i {orders}/orders/7                       # no token: 401");
+    println!("  curl -s {orders}/me -H \"Authorization: Bearer $TOKEN\"");
+    println!("  curl -s -X POST {iss}/token -u {client}:{secret} -d grant_type=client_credentials");
+    println!("  curl -s -X POST {iss}/introspect -u {client}:{secret} -d token=$TOKEN");
+    println!("  curl -s {iss}/.well-known/jwks.json");
+    println!(
+        "  grpcurl -plaintext -import-path examples/proto -proto orders.proto -H \"authorization: Bearer $TOKEN\" -d '{{\"id\":7}}' {grpc} orders.v1.Orders/GetOrder"
+    );
+}

@@ -504,7 +504,7 @@ async fn introspection(t: &mut Tour, service_token: &str) -> Result<(), BoxError
 /// The token with one character of its payload changed.
 fn tamper(token: &str) -> String {
     let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
-    if let Some(payload) = parts.get_mut(1) {
+    if let Some(payload) = parts.get_mut(1).filter(|p| !p.is_empty()) {
         let middle = payload.len() / 2;
         let flipped = if payload[middle..].starts_with('A') {
             "B"

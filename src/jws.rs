@@ -39,13 +39,24 @@ struct WireHeader<'a> {
     #[serde(borrow, default)]
     cty: Option<Cow<'a, str>>,
     #[serde(default)]
-    crit: Option<IgnoredAny>,
+    crit: Present,
     #[serde(default)]
-    b64: Option<IgnoredAny>,
+    b64: Present,
     #[serde(default)]
-    enc: Option<IgnoredAny>,
+    enc: Present,
     #[serde(default)]
-    zip: Option<IgnoredAny>,
+    zip: Present,
+}
+
+/// Whether a header member is there at all, whatever its value: `Option`
+/// would read `"crit": null` as absent, where other libraries refuse it.
+#[derive(Default)]
+struct Present(bool);
+
+impl<'de> Deserialize<'de> for Present {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        IgnoredAny::deserialize(deserializer).map(|_| Present(true))
+    }
 }
 
 /// Splits `token` and checks its header. Everything here is bounded and
@@ -98,8 +109,7 @@ pub(crate) fn parse(
     // extension, so any `crit` fails; `b64` changes what is signed;
     // `enc`/`zip` mean JWE; `cty: JWT` is a nested token whose inner claims
     // nobody validated (CVE-2024-33664).
-    if header.crit.is_some() || header.b64.is_some() || header.enc.is_some() || header.zip.is_some()
-    {
+    if header.crit.0 || header.b64.0 || header.enc.0 || header.zip.0 {
         return Err(Reason::UnsupportedHeader);
     }
     if header

@@ -161,11 +161,17 @@ impl<E> Claims<E> {
         &self,
         scopes: impl IntoIterator<Item = &'a str> + Clone,
     ) -> Result<(), crate::AuthError> {
-        if scopes.clone().into_iter().all(|s| self.scopes().contains(s)) {
+        if scopes
+            .clone()
+            .into_iter()
+            .all(|s| self.scopes().contains(s))
+        {
             return Ok(());
         }
         let joined: Vec<&str> = scopes.into_iter().collect();
-        Err(crate::AuthError::insufficient_scope(joined.join(" ").into()))
+        Err(crate::AuthError::insufficient_scope(
+            joined.join(" ").into(),
+        ))
     }
 
     /// `roles`.

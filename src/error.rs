@@ -471,8 +471,7 @@ mod tests {
         assert_eq!(res.status(), StatusCode::OK);
         assert_eq!(res.headers()["grpc-status"], "16");
         assert_eq!(res.headers()["grpc-message"], "invalid signature");
-        let res: Response<()> =
-            AuthError::insufficient_scope("a".into()).to_response("api", true);
+        let res: Response<()> = AuthError::insufficient_scope("a".into()).to_response("api", true);
         assert_eq!(res.headers()["grpc-status"], "7");
         let res: Response<()> = AuthError::new(Reason::KeysUnavailable).to_response("api", true);
         assert_eq!(res.headers()["grpc-status"], "14");

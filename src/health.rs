@@ -47,6 +47,8 @@ pub struct IssuerHealth {
     pub last_success_unix: Option<u64>,
     /// The last fetch error, cleared by the next success.
     pub last_error: Option<String>,
+    /// Seconds until the background refresher's next fetch (remote sources).
+    pub next_refresh_secs: Option<u64>,
     /// Fetches failed in a row.
     pub consecutive_failures: u32,
     /// Whether keys are being served although the last refresh failed.

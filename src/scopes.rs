@@ -207,7 +207,10 @@ where
             (None, Some(marker)) => {
                 // Optional mode let an anonymous request through: ask for a token.
                 audit(&req, None::<&Claims>, "deny", "missing_token", required);
-                (AuthError::new(Reason::MissingToken), Some(Arc::clone(&marker.realm)))
+                (
+                    AuthError::new(Reason::MissingToken),
+                    Some(Arc::clone(&marker.realm)),
+                )
             }
             (None, None) => {
                 tracing::error!(
@@ -240,7 +243,11 @@ mod tests {
     use super::*;
     use tower::ServiceExt;
 
-    fn svc(layer: RequireScopes) -> RequireScopesService<tower::util::ServiceFn<fn(Request<()>) -> std::future::Ready<Result<Response<()>, ()>>>> {
+    fn svc(
+        layer: RequireScopes,
+    ) -> RequireScopesService<
+        tower::util::ServiceFn<fn(Request<()>) -> std::future::Ready<Result<Response<()>, ()>>>,
+    > {
         fn ok(_: Request<()>) -> std::future::Ready<Result<Response<()>, ()>> {
             std::future::ready(Ok(Response::new(())))
         }
@@ -249,26 +256,42 @@ mod tests {
 
     fn with_scopes(scope: &str) -> Request<()> {
         let mut req = Request::new(());
-        req.extensions_mut().insert(
-            Claims::<()>::from_json(&format!(r#"{{"scope":"{scope}"}}"#)).unwrap(),
-        );
+        req.extensions_mut()
+            .insert(Claims::<()>::from_json(&format!(r#"{{"scope":"{scope}"}}"#)).unwrap());
         req
     }
 
     #[tokio::test]
     async fn all_requires_every_scope() {
-        let res = svc(RequireScopes::all(["a", "b"])).oneshot(with_scopes("a b c")).await.unwrap();
+        let res = svc(RequireScopes::all(["a", "b"]))
+            .oneshot(with_scopes("a b c"))
+            .await
+            .unwrap();
         assert_eq!(res.status(), 200);
-        let res = svc(RequireScopes::all(["a", "b"])).oneshot(with_scopes("a")).await.unwrap();
+        let res = svc(RequireScopes::all(["a", "b"]))
+            .oneshot(with_scopes("a"))
+            .await
+            .unwrap();
         assert_eq!(res.status(), 403);
-        assert!(res.headers()["www-authenticate"].to_str().unwrap().contains("scope=\"a b\""));
+        assert!(
+            res.headers()["www-authenticate"]
+                .to_str()
+                .unwrap()
+                .contains("scope=\"a b\"")
+        );
     }
 
     #[tokio::test]
     async fn any_requires_one_scope() {
-        let res = svc(RequireScopes::any(["a", "b"])).oneshot(with_scopes("b")).await.unwrap();
+        let res = svc(RequireScopes::any(["a", "b"]))
+            .oneshot(with_scopes("b"))
+            .await
+            .unwrap();
         assert_eq!(res.status(), 200);
-        let res = svc(RequireScopes::any(["a", "b"])).oneshot(with_scopes("c")).await.unwrap();
+        let res = svc(RequireScopes::any(["a", "b"]))
+            .oneshot(with_scopes("c"))
+            .await
+            .unwrap();
         assert_eq!(res.status(), 403);
     }
 
@@ -283,14 +306,18 @@ mod tests {
 
     #[tokio::test]
     async fn missing_claims_without_layer_is_401() {
-        let res = svc(RequireScopes::all(["a"])).oneshot(Request::new(())).await.unwrap();
+        let res = svc(RequireScopes::all(["a"]))
+            .oneshot(Request::new(()))
+            .await
+            .unwrap();
         assert_eq!(res.status(), 401);
     }
 
     #[tokio::test]
     async fn grpc_insufficient_scope_is_permission_denied() {
         let mut req = with_scopes("x");
-        req.headers_mut().insert("content-type", "application/grpc".parse().unwrap());
+        req.headers_mut()
+            .insert("content-type", "application/grpc".parse().unwrap());
         let res = svc(RequireScopes::all(["a"])).oneshot(req).await.unwrap();
         assert_eq!(res.status(), 200);
         assert_eq!(res.headers()["grpc-status"], "7");

@@ -177,7 +177,8 @@ impl TestIssuer {
             }
             Algorithm::EdDSA => {
                 let kp = sig::Ed25519KeyPair::generate().expect("Ed25519 key generation");
-                let jwk = json!({"kty": "OKP", "crv": "Ed25519", "x": b64(kp.public_key().as_ref())});
+                let jwk =
+                    json!({"kty": "OKP", "crv": "Ed25519", "x": b64(kp.public_key().as_ref())});
                 (Signer::Ed(kp), jwk)
             }
             _ => panic!("add_key: use add_secret for {alg:?}"),
@@ -205,7 +206,11 @@ impl TestIssuer {
     }
 
     fn push(&self, key: TestKey) {
-        let mut keys = self.shared.keys.write().unwrap_or_else(PoisonError::into_inner);
+        let mut keys = self
+            .shared
+            .keys
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
         keys.retain(|k| k.kid != key.kid);
         keys.push(key);
     }
@@ -244,7 +249,11 @@ impl TestIssuer {
     /// The SubjectPublicKeyInfo DER of `kid` (RSA keys), as an attacker would
     /// find it: for algorithm-confusion tests.
     pub fn public_key_der(&self, kid: &str) -> Option<Vec<u8>> {
-        let keys = self.shared.keys.read().unwrap_or_else(PoisonError::into_inner);
+        let keys = self
+            .shared
+            .keys
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
         let key = keys.iter().find(|k| k.kid == kid)?;
         match &key.signer {
             Signer::Rsa(kp) => kp.public_key().as_der().ok().map(|d| d.as_ref().to_vec()),
@@ -256,7 +265,11 @@ impl TestIssuer {
 
     /// The JWK Set of the published keys.
     pub fn jwks(&self) -> Value {
-        let keys = self.shared.keys.read().unwrap_or_else(PoisonError::into_inner);
+        let keys = self
+            .shared
+            .keys
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
         json!({"keys": keys.iter().filter(|k| k.published).map(|k| k.jwk.clone()).collect::<Vec<_>>()})
     }
 
@@ -288,7 +301,13 @@ impl TestIssuer {
     /// Signs `header` and `payload` exactly as given (any bytes, e.g. JSON with
     /// duplicate keys) with the key `kid` and algorithm `alg`; returns the
     /// compact token. `None` if there is no such key or it cannot sign `alg`.
-    pub fn sign_raw(&self, header: &[u8], payload: &[u8], kid: &str, alg: Algorithm) -> Option<String> {
+    pub fn sign_raw(
+        &self,
+        header: &[u8],
+        payload: &[u8],
+        kid: &str,
+        alg: Algorithm,
+    ) -> Option<String> {
         let message = format!("{}.{}", b64(header), b64(payload));
         let signature = self.signature(message.as_bytes(), kid, alg)?;
         Some(format!("{message}.{}", b64(&signature)))
@@ -296,7 +315,11 @@ impl TestIssuer {
 
     /// The raw signature of `message` by key `kid` with `alg`.
     pub fn signature(&self, message: &[u8], kid: &str, alg: Algorithm) -> Option<Vec<u8>> {
-        let keys = self.shared.keys.read().unwrap_or_else(PoisonError::into_inner);
+        let keys = self
+            .shared
+            .keys
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
         let key = keys.iter().find(|k| k.kid == kid)?;
         let rng = SystemRandom::new();
         match &key.signer {
@@ -365,7 +388,9 @@ impl TestIssuer {
         let counter = Arc::clone(&requests);
         let task = tokio::spawn(async move {
             loop {
-                let Ok((stream, _)) = listener.accept().await else { continue };
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
                 let issuer = issuer.clone();
                 let counter = Arc::clone(&counter);
                 tokio::spawn(async move {
@@ -545,7 +570,9 @@ impl TokenBuilder {
             .unwrap_or_else(|| self.issuer.default_alg(&self.signing_kid));
         let mut header = self.header.clone();
         header.insert("alg".to_owned(), json!(format!("{alg:?}")));
-        header.entry("typ".to_owned()).or_insert_with(|| json!("JWT"));
+        header
+            .entry("typ".to_owned())
+            .or_insert_with(|| json!("JWT"));
         if let Some(kid) = &self.kid {
             header.insert("kid".to_owned(), json!(kid));
         }

@@ -36,11 +36,11 @@ use tokio::sync::oneshot;
 use crate::claims::{Claims, WireClaims};
 use crate::error::{AuthError, BuildError, Reason};
 use crate::health::{Counters, Health, Metrics};
-use crate::jws::{self, KeyMiss};
 use crate::jwks::{
-    AlgSet, FetchSettings, KeySet, KeySource, Origin, Lifecycle, Location, Remote, Trigger, check_url,
-    parse_url, secret_key,
+    AlgSet, FetchSettings, KeySet, KeySource, Lifecycle, Location, Origin, Remote, Trigger,
+    check_url, parse_url, secret_key,
 };
+use crate::jws::{self, KeyMiss};
 
 /// Verifies bearer tokens against the keys of the issuers it trusts.
 ///
@@ -94,7 +94,12 @@ impl fmt::Debug for Verifier {
         f.debug_struct("Verifier")
             .field(
                 "issuers",
-                &self.inner.issuers.iter().map(|i| &*i.iss).collect::<Vec<_>>(),
+                &self
+                    .inner
+                    .issuers
+                    .iter()
+                    .map(|i| &*i.iss)
+                    .collect::<Vec<_>>(),
             )
             .finish_non_exhaustive()
     }
@@ -160,7 +165,12 @@ impl Verifier {
 
     fn verify_token<E: DeserializeOwned>(&self, token: &str) -> Result<Claims<E>, Outcome> {
         let inner = &*self.inner;
-        let jws = jws::parse(token, inner.policy.max_token_len, inner.all_algs, inner.policy.typ)?;
+        let jws = jws::parse(
+            token,
+            inner.policy.max_token_len,
+            inner.all_algs,
+            inner.policy.typ,
+        )?;
         let claims: WireClaims<E> = serde_json::from_slice(&jws::payload(&jws)?).map_err(|e| {
             if e.is_data() {
                 Reason::InvalidClaim
@@ -207,7 +217,10 @@ impl Verifier {
         if exp.saturating_add(leeway) <= now {
             return Err(Outcome::Reject(Reason::Expired));
         }
-        if claims.nbf().is_some_and(|nbf| nbf.saturating_sub(leeway) > now) {
+        if claims
+            .nbf()
+            .is_some_and(|nbf| nbf.saturating_sub(leeway) > now)
+        {
             return Err(Outcome::Reject(Reason::NotYetValid));
         }
         if let Some(wanted) = &issuer.audiences {
@@ -246,11 +259,11 @@ impl Verifier {
     }
 
     /// Refetches every remote key set now (ignoring the cooldown) and waits
-    /// for the fetches to finish, at most the fetch timeout.
+    /// for the fetches to finish (each is bounded by the fetch timeout).
     pub async fn refresh(&self) {
         for issuer in &self.inner.issuers {
             if let Some(mut done) = issuer.keys.start_fetch(Trigger::Scheduled) {
-                let _ = tokio::time::timeout(self.inner.policy.wait, done.wait_for(|d| *d)).await;
+                let _ = done.wait_for(|d| *d).await;
             }
         }
     }
@@ -625,12 +638,24 @@ impl VerifierBuilder {
             ));
         }
         const KNOWN: [&str; 11] = [
-            "iss", "sub", "aud", "exp", "nbf", "iat", "jti", "scope", "client_id", "tenant",
+            "iss",
+            "sub",
+            "aud",
+            "exp",
+            "nbf",
+            "iat",
+            "jti",
+            "scope",
+            "client_id",
+            "tenant",
             "roles",
         ];
         if let Some(c) = self.required.iter().find(|c| !KNOWN.contains(&c.as_str())) {
             return Err(BuildError::Config {
-                reason: format!("require_claims: unknown claim {c:?} (known: {})", KNOWN.join(" ")),
+                reason: format!(
+                    "require_claims: unknown claim {c:?} (known: {})",
+                    KNOWN.join(" ")
+                ),
             });
         }
 
@@ -652,7 +677,10 @@ impl VerifierBuilder {
             if issuer.iss.is_empty() {
                 return Err(config("an issuer is required: call .issuer(\"https://…\")"));
             }
-            if issuers.iter().any(|i: &TrustedIssuer| *i.iss == *issuer.iss) {
+            if issuers
+                .iter()
+                .any(|i: &TrustedIssuer| *i.iss == *issuer.iss)
+            {
                 return Err(BuildError::Config {
                     reason: format!("issuer {:?} is configured twice", issuer.iss),
                 });
@@ -671,8 +699,12 @@ impl VerifierBuilder {
             }
             let (initial, remote) = match &issuer.source {
                 SourceConfig::Static(json) => {
-                    let mut set = match KeySet::from_json(json.as_bytes(), algs, self.fetch.max_keys, Origin::Static)
-                    {
+                    let mut set = match KeySet::from_json(
+                        json.as_bytes(),
+                        algs,
+                        self.fetch.max_keys,
+                        Origin::Static,
+                    ) {
                         Ok(set) => set,
                         Err(crate::jwks::FetchError::NoUsableKeys) if issuer.secret.is_some() => {
                             KeySet::default()
@@ -689,21 +721,22 @@ impl VerifierBuilder {
                 }
                 source => {
                     let location = match source {
-                        SourceConfig::JwksUrl(url) => Location::Jwks(
-                            parse_url(url, self.fetch.allow_http).map_err(|reason| {
-                                BuildError::Url {
+                        SourceConfig::JwksUrl(url) => {
+                            Location::Jwks(parse_url(url, self.fetch.allow_http).map_err(
+                                |reason| BuildError::Url {
                                     url: url.clone(),
                                     reason,
-                                }
-                            })?,
-                        ),
+                                },
+                            )?)
+                        }
                         _ => {
-                            let url = reqwest::Url::parse(&issuer.iss).map_err(|e| {
-                                BuildError::Url {
+                            let url =
+                                reqwest::Url::parse(&issuer.iss).map_err(|e| BuildError::Url {
                                     url: issuer.iss.clone(),
-                                    reason: format!("issuer is not a URL, so discovery is impossible: {e}"),
-                                }
-                            })?;
+                                    reason: format!(
+                                        "issuer is not a URL, so discovery is impossible: {e}"
+                                    ),
+                                })?;
                             check_url(&url, self.fetch.allow_http).map_err(|reason| {
                                 BuildError::Url {
                                     url: issuer.iss.clone(),
@@ -774,14 +807,16 @@ impl VerifierBuilder {
                         url: issuer.keys.describe_url(),
                         cause,
                     })?;
-                self.lifecycle.refresh_interval
+                issuer.keys.next_delay()
             };
             let (tx, rx) = oneshot::channel();
             issuer.keys.spawn_refresher(rx, first);
             stop.push(tx);
         }
 
-        let all_algs = issuers.iter().fold(AlgSet::default(), |acc, i| acc.or(i.algs));
+        let all_algs = issuers
+            .iter()
+            .fold(AlgSet::default(), |acc, i| acc.or(i.algs));
         Ok(Verifier {
             inner: Arc::new(Inner {
                 issuers,

@@ -180,7 +180,9 @@ impl<E, R> VerifyLayer<E, R> {
     /// Also accept the token from the cookie `name`. Defaults to none.
     #[must_use]
     pub fn token_from_cookie(mut self, name: impl Into<String>) -> Self {
-        self.config_mut().extra.push(TokenSource::Cookie(name.into()));
+        self.config_mut()
+            .extra
+            .push(TokenSource::Cookie(name.into()));
         self
     }
 
@@ -416,7 +418,11 @@ where
     }
 }
 
-fn admit<B, E: Send + Sync + 'static>(req: &mut Request<B>, claims: Claims<E>, verifier: &Verifier) {
+fn admit<B, E: Send + Sync + 'static>(
+    req: &mut Request<B>,
+    claims: Claims<E>,
+    verifier: &Verifier,
+) {
     audit(req, Some(&claims), "allow", "valid_token", "");
     let ext = req.extensions_mut();
     if std::any::TypeId::of::<E>() != std::any::TypeId::of::<()>() {
@@ -446,7 +452,11 @@ fn render<B, ResB, R: OnReject<ResB>>(
 }
 
 impl<S, E, R> Verify<S, E, R> {
-    fn reject<B, ResB, F, Er>(&self, req: &Request<B>, err: &AuthError) -> ResponseFuture<F, ResB, Er>
+    fn reject<B, ResB, F, Er>(
+        &self,
+        req: &Request<B>,
+        err: &AuthError,
+    ) -> ResponseFuture<F, ResB, Er>
     where
         R: OnReject<ResB>,
     {
@@ -530,7 +540,9 @@ mod tests {
 
     fn config() -> Config {
         // A verifier is not needed to test extraction; build a minimal one.
-        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
         let verifier = rt
             .block_on(
                 Verifier::builder()
@@ -592,7 +604,10 @@ mod tests {
     fn two_credentials_are_refused() {
         let c = config();
         let two_headers = req(&[("authorization", "Bearer a"), ("authorization", "Bearer a")]);
-        assert_eq!(extract_token(&two_headers, &c), Err(Reason::MultipleCredentials));
+        assert_eq!(
+            extract_token(&two_headers, &c),
+            Err(Reason::MultipleCredentials)
+        );
         let header_and_cookie = req(&[("authorization", "Bearer a"), ("cookie", "x=1; at=b")]);
         assert_eq!(
             extract_token(&header_and_cookie, &c),
@@ -607,7 +622,10 @@ mod tests {
             extract_token(&req(&[("cookie", "x=1; at=tok; y=2")]), &c),
             Ok(Some("tok"))
         );
-        assert_eq!(extract_token(&req(&[("x-token", "tok2")]), &c), Ok(Some("tok2")));
+        assert_eq!(
+            extract_token(&req(&[("x-token", "tok2")]), &c),
+            Ok(Some("tok2"))
+        );
         assert_eq!(extract_token(&req(&[("cookie", "att=tok")]), &c), Ok(None));
     }
 
@@ -616,13 +634,8 @@ mod tests {
         fn assert_send_sync<T: Send + Sync + 'static>() {}
         fn assert_send<T: Send + 'static>() {}
         assert_send_sync::<VerifyLayer>();
-        assert_send_sync::<Verify<tower::util::BoxCloneSyncService<Request<()>, Response<()>, ()>>>();
-        assert_send::<
-            ResponseFuture<
-                std::future::Ready<Result<Response<()>, ()>>,
-                (),
-                (),
-            >,
-        >();
+        assert_send_sync::<Verify<tower::util::BoxCloneSyncService<Request<()>, Response<()>, ()>>>(
+        );
+        assert_send::<ResponseFuture<std::future::Ready<Result<Response<()>, ()>>, (), ()>>();
     }
 }

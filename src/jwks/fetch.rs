@@ -65,7 +65,10 @@ pub(crate) fn check_url(url: &Url, allow_http: bool) -> Result<(), String> {
             if loopback {
                 Ok(())
             } else {
-                Err("plain http is only allowed for loopback hosts (see allow_insecure_http)".into())
+                Err(
+                    "plain http is only allowed for loopback hosts (see allow_insecure_http)"
+                        .into(),
+                )
             }
         }
         other => Err(format!("unsupported scheme {other:?}")),
@@ -245,7 +248,8 @@ fn max_age(headers: &http::HeaderMap) -> Option<Duration> {
         let Ok(value) = value.to_str() else { continue };
         for directive in value.split(',') {
             let directive = directive.trim();
-            if directive.eq_ignore_ascii_case("no-cache") || directive.eq_ignore_ascii_case("no-store")
+            if directive.eq_ignore_ascii_case("no-cache")
+                || directive.eq_ignore_ascii_case("no-store")
             {
                 return Some(Duration::ZERO);
             }

@@ -288,7 +288,11 @@ fn decode_b64(field: Option<&str>, name: &'static str) -> Result<Vec<u8>, String
 /// `alg` if present, so an RSA key can never verify an HMAC signature and a
 /// token's header alone never chooses how a key is used. Keys marked for
 /// encryption (`use`, `key_ops`) never verify anything.
-fn parse_jwk(value: serde_json::Value, allowed: AlgSet, origin: Origin) -> Result<VerifyKey, String> {
+fn parse_jwk(
+    value: serde_json::Value,
+    allowed: AlgSet,
+    origin: Origin,
+) -> Result<VerifyKey, String> {
     let jwk: RawJwk = serde_json::from_value(value).map_err(|e| format!("invalid JWK: {e}"))?;
     // SAFETY: a published set holding private keys is compromised; using
     // its public half would hide that from the operator.

@@ -13,8 +13,8 @@ mod fetch;
 mod keyset;
 mod source;
 
-pub use keyset::AlgSet;
 pub(crate) use fetch::{FetchSettings, check_url, parse_url};
+pub use keyset::AlgSet;
 pub(crate) use keyset::{KeySet, Origin, VerifyKey, parse_alg, secret_key};
 pub(crate) use source::{KeySource, Lifecycle, Location, Remote, Trigger};
 
@@ -43,7 +43,9 @@ pub enum FetchError {
         status: u16,
     },
     /// The response is not JSON.
-    #[error("unexpected content-type {found:?} (want application/json or application/jwk-set+json)")]
+    #[error(
+        "unexpected content-type {found:?} (want application/json or application/jwk-set+json)"
+    )]
     ContentType {
         /// The content type received (truncated).
         found: String,

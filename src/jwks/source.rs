@@ -10,9 +10,9 @@ use reqwest::Url;
 use tokio::sync::{oneshot, watch};
 use tokio::time::Instant;
 
+use super::FetchError;
 use super::fetch::{self, FetchSettings, Fetched};
 use super::keyset::{AlgSet, KeySet};
-use super::FetchError;
 use crate::health::{Counters, IssuerHealth};
 
 /// Timing policy of the key lifecycle.
@@ -50,6 +50,7 @@ struct State {
     etag: Option<String>,
     jwks_url: Option<Url>,
     max_age: Option<Duration>,
+    next_refresh: Option<Instant>,
     failures: u32,
     last_success: Option<SystemTime>,
     last_error: Option<String>,
@@ -150,7 +151,9 @@ impl KeySource {
             if let Some(last) = state.last_attempt
                 && now.saturating_duration_since(last) < self.lifecycle.cooldown
             {
-                self.counters.cooldown_rejections.fetch_add(1, Ordering::Relaxed);
+                self.counters
+                    .cooldown_rejections
+                    .fetch_add(1, Ordering::Relaxed);
                 return None;
             }
             self.counters.kid_refetches.fetch_add(1, Ordering::Relaxed);
@@ -241,8 +244,14 @@ impl KeySource {
         if let Location::Jwks(_) = remote.location {
             self.state().jwks_url.get_or_insert_with(|| url.clone());
         }
-        fetch::fetch_jwks(&remote.client, &remote.settings, &url, etag.as_deref(), self.allowed)
-            .await
+        fetch::fetch_jwks(
+            &remote.client,
+            &remote.settings,
+            &url,
+            etag.as_deref(),
+            self.allowed,
+        )
+        .await
     }
 
     /// The first load at build time: runs the fetch inline and reports its error.
@@ -263,9 +272,9 @@ impl KeySource {
         }
     }
 
-    /// How long the refresher sleeps before its next fetch.
-    fn next_delay(&self) -> Duration {
-        let state = self.state();
+    /// How long the refresher sleeps before its next fetch; recorded for health.
+    pub(crate) fn next_delay(&self) -> Duration {
+        let mut state = self.state();
         let lc = &self.lifecycle;
         let base = if state.failures > 0 {
             // Back off on failure: 1 s, 2 s, 4 s … up to the refresh interval.
@@ -277,12 +286,18 @@ impl KeySource {
             lc.refresh_interval
         };
         // Up to 10 % earlier, so that a fleet restarted together spreads out.
-        base.saturating_sub(base.mul_f64(jitter() * 0.1))
+        let delay = base.saturating_sub(base.mul_f64(jitter() * 0.1));
+        state.next_refresh = Some(Instant::now() + delay);
+        delay
     }
 
     /// Spawns the background refresher. It ends when `stop` fires or its
     /// sender is dropped (the last `Verifier` clone went away).
-    pub(crate) fn spawn_refresher(self: &Arc<Self>, mut stop: oneshot::Receiver<()>, first: Duration) {
+    pub(crate) fn spawn_refresher(
+        self: &Arc<Self>,
+        mut stop: oneshot::Receiver<()>,
+        first: Duration,
+    ) {
         if self.remote.is_none() {
             return;
         }
@@ -328,9 +343,16 @@ impl KeySource {
                 .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
                 .map(|d| d.as_secs()),
             last_error: state.last_error.clone(),
+            next_refresh_secs: state
+                .next_refresh
+                .map(|t| t.saturating_duration_since(Instant::now()).as_secs()),
             consecutive_failures: state.failures,
             stale: snap.is_some() && state.failures > 0,
-            source: if self.remote.is_some() { "remote" } else { "static" },
+            source: if self.remote.is_some() {
+                "remote"
+            } else {
+                "static"
+            },
         }
     }
 }

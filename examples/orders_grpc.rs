@@ -56,7 +56,10 @@ fn claims<T>(request: &Request<T>) -> Result<&Claims, Status> {
 
 #[tonic::async_trait]
 impl Orders for OrdersService {
-    async fn get_order(&self, request: Request<GetOrderRequest>) -> Result<Response<Order>, Status> {
+    async fn get_order(
+        &self,
+        request: Request<GetOrderRequest>,
+    ) -> Result<Response<Order>, Status> {
         let claims = claims(&request)?;
         claims.require_scopes(["orders:read"])?;
         Ok(Response::new(Order {
@@ -99,8 +102,7 @@ pub async fn serve(verifier: Verifier, port: u16) -> Result<(), Box<dyn std::err
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
     let port = std::env::var("PORT")

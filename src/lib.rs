@@ -1,20 +1,32 @@
 #![doc = include_str!("../README.md")]
 #![cfg_attr(docsrs, feature(doc_cfg))]
+// No input may panic the request path: these are errors in library code
+// (unit tests and the test-util module, whose panics are documented, opt out).
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
 
-mod claims;
-mod error;
-mod health;
+pub mod claims;
+pub mod error;
+pub mod health;
 pub mod jwks;
 mod jws;
-mod scopes;
-mod verifier;
-mod verify;
+pub mod scopes;
+pub mod verifier;
+pub mod verify;
 
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
-mod extract;
+pub mod extract;
 #[cfg(feature = "test-util")]
 #[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
+#[allow(clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 pub mod test_util;
 
 pub use claims::{Claims, Scopes, StandardClaims};

@@ -243,12 +243,11 @@ mod tests {
     use super::*;
     use tower::ServiceExt;
 
-    fn svc(
-        layer: RequireScopes,
-    ) -> RequireScopesService<
-        tower::util::ServiceFn<fn(Request<()>) -> std::future::Ready<Result<Response<()>, ()>>>,
-    > {
-        fn ok(_: Request<()>) -> std::future::Ready<Result<Response<()>, ()>> {
+    type Ready = std::future::Ready<Result<Response<()>, ()>>;
+    type Svc = RequireScopesService<tower::util::ServiceFn<fn(Request<()>) -> Ready>>;
+
+    fn svc(layer: &RequireScopes) -> Svc {
+        fn ok(_: Request<()>) -> Ready {
             std::future::ready(Ok(Response::new(())))
         }
         layer.layer(tower::service_fn(ok as fn(_) -> _))
@@ -263,12 +262,12 @@ mod tests {
 
     #[tokio::test]
     async fn all_requires_every_scope() {
-        let res = svc(RequireScopes::all(["a", "b"]))
+        let res = svc(&RequireScopes::all(["a", "b"]))
             .oneshot(with_scopes("a b c"))
             .await
             .unwrap();
         assert_eq!(res.status(), 200);
-        let res = svc(RequireScopes::all(["a", "b"]))
+        let res = svc(&RequireScopes::all(["a", "b"]))
             .oneshot(with_scopes("a"))
             .await
             .unwrap();
@@ -283,12 +282,12 @@ mod tests {
 
     #[tokio::test]
     async fn any_requires_one_scope() {
-        let res = svc(RequireScopes::any(["a", "b"]))
+        let res = svc(&RequireScopes::any(["a", "b"]))
             .oneshot(with_scopes("b"))
             .await
             .unwrap();
         assert_eq!(res.status(), 200);
-        let res = svc(RequireScopes::any(["a", "b"]))
+        let res = svc(&RequireScopes::any(["a", "b"]))
             .oneshot(with_scopes("c"))
             .await
             .unwrap();
@@ -297,7 +296,7 @@ mod tests {
 
     #[tokio::test]
     async fn look_alike_scope_is_403() {
-        let res = svc(RequireScopes::all(["orders:read"]))
+        let res = svc(&RequireScopes::all(["orders:read"]))
             .oneshot(with_scopes("orders:reader orders:rea orders"))
             .await
             .unwrap();
@@ -306,7 +305,7 @@ mod tests {
 
     #[tokio::test]
     async fn missing_claims_without_layer_is_401() {
-        let res = svc(RequireScopes::all(["a"]))
+        let res = svc(&RequireScopes::all(["a"]))
             .oneshot(Request::new(()))
             .await
             .unwrap();
@@ -318,7 +317,7 @@ mod tests {
         let mut req = with_scopes("x");
         req.headers_mut()
             .insert("content-type", "application/grpc".parse().unwrap());
-        let res = svc(RequireScopes::all(["a"])).oneshot(req).await.unwrap();
+        let res = svc(&RequireScopes::all(["a"])).oneshot(req).await.unwrap();
         assert_eq!(res.status(), 200);
         assert_eq!(res.headers()["grpc-status"], "7");
     }

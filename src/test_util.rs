@@ -491,6 +491,7 @@ pub struct TokenBuilder {
 
 impl TokenBuilder {
     /// `sub`.
+    #[allow(clippy::should_implement_trait)] // the claim's name
     pub fn sub(self, sub: &str) -> Self {
         self.claim("sub", sub)
     }

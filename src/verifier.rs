@@ -616,164 +616,27 @@ impl VerifierBuilder {
     /// Must be called within a tokio runtime: the refreshers are spawned on it.
     pub async fn build(self) -> Result<Verifier, BuildError> {
         ensure_crypto_provider()?;
-        let config = |reason: &str| BuildError::Config {
-            reason: reason.to_owned(),
-        };
-        if self.leeway > Duration::from_secs(600) {
-            return Err(config("leeway must be at most 10 minutes"));
-        }
-        if !(64..=1024 * 1024).contains(&self.max_token_len) {
-            return Err(config("max_token_len must be between 64 bytes and 1 MiB"));
-        }
-        if self.fetch.timeout.is_zero() {
-            return Err(config("fetch_timeout must be positive"));
-        }
-        if self.fetch.max_keys == 0 || self.fetch.max_body == 0 {
-            return Err(config("max_jwks_keys and max_jwks_bytes must be positive"));
-        }
-        let lc = &self.lifecycle;
-        if lc.refresh_interval < Duration::from_secs(1) || lc.min_refresh > lc.max_refresh {
-            return Err(config(
-                "refresh_interval must be at least 1 s and max_age_bounds min <= max",
-            ));
-        }
-        const KNOWN: [&str; 11] = [
-            "iss",
-            "sub",
-            "aud",
-            "exp",
-            "nbf",
-            "iat",
-            "jti",
-            "scope",
-            "client_id",
-            "tenant",
-            "roles",
-        ];
-        if let Some(c) = self.required.iter().find(|c| !KNOWN.contains(&c.as_str())) {
-            return Err(BuildError::Config {
-                reason: format!(
-                    "require_claims: unknown claim {c:?} (known: {})",
-                    KNOWN.join(" ")
-                ),
-            });
-        }
-
-        let runtime = tokio::runtime::Handle::try_current()
-            .map_err(|_| config("build() must run inside a tokio runtime"))?;
+        self.validate()?;
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| BuildError::Config {
+            reason: "build() must run inside a tokio runtime".into(),
+        })?;
         let counters = Arc::new(Counters::default());
-        let mut client = self.client.clone();
         let realm = if self.realm.is_empty() {
             self.primary.iss.clone()
         } else {
             self.realm.clone()
         };
 
-        let mut issuers = Vec::new();
-        let all: Vec<Issuer> = std::iter::once(self.primary.clone())
-            .chain(self.others.iter().cloned())
-            .collect();
-        for issuer in all {
-            if issuer.iss.is_empty() {
-                return Err(config("an issuer is required: call .issuer(\"https://…\")"));
-            }
-            if issuers
-                .iter()
-                .any(|i: &TrustedIssuer| *i.iss == *issuer.iss)
-            {
+        let mut client = self.client.clone();
+        let mut issuers: Vec<TrustedIssuer> = Vec::new();
+        for issuer in std::iter::once(&self.primary).chain(&self.others) {
+            if issuers.iter().any(|i| *i.iss == *issuer.iss) {
                 return Err(BuildError::Config {
                     reason: format!("issuer {:?} is configured twice", issuer.iss),
                 });
             }
-            if issuer.audiences.is_empty() && !issuer.any_audience {
-                return Err(BuildError::Config {
-                    reason: format!(
-                        "issuer {:?}: set .audience(…) (or explicitly allow_any_audience())",
-                        issuer.iss
-                    ),
-                });
-            }
             let algs = issuer.algorithms.unwrap_or(AlgSet::ASYMMETRIC);
-            if algs.is_empty() {
-                return Err(config("the algorithm allow-list is empty"));
-            }
-            let (initial, remote) = match &issuer.source {
-                SourceConfig::Static(json) => {
-                    let mut set = match KeySet::from_json(
-                        json.as_bytes(),
-                        algs,
-                        self.fetch.max_keys,
-                        Origin::Static,
-                    ) {
-                        Ok(set) => set,
-                        Err(crate::jwks::FetchError::NoUsableKeys) if issuer.secret.is_some() => {
-                            KeySet::default()
-                        }
-                        Err(cause) => {
-                            return Err(BuildError::Fetch {
-                                url: "static JWKS".into(),
-                                cause,
-                            });
-                        }
-                    };
-                    add_secret(&mut set, &issuer, algs)?;
-                    (Some(set), None)
-                }
-                source => {
-                    let location = match source {
-                        SourceConfig::JwksUrl(url) => {
-                            Location::Jwks(parse_url(url, self.fetch.allow_http).map_err(
-                                |reason| BuildError::Url {
-                                    url: url.clone(),
-                                    reason,
-                                },
-                            )?)
-                        }
-                        _ => {
-                            let url =
-                                reqwest::Url::parse(&issuer.iss).map_err(|e| BuildError::Url {
-                                    url: issuer.iss.clone(),
-                                    reason: format!(
-                                        "issuer is not a URL, so discovery is impossible: {e}"
-                                    ),
-                                })?;
-                            check_url(&url, self.fetch.allow_http).map_err(|reason| {
-                                BuildError::Url {
-                                    url: issuer.iss.clone(),
-                                    reason,
-                                }
-                            })?;
-                            Location::Discover {
-                                issuer: issuer.iss.clone(),
-                            }
-                        }
-                    };
-                    if issuer.secret.is_some() {
-                        return Err(config(
-                            "a shared secret goes with a static key set, not a remote one",
-                        ));
-                    }
-                    let client = match &client {
-                        Some(c) => c.clone(),
-                        None => {
-                            let c = self.fetch.client().map_err(|cause| BuildError::Fetch {
-                                url: issuer.iss.clone(),
-                                cause,
-                            })?;
-                            client = Some(c.clone());
-                            c
-                        }
-                    };
-                    (
-                        None,
-                        Some(Remote {
-                            client,
-                            settings: self.fetch.clone(),
-                            location,
-                        }),
-                    )
-                }
-            };
+            let (initial, remote) = self.key_source(issuer, algs, &mut client)?;
             let keys = Arc::new(KeySource::new(
                 issuer.iss.as_str().into(),
                 algs,
@@ -792,10 +655,7 @@ impl VerifierBuilder {
         }
 
         let mut stop = Vec::new();
-        for issuer in &issuers {
-            if !issuer.keys.is_remote() {
-                continue;
-            }
+        for issuer in issuers.iter().filter(|i| i.keys.is_remote()) {
             let first = if self.lazy {
                 Duration::ZERO
             } else {
@@ -833,6 +693,138 @@ impl VerifierBuilder {
                 _stop: stop,
             }),
         })
+    }
+
+    /// Settings that cannot work are refused before anything is fetched.
+    fn validate(&self) -> Result<(), BuildError> {
+        const KNOWN: [&str; 11] = [
+            "iss",
+            "sub",
+            "aud",
+            "exp",
+            "nbf",
+            "iat",
+            "jti",
+            "scope",
+            "client_id",
+            "tenant",
+            "roles",
+        ];
+        let fail = |reason: String| Err(BuildError::Config { reason });
+        let lc = &self.lifecycle;
+        if self.leeway > Duration::from_secs(600) {
+            return fail("leeway must be at most 10 minutes".into());
+        }
+        if !(64..=1024 * 1024).contains(&self.max_token_len) {
+            return fail("max_token_len must be between 64 bytes and 1 MiB".into());
+        }
+        if self.fetch.timeout.is_zero() {
+            return fail("fetch_timeout must be positive".into());
+        }
+        if self.fetch.max_keys == 0 || self.fetch.max_body == 0 {
+            return fail("max_jwks_keys and max_jwks_bytes must be positive".into());
+        }
+        if lc.refresh_interval < Duration::from_secs(1) || lc.min_refresh > lc.max_refresh {
+            return fail(
+                "refresh_interval must be at least 1 s and max_age_bounds min <= max".into(),
+            );
+        }
+        if let Some(c) = self.required.iter().find(|c| !KNOWN.contains(&c.as_str())) {
+            return fail(format!(
+                "require_claims: unknown claim {c:?} (known: {})",
+                KNOWN.join(" ")
+            ));
+        }
+        for issuer in std::iter::once(&self.primary).chain(&self.others) {
+            if issuer.iss.is_empty() {
+                return fail("an issuer is required: call .issuer(\"https://…\")".into());
+            }
+            if issuer.audiences.is_empty() && !issuer.any_audience {
+                return fail(format!(
+                    "issuer {:?}: set .audience(…) (or explicitly allow_any_audience())",
+                    issuer.iss
+                ));
+            }
+            if issuer.algorithms.is_some_and(AlgSet::is_empty) {
+                return fail(format!(
+                    "issuer {:?}: the algorithm allow-list is empty",
+                    issuer.iss
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The initial static key set, or the remote location to fetch from.
+    fn key_source(
+        &self,
+        issuer: &Issuer,
+        algs: AlgSet,
+        client: &mut Option<reqwest::Client>,
+    ) -> Result<(Option<KeySet>, Option<Remote>), BuildError> {
+        let url_error = |url: &str, reason: String| BuildError::Url {
+            url: url.to_owned(),
+            reason,
+        };
+        let location = match &issuer.source {
+            SourceConfig::Static(json) => {
+                let parsed =
+                    KeySet::from_json(json.as_bytes(), algs, self.fetch.max_keys, Origin::Static);
+                let mut set = match parsed {
+                    Ok(set) => set,
+                    Err(crate::jwks::FetchError::NoUsableKeys) if issuer.secret.is_some() => {
+                        KeySet::default()
+                    }
+                    Err(cause) => {
+                        return Err(BuildError::Fetch {
+                            url: "static JWKS".into(),
+                            cause,
+                        });
+                    }
+                };
+                add_secret(&mut set, issuer, algs)?;
+                return Ok((Some(set), None));
+            }
+            SourceConfig::JwksUrl(url) => Location::Jwks(
+                parse_url(url, self.fetch.allow_http).map_err(|reason| url_error(url, reason))?,
+            ),
+            SourceConfig::Discover => {
+                let url = reqwest::Url::parse(&issuer.iss).map_err(|e| {
+                    url_error(
+                        &issuer.iss,
+                        format!("issuer is not a URL, so discovery is impossible: {e}"),
+                    )
+                })?;
+                check_url(&url, self.fetch.allow_http)
+                    .map_err(|reason| url_error(&issuer.iss, reason))?;
+                Location::Discover {
+                    issuer: issuer.iss.clone(),
+                }
+            }
+        };
+        if issuer.secret.is_some() {
+            return Err(BuildError::Config {
+                reason: "a shared secret goes with a static key set, not a remote one".into(),
+            });
+        }
+        let client = if let Some(c) = client {
+            c.clone()
+        } else {
+            let c = self.fetch.client().map_err(|cause| BuildError::Fetch {
+                url: issuer.iss.clone(),
+                cause,
+            })?;
+            *client = Some(c.clone());
+            c
+        };
+        Ok((
+            None,
+            Some(Remote {
+                client,
+                settings: self.fetch.clone(),
+                location,
+            }),
+        ))
     }
 }
 

@@ -9,7 +9,9 @@ mod orders;
 use std::time::Duration;
 
 use authlayer::test_util::{TestIssuer, kids};
-use authlayer::{Algorithm, AuthError, Claims, RejectContext, RequireScopes, Verifier, VerifyLayer};
+use authlayer::{
+    Algorithm, AuthError, Claims, RejectContext, RequireScopes, Verifier, VerifyLayer,
+};
 use axum::Router;
 use axum::routing::get;
 use base64::Engine as _;
@@ -55,7 +57,10 @@ impl Orders {
 }
 
 fn challenge(res: &reqwest::Response) -> String {
-    res.headers()["www-authenticate"].to_str().unwrap().to_owned()
+    res.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .to_owned()
 }
 
 async fn assert_invalid_token(o: &Orders, token: &str, description: &str) {
@@ -63,7 +68,10 @@ async fn assert_invalid_token(o: &Orders, token: &str, description: &str) {
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "{description}");
     let c = challenge(&res);
     assert!(c.contains("error=\"invalid_token\""), "{c}");
-    assert!(c.contains(&format!("error_description=\"{description}\"")), "{c}");
+    assert!(
+        c.contains(&format!("error_description=\"{description}\"")),
+        "{c}"
+    );
 }
 
 #[tokio::test]
@@ -141,7 +149,13 @@ async fn create_needs_write_scope() {
 #[tokio::test]
 async fn look_alike_scopes_are_forbidden() {
     let o = orders().await;
-    for scope in ["orders:reader", "orders", "orders:rea", "ORDERS:READ", "orders:read:all"] {
+    for scope in [
+        "orders:reader",
+        "orders",
+        "orders:rea",
+        "ORDERS:READ",
+        "orders:read:all",
+    ] {
         let res = o.get("/orders/1", Some(&o.token(scope))).await;
         assert_eq!(res.status(), StatusCode::FORBIDDEN, "{scope}");
     }
@@ -240,13 +254,21 @@ fn forge(header: &Value, payload: &Value, signature: &[u8]) -> String {
 
 fn hmac(key: &[u8], message: &str) -> Vec<u8> {
     let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, key);
-    aws_lc_rs::hmac::sign(&key, message.as_bytes()).as_ref().to_vec()
+    aws_lc_rs::hmac::sign(&key, message.as_bytes())
+        .as_ref()
+        .to_vec()
 }
 
 #[tokio::test]
 async fn alg_none_is_refused() {
     let o = orders().await;
-    let payload = o.setup.issuer.token().audience(AUDIENCE).scope("orders:read").payload();
+    let payload = o
+        .setup
+        .issuer
+        .token()
+        .audience(AUDIENCE)
+        .scope("orders:read")
+        .payload();
     for alg in ["none", "None", "NONE", "nOnE"] {
         let header = json!({"alg": alg, "kid": kids::RSA});
         let token = format!(
@@ -265,7 +287,13 @@ async fn alg_none_is_refused() {
 #[tokio::test]
 async fn hs256_signed_with_the_public_key_is_refused() {
     let o = orders().await;
-    let payload = o.setup.issuer.token().audience(AUDIENCE).scope("orders:read").payload();
+    let payload = o
+        .setup
+        .issuer
+        .token()
+        .audience(AUDIENCE)
+        .scope("orders:read")
+        .payload();
     let header = json!({"alg": "HS256", "kid": kids::RSA, "typ": "JWT"});
     let message = format!(
         "{}.{}",
@@ -293,7 +321,10 @@ async fn embedded_jwk_and_jku_headers_are_never_used() {
             .scope("orders:read")
             .header_kid(Some(kid))
             .header("jwk", attacker_jwk.clone())
-            .header("jku", format!("{}/.well-known/jwks.json", o.setup.server.issuer_url()))
+            .header(
+                "jku",
+                format!("{}/.well-known/jwks.json", o.setup.server.issuer_url()),
+            )
             .header("x5u", "https://attacker.invalid/cert.pem")
             .sign();
         let res = o.get("/orders/1", Some(&token)).await;
@@ -328,7 +359,12 @@ async fn expired_and_not_yet_valid_tokens_are_refused() {
         .claim("nbf", 4_000_000_000_i64)
         .sign();
     assert_invalid_token(&o, &future, "token not yet valid").await;
-    let no_exp = issuer.token().audience(AUDIENCE).scope("orders:read").without("exp").sign();
+    let no_exp = issuer
+        .token()
+        .audience(AUDIENCE)
+        .scope("orders:read")
+        .without("exp")
+        .sign();
     assert_invalid_token(&o, &no_exp, "required claim missing").await;
 }
 
@@ -351,12 +387,31 @@ async fn wrong_issuer_and_audience_are_refused() {
     let o = orders().await;
     let issuer = &o.setup.issuer;
     let real = o.setup.server.issuer_url().to_owned();
-    for iss in [format!("{real}/"), real.to_uppercase(), format!("{real}.evil"), "https://other.example".into()] {
-        let token = issuer.token().audience(AUDIENCE).scope("orders:read").claim("iss", iss.clone()).sign();
+    for iss in [
+        format!("{real}/"),
+        real.to_uppercase(),
+        format!("{real}.evil"),
+        "https://other.example".into(),
+    ] {
+        let token = issuer
+            .token()
+            .audience(AUDIENCE)
+            .scope("orders:read")
+            .claim("iss", iss.clone())
+            .sign();
         assert_invalid_token(&o, &token, "untrusted issuer").await;
     }
-    for aud in [json!("urn:other"), json!([]), json!("urn:orders2"), json!(["urn:order"])] {
-        let token = issuer.token().claim("aud", aud.clone()).scope("orders:read").sign();
+    for aud in [
+        json!("urn:other"),
+        json!([]),
+        json!("urn:orders2"),
+        json!(["urn:order"]),
+    ] {
+        let token = issuer
+            .token()
+            .claim("aud", aud.clone())
+            .scope("orders:read")
+            .sign();
         assert_invalid_token(&o, &token, "wrong audience").await;
     }
     let no_aud = issuer.token().scope("orders:read").sign();
@@ -374,10 +429,20 @@ async fn unknown_kid_is_refused() {
     let o = orders().await;
     let stranger = TestIssuer::new(o.setup.issuer.issuer());
     stranger.add_key("not-published", Algorithm::ES256);
-    let token = stranger.token().audience(AUDIENCE).scope("orders:read").key("not-published").sign();
+    let token = stranger
+        .token()
+        .audience(AUDIENCE)
+        .scope("orders:read")
+        .key("not-published")
+        .sign();
     assert_invalid_token(&o, &token, "unknown signing key").await;
     // A real kid with a foreign signature.
-    let token = stranger.token().audience(AUDIENCE).scope("orders:read").key(kids::EC).sign();
+    let token = stranger
+        .token()
+        .audience(AUDIENCE)
+        .scope("orders:read")
+        .key(kids::EC)
+        .sign();
     assert_invalid_token(&o, &token, "invalid signature").await;
 }
 
@@ -418,7 +483,10 @@ async fn scheme_is_case_insensitive() {
     let res = o
         .http
         .get(format!("{}/orders/1", o.base))
-        .header("authorization", format!("bEaReR {}", o.token("orders:read")))
+        .header(
+            "authorization",
+            format!("bEaReR {}", o.token("orders:read")),
+        )
         .send()
         .await
         .unwrap();
@@ -440,8 +508,14 @@ async fn rejections_never_echo_the_token() {
     o.get("/orders/1", Some(&good)).await;
     let logs = logs.contents();
     assert!(logs.contains("authlayer::audit"), "{logs}");
-    assert!(logs.contains("decision=\"deny\"") || logs.contains("decision=deny"), "{logs}");
-    assert!(logs.contains("sub=\"alice\"") || logs.contains("sub=alice"), "{logs}");
+    assert!(
+        logs.contains("decision=\"deny\"") || logs.contains("decision=deny"),
+        "{logs}"
+    );
+    assert!(
+        logs.contains("sub=\"alice\"") || logs.contains("sub=alice"),
+        "{logs}"
+    );
     let signature = good.rsplit('.').next().unwrap();
     assert!(!logs.contains(signature), "a signature reached the log");
     assert!(!logs.contains(&good[..30]), "a token reached the log");
@@ -449,12 +523,12 @@ async fn rejections_never_echo_the_token() {
 
 #[tokio::test]
 async fn optional_mode_lets_anonymous_requests_through_but_not_bad_tokens() {
-    let s = setup().await;
     async fn hello(claims: Option<Claims>) -> String {
         claims
             .and_then(|c| c.sub().map(str::to_owned))
             .unwrap_or_else(|| "anonymous".into())
     }
+    let s = setup().await;
     let app = Router::new()
         .route("/hello", get(hello))
         .route(
@@ -466,22 +540,46 @@ async fn optional_mode_lets_anonymous_requests_through_but_not_bad_tokens() {
     let http = reqwest::Client::new();
     let res = http.get(format!("{base}/hello")).send().await.unwrap();
     assert_eq!(res.text().await.unwrap(), "anonymous");
-    let token = s.issuer.token().sub("carol").audience(AUDIENCE).scope("orders:read").sign();
-    let res = http.get(format!("{base}/hello")).bearer_auth(&token).send().await.unwrap();
+    let token = s
+        .issuer
+        .token()
+        .sub("carol")
+        .audience(AUDIENCE)
+        .scope("orders:read")
+        .sign();
+    let res = http
+        .get(format!("{base}/hello"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.text().await.unwrap(), "carol");
-    let res = http.get(format!("{base}/hello")).bearer_auth("garbage").send().await.unwrap();
+    let res = http
+        .get(format!("{base}/hello"))
+        .bearer_auth("garbage")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
     // An anonymous request to a scoped route is asked for a token.
     let res = http.get(format!("{base}/private")).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
     assert!(!challenge(&res).contains("error="));
-    let res = http.get(format!("{base}/private")).bearer_auth(&token).send().await.unwrap();
+    let res = http
+        .get(format!("{base}/private"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
 }
 
 #[tokio::test]
 async fn extractor_without_the_layer_is_a_500() {
-    let app = Router::new().route("/me", get(|c: Claims| async move { c.sub().unwrap_or_default().to_owned() }));
+    let app = Router::new().route(
+        "/me",
+        get(|c: Claims| async move { c.sub().unwrap_or_default().to_owned() }),
+    );
     let base = format!("http://{}", serve_axum(app).await);
     let logs = LogBuffer::default();
     let _guard = logs.install();
@@ -512,11 +610,14 @@ async fn custom_rejection_hook_renders_the_response() {
             let body = json!({"error": err.reason().label(), "status": err.status().as_u16()});
             let mut res = axum::response::Response::new(axum::body::Body::from(body.to_string()));
             *res.status_mut() = err.status();
-            res.headers_mut().insert("content-type", "application/json".parse().unwrap());
+            res.headers_mut()
+                .insert("content-type", "application/json".parse().unwrap());
             res
         },
     );
-    let app = Router::new().route("/x", get(|| async { "x" })).layer(layer);
+    let app = Router::new()
+        .route("/x", get(|| async { "x" }))
+        .layer(layer);
     let base = format!("http://{}", serve_axum(app).await);
     let res = reqwest::get(format!("{base}/x")).await.unwrap();
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
@@ -552,13 +653,28 @@ async fn custom_claims_type_is_extracted() {
         .claim("plan", "pro")
         .sign();
     let http = reqwest::Client::new();
-    let res = http.get(format!("{base}/plan")).bearer_auth(&token).send().await.unwrap();
+    let res = http
+        .get(format!("{base}/plan"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.text().await.unwrap(), "pro");
-    let res = http.get(format!("{base}/scoped")).bearer_auth(&token).send().await.unwrap();
+    let res = http
+        .get(format!("{base}/scoped"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.text().await.unwrap(), "dave");
     // A token whose custom claims do not parse is refused.
     let bad = s.issuer.token().audience(AUDIENCE).claim("plan", 5).sign();
-    let res = http.get(format!("{base}/plan")).bearer_auth(&bad).send().await.unwrap();
+    let res = http
+        .get(format!("{base}/plan"))
+        .bearer_auth(&bad)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
 }
 
@@ -566,7 +682,10 @@ async fn custom_claims_type_is_extracted() {
 async fn token_from_cookie() {
     let s = setup().await;
     let app = Router::new()
-        .route("/x", get(|c: Claims| async move { c.sub().unwrap_or_default().to_owned() }))
+        .route(
+            "/x",
+            get(|c: Claims| async move { c.sub().unwrap_or_default().to_owned() }),
+        )
         .layer(VerifyLayer::new(s.verifier.clone()).token_from_cookie("access_token"));
     let base = format!("http://{}", serve_axum(app).await);
     let token = s.issuer.token().sub("erin").audience(AUDIENCE).sign();

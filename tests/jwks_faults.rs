@@ -507,18 +507,26 @@ async fn settle_tasks(n: usize) {
             tokio::task::yield_now().await;
         }
     };
-    if tokio::time::timeout(Duration::from_secs(5), settle).await.is_err() {
-        panic!("{} live tasks, expected {n}", metrics.num_alive_tasks());
-    }
+    let settled = tokio::time::timeout(Duration::from_secs(5), settle).await;
+    assert!(
+        settled.is_ok(),
+        "{} live tasks, expected {n}",
+        metrics.num_alive_tasks()
+    );
 }
 
 #[tokio::test]
 async fn refresher_stops_when_the_last_verifier_is_dropped() {
     let issuer = TestIssuer::new("x");
     let server = FaultServer::start(&issuer).await;
-    let baseline = tokio::runtime::Handle::current().metrics().num_alive_tasks();
+    let baseline = tokio::runtime::Handle::current()
+        .metrics()
+        .num_alive_tasks();
     // No pooled connections, so the only task a verifier leaves is its refresher.
-    let client = reqwest::Client::builder().pool_max_idle_per_host(0).build().unwrap();
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
     let verifier = builder(&server).http_client(client).build().await.unwrap();
     let clone = verifier.clone();
     settle_tasks(baseline + 1).await;

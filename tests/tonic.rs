@@ -10,10 +10,10 @@ use std::net::SocketAddr;
 
 use authlayer::{RequireScopes, Verifier, VerifyLayer};
 use common::{AUDIENCE, setup};
+use orders_grpc::OrdersService;
 use orders_grpc::pb::orders_client::OrdersClient;
 use orders_grpc::pb::orders_server::OrdersServer;
 use orders_grpc::pb::{CreateOrderRequest, GetOrderRequest};
-use orders_grpc::OrdersService;
 use tonic::Code;
 use tonic::transport::Channel;
 use tower::Layer;
@@ -28,7 +28,9 @@ async fn serve(verifier: Verifier, read_only_service: bool) -> SocketAddr {
             // Per-service scopes: RequireScopes wraps one generated server and
             // forwards its NamedService name.
             server
-                .add_service(RequireScopes::all(["orders:read"]).layer(OrdersServer::new(OrdersService)))
+                .add_service(
+                    RequireScopes::all(["orders:read"]).layer(OrdersServer::new(OrdersService)),
+                )
                 .serve_with_incoming(incoming)
                 .await
         } else {
@@ -62,7 +64,13 @@ fn with_token<T>(message: T, token: &str) -> tonic::Request<T> {
 async fn valid_token_calls_get_order() {
     let s = setup().await;
     let mut c = client(serve(s.verifier.clone(), false).await).await;
-    let token = s.issuer.token().sub("alice").audience(AUDIENCE).scope("orders:read").sign();
+    let token = s
+        .issuer
+        .token()
+        .sub("alice")
+        .audience(AUDIENCE)
+        .scope("orders:read")
+        .sign();
     let order = c
         .get_order(with_token(GetOrderRequest { id: 9 }, &token))
         .await
@@ -92,7 +100,12 @@ async fn invalid_tokens_are_unauthenticated() {
         .scope("orders:read")
         .expired_for(std::time::Duration::from_secs(600))
         .sign();
-    let wrong_aud = s.issuer.token().audience("urn:other").scope("orders:read").sign();
+    let wrong_aud = s
+        .issuer
+        .token()
+        .audience("urn:other")
+        .scope("orders:read")
+        .sign();
     for (token, message) in [
         ("garbage", "malformed token"),
         (expired.as_str(), "token expired"),
@@ -111,7 +124,12 @@ async fn invalid_tokens_are_unauthenticated() {
 async fn missing_method_scope_is_permission_denied() {
     let s = setup().await;
     let mut c = client(serve(s.verifier.clone(), false).await).await;
-    let token = s.issuer.token().audience(AUDIENCE).scope("orders:read").sign();
+    let token = s
+        .issuer
+        .token()
+        .audience(AUDIENCE)
+        .scope("orders:read")
+        .sign();
     let status = c
         .create_order(with_token(
             CreateOrderRequest {
@@ -123,7 +141,12 @@ async fn missing_method_scope_is_permission_denied() {
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::PermissionDenied);
-    let token = s.issuer.token().audience(AUDIENCE).scope("orders:write").sign();
+    let token = s
+        .issuer
+        .token()
+        .audience(AUDIENCE)
+        .scope("orders:write")
+        .sign();
     let order = c
         .create_order(with_token(
             CreateOrderRequest {
@@ -142,9 +165,23 @@ async fn missing_method_scope_is_permission_denied() {
 async fn require_scopes_wraps_a_generated_server() {
     let s = setup().await;
     let mut c = client(serve(s.verifier.clone(), true).await).await;
-    let reader = s.issuer.token().audience(AUDIENCE).scope("orders:read").sign();
-    assert!(c.get_order(with_token(GetOrderRequest { id: 1 }, &reader)).await.is_ok());
-    let look_alike = s.issuer.token().audience(AUDIENCE).scope("orders:reader").sign();
+    let reader = s
+        .issuer
+        .token()
+        .audience(AUDIENCE)
+        .scope("orders:read")
+        .sign();
+    assert!(
+        c.get_order(with_token(GetOrderRequest { id: 1 }, &reader))
+            .await
+            .is_ok()
+    );
+    let look_alike = s
+        .issuer
+        .token()
+        .audience(AUDIENCE)
+        .scope("orders:reader")
+        .sign();
     let status = c
         .get_order(with_token(GetOrderRequest { id: 1 }, &look_alike))
         .await
@@ -165,9 +202,18 @@ async fn every_algorithm_over_grpc() {
         (kids::EC, Algorithm::ES256),
         (kids::ED, Algorithm::EdDSA),
     ] {
-        let token = s.issuer.token().audience(AUDIENCE).scope("orders:read").key(kid).alg(alg).sign();
+        let token = s
+            .issuer
+            .token()
+            .audience(AUDIENCE)
+            .scope("orders:read")
+            .key(kid)
+            .alg(alg)
+            .sign();
         assert!(
-            c.get_order(with_token(GetOrderRequest { id: 1 }, &token)).await.is_ok(),
+            c.get_order(with_token(GetOrderRequest { id: 1 }, &token))
+                .await
+                .is_ok(),
             "{alg:?}"
         );
     }
@@ -178,7 +224,10 @@ async fn raw_grpc_rejection_is_trailers_only() {
     let s = setup().await;
     let addr = serve(s.verifier.clone(), false).await;
     // An HTTP/2 gRPC request without a token, seen at the wire level.
-    let http = reqwest::Client::builder().http2_prior_knowledge().build().unwrap();
+    let http = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
     let res = http
         .post(format!("http://{addr}/orders.v1.Orders/GetOrder"))
         .header("content-type", "application/grpc")

@@ -184,6 +184,7 @@ pub(crate) async fn discover(
         })?
 }
 
+#[allow(clippy::needless_pass_by_value)] // used as `map_err(request_error)`
 fn request_error(e: reqwest::Error) -> FetchError {
     if e.is_timeout() {
         return FetchError::Request {

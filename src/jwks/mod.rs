@@ -114,11 +114,11 @@ pub fn verify_jws(token: &str, jwks: &str, allowed: AlgSet) -> Result<Vec<u8>, c
     use crate::Reason;
     let set = KeySet::from_json(jwks.as_bytes(), allowed, 64, Origin::Static)
         .map_err(|_| Reason::UnknownKey)?;
-    let jws = crate::jws::parse(token, 64 * 1024, allowed, crate::TypPolicy::Any)?;
-    crate::jws::verify_with(&set, &jws).map_err(|miss| match miss {
+    let compact = crate::jws::parse(token, 64 * 1024, allowed, crate::TypPolicy::Any)?;
+    crate::jws::verify_with(&set, &compact).map_err(|miss| match miss {
         crate::jws::KeyMiss::Mismatch => Reason::KeyAlgorithmMismatch,
         crate::jws::KeyMiss::BadSignature { .. } => Reason::BadSignature,
         _ => Reason::UnknownKey,
     })?;
-    crate::jws::payload(&jws)
+    crate::jws::payload(&compact)
 }

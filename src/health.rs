@@ -83,6 +83,10 @@ pub struct Metrics {
     pub cooldown_rejections: u64,
     /// Tokens accepted.
     pub accepted: u64,
+    /// Acceptances answered from the verified-token cache.
+    pub cache_hits: u64,
+    /// Tokens in the verified-token cache now.
+    pub cached_tokens: u64,
     /// Requests refused, by [`Reason::label`].
     pub rejected: Vec<(&'static str, u64)>,
 }
@@ -105,6 +109,7 @@ pub(crate) struct Counters {
     pub(crate) kid_refetches: AtomicU64,
     pub(crate) cooldown_rejections: AtomicU64,
     pub(crate) accepted: AtomicU64,
+    pub(crate) cache_hits: AtomicU64,
     pub(crate) rejected: [AtomicU64; Reason::ALL.len()],
 }
 
@@ -115,7 +120,7 @@ impl Counters {
         }
     }
 
-    pub(crate) fn snapshot(&self) -> Metrics {
+    pub(crate) fn snapshot(&self, cached_tokens: u64) -> Metrics {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         Metrics {
             fetches: get(&self.fetches),
@@ -124,6 +129,8 @@ impl Counters {
             unknown_key_refetches: get(&self.kid_refetches),
             cooldown_rejections: get(&self.cooldown_rejections),
             accepted: get(&self.accepted),
+            cache_hits: get(&self.cache_hits),
+            cached_tokens,
             rejected: Reason::ALL
                 .iter()
                 .zip(&self.rejected)

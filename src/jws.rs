@@ -3,6 +3,7 @@
 //! [`jwks::verify_jws`](crate::jwks::verify_jws).
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -154,7 +155,10 @@ pub(crate) enum KeyMiss {
 /// key set, by `kid`; `jwk`, `jku`, `x5u` and `x5c` headers are never read.
 /// Without a kid, the token is accepted only when exactly one key fits its
 /// alg: keys are never tried one after another.
-pub(crate) fn verify_with(set: &KeySet, jws: &Compact<'_>) -> Result<(), KeyMiss> {
+pub(crate) fn verify_with<'s>(
+    set: &'s KeySet,
+    jws: &Compact<'_>,
+) -> Result<&'s Arc<VerifyKey>, KeyMiss> {
     if let Some(kid) = jws.kid.as_deref() {
         let candidates = set.by_kid(kid);
         if candidates.is_empty() {
@@ -165,7 +169,7 @@ pub(crate) fn verify_with(set: &KeySet, jws: &Compact<'_>) -> Result<(), KeyMiss
             .find(|k| k.algs.contains(jws.alg))
             .ok_or(KeyMiss::Mismatch)?;
         return if signature_ok(jws, key) {
-            Ok(())
+            Ok(key)
         } else {
             Err(KeyMiss::BadSignature { kidless: false })
         };
@@ -173,7 +177,7 @@ pub(crate) fn verify_with(set: &KeySet, jws: &Compact<'_>) -> Result<(), KeyMiss
     let mut fitting = set.for_alg(jws.alg);
     match (fitting.next(), fitting.next()) {
         (None, _) => Err(KeyMiss::Unknown),
-        (Some(key), None) if signature_ok(jws, key) => Ok(()),
+        (Some(key), None) if signature_ok(jws, key) => Ok(key),
         (Some(_), None) => Err(KeyMiss::BadSignature { kidless: true }),
         (Some(_), Some(_)) => Err(KeyMiss::Ambiguous),
     }

@@ -16,6 +16,7 @@ pub mod claims;
 pub mod error;
 pub mod health;
 pub mod jwks;
+mod cache;
 mod jws;
 pub mod scopes;
 pub mod verifier;

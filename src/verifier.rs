@@ -25,20 +25,21 @@
 //! ```
 
 use std::fmt;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, SystemTime};
 
 use jsonwebtoken::Algorithm;
 use serde::de::DeserializeOwned;
 use tokio::sync::oneshot;
 
+use crate::cache::{Entry as CacheEntry, TokenCache};
 use crate::claims::{Claims, WireClaims};
 use crate::error::{AuthError, BuildError, Reason};
 use crate::health::{Counters, Health, Metrics};
 use crate::jwks::{
     AlgSet, FetchSettings, KeySet, KeySource, Lifecycle, Location, Origin, Remote, Trigger,
-    check_url, parse_url, secret_key,
+    VerifyKey, check_url, parse_url, secret_key,
 };
 use crate::jws::{self, KeyMiss};
 
@@ -57,6 +58,7 @@ struct Inner {
     counters: Arc<Counters>,
     realm: Arc<str>,
     all_algs: AlgSet,
+    cache: Option<Arc<TokenCache>>,
     // Dropping these (with the last `Verifier`) stops the refreshers.
     _stop: Vec<oneshot::Sender<()>>,
 }
@@ -123,7 +125,10 @@ impl Verifier {
     /// A token whose key is in the current set is verified without waiting
     /// for anything. A token naming an unknown key may wait, at most the
     /// fetch timeout, for one shared refetch of its issuer's keys.
-    pub async fn verify<E: DeserializeOwned>(&self, token: &str) -> Result<Claims<E>, AuthError> {
+    pub async fn verify<E>(&self, token: &str) -> Result<Claims<E>, AuthError>
+    where
+        E: DeserializeOwned + Send + Sync + 'static,
+    {
         match self.check(token) {
             Check::Done(result) => result,
             Check::Refetch(source) => self.check_after_refetch(&source, token).await,
@@ -131,10 +136,20 @@ impl Verifier {
     }
 
     /// The synchronous part: everything but waiting for a refetch.
-    pub(crate) fn check<E: DeserializeOwned>(&self, token: &str) -> Check<E> {
+    pub(crate) fn check<E: DeserializeOwned + Send + Sync + 'static>(&self, token: &str) -> Check<E> {
+        let inner = &*self.inner;
+        if let Some(cache) = &inner.cache
+            && let Some(entry) = cache.get(token)
+            && let Some(result) = self.check_cached(cache, token, &entry)
+        {
+            return Check::Done(result);
+        }
         match self.verify_token(token) {
-            Ok(claims) => {
-                self.inner.counters.accepted.fetch_add(1, Ordering::Relaxed);
+            Ok((claims, issuer, key)) => {
+                inner.counters.accepted.fetch_add(1, Ordering::Relaxed);
+                if let Some(cache) = &inner.cache {
+                    cache.insert(token, &claims, issuer, key, unix_now(), inner.policy.leeway);
+                }
                 Check::Done(Ok(claims))
             }
             Err(Outcome::Refetch(source)) => Check::Refetch(source),
@@ -142,7 +157,40 @@ impl Verifier {
         }
     }
 
-    pub(crate) async fn check_after_refetch<E: DeserializeOwned>(
+    /// The answer for a token verified before; `None`: verify it again.
+    fn check_cached<E: Send + Sync + 'static>(
+        &self,
+        cache: &TokenCache,
+        token: &str,
+        entry: &CacheEntry,
+    ) -> Option<Result<Claims<E>, AuthError>> {
+        let inner = &*self.inner;
+        // SAFETY (rotation, compromise): a cached acceptance holds only while
+        // the very key that verified it is still in its issuer's set.
+        if entry.key.strong_count() == 0 {
+            cache.remove(token);
+            return None;
+        }
+        let issuer = inner.issuers.get(entry.issuer)?;
+        if issuer.keys.usable().is_err() {
+            return Some(Err(self.count(AuthError::new(Reason::KeysUnavailable))));
+        }
+        let now = unix_now();
+        let leeway = inner.policy.leeway;
+        if entry.exp.saturating_add(leeway) <= now {
+            cache.remove(token);
+            return Some(Err(self.count(AuthError::new(Reason::Expired))));
+        }
+        if entry.nbf.is_some_and(|nbf| nbf.saturating_sub(leeway) > now) {
+            return Some(Err(self.count(AuthError::new(Reason::NotYetValid))));
+        }
+        let claims = TokenCache::claims::<E>(entry)?;
+        inner.counters.accepted.fetch_add(1, Ordering::Relaxed);
+        inner.counters.cache_hits.fetch_add(1, Ordering::Relaxed);
+        Some(Ok(claims))
+    }
+
+    pub(crate) async fn check_after_refetch<E: DeserializeOwned + Send + Sync + 'static>(
         &self,
         source: &Arc<KeySource>,
         token: &str,
@@ -163,7 +211,12 @@ impl Verifier {
         err
     }
 
-    fn verify_token<E: DeserializeOwned>(&self, token: &str) -> Result<Claims<E>, Outcome> {
+    /// Full verification: the claims, the index of the issuer and the key
+    /// that verified them.
+    fn verify_token<E: DeserializeOwned>(
+        &self,
+        token: &str,
+    ) -> Result<(Claims<E>, usize, Weak<VerifyKey>), Outcome> {
         let inner = &*self.inner;
         let jws = jws::parse(
             token,
@@ -183,11 +236,12 @@ impl Verifier {
         // signature verifies with that issuer's key. Exact match, no
         // normalization (CVE-2024-53861).
         let iss = claims.iss().ok_or(Reason::MissingClaim)?;
-        let issuer = inner
+        let index = inner
             .issuers
             .iter()
-            .find(|i| &*i.iss == iss)
+            .position(|i| &*i.iss == iss)
             .ok_or(Reason::UnknownIssuer)?;
+        let issuer = inner.issuers.get(index).ok_or(Reason::UnknownIssuer)?;
         if !issuer.algs.contains(jws.alg) {
             return Err(Outcome::Reject(Reason::AlgorithmNotAllowed));
         }
@@ -196,20 +250,10 @@ impl Verifier {
         let Some(snapshot) = snapshot.as_ref() else {
             return Err(Outcome::Reject(Reason::KeysUnavailable));
         };
-        if let Err(miss) = jws::verify_with(&snapshot.set, &jws) {
-            let refetch = matches!(
-                miss,
-                KeyMiss::Unknown | KeyMiss::BadSignature { kidless: true }
-            );
-            if refetch && issuer.keys.is_remote() {
-                return Err(Outcome::Refetch(Arc::clone(&issuer.keys)));
-            }
-            return Err(Outcome::Reject(match miss {
-                KeyMiss::Unknown | KeyMiss::Ambiguous => Reason::UnknownKey,
-                KeyMiss::Mismatch => Reason::KeyAlgorithmMismatch,
-                KeyMiss::BadSignature { .. } => Reason::BadSignature,
-            }));
-        }
+        let key = match jws::verify_with(&snapshot.set, &jws) {
+            Ok(key) => Arc::downgrade(key),
+            Err(miss) => return Err(Self::key_miss(miss, issuer)),
+        };
 
         let now = unix_now();
         let leeway = inner.policy.leeway;
@@ -236,7 +280,22 @@ impl Verifier {
         if inner.policy.required.iter().any(|c| !claims.has(c)) {
             return Err(Outcome::Reject(Reason::MissingClaim));
         }
-        Ok(claims.into_claims())
+        Ok((claims.into_claims(), index, key))
+    }
+
+    fn key_miss(miss: KeyMiss, issuer: &TrustedIssuer) -> Outcome {
+        let refetch = matches!(
+            miss,
+            KeyMiss::Unknown | KeyMiss::BadSignature { kidless: true }
+        );
+        if refetch && issuer.keys.is_remote() {
+            return Outcome::Refetch(Arc::clone(&issuer.keys));
+        }
+        Outcome::Reject(match miss {
+            KeyMiss::Unknown | KeyMiss::Ambiguous => Reason::UnknownKey,
+            KeyMiss::Mismatch => Reason::KeyAlgorithmMismatch,
+            KeyMiss::BadSignature { .. } => Reason::BadSignature,
+        })
     }
 
     /// The realm used in `WWW-Authenticate` challenges.
@@ -255,7 +314,8 @@ impl Verifier {
 
     /// Counters since the verifier was built.
     pub fn metrics(&self) -> Metrics {
-        self.inner.counters.snapshot()
+        let cached = self.inner.cache.as_ref().map_or(0, |c| c.len());
+        self.inner.counters.snapshot(cached)
     }
 
     /// Refetches every remote key set now (ignoring the cooldown) and waits
@@ -402,6 +462,7 @@ pub struct VerifierBuilder {
     lifecycle: Lifecycle,
     lazy: bool,
     client: Option<reqwest::Client>,
+    cache_bytes: Option<u64>,
 }
 
 impl Default for VerifierBuilder {
@@ -430,6 +491,7 @@ impl Default for VerifierBuilder {
             },
             lazy: false,
             client: None,
+            cache_bytes: Some(8 * 1024 * 1024),
         }
     }
 }
@@ -603,6 +665,17 @@ impl VerifierBuilder {
         self
     }
 
+    /// Remember verified tokens, up to `max_bytes` (token length plus about
+    /// 512 bytes per entry), so a token seen before is accepted without a
+    /// second signature check; `None` turns the cache off. Entries never
+    /// outlive `exp` (+ leeway), `exp`/`nbf` are re-checked on every hit, and
+    /// an entry dies with the key that verified it. Defaults to 8 MiB
+    /// (about 10,000 typical tokens).
+    pub fn token_cache(mut self, max_bytes: Option<u64>) -> Self {
+        self.cache_bytes = max_bytes;
+        self
+    }
+
     /// Use this HTTP client for fetches (proxies, custom roots). Timeouts and
     /// size limits still apply; its redirect policy is its own.
     pub fn http_client(mut self, client: reqwest::Client) -> Self {
@@ -621,6 +694,10 @@ impl VerifierBuilder {
             reason: "build() must run inside a tokio runtime".into(),
         })?;
         let counters = Arc::new(Counters::default());
+        let cache = self
+            .cache_bytes
+            .filter(|b| *b > 0)
+            .map(|b| Arc::new(TokenCache::new(b)));
         let realm = if self.realm.is_empty() {
             self.primary.iss.clone()
         } else {
@@ -645,6 +722,7 @@ impl VerifierBuilder {
                 self.lifecycle.clone(),
                 Arc::clone(&counters),
                 runtime.clone(),
+                cache.clone(),
             ));
             issuers.push(TrustedIssuer {
                 iss: issuer.iss.clone().into_boxed_str(),
@@ -690,6 +768,7 @@ impl VerifierBuilder {
                 counters,
                 realm: realm.into(),
                 all_algs,
+                cache,
                 _stop: stop,
             }),
         })

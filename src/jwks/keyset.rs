@@ -231,7 +231,10 @@ impl KeySet {
     }
 
     pub(crate) fn insert(&mut self, key: VerifyKey) {
-        let key = Arc::new(key);
+        self.insert_arc(Arc::new(key));
+    }
+
+    fn insert_arc(&mut self, key: Arc<VerifyKey>) {
         if let Some(kid) = &key.kid {
             self.by_kid
                 .entry(kid.clone())
@@ -239,6 +242,24 @@ impl KeySet {
                 .push(Arc::clone(&key));
         }
         self.keys.push(key);
+    }
+
+    /// This set, with every key that is identical (kid, material,
+    /// algorithms) to one of `old` replaced by `old`'s own `Arc`: the token
+    /// cache remembers keys by identity, so unchanged keys keep their cached
+    /// tokens across refreshes and changed or removed keys lose them.
+    pub(crate) fn reuse_unchanged(self, old: &KeySet) -> KeySet {
+        let mut set = KeySet::default();
+        for key in self.keys {
+            let same = old.keys.iter().find(|o| {
+                o.kid == key.kid && o.algs == key.algs && same_material(&o.key, &key.key)
+            });
+            match same {
+                Some(o) => set.insert_arc(Arc::clone(o)),
+                None => set.insert_arc(key),
+            }
+        }
+        set
     }
 
     /// Number of usable keys.
@@ -272,6 +293,18 @@ fn signing_kid(value: &serde_json::Value) -> Option<String> {
         .and_then(serde_json::Value::as_array)
         .is_some_and(|ops| !ops.iter().any(|op| op == "verify"));
     (!other_use && !no_verify).then(|| kid.to_owned())
+}
+
+fn same_material(a: &DecodingKey, b: &DecodingKey) -> bool {
+    use jsonwebtoken::DecodingKeyKind as K;
+    a.family() == b.family()
+        && match (a.kind(), b.kind()) {
+            (K::SecretOrDer(x), K::SecretOrDer(y)) => x == y,
+            (K::RsaModulusExponent { n, e }, K::RsaModulusExponent { n: n2, e: e2 }) => {
+                n == n2 && e == e2
+            }
+            _ => false,
+        }
 }
 
 fn decode_b64(field: Option<&str>, name: &'static str) -> Result<Vec<u8>, String> {

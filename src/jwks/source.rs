@@ -13,6 +13,7 @@ use tokio::time::Instant;
 use super::FetchError;
 use super::fetch::{self, FetchSettings, Fetched};
 use super::keyset::{AlgSet, KeySet};
+use crate::cache::TokenCache;
 use crate::health::{Counters, IssuerHealth};
 
 /// Timing policy of the key lifecycle.
@@ -74,6 +75,7 @@ pub(crate) struct KeySource {
     state: Mutex<State>,
     counters: Arc<Counters>,
     runtime: tokio::runtime::Handle,
+    cache: Option<Arc<TokenCache>>,
 }
 
 impl KeySource {
@@ -85,6 +87,7 @@ impl KeySource {
         lifecycle: Lifecycle,
         counters: Arc<Counters>,
         runtime: tokio::runtime::Handle,
+        cache: Option<Arc<TokenCache>>,
     ) -> Self {
         let now = Instant::now();
         let state = State {
@@ -105,6 +108,7 @@ impl KeySource {
             state: Mutex::new(state),
             counters,
             runtime,
+            cache,
         }
     }
 
@@ -194,9 +198,12 @@ impl KeySource {
                         (None, max_age)
                     }
                 };
-                let set = match set {
-                    Some(set) => Some(Arc::new(set)),
-                    None => self.current.load().as_ref().map(|s| Arc::clone(&s.set)),
+                let old = self.current.load_full();
+                let changed = set.is_some();
+                let set = match (set, &old) {
+                    (Some(set), Some(old)) => Some(Arc::new(set.reuse_unchanged(&old.set))),
+                    (Some(set), None) => Some(Arc::new(set)),
+                    (None, old) => old.as_ref().map(|s| Arc::clone(&s.set)),
                 };
                 if let Some(set) = set {
                     tracing::debug!(issuer = %self.issuer, keys = set.len(), "key set refreshed");
@@ -204,6 +211,10 @@ impl KeySource {
                         set,
                         confirmed_at: Instant::now(),
                     })));
+                }
+                drop(old);
+                if changed && let Some(cache) = &self.cache {
+                    cache.purge_retired();
                 }
                 state.max_age = max_age;
                 state.failures = 0;

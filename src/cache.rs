@@ -45,7 +45,12 @@ pub(crate) struct Entry {
 struct Ttl;
 
 impl moka::Expiry<Arc<str>, Entry> for Ttl {
-    fn expire_after_create(&self, _key: &Arc<str>, value: &Entry, _now: Instant) -> Option<Duration> {
+    fn expire_after_create(
+        &self,
+        _key: &Arc<str>,
+        value: &Entry,
+        _now: Instant,
+    ) -> Option<Duration> {
         Some(value.ttl)
     }
 }
@@ -93,7 +98,9 @@ impl TokenCache {
     ) {
         let Some(exp) = claims.exp() else { return };
         let remaining = exp.saturating_add(leeway).saturating_sub(now);
-        let Ok(secs) = u64::try_from(remaining) else { return };
+        let Ok(secs) = u64::try_from(remaining) else {
+            return;
+        };
         if secs == 0 {
             return;
         }
@@ -123,6 +130,15 @@ impl TokenCache {
         let _ = self
             .map
             .invalidate_entries_if(|_, entry| entry.key.strong_count() == 0);
+    }
+
+    /// Rewrites the `exp` of a cached entry, as if time had passed.
+    #[cfg(test)]
+    pub(crate) fn set_exp(&self, token: &str, exp: i64) {
+        if let Some(mut entry) = self.map.get(token) {
+            entry.exp = exp;
+            self.map.insert(Arc::from(token), entry);
+        }
     }
 
     /// Entries currently cached (approximate until pending work is done).

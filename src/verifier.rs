@@ -136,7 +136,10 @@ impl Verifier {
     }
 
     /// The synchronous part: everything but waiting for a refetch.
-    pub(crate) fn check<E: DeserializeOwned + Send + Sync + 'static>(&self, token: &str) -> Check<E> {
+    pub(crate) fn check<E: DeserializeOwned + Send + Sync + 'static>(
+        &self,
+        token: &str,
+    ) -> Check<E> {
         let inner = &*self.inner;
         if let Some(cache) = &inner.cache
             && let Some(entry) = cache.get(token)
@@ -181,7 +184,10 @@ impl Verifier {
             cache.remove(token);
             return Some(Err(self.count(AuthError::new(Reason::Expired))));
         }
-        if entry.nbf.is_some_and(|nbf| nbf.saturating_sub(leeway) > now) {
+        if entry
+            .nbf
+            .is_some_and(|nbf| nbf.saturating_sub(leeway) > now)
+        {
             return Some(Err(self.count(AuthError::new(Reason::NotYetValid))));
         }
         let claims = TokenCache::claims::<E>(entry)?;
@@ -938,4 +944,123 @@ fn ensure_crypto_provider() -> Result<(), BuildError> {
     CryptoProvider::try_get_default()
         .map(|_| ())
         .ok_or(BuildError::NoCryptoProvider)
+}
+
+#[cfg(all(test, feature = "test-util"))]
+mod tests {
+    use super::*;
+    use crate::test_util::TestIssuer;
+
+    async fn verifier(issuer: &TestIssuer) -> Verifier {
+        Verifier::builder()
+            .issuer(issuer.issuer())
+            .jwks_json(issuer.jwks_json())
+            .audience("a")
+            .build()
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn cached_token_is_rechecked_for_expiry_on_every_hit() {
+        let issuer = TestIssuer::new("https://t.test");
+        let v = verifier(&issuer).await;
+        let token = issuer.token().audience("a").sign();
+        v.verify::<()>(&token).await.unwrap();
+        let cache = v.inner.cache.as_ref().unwrap();
+        cache.set_exp(&token, unix_now() - 61);
+        assert_eq!(
+            v.verify::<()>(&token).await.unwrap_err().reason(),
+            Reason::Expired
+        );
+        // Within the leeway it still counts as valid.
+        v.verify::<()>(&issuer.token().audience("a").sign())
+            .await
+            .unwrap();
+        let token2 = issuer.token().audience("a").claim("n", 2).sign();
+        v.verify::<()>(&token2).await.unwrap();
+        cache.set_exp(&token2, unix_now() - 30);
+        assert!(v.verify::<()>(&token2).await.is_ok());
+        assert_eq!(v.metrics().cache_hits, 1);
+    }
+
+    #[tokio::test]
+    async fn unknown_claim_requirement_is_a_build_error() {
+        let issuer = TestIssuer::new("https://t.test");
+        let err = Verifier::builder()
+            .issuer(issuer.issuer())
+            .jwks_json(issuer.jwks_json())
+            .audience("a")
+            .require_claims(["sub", "colour"])
+            .build()
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("\"colour\""), "{err}");
+    }
+
+    #[tokio::test]
+    async fn audience_is_required_unless_waived() {
+        let issuer = TestIssuer::new("https://t.test");
+        let b = || {
+            Verifier::builder()
+                .issuer(issuer.issuer())
+                .jwks_json(issuer.jwks_json())
+        };
+        assert!(
+            b().build()
+                .await
+                .unwrap_err()
+                .to_string()
+                .contains("audience")
+        );
+        let v = b().allow_any_audience().build().await.unwrap();
+        assert!(v.verify::<()>(&issuer.token().sign()).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn required_claims_are_enforced() {
+        let issuer = TestIssuer::new("https://t.test");
+        let v = Verifier::builder()
+            .issuer(issuer.issuer())
+            .jwks_json(issuer.jwks_json())
+            .audience("a")
+            .require_claims(["sub"])
+            .build()
+            .await
+            .unwrap();
+        let err = v
+            .verify::<()>(&issuer.token().audience("a").sign())
+            .await
+            .unwrap_err();
+        assert_eq!(err.reason(), Reason::MissingClaim);
+        assert!(
+            v.verify::<()>(&issuer.token().audience("a").sub("x").sign())
+                .await
+                .is_ok()
+        );
+    }
+
+    #[tokio::test]
+    async fn bad_settings_are_refused() {
+        let issuer = TestIssuer::new("https://t.test");
+        let b = || {
+            Verifier::builder()
+                .issuer(issuer.issuer())
+                .jwks_json(issuer.jwks_json())
+                .audience("a")
+        };
+        for (builder, needle) in [
+            (b().leeway(Duration::from_secs(3600)), "leeway"),
+            (b().max_token_len(10), "max_token_len"),
+            (b().fetch_timeout(Duration::ZERO), "fetch_timeout"),
+            (b().algorithms([]), "allow-list is empty"),
+            (
+                b().trust(Issuer::new(issuer.issuer()).allow_any_audience()),
+                "configured twice",
+            ),
+        ] {
+            let err = builder.build().await.unwrap_err();
+            assert!(err.to_string().contains(needle), "{needle}: {err}");
+        }
+    }
 }

@@ -309,6 +309,10 @@ impl Verifier {
         &self.inner.realm
     }
 
+    pub(crate) fn realm_arc(&self) -> Arc<str> {
+        Arc::clone(&self.inner.realm)
+    }
+
     /// Health of every issuer's key source, for readiness probes.
     pub fn health(&self) -> Health {
         let issuers: Vec<_> = self.inner.issuers.iter().map(|i| i.keys.health()).collect();

@@ -382,7 +382,7 @@ where
             Ok(None) if config.optional => {
                 audit(&req, None::<&Claims>, "anonymous", "no_token", "");
                 req.extensions_mut().insert(Authenticated {
-                    realm: verifier.realm().into(),
+                    realm: verifier.realm_arc(),
                 });
                 return ResponseFuture::inner(self.inner.call(req));
             }
@@ -430,7 +430,7 @@ fn admit<B, E: Send + Sync + 'static>(
     }
     ext.insert(claims);
     ext.insert(Authenticated {
-        realm: verifier.realm().into(),
+        realm: verifier.realm_arc(),
     });
 }
 

@@ -1013,6 +1013,58 @@ async fn token_exchange_normalizes_an_upstream_identity() {
 }
 
 #[tokio::test]
+async fn timed_rotation_publishes_the_next_key_before_it_signs() {
+    // ROTATE_EVERY 4 s with a 2 s lead: the next key appears in the JWK Set
+    // two seconds after start and signs from the fourth second on. The
+    // downstream refreshes on its own, every second (the JWKS max-age), so
+    // it learns the key during the lead. The issuer's timer runs on the
+    // wall clock, so this polls with a deadline.
+    let mut cfg = config();
+    cfg.rotate_every = Some(Duration::from_secs(4));
+    cfg.publish_lead = Duration::from_secs(2);
+    cfg.jwks_max_age = Duration::from_secs(1);
+    let w = world_with(cfg, |iss| {
+        verifier_for(iss)
+            .refresh_interval(Duration::from_secs(1))
+            .max_age_bounds(Duration::from_secs(1), Duration::from_secs(1))
+    })
+    .await;
+    let first = w.jwks_kids().await;
+    assert_eq!(first.len(), 1);
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    let next = loop {
+        let kids = w.jwks_kids().await;
+        if let Some(next) = kids.iter().find(|k| !first.contains(k)) {
+            break next.clone();
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no timed rotation");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let activates_ms = w.key_status(&next).await["activates_ms"].as_i64().unwrap();
+    loop {
+        let (_, body) = w.client_token("reader", "reader-secret", None).await;
+        let token = token_of(&body);
+        let minted_ms = issuer::keys::now_ms();
+        if kid_of(&token) == next {
+            assert!(minted_ms >= activates_ms, "signed before its activation");
+            assert_eq!(w.get_order(Some(&token)).await.status(), StatusCode::OK);
+            assert_eq!(
+                w.verifier.metrics().unknown_key_refetches,
+                0,
+                "the service knew the key before its first token arrived"
+            );
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the next key never signed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
 async fn every_signing_algorithm_is_verified_downstream() {
     for alg in [SigningAlg::ES256, SigningAlg::EdDSA] {
         let mut cfg = config();

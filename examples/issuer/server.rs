@@ -70,16 +70,6 @@ impl Running {
             None => Ok(()),
         }
     }
-
-    /// Serves until the server fails (it never stops on its own).
-    pub async fn wait(mut self) -> std::io::Result<()> {
-        match self.server.take() {
-            Some(server) => server
-                .await
-                .unwrap_or_else(|e| Err(std::io::Error::other(e))),
-            None => Ok(()),
-        }
-    }
 }
 
 impl Drop for Running {

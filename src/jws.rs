@@ -97,8 +97,11 @@ pub(crate) fn parse(
     }
     // Duplicate members among the fields below fail here (serde refuses
     // duplicate fields), so a header cannot say two things at once.
+    // The header must be UTF-8 as a whole (RFC 8725 §3.7): serde_json does
+    // not check the strings of members it skips.
+    let header_json = std::str::from_utf8(&header_json).map_err(|_| Reason::Malformed)?;
     let header: WireHeader<'_> =
-        serde_json::from_slice(&header_json).map_err(|_| Reason::Malformed)?;
+        serde_json::from_str(header_json).map_err(|_| Reason::Malformed)?;
 
     // SAFETY (RFC 8725 §3.1, CVE-2015-9235): the algorithm must be one we
     // allow, by exact name; `none` and unknown names never parse.

@@ -1081,6 +1081,49 @@ fn encoding(corpus: &mut Corpus, keys: &Keys) {
         ),
         Reject(Reason::BadSignature),
     );
+    // Not UTF-8 inside the JSON (RFC 8725 §3.7), validly signed: in an
+    // ignored header member, in a claim, in a key.
+    let claims_text = valid_claims();
+    for (name, header_json, payload_json, reason) in [
+        (
+            "invalid UTF-8 in an unknown header member",
+            b"{\"alg\":\"RS256\",\"kid\":\"rsa-1\",\"x\":\"\x8a\x90\"}".to_vec(),
+            claims_text.as_bytes().to_vec(),
+            Reason::Malformed,
+        ),
+        (
+            "invalid UTF-8 in a header member name",
+            b"{\"alg\":\"RS256\",\"kid\":\"rsa-1\",\"\xff\":1}".to_vec(),
+            claims_text.as_bytes().to_vec(),
+            Reason::Malformed,
+        ),
+        (
+            "invalid UTF-8 in an unknown claim",
+            rs256_header().into_bytes(),
+            [
+                &claims_text.as_bytes()[..claims_text.len() - 1],
+                b",\"x\":\"\xc3\x28\"}",
+            ]
+            .concat(),
+            Reason::Malformed,
+        ),
+        (
+            "invalid UTF-8 in sub",
+            rs256_header().into_bytes(),
+            [
+                &claims_text.as_bytes()[..claims_text.len() - 1],
+                b",\"sub\":\"\xed\xa0\x80\"}",
+            ]
+            .concat(),
+            Reason::InvalidClaim,
+        ),
+    ] {
+        let token = keys
+            .issuer
+            .sign_raw(&header_json, &payload_json, kids::RSA, Algorithm::RS256)
+            .expect("rsa-1 signs");
+        corpus.token(C, name, token, Reject(reason));
+    }
     // Not ASCII at all: the header value is not even text.
     let mut value = b"Bearer ".to_vec();
     value.extend_from_slice(token.as_bytes());

@@ -95,11 +95,11 @@ pub(crate) fn parse(
     if header_json.trim_ascii_start().first() != Some(&b'{') {
         return Err(Reason::Malformed);
     }
-    // Duplicate members among the fields below fail here (serde refuses
-    // duplicate fields), so a header cannot say two things at once.
     // The header must be UTF-8 as a whole (RFC 8725 §3.7): serde_json does
     // not check the strings of members it skips.
     let header_json = std::str::from_utf8(&header_json).map_err(|_| Reason::Malformed)?;
+    // Duplicate members among the fields below fail here (serde refuses
+    // duplicate fields), so a header cannot say two things at once.
     let header: WireHeader<'_> =
         serde_json::from_str(header_json).map_err(|_| Reason::Malformed)?;
 

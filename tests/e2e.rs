@@ -1065,6 +1065,96 @@ async fn timed_rotation_publishes_the_next_key_before_it_signs() {
 }
 
 #[tokio::test]
+async fn users_and_clients_come_from_toml_and_json_files() {
+    let dir = std::env::temp_dir().join(format!(
+        "authlayer-e2e-files-{}-{}",
+        std::process::id(),
+        issuer::keys::now_ms()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let users = dir.join("users.toml");
+    let clients = dir.join("clients.json");
+    std::fs::write(
+        &users,
+        format!(
+            "[[users]]\nusername = \"dana\"\npassword_hash = \"{}\"\nscopes = [\"orders:read\"]\nroles = [\"customer\"]\ntenant = \"acme\"\n",
+            cheap_hash("dana-password")
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        &clients,
+        serde_json::json!({"clients": [{
+            "client_id": "billing", "secret_hash": cheap_hash("billing-secret"),
+            "scopes": ["orders:read"], "grant_types": ["client_credentials"]
+        }]})
+        .to_string(),
+    )
+    .unwrap();
+    let settings = |extra: &[&str]| {
+        let mut args = vec![
+            "--port".to_owned(),
+            "0".to_owned(),
+            format!("--users-file={}", users.display()),
+            format!("--clients-file={}", clients.display()),
+        ];
+        args.extend(extra.iter().map(|a| (*a).to_owned()));
+        issuer::config::Settings::from_args(args).unwrap()
+    };
+    let cfg = Config::from_settings(&settings(&["--rotate-every", "off"])).unwrap();
+    assert!(
+        cfg.seeded.is_empty(),
+        "nothing is seeded when files are given"
+    );
+    assert_eq!(
+        cfg.issuer_url, None,
+        "port 0: the URL comes from the bound address"
+    );
+    let w = world(cfg).await;
+    let (status, body) = w.login("dana", "dana-password", None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["scope"], "orders:read");
+    let (status, _) = w.client_token("billing", "billing-secret", None).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = w.login("demo", "demo-password", None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "no demo user with files");
+
+    // Mistakes are refused with a message that says what to fix.
+    for (args, needle) in [
+        (&["--access-ttl", "soon"][..], "ACCESS_TTL"),
+        (&["--signing-alg", "HS256"][..], "SIGNING_ALG"),
+        (
+            &["--rotate-every", "1m", "--key-publish-lead", "5m"][..],
+            "ROTATE_EVERY",
+        ),
+    ] {
+        let err = Config::from_settings(&settings(args))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(needle), "{err}");
+    }
+    std::fs::write(
+        &users,
+        "[[users]]\nusername = \"eve\"\npassword_hash = \"plain\"\n",
+    )
+    .unwrap();
+    let err = Config::from_settings(&settings(&[]))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("eve") && err.contains("PHC"), "{err}");
+    std::fs::write(
+        &users,
+        "[[users]]\nusername = \"eve\"\npasword_hash = \"x\"\n",
+    )
+    .unwrap();
+    let err = Config::from_settings(&settings(&[]))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("pasword_hash"), "typos are caught: {err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
 async fn every_signing_algorithm_is_verified_downstream() {
     for alg in [SigningAlg::ES256, SigningAlg::EdDSA] {
         let mut cfg = config();

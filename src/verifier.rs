@@ -38,7 +38,7 @@ use crate::claims::{Claims, WireClaims};
 use crate::error::{AuthError, BuildError, Reason};
 use crate::health::{Counters, Health, Metrics};
 use crate::jwks::{
-    AlgSet, FetchSettings, KeySet, KeySource, Lifecycle, Location, Origin, Remote, Trigger,
+    AlgSet, FetchSettings, KeySet, KeySource, Lifecycle, Location, Origin, Remote, Shared, Trigger,
     VerifyKey, check_url, parse_url, secret_key,
 };
 use crate::jws::{self, KeyMiss};
@@ -730,9 +730,11 @@ impl VerifierBuilder {
                 initial,
                 remote,
                 self.lifecycle.clone(),
-                Arc::clone(&counters),
-                runtime.clone(),
-                cache.clone(),
+                Shared {
+                    counters: Arc::clone(&counters),
+                    runtime: runtime.clone(),
+                    cache: cache.clone(),
+                },
             ));
             issuers.push(TrustedIssuer {
                 iss: issuer.iss.clone().into_boxed_str(),

@@ -16,7 +16,7 @@ mod source;
 pub(crate) use fetch::{FetchSettings, check_url, parse_url};
 pub use keyset::AlgSet;
 pub(crate) use keyset::{KeySet, Origin, VerifyKey, parse_alg, secret_key};
-pub(crate) use source::{KeySource, Lifecycle, Location, Remote, Trigger};
+pub(crate) use source::{KeySource, Lifecycle, Location, Remote, Shared, Trigger};
 
 /// Why fetching or parsing a key set or discovery document failed.
 ///

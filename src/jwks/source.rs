@@ -73,9 +73,15 @@ pub(crate) struct KeySource {
     remote: Option<Remote>,
     lifecycle: Lifecycle,
     state: Mutex<State>,
-    counters: Arc<Counters>,
-    runtime: tokio::runtime::Handle,
-    cache: Option<Arc<TokenCache>>,
+    shared: Shared,
+}
+
+/// What every key source of one verifier shares.
+#[derive(Clone)]
+pub(crate) struct Shared {
+    pub(crate) counters: Arc<Counters>,
+    pub(crate) runtime: tokio::runtime::Handle,
+    pub(crate) cache: Option<Arc<TokenCache>>,
 }
 
 impl KeySource {
@@ -85,9 +91,7 @@ impl KeySource {
         initial: Option<KeySet>,
         remote: Option<Remote>,
         lifecycle: Lifecycle,
-        counters: Arc<Counters>,
-        runtime: tokio::runtime::Handle,
-        cache: Option<Arc<TokenCache>>,
+        shared: Shared,
     ) -> Self {
         let now = Instant::now();
         let state = State {
@@ -106,9 +110,7 @@ impl KeySource {
             remote,
             lifecycle,
             state: Mutex::new(state),
-            counters,
-            runtime,
-            cache,
+            shared,
         }
     }
 
@@ -155,12 +157,16 @@ impl KeySource {
             if let Some(last) = state.last_attempt
                 && now.saturating_duration_since(last) < self.lifecycle.cooldown
             {
-                self.counters
+                self.shared
+                    .counters
                     .cooldown_rejections
                     .fetch_add(1, Ordering::Relaxed);
                 return None;
             }
-            self.counters.kid_refetches.fetch_add(1, Ordering::Relaxed);
+            self.shared
+                .counters
+                .kid_refetches
+                .fetch_add(1, Ordering::Relaxed);
         }
         let (tx, rx) = watch::channel(false);
         state.in_flight = Some(rx.clone());
@@ -169,7 +175,7 @@ impl KeySource {
         let this = Arc::clone(self);
         // A spawned task, not the request's future: a client that gives up
         // does not cancel the fetch the others are waiting for.
-        self.runtime.spawn(async move {
+        self.shared.runtime.spawn(async move {
             let _ = this.fetch_now().await;
             this.state().in_flight = None;
             let _ = tx.send(true);
@@ -183,7 +189,7 @@ impl KeySource {
         let Some(remote) = &self.remote else {
             return Ok(());
         };
-        self.counters.fetches.fetch_add(1, Ordering::Relaxed);
+        self.shared.counters.fetches.fetch_add(1, Ordering::Relaxed);
         let result = self.fetch_remote(remote).await;
         let mut state = self.state();
         match result {
@@ -194,7 +200,10 @@ impl KeySource {
                         (Some(set), max_age)
                     }
                     Fetched::NotModified { max_age } => {
-                        self.counters.not_modified.fetch_add(1, Ordering::Relaxed);
+                        self.shared
+                            .counters
+                            .not_modified
+                            .fetch_add(1, Ordering::Relaxed);
                         (None, max_age)
                     }
                 };
@@ -213,7 +222,7 @@ impl KeySource {
                     })));
                 }
                 drop(old);
-                if changed && let Some(cache) = &self.cache {
+                if changed && let Some(cache) = &self.shared.cache {
                     cache.purge_retired();
                 }
                 state.max_age = max_age;
@@ -223,7 +232,10 @@ impl KeySource {
                 Ok(())
             }
             Err(err) => {
-                self.counters.fetch_failures.fetch_add(1, Ordering::Relaxed);
+                self.shared
+                    .counters
+                    .fetch_failures
+                    .fetch_add(1, Ordering::Relaxed);
                 state.failures = state.failures.saturating_add(1);
                 state.last_error = Some(err.to_string());
                 tracing::warn!(
@@ -313,7 +325,7 @@ impl KeySource {
             return;
         }
         let weak: Weak<Self> = Arc::downgrade(self);
-        self.runtime.spawn(async move {
+        self.shared.runtime.spawn(async move {
             let mut delay = first;
             loop {
                 tokio::select! {

@@ -1,5 +1,35 @@
 //! Configuration: environment variables (or `--flags`), the users, clients
 //! and upstream-issuer files, and the demo seed used when none is given.
+//!
+//! ```toml
+//! # USERS_FILE (hashes from `cargo run --example issuer -- hash`)
+//! [[users]]
+//! username = "alice"
+//! password_hash = "$argon2id$v=19$m=19456,t=2,p=1$…"
+//! scopes = ["orders:read", "orders:write"]
+//! roles = ["customer"]
+//! tenant = "acme"
+//!
+//! # CLIENTS_FILE
+//! [[clients]]
+//! client_id = "orders-service"
+//! secret_hash = "$argon2id$v=19$m=19456,t=2,p=1$…"
+//! scopes = ["orders:read"]
+//! grant_types = ["client_credentials", "urn:ietf:params:oauth:grant-type:token-exchange"]
+//! admin = false
+//!
+//! # UPSTREAMS_FILE: a Keycloak realm whose users become local customers
+//! [[upstreams]]
+//! name = "keycloak"
+//! issuer = "https://sso.example.com/realms/partners"
+//! audience = "acme-issuer"            # upstream tokens must be meant for us
+//! roles_claim = "realm_access.roles"
+//! tenant_claim = "org"
+//! [upstreams.roles]                   # upstream role -> local roles
+//! buyer = ["customer"]
+//! [upstreams.role_scopes]             # local role -> scopes
+//! customer = ["orders:read", "orders:write"]
+//! ```
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;

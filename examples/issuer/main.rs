@@ -61,9 +61,7 @@ async fn main() -> ExitCode {
         return hash_from_stdin();
     }
     if args.iter().any(|a| a == "--help" || a == "-h") {
-        println!(
-            "usage: issuer [--setting value]… | issuer hash   (settings: see the source header)"
-        );
+        println!("{HELP}");
         return ExitCode::SUCCESS;
     }
     let settings = match config::Settings::from_args(args.drain(..)) {
@@ -91,6 +89,17 @@ async fn main() -> ExitCode {
     println!("listening on {}", running.addr());
     serve_until_ctrl_c(running).await
 }
+
+const HELP: &str = "\
+usage: issuer [--setting value]...     serve (settings also from NAME=value in the environment)
+       issuer hash                     read a secret on stdin, print its Argon2 PHC string
+
+settings (flag --access-ttl = variable ACCESS_TTL):
+  PORT 4000 | ISSUER_URL http://127.0.0.1:PORT | ACCESS_TTL 15m | REFRESH_TTL 8h
+  SIGNING_ALG RS256 (ES256, EdDSA) | USERS_FILE, CLIENTS_FILE, UPSTREAMS_FILE (TOML or JSON)
+  KEY_DIR (persist keys) | ROTATE_EVERY 24h (off) | JWKS_MAX_AGE 5m
+  KEY_PUBLISH_LEAD 2 x JWKS_MAX_AGE | KEY_RETIRE_GRACE 2m
+  DEFAULT_AUDIENCE urn:orders | LOGIN_CLIENT_ID login";
 
 /// Prints what was seeded, loudly: demo credentials must never go unnoticed.
 pub fn announce_seeds(config: &config::Config) {

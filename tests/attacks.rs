@@ -1081,8 +1081,22 @@ fn encoding(corpus: &mut Corpus, keys: &Keys) {
         ),
         Reject(Reason::BadSignature),
     );
-    // Not UTF-8 inside the JSON (RFC 8725 §3.7), validly signed: in an
-    // ignored header member, in a claim, in a key.
+    // Not ASCII at all: the header value is not even text.
+    let mut value = b"Bearer ".to_vec();
+    value.extend_from_slice(token.as_bytes());
+    value.extend_from_slice("é".as_bytes());
+    corpus.raw(
+        C,
+        "non-ASCII byte in the header value",
+        vec![value],
+        Reject(Reason::Malformed),
+    );
+}
+
+/// RFC 8725 §3.7: not UTF-8 inside the JSON, validly signed: in an ignored
+/// header member, in a member name, in a claim.
+fn utf8(corpus: &mut Corpus, keys: &Keys) {
+    const C: &str = "invalid UTF-8 inside the JSON";
     let claims_text = valid_claims();
     for (name, header_json, payload_json, reason) in [
         (
@@ -1124,16 +1138,6 @@ fn encoding(corpus: &mut Corpus, keys: &Keys) {
             .expect("rsa-1 signs");
         corpus.token(C, name, token, Reject(reason));
     }
-    // Not ASCII at all: the header value is not even text.
-    let mut value = b"Bearer ".to_vec();
-    value.extend_from_slice(token.as_bytes());
-    value.extend_from_slice("é".as_bytes());
-    corpus.raw(
-        C,
-        "non-ASCII byte in the header value",
-        vec![value],
-        Reject(Reason::Malformed),
-    );
 }
 
 /// `token` with its signature in the standard base64 alphabet (with
@@ -1955,7 +1959,7 @@ async fn every_attack_is_refused_over_http_and_grpc() {
     };
 
     let mut corpus = Corpus::default();
-    let classes: [fn(&mut Corpus, &Keys); 20] = [
+    let classes: [fn(&mut Corpus, &Keys); 21] = [
         controls,
         alg_none,
         bad_alg,
@@ -1969,6 +1973,7 @@ async fn every_attack_is_refused_over_http_and_grpc() {
         tampering,
         segment_count,
         encoding,
+        utf8,
         dates,
         issuer_claim,
         audience,

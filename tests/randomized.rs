@@ -451,6 +451,87 @@ async fn layer_status(f: &Fixture, value: &[u8]) -> Option<StatusCode> {
     Some(service.oneshot(request).await.expect("infallible").status())
 }
 
+/// A JSON mutation of header or payload, re-signed with the real key:
+/// accepted exactly when the policy model says so. Returns whether accepted.
+async fn resigned_mutation(f: &Fixture, rng: &mut Rng, b: &Base) -> bool {
+    let (header, payload, duplicate) = if rng.chance(2) {
+        let (h, dup) = mutate_object(rng, &b.header, HEADER_FIELDS, KNOWN_HEADER);
+        (h, Value::Object(b.payload.clone()).to_string(), dup)
+    } else {
+        let (p, dup) = mutate_object(rng, &b.payload, CLAIM_FIELDS, KNOWN_CLAIMS);
+        (Value::Object(b.header.clone()).to_string(), p, dup)
+    };
+    let token = f
+        .issuer
+        .sign_raw(header.as_bytes(), payload.as_bytes(), b.kid, b.alg)
+        .expect("re-sign");
+    let verdict = policy_accepts(&header, &payload, b.alg, b.kid);
+    let ok = accepted(f, &token).await;
+    if ok {
+        assert!(
+            !duplicate,
+            "accepted a duplicate known member:\n{header}\n{payload}"
+        );
+        if let Err(why) = verdict {
+            panic!("accepted against policy ({why}):\n{header}\n{payload}");
+        }
+    } else {
+        // And the other way: what the policy allows is not refused.
+        assert!(
+            duplicate || verdict.is_err(),
+            "refused a token the policy allows:\n{header}\n{payload}"
+        );
+    }
+    ok
+}
+
+/// A mutation without re-signing: never accepted unless unchanged, by
+/// `verify`, `verify_jws` and the layer alike. Returns whether the layer ran.
+async fn byte_mutation(f: &Fixture, rng: &mut Rng, bases: &[Base], b: &Base, other: &Base) -> bool {
+    let (kind, token) = mutate_bytes(rng, b, other);
+    let unchanged = bases.iter().any(|x| x.token == token);
+    let ok = accepted(f, &token).await;
+    assert!(
+        !ok || unchanged,
+        "{kind}: accepted a changed token: {token}"
+    );
+    if b.alg != Algorithm::HS256 {
+        let jws = verify_jws(&token, &f.jwks, every_algorithm());
+        assert!(
+            jws.is_err() || unchanged,
+            "{kind}: verify_jws accepted: {token}"
+        );
+    }
+    if !rng.chance(4) {
+        return false;
+    }
+    let mut value = b"Bearer ".to_vec();
+    value.extend_from_slice(token.as_bytes());
+    if let Some(status) = layer_status(f, &value).await {
+        let want = if ok {
+            StatusCode::OK
+        } else {
+            StatusCode::UNAUTHORIZED
+        };
+        let empty = token.trim_matches(' ').is_empty();
+        assert!(
+            status == want || (empty && status == StatusCode::BAD_REQUEST),
+            "{kind}: layer said {status}, verify said {ok}: {token:?}"
+        );
+    }
+    true
+}
+
+fn every_algorithm() -> AlgSet {
+    AlgSet::of([
+        Algorithm::RS256,
+        Algorithm::PS256,
+        Algorithm::ES256,
+        Algorithm::EdDSA,
+        Algorithm::HS256,
+    ])
+}
+
 #[tokio::test(flavor = "current_thread")]
 async fn random_mutations_never_panic_and_never_forge_acceptance() {
     let seed = env_u64("AUTHLAYER_RANDOMIZED_SEED").unwrap_or(0x5eed_a11c_e5ca_fe01);
@@ -465,17 +546,10 @@ async fn random_mutations_never_panic_and_never_forge_acceptance() {
         base(&f.issuer, kids::ED, Algorithm::EdDSA),
         base(&f.issuer, HS_KID, Algorithm::HS256),
     ];
-    let all = AlgSet::of([
-        Algorithm::RS256,
-        Algorithm::PS256,
-        Algorithm::ES256,
-        Algorithm::EdDSA,
-        Algorithm::HS256,
-    ]);
     for b in &bases {
         assert!(accepted(&f, &b.token).await, "base {:?} must verify", b.alg);
         if b.alg != Algorithm::HS256 {
-            assert!(verify_jws(&b.token, &f.jwks, all).is_ok());
+            assert!(verify_jws(&b.token, &f.jwks, every_algorithm()).is_ok());
         }
     }
 
@@ -487,68 +561,14 @@ async fn random_mutations_never_panic_and_never_forge_acceptance() {
         let b = &bases[rng.below(bases.len())];
         let other = &bases[rng.below(bases.len())];
         if rng.chance(3) {
-            // JSON mutation of header or payload, re-signed with the real key.
             resigned += 1;
-            let (header, payload, duplicate) = if rng.chance(2) {
-                let (h, dup) = mutate_object(&mut rng, &b.header, HEADER_FIELDS, KNOWN_HEADER);
-                (h, Value::Object(b.payload.clone()).to_string(), dup)
-            } else {
-                let (p, dup) = mutate_object(&mut rng, &b.payload, CLAIM_FIELDS, KNOWN_CLAIMS);
-                (Value::Object(b.header.clone()).to_string(), p, dup)
-            };
-            let token = f
-                .issuer
-                .sign_raw(header.as_bytes(), payload.as_bytes(), b.kid, b.alg)
-                .expect("re-sign");
-            let verdict = policy_accepts(&header, &payload, b.alg, b.kid);
-            if accepted(&f, &token).await {
+            if resigned_mutation(&f, &mut rng, b).await {
                 resigned_accepted += 1;
-                assert!(
-                    !duplicate,
-                    "accepted a duplicate known member:\n{header}\n{payload}"
-                );
-                if let Err(why) = verdict {
-                    panic!("accepted against policy ({why}):\n{header}\n{payload}");
-                }
-            } else {
-                // And the other way: what the policy allows is not refused.
-                assert!(
-                    duplicate || verdict.is_err(),
-                    "refused a token the policy allows:\n{header}\n{payload}"
-                );
             }
         } else {
             byte_mutations += 1;
-            let (kind, token) = mutate_bytes(&mut rng, b, other);
-            let unchanged = token == b.token || bases.iter().any(|x| x.token == token);
-            let ok = accepted(&f, &token).await;
-            assert!(
-                !ok || unchanged,
-                "{kind}: accepted a changed token: {token}"
-            );
-            if b.alg != Algorithm::HS256 {
-                let jws = verify_jws(&token, &f.jwks, all);
-                assert!(
-                    jws.is_err() || unchanged,
-                    "{kind}: verify_jws accepted: {token}"
-                );
-            }
-            if rng.chance(4) {
+            if byte_mutation(&f, &mut rng, &bases, b, other).await {
                 layered += 1;
-                let mut value = b"Bearer ".to_vec();
-                value.extend_from_slice(token.as_bytes());
-                if let Some(status) = layer_status(&f, &value).await {
-                    let want = if ok {
-                        StatusCode::OK
-                    } else {
-                        StatusCode::UNAUTHORIZED
-                    };
-                    let empty = token.trim_matches(' ').is_empty();
-                    assert!(
-                        status == want || (empty && status == StatusCode::BAD_REQUEST),
-                        "{kind}: layer said {status}, verify said {ok}: {token:?}"
-                    );
-                }
             }
         }
     }

@@ -12,11 +12,11 @@
     )
 )]
 
+mod cache;
 pub mod claims;
 pub mod error;
 pub mod health;
 pub mod jwks;
-mod cache;
 mod jws;
 pub mod scopes;
 pub mod verifier;

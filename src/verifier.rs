@@ -995,12 +995,21 @@ mod tests {
         use crate::test_util::kids;
         let issuer = TestIssuer::new("https://t.test");
         let v = verifier(&issuer).await;
-        let token = issuer.token().audience("a").key(kids::EC).header_kid(None).sign();
+        let token = issuer
+            .token()
+            .audience("a")
+            .key(kids::EC)
+            .header_kid(None)
+            .sign();
         assert!(v.verify::<()>(&token).await.is_ok());
         issuer.add_key("ec-2", Algorithm::ES256);
         let v = verifier(&issuer).await;
         let err = v.verify::<()>(&token).await.unwrap_err();
-        assert_eq!(err.reason(), Reason::UnknownKey, "two P-256 keys: ambiguous");
+        assert_eq!(
+            err.reason(),
+            Reason::UnknownKey,
+            "two P-256 keys: ambiguous"
+        );
     }
 
     #[tokio::test]

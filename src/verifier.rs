@@ -445,8 +445,10 @@ impl Issuer {
         self
     }
 
-    /// A shared secret (at least 32 bytes) for HS256/384/512, which must also be
-    /// listed in [`algorithms`](Self::algorithms). With `kid`, only tokens
+    /// A shared secret for HS256/384/512, which must also be listed in
+    /// [`algorithms`](Self::algorithms); it verifies only the HMAC algorithms
+    /// its length allows (RFC 7518 §3.2: 32 bytes for HS256, 48 for HS384, 64
+    /// for HS512; shorter for all of them is a build error). With `kid`, only tokens
     /// naming that kid use it. Defaults to none: HMAC tokens are refused.
     pub fn shared_secret(mut self, kid: Option<&str>, secret: impl Into<Vec<u8>>) -> Self {
         self.secret = Some((kid.map(str::to_owned), secret.into()));
@@ -938,7 +940,7 @@ fn add_secret(set: &mut KeySet, issuer: &Issuer, algs: AlgSet) -> Result<(), Bui
 /// jsonwebtoken 12 has no default provider when both of its backends are
 /// compiled in (as `--all-features` does) and would panic on the first
 /// verification; choose one here, at build time, preferring aws-lc.
-fn ensure_crypto_provider() -> Result<(), BuildError> {
+pub(crate) fn ensure_crypto_provider() -> Result<(), BuildError> {
     use jsonwebtoken::crypto::CryptoProvider;
     if CryptoProvider::try_get_default().is_some() {
         return Ok(());

@@ -115,18 +115,8 @@ fn load(name: &str) -> Value {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name} is not JSON: {e}"))
 }
 
-/// `verify_jws` does not choose a crypto provider itself (only
-/// `VerifierBuilder::build` does), and jsonwebtoken 12 panics without one when
-/// both of its backends are compiled in (`--all-features`). Choose aws-lc
-/// here as `build()` would. Reported to the crate's owner; remove once
-/// `verify_jws` selects the provider.
-fn ensure_provider() {
-    let _ = jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER.install_default();
-}
-
 /// Everything the crate can verify: the key's own type then decides.
 fn every_algorithm() -> AlgSet {
-    ensure_provider();
     AlgSet::ASYMMETRIC.or(AlgSet::of([
         Algorithm::HS256,
         Algorithm::HS384,
@@ -329,7 +319,6 @@ fn wycheproof_mixed_key_set_is_refused_under_the_default_allow_list() {
     assert_eq!(test["tcId"], 1);
     let keys = group["private"].to_string();
     let jws = test["jws"].as_str().expect("jws");
-    ensure_provider();
     assert_eq!(
         verify_jws(jws, &keys, AlgSet::ASYMMETRIC),
         Err(Reason::AlgorithmNotAllowed)

@@ -95,6 +95,8 @@ pub enum FetchError {
 ///
 /// For conformance suites (Wycheproof) and tools. The set may hold `oct`
 /// keys (as a static set may); HMAC still needs an HS algorithm in `allowed`.
+/// Fails with [`Reason::KeysUnavailable`](crate::Reason::KeysUnavailable) only
+/// when no crypto backend is compiled in.
 ///
 /// ```
 /// use authlayer::jwks::{AlgSet, verify_jws};
@@ -112,6 +114,9 @@ pub enum FetchError {
 /// ```
 pub fn verify_jws(token: &str, jwks: &str, allowed: AlgSet) -> Result<Vec<u8>, crate::Reason> {
     use crate::Reason;
+    // As `build()` does: choose the crypto provider before any verification
+    // (with no backend at all, nothing can be verified).
+    crate::verifier::ensure_crypto_provider().map_err(|_| Reason::KeysUnavailable)?;
     let set = KeySet::from_json(jwks.as_bytes(), allowed, 64, Origin::Static)
         .map_err(|_| Reason::UnknownKey)?;
     let compact = crate::jws::parse(token, 64 * 1024, allowed, crate::TypPolicy::Any)?;

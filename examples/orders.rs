@@ -1,23 +1,17 @@
 //! The `orders` HTTP service, protected by authlayer (axum).
 //!
 //! ```text
-//! AUTH_ISSUER=http://127.0.0.1:4000 cargo run --example orders --features axum
+//! AUTH_ISSUER=http://127.0.0.1:4000 cargo run --example orders
 //! ```
 //!
-//! Environment (all optional):
-//! - `AUTH_ISSUER` — issuer URL; keys via OIDC discovery (default `http://127.0.0.1:4000`)
-//! - `AUTH_JWKS_URL` — fetch keys from this URL instead of discovering it
-//! - `AUTH_AUDIENCE` — required audience (default `urn:orders`)
-//! - `AUTH_LAZY` — `1`: start even if the issuer is down (503 until keys arrive)
-//! - `AUTH_REFRESH_SECS`, `AUTH_COOLDOWN_SECS`, `AUTH_MAX_STALE_SECS`,
-//!   `AUTH_FETCH_TIMEOUT_MS` — key lifecycle tuning (defaults: 300, 30, 86400, 5000)
-//! - `PORT` — listen port on 127.0.0.1 (default 3000)
+//! Environment (all optional): `AUTH_ISSUER` (default `http://127.0.0.1:4000`),
+//! `AUTH_JWKS_URL`, `AUTH_AUDIENCE` (default `urn:orders`), `AUTH_LAZY`,
+//! `AUTH_ALLOW_HTTP` and the lifecycle settings described in
+//! `examples/common/auth_env.rs`; `PORT` — listen port on 127.0.0.1 (default 3000).
 //!
 //! Routes: `GET /health` (no auth: key-set health as JSON, 503 when not
 //! ready), `GET /orders/{id}` (scope `orders:read`), `POST /orders`
 //! (scope `orders:write`, 201), `GET /me` (any valid token: the verified claims).
-
-use std::time::Duration;
 
 use authlayer::{Claims, RequireScopes, Verifier, VerifyLayer};
 use axum::extract::{Path, State};
@@ -26,33 +20,9 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{Value, json};
 
-/// Builds the verifier from the environment.
-pub async fn verifier_from_env() -> Result<Verifier, authlayer::BuildError> {
-    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-    let secs = |name: &str, default: u64| {
-        env(name)
-            .and_then(|v| v.parse().ok())
-            .map_or(Duration::from_secs(default), Duration::from_secs)
-    };
-    let issuer = env("AUTH_ISSUER").unwrap_or_else(|| "http://127.0.0.1:4000".into());
-    let audience = env("AUTH_AUDIENCE").unwrap_or_else(|| "urn:orders".into());
-    let mut builder = Verifier::builder()
-        .issuer(issuer)
-        .audience(audience)
-        .refresh_interval(secs("AUTH_REFRESH_SECS", 300))
-        .refetch_cooldown(secs("AUTH_COOLDOWN_SECS", 30))
-        .max_stale(Some(secs("AUTH_MAX_STALE_SECS", 86_400)))
-        .fetch_timeout(
-            env("AUTH_FETCH_TIMEOUT_MS")
-                .and_then(|v| v.parse().ok())
-                .map_or(Duration::from_secs(5), Duration::from_millis),
-        )
-        .lazy(env("AUTH_LAZY").is_some_and(|v| v == "1" || v == "true"));
-    if let Some(url) = env("AUTH_JWKS_URL") {
-        builder = builder.jwks_url(url);
-    }
-    builder.build().await
-}
+#[path = "common/auth_env.rs"]
+mod auth_env;
+pub use auth_env::verifier_from_env;
 
 /// The service's router.
 pub fn app(verifier: Verifier) -> Router {

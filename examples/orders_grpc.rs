@@ -1,15 +1,13 @@
 //! The `orders.v1.Orders` gRPC service, protected by authlayer (tonic).
 //!
 //! ```text
-//! AUTH_ISSUER=http://127.0.0.1:4000 cargo run --example orders_grpc --features tonic
+//! AUTH_ISSUER=http://127.0.0.1:4000 cargo run --example orders_grpc
 //! ```
 //!
 //! Same environment as the `orders` example (`AUTH_ISSUER`, `AUTH_JWKS_URL`,
 //! `AUTH_AUDIENCE`, …); `PORT` defaults to 50051. `GetOrder` needs scope
 //! `orders:read`, `CreateOrder` needs `orders:write`. The generated code is
 //! committed under `examples/proto/gen/` so no `protoc` is needed.
-
-use std::time::Duration;
 
 use authlayer::{Claims, Verifier, VerifyLayer};
 use tonic::{Request, Response, Status};
@@ -22,26 +20,9 @@ pub mod pb {
 use pb::orders_server::{Orders, OrdersServer};
 use pb::{CreateOrderRequest, GetOrderRequest, Order};
 
-/// Builds the verifier from the environment (see the module docs).
-pub async fn verifier_from_env() -> Result<Verifier, authlayer::BuildError> {
-    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-    let secs = |name: &str, default: u64| {
-        env(name)
-            .and_then(|v| v.parse().ok())
-            .map_or(Duration::from_secs(default), Duration::from_secs)
-    };
-    let mut builder = Verifier::builder()
-        .issuer(env("AUTH_ISSUER").unwrap_or_else(|| "http://127.0.0.1:4000".into()))
-        .audience(env("AUTH_AUDIENCE").unwrap_or_else(|| "urn:orders".into()))
-        .refresh_interval(secs("AUTH_REFRESH_SECS", 300))
-        .refetch_cooldown(secs("AUTH_COOLDOWN_SECS", 30))
-        .max_stale(Some(secs("AUTH_MAX_STALE_SECS", 86_400)))
-        .lazy(env("AUTH_LAZY").is_some_and(|v| v == "1" || v == "true"));
-    if let Some(url) = env("AUTH_JWKS_URL") {
-        builder = builder.jwks_url(url);
-    }
-    builder.build().await
-}
+#[path = "common/auth_env.rs"]
+mod auth_env;
+pub use auth_env::verifier_from_env;
 
 /// The service implementation.
 #[derive(Debug, Default)]

@@ -174,6 +174,26 @@ fn orders_example_refuses_to_start_without_its_issuer() {
     );
 }
 
+#[test]
+fn orders_example_refuses_plain_http_to_a_remote_host() {
+    // Refused before any request is made, so no traffic leaves the machine.
+    let out = Command::new(example("orders"))
+        .env("AUTH_ISSUER", "http://id.example.invalid")
+        .env("PORT", "0")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("plain http is only allowed for loopback"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("AUTH_ALLOW_HTTP") || stderr.contains("allow_insecure_http"),
+        "{stderr}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn orders_grpc_example_answers_unauthenticated_and_permission_denied() {
     use orders_grpc::pb::orders_client::OrdersClient;

@@ -21,6 +21,7 @@ use axum::{Json, Router};
 use serde_json::{Value, json};
 
 #[path = "common/auth_env.rs"]
+#[allow(clippy::duplicate_mod)] // the demo includes both order services
 mod auth_env;
 pub use auth_env::verifier_from_env;
 

@@ -21,6 +21,7 @@ use pb::orders_server::{Orders, OrdersServer};
 use pb::{CreateOrderRequest, GetOrderRequest, Order};
 
 #[path = "common/auth_env.rs"]
+#[allow(clippy::duplicate_mod)] // the demo includes both order services
 mod auth_env;
 pub use auth_env::verifier_from_env;
 

@@ -122,6 +122,20 @@ impl TestIssuer {
         issuer
     }
 
+    fn read_keys(&self) -> std::sync::RwLockReadGuard<'_, Vec<TestKey>> {
+        self.shared
+            .keys
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write_keys(&self) -> std::sync::RwLockWriteGuard<'_, Vec<TestKey>> {
+        self.shared
+            .keys
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// The issuer identifier (`iss` of minted tokens).
     pub fn issuer(&self) -> String {
         self.shared
@@ -206,41 +220,24 @@ impl TestIssuer {
     }
 
     fn push(&self, key: TestKey) {
-        let mut keys = self
-            .shared
-            .keys
-            .write()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut keys = self.write_keys();
         keys.retain(|k| k.kid != key.kid);
         keys.push(key);
     }
 
     /// Removes the key `kid` (from the JWKS and from signing).
     pub fn remove_key(&self, kid: &str) {
-        self.shared
-            .keys
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .retain(|k| k.kid != kid);
+        self.write_keys().retain(|k| k.kid != kid);
     }
 
     /// The key ids, in the order added.
     pub fn kids(&self) -> Vec<String> {
-        self.shared
-            .keys
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .iter()
-            .map(|k| k.kid.clone())
-            .collect()
+        self.read_keys().iter().map(|k| k.kid.clone()).collect()
     }
 
     /// The public JWK of `kid`.
     pub fn jwk(&self, kid: &str) -> Option<Value> {
-        self.shared
-            .keys
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
+        self.read_keys()
             .iter()
             .find(|k| k.kid == kid && k.published)
             .map(|k| k.jwk.clone())
@@ -249,11 +246,7 @@ impl TestIssuer {
     /// The SubjectPublicKeyInfo DER of `kid` (RSA keys), as an attacker would
     /// find it: for algorithm-confusion tests.
     pub fn public_key_der(&self, kid: &str) -> Option<Vec<u8>> {
-        let keys = self
-            .shared
-            .keys
-            .read()
-            .unwrap_or_else(PoisonError::into_inner);
+        let keys = self.read_keys();
         let key = keys.iter().find(|k| k.kid == kid)?;
         match &key.signer {
             Signer::Rsa(kp) => kp.public_key().as_der().ok().map(|d| d.as_ref().to_vec()),
@@ -265,11 +258,7 @@ impl TestIssuer {
 
     /// The JWK Set of the published keys.
     pub fn jwks(&self) -> Value {
-        let keys = self
-            .shared
-            .keys
-            .read()
-            .unwrap_or_else(PoisonError::into_inner);
+        let keys = self.read_keys();
         json!({"keys": keys.iter().filter(|k| k.published).map(|k| k.jwk.clone()).collect::<Vec<_>>()})
     }
 
@@ -315,11 +304,7 @@ impl TestIssuer {
 
     /// The raw signature of `message` by key `kid` with `alg`.
     pub fn signature(&self, message: &[u8], kid: &str, alg: Algorithm) -> Option<Vec<u8>> {
-        let keys = self
-            .shared
-            .keys
-            .read()
-            .unwrap_or_else(PoisonError::into_inner);
+        let keys = self.read_keys();
         let key = keys.iter().find(|k| k.kid == kid)?;
         let rng = SystemRandom::new();
         match &key.signer {
@@ -359,10 +344,7 @@ impl TestIssuer {
     }
 
     fn default_alg(&self, kid: &str) -> Algorithm {
-        self.shared
-            .keys
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
+        self.read_keys()
             .iter()
             .find(|k| k.kid == kid)
             .map_or(Algorithm::RS256, |k| k.alg)

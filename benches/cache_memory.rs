@@ -2,8 +2,9 @@
 //! (`/proc/self/status`, Linux): `cargo bench --bench cache_memory`.
 //!
 //! 1. Control: 100,000 distinct tokens with the cache off.
-//! 2. The default cache (8 MiB) under 1,000,000 distinct tokens: peak RSS
-//!    must stay near the control's, whatever the number of tokens.
+//! 2. A 1 MiB cache under 200,000 tokens, then the default cache (8 MiB)
+//!    under 1,000,000 distinct tokens: peak RSS must stop growing once the
+//!    cache is full, whatever the number of tokens.
 //! 3. Memory per cached entry: 200,000 tokens into a cache large enough to
 //!    keep them all; RSS growth divided by the entries kept, next to the
 //!    weight the cache charges for each (token length + 512 bytes).
@@ -119,7 +120,22 @@ fn main() {
         mib(control_peak)
     );
 
-    // 2. The default capacity under 1,000,000 distinct tokens.
+    // 2a. A 1 MiB cache, to separate what grows with the capacity from
+    // what does not.
+    let small = verifier(&rt, &issuer, Some(1024 * 1024));
+    feed(&issuer, &small, 200_000, |_| {});
+    let (now, peak) = rss();
+    println!(
+        "cache_memory: 1 MiB cache after 200,000 distinct tokens: RSS {:.1} MiB, peak {:.1} MiB \
+         (+{:.1} MiB over the control's peak), cached {}",
+        mib(now),
+        mib(peak),
+        mib(peak.saturating_sub(control_peak)),
+        small.metrics().cached_tokens
+    );
+    drop(small);
+
+    // 2b. The default capacity under 1,000,000 distinct tokens.
     let default = verifier(&rt, &issuer, Some(8 * 1024 * 1024));
     let began = Instant::now();
     feed(&issuer, &default, 1_000_000, |i| {

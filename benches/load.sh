@@ -81,6 +81,7 @@ say "starting orders on CPU $SERVER_CPU (issuer $issuer)"
 RUST_LOG=warn AUTH_ISSUER="$issuer" PORT=0 \
   taskset -c "$SERVER_CPU" "$bin/orders" >"$work/orders.out" 2>&1 &
 pids+=($!)
+orders_pid=$!
 addr=$(wait_for "$work/orders.out" "listening on " 60)
 url="http://$addr"
 
@@ -107,13 +108,23 @@ parse() {
   ' "$1"
 }
 
+# CPU time (utime + stime, in clock ticks) the server has used so far.
+server_ticks() {
+  awk '{ print $14 + $15 }' "/proc/$orders_pid/stat"
+}
+
 results=()
 scenario() {
-  local name=$1
+  local name=$1 before after busy
   shift
   say "$name: ${DURATION}s, $CONNECTIONS connections"
+  before=$(server_ticks)
   load "$DURATION" "$@" >"$work/$name.txt"
-  results+=("$name $(parse "$work/$name.txt")")
+  after=$(server_ticks)
+  # Share of its core the server used: near 100% means the server, not
+  # wrk, set the pace.
+  busy=$(((after - before) * 100 / ($(getconf CLK_TCK) * DURATION)))
+  results+=("$name $(parse "$work/$name.txt") $busy%")
 }
 
 say "warm-up (${WARMUP}s each)"
@@ -125,21 +136,21 @@ scenario repeated_token -H "Authorization: Bearer $token" "$url/orders/1"
 scenario fresh_token -s benches/fresh_tokens.lua "$url"
 
 echo
-echo "| scenario (wrk -t1 -c$CONNECTIONS, ${DURATION}s) | req/s | p50 | p99 | requests | non-2xx |"
-echo "|---|---|---|---|---|---|"
+echo "| scenario (wrk -t1 -c$CONNECTIONS, ${DURATION}s) | req/s | p50 | p99 | requests | non-2xx | server CPU |"
+echo "|---|---|---|---|---|---|---|"
 for r in "${results[@]}"; do
-  read -r name rps p50 p99 n bad <<<"$r"
+  read -r name rps p50 p99 n bad busy <<<"$r"
   case $name in
   health) label='`GET /health` (no auth)' ;;
   repeated_token) label='`GET /orders/1`, one repeated token' ;;
   fresh_token) label="\`GET /orders/1\`, fresh $ALG token per request" ;;
   esac
-  echo "| $label | $rps | $p50 | $p99 | $n | $bad |"
+  echo "| $label | $rps | $p50 | $p99 | $n | $bad | $busy |"
 done
 
 read -r _ health_rps _ <<<"${results[0]}"
 read -r _ repeated_rps _ <<<"${results[1]}"
-read -r _ _ _ _ fresh_n fresh_bad <<<"${results[2]}"
+read -r _ _ _ _ fresh_n fresh_bad _ <<<"${results[2]}"
 echo
 python3 - "$health_rps" "$repeated_rps" <<'EOF'
 import sys

@@ -2,12 +2,18 @@
 """Prints the criterion medians of `cargo bench --bench verify` as Markdown
 tables, with the ratios of issue 5's targets.
 
-Usage: python3 benches/report.py [CRITERION_DIR]
+Usage: python3 benches/report.py [CRITERION_DIR ...]
 (default: $CARGO_TARGET_DIR/criterion or target/criterion)
+
+With several directories (copies of target/criterion after separate runs),
+each figure is the median of the runs' medians, and each ratio is computed
+within each run (both sides from the same run) and shown as the median of
+the runs, with the lowest and highest in brackets.
 """
 
 import json
 import os
+import statistics
 import sys
 
 ALGS = ["RS256", "PS256", "ES256", "EdDSA", "HS256"]
@@ -21,6 +27,24 @@ ROWS = [
     ("verify_cached", "`Verify`, repeated token (cache hit)"),
     ("verify_scopes_cached", "`Verify` + `RequireScopes`, repeated token"),
     ("verify_scopes_cache_off", "`Verify` + `RequireScopes`, cache off"),
+]
+OTHER = [
+    ("flood", "unknown_kid_remote", "unknown kid, remote key set, cooldown active (401)"),
+    ("flood", "unknown_kid_static", "unknown kid, static key set (401)"),
+    ("claims", "parse_default", "parse payload into `Claims`"),
+    ("claims", "parse_user", "parse payload into `Claims<UserClaims>`"),
+    ("claims", "verify_cached_default", "`Verify` cache hit, `Claims`"),
+    ("claims", "verify_cached_user", "`Verify` cache hit, `Claims<UserClaims>`"),
+    ("claims", "axum_extract_default", "axum extractor `Claims`"),
+    ("claims", "axum_extract_user", "axum extractor `Claims<UserClaims>`"),
+    ("axum", "router_bare", "axum router, no auth"),
+    ("axum", "router_verify_cached", "axum router + `VerifyLayer`, repeated token"),
+    ("axum", "router_verify_scopes_cached",
+     "axum router + `VerifyLayer` + `RequireScopes`, repeated token"),
+    ("axum", "peer_from_fn_decode_RS256", "axum router + `from_fn` + decode, RS256"),
+    ("axum", "peer_from_fn_decode_ES256", "axum router + `from_fn` + decode, ES256"),
+    ("axum", "peer_from_fn_decode_EdDSA", "axum router + `from_fn` + decode, EdDSA"),
+    ("axum", "peer_from_fn_decode_HS256", "axum router + `from_fn` + decode, HS256"),
 ]
 # Peer figures quoted in issue 5 (µs): the best of jwt-authorizer 0.15 and a
 # hand-written axum `from_fn` + decode, per algorithm.
@@ -44,75 +68,98 @@ def fmt(ns):
     return f"{ns:.0f} ns"
 
 
-def ratio(a, b):
-    return None if a is None or b is None or b == 0 else a / b
-
-
-def verdict(value, limit, at_most=True):
-    if value is None:
-        return "–"
-    ok = value <= limit if at_most else value >= limit
-    return f"{value:.2f} {'met' if ok else 'MISSED'}"
+def med(values):
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
 
 
 def main():
     target = os.environ.get("CARGO_TARGET_DIR", "target")
-    root = sys.argv[1] if len(sys.argv) > 1 else os.path.join(target, "criterion")
-    m = {(g, b): median_ns(root, g, b) for g in ALGS for b, _ in ROWS}
+    roots = sys.argv[1:] or [os.path.join(target, "criterion")]
 
-    print("| per request (criterion median) | " + " | ".join(ALGS) + " |")
+    def get(group, bench):
+        """The per-run medians of one benchmark."""
+        return [median_ns(r, group, bench) for r in roots]
+
+    def fig(group, bench):
+        return fmt(med(get(group, bench)))
+
+    runs = f" ({len(roots)} runs)" if len(roots) > 1 else ""
+    print(f"| per request, criterion median{runs} | " + " | ".join(ALGS) + " |")
     print("|---|" + "---|" * len(ALGS))
     for bench, label in ROWS:
-        cells = [fmt(m[(g, bench)]) for g in ALGS]
-        print(f"| {label} | " + " | ".join(cells) + " |")
+        print(f"| {label} | " + " | ".join(fig(g, bench) for g in ALGS) + " |")
+
+    def ratio_cell(per_run, limit, at_most=True):
+        per_run = [v for v in per_run if v is not None]
+        if not per_run:
+            return "–"
+        m = statistics.median(per_run)
+        ok = m <= limit if at_most else m >= limit
+        spread = f" [{min(per_run):.2f}–{max(per_run):.2f}]" if len(per_run) > 1 else ""
+        return f"{m:.2f}{spread} {'met' if ok else '**missed**'}"
+
+    def div(a, b):
+        return None if a is None or b is None or b == 0 else a / b
+
+    def plus(a, b):
+        return None if a is None or b is None else a + b
 
     print()
-    print("| ratio (target) | " + " | ".join(ALGS) + " |")
+    print("| ratio, within each run (target) | " + " | ".join(ALGS) + " |")
     print("|---|" + "---|" * len(ALGS))
 
-    def row(label, f):
-        print(f"| {label} | " + " | ".join(f(g) for g in ALGS) + " |")
+    def row(label, per_run_of_alg, limit, at_most=True):
+        cells = [ratio_cell(per_run_of_alg(g), limit, at_most) for g in ALGS]
+        print(f"| {label} | " + " | ".join(cells) + " |")
 
-    def first_seen(bench, decode):
+    def over(bench, floor_a, floor_b=None):
         def f(g):
-            floor = None
-            if m[(g, decode)] is not None and m[(g, "bare")] is not None:
-                floor = m[(g, decode)] + m[(g, "bare")]
-            return verdict(ratio(m[(g, bench)], floor), 1.05)
+            a, fa = get(g, bench), get(g, floor_a)
+            fb = get(g, floor_b) if floor_b else [0] * len(roots)
+            return [div(x, plus(y, z)) for x, y, z in zip(a, fa, fb)]
         return f
 
     row("first-seen, cache off ÷ (decode typed + bare) (≤ 1.05)",
-        first_seen("verify_cache_off", "decode_typed"))
-    row("first-seen, cache off ÷ (decode Value + bare) (≤ 1.05)",
-        first_seen("verify_cache_off", "decode_value"))
+        over("verify_cache_off", "decode_typed", "bare"), 1.05)
+    row("first-seen, cache off ÷ (decode `Value` + bare) (≤ 1.05)",
+        over("verify_cache_off", "decode_value", "bare"), 1.05)
     row("first-seen, cache on ÷ (decode typed + bare) (≤ 1.05)",
-        first_seen("verify_fresh", "decode_typed"))
-    row("repeated, cached ÷ bare (≤ 2)",
-        lambda g: verdict(ratio(m[(g, "verify_cached")], m[(g, "bare")]), 2.0))
-    row("repeated + scopes, cached ÷ bare (≤ 2)",
-        lambda g: verdict(ratio(m[(g, "verify_scopes_cached")], m[(g, "bare")]), 2.0))
+        over("verify_fresh", "decode_typed", "bare"), 1.05)
+    row("repeated, cached ÷ bare tower service (≤ 2)",
+        over("verify_cached", "bare"), 2.0)
+    row("repeated + scopes, cached ÷ bare tower service (≤ 2)",
+        over("verify_scopes_cached", "bare"), 2.0)
 
     def peers(g):
-        if g not in PEERS or m[(g, "verify_cached")] is None:
-            return "–"
-        return verdict(PEERS[g] * 1000 / m[(g, "verify_cached")], 15.0, at_most=False)
+        if g not in PEERS:
+            return []
+        return [div(PEERS[g] * 1000, x) for x in get(g, "verify_cached")]
 
-    row("best peer (issue figures) ÷ cached (≥ 15)", peers)
+    row("issue's best peer figure ÷ cached (≥ 15)", peers, 15.0, at_most=False)
+
+    def in_run_peer(g):
+        if g not in PEERS:
+            return []
+        return [div(p, x) for p, x in zip(get("axum", f"peer_from_fn_decode_{g}"),
+                                           get("axum", "router_verify_cached"))]
+
+    row("in-run peer (axum `from_fn` + decode) ÷ axum + `Verify` cached (≥ 15)",
+        in_run_peer, 15.0, at_most=False)
+    router = [div(x, b) for x, b in zip(get("axum", "router_verify_cached"),
+                                        get("axum", "router_bare"))]
+    router_scopes = [div(x, b) for x, b in zip(get("axum", "router_verify_scopes_cached"),
+                                               get("axum", "router_bare"))]
+    print(f"| axum router + `Verify` cached ÷ bare axum router (≤ 2) | "
+          f"{ratio_cell(router, 2.0)} (one token, RS256) | | | | |")
+    print(f"| axum router + `Verify` + `RequireScopes` cached ÷ bare axum router (≤ 2) | "
+          f"{ratio_cell(router_scopes, 2.0)} (one token, RS256) | | | | |")
 
     print()
-    print("| other rows (criterion median) | |")
+    print(f"| other rows, criterion median{runs} | per request |")
     print("|---|---|")
-    for group, bench in [
-        ("flood", "unknown_kid_remote"),
-        ("flood", "unknown_kid_static"),
-        ("claims", "parse_default"),
-        ("claims", "parse_user"),
-        ("claims", "verify_cached_default"),
-        ("claims", "verify_cached_user"),
-        ("claims", "axum_extract_default"),
-        ("claims", "axum_extract_user"),
-    ]:
-        print(f"| `{group}/{bench}` | {fmt(median_ns(root, group, bench))} |")
+    for group, bench, label in OTHER:
+        print(f"| {label} (`{group}/{bench}`) | {fig(group, bench)} |")
 
 
 if __name__ == "__main__":

@@ -44,7 +44,7 @@ const SCOPE: &str = "orders:read";
 const HS_KID: &str = "hs";
 const SECRET: [u8; 32] = [7; 32];
 /// Distinct tokens per algorithm for the first-seen rows.
-const POOL: usize = 512;
+const POOL: usize = 2048;
 
 type Measurement = criterion::measurement::WallTime;
 

@@ -2,12 +2,12 @@
 //! (`/proc/self/status`, Linux): `cargo bench --bench cache_memory`.
 //!
 //! 1. Control: 100,000 distinct tokens with the cache off.
-//! 2. A 1 MiB cache under 200,000 tokens, then the default cache (8 MiB)
+//! 2. A 1 MiB cache under 200,000 tokens, then the default cache (16 MiB)
 //!    under 1,000,000 distinct tokens: peak RSS must stop growing once the
 //!    cache is full, whatever the number of tokens.
 //! 3. Memory per cached entry: 200,000 tokens into a cache large enough to
 //!    keep them all; RSS growth divided by the entries kept, next to the
-//!    weight the cache charges for each (token length + 512 bytes).
+//!    weight the cache charges for each (token length + 1,152 bytes).
 //!
 //! HS256 tokens (one shared secret), because they mint fastest; the cache
 //! holds the same entry whatever the algorithm. Tokens are minted, verified
@@ -136,13 +136,13 @@ fn main() {
     drop(small);
 
     // 2b. The default capacity under 1,000,000 distinct tokens.
-    let default = verifier(&rt, &issuer, Some(8 * 1024 * 1024));
+    let default = verifier(&rt, &issuer, Some(16 * 1024 * 1024));
     let began = Instant::now();
     feed(&issuer, &default, 1_000_000, |i| {
         if i % 200_000 == 0 {
             let (now, peak) = rss();
             println!(
-                "cache_memory: default 8 MiB cache, {i:>9} tokens: RSS {:.1} MiB, peak {:.1} MiB, cached {}",
+                "cache_memory: default 16 MiB cache, {i:>9} tokens: RSS {:.1} MiB, peak {:.1} MiB, cached {}",
                 mib(now),
                 mib(peak),
                 default.metrics().cached_tokens
@@ -151,7 +151,7 @@ fn main() {
     });
     let (now, peak) = rss();
     println!(
-        "cache_memory: default 8 MiB cache after 1,000,000 distinct tokens ({:.1} s): \
+        "cache_memory: default 16 MiB cache after 1,000,000 distinct tokens ({:.1} s): \
          RSS {:.1} MiB, peak {:.1} MiB (+{:.1} MiB over the control's peak), cached {}",
         began.elapsed().as_secs_f64(),
         mib(now),
@@ -173,8 +173,8 @@ fn main() {
     let per_entry = after.saturating_sub(before) / cached.max(1);
     println!(
         "cache_memory: {cached} entries kept: RSS +{:.1} MiB, {per_entry} bytes per entry \
-         (charged weight: {} bytes = token {len} + 512)",
+         (charged weight: {} bytes = token {len} + 1152)",
         mib(after.saturating_sub(before)),
-        len + 512
+        len + 1152
     );
 }

@@ -26,8 +26,10 @@ use moka::sync::Cache;
 use crate::claims::Claims;
 use crate::jwks::VerifyKey;
 
-/// Bytes charged per entry besides the token itself (claims, bookkeeping).
-const ENTRY_OVERHEAD: u32 = 512;
+/// Bytes charged per entry besides the token itself: the parsed claims and
+/// moka's bookkeeping. Measured (BENCHMARKS.md, "Memory") at about 1,100
+/// bytes, so the configured size is a real bound on memory.
+const ENTRY_OVERHEAD: u32 = 1152;
 
 #[derive(Clone)]
 pub(crate) struct Entry {

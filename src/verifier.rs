@@ -993,6 +993,22 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn build_selects_the_crypto_provider_preferring_aws_lc() {
+        use jsonwebtoken::crypto::CryptoProvider;
+        let issuer = TestIssuer::new("https://t.test");
+        let v = verifier(&issuer).await;
+        v.verify::<()>(&issuer.token().audience("a").sign())
+            .await
+            .unwrap();
+        let chosen = CryptoProvider::try_get_default().unwrap();
+        #[cfg(feature = "aws-lc-rs")]
+        let expected = &jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER;
+        #[cfg(all(feature = "rust-crypto", not(feature = "aws-lc-rs")))]
+        let expected = &jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER;
+        assert!(std::ptr::eq(chosen, expected));
+    }
+
+    #[tokio::test]
     async fn kidless_token_needs_exactly_one_fitting_key() {
         use crate::test_util::kids;
         let issuer = TestIssuer::new("https://t.test");

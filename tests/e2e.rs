@@ -1250,3 +1250,25 @@ async fn keys_in_key_dir_survive_a_restart() {
     second.shutdown().await.unwrap();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn introspection_says_inactive_once_the_token_expired() {
+    let mut cfg = config();
+    cfg.access_ttl = Duration::from_secs(1);
+    let w = world(cfg).await;
+    let access = token_of(&w.alice().await);
+    assert_eq!(w.introspect(&access).await["active"], true);
+    // The issuer reads the wall clock, so paused tokio time cannot stand in:
+    // wait until just past the token's own `exp`.
+    let exp = decode_part(&access, 1)["exp"].as_u64().expect("exp");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis();
+    let wait = u128::from(exp + 1) * 1000 - now.min(u128::from(exp + 1) * 1000);
+    tokio::time::sleep(Duration::from_millis(u64::try_from(wait).unwrap_or(2000))).await;
+    assert_eq!(
+        w.introspect(&access).await,
+        serde_json::json!({"active": false})
+    );
+}

@@ -8,7 +8,7 @@ mod orders;
 
 use std::time::Duration;
 
-use authlayer::test_util::{TestIssuer, kids};
+use authlayer::test_util::{TestIssuer, TokenBuilder, kids};
 use authlayer::{
     Algorithm, AuthError, Claims, RejectContext, RequireScopes, Verifier, VerifyLayer,
 };
@@ -37,6 +37,15 @@ async fn orders() -> Orders {
 }
 
 impl Orders {
+    /// A token builder for the orders audience with `orders:read`.
+    fn reader(&self) -> TokenBuilder {
+        self.setup
+            .issuer
+            .token()
+            .audience(AUDIENCE)
+            .scope("orders:read")
+    }
+
     fn token(&self, scope: &str) -> String {
         self.setup
             .issuer
@@ -173,15 +182,7 @@ async fn every_asymmetric_algorithm_verifies() {
         (kids::EC, Algorithm::ES256),
         (kids::ED, Algorithm::EdDSA),
     ] {
-        let token = o
-            .setup
-            .issuer
-            .token()
-            .audience(AUDIENCE)
-            .scope("orders:read")
-            .key(kid)
-            .alg(alg)
-            .sign();
+        let token = o.reader().key(kid).alg(alg).sign();
         let res = o.get("/orders/1", Some(&token)).await;
         assert_eq!(res.status(), StatusCode::OK, "{alg:?}");
     }
@@ -262,13 +263,7 @@ fn hmac(key: &[u8], message: &str) -> Vec<u8> {
 #[tokio::test]
 async fn alg_none_is_refused() {
     let o = orders().await;
-    let payload = o
-        .setup
-        .issuer
-        .token()
-        .audience(AUDIENCE)
-        .scope("orders:read")
-        .payload();
+    let payload = o.reader().payload();
     for alg in ["none", "None", "NONE", "nOnE"] {
         let header = json!({"alg": alg, "kid": kids::RSA});
         let token = format!(
@@ -287,13 +282,7 @@ async fn alg_none_is_refused() {
 #[tokio::test]
 async fn hs256_signed_with_the_public_key_is_refused() {
     let o = orders().await;
-    let payload = o
-        .setup
-        .issuer
-        .token()
-        .audience(AUDIENCE)
-        .scope("orders:read")
-        .payload();
+    let payload = o.reader().payload();
     let header = json!({"alg": "HS256", "kid": kids::RSA, "typ": "JWT"});
     let message = format!(
         "{}.{}",
@@ -371,14 +360,7 @@ async fn expired_and_not_yet_valid_tokens_are_refused() {
 #[tokio::test]
 async fn exp_as_string_is_refused() {
     let o = orders().await;
-    let token = o
-        .setup
-        .issuer
-        .token()
-        .audience(AUDIENCE)
-        .scope("orders:read")
-        .claim("exp", "4000000000")
-        .sign();
+    let token = o.reader().claim("exp", "4000000000").sign();
     assert_invalid_token(&o, &token, "invalid claim").await;
 }
 
@@ -465,14 +447,7 @@ async fn two_credentials_are_a_bad_request() {
 #[tokio::test]
 async fn oversized_token_is_refused_before_decoding() {
     let o = orders().await;
-    let token = o
-        .setup
-        .issuer
-        .token()
-        .audience(AUDIENCE)
-        .scope("orders:read")
-        .claim("pad", "x".repeat(9000))
-        .sign();
+    let token = o.reader().claim("pad", "x".repeat(9000)).sign();
     assert!(token.len() > 8 * 1024);
     assert_invalid_token(&o, &token, "token too long").await;
 }

@@ -66,11 +66,6 @@ impl AlgSet {
     pub fn is_empty(self) -> bool {
         self.0 == 0
     }
-
-    /// Whether the set holds an HMAC algorithm.
-    pub fn has_hmac(self) -> bool {
-        !self.and(Self::HMAC).is_empty()
-    }
 }
 
 const fn bit(alg: Algorithm) -> u16 {

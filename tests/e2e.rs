@@ -922,6 +922,23 @@ fn partner_upstream(iss: &str) -> Upstream {
     }
 }
 
+/// Carol's access token from the partner issuer, for `aud`.
+async fn partner_login(partner: &str, aud: &str) -> String {
+    let res = reqwest::Client::new()
+        .post(format!("{partner}/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form(&[
+            ("username", "carol"),
+            ("password", "carol-password"),
+            ("audience", aud),
+        ]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    token_of(&res.json::<Value>().await.unwrap())
+}
+
 #[tokio::test]
 async fn token_exchange_normalizes_an_upstream_identity() {
     let partner = partner_issuer().await;
@@ -929,26 +946,7 @@ async fn token_exchange_normalizes_an_upstream_identity() {
     cfg.upstreams = vec![partner_upstream(partner.issuer())];
     let w = world(cfg).await;
 
-    let http = reqwest::Client::new();
-    let login = |aud: &'static str| {
-        let http = http.clone();
-        let url = format!("{}/login", partner.issuer());
-        async move {
-            let res = http
-                .post(url)
-                .header("content-type", "application/x-www-form-urlencoded")
-                .body(form(&[
-                    ("username", "carol"),
-                    ("password", "carol-password"),
-                    ("audience", aud),
-                ]))
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(res.status(), StatusCode::OK);
-            token_of(&res.json::<Value>().await.unwrap())
-        }
-    };
+    let login = |aud: &'static str| partner_login(partner.issuer(), aud);
     let upstream_token = login("urn:acme-issuer").await;
 
     // The downstream trusts only our issuer: the partner's token is refused.
@@ -1010,6 +1008,38 @@ async fn token_exchange_normalizes_an_upstream_identity() {
             "{body}"
         );
     }
+}
+
+#[tokio::test]
+async fn token_exchange_answers_503_while_the_upstream_is_down() {
+    // A genuine partner token, then the partner goes away before our issuer
+    // has ever seen its keys.
+    let partner = partner_issuer().await;
+    let iss = partner.issuer().to_owned();
+    let upstream_token = partner_login(&iss, "urn:acme-issuer").await;
+    partner.shutdown().await.unwrap();
+
+    let mut cfg = config();
+    cfg.upstreams = vec![partner_upstream(&iss)];
+    let w = world(cfg).await;
+    let (status, body) = w
+        .post(
+            "/token",
+            &[
+                ("grant_type", TOKEN_EXCHANGE),
+                ("subject_token", &upstream_token),
+                ("subject_token_type", ACCESS_TOKEN_TYPE),
+            ],
+            Some(("orders-service", "orders-secret")),
+        )
+        .await;
+    // Not the client's fault: 503, not invalid_request, and no token.
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["error"], "temporarily_unavailable");
+    assert!(body.get("access_token").is_none(), "{body}");
+    // The issuer's own grants are unaffected.
+    let own = token_of(&w.alice().await);
+    assert_eq!(w.get_order(Some(&own)).await.status(), StatusCode::OK);
 }
 
 #[tokio::test]

@@ -922,21 +922,27 @@ fn partner_upstream(iss: &str) -> Upstream {
     }
 }
 
-/// Carol's access token from the partner issuer, for `aud`.
-async fn partner_login(partner: &str, aud: &str) -> String {
+/// Logs in at the issuer whose base URL is `iss`; returns the access token.
+async fn login_at(iss: &str, fields: &[(&str, &str)]) -> String {
     let res = reqwest::Client::new()
-        .post(format!("{partner}/login"))
+        .post(format!("{iss}/login"))
         .header("content-type", "application/x-www-form-urlencoded")
-        .body(form(&[
-            ("username", "carol"),
-            ("password", "carol-password"),
-            ("audience", aud),
-        ]))
+        .body(form(fields))
         .send()
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
     token_of(&res.json::<Value>().await.unwrap())
+}
+
+/// Carol's access token from the partner issuer, for `aud`.
+async fn partner_login(partner: &str, aud: &str) -> String {
+    let carol = [
+        ("username", "carol"),
+        ("password", "carol-password"),
+        ("audience", aud),
+    ];
+    login_at(partner, &carol).await
 }
 
 #[tokio::test]
@@ -1245,17 +1251,11 @@ async fn keys_in_key_dir_survive_a_restart() {
     cfg.key_dir = Some(dir.clone());
     let first = issuer::server::start(cfg.clone()).await.unwrap();
     let iss = first.issuer().to_owned();
-    let res = reqwest::Client::new()
-        .post(format!("{iss}/login"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(form(&[
-            ("username", "alice"),
-            ("password", "alice-password"),
-        ]))
-        .send()
-        .await
-        .unwrap();
-    let token = token_of(&res.json::<Value>().await.unwrap());
+    let token = login_at(
+        &iss,
+        &[("username", "alice"), ("password", "alice-password")],
+    )
+    .await;
     let port = first.addr().port();
     first.shutdown().await.unwrap();
 

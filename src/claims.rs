@@ -268,7 +268,7 @@ impl<'a> FromIterator<&'a str> for Scopes {
 
 /// The payload as it arrives on the wire. Parsed once per token.
 ///
-/// SAFETY (claim confusion): numeric dates must be JSON numbers, `aud` a
+/// SECURITY (claim confusion): numeric dates must be JSON numbers, `aud` a
 /// string or an array of strings, `iss` a string; duplicate registered
 /// claims fail (serde rejects duplicate fields), so a payload cannot say two
 /// things at once.

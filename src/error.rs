@@ -1,25 +1,28 @@
-//! Errors: [`BuildError`] when a [`Verifier`](crate::Verifier) cannot be built,
-//! [`AuthError`] when a request is refused, and how a refusal is rendered for
-//! HTTP (RFC 6750) and gRPC.
+//! Errors: [`BuildError`] when a [`Verifier`](crate::Verifier) cannot be
+//! built, [`FetchError`] when keys cannot be fetched, and [`AuthError`] when a
+//! request is refused, with its [`Reason`].
+//!
+//! How a refusal becomes a response (RFC 6750, gRPC) lives in
+//! [`reject`](crate::reject).
 //!
 //! # Example
 //!
 //! ```
-//! use authlayer::{AuthError, ErrorKind};
+//! use authlayer::{AuthError, ErrorKind, Reason};
 //!
 //! let err = AuthError::missing_token();
 //! assert_eq!(err.kind(), ErrorKind::MissingToken);
 //! assert_eq!(err.status(), http::StatusCode::UNAUTHORIZED);
-//!
-//! let res: http::Response<String> = err.to_response("orders", false);
-//! assert_eq!(res.headers()["www-authenticate"], r#"Bearer realm="orders""#);
+//! assert_eq!(Reason::Expired.code(), "expired");
+//! assert_eq!(Reason::Expired.description(), "token expired");
+//! assert_eq!(Reason::Expired.status(), http::StatusCode::UNAUTHORIZED);
 //! ```
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
-use http::{HeaderValue, Response, StatusCode, header};
-
+use http::StatusCode;
 /// What went wrong while building a [`Verifier`](crate::Verifier).
 ///
 /// Every variant names what to fix; none of them ever carries key material.
@@ -46,7 +49,7 @@ pub enum BuildError {
         /// The URL that was requested.
         url: String,
         /// What went wrong (timeout, status, body, parse error).
-        cause: crate::jwks::FetchError,
+        cause: FetchError,
     },
     /// The discovery document names another issuer than the one configured.
     #[error(
@@ -65,6 +68,77 @@ pub enum BuildError {
         "no jsonwebtoken crypto provider: enable feature \"aws-lc-rs\" or \"rust-crypto\", or install one with jsonwebtoken::crypto::CryptoProvider::install_default"
     )]
     NoCryptoProvider,
+}
+
+/// Why fetching or parsing a key set or discovery document failed.
+///
+/// The message names the cause; it never contains the response body.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum FetchError {
+    /// The whole fetch (connect, headers and body) took longer than the timeout.
+    #[error("timed out after {after:?}")]
+    Timeout {
+        /// The configured fetch timeout.
+        after: Duration,
+    },
+    /// The request could not be made (connection refused, TLS, redirect refused…).
+    #[error("request failed: {reason}")]
+    Request {
+        /// The transport's description.
+        reason: String,
+    },
+    /// The server answered with a status other than 200 (or 304 to a conditional request).
+    #[error("unexpected HTTP status {status}")]
+    Status {
+        /// The status code.
+        status: u16,
+    },
+    /// The response is not JSON.
+    #[error(
+        "unexpected content-type {found:?} (want application/json or application/jwk-set+json)"
+    )]
+    ContentType {
+        /// The content type received (truncated).
+        found: String,
+    },
+    /// The body is larger than the configured limit.
+    #[error("response body larger than {limit} bytes")]
+    TooLarge {
+        /// The configured limit.
+        limit: usize,
+    },
+    /// The body is not a JWK Set or discovery document.
+    #[error("{reason}")]
+    Parse {
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The JWK Set has more keys than the configured limit.
+    #[error("JWK Set has {count} keys, more than the limit of {limit}")]
+    TooManyKeys {
+        /// Keys in the document.
+        count: usize,
+        /// The configured limit.
+        limit: usize,
+    },
+    /// The JWK Set parsed but holds no key this verifier can use.
+    #[error("JWK Set holds no usable signing key")]
+    NoUsableKeys,
+    /// The discovery document names another issuer.
+    #[error("discovery document names issuer {found:?}, expected exactly {expected:?}")]
+    IssuerMismatch {
+        /// The configured issuer.
+        expected: String,
+        /// The issuer in the document.
+        found: String,
+    },
+    /// The discovery document points at a URL the policy refuses.
+    #[error("jwks_uri refused: {reason}")]
+    InsecureUrl {
+        /// Why it was refused.
+        reason: String,
+    },
 }
 
 /// The class of an [`AuthError`]; decides the status code and the
@@ -86,143 +160,136 @@ pub enum ErrorKind {
     Misconfigured,
 }
 
-/// Why a request was refused. The [`description`](Reason::description) is a
-/// fixed text: it never contains anything taken from the request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum Reason {
+impl ErrorKind {
+    /// The HTTP status for this class.
+    pub fn status(self) -> StatusCode {
+        match self {
+            ErrorKind::MissingToken | ErrorKind::InvalidToken => StatusCode::UNAUTHORIZED,
+            ErrorKind::InvalidRequest => StatusCode::BAD_REQUEST,
+            ErrorKind::InsufficientScope => StatusCode::FORBIDDEN,
+            ErrorKind::KeysUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorKind::Misconfigured => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The gRPC status code: 16 UNAUTHENTICATED, 7 `PERMISSION_DENIED`,
+    /// 14 UNAVAILABLE, 3 `INVALID_ARGUMENT` or 13 INTERNAL.
+    pub fn grpc_code(self) -> u16 {
+        match self {
+            ErrorKind::MissingToken | ErrorKind::InvalidToken => 16,
+            ErrorKind::InvalidRequest => 3,
+            ErrorKind::InsufficientScope => 7,
+            ErrorKind::KeysUnavailable => 14,
+            ErrorKind::Misconfigured => 13,
+        }
+    }
+
+    /// The RFC 6750 `error` code, if the challenge carries one.
+    pub(crate) fn challenge_code(self) -> Option<&'static str> {
+        match self {
+            ErrorKind::MissingToken | ErrorKind::KeysUnavailable | ErrorKind::Misconfigured => None,
+            ErrorKind::InvalidRequest => Some("invalid_request"),
+            ErrorKind::InvalidToken => Some("invalid_token"),
+            ErrorKind::InsufficientScope => Some("insufficient_scope"),
+        }
+    }
+}
+
+/// Defines [`Reason`] and its table in one place: each row is a variant with
+/// its doc, its stable code, its fixed description and its [`ErrorKind`]
+/// (which decides the status). Adding a reason is adding a row.
+macro_rules! reasons {
+    ($( $(#[doc = $doc:literal])* $name:ident => $code:literal, $description:literal, $kind:ident; )*) => {
+        /// Why a request was refused. The [`description`](Reason::description)
+        /// is a fixed text: it never contains anything taken from the request.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[non_exhaustive]
+        pub enum Reason {
+            $( $(#[doc = $doc])* $name, )*
+        }
+
+        impl Reason {
+            /// Every reason, in declaration order.
+            pub(crate) const EVERY: &[Reason] = &[ $( Reason::$name, )* ];
+
+            /// Its row of the table: code, description, kind.
+            fn row(self) -> (&'static str, &'static str, ErrorKind) {
+                match self {
+                    $( Reason::$name => ($code, $description, ErrorKind::$kind), )*
+                }
+            }
+        }
+    };
+}
+
+reasons! {
     /// No token in the request.
-    MissingToken,
+    MissingToken => "missing_token", "no bearer token", MissingToken;
     /// More than one credential (two `Authorization` headers, or header and cookie).
-    MultipleCredentials,
+    MultipleCredentials => "multiple_credentials", "more than one credential in the request", InvalidRequest;
     /// An `Authorization: Bearer` header without a token.
-    EmptyBearer,
+    EmptyBearer => "empty_bearer", "empty bearer token", InvalidRequest;
     /// The token exceeds the configured maximum length.
-    TooLong,
+    TooLong => "too_long", "token too long", InvalidToken;
     /// The token is not three base64url segments, or its JSON is invalid.
-    Malformed,
+    Malformed => "malformed", "malformed token", InvalidToken;
     /// The header names an algorithm that is not allowed.
-    AlgorithmNotAllowed,
+    AlgorithmNotAllowed => "algorithm_not_allowed", "algorithm not allowed", InvalidToken;
     /// The header uses a feature this crate refuses (`crit`, `b64`, nested JWT, JWE).
-    UnsupportedHeader,
+    UnsupportedHeader => "unsupported_header", "unsupported token header", InvalidToken;
     /// The `typ` header does not match the configured policy.
-    WrongType,
+    WrongType => "wrong_type", "wrong token type", InvalidToken;
     /// No key with the token's `kid` (or no single key for a token without `kid`).
-    UnknownKey,
+    UnknownKey => "unknown_key", "unknown signing key", InvalidToken;
     /// The key exists but cannot verify this algorithm.
-    KeyAlgorithmMismatch,
+    KeyAlgorithmMismatch => "key_algorithm_mismatch", "algorithm does not match the key", InvalidToken;
     /// The signature does not verify.
-    BadSignature,
+    BadSignature => "bad_signature", "invalid signature", InvalidToken;
     /// `exp` is in the past (beyond the leeway).
-    Expired,
+    Expired => "expired", "token expired", InvalidToken;
     /// `nbf` is in the future (beyond the leeway).
-    NotYetValid,
+    NotYetValid => "not_yet_valid", "token not yet valid", InvalidToken;
     /// A required claim is absent.
-    MissingClaim,
+    MissingClaim => "missing_claim", "required claim missing", InvalidToken;
     /// A claim has the wrong type (e.g. `exp` as a string).
-    InvalidClaim,
+    InvalidClaim => "invalid_claim", "invalid claim", InvalidToken;
     /// `iss` is not a configured issuer.
-    UnknownIssuer,
+    UnknownIssuer => "unknown_issuer", "untrusted issuer", InvalidToken;
     /// `aud` does not contain a configured audience.
-    WrongAudience,
+    WrongAudience => "wrong_audience", "wrong audience", InvalidToken;
     /// A required scope is missing.
-    InsufficientScope,
+    InsufficientScope => "insufficient_scope", "insufficient scope", InsufficientScope;
     /// The key set has never been loaded, or is older than `max_stale`.
-    KeysUnavailable,
-    /// `RequireScopes` or the extractor ran without `VerifyLayer` before it.
-    LayerMissing,
+    KeysUnavailable => "keys_unavailable", "signing keys unavailable", KeysUnavailable;
+    /// A rule layer or the extractor ran without `VerifyLayer` before it: a
+    /// wiring mistake of the service, answered with 500.
+    LayerMissing => "layer_missing", "authentication layer missing", Misconfigured;
 }
 
 impl Reason {
+    /// A short stable code for logs and metrics (`snake_case`).
+    pub fn code(self) -> &'static str {
+        self.row().0
+    }
+
     /// A fixed, human-readable description (used as `error_description`).
     pub fn description(self) -> &'static str {
-        match self {
-            Reason::MissingToken => "no bearer token",
-            Reason::MultipleCredentials => "more than one credential in the request",
-            Reason::EmptyBearer => "empty bearer token",
-            Reason::TooLong => "token too long",
-            Reason::Malformed => "malformed token",
-            Reason::AlgorithmNotAllowed => "algorithm not allowed",
-            Reason::UnsupportedHeader => "unsupported token header",
-            Reason::WrongType => "wrong token type",
-            Reason::UnknownKey => "unknown signing key",
-            Reason::KeyAlgorithmMismatch => "algorithm does not match the key",
-            Reason::BadSignature => "invalid signature",
-            Reason::Expired => "token expired",
-            Reason::NotYetValid => "token not yet valid",
-            Reason::MissingClaim => "required claim missing",
-            Reason::InvalidClaim => "invalid claim",
-            Reason::UnknownIssuer => "untrusted issuer",
-            Reason::WrongAudience => "wrong audience",
-            Reason::InsufficientScope => "insufficient scope",
-            Reason::KeysUnavailable => "signing keys unavailable",
-            Reason::LayerMissing => "authentication layer missing",
-        }
+        self.row().1
     }
 
-    /// A short stable label for logs and metrics (`snake_case`).
-    pub fn label(self) -> &'static str {
-        match self {
-            Reason::MissingToken => "missing_token",
-            Reason::MultipleCredentials => "multiple_credentials",
-            Reason::EmptyBearer => "empty_bearer",
-            Reason::TooLong => "too_long",
-            Reason::Malformed => "malformed",
-            Reason::AlgorithmNotAllowed => "algorithm_not_allowed",
-            Reason::UnsupportedHeader => "unsupported_header",
-            Reason::WrongType => "wrong_type",
-            Reason::UnknownKey => "unknown_key",
-            Reason::KeyAlgorithmMismatch => "key_algorithm_mismatch",
-            Reason::BadSignature => "bad_signature",
-            Reason::Expired => "expired",
-            Reason::NotYetValid => "not_yet_valid",
-            Reason::MissingClaim => "missing_claim",
-            Reason::InvalidClaim => "invalid_claim",
-            Reason::UnknownIssuer => "unknown_issuer",
-            Reason::WrongAudience => "wrong_audience",
-            Reason::InsufficientScope => "insufficient_scope",
-            Reason::KeysUnavailable => "keys_unavailable",
-            Reason::LayerMissing => "layer_missing",
-        }
+    /// The class of this reason.
+    pub fn kind(self) -> ErrorKind {
+        self.row().2
     }
 
-    /// Every reason, in a fixed order (used to index counters).
-    pub const ALL: [Reason; 20] = [
-        Reason::MissingToken,
-        Reason::MultipleCredentials,
-        Reason::EmptyBearer,
-        Reason::TooLong,
-        Reason::Malformed,
-        Reason::AlgorithmNotAllowed,
-        Reason::UnsupportedHeader,
-        Reason::WrongType,
-        Reason::UnknownKey,
-        Reason::KeyAlgorithmMismatch,
-        Reason::BadSignature,
-        Reason::Expired,
-        Reason::NotYetValid,
-        Reason::MissingClaim,
-        Reason::InvalidClaim,
-        Reason::UnknownIssuer,
-        Reason::WrongAudience,
-        Reason::InsufficientScope,
-        Reason::KeysUnavailable,
-        Reason::LayerMissing,
-    ];
+    /// The HTTP status a refusal for this reason gets.
+    pub fn status(self) -> StatusCode {
+        self.kind().status()
+    }
 
+    /// The position in declaration order (indexes counters).
     pub(crate) fn index(self) -> usize {
         self as usize
-    }
-
-    fn kind(self) -> ErrorKind {
-        match self {
-            Reason::MissingToken => ErrorKind::MissingToken,
-            Reason::MultipleCredentials | Reason::EmptyBearer => ErrorKind::InvalidRequest,
-            Reason::InsufficientScope => ErrorKind::InsufficientScope,
-            Reason::KeysUnavailable => ErrorKind::KeysUnavailable,
-            Reason::LayerMissing => ErrorKind::Misconfigured,
-            _ => ErrorKind::InvalidToken,
-        }
     }
 }
 
@@ -232,11 +299,11 @@ impl fmt::Display for Reason {
     }
 }
 
-/// Why a request was refused, and how to answer it.
+/// Why a request was refused.
 ///
 /// Rendered by [`to_response`](AuthError::to_response) as RFC 6750 for HTTP or
-/// as a trailers-only gRPC status. A rejection by the layers is always an
-/// `Ok(response)`, never a service error.
+/// as a trailers-only gRPC status (see [`reject`](crate::reject)). A rejection
+/// by the layers is always an `Ok(response)`, never a service error.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct AuthError {
@@ -281,85 +348,13 @@ impl AuthError {
 
     /// The HTTP status for this error.
     pub fn status(&self) -> StatusCode {
-        match self.kind() {
-            ErrorKind::MissingToken | ErrorKind::InvalidToken => StatusCode::UNAUTHORIZED,
-            ErrorKind::InvalidRequest => StatusCode::BAD_REQUEST,
-            ErrorKind::InsufficientScope => StatusCode::FORBIDDEN,
-            ErrorKind::KeysUnavailable => StatusCode::SERVICE_UNAVAILABLE,
-            ErrorKind::Misconfigured => StatusCode::INTERNAL_SERVER_ERROR,
-        }
+        self.kind().status()
     }
 
     /// The gRPC status code: 16 UNAUTHENTICATED, 7 `PERMISSION_DENIED`,
     /// 14 UNAVAILABLE, 3 `INVALID_ARGUMENT` or 13 INTERNAL.
     pub fn grpc_code(&self) -> u16 {
-        match self.kind() {
-            ErrorKind::MissingToken | ErrorKind::InvalidToken => 16,
-            ErrorKind::InvalidRequest => 3,
-            ErrorKind::InsufficientScope => 7,
-            ErrorKind::KeysUnavailable => 14,
-            ErrorKind::Misconfigured => 13,
-        }
-    }
-
-    /// The `WWW-Authenticate` challenge (RFC 6750 §3) for `realm`.
-    ///
-    /// `realm` comes from configuration; quotes and backslashes in it are escaped.
-    pub fn www_authenticate(&self, realm: &str) -> String {
-        let mut out = String::from("Bearer realm=\"");
-        push_quoted(&mut out, realm);
-        out.push('"');
-        let code = match self.kind() {
-            ErrorKind::MissingToken | ErrorKind::KeysUnavailable | ErrorKind::Misconfigured => {
-                return out;
-            }
-            ErrorKind::InvalidRequest => "invalid_request",
-            ErrorKind::InvalidToken => "invalid_token",
-            ErrorKind::InsufficientScope => "insufficient_scope",
-        };
-        out.push_str(", error=\"");
-        out.push_str(code);
-        out.push_str("\", error_description=\"");
-        out.push_str(self.reason.description());
-        out.push('"');
-        if let Some(scope) = &self.scope {
-            out.push_str(", scope=\"");
-            push_quoted(&mut out, scope);
-            out.push('"');
-        }
-        out
-    }
-
-    /// The default rendering: RFC 6750 for HTTP, trailers-only status for gRPC.
-    ///
-    /// gRPC answers are HTTP 200 with `content-type: application/grpc`,
-    /// `grpc-status` and a percent-encoded `grpc-message` in the headers and an
-    /// empty body, as the gRPC spec allows for errors before any message.
-    pub fn to_response<B: Default>(&self, realm: &str, grpc: bool) -> Response<B> {
-        let mut res = Response::new(B::default());
-        if grpc {
-            let headers = res.headers_mut();
-            headers.insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/grpc"),
-            );
-            headers.insert("grpc-status", HeaderValue::from(self.grpc_code()));
-            headers.insert(
-                "grpc-message",
-                HeaderValue::from_str(&percent_encode(self.reason.description()))
-                    .unwrap_or_else(|_| HeaderValue::from_static("unauthenticated")),
-            );
-            return res;
-        }
-        *res.status_mut() = self.status();
-        let headers = res.headers_mut();
-        if let Ok(value) = HeaderValue::from_str(&self.www_authenticate(realm)) {
-            headers.insert(header::WWW_AUTHENTICATE, value);
-        }
-        if self.kind() == ErrorKind::KeysUnavailable {
-            headers.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
-        }
-        res
+        self.kind().grpc_code()
     }
 }
 
@@ -375,123 +370,48 @@ impl fmt::Display for AuthError {
 
 impl std::error::Error for AuthError {}
 
-fn push_quoted(out: &mut String, value: &str) {
-    for c in value.chars() {
-        // SAFETY (header injection): only visible ASCII may enter a quoted
-        // string; quotes and backslashes are escaped, anything else is dropped.
-        match c {
-            '"' | '\\' => {
-                out.push('\\');
-                out.push(c);
-            }
-            ' '..='~' => out.push(c),
-            _ => {}
-        }
-    }
-}
-
-/// Percent-encodes a `grpc-message` as the gRPC HTTP/2 spec asks: every byte
-/// outside printable ASCII, and `%` itself.
-fn percent_encode(message: &str) -> String {
-    use std::fmt::Write as _;
-    let mut out = String::with_capacity(message.len());
-    for b in message.bytes() {
-        if (0x20..=0x7e).contains(&b) && b != b'%' {
-            out.push(char::from(b));
-        } else {
-            let _ = write!(out, "%{b:02X}");
-        }
-    }
-    out
-}
-
-#[cfg(feature = "tonic")]
-#[cfg_attr(docsrs, doc(cfg(feature = "tonic")))]
-impl From<AuthError> for tonic::Status {
-    /// UNAUTHENTICATED, `PERMISSION_DENIED`, UNAVAILABLE, `INVALID_ARGUMENT` or
-    /// INTERNAL, with the fixed description as message.
-    fn from(err: AuthError) -> Self {
-        tonic::Status::new(
-            tonic::Code::from_i32(i32::from(err.grpc_code())),
-            err.to_string(),
-        )
-    }
-}
-
-/// Is this request gRPC (`content-type: application/grpc…`)?
-pub(crate) fn is_grpc<B>(req: &http::Request<B>) -> bool {
-    req.headers()
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn missing_token_challenge_has_no_error_code() {
-        let res: Response<()> = AuthError::missing_token().to_response("api", false);
-        assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
-        assert_eq!(res.headers()["www-authenticate"], "Bearer realm=\"api\"");
-    }
-
-    #[test]
-    fn invalid_token_challenge_names_error_and_description() {
-        let res: Response<()> = AuthError::new(Reason::Expired).to_response("api", false);
-        assert_eq!(
-            res.headers()["www-authenticate"],
-            "Bearer realm=\"api\", error=\"invalid_token\", error_description=\"token expired\""
-        );
-    }
-
-    #[test]
-    fn insufficient_scope_is_403_with_scope() {
-        let err = AuthError::insufficient_scope("orders:read".into());
-        let res: Response<()> = err.to_response("api", false);
-        assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    fn every_reason_has_a_distinct_code_and_description() {
+        let codes: std::collections::HashSet<_> = Reason::EVERY.iter().map(|r| r.code()).collect();
+        let descriptions: std::collections::HashSet<_> =
+            Reason::EVERY.iter().map(|r| r.description()).collect();
+        assert_eq!(codes.len(), Reason::EVERY.len());
+        assert_eq!(descriptions.len(), Reason::EVERY.len());
         assert!(
-            res.headers()["www-authenticate"]
-                .to_str()
-                .unwrap()
-                .ends_with("error=\"insufficient_scope\", error_description=\"insufficient scope\", scope=\"orders:read\"")
+            codes
+                .iter()
+                .all(|c| c.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'))
         );
     }
 
     #[test]
-    fn keys_unavailable_is_503_with_retry_after() {
-        let res: Response<()> = AuthError::new(Reason::KeysUnavailable).to_response("api", false);
-        assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
-        assert_eq!(res.headers()["retry-after"], "5");
-    }
-
-    #[test]
-    fn grpc_rejection_is_trailers_only_200() {
-        let res: Response<()> = AuthError::new(Reason::BadSignature).to_response("api", true);
-        assert_eq!(res.status(), StatusCode::OK);
-        assert_eq!(res.headers()["grpc-status"], "16");
-        assert_eq!(res.headers()["grpc-message"], "invalid signature");
-        let res: Response<()> = AuthError::insufficient_scope("a".into()).to_response("api", true);
-        assert_eq!(res.headers()["grpc-status"], "7");
-        let res: Response<()> = AuthError::new(Reason::KeysUnavailable).to_response("api", true);
-        assert_eq!(res.headers()["grpc-status"], "14");
-    }
-
-    #[test]
-    fn realm_quotes_are_escaped() {
-        let challenge = AuthError::missing_token().www_authenticate("a\"b\\c\r\n");
-        assert_eq!(challenge, "Bearer realm=\"a\\\"b\\\\c\"");
-    }
-
-    #[test]
-    fn grpc_message_is_percent_encoded() {
-        assert_eq!(percent_encode("a%b é"), "a%25b %C3%A9");
-    }
-
-    #[test]
-    fn reason_index_matches_all_order() {
-        for (i, r) in Reason::ALL.iter().enumerate() {
+    fn reason_index_is_its_position() {
+        for (i, r) in Reason::EVERY.iter().enumerate() {
             assert_eq!(r.index(), i);
         }
+    }
+
+    #[test]
+    fn status_follows_the_kind() {
+        assert_eq!(Reason::Expired.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            Reason::MultipleCredentials.status(),
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(Reason::InsufficientScope.status(), StatusCode::FORBIDDEN);
+        assert_eq!(
+            Reason::KeysUnavailable.status(),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        assert_eq!(
+            Reason::LayerMissing.status(),
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
+        assert_eq!(AuthError::new(Reason::LayerMissing).grpc_code(), 13);
+        assert_eq!(AuthError::insufficient_scope("a".into()).grpc_code(), 7);
     }
 }

@@ -87,7 +87,7 @@ pub struct Metrics {
     pub cache_hits: u64,
     /// Tokens in the verified-token cache now.
     pub cached_tokens: u64,
-    /// Requests refused, by [`Reason::label`].
+    /// Requests refused, by [`Reason::code`].
     pub rejected: Vec<(&'static str, u64)>,
 }
 
@@ -96,7 +96,7 @@ impl Metrics {
     pub fn rejected(&self, reason: Reason) -> u64 {
         self.rejected
             .iter()
-            .find(|(label, _)| *label == reason.label())
+            .find(|(label, _)| *label == reason.code())
             .map_or(0, |(_, n)| *n)
     }
 }
@@ -110,7 +110,7 @@ pub(crate) struct Counters {
     pub(crate) cooldown_rejections: AtomicU64,
     pub(crate) accepted: AtomicU64,
     pub(crate) cache_hits: AtomicU64,
-    pub(crate) rejected: [AtomicU64; Reason::ALL.len()],
+    pub(crate) rejected: [AtomicU64; Reason::EVERY.len()],
 }
 
 impl Counters {
@@ -131,10 +131,10 @@ impl Counters {
             accepted: get(&self.accepted),
             cache_hits: get(&self.cache_hits),
             cached_tokens,
-            rejected: Reason::ALL
+            rejected: Reason::EVERY
                 .iter()
                 .zip(&self.rejected)
-                .map(|(r, c)| (r.label(), get(c)))
+                .map(|(r, c)| (r.code(), get(c)))
                 .filter(|(_, n)| *n > 0)
                 .collect(),
         }

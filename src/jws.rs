@@ -1,6 +1,7 @@
-//! The JWS compact serialization: split, header checks, key selection and
-//! signature verification. Shared by the [`Verifier`](crate::Verifier) and
-//! [`jwks::verify_jws`](crate::jwks::verify_jws).
+//! The JWS compact serialization: split, header checks (including the
+//! [`TypPolicy`]), key selection and signature verification. Used by the
+//! [`Verifier`](crate::Verifier) for every token, and by [`verify_jws`] for
+//! the signature layer alone.
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -12,12 +13,24 @@ use serde::Deserialize;
 use serde::de::IgnoredAny;
 
 use crate::error::Reason;
-use crate::jwks::{AlgSet, KeySet, VerifyKey, parse_alg};
-use crate::verifier::TypPolicy;
+use crate::jwks::{AlgSet, KeySet, Origin, VerifyKey, parse_alg};
 
 /// Largest decoded JOSE header accepted: bounds the JSON work done before
 /// any signature check (real headers are under 200 bytes).
 const MAX_HEADER_LEN: usize = 4096;
+
+/// What the `typ` header of a token must say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum TypPolicy {
+    /// Any `typ`, or none. Keycloak, Authentik and most providers send `JWT`.
+    #[default]
+    Any,
+    /// RFC 9068 access tokens only: `typ` must be `at+jwt` (or
+    /// `application/at+jwt`), case-insensitively. Refuses ID tokens and other
+    /// JWTs signed by the same keys.
+    AccessToken,
+}
 
 /// A token split into its parts, with its header checked.
 pub(crate) struct Compact<'t> {
@@ -68,7 +81,7 @@ pub(crate) fn parse(
     allowed: AlgSet,
     typ: TypPolicy,
 ) -> Result<Compact<'_>, Reason> {
-    // SAFETY (CVE-2025-30204-style DoS): bound the token before any
+    // SECURITY (CVE-2025-30204-style DoS): bound the token before any
     // decoding or JSON work.
     if token.len() > max_len {
         return Err(Reason::TooLong);
@@ -103,13 +116,13 @@ pub(crate) fn parse(
     let header: WireHeader<'_> =
         serde_json::from_str(header_json).map_err(|_| Reason::Malformed)?;
 
-    // SAFETY (RFC 8725 §3.1, CVE-2015-9235): the algorithm must be one we
+    // SECURITY (RFC 8725 §3.1, CVE-2015-9235): the algorithm must be one we
     // allow, by exact name; `none` and unknown names never parse.
     let alg = parse_alg(&header.alg).ok_or(Reason::AlgorithmNotAllowed)?;
     if !allowed.contains(alg) {
         return Err(Reason::AlgorithmNotAllowed);
     }
-    // SAFETY (RFC 7515 §4.1.11, CVE-2025-59420): we understand no critical
+    // SECURITY (RFC 7515 §4.1.11, CVE-2025-59420): we understand no critical
     // extension, so any `crit` fails; `b64` changes what is signed;
     // `enc`/`zip` mean JWE; `cty: JWT` is a nested token whose inner claims
     // nobody validated (CVE-2024-33664).
@@ -154,7 +167,7 @@ pub(crate) enum KeyMiss {
 
 /// Verifies the signature of `jws` with a key of `set`.
 ///
-/// SAFETY (RFC 8725 §3.10, CVE-2018-0114): keys come only from the configured
+/// SECURITY (RFC 8725 §3.10, CVE-2018-0114): keys come only from the configured
 /// key set, by `kid`; `jwk`, `jku`, `x5u` and `x5c` headers are never read.
 /// Without a kid, the token is accepted only when exactly one key fits its
 /// alg: keys are never tried one after another.
@@ -201,4 +214,43 @@ pub(crate) fn payload(jws: &Compact<'_>) -> Result<Vec<u8>, Reason> {
     URL_SAFE_NO_PAD
         .decode(jws.payload_b64)
         .map_err(|_| Reason::Malformed)
+}
+
+/// Verifies the signature of a compact JWS against a JWK Set — the signature
+/// layer only: the same header checks, key selection and algorithm rules as
+/// for tokens, but no claims. Returns the decoded payload.
+///
+/// For conformance suites (Wycheproof) and tools. The set may hold `oct`
+/// keys (as a static set may); HMAC still needs an HS algorithm in `allowed`.
+/// Fails with [`Reason::KeysUnavailable`](crate::Reason::KeysUnavailable) only
+/// when no crypto backend is compiled in.
+///
+/// ```
+/// use authlayer::jwks::AlgSet;
+/// use authlayer::jws::verify_jws;
+/// use authlayer::{Algorithm, Reason};
+///
+/// let jwks = r#"{"keys":[{"kty":"oct","kid":"k","k":"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8"}]}"#;
+/// let allowed = AlgSet::of([Algorithm::HS256]);
+/// // The header `{}` names no algorithm.
+/// assert_eq!(verify_jws("e30.e30.AAAA", jwks, allowed), Err(Reason::Malformed));
+/// // `{"alg":"none"}` is never accepted.
+/// assert_eq!(
+///     verify_jws("eyJhbGciOiJub25lIn0.e30.AAAA", jwks, allowed),
+///     Err(Reason::AlgorithmNotAllowed)
+/// );
+/// ```
+pub fn verify_jws(token: &str, jwks: &str, allowed: AlgSet) -> Result<Vec<u8>, Reason> {
+    // As `build()` does: choose the crypto provider before any verification
+    // (with no backend at all, nothing can be verified).
+    crate::crypto::ensure_provider().map_err(|_| Reason::KeysUnavailable)?;
+    let set = KeySet::from_json(jwks.as_bytes(), allowed, 64, Origin::Static)
+        .map_err(|_| Reason::UnknownKey)?;
+    let compact = parse(token, 64 * 1024, allowed, TypPolicy::Any)?;
+    verify_with(&set, &compact).map_err(|miss| match miss {
+        KeyMiss::Mismatch => Reason::KeyAlgorithmMismatch,
+        KeyMiss::BadSignature { .. } => Reason::BadSignature,
+        _ => Reason::UnknownKey,
+    })?;
+    payload(&compact)
 }

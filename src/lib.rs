@@ -12,31 +12,177 @@
     )
 )]
 
-mod cache;
-pub mod claims;
-pub mod error;
-pub mod health;
-pub mod jwks;
-mod jws;
-pub mod scopes;
-pub mod verifier;
-pub mod verify;
+// Dependencies point one way, top to bottom of this list; no module imports
+// one above it (checked by `tests::modules_import_only_downwards`):
+//   framework glue   axum, tonic
+//   layers           layer (VerifyLayer, RequireScopesLayer), audit, reject
+//   engine           verifier (Verifier: the token-to-claims path, builder,
+//                    issuer configuration, token cache)
+//   keys and JWS     jws, jwks, crypto
+//   claims, errors   claims, health, error
 
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
-pub mod extract;
+pub mod axum;
+#[cfg(feature = "tonic")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tonic")))]
+pub mod tonic;
+
+pub mod audit;
+pub mod layer;
+pub mod reject;
+
+pub mod verifier;
+
+mod crypto;
+pub mod jwks;
+pub mod jws;
+
+pub mod claims;
+pub mod error;
+pub mod health;
+
 #[cfg(feature = "test-util")]
 #[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
 #[allow(clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 pub mod test_util;
 
-pub use claims::{Claims, Scopes, StandardClaims};
-pub use error::{AuthError, BuildError, ErrorKind, Reason};
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
-pub use extract::ClaimsRejection;
+pub use crate::axum::ClaimsRejection;
+pub use claims::{Claims, Scopes, StandardClaims};
+pub use error::{AuthError, BuildError, ErrorKind, FetchError, Reason};
 pub use health::{Health, IssuerHealth, Metrics};
 pub use jsonwebtoken::Algorithm;
-pub use scopes::{RequireScopes, RequireScopesService};
-pub use verifier::{Issuer, TypPolicy, Verifier, VerifierBuilder};
-pub use verify::{DefaultReject, OnReject, RejectContext, ResponseFuture, Verify, VerifyLayer};
+pub use jws::TypPolicy;
+pub use layer::{RequireScopes, RequireScopesLayer, ResponseFuture, Verify, VerifyLayer};
+pub use reject::{DefaultReject, OnReject, RejectContext};
+pub use verifier::{Issuer, Stale, Verifier, VerifierBuilder};
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{BTreeMap, BTreeSet};
+    use std::path::Path;
+
+    /// The top-level module a source file belongs to (`verifier/cache.rs` →
+    /// `verifier`); `None` for the crate root.
+    fn module_of(path: &Path, src: &Path) -> Option<String> {
+        let rel = path.strip_prefix(src).ok()?;
+        let first = rel.components().next()?.as_os_str().to_str()?;
+        let name = first.strip_suffix(".rs").unwrap_or(first);
+        (name != "lib").then(|| name.to_owned())
+    }
+
+    fn files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                files(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push(path);
+            }
+        }
+    }
+
+    /// Which top-level modules each module's non-test code names with
+    /// `crate::…`, in `use` lines and paths (comments and doc links, which
+    /// may point anywhere, are not dependencies).
+    fn imports() -> BTreeMap<String, BTreeSet<String>> {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        // `crate::Claims` names the module that lib.rs re-exports it from.
+        let lib = std::fs::read_to_string(src.join("lib.rs")).unwrap();
+        let mut reexported: BTreeMap<String, String> = BTreeMap::new();
+        for line in lib.lines().filter_map(|l| l.strip_prefix("pub use ")) {
+            let line = line.trim_start_matches("crate::");
+            let Some((module, names)) = line.split_once("::") else {
+                continue;
+            };
+            for name in names.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+                reexported.insert(name.to_owned(), module.to_owned());
+            }
+        }
+        let mut all = Vec::new();
+        files(&src, &mut all);
+        let mut graph: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for path in all {
+            let Some(module) = module_of(&path, &src) else {
+                continue;
+            };
+            let text = std::fs::read_to_string(&path).unwrap();
+            // Unit tests sit at the bottom of each file and may use test_util.
+            let code = text.split("#[cfg(test)]").next().unwrap();
+            let code = code.split("#[cfg(all(test").next().unwrap();
+            let code: String = code
+                .lines()
+                .filter(|l| !l.trim_start().starts_with("//"))
+                .collect::<Vec<_>>()
+                .join("\n");
+            let deps = graph.entry(module.clone()).or_default();
+            for (at, _) in code.match_indices("crate::") {
+                if code[..at].ends_with('$') {
+                    continue; // `$crate::` in a macro
+                }
+                let rest = &code[at + "crate::".len()..];
+                let name: String = rest
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                let name = reexported.get(&name).cloned().unwrap_or(name);
+                if !name.is_empty() && name != module {
+                    deps.insert(name);
+                }
+            }
+        }
+        graph
+    }
+
+    #[test]
+    fn modules_import_only_downwards() {
+        let graph = imports();
+        assert!(graph.contains_key("verifier") && graph.contains_key("layer"));
+        // Depth-first search for a cycle through any module.
+        fn reaches(
+            graph: &BTreeMap<String, BTreeSet<String>>,
+            from: &str,
+            to: &str,
+            seen: &mut BTreeSet<String>,
+        ) -> bool {
+            graph.get(from).into_iter().flatten().any(|next| {
+                next == to || (seen.insert(next.clone()) && reaches(graph, next, to, seen))
+            })
+        }
+        for module in graph.keys() {
+            assert!(
+                !reaches(&graph, module, module, &mut BTreeSet::new()),
+                "{module} imports, directly or through others, a module that depends on it: {graph:#?}"
+            );
+        }
+        // The layers named in lib.rs, bottom first: nothing imports upward.
+        let order = [
+            "error",
+            "health",
+            "claims",
+            "crypto",
+            "jwks",
+            "jws",
+            "verifier",
+            "reject",
+            "audit",
+            "layer",
+            "axum",
+            "tonic",
+            "test_util",
+        ];
+        let rank = |m: &str| order.iter().position(|o| *o == m);
+        for (module, deps) in &graph {
+            let Some(mine) = rank(module) else {
+                panic!("module {module} is not placed in the layer order");
+            };
+            for dep in deps {
+                let theirs =
+                    rank(dep).unwrap_or_else(|| panic!("{module} names unknown module {dep}"));
+                assert!(theirs < mine, "{module} imports {dep}, which sits above it");
+            }
+        }
+    }
+}

@@ -48,7 +48,7 @@ impl FetchSettings {
     }
 }
 
-/// SAFETY (key source integrity): keys fetched over plain HTTP can be
+/// SECURITY (key source integrity): keys fetched over plain HTTP can be
 /// replaced by anyone on the path, so `http` is only accepted for loopback
 /// hosts unless explicitly allowed.
 pub(crate) fn check_url(url: &Url, allow_http: bool) -> Result<(), String> {
@@ -56,13 +56,7 @@ pub(crate) fn check_url(url: &Url, allow_http: bool) -> Result<(), String> {
         "https" => Ok(()),
         "http" if allow_http => Ok(()),
         "http" => {
-            let loopback = match url.host() {
-                Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-                Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-                Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-                None => false,
-            };
-            if loopback {
+            if is_loopback(url) {
                 Ok(())
             } else {
                 Err(
@@ -72,6 +66,16 @@ pub(crate) fn check_url(url: &Url, allow_http: bool) -> Result<(), String> {
             }
         }
         other => Err(format!("unsupported scheme {other:?}")),
+    }
+}
+
+/// Whether `url` names this machine: 127.0.0.0/8, `::1` or `localhost`.
+fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
     }
 }
 
@@ -166,7 +170,7 @@ pub(crate) async fn discover(
         let doc: Discovery = serde_json::from_slice(&body).map_err(|e| FetchError::Parse {
             reason: format!("not a discovery document: {e}"),
         })?;
-        // SAFETY (OIDC Discovery §4.3, mix-up attacks): the document must
+        // SECURITY (OIDC Discovery §4.3, mix-up attacks): the document must
         // name exactly the issuer we were configured with.
         if doc.issuer != issuer {
             return Err(FetchError::IssuerMismatch {
@@ -174,14 +178,33 @@ pub(crate) async fn discover(
                 found: doc.issuer,
             });
         }
-        parse_url(&doc.jwks_uri, settings.allow_http)
-            .map_err(|reason| FetchError::InsecureUrl { reason })
+        jwks_uri_from_discovery(&doc.jwks_uri, issuer, settings.allow_http)
     };
     tokio::time::timeout(settings.timeout, work)
         .await
         .map_err(|_| FetchError::Timeout {
             after: settings.timeout,
         })?
+}
+
+/// The `jwks_uri` a discovery document for `issuer` names, if the URL policy
+/// lets us fetch it.
+fn jwks_uri_from_discovery(raw: &str, issuer: &str, allow_http: bool) -> Result<Url, FetchError> {
+    let jwks_uri =
+        parse_url(raw, allow_http).map_err(|reason| FetchError::InsecureUrl { reason })?;
+    // SECURITY (SSRF, key injection): plain http is allowed for loopback
+    // hosts because the operator configured them; a remote document naming
+    // one is trusted with that only if the issuer itself is on loopback.
+    // Otherwise it could point us at a local port of its choice.
+    if jwks_uri.scheme() == "http"
+        && !allow_http
+        && !Url::parse(issuer).is_ok_and(|u| is_loopback(&u))
+    {
+        return Err(FetchError::InsecureUrl {
+            reason: "a plain-http loopback jwks_uri is only accepted from a loopback issuer".into(),
+        });
+    }
+    Ok(jwks_uri)
 }
 
 #[allow(clippy::needless_pass_by_value)] // used as `map_err(request_error)`
@@ -299,6 +322,30 @@ mod tests {
         assert!(parse_url("http://id.example/jwks", true).is_ok());
         assert!(parse_url("file:///etc/passwd", true).is_err());
         assert!(parse_url("not a url", true).is_err());
+    }
+
+    #[test]
+    fn loopback_jwks_uri_is_taken_only_from_a_loopback_issuer() {
+        let local = "http://127.0.0.1:9/jwks";
+        assert!(matches!(
+            jwks_uri_from_discovery(local, "https://id.example", false),
+            Err(FetchError::InsecureUrl { .. })
+        ));
+        assert!(
+            jwks_uri_from_discovery("http://localhost/jwks", "https://id.example", false).is_err()
+        );
+        assert!(jwks_uri_from_discovery(local, "http://127.0.0.1:4000", false).is_ok());
+        assert!(jwks_uri_from_discovery(local, "http://localhost:4000/realms/a", false).is_ok());
+        assert!(
+            jwks_uri_from_discovery("https://keys.example/jwks", "https://id.example", false)
+                .is_ok()
+        );
+        // The operator allowed plain http everywhere: the rule is theirs.
+        assert!(jwks_uri_from_discovery(local, "https://id.example", true).is_ok());
+        assert!(
+            jwks_uri_from_discovery("http://10.0.0.1/jwks", "http://127.0.0.1:4000", false)
+                .is_err()
+        );
     }
 
     #[test]

@@ -112,6 +112,9 @@ pub(crate) struct VerifyKey {
     pub(crate) kid: Option<Box<str>>,
     pub(crate) key: DecodingKey,
     pub(crate) algs: AlgSet,
+    /// Only tokens naming `kid` may use this key: a shared secret configured
+    /// with a kid is never a candidate for a token without one.
+    pub(crate) kid_bound: bool,
 }
 
 /// The keys of one issuer, indexed by `kid`. Immutable once built: a refresh
@@ -187,7 +190,7 @@ impl KeySet {
                 limit: max_keys,
             });
         }
-        // SAFETY (ambiguity): two signing keys under one kid leave the choice
+        // SECURITY (ambiguity): two signing keys under one kid leave the choice
         // of key to the token; drop them all rather than guess. Every entry
         // meant for signatures counts, even one this crate cannot use (a
         // lenient verifier elsewhere may use it); keys for encryption do not
@@ -269,7 +272,9 @@ impl KeySet {
 
     /// Keys able to verify `alg`, for a token without `kid`.
     pub(crate) fn for_alg(&self, alg: Algorithm) -> impl Iterator<Item = &Arc<VerifyKey>> {
-        self.keys.iter().filter(move |k| k.algs.contains(alg))
+        self.keys
+            .iter()
+            .filter(move |k| !k.kid_bound && k.algs.contains(alg))
     }
 
     /// The key ids in this set.
@@ -282,7 +287,12 @@ impl KeySet {
 /// "sig", `key_ops` absent or with "verify"), usable or not.
 fn signing_kid(value: &serde_json::Value) -> Option<String> {
     let kid = value.get("kid")?.as_str()?;
-    let other_use = value.get("use").is_some_and(|u| u != "sig");
+    // `"use": null` (or any non-string) counts as absent here, as the parser
+    // reads it: such a key signs, so it must not escape the duplicate rule.
+    let other_use = value
+        .get("use")
+        .and_then(serde_json::Value::as_str)
+        .is_some_and(|u| u != "sig");
     let no_verify = value
         .get("key_ops")
         .and_then(serde_json::Value::as_array)
@@ -311,7 +321,7 @@ fn decode_b64(field: Option<&str>, name: &'static str) -> Result<Vec<u8>, String
 
 /// Builds one key, or says why it is unusable.
 ///
-/// SAFETY (RFC 8725 §3.1): the algorithms a key may verify are the
+/// SECURITY (RFC 8725 §3.1): the algorithms a key may verify are the
 /// intersection of the allow-list, the key type's own family and the JWK's
 /// `alg` if present, so an RSA key can never verify an HMAC signature and a
 /// token's header alone never chooses how a key is used. Keys marked for
@@ -322,7 +332,7 @@ fn parse_jwk(
     origin: Origin,
 ) -> Result<VerifyKey, String> {
     let jwk: RawJwk = serde_json::from_value(value).map_err(|e| format!("invalid JWK: {e}"))?;
-    // SAFETY: a published set holding private keys is compromised; using
+    // SECURITY: a published set holding private keys is compromised; using
     // its public half would hide that from the operator.
     if jwk.d.is_some() {
         return Err("private key material (`d`) in a public key set".into());
@@ -410,12 +420,13 @@ fn parse_jwk(
         kid: jwk.kid.map(String::into_boxed_str),
         key,
         algs,
+        kid_bound: false,
     })
 }
 
 /// The HMAC algorithms a secret of `len` bytes may verify.
 ///
-/// SAFETY (RFC 7518 §3.2): "a key of the same size as the hash output or
+/// SECURITY (RFC 7518 §3.2): "a key of the same size as the hash output or
 /// larger MUST be used": 32 bytes for HS256, 48 for HS384, 64 for HS512.
 fn hmac_algs_for(len: usize) -> AlgSet {
     let mut algs = AlgSet::default();
@@ -433,7 +444,7 @@ fn hmac_algs_for(len: usize) -> AlgSet {
 
 /// A key for HMAC algorithms from an explicitly configured shared secret.
 ///
-/// SAFETY (RFC 7518 §3.2): a secret shorter than 32 bytes is refused, and the
+/// SECURITY (RFC 7518 §3.2): a secret shorter than 32 bytes is refused, and the
 /// key can only verify the HMAC algorithms of the allow-list whose hash
 /// output is not longer than the secret.
 pub(crate) fn secret_key(
@@ -458,6 +469,7 @@ pub(crate) fn secret_key(
         ));
     }
     Ok(VerifyKey {
+        kid_bound: kid.is_some(),
         kid: kid.map(String::into_boxed_str),
         key: DecodingKey::from_secret(secret).map_err(|e| e.to_string())?,
         algs,
@@ -577,6 +589,38 @@ mod tests {
         let enc = rsa_jwk(r#","use":"enc""#);
         let ops = rsa_jwk(r#","key_ops":["encrypt"]"#);
         assert_eq!(set(&[enc, ops, rsa_jwk("")]).unwrap().by_kid("r1").len(), 1);
+    }
+
+    #[test]
+    fn use_null_counts_as_a_signing_key_for_the_duplicate_rule() {
+        // `"use": null` parses as no `use`: that key signs, so it shares the
+        // kid with the other one and both are dropped.
+        let s = set(&[
+            rsa_jwk(r#","use":null"#),
+            rsa_jwk(""),
+            rsa_jwk("").replace("r1", "r2"),
+        ])
+        .unwrap();
+        assert!(s.by_kid("r1").is_empty());
+        let s = set(&[
+            rsa_jwk(r#","use":null"#),
+            rsa_jwk(r#","use":"sig""#).replace("r1", "r2"),
+        ])
+        .unwrap();
+        assert_eq!(s.by_kid("r1").len(), 1, "alone, a use:null key is usable");
+    }
+
+    #[test]
+    fn a_secret_with_a_kid_is_never_a_candidate_without_kid() {
+        let secret = [7u8; 32];
+        let hs = AlgSet::of([Algorithm::HS256]);
+        let mut s = KeySet::default();
+        s.insert(secret_key(Some("h".into()), &secret, hs).unwrap());
+        assert_eq!(s.for_alg(Algorithm::HS256).count(), 0);
+        assert_eq!(s.by_kid("h").len(), 1);
+        let mut s = KeySet::default();
+        s.insert(secret_key(None, &secret, hs).unwrap());
+        assert_eq!(s.for_alg(Algorithm::HS256).count(), 1);
     }
 
     #[test]

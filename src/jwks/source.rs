@@ -13,7 +13,6 @@ use tokio::time::Instant;
 use super::FetchError;
 use super::fetch::{self, FetchSettings, Fetched};
 use super::keyset::{AlgSet, KeySet};
-use crate::cache::TokenCache;
 use crate::health::{Counters, IssuerHealth};
 
 /// Timing policy of the key lifecycle.
@@ -47,7 +46,9 @@ pub(crate) struct Remote {
 #[derive(Default)]
 struct State {
     in_flight: Option<watch::Receiver<bool>>,
-    last_attempt: Option<Instant>,
+    /// When a token naming an unknown key last forced a fetch: the cooldown
+    /// counts from here. Scheduled fetches and the first load do not count.
+    last_forced: Option<Instant>,
     etag: Option<String>,
     jwks_url: Option<Url>,
     max_age: Option<Duration>,
@@ -81,7 +82,9 @@ pub(crate) struct KeySource {
 pub(crate) struct Shared {
     pub(crate) counters: Arc<Counters>,
     pub(crate) runtime: tokio::runtime::Handle,
-    pub(crate) cache: Option<Arc<TokenCache>>,
+    /// Called after a fetch brought a changed key set (the verifier purges
+    /// cached tokens whose key left the set).
+    pub(crate) on_new_keys: Option<Arc<dyn Fn() + Send + Sync>>,
 }
 
 impl KeySource {
@@ -130,7 +133,7 @@ impl KeySource {
         match &*guard {
             None => Err(()),
             Some(snap) => {
-                // SAFETY (stale keys): past `max_stale` without a confirmation
+                // SECURITY (stale keys): past `max_stale` without a confirmation
                 // from the issuer, revoked keys may still be in the set; stop
                 // trusting it rather than accept forever.
                 if let Some(max) = self.lifecycle.max_stale
@@ -154,7 +157,11 @@ impl KeySource {
         }
         let now = Instant::now();
         if trigger == Trigger::UnknownKey {
-            if let Some(last) = state.last_attempt
+            // SECURITY (refetch flood): at most one forced fetch per cooldown
+            // window, however many unknown kids arrive. Only forced fetches
+            // start a window: a key the issuer began signing with right after
+            // a scheduled refresh (Keycloak does) is fetched on first sight.
+            if let Some(last) = state.last_forced
                 && now.saturating_duration_since(last) < self.lifecycle.cooldown
             {
                 self.shared
@@ -167,10 +174,10 @@ impl KeySource {
                 .counters
                 .kid_refetches
                 .fetch_add(1, Ordering::Relaxed);
+            state.last_forced = Some(now);
         }
         let (tx, rx) = watch::channel(false);
         state.in_flight = Some(rx.clone());
-        state.last_attempt = Some(now);
         drop(state);
         let this = Arc::clone(self);
         // A spawned task, not the request's future: a client that gives up
@@ -222,8 +229,8 @@ impl KeySource {
                     })));
                 }
                 drop(old);
-                if changed && let Some(cache) = &self.shared.cache {
-                    cache.purge_retired();
+                if changed && let Some(hook) = &self.shared.on_new_keys {
+                    hook();
                 }
                 state.max_age = max_age;
                 state.failures = 0;
@@ -279,7 +286,6 @@ impl KeySource {
 
     /// The first load at build time: runs the fetch inline and reports its error.
     pub(crate) async fn initial_fetch(self: &Arc<Self>) -> Result<(), FetchError> {
-        self.state().last_attempt = Some(Instant::now());
         self.fetch_now().await
     }
 

@@ -1,5 +1,8 @@
-//! [`RequireScopes`]: refuse requests whose verified token lacks the scopes a
-//! route needs (403 `insufficient_scope`, gRPC `PERMISSION_DENIED`).
+//! [`RequireScopesLayer`]: refuse requests whose verified token lacks the
+//! scopes a route needs (403 `insufficient_scope`, gRPC `PERMISSION_DENIED`).
+//!
+//! `RequireScopes::all([…])` and `RequireScopes::any([…])` are shorthands for
+//! the layer's constructors.
 //!
 //! # Example
 //!
@@ -29,9 +32,11 @@ use http::{Request, Response};
 use tower_layer::Layer;
 use tower_service::Service;
 
+use super::{Authenticated, ResponseFuture};
+use crate::audit;
 use crate::claims::Claims;
-use crate::error::{AuthError, Reason, is_grpc};
-use crate::verify::{Authenticated, DefaultReject, OnReject, RejectContext, ResponseFuture, audit};
+use crate::error::{AuthError, Reason};
+use crate::reject::{DefaultReject, OnReject, RejectContext};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
@@ -47,17 +52,19 @@ struct Required {
     joined: Arc<str>,
 }
 
-/// Layer requiring scopes of the verified token. Put it *inside*
-/// [`VerifyLayer`](crate::VerifyLayer) (in axum: `route_layer` on a route,
-/// with `VerifyLayer` as a router-wide `layer`).
+/// Layer requiring scopes of the verified token; builds [`RequireScopes`].
+/// Put it *inside* [`VerifyLayer`](crate::VerifyLayer) (in axum: `route_layer`
+/// on a route, with `VerifyLayer` as a router-wide `layer`). Without
+/// `VerifyLayer` in front, every request is answered 500 and the wiring
+/// mistake is logged.
 ///
 /// Scopes match exactly: `orders:reader` does not grant `orders:read`.
-pub struct RequireScopes<R = DefaultReject> {
+pub struct RequireScopesLayer<R = DefaultReject> {
     required: Arc<Required>,
     on_reject: R,
 }
 
-impl<R: Clone> Clone for RequireScopes<R> {
+impl<R: Clone> Clone for RequireScopesLayer<R> {
     fn clone(&self) -> Self {
         Self {
             required: Arc::clone(&self.required),
@@ -66,15 +73,15 @@ impl<R: Clone> Clone for RequireScopes<R> {
     }
 }
 
-impl<R> fmt::Debug for RequireScopes<R> {
+impl<R> fmt::Debug for RequireScopesLayer<R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RequireScopes")
+        f.debug_struct("RequireScopesLayer")
             .field("required", &self.required)
             .finish_non_exhaustive()
     }
 }
 
-impl RequireScopes {
+impl RequireScopesLayer {
     fn new<I, S>(scopes: I, mode: Mode) -> Self
     where
         I: IntoIterator<Item = S>,
@@ -111,10 +118,30 @@ impl RequireScopes {
     }
 }
 
-impl<R> RequireScopes<R> {
+impl RequireScopes<()> {
+    /// [`RequireScopesLayer::all`]: require every one of `scopes`.
+    pub fn all<I, S>(scopes: I) -> RequireScopesLayer
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        RequireScopesLayer::all(scopes)
+    }
+
+    /// [`RequireScopesLayer::any`]: require at least one of `scopes`.
+    pub fn any<I, S>(scopes: I) -> RequireScopesLayer
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        RequireScopesLayer::any(scopes)
+    }
+}
+
+impl<R> RequireScopesLayer<R> {
     /// Render rejections with `handler` instead of [`DefaultReject`].
-    pub fn on_reject<R2>(self, handler: R2) -> RequireScopes<R2> {
-        RequireScopes {
+    pub fn on_reject<R2>(self, handler: R2) -> RequireScopesLayer<R2> {
+        RequireScopesLayer {
             required: self.required,
             on_reject: handler,
         }
@@ -130,34 +157,34 @@ impl<R> RequireScopes<R> {
     }
 }
 
-impl<S, R: Clone> Layer<S> for RequireScopes<R> {
-    type Service = RequireScopesService<S, R>;
+impl<S, R: Clone> Layer<S> for RequireScopesLayer<R> {
+    type Service = RequireScopes<S, R>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        RequireScopesService {
+        RequireScopes {
             inner,
             layer: self.clone(),
         }
     }
 }
 
-/// The service built by [`RequireScopes`].
+/// The service built by [`RequireScopesLayer`].
 #[derive(Clone)]
-pub struct RequireScopesService<S, R = DefaultReject> {
+pub struct RequireScopes<S, R = DefaultReject> {
     inner: S,
-    layer: RequireScopes<R>,
+    layer: RequireScopesLayer<R>,
 }
 
-impl<S: fmt::Debug, R> fmt::Debug for RequireScopesService<S, R> {
+impl<S: fmt::Debug, R> fmt::Debug for RequireScopes<S, R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RequireScopesService")
+        f.debug_struct("RequireScopes")
             .field("inner", &self.inner)
             .field("layer", &self.layer)
             .finish()
     }
 }
 
-impl<S, R> RequireScopesService<S, R> {
+impl<S, R> RequireScopes<S, R> {
     /// The inner service.
     pub fn get_ref(&self) -> &S {
         &self.inner
@@ -174,7 +201,7 @@ impl<S, R> RequireScopesService<S, R> {
     }
 }
 
-impl<S, R, ReqBody, ResBody> Service<Request<ReqBody>> for RequireScopesService<S, R>
+impl<S, R, ReqBody, ResBody> Service<Request<ReqBody>> for RequireScopes<S, R>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
     R: OnReject<ResBody>,
@@ -194,22 +221,22 @@ where
             req.extensions().get::<Authenticated>(),
         ) {
             (Some(claims), _) if self.layer.allows(claims) => {
-                audit(&req, Some(claims), "allow", "scopes_granted", required);
+                audit::record(&req, Some(claims), "allow", "scopes_granted", required);
                 return ResponseFuture::inner(self.inner.call(req));
             }
             (Some(claims), marker) => {
-                audit(&req, Some(claims), "deny", "insufficient_scope", required);
+                audit::record(&req, Some(claims), "deny", "insufficient_scope", required);
                 (
                     AuthError::insufficient_scope(Arc::clone(&self.layer.required.joined)),
-                    marker.map(|m| Arc::clone(&m.realm)),
+                    marker.map(|m| m.refuse(Reason::InsufficientScope)),
                 )
             }
             (None, Some(marker)) => {
                 // Optional mode let an anonymous request through: ask for a token.
-                audit(&req, None::<&Claims>, "deny", "missing_token", required);
+                audit::record(&req, None::<&Claims>, "deny", "missing_token", required);
                 (
                     AuthError::new(Reason::MissingToken),
-                    Some(Arc::clone(&marker.realm)),
+                    Some(marker.refuse(Reason::MissingToken)),
                 )
             }
             (None, None) => {
@@ -218,24 +245,16 @@ where
                     "RequireScopes found no claims: VerifyLayer must run before it (in axum, \
                      add VerifyLayer with .layer() and RequireScopes with .route_layer())"
                 );
-                audit(&req, None::<&Claims>, "deny", "layer_missing", required);
-                (AuthError::new(Reason::MissingToken), None)
+                audit::record(&req, None::<&Claims>, "deny", "layer_missing", required);
+                (AuthError::new(Reason::LayerMissing), None)
             }
         };
         let response = self.layer.on_reject.on_reject(
             &err,
-            &RejectContext {
-                grpc: is_grpc(&req),
-                realm: realm.as_deref().unwrap_or(""),
-            },
+            &RejectContext::of(&req, realm.as_deref().unwrap_or("")),
         );
         ResponseFuture::reject(response)
     }
-}
-
-#[cfg(feature = "tonic")]
-impl<S: tonic::server::NamedService, R> tonic::server::NamedService for RequireScopesService<S, R> {
-    const NAME: &'static str = S::NAME;
 }
 
 #[cfg(test)]
@@ -244,9 +263,9 @@ mod tests {
     use tower::ServiceExt;
 
     type Ready = std::future::Ready<Result<Response<()>, ()>>;
-    type Svc = RequireScopesService<tower::util::ServiceFn<fn(Request<()>) -> Ready>>;
+    type Svc = RequireScopes<tower::util::ServiceFn<fn(Request<()>) -> Ready>>;
 
-    fn svc(layer: &RequireScopes) -> Svc {
+    fn svc(layer: &RequireScopesLayer) -> Svc {
         fn ok(_: Request<()>) -> Ready {
             std::future::ready(Ok(Response::new(())))
         }
@@ -304,12 +323,17 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn missing_claims_without_layer_is_401() {
+    async fn missing_layer_is_a_wiring_mistake_answered_500() {
         let res = svc(&RequireScopes::all(["a"]))
             .oneshot(Request::new(()))
             .await
             .unwrap();
-        assert_eq!(res.status(), 401);
+        assert_eq!(res.status(), 500);
+        let mut req = Request::new(());
+        req.headers_mut()
+            .insert("content-type", "application/grpc".parse().unwrap());
+        let res = svc(&RequireScopes::all(["a"])).oneshot(req).await.unwrap();
+        assert_eq!(res.headers()["grpc-status"], "13");
     }
 
     #[tokio::test]

@@ -1,6 +1,9 @@
 //! [`VerifyLayer`]: verify the bearer token of every request and put its
 //! [`Claims`] into the request extensions.
 //!
+//! The layer finds the credential and hands it to the engine,
+//! [`Verifier`]; everything about tokens and keys happens there.
+//!
 //! # Example
 //!
 //! ```
@@ -34,65 +37,22 @@
 //! ```
 
 use std::fmt;
-use std::future::Future;
 use std::marker::PhantomData;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll};
 
 use http::header::{AUTHORIZATION, COOKIE};
 use http::{HeaderName, Request, Response};
-use pin_project_lite::pin_project;
 use serde::de::DeserializeOwned;
 use tower_layer::Layer;
 use tower_service::Service;
 
+use super::{Authenticated, ResponseFuture};
+use crate::audit;
 use crate::claims::Claims;
-use crate::error::{AuthError, Reason, is_grpc};
+use crate::error::{AuthError, Reason};
+use crate::reject::{DefaultReject, OnReject, RejectContext};
 use crate::verifier::{Check, Verifier};
-
-/// Renders a rejection as a response. Implemented by [`DefaultReject`] and by
-/// any `Fn(&AuthError, &RejectContext) -> Response<B>`.
-pub trait OnReject<B> {
-    /// Builds the response for `err`.
-    fn on_reject(&self, err: &AuthError, ctx: &RejectContext<'_>) -> Response<B>;
-}
-
-/// What a rejection handler knows about the refused request.
-#[derive(Debug)]
-#[non_exhaustive]
-pub struct RejectContext<'a> {
-    /// Whether the request is gRPC (`content-type: application/grpc…`).
-    pub grpc: bool,
-    /// The realm configured on the verifier.
-    pub realm: &'a str,
-}
-
-/// The default rendering: [`AuthError::to_response`].
-#[derive(Debug, Clone, Copy, Default)]
-pub struct DefaultReject;
-
-impl<B: Default> OnReject<B> for DefaultReject {
-    fn on_reject(&self, err: &AuthError, ctx: &RejectContext<'_>) -> Response<B> {
-        err.to_response(ctx.realm, ctx.grpc)
-    }
-}
-
-impl<B, F> OnReject<B> for F
-where
-    F: Fn(&AuthError, &RejectContext<'_>) -> Response<B>,
-{
-    fn on_reject(&self, err: &AuthError, ctx: &RejectContext<'_>) -> Response<B> {
-        self(err, ctx)
-    }
-}
-
-/// Marks a request that went through [`VerifyLayer`], with or without claims
-/// (optional mode), so later layers can tell "anonymous" from "misordered".
-#[derive(Debug, Clone)]
-pub(crate) struct Authenticated {
-    pub(crate) realm: Arc<str>,
-}
 
 #[derive(Debug, Clone)]
 enum TokenSource {
@@ -108,7 +68,8 @@ struct Config {
     optional: bool,
 }
 
-/// Layer that verifies bearer tokens. See the [module docs](self).
+/// Layer that verifies bearer tokens and builds [`Verify`]. See the
+/// [module docs](crate::layer).
 ///
 /// `E` is your own claims type (default `()`); `R` renders rejections.
 pub struct VerifyLayer<E = (), R = DefaultReject> {
@@ -169,7 +130,7 @@ impl<E, R> VerifyLayer<E, R> {
 
     /// Let requests without any token through, without claims; a present but
     /// invalid token is still refused. For routers mixing public and protected
-    /// routes (protect the latter with [`RequireScopes`](crate::RequireScopes)
+    /// routes (protect the latter with [`RequireScopesLayer`](crate::RequireScopesLayer)
     /// or the `Claims` extractor). Defaults to `false`.
     #[must_use]
     pub fn optional(mut self, optional: bool) -> Self {
@@ -257,8 +218,10 @@ impl<S> Verify<S> {
     pub fn new(inner: S, verifier: Verifier) -> Self {
         VerifyLayer::new(verifier).layer(inner)
     }
+}
 
-    /// A [`VerifyLayer`] for `verifier`.
+impl Verify<()> {
+    /// A [`VerifyLayer`] for `verifier`; the same as [`VerifyLayer::new`].
     pub fn layer(verifier: Verifier) -> VerifyLayer {
         VerifyLayer::new(verifier)
     }
@@ -283,7 +246,7 @@ impl<S, E, R> Verify<S, E, R> {
 
 /// Finds the credential. `Ok(None)`: none at all.
 ///
-/// SAFETY (RFC 6750 §2): exactly one credential per request; two (even
+/// SECURITY (RFC 6750 §2): exactly one credential per request; two (even
 /// identical) are a malformed request, so no component has to pick one.
 fn extract_token<'a, B>(req: &'a Request<B>, config: &Config) -> Result<Option<&'a str>, Reason> {
     let mut found: Option<&str> = None;
@@ -336,26 +299,6 @@ fn extract_token<'a, B>(req: &'a Request<B>, config: &Config) -> Result<Option<&
     Ok(found)
 }
 
-pub(crate) fn audit<B>(
-    req: &Request<B>,
-    claims: Option<&Claims<impl Sized>>,
-    decision: &'static str,
-    reason: &'static str,
-    required: &str,
-) {
-    tracing::info!(
-        target: "authlayer::audit",
-        decision,
-        reason,
-        sub = claims.and_then(|c| c.sub()),
-        iss = claims.and_then(|c| c.iss()),
-        tenant = claims.and_then(|c| c.tenant()),
-        required_scopes = required,
-        method = %req.method(),
-        path = req.uri().path(),
-    );
-}
-
 impl<S, E, R, ReqBody, ResBody> Service<Request<ReqBody>> for Verify<S, E, R>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
@@ -380,14 +323,20 @@ where
         let token = match extract_token(&req, config) {
             Ok(Some(token)) => token,
             Ok(None) if config.optional => {
-                audit(&req, None::<&Claims>, "anonymous", "no_token", "");
+                audit::record(&req, None::<&Claims>, "anonymous", "no_token", "");
                 req.extensions_mut().insert(Authenticated {
-                    realm: verifier.realm_arc(),
+                    verifier: verifier.clone(),
                 });
                 return ResponseFuture::inner(self.inner.call(req));
             }
-            Ok(None) => return self.reject(&req, &AuthError::missing_token()),
-            Err(reason) => return self.reject(&req, &AuthError::new(reason)),
+            Ok(None) => {
+                verifier.count_rejection(Reason::MissingToken);
+                return self.reject(&req, &AuthError::missing_token());
+            }
+            Err(reason) => {
+                verifier.count_rejection(reason);
+                return self.reject(&req, &AuthError::new(reason));
+            }
         };
         match verifier.check::<E>(token) {
             Check::Done(Ok(claims)) => {
@@ -423,14 +372,14 @@ fn admit<B, E: Send + Sync + 'static>(
     claims: Claims<E>,
     verifier: &Verifier,
 ) {
-    audit(req, Some(&claims), "allow", "valid_token", "");
+    audit::record(req, Some(&claims), "allow", "valid_token", "");
     let ext = req.extensions_mut();
     if std::any::TypeId::of::<E>() != std::any::TypeId::of::<()>() {
         ext.insert(claims.to_standard());
     }
     ext.insert(claims);
     ext.insert(Authenticated {
-        realm: verifier.realm_arc(),
+        verifier: verifier.clone(),
     });
 }
 
@@ -440,15 +389,9 @@ fn render<B, ResB, R: OnReject<ResB>>(
     verifier: &Verifier,
     on_reject: &R,
 ) -> Response<ResB> {
-    audit(req, None::<&Claims>, "deny", err.reason().label(), "");
+    audit::record(req, None::<&Claims>, "deny", err.reason().code(), "");
     tracing::debug!(reason = %err, "request refused");
-    on_reject.on_reject(
-        err,
-        &RejectContext {
-            grpc: is_grpc(req),
-            realm: verifier.realm(),
-        },
-    )
+    on_reject.on_reject(err, &RejectContext::of(req, verifier.realm()))
 }
 
 impl<S, E, R> Verify<S, E, R> {
@@ -462,76 +405,6 @@ impl<S, E, R> Verify<S, E, R> {
     {
         ResponseFuture::reject(render(req, err, &self.config.verifier, &self.on_reject))
     }
-}
-
-type Waiting<B, E> = Pin<Box<dyn Future<Output = Result<Response<B>, E>> + Send>>;
-
-pin_project! {
-    /// Response future of [`Verify`] and [`RequireScopes`](crate::RequireScopes).
-    pub struct ResponseFuture<F, B, E> {
-        #[pin]
-        state: State<F, B, E>,
-    }
-}
-
-pin_project! {
-    #[project = StateProj]
-    enum State<F, B, E> {
-        Inner { #[pin] future: F },
-        Reject { response: Option<Response<B>> },
-        Waiting { future: Waiting<B, E> },
-    }
-}
-
-impl<F, B, E> ResponseFuture<F, B, E> {
-    pub(crate) fn inner(future: F) -> Self {
-        Self {
-            state: State::Inner { future },
-        }
-    }
-
-    pub(crate) fn reject(response: Response<B>) -> Self {
-        Self {
-            state: State::Reject {
-                response: Some(response),
-            },
-        }
-    }
-
-    fn waiting(future: Waiting<B, E>) -> Self {
-        Self {
-            state: State::Waiting { future },
-        }
-    }
-}
-
-impl<F, B, E> Future for ResponseFuture<F, B, E>
-where
-    F: Future<Output = Result<Response<B>, E>>,
-{
-    type Output = Result<Response<B>, E>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project().state.project() {
-            StateProj::Inner { future } => future.poll(cx),
-            StateProj::Reject { response } => match response.take() {
-                Some(response) => Poll::Ready(Ok(response)),
-                None => Poll::Pending,
-            },
-            StateProj::Waiting { future } => Poll::Ready(ready!(future.as_mut().poll(cx))),
-        }
-    }
-}
-
-impl<F, B, E> fmt::Debug for ResponseFuture<F, B, E> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ResponseFuture").finish_non_exhaustive()
-    }
-}
-
-#[cfg(feature = "tonic")]
-impl<S: tonic::server::NamedService, E, R> tonic::server::NamedService for Verify<S, E, R> {
-    const NAME: &'static str = S::NAME;
 }
 
 #[cfg(test)]

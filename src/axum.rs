@@ -1,4 +1,4 @@
-//! `Claims` as an axum extractor (feature `axum`).
+//! axum integration (feature `axum`): [`Claims`] as an extractor.
 //!
 //! # Example
 //!
@@ -24,7 +24,7 @@ use http::request::Parts;
 
 use crate::claims::Claims;
 use crate::error::{AuthError, Reason};
-use crate::verify::Authenticated;
+use crate::layer::Authenticated;
 
 /// Why the `Claims` extractor failed: the request is anonymous (401) or
 /// `VerifyLayer` is not installed (500, logged).
@@ -72,7 +72,7 @@ where
         match parts.extensions.get::<Authenticated>() {
             Some(marker) => Err(ClaimsRejection {
                 error: AuthError::missing_token(),
-                realm: Some(marker.realm.clone()),
+                realm: Some(marker.refuse(Reason::MissingToken)),
             }),
             None => Err(layer_missing()),
         }

@@ -1,0 +1,24 @@
+//! The choice of jsonwebtoken's crypto provider.
+//!
+//! jsonwebtoken 12 has no default provider when both of its backends are
+//! compiled in (as `--all-features` does) and would panic on the first
+//! verification. [`VerifierBuilder::build`](crate::VerifierBuilder::build)
+//! and [`verify_jws`](crate::jwks::verify_jws) choose one here first,
+//! preferring aws-lc, so no request can reach that panic.
+
+use crate::error::BuildError;
+
+/// Installs the crate's preferred provider unless one is installed already.
+pub(crate) fn ensure_provider() -> Result<(), BuildError> {
+    use jsonwebtoken::crypto::CryptoProvider;
+    if CryptoProvider::try_get_default().is_some() {
+        return Ok(());
+    }
+    #[cfg(feature = "aws-lc-rs")]
+    let _ = jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER.install_default();
+    #[cfg(all(feature = "rust-crypto", not(feature = "aws-lc-rs")))]
+    let _ = jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER.install_default();
+    CryptoProvider::try_get_default()
+        .map(|_| ())
+        .ok_or(BuildError::NoCryptoProvider)
+}

@@ -1,0 +1,37 @@
+//! tonic integration (feature `tonic`): the layers keep the wrapped server's
+//! [`NamedService`](::tonic::server::NamedService) name, and an
+//! [`AuthError`] converts into a [`tonic::Status`](::tonic::Status).
+//!
+//! # Example
+//!
+//! ```
+//! use authlayer::{AuthError, Reason};
+//!
+//! let status = tonic::Status::from(AuthError::missing_token());
+//! assert_eq!(status.code(), tonic::Code::Unauthenticated);
+//! assert_eq!(status.message(), Reason::MissingToken.description());
+//! ```
+
+use ::tonic::server::NamedService;
+
+use crate::error::AuthError;
+use crate::layer::{RequireScopes, Verify};
+
+impl<S: NamedService, E, R> NamedService for Verify<S, E, R> {
+    const NAME: &'static str = S::NAME;
+}
+
+impl<S: NamedService, R> NamedService for RequireScopes<S, R> {
+    const NAME: &'static str = S::NAME;
+}
+
+impl From<AuthError> for ::tonic::Status {
+    /// UNAUTHENTICATED, `PERMISSION_DENIED`, UNAVAILABLE, `INVALID_ARGUMENT` or
+    /// INTERNAL, with the fixed description as message.
+    fn from(err: AuthError) -> Self {
+        ::tonic::Status::new(
+            ::tonic::Code::from_i32(i32::from(err.grpc_code())),
+            err.to_string(),
+        )
+    }
+}

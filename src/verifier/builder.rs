@@ -1,0 +1,574 @@
+//! [`VerifierBuilder`]: every setting of a [`Verifier`], checked before
+//! anything is fetched.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use jsonwebtoken::Algorithm;
+use tokio::sync::oneshot;
+
+use super::cache::TokenCache;
+use super::issuer::{Issuer, IssuerSettings, SourceConfig};
+use super::{Inner, Policy, TrustedIssuer, Verifier};
+use crate::error::{BuildError, FetchError};
+use crate::health::Counters;
+use crate::jwks::{
+    AlgSet, FetchSettings, KeySet, KeySource, Lifecycle, Location, Origin, Remote, Shared,
+    check_url, parse_url, secret_key,
+};
+use crate::jws::TypPolicy;
+
+/// How long the last good key set may be used while its issuer cannot be
+/// reached. `Duration` converts into [`Stale::After`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Stale {
+    /// Stop trusting the keys this long after the issuer last confirmed
+    /// them: requests then get 503.
+    After(Duration),
+    /// Keep using the last good keys however old they get. Keys the issuer
+    /// revoked meanwhile stay trusted: choose it knowingly.
+    Forever,
+}
+
+impl From<Duration> for Stale {
+    fn from(d: Duration) -> Self {
+        Stale::After(d)
+    }
+}
+
+/// Configures and builds a [`Verifier`].
+///
+/// The issuer methods (`issuer`, `jwks_url`, `audience`, …) configure the
+/// primary issuer; [`trust`](Self::trust) adds more, and may be used alone.
+///
+/// Optional settings follow one rule: `None` turns a feature off
+/// ([`token_cache(None)`](Self::token_cache)); "without limit" is spelled
+/// out ([`Stale::Forever`]).
+#[derive(Debug)]
+#[must_use]
+pub struct VerifierBuilder {
+    /// The primary issuer's `iss`, once `.issuer(…)` named it.
+    primary_iss: Option<String>,
+    /// What the primary-issuer shortcuts set, in whatever order they came.
+    primary: IssuerSettings,
+    trusted: Vec<Issuer>,
+    leeway: Duration,
+    max_token_len: usize,
+    required: Vec<String>,
+    typ: TypPolicy,
+    realm: String,
+    fetch: FetchSettings,
+    lifecycle: Lifecycle,
+    lazy: bool,
+    client: Option<reqwest::Client>,
+    cache_bytes: Option<u64>,
+}
+
+impl Default for VerifierBuilder {
+    fn default() -> Self {
+        Self {
+            primary_iss: None,
+            primary: IssuerSettings::default(),
+            trusted: Vec::new(),
+            leeway: Duration::from_secs(60),
+            max_token_len: 8 * 1024,
+            required: Vec::new(),
+            typ: TypPolicy::Any,
+            realm: String::new(),
+            fetch: FetchSettings {
+                timeout: Duration::from_secs(5),
+                max_body: 256 * 1024,
+                max_keys: 64,
+                allow_http: false,
+                follow_redirects: false,
+            },
+            lifecycle: Lifecycle {
+                refresh_interval: Duration::from_secs(300),
+                min_refresh: Duration::from_secs(60),
+                max_refresh: Duration::from_secs(3600),
+                cooldown: Duration::from_secs(30),
+                max_stale: Some(Duration::from_secs(24 * 3600)),
+            },
+            lazy: false,
+            client: None,
+            cache_bytes: Some(16 * 1024 * 1024),
+        }
+    }
+}
+
+impl VerifierBuilder {
+    /// The primary issuer's identifier (`iss`). Unless [`jwks_url`](Self::jwks_url)
+    /// or [`jwks_json`](Self::jwks_json) is set, its keys are found through OIDC
+    /// discovery, and the discovery document must name exactly this issuer.
+    /// Required.
+    pub fn issuer(mut self, iss: impl Into<String>) -> Self {
+        self.primary_iss = Some(iss.into());
+        self
+    }
+
+    /// Applies an [`Issuer`] setter to the primary issuer's settings.
+    fn primary(mut self, set: impl FnOnce(Issuer) -> Issuer) -> Self {
+        let settings = std::mem::take(&mut self.primary);
+        self.primary = set(Issuer {
+            iss: String::new(),
+            settings,
+        })
+        .settings;
+        self
+    }
+
+    /// Fetch the primary issuer's keys from this JWKS URL (no discovery).
+    pub fn jwks_url(self, url: impl Into<String>) -> Self {
+        self.primary(|i| i.jwks_url(url))
+    }
+
+    /// Use a static JWK Set (JSON) for the primary issuer.
+    pub fn jwks_json(self, json: impl Into<String>) -> Self {
+        self.primary(|i| i.jwks_json(json))
+    }
+
+    /// Use a static [`JwkSet`](jsonwebtoken::jwk::JwkSet) for the primary issuer.
+    pub fn jwk_set(self, set: &jsonwebtoken::jwk::JwkSet) -> Self {
+        self.primary(|i| i.jwk_set(set))
+    }
+
+    /// An accepted audience of the primary issuer; see [`Issuer::audience`].
+    /// Required unless [`allow_any_audience`](Self::allow_any_audience).
+    pub fn audience(self, audience: impl Into<String>) -> Self {
+        self.primary(|i| i.audience(audience))
+    }
+
+    /// Skip the `aud` check for the primary issuer; see [`Issuer::allow_any_audience`].
+    pub fn allow_any_audience(self) -> Self {
+        self.primary(Issuer::allow_any_audience)
+    }
+
+    /// The primary issuer's algorithm allow-list; see [`Issuer::algorithms`].
+    pub fn algorithms(self, algs: impl IntoIterator<Item = Algorithm>) -> Self {
+        self.primary(|i| i.algorithms(algs))
+    }
+
+    /// A shared HMAC secret for the primary issuer; see [`Issuer::shared_secret`].
+    pub fn shared_secret(self, kid: Option<&str>, secret: impl Into<Vec<u8>>) -> Self {
+        self.primary(|i| i.shared_secret(kid, secret))
+    }
+
+    /// Trust another issuer too. A token's `iss` selects the issuer whose keys,
+    /// audiences and algorithms apply; keys of one issuer never verify another's
+    /// tokens.
+    pub fn trust(mut self, issuer: Issuer) -> Self {
+        self.trusted.push(issuer);
+        self
+    }
+
+    /// Clock skew tolerated on `exp` and `nbf`. Defaults to 60 s; at most 10 min.
+    pub fn leeway(mut self, leeway: Duration) -> Self {
+        self.leeway = leeway;
+        self
+    }
+
+    /// Longest token accepted, in bytes; longer ones are refused before any
+    /// decoding. Defaults to 8 KiB.
+    pub fn max_token_len(mut self, bytes: usize) -> Self {
+        self.max_token_len = bytes;
+        self
+    }
+
+    /// Claims that must be present besides `exp` (always required), e.g.
+    /// `["sub", "jti"]`. Known names: `iss sub aud exp nbf iat jti scope
+    /// client_id tenant roles`. Defaults to none.
+    pub fn require_claims<I, S>(mut self, claims: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.required.extend(claims.into_iter().map(Into::into));
+        self
+    }
+
+    /// The `typ` header policy. Defaults to [`TypPolicy::Any`].
+    pub fn typ(mut self, policy: TypPolicy) -> Self {
+        self.typ = policy;
+        self
+    }
+
+    /// The realm in `WWW-Authenticate` challenges. Defaults to the primary issuer.
+    pub fn realm(mut self, realm: impl Into<String>) -> Self {
+        self.realm = realm.into();
+        self
+    }
+
+    /// Timeout of one fetch (connect, headers and body), and the longest a
+    /// request waits for a refetch. Defaults to 5 s.
+    pub fn fetch_timeout(mut self, timeout: Duration) -> Self {
+        self.fetch.timeout = timeout;
+        self
+    }
+
+    /// Largest JWKS or discovery body accepted. Defaults to 256 KiB.
+    pub fn max_jwks_bytes(mut self, bytes: usize) -> Self {
+        self.fetch.max_body = bytes;
+        self
+    }
+
+    /// Most keys accepted in one JWK Set; a larger set is refused whole.
+    /// Defaults to 64.
+    pub fn max_jwks_keys(mut self, keys: usize) -> Self {
+        self.fetch.max_keys = keys;
+        self
+    }
+
+    /// Allow plain-http key and discovery URLs for non-loopback hosts.
+    /// Defaults to `false`: plain http only for 127.0.0.0/8, `::1` and `localhost`.
+    pub fn allow_insecure_http(mut self, allow: bool) -> Self {
+        self.fetch.allow_http = allow;
+        self
+    }
+
+    /// Follow up to 3 redirects (each target must pass the URL policy).
+    /// Defaults to `false`.
+    pub fn follow_redirects(mut self, follow: bool) -> Self {
+        self.fetch.follow_redirects = follow;
+        self
+    }
+
+    /// How often keys are refetched in the background when the server sends no
+    /// `Cache-Control: max-age`; up to 10 % earlier (jitter). Defaults to 5 min.
+    pub fn refresh_interval(mut self, interval: Duration) -> Self {
+        self.lifecycle.refresh_interval = interval;
+        self
+    }
+
+    /// Bounds for a server's `Cache-Control: max-age`. Defaults to 1 min … 1 h.
+    pub fn max_age_bounds(mut self, min: Duration, max: Duration) -> Self {
+        self.lifecycle.min_refresh = min;
+        self.lifecycle.max_refresh = max;
+        self
+    }
+
+    /// Least time between two fetches forced by tokens naming unknown keys:
+    /// a flood of random `kid`s costs at most one fetch per window. Scheduled
+    /// refreshes and the first load do not start a window, so a key that
+    /// appears right after them is fetched on first sight. Defaults to 30 s.
+    pub fn refetch_cooldown(mut self, cooldown: Duration) -> Self {
+        self.lifecycle.cooldown = cooldown;
+        self
+    }
+
+    /// How long the last good key set keeps being used while the issuer
+    /// cannot be reached; past it, requests get 503. A `Duration`, or
+    /// [`Stale::Forever`]. Defaults to 24 h.
+    pub fn max_stale(mut self, max_stale: impl Into<Stale>) -> Self {
+        self.lifecycle.max_stale = match max_stale.into() {
+            Stale::After(d) => Some(d),
+            Stale::Forever => None,
+        };
+        self
+    }
+
+    /// Start without keys instead of failing `build()` when the issuer is
+    /// unreachable: requests get 503 with `Retry-After` until the first fetch
+    /// succeeds, retried with backoff. Defaults to `false`.
+    pub fn lazy(mut self, lazy: bool) -> Self {
+        self.lazy = lazy;
+        self
+    }
+
+    /// Remember verified tokens in at most `max_bytes` of memory (each entry
+    /// is charged its token length plus 1,152 bytes, its measured size), so a
+    /// token seen before is accepted without a second signature check;
+    /// `None` turns the cache off (`Some(0)` is a build error). Entries never outlive `exp` (+ leeway),
+    /// `exp`/`nbf` are re-checked on every hit, and an entry dies with the key
+    /// that verified it. Defaults to 16 MiB (about 8,000 tokens of 900 bytes).
+    pub fn token_cache(mut self, max_bytes: Option<u64>) -> Self {
+        self.cache_bytes = max_bytes;
+        self
+    }
+
+    /// Use this HTTP client for fetches (proxies, custom roots). Timeouts and
+    /// size limits still apply; its redirect policy is its own.
+    pub fn http_client(mut self, client: reqwest::Client) -> Self {
+        self.client = Some(client);
+        self
+    }
+
+    /// Checks the configuration, selects the crypto provider and, unless
+    /// [`lazy`](Self::lazy), fetches every remote key set once.
+    ///
+    /// Must be called within a tokio runtime: the refreshers are spawned on it.
+    pub async fn build(mut self) -> Result<Verifier, BuildError> {
+        crate::crypto::ensure_provider()?;
+        let configured = self.issuers()?;
+        self.validate(&configured)?;
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| BuildError::Config {
+            reason: "build() must run inside a tokio runtime".into(),
+        })?;
+        let counters = Arc::new(Counters::default());
+        let cache = self.cache_bytes.map(|b| Arc::new(TokenCache::new(b)));
+        let on_new_keys = cache.clone().map(|cache| {
+            let hook: Arc<dyn Fn() + Send + Sync> = Arc::new(move || cache.purge_retired());
+            hook
+        });
+        let realm = if self.realm.is_empty() {
+            configured
+                .first()
+                .map(|i| i.iss.clone())
+                .unwrap_or_default()
+        } else {
+            std::mem::take(&mut self.realm)
+        };
+
+        let mut client = self.client.clone();
+        let mut issuers: Vec<TrustedIssuer> = Vec::new();
+        for issuer in &configured {
+            let settings = &issuer.settings;
+            let algs = settings.algorithms.unwrap_or(AlgSet::ASYMMETRIC);
+            let (initial, remote) = self.key_source(issuer, algs, &mut client)?;
+            let keys = Arc::new(KeySource::new(
+                issuer.iss.as_str().into(),
+                algs,
+                initial,
+                remote,
+                self.lifecycle.clone(),
+                Shared {
+                    counters: Arc::clone(&counters),
+                    runtime: runtime.clone(),
+                    on_new_keys: on_new_keys.clone(),
+                },
+            ));
+            issuers.push(TrustedIssuer {
+                iss: issuer.iss.clone().into_boxed_str(),
+                audiences: (!settings.any_audience).then(|| settings.audiences.clone()),
+                algs,
+                keys,
+            });
+        }
+
+        let mut stop = Vec::new();
+        for issuer in issuers.iter().filter(|i| i.keys.is_remote()) {
+            let first = if self.lazy {
+                Duration::ZERO
+            } else {
+                issuer
+                    .keys
+                    .initial_fetch()
+                    .await
+                    .map_err(|cause| BuildError::Fetch {
+                        url: issuer.keys.describe_url(),
+                        cause,
+                    })?;
+                issuer.keys.next_delay()
+            };
+            let (tx, rx) = oneshot::channel();
+            issuer.keys.spawn_refresher(rx, first);
+            stop.push(tx);
+        }
+
+        let all_algs = issuers
+            .iter()
+            .fold(AlgSet::default(), |acc, i| acc.or(i.algs));
+        Ok(Verifier {
+            inner: Arc::new(Inner {
+                issuers,
+                policy: Policy {
+                    leeway: i64::try_from(self.leeway.as_secs()).unwrap_or(600),
+                    max_token_len: self.max_token_len,
+                    required: self.required,
+                    typ: self.typ,
+                    wait: self.fetch.timeout,
+                },
+                counters,
+                realm: realm.into(),
+                all_algs,
+                cache,
+                _stop: stop,
+            }),
+        })
+    }
+
+    /// The configured issuers, the primary one first.
+    fn issuers(&mut self) -> Result<Vec<Issuer>, BuildError> {
+        let fail = |reason: &str| {
+            Err(BuildError::Config {
+                reason: reason.into(),
+            })
+        };
+        let primary = std::mem::take(&mut self.primary);
+        let mut issuers = Vec::with_capacity(self.trusted.len() + 1);
+        match self.primary_iss.take() {
+            Some(iss) => issuers.push(Issuer {
+                iss,
+                settings: primary,
+            }),
+            None if primary != IssuerSettings::default() => {
+                return fail(
+                    "issuer settings (jwks_url, audience, …) were given without .issuer(\"…\"): \
+                     name the issuer they belong to, or configure it with .trust(Issuer::new(…))",
+                );
+            }
+            None => {}
+        }
+        issuers.append(&mut self.trusted);
+        if issuers.is_empty() {
+            return fail(
+                "an issuer is required: call .issuer(\"https://…\") or .trust(Issuer::new(…))",
+            );
+        }
+        Ok(issuers)
+    }
+
+    /// Settings that cannot work are refused before anything is fetched.
+    fn validate(&self, issuers: &[Issuer]) -> Result<(), BuildError> {
+        const KNOWN: [&str; 11] = [
+            "iss",
+            "sub",
+            "aud",
+            "exp",
+            "nbf",
+            "iat",
+            "jti",
+            "scope",
+            "client_id",
+            "tenant",
+            "roles",
+        ];
+        let fail = |reason: String| Err(BuildError::Config { reason });
+        let lc = &self.lifecycle;
+        if self.leeway > Duration::from_secs(600) {
+            return fail("leeway must be at most 10 minutes".into());
+        }
+        if !(64..=1024 * 1024).contains(&self.max_token_len) {
+            return fail("max_token_len must be between 64 bytes and 1 MiB".into());
+        }
+        if self.fetch.timeout.is_zero() {
+            return fail("fetch_timeout must be positive".into());
+        }
+        if self.fetch.max_keys == 0 || self.fetch.max_body == 0 {
+            return fail("max_jwks_keys and max_jwks_bytes must be positive".into());
+        }
+        if lc.refresh_interval < Duration::from_secs(1) || lc.min_refresh > lc.max_refresh {
+            return fail(
+                "refresh_interval must be at least 1 s and max_age_bounds min <= max".into(),
+            );
+        }
+        if self.cache_bytes == Some(0) {
+            return fail("token_cache(Some(0)) holds nothing: use None to turn it off".into());
+        }
+        if let Some(c) = self.required.iter().find(|c| !KNOWN.contains(&c.as_str())) {
+            return fail(format!(
+                "require_claims: unknown claim {c:?} (known: {})",
+                KNOWN.join(" ")
+            ));
+        }
+        for (n, issuer) in issuers.iter().enumerate() {
+            let settings = &issuer.settings;
+            if issuer.iss.is_empty() {
+                return fail("an issuer's identifier (iss) must not be empty".into());
+            }
+            if issuers.iter().take(n).any(|i| i.iss == issuer.iss) {
+                return fail(format!("issuer {:?} is configured twice", issuer.iss));
+            }
+            if settings.audiences.is_empty() && !settings.any_audience {
+                return fail(format!(
+                    "issuer {:?}: set .audience(…) (or explicitly allow_any_audience())",
+                    issuer.iss
+                ));
+            }
+            if settings.algorithms.is_some_and(AlgSet::is_empty) {
+                return fail(format!(
+                    "issuer {:?}: the algorithm allow-list is empty",
+                    issuer.iss
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The initial static key set, or the remote location to fetch from.
+    fn key_source(
+        &self,
+        issuer: &Issuer,
+        algs: AlgSet,
+        client: &mut Option<reqwest::Client>,
+    ) -> Result<(Option<KeySet>, Option<Remote>), BuildError> {
+        let url_error = |url: &str, reason: String| BuildError::Url {
+            url: url.to_owned(),
+            reason,
+        };
+        let settings = &issuer.settings;
+        let location = match &settings.source {
+            SourceConfig::Static(json) => {
+                let parsed =
+                    KeySet::from_json(json.as_bytes(), algs, self.fetch.max_keys, Origin::Static);
+                let mut set = match parsed {
+                    Ok(set) => set,
+                    Err(FetchError::NoUsableKeys) if settings.secret.is_some() => KeySet::default(),
+                    Err(cause) => {
+                        return Err(BuildError::Fetch {
+                            url: "static JWKS".into(),
+                            cause,
+                        });
+                    }
+                };
+                add_secret(&mut set, issuer, algs)?;
+                return Ok((Some(set), None));
+            }
+            SourceConfig::JwksUrl(url) => Location::Jwks(
+                parse_url(url, self.fetch.allow_http).map_err(|reason| url_error(url, reason))?,
+            ),
+            SourceConfig::Discover => {
+                let url = reqwest::Url::parse(&issuer.iss).map_err(|e| {
+                    url_error(
+                        &issuer.iss,
+                        format!("issuer is not a URL, so discovery is impossible: {e}"),
+                    )
+                })?;
+                check_url(&url, self.fetch.allow_http)
+                    .map_err(|reason| url_error(&issuer.iss, reason))?;
+                Location::Discover {
+                    issuer: issuer.iss.clone(),
+                }
+            }
+        };
+        if settings.secret.is_some() {
+            return Err(BuildError::Config {
+                reason: "a shared secret goes with a static key set, not a remote one".into(),
+            });
+        }
+        let client = if let Some(c) = client {
+            c.clone()
+        } else {
+            let c = self.fetch.client().map_err(|cause| BuildError::Fetch {
+                url: issuer.iss.clone(),
+                cause,
+            })?;
+            *client = Some(c.clone());
+            c
+        };
+        Ok((
+            None,
+            Some(Remote {
+                client,
+                settings: self.fetch.clone(),
+                location,
+            }),
+        ))
+    }
+}
+
+fn add_secret(set: &mut KeySet, issuer: &Issuer, algs: AlgSet) -> Result<(), BuildError> {
+    if let Some((kid, secret)) = &issuer.settings.secret {
+        let key = secret_key(kid.clone(), secret, algs).map_err(|reason| BuildError::Config {
+            reason: format!("issuer {:?}: {reason}", issuer.iss),
+        })?;
+        set.insert(key);
+    }
+    if set.len() == 0 {
+        return Err(BuildError::Fetch {
+            url: "static JWKS".into(),
+            cause: FetchError::NoUsableKeys,
+        });
+    }
+    Ok(())
+}

@@ -1,0 +1,753 @@
+//! [`Verifier`]: token → [`Claims`], against the keys of one or more
+//! trusted issuers.
+//!
+//! This file is the whole path from a token to its claims, top to bottom:
+//! the verified-token cache ([`Verifier::check`]), then the header, the
+//! issuer, the key and the signature, then the dates, the audience and the
+//! required claims ([`Verifier::verify_token`]), and the bounded wait for a
+//! refetch when the key is unknown. The builder, the issuer configuration
+//! and the cache live in the submodules.
+//!
+//! # Example
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use authlayer::{ErrorKind, Verifier};
+//!
+//! // A pinned key set; in production use `.issuer(url)` (OIDC discovery)
+//! // or `.jwks_url(url)`.
+//! let jwks = r#"{"keys":[{"kty":"OKP","crv":"Ed25519","kid":"k1",
+//!     "x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]}"#;
+//! let verifier = Verifier::builder()
+//!     .issuer("https://id.example")
+//!     .jwks_json(jwks)
+//!     .audience("urn:orders")
+//!     .build()
+//!     .await?;
+//!
+//! let err = verifier.verify("not-a-token").await.unwrap_err();
+//! assert_eq!(err.kind(), ErrorKind::InvalidToken);
+//! # Ok(()) }
+//! ```
+
+use std::fmt;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Weak};
+use std::time::{Duration, SystemTime};
+
+use serde::de::DeserializeOwned;
+use tokio::sync::oneshot;
+
+use crate::claims::{Claims, WireClaims};
+use crate::error::{AuthError, Reason};
+use crate::health::{Counters, Health, Metrics};
+use crate::jwks::{AlgSet, KeySource, Trigger, VerifyKey};
+use crate::jws::{self, KeyMiss, TypPolicy};
+
+mod builder;
+mod cache;
+mod issuer;
+
+pub use builder::{Stale, VerifierBuilder};
+use cache::{Entry as CacheEntry, TokenCache};
+pub use issuer::Issuer;
+
+/// Verifies bearer tokens against the keys of the issuers it trusts.
+///
+/// Cheap to clone: clones share the key sets, the background refreshers and
+/// the counters. The refreshers stop when the last clone is dropped.
+#[derive(Clone)]
+pub struct Verifier {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    issuers: Vec<TrustedIssuer>,
+    policy: Policy,
+    counters: Arc<Counters>,
+    realm: Arc<str>,
+    all_algs: AlgSet,
+    cache: Option<Arc<TokenCache>>,
+    // Dropping these (with the last `Verifier`) stops the refreshers.
+    _stop: Vec<oneshot::Sender<()>>,
+}
+
+struct TrustedIssuer {
+    iss: Box<str>,
+    audiences: Option<Vec<String>>,
+    algs: AlgSet,
+    keys: Arc<KeySource>,
+}
+
+struct Policy {
+    leeway: i64,
+    max_token_len: usize,
+    required: Vec<String>,
+    typ: TypPolicy,
+    wait: Duration,
+}
+
+impl fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Verifier")
+            .field(
+                "issuers",
+                &self
+                    .inner
+                    .issuers
+                    .iter()
+                    .map(|i| &*i.iss)
+                    .collect::<Vec<_>>(),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+/// The result of the synchronous part of verification.
+pub(crate) enum Check<E> {
+    Done(Result<Claims<E>, AuthError>),
+    /// The key is not in the current set: a refetch may bring it.
+    Refetch(Arc<KeySource>),
+}
+
+impl Verifier {
+    /// Starts configuring a verifier.
+    pub fn builder() -> VerifierBuilder {
+        VerifierBuilder::default()
+    }
+
+    /// Verifies `token` and returns its standard claims.
+    ///
+    /// A token whose key is in the current set is verified without waiting
+    /// for anything. A token naming an unknown key may wait, at most the
+    /// fetch timeout, for one shared refetch of its issuer's keys.
+    pub async fn verify(&self, token: &str) -> Result<Claims, AuthError> {
+        self.verify_as::<()>(token).await
+    }
+
+    /// Verifies `token` like [`verify`](Self::verify), and also parses the
+    /// whole payload as your own claims type `E`
+    /// ([`Claims::extra`]).
+    pub async fn verify_as<E>(&self, token: &str) -> Result<Claims<E>, AuthError>
+    where
+        E: DeserializeOwned + Send + Sync + 'static,
+    {
+        match self.check(token) {
+            Check::Done(result) => result,
+            Check::Refetch(source) => self.check_after_refetch(&source, token).await,
+        }
+    }
+
+    /// The synchronous part: everything but waiting for a refetch.
+    pub(crate) fn check<E: DeserializeOwned + Send + Sync + 'static>(
+        &self,
+        token: &str,
+    ) -> Check<E> {
+        let inner = &*self.inner;
+        if let Some(cache) = &inner.cache
+            && let Some(entry) = cache.get(token)
+            && let Some(result) = self.check_cached(cache, token, &entry)
+        {
+            return Check::Done(result);
+        }
+        match self.verify_token(token) {
+            Ok((claims, issuer, key)) => {
+                inner.counters.accepted.fetch_add(1, Ordering::Relaxed);
+                if let Some(cache) = &inner.cache {
+                    cache.insert(token, &claims, issuer, key, unix_now(), inner.policy.leeway);
+                }
+                Check::Done(Ok(claims))
+            }
+            Err(Outcome::Refetch(source)) => Check::Refetch(source),
+            Err(Outcome::Reject(reason)) => Check::Done(Err(self.count(AuthError::new(reason)))),
+        }
+    }
+
+    /// The answer for a token verified before; `None`: verify it again.
+    fn check_cached<E: Send + Sync + 'static>(
+        &self,
+        cache: &TokenCache,
+        token: &str,
+        entry: &CacheEntry,
+    ) -> Option<Result<Claims<E>, AuthError>> {
+        let inner = &*self.inner;
+        // SECURITY (rotation, compromise): a cached acceptance holds only while
+        // the very key that verified it is still in its issuer's set.
+        if entry.key.strong_count() == 0 {
+            cache.remove(token);
+            return None;
+        }
+        let issuer = inner.issuers.get(entry.issuer)?;
+        if issuer.keys.usable().is_err() {
+            return Some(Err(self.count(AuthError::new(Reason::KeysUnavailable))));
+        }
+        let now = unix_now();
+        let leeway = inner.policy.leeway;
+        if entry.exp.saturating_add(leeway) <= now {
+            cache.remove(token);
+            return Some(Err(self.count(AuthError::new(Reason::Expired))));
+        }
+        if entry
+            .nbf
+            .is_some_and(|nbf| nbf.saturating_sub(leeway) > now)
+        {
+            return Some(Err(self.count(AuthError::new(Reason::NotYetValid))));
+        }
+        let claims = TokenCache::claims::<E>(entry)?;
+        inner.counters.accepted.fetch_add(1, Ordering::Relaxed);
+        inner.counters.cache_hits.fetch_add(1, Ordering::Relaxed);
+        Some(Ok(claims))
+    }
+
+    pub(crate) async fn check_after_refetch<E: DeserializeOwned + Send + Sync + 'static>(
+        &self,
+        source: &Arc<KeySource>,
+        token: &str,
+    ) -> Result<Claims<E>, AuthError> {
+        let Some(mut done) = source.start_fetch(Trigger::UnknownKey) else {
+            // Inside the cooldown: fail fast, never queue behind the limiter.
+            return Err(self.count(AuthError::new(Reason::UnknownKey)));
+        };
+        let _ = tokio::time::timeout(self.inner.policy.wait, done.wait_for(|d| *d)).await;
+        match self.check(token) {
+            Check::Done(result) => result,
+            Check::Refetch(_) => Err(self.count(AuthError::new(Reason::UnknownKey))),
+        }
+    }
+
+    fn count(&self, err: AuthError) -> AuthError {
+        self.inner.counters.reject(err.reason());
+        err
+    }
+
+    /// Full verification: the claims, the index of the issuer and the key
+    /// that verified them.
+    fn verify_token<E: DeserializeOwned>(
+        &self,
+        token: &str,
+    ) -> Result<(Claims<E>, usize, Weak<VerifyKey>), Outcome> {
+        let inner = &*self.inner;
+        let jws = jws::parse(
+            token,
+            inner.policy.max_token_len,
+            inner.all_algs,
+            inner.policy.typ,
+        )?;
+        let claims: WireClaims<E> = serde_json::from_slice(&jws::payload(&jws)?).map_err(|e| {
+            if e.is_data() {
+                Reason::InvalidClaim
+            } else {
+                Reason::Malformed
+            }
+        })?;
+
+        // `iss` only chooses whose keys to try; it is trusted once the
+        // signature verifies with that issuer's key. Exact match, no
+        // normalization (CVE-2024-53861).
+        let iss = claims.iss().ok_or(Reason::MissingClaim)?;
+        let index = inner
+            .issuers
+            .iter()
+            .position(|i| &*i.iss == iss)
+            .ok_or(Reason::UnknownIssuer)?;
+        let issuer = inner.issuers.get(index).ok_or(Reason::UnknownIssuer)?;
+        if !issuer.algs.contains(jws.alg) {
+            return Err(Outcome::Reject(Reason::AlgorithmNotAllowed));
+        }
+
+        let snapshot = issuer.keys.usable().map_err(|()| Reason::KeysUnavailable)?;
+        let Some(snapshot) = snapshot.as_ref() else {
+            return Err(Outcome::Reject(Reason::KeysUnavailable));
+        };
+        let key = match jws::verify_with(&snapshot.set, &jws) {
+            Ok(key) => Arc::downgrade(key),
+            Err(miss) => return Err(Self::key_miss(miss, issuer)),
+        };
+
+        let now = unix_now();
+        let leeway = inner.policy.leeway;
+        let exp = claims.exp().ok_or(Reason::MissingClaim)?;
+        if exp.saturating_add(leeway) <= now {
+            return Err(Outcome::Reject(Reason::Expired));
+        }
+        if claims
+            .nbf()
+            .is_some_and(|nbf| nbf.saturating_sub(leeway) > now)
+        {
+            return Err(Outcome::Reject(Reason::NotYetValid));
+        }
+        if let Some(wanted) = &issuer.audiences {
+            // SECURITY (CVE-2020-26160): `aud` as string or array, each entry
+            // compared exactly; an empty array matches nothing.
+            let ok = claims
+                .aud()
+                .is_some_and(|aud| aud.iter().any(|a| wanted.iter().any(|w| w == a)));
+            if !ok {
+                return Err(Outcome::Reject(Reason::WrongAudience));
+            }
+        }
+        if inner.policy.required.iter().any(|c| !claims.has(c)) {
+            return Err(Outcome::Reject(Reason::MissingClaim));
+        }
+        Ok((claims.into_claims(), index, key))
+    }
+
+    fn key_miss(miss: KeyMiss, issuer: &TrustedIssuer) -> Outcome {
+        let refetch = matches!(
+            miss,
+            KeyMiss::Unknown | KeyMiss::BadSignature { kidless: true }
+        );
+        if refetch && issuer.keys.is_remote() {
+            return Outcome::Refetch(Arc::clone(&issuer.keys));
+        }
+        Outcome::Reject(match miss {
+            KeyMiss::Unknown | KeyMiss::Ambiguous => Reason::UnknownKey,
+            KeyMiss::Mismatch => Reason::KeyAlgorithmMismatch,
+            KeyMiss::BadSignature { .. } => Reason::BadSignature,
+        })
+    }
+
+    /// The realm used in `WWW-Authenticate` challenges.
+    pub fn realm(&self) -> &str {
+        &self.inner.realm
+    }
+
+    pub(crate) fn realm_arc(&self) -> Arc<str> {
+        Arc::clone(&self.inner.realm)
+    }
+
+    /// Health of every issuer's key source, for readiness probes.
+    pub fn health(&self) -> Health {
+        let issuers: Vec<_> = self.inner.issuers.iter().map(|i| i.keys.health()).collect();
+        Health {
+            ready: issuers.iter().all(|i| i.ready),
+            issuers,
+        }
+    }
+
+    /// Counters since the verifier was built: lock-free reads, safe to call
+    /// from a scrape endpoint. `cached_tokens` is as of the cache's last
+    /// housekeeping, which runs on its own every few operations.
+    pub fn metrics(&self) -> Metrics {
+        let cached = self.inner.cache.as_ref().map_or(0, |c| c.len());
+        self.inner.counters.snapshot(cached)
+    }
+
+    /// Runs the token cache's pending housekeeping (evictions, expiries,
+    /// purges) now, so that the next [`metrics`](Self::metrics) counts
+    /// `cached_tokens` exactly. For tests and benchmarks.
+    #[cfg(feature = "test-util")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
+    pub fn settle_cache(&self) {
+        if let Some(cache) = &self.inner.cache {
+            cache.settle();
+        }
+    }
+
+    /// Counts a refusal decided outside the engine (no token, a missing
+    /// scope), so that [`metrics`](Self::metrics) sees every refusal.
+    pub(crate) fn count_rejection(&self, reason: Reason) {
+        self.inner.counters.reject(reason);
+    }
+
+    /// Refetches every remote key set now (ignoring the cooldown) and waits
+    /// for the fetches to finish (each is bounded by the fetch timeout).
+    pub async fn refresh(&self) {
+        for issuer in &self.inner.issuers {
+            if let Some(mut done) = issuer.keys.start_fetch(Trigger::Scheduled) {
+                let _ = done.wait_for(|d| *d).await;
+            }
+        }
+    }
+}
+
+enum Outcome {
+    Reject(Reason),
+    Refetch(Arc<KeySource>),
+}
+
+impl From<Reason> for Outcome {
+    fn from(reason: Reason) -> Self {
+        Outcome::Reject(reason)
+    }
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+#[cfg(all(test, feature = "test-util"))]
+mod tests {
+    use super::*;
+    use crate::test_util::TestIssuer;
+    use jsonwebtoken::Algorithm;
+
+    async fn verifier(issuer: &TestIssuer) -> Verifier {
+        Verifier::builder()
+            .issuer(issuer.issuer())
+            .jwks_json(issuer.jwks_json())
+            .audience("a")
+            .build()
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn cached_token_is_rechecked_for_expiry_on_every_hit() {
+        let issuer = TestIssuer::new("https://t.test");
+        let v = verifier(&issuer).await;
+        let token = issuer.token().audience("a").sign();
+        v.verify(&token).await.unwrap();
+        let cache = v.inner.cache.as_ref().unwrap();
+        cache.set_exp(&token, unix_now() - 61);
+        assert_eq!(
+            v.verify(&token).await.unwrap_err().reason(),
+            Reason::Expired
+        );
+        // Within the leeway it still counts as valid.
+        v.verify(&issuer.token().audience("a").sign())
+            .await
+            .unwrap();
+        let token2 = issuer.token().audience("a").claim("n", 2).sign();
+        v.verify(&token2).await.unwrap();
+        cache.set_exp(&token2, unix_now() - 30);
+        assert!(v.verify(&token2).await.is_ok());
+        assert_eq!(v.metrics().cache_hits, 1);
+    }
+
+    #[tokio::test]
+    async fn build_selects_the_crypto_provider_preferring_aws_lc() {
+        use jsonwebtoken::crypto::CryptoProvider;
+        let issuer = TestIssuer::new("https://t.test");
+        let v = verifier(&issuer).await;
+        v.verify(&issuer.token().audience("a").sign())
+            .await
+            .unwrap();
+        let chosen = CryptoProvider::try_get_default().unwrap();
+        #[cfg(feature = "aws-lc-rs")]
+        let expected = &jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER;
+        #[cfg(all(feature = "rust-crypto", not(feature = "aws-lc-rs")))]
+        let expected = &jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER;
+        assert!(std::ptr::eq(chosen, expected));
+    }
+
+    #[tokio::test]
+    async fn kidless_token_needs_exactly_one_fitting_key() {
+        use crate::test_util::kids;
+        let issuer = TestIssuer::new("https://t.test");
+        let v = verifier(&issuer).await;
+        let token = issuer
+            .token()
+            .audience("a")
+            .key(kids::EC)
+            .header_kid(None)
+            .sign();
+        assert!(v.verify(&token).await.is_ok());
+        issuer.add_key("ec-2", Algorithm::ES256);
+        let v = verifier(&issuer).await;
+        let err = v.verify(&token).await.unwrap_err();
+        assert_eq!(
+            err.reason(),
+            Reason::UnknownKey,
+            "two P-256 keys: ambiguous"
+        );
+    }
+
+    #[tokio::test]
+    async fn unknown_claim_requirement_is_a_build_error() {
+        let issuer = TestIssuer::new("https://t.test");
+        let err = Verifier::builder()
+            .issuer(issuer.issuer())
+            .jwks_json(issuer.jwks_json())
+            .audience("a")
+            .require_claims(["sub", "colour"])
+            .build()
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("\"colour\""), "{err}");
+    }
+
+    #[tokio::test]
+    async fn audience_is_required_unless_waived() {
+        let issuer = TestIssuer::new("https://t.test");
+        let b = || {
+            Verifier::builder()
+                .issuer(issuer.issuer())
+                .jwks_json(issuer.jwks_json())
+        };
+        assert!(
+            b().build()
+                .await
+                .unwrap_err()
+                .to_string()
+                .contains("audience")
+        );
+        let v = b().allow_any_audience().build().await.unwrap();
+        assert!(v.verify(&issuer.token().sign()).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn required_claims_are_enforced() {
+        let issuer = TestIssuer::new("https://t.test");
+        let v = Verifier::builder()
+            .issuer(issuer.issuer())
+            .jwks_json(issuer.jwks_json())
+            .audience("a")
+            .require_claims(["sub"])
+            .build()
+            .await
+            .unwrap();
+        let err = v
+            .verify(&issuer.token().audience("a").sign())
+            .await
+            .unwrap_err();
+        assert_eq!(err.reason(), Reason::MissingClaim);
+        assert!(
+            v.verify(&issuer.token().audience("a").sub("x").sign())
+                .await
+                .is_ok()
+        );
+    }
+
+    #[tokio::test]
+    async fn bad_settings_are_refused() {
+        let issuer = TestIssuer::new("https://t.test");
+        let b = || {
+            Verifier::builder()
+                .issuer(issuer.issuer())
+                .jwks_json(issuer.jwks_json())
+                .audience("a")
+        };
+        for (builder, needle) in [
+            (b().leeway(Duration::from_secs(3600)), "leeway"),
+            (b().max_token_len(10), "max_token_len"),
+            (b().fetch_timeout(Duration::ZERO), "fetch_timeout"),
+            (b().algorithms([]), "allow-list is empty"),
+            (
+                b().trust(Issuer::new(issuer.issuer()).allow_any_audience()),
+                "configured twice",
+            ),
+        ] {
+            let err = builder.build().await.unwrap_err();
+            assert!(err.to_string().contains(needle), "{needle}: {err}");
+        }
+    }
+    /// Skips virtual time forward by `d`, then lets the clock run again.
+    async fn skip(d: Duration) {
+        tokio::time::pause();
+        tokio::time::advance(d).await;
+        tokio::time::resume();
+    }
+
+    #[tokio::test]
+    async fn a_new_kid_is_accepted_on_first_sight_right_after_startup_and_a_scheduled_fetch() {
+        let issuer = TestIssuer::new("x");
+        let server = issuer.serve().await;
+        let v = Verifier::builder()
+            .issuer(server.issuer_url())
+            .jwks_url(server.jwks_url())
+            .audience("a")
+            .refetch_cooldown(Duration::from_secs(30))
+            .build()
+            .await
+            .unwrap();
+        // Keycloak signs with a new key the moment it is active: right after
+        // our start-up fetch.
+        issuer.add_key("rsa-2", Algorithm::RS256);
+        let token = issuer.token().audience("a").key("rsa-2").sign();
+        assert!(v.verify(&token).await.is_ok(), "new kid after start-up");
+
+        // Right after a scheduled refresh: the same (once the forced fetch
+        // above is out of its cooldown window).
+        skip(Duration::from_secs(31)).await;
+        v.refresh().await;
+        issuer.add_key("rsa-3", Algorithm::RS256);
+        let token = issuer.token().audience("a").key("rsa-3").sign();
+        assert!(v.verify(&token).await.is_ok(), "new kid after a refresh");
+        let m = v.metrics();
+        assert_eq!((m.fetches, m.unknown_key_refetches), (4, 2));
+    }
+
+    #[tokio::test]
+    async fn forced_fetches_stay_at_one_per_cooldown_window() {
+        let issuer = TestIssuer::new("x");
+        let server = issuer.serve().await;
+        let v = Verifier::builder()
+            .issuer(server.issuer_url())
+            .jwks_url(server.jwks_url())
+            .audience("a")
+            .refetch_cooldown(Duration::from_secs(30))
+            .build()
+            .await
+            .unwrap();
+        let stranger = TestIssuer::new(server.issuer_url());
+        let random = |i: u32| {
+            stranger
+                .token()
+                .audience("a")
+                .header_kid(Some(&format!("kid-{i}")))
+                .sign()
+        };
+        let before = server.requests();
+        for i in 0..50 {
+            assert_eq!(
+                v.verify(&random(i)).await.unwrap_err().reason(),
+                Reason::UnknownKey
+            );
+        }
+        assert_eq!(
+            server.requests(),
+            before + 1,
+            "one forced fetch in the first window"
+        );
+        // A scheduled refresh inside the window does not open a new one.
+        v.refresh().await;
+        assert!(v.verify(&random(99)).await.is_err());
+        assert_eq!(server.requests(), before + 2);
+        skip(Duration::from_secs(31)).await;
+        for i in 100..150 {
+            assert!(v.verify(&random(i)).await.is_err());
+        }
+        assert_eq!(
+            server.requests(),
+            before + 3,
+            "one forced fetch in the next window"
+        );
+        let m = v.metrics();
+        assert_eq!(m.unknown_key_refetches, 2);
+        assert_eq!(m.cooldown_rejections, 99);
+        assert_eq!(m.rejected(Reason::UnknownKey), 101);
+    }
+
+    #[tokio::test]
+    async fn a_kid_bound_secret_never_verifies_a_kidless_token() {
+        let secret = [9u8; 32];
+        let issuer = TestIssuer::new("https://t.test");
+        issuer.add_secret("hs", Algorithm::HS256, &secret);
+        let v = Verifier::builder()
+            .issuer(issuer.issuer())
+            .jwks_json(r#"{"keys":[]}"#)
+            .shared_secret(Some("hs"), secret)
+            .algorithms([Algorithm::HS256])
+            .audience("a")
+            .build()
+            .await
+            .unwrap();
+        let named = issuer
+            .token()
+            .audience("a")
+            .key("hs")
+            .alg(Algorithm::HS256)
+            .sign();
+        assert!(v.verify(&named).await.is_ok());
+        let kidless = issuer
+            .token()
+            .audience("a")
+            .key("hs")
+            .alg(Algorithm::HS256)
+            .header_kid(None)
+            .sign();
+        assert_eq!(
+            v.verify(&kidless).await.unwrap_err().reason(),
+            Reason::UnknownKey
+        );
+
+        let unbound = Verifier::builder()
+            .issuer(issuer.issuer())
+            .jwks_json(r#"{"keys":[]}"#)
+            .shared_secret(None, secret)
+            .algorithms([Algorithm::HS256])
+            .audience("a")
+            .build()
+            .await
+            .unwrap();
+        assert!(unbound.verify(&kidless).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn trusted_issuers_alone_need_no_primary() {
+        let a = TestIssuer::new("https://a.test");
+        let b = TestIssuer::new("https://b.test");
+        let v = Verifier::builder()
+            .trust(
+                Issuer::new(a.issuer())
+                    .jwks_json(a.jwks_json())
+                    .audience("x"),
+            )
+            .trust(
+                Issuer::new(b.issuer())
+                    .jwks_json(b.jwks_json())
+                    .audience("y"),
+            )
+            .build()
+            .await
+            .unwrap();
+        assert!(v.verify(&a.token().audience("x").sign()).await.is_ok());
+        assert!(v.verify(&b.token().audience("y").sign()).await.is_ok());
+        assert_eq!(
+            v.verify(&b.token().audience("x").sign())
+                .await
+                .unwrap_err()
+                .reason(),
+            Reason::WrongAudience
+        );
+        assert_eq!(
+            v.realm(),
+            "https://a.test",
+            "realm defaults to the first issuer"
+        );
+    }
+
+    #[tokio::test]
+    async fn builder_settings_mean_one_thing() {
+        let issuer = TestIssuer::new("https://t.test");
+        let no_cache = Verifier::builder()
+            .issuer(issuer.issuer())
+            .jwks_json(issuer.jwks_json())
+            .audience("a")
+            .token_cache(None)
+            .max_stale(Stale::Forever)
+            .build()
+            .await
+            .unwrap();
+        let token = issuer.token().audience("a").sign();
+        no_cache.verify(&token).await.unwrap();
+        no_cache.verify(&token).await.unwrap();
+        assert_eq!(no_cache.metrics().cache_hits, 0);
+        assert!(no_cache.inner.cache.is_none());
+        let forever = no_cache.inner.issuers[0].keys.health();
+        assert!(forever.ready);
+    }
+
+    #[tokio::test]
+    async fn issuer_configuration_mistakes_are_explained() {
+        let issuer = TestIssuer::new("https://t.test");
+        for (builder, needle) in [
+            (Verifier::builder(), "an issuer is required"),
+            (
+                Verifier::builder()
+                    .jwks_json(issuer.jwks_json())
+                    .audience("a"),
+                "without .issuer",
+            ),
+            (
+                Verifier::builder()
+                    .issuer(issuer.issuer())
+                    .jwks_json(issuer.jwks_json())
+                    .audience("a")
+                    .token_cache(Some(0)),
+                "use None to turn it off",
+            ),
+            (
+                Verifier::builder().trust(Issuer::new("").allow_any_audience()),
+                "must not be empty",
+            ),
+        ] {
+            let err = builder.build().await.unwrap_err();
+            assert!(err.to_string().contains(needle), "{needle}: {err}");
+        }
+    }
+}

@@ -25,7 +25,7 @@ pub(super) async fn jwks(State(s): State<Arc<AppState>>, headers: HeaderMap) -> 
     let body = s.keys.jwks().to_string();
     let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, body.as_bytes());
     let etag = format!("\"{}\"", hex(&digest.as_ref()[..8]));
-    let cache = format!("public, max-age={}", s.config.jwks_max_age.as_secs().max(1));
+    let cache = public_cache(&s);
     let fresh = headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
@@ -83,12 +83,18 @@ pub(super) async fn metadata(State(s): State<Arc<AppState>>) -> Response {
         "login_endpoint": format!("{iss}/login"),
         "refresh_endpoint": format!("{iss}/refresh"),
     });
-    let cache = format!("public, max-age={}", s.config.jwks_max_age.as_secs().max(1));
+    let cache = public_cache(&s);
     let mut res = Json(body).into_response();
     if let Ok(value) = HeaderValue::from_str(&cache) {
         res.headers_mut().insert(header::CACHE_CONTROL, value);
     }
     res
+}
+
+/// The `Cache-Control` of the key set and of the discovery document (which
+/// lists the keys' algorithms): public, for `JWKS_MAX_AGE`.
+fn public_cache(s: &AppState) -> String {
+    format!("public, max-age={}", s.config.jwks_max_age.as_secs().max(1))
 }
 
 /// `GET /health`.

@@ -222,7 +222,7 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/admin/rotate", post(metadata::admin_rotate))
         .route("/admin/keys", get(metadata::admin_keys))
         .route("/health", get(metadata::health))
-        // SAFETY (DoS): every request here is a few short parameters.
+        // SECURITY (DoS): every request here is a few short parameters.
         .layer(DefaultBodyLimit::max(64 * 1024))
         .with_state(state)
 }

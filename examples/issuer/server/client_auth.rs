@@ -74,7 +74,7 @@ fn client_credentials(
         _ => None,
     };
     match (basic, post) {
-        // SAFETY (RFC 6749 §2.3): one method per request, so no confusion
+        // SECURITY (RFC 6749 §2.3): one method per request, so no confusion
         // about which client is speaking.
         (Some(_), Some(_)) => Err(OAuthError::invalid_request(
             "use one client authentication method, not two",
@@ -108,7 +108,7 @@ pub(super) async fn authenticate<'a>(
     {
         return Ok(Some(c));
     }
-    // SAFETY: unknown clients are checked against a decoy of equal cost,
+    // SECURITY: unknown clients are checked against a decoy of equal cost,
     // so response time does not reveal which client ids exist.
     let phc = client.map_or_else(|| s.client_decoy.clone(), |c| c.secret_hash.clone());
     let ok = s.hasher.verify(secret.clone(), phc).await;

@@ -47,7 +47,7 @@ pub(super) async fn login(
         .check(&backoff_key)
         .map_err(OAuthError::too_many)?;
     let user = s.users.get(username);
-    // SAFETY: one Argon2 check whether or not the user exists (decoy hash
+    // SECURITY: one Argon2 check whether or not the user exists (decoy hash
     // of the same cost), compared in constant time by Argon2, and one
     // answer for every failure: neither timing nor message tells which
     // part was wrong.
@@ -112,7 +112,7 @@ async fn refresh_grant(
     // bad request does not burn a good token.
     let mut scopes = None;
     if let Some(family) = s.store.live_family(presented, now).await {
-        // SAFETY (RFC 6749 §6): a refresh token is bound to its client:
+        // SECURITY (RFC 6749 §6): a refresh token is bound to its client:
         // a confidential client's token needs that client's credentials.
         let owner = match client {
             Some(c) => c.client_id == family.grant.client_id,
@@ -249,7 +249,7 @@ async fn exchange_grant(s: &AppState, p: &Params, client: &Client) -> Result<Res
                 OAuthError::invalid_request(format!("subject_token is not acceptable: {reason}"))
             }
         })?;
-    // SAFETY: the exchanging client can never obtain more than it is
+    // SECURITY: the exchanging client can never obtain more than it is
     // registered for, whatever the upstream identity maps to.
     let allowed: Vec<String> = identity
         .scopes

@@ -57,7 +57,7 @@ pub(super) async fn introspect(
         let Some(mut claims) = live_access_token(&s, token).await else {
             return Ok(inactive());
         };
-        // SAFETY (RFC 7662 §4): a client learns about a token only if it is
+        // SECURITY (RFC 7662 §4): a client learns about a token only if it is
         // one of its audiences or the token was issued to it.
         let audiences = client
             .audiences
@@ -109,7 +109,7 @@ pub(super) async fn revoke(
     let client = authenticate(&s, &headers, &p).await?;
     let token = p.require("token")?;
     let done = || no_store(StatusCode::OK.into_response());
-    // SAFETY (RFC 7009 §2.1): tokens of the public login client may be
+    // SECURITY (RFC 7009 §2.1): tokens of the public login client may be
     // revoked by whoever holds them; a confidential client's tokens only by
     // that client.
     let may_revoke = |owner: &str| {

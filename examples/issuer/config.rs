@@ -489,7 +489,7 @@ impl Config {
                     upstream.name
                 ));
             }
-            // SAFETY: trusting ourselves as an upstream would let any token
+            // SECURITY: trusting ourselves as an upstream would let any token
             // we issued be re-minted with mapped (possibly larger) rights.
             if self.issuer_url.as_deref() == Some(upstream.issuer.as_str()) {
                 return err(format!(

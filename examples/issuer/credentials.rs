@@ -67,7 +67,7 @@ pub fn decoy_like(model: &str) -> String {
 /// time.
 #[derive(Clone)]
 pub struct Hasher {
-    // SAFETY (DoS): each Argon2 check holds its memory cost (19 MiB by
+    // SECURITY (DoS): each Argon2 check holds its memory cost (19 MiB by
     // default) for tens of milliseconds; unbounded concurrency would let a
     // burst of logins exhaust memory and starve the runtime.
     permits: Arc<Semaphore>,
@@ -141,7 +141,7 @@ impl Backoff {
         let now = Instant::now();
         let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
         if entries.len() >= self.max_entries && !entries.contains_key(name) {
-            // SAFETY (memory): bounded map. Forget names idle for the longest
+            // SECURITY (memory): bounded map. Forget names idle for the longest
             // lock; if that frees nothing, forget the stalest one.
             let horizon = self.max_lock;
             entries.retain(|_, f| f.locked_until > now || now.duration_since(f.last) < horizon);
@@ -213,7 +213,7 @@ impl ClientCache {
         let digest = Self::digest(client_id, secret);
         let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
         entries.get(client_id).is_some_and(|(known, until)| {
-            // SAFETY: constant-time comparison, like Argon2's own.
+            // SECURITY: constant-time comparison, like Argon2's own.
             *until > Instant::now()
                 && aws_lc_rs::constant_time::verify_slices_are_equal(known, &digest).is_ok()
         })

@@ -62,7 +62,7 @@ impl Upstreams {
                 .map(|name| {
                     name.parse::<Algorithm>()
                         .ok()
-                        // SAFETY: HMAC would need a secret shared with the
+                        // SECURITY: HMAC would need a secret shared with the
                         // upstream; only public-key algorithms are accepted.
                         .filter(|a| {
                             !matches!(a, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512)
@@ -133,14 +133,14 @@ fn map_identity(u: &Upstream, claims: &UpstreamClaims) -> Result<Identity, Excha
         .ok_or_else(|| {
             ExchangeError::Rejected(format!("the token has no {:?} claim", u.subject_claim))
         })?;
-    // SAFETY: a per-upstream prefix keeps upstream subjects from ever
+    // SECURITY: a per-upstream prefix keeps upstream subjects from ever
     // colliding with local users or with another upstream's subjects.
     let prefix = u
         .subject_prefix
         .clone()
         .unwrap_or_else(|| format!("{}:", u.name));
 
-    // SAFETY: only mapped roles and scopes pass; an upstream can never mint
+    // SECURITY: only mapped roles and scopes pass; an upstream can never mint
     // a local role or scope that the configuration does not give it.
     let mut roles = BTreeSet::new();
     for role in strings(lookup(claims, &u.roles_claim)) {

@@ -456,7 +456,7 @@ impl KeyManager {
     /// `None`. Checks only the signature and the header; the caller checks
     /// the claims.
     pub fn verify_jwt(&self, token: &str) -> Option<Map<String, Value>> {
-        // SAFETY (DoS): bound the work before decoding anything.
+        // SECURITY (DoS): bound the work before decoding anything.
         if token.len() > 16 * 1024 {
             return None;
         }
@@ -475,7 +475,7 @@ impl KeyManager {
             .published(now_ms())
             .into_iter()
             .find(|k| k.meta.kid == kid)?;
-        // SAFETY (RFC 8725 §3.1): the key decides the algorithm; the header
+        // SECURITY (RFC 8725 §3.1): the key decides the algorithm; the header
         // must name exactly it, so no alg confusion is possible.
         if header.alg != key.meta.alg.name() {
             return None;
@@ -714,7 +714,7 @@ async fn blocking<T: Send + 'static>(
 }
 
 fn valid_kid(kid: &str) -> bool {
-    // SAFETY (path traversal): kids name files in KEY_DIR.
+    // SECURITY (path traversal): kids name files in KEY_DIR.
     !kid.is_empty()
         && kid.len() <= 64
         && kid
@@ -760,7 +760,7 @@ fn create_dir(dir: &Path) -> Result<(), KeyError> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::DirBuilderExt as _;
-        // SAFETY: private keys live here; only the owner may list them.
+        // SECURITY: private keys live here; only the owner may list them.
         builder.mode(0o700);
     }
     builder.create(dir).map_err(io_err("cannot create", dir))
@@ -775,7 +775,7 @@ fn write_private_key(dir: &Path, kid: &str, pkcs8: &[u8]) -> Result<(), KeyError
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt as _;
-        // SAFETY: the private key is readable by the owner only.
+        // SECURITY: the private key is readable by the owner only.
         options.mode(0o600);
     }
     let mut file = options

@@ -1,0 +1,363 @@
+//! The grants: password login, refresh, client credentials and RFC 8693
+//! token exchange, and the token response they share.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use super::super::config::{
+    Client, GRANT_CLIENT_CREDENTIALS, GRANT_REFRESH_TOKEN, GRANT_TOKEN_EXCHANGE,
+};
+use super::super::exchange::ExchangeError;
+use super::super::keys::now_ms;
+use super::super::store::{Family, Grant, Redeemed, TokenHash};
+use super::super::tokens::{Minted, mint, random_token};
+use super::AppState;
+use super::LOG_TARGET;
+use super::client_auth::authenticate;
+use super::error::{OAuthError, no_store, shorten};
+use super::params::Params;
+
+const TOKEN_TYPE_ACCESS: &str = "urn:ietf:params:oauth:token-type:access_token";
+const TOKEN_TYPE_JWT: &str = "urn:ietf:params:oauth:token-type:jwt";
+
+const BAD_CREDENTIALS: &str = "invalid username or password";
+const BAD_REFRESH: &str = "the refresh token is invalid, expired, revoked or already used";
+
+/// `POST /login`: username + password → access and refresh token.
+pub(super) async fn login(
+    State(s): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, OAuthError> {
+    let p = Params::parse(&headers, &body)?;
+    let username = p.require("username")?;
+    let password = p.require("password")?;
+    let denied = || OAuthError::new(StatusCode::UNAUTHORIZED, "invalid_grant", BAD_CREDENTIALS);
+    if username.len() > 256 || password.len() > 1024 {
+        return Err(denied());
+    }
+    let backoff_key = format!("user:{username}");
+    s.backoff
+        .check(&backoff_key)
+        .map_err(OAuthError::too_many)?;
+    let user = s.users.get(username);
+    // SECURITY: one Argon2 check whether or not the user exists (decoy hash
+    // of the same cost), compared in constant time by Argon2, and one
+    // answer for every failure: neither timing nor message tells which
+    // part was wrong.
+    let phc = user.map_or_else(|| s.user_decoy.clone(), |u| u.password_hash.clone());
+    let ok = s.hasher.verify(password.to_owned(), phc).await;
+    let Some(user) = user.filter(|_| ok) else {
+        s.backoff.failure(&backoff_key);
+        tracing::warn!(target: LOG_TARGET, username = %shorten(username), "login failed");
+        return Err(denied());
+    };
+    s.backoff.success(&backoff_key);
+    let grant = Grant {
+        sub: user.username.clone(),
+        client_id: s.config.login_client_id.clone(),
+        scopes: choose_scopes(p.get("scope"), &user.scopes)?,
+        audience: choose_audience(&p, user.audiences.as_deref(), &s.config.default_audience)?,
+        roles: user.roles.clone(),
+        tenant: user.tenant.clone(),
+    };
+    let refresh_token = random_token(32)?;
+    let family = Family {
+        id: random_token(12)?,
+        grant: grant.clone(),
+        expires_at: now_ms() / 1000
+            + i64::try_from(s.config.refresh_ttl.as_secs()).unwrap_or(i64::MAX / 2),
+    };
+    s.store
+        .create_family(family.clone(), TokenHash::of(&refresh_token))
+        .await;
+    let minted = mint(&s.keys, &s.issuer, &grant, s.config.access_ttl)?;
+    s.store
+        .record_access(family.id.clone(), minted.jti.clone(), minted.exp)
+        .await;
+    tracing::info!(target: LOG_TARGET, sub = %grant.sub, family = %family.id, scope = %grant.scopes.join(" "), aud = %grant.audience, "login");
+    Ok(token_response(
+        &minted,
+        &grant.scopes,
+        Some(&refresh_token),
+        None,
+    ))
+}
+
+/// `POST /refresh`: the refresh-token grant without `grant_type`.
+pub(super) async fn refresh(
+    State(s): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, OAuthError> {
+    let p = Params::parse(&headers, &body)?;
+    let client = authenticate(&s, &headers, &p).await?;
+    refresh_grant(&s, &p, client).await
+}
+
+async fn refresh_grant(
+    s: &AppState,
+    p: &Params,
+    client: Option<&Client>,
+) -> Result<Response, OAuthError> {
+    let presented = TokenHash::of(p.require("refresh_token")?);
+    let now = now_ms() / 1000;
+    // Checks that need the family come before the token is consumed, so a
+    // bad request does not burn a good token.
+    let mut scopes = None;
+    if let Some(family) = s.store.live_family(presented, now).await {
+        // SECURITY (RFC 6749 §6): a refresh token is bound to its client:
+        // a confidential client's token needs that client's credentials.
+        let owner = match client {
+            Some(c) => c.client_id == family.grant.client_id,
+            None => family.grant.client_id == s.config.login_client_id,
+        };
+        if !owner {
+            return Err(OAuthError::invalid_grant(BAD_REFRESH));
+        }
+        // RFC 6749 §6: the new access token may be narrower, never wider.
+        scopes = Some(choose_scopes(p.get("scope"), &family.grant.scopes)?);
+    }
+    let next = random_token(32)?;
+    match s.store.rotate(presented, TokenHash::of(&next), now).await {
+        Redeemed::Rotated(family) => {
+            let grant = Grant {
+                scopes: scopes.unwrap_or_else(|| family.grant.scopes.clone()),
+                ..family.grant.clone()
+            };
+            let minted = mint(&s.keys, &s.issuer, &grant, s.config.access_ttl)?;
+            s.store
+                .record_access(family.id.clone(), minted.jti.clone(), minted.exp)
+                .await;
+            tracing::info!(target: LOG_TARGET, sub = %grant.sub, family = %family.id, "refresh token rotated");
+            Ok(token_response(&minted, &grant.scopes, Some(&next), None))
+        }
+        Redeemed::Reused(family) => {
+            tracing::warn!(
+                target: LOG_TARGET,
+                sub = %family.grant.sub,
+                family = %family.id,
+                "refresh token reuse detected: the whole family is revoked"
+            );
+            Err(OAuthError::invalid_grant(BAD_REFRESH))
+        }
+        Redeemed::Unknown | Redeemed::Expired | Redeemed::Revoked => {
+            Err(OAuthError::invalid_grant(BAD_REFRESH))
+        }
+    }
+}
+
+/// `POST /token`: the OAuth 2.0 token endpoint.
+pub(super) async fn token(
+    State(s): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, OAuthError> {
+    let p = Params::parse(&headers, &body)?;
+    let grant_type = p.require("grant_type")?;
+    let client = authenticate(&s, &headers, &p).await?;
+    let may = |c: &Client, grant: &str| {
+        if c.grant_types.iter().any(|g| g == grant) {
+            Ok(())
+        } else {
+            Err(OAuthError::unauthorized_client(format!(
+                "client {:?} may not use grant type {grant:?}",
+                c.client_id
+            )))
+        }
+    };
+    match grant_type {
+        GRANT_CLIENT_CREDENTIALS => {
+            let c = client.ok_or_else(|| OAuthError::invalid_client(false))?;
+            may(c, grant_type)?;
+            let grant = Grant {
+                sub: c.client_id.clone(),
+                client_id: c.client_id.clone(),
+                scopes: choose_scopes(p.get("scope"), &c.scopes)?,
+                audience: choose_audience(&p, c.audiences.as_deref(), &s.config.default_audience)?,
+                roles: c.roles.clone(),
+                tenant: c.tenant.clone(),
+            };
+            let minted = mint(&s.keys, &s.issuer, &grant, s.config.access_ttl)?;
+            tracing::info!(target: LOG_TARGET, client_id = %c.client_id, scope = %grant.scopes.join(" "), aud = %grant.audience, "client credentials");
+            // RFC 6749 §4.4.3: no refresh token for client credentials.
+            Ok(token_response(&minted, &grant.scopes, None, None))
+        }
+        GRANT_REFRESH_TOKEN => {
+            if let Some(c) = client {
+                may(c, grant_type)?;
+            }
+            refresh_grant(&s, &p, client).await
+        }
+        GRANT_TOKEN_EXCHANGE => {
+            let c = client.ok_or_else(|| OAuthError::invalid_client(false))?;
+            may(c, grant_type)?;
+            exchange_grant(&s, &p, c).await
+        }
+        other => Err(OAuthError::new(
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+            format!(
+                "grant_type {:?} is not supported (client_credentials, refresh_token, {GRANT_TOKEN_EXCHANGE})",
+                shorten(other)
+            ),
+        )),
+    }
+}
+
+/// RFC 8693 token exchange: an upstream issuer's token → a local token.
+async fn exchange_grant(s: &AppState, p: &Params, client: &Client) -> Result<Response, OAuthError> {
+    let Some(upstreams) = &s.upstreams else {
+        return Err(OAuthError::invalid_request(
+            "token exchange needs trusted upstream issuers (UPSTREAMS_FILE); none is configured",
+        ));
+    };
+    let subject_token = p.require("subject_token")?;
+    let kind = p.require("subject_token_type")?;
+    if kind != TOKEN_TYPE_ACCESS && kind != TOKEN_TYPE_JWT {
+        return Err(OAuthError::invalid_request(format!(
+            "subject_token_type must be {TOKEN_TYPE_ACCESS} or {TOKEN_TYPE_JWT}"
+        )));
+    }
+    if p.get("requested_token_type")
+        .is_some_and(|t| t != TOKEN_TYPE_ACCESS)
+    {
+        return Err(OAuthError::invalid_request(format!(
+            "only {TOKEN_TYPE_ACCESS} can be issued"
+        )));
+    }
+    if p.get("actor_token").is_some() {
+        return Err(OAuthError::invalid_request(
+            "actor_token (delegation) is not supported",
+        ));
+    }
+    let identity = upstreams
+        .exchange(subject_token)
+        .await
+        .map_err(|e| match e {
+            ExchangeError::Unavailable => {
+                OAuthError::unavailable("the upstream issuer's keys are unavailable right now")
+            }
+            // RFC 8693 §2.2.2: an unacceptable subject token is invalid_request.
+            ExchangeError::Rejected(reason) => {
+                OAuthError::invalid_request(format!("subject_token is not acceptable: {reason}"))
+            }
+        })?;
+    // SECURITY: the exchanging client can never obtain more than it is
+    // registered for, whatever the upstream identity maps to.
+    let allowed: Vec<String> = identity
+        .scopes
+        .iter()
+        .filter(|scope| client.scopes.contains(scope))
+        .cloned()
+        .collect();
+    let grant = Grant {
+        sub: identity.sub.clone(),
+        client_id: client.client_id.clone(),
+        scopes: choose_scopes(p.get("scope"), &allowed)?,
+        audience: choose_audience(p, client.audiences.as_deref(), &s.config.default_audience)?,
+        roles: identity.roles.clone(),
+        tenant: identity.tenant.clone(),
+    };
+    let minted = mint(&s.keys, &s.issuer, &grant, s.config.access_ttl)?;
+    tracing::info!(
+        target: LOG_TARGET,
+        upstream = %identity.upstream,
+        sub = %grant.sub,
+        client_id = %client.client_id,
+        scope = %grant.scopes.join(" "),
+        "token exchange"
+    );
+    Ok(token_response(
+        &minted,
+        &grant.scopes,
+        None,
+        Some(TOKEN_TYPE_ACCESS),
+    ))
+}
+
+/// Scopes to grant: all allowed ones when none are requested, else the
+/// requested ones, each of which must be allowed.
+fn choose_scopes(requested: Option<&str>, allowed: &[String]) -> Result<Vec<String>, OAuthError> {
+    let Some(requested) = requested else {
+        return Ok(allowed.to_vec());
+    };
+    let mut scopes: Vec<String> = Vec::new();
+    for scope in requested.split(' ').filter(|s| !s.is_empty()) {
+        if !allowed.iter().any(|a| a == scope) {
+            return Err(OAuthError::invalid_scope(format!(
+                "scope {:?} is not available here",
+                shorten(scope)
+            )));
+        }
+        if !scopes.iter().any(|s| s == scope) {
+            scopes.push(scope.to_owned());
+        }
+    }
+    Ok(scopes)
+}
+
+/// The audience: the requested `audience` or `resource` (RFC 8693 / 8707),
+/// which must be one the principal may have, else the default one.
+fn choose_audience(
+    p: &Params,
+    allowed: Option<&[String]>,
+    default: &str,
+) -> Result<String, OAuthError> {
+    let default_list = [default.to_owned()];
+    let allowed = allowed.unwrap_or(&default_list);
+    let requested = match (p.get("audience"), p.get("resource")) {
+        (Some(a), Some(r)) if a != r => {
+            return Err(OAuthError::invalid_request(
+                "audience and resource name different targets; give one",
+            ));
+        }
+        (a, r) => a.or(r),
+    };
+    match requested {
+        Some(wanted) => allowed
+            .iter()
+            .find(|a| *a == wanted)
+            .cloned()
+            .ok_or_else(|| {
+                OAuthError::invalid_target(format!(
+                    "audience {:?} is not available here",
+                    shorten(wanted)
+                ))
+            }),
+        None => allowed
+            .iter()
+            .find(|a| *a == default)
+            .or_else(|| allowed.first())
+            .cloned()
+            .ok_or_else(|| OAuthError::invalid_target("no audience is available here")),
+    }
+}
+
+/// A successful token response (RFC 6749 §5.1), never cached.
+fn token_response(
+    minted: &Minted,
+    scopes: &[String],
+    refresh_token: Option<&str>,
+    issued_token_type: Option<&str>,
+) -> Response {
+    let mut body = json!({
+        "access_token": minted.token,
+        "token_type": "Bearer",
+        "expires_in": minted.expires_in,
+        "scope": scopes.join(" "),
+    });
+    if let Some(refresh) = refresh_token {
+        body["refresh_token"] = json!(refresh);
+    }
+    if let Some(kind) = issued_token_type {
+        body["issued_token_type"] = json!(kind);
+    }
+    no_store(Json(body).into_response())
+}

@@ -1,0 +1,148 @@
+//! Introspection (RFC 7662) and revocation (RFC 7009).
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Map, Value, json};
+
+use super::super::keys::now_ms;
+use super::super::store::TokenHash;
+use super::AppState;
+use super::LOG_TARGET;
+use super::client_auth::{authenticate, require_client};
+use super::error::{OAuthError, no_store};
+use super::params::Params;
+
+/// Access tokens are JWTs; refresh tokens are opaque and have no dots.
+fn looks_like_jwt(token: &str) -> bool {
+    token.bytes().filter(|&b| b == b'.').count() == 2
+}
+
+/// The claims of one of our access tokens that is still valid (signature,
+/// issuer, expiry, not revoked).
+async fn live_access_token(s: &AppState, token: &str) -> Option<Map<String, Value>> {
+    let claims = s.keys.verify_jwt(token)?;
+    let now = now_ms() / 1000;
+    if claims.get("iss").and_then(Value::as_str) != Some(s.issuer.as_str())
+        || claims
+            .get("exp")
+            .and_then(Value::as_i64)
+            .is_none_or(|exp| exp <= now)
+    {
+        return None;
+    }
+    let jti = claims.get("jti").and_then(Value::as_str)?.to_owned();
+    if s.store.is_access_revoked(jti).await {
+        return None;
+    }
+    Some(claims)
+}
+
+/// `POST /introspect`: whether a token is active, and its claims.
+pub(super) async fn introspect(
+    State(s): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, OAuthError> {
+    let p = Params::parse(&headers, &body)?;
+    let client = require_client(&s, &headers, &p).await?;
+    let token = p.require("token")?;
+    let inactive = || no_store(Json(json!({"active": false})).into_response());
+
+    if looks_like_jwt(token) {
+        let Some(mut claims) = live_access_token(&s, token).await else {
+            return Ok(inactive());
+        };
+        // SECURITY (RFC 7662 §4): a client learns about a token only if it is
+        // one of its audiences or the token was issued to it.
+        let audiences = client
+            .audiences
+            .clone()
+            .unwrap_or_else(|| vec![s.config.default_audience.clone()]);
+        let aud_ok = match claims.get("aud") {
+            Some(Value::String(a)) => audiences.contains(a),
+            Some(Value::Array(list)) => list
+                .iter()
+                .any(|a| a.as_str().is_some_and(|a| audiences.iter().any(|x| x == a))),
+            _ => false,
+        };
+        let own =
+            claims.get("client_id").and_then(Value::as_str) == Some(client.client_id.as_str());
+        if !aud_ok && !own {
+            return Ok(inactive());
+        }
+        claims.insert("active".into(), json!(true));
+        claims.insert("token_type".into(), json!("Bearer"));
+        return Ok(no_store(Json(Value::Object(claims)).into_response()));
+    }
+
+    let now = now_ms() / 1000;
+    match s.store.live_family(TokenHash::of(token), now).await {
+        Some(family) if family.grant.client_id == client.client_id => Ok(no_store(
+            Json(json!({
+                "active": true,
+                "token_type": "refresh_token",
+                "client_id": family.grant.client_id,
+                "sub": family.grant.sub,
+                "scope": family.grant.scopes.join(" "),
+                "exp": family.expires_at,
+                "iss": s.issuer,
+            }))
+            .into_response(),
+        )),
+        _ => Ok(inactive()),
+    }
+}
+
+/// `POST /revoke`: revoke an access token (until it expires) or a refresh
+/// token (with its whole family). Unknown tokens are fine (RFC 7009 §2.2).
+pub(super) async fn revoke(
+    State(s): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, OAuthError> {
+    let p = Params::parse(&headers, &body)?;
+    let client = authenticate(&s, &headers, &p).await?;
+    let token = p.require("token")?;
+    let done = || no_store(StatusCode::OK.into_response());
+    // SECURITY (RFC 7009 §2.1): tokens of the public login client may be
+    // revoked by whoever holds them; a confidential client's tokens only by
+    // that client.
+    let may_revoke = |owner: &str| {
+        owner == s.config.login_client_id || client.is_some_and(|c| c.client_id == owner)
+    };
+    let refused = || OAuthError::unauthorized_client("this token was issued to another client");
+
+    if looks_like_jwt(token) {
+        if let Some(claims) = live_access_token(&s, token).await {
+            let owner = claims
+                .get("client_id")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            if !may_revoke(owner) {
+                return Err(refused());
+            }
+            if let (Some(jti), Some(exp)) = (
+                claims.get("jti").and_then(Value::as_str),
+                claims.get("exp").and_then(Value::as_i64),
+            ) {
+                s.store.revoke_access(jti.to_owned(), exp).await;
+                tracing::info!(target: LOG_TARGET, sub = ?claims.get("sub"), "access token revoked");
+            }
+        }
+        return Ok(done());
+    }
+    let hash = TokenHash::of(token);
+    if let Some(family) = s.store.live_family(hash, now_ms() / 1000).await {
+        if !may_revoke(&family.grant.client_id) {
+            return Err(refused());
+        }
+        s.store.revoke_family_of(hash).await;
+        tracing::info!(target: LOG_TARGET, sub = %family.grant.sub, family = %family.id, "refresh token family revoked");
+    }
+    Ok(done())
+}

@@ -222,7 +222,7 @@ pub(crate) fn payload(jws: &Compact<'_>) -> Result<Vec<u8>, Reason> {
 ///
 /// For conformance suites (Wycheproof) and tools. The set may hold `oct`
 /// keys (as a static set may); HMAC still needs an HS algorithm in `allowed`.
-/// Fails with [`Reason::KeysUnavailable`](crate::Reason::KeysUnavailable) only
+/// Fails with [`Reason::KeysUnavailable`] only
 /// when no crypto backend is compiled in.
 ///
 /// ```

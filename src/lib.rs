@@ -136,21 +136,24 @@ mod tests {
         graph
     }
 
+    /// Whether `to` can be reached from `from` along imports (depth first).
+    fn reaches(
+        graph: &BTreeMap<String, BTreeSet<String>>,
+        from: &str,
+        to: &str,
+        seen: &mut BTreeSet<String>,
+    ) -> bool {
+        graph
+            .get(from)
+            .into_iter()
+            .flatten()
+            .any(|next| next == to || (seen.insert(next.clone()) && reaches(graph, next, to, seen)))
+    }
+
     #[test]
     fn modules_import_only_downwards() {
         let graph = imports();
         assert!(graph.contains_key("verifier") && graph.contains_key("layer"));
-        // Depth-first search for a cycle through any module.
-        fn reaches(
-            graph: &BTreeMap<String, BTreeSet<String>>,
-            from: &str,
-            to: &str,
-            seen: &mut BTreeSet<String>,
-        ) -> bool {
-            graph.get(from).into_iter().flatten().any(|next| {
-                next == to || (seen.insert(next.clone()) && reaches(graph, next, to, seen))
-            })
-        }
         for module in graph.keys() {
             assert!(
                 !reaches(&graph, module, module, &mut BTreeSet::new()),

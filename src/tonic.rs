@@ -1,6 +1,6 @@
 //! tonic integration (feature `tonic`): the layers keep the wrapped server's
-//! [`NamedService`](::tonic::server::NamedService) name, and an
-//! [`AuthError`] converts into a [`tonic::Status`](::tonic::Status).
+//! `NamedService` name, and an
+//! [`AuthError`] converts into a `tonic::Status`.
 //!
 //! # Example
 //!

@@ -32,7 +32,7 @@ pub async fn verifier_from_env() -> Result<Verifier, BuildError> {
         .audience(env("AUTH_AUDIENCE").unwrap_or_else(|| "urn:orders".into()))
         .refresh_interval(secs("AUTH_REFRESH_SECS", 300))
         .refetch_cooldown(secs("AUTH_COOLDOWN_SECS", 30))
-        .max_stale(Some(secs("AUTH_MAX_STALE_SECS", 86_400)))
+        .max_stale(secs("AUTH_MAX_STALE_SECS", 86_400))
         .fetch_timeout(duration(
             "AUTH_FETCH_TIMEOUT_MS",
             Duration::from_secs(5),

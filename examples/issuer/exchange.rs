@@ -108,7 +108,7 @@ impl Upstreams {
     /// Verifies `token` against the upstream named by its `iss` and maps
     /// its identity.
     pub async fn exchange(&self, token: &str) -> Result<Identity, ExchangeError> {
-        let claims: UpstreamClaims = self.verifier.verify(token).await.map_err(|e| {
+        let claims: UpstreamClaims = self.verifier.verify_as(token).await.map_err(|e| {
             if e.kind() == ErrorKind::KeysUnavailable {
                 ExchangeError::Unavailable
             } else {

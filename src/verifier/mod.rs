@@ -2,9 +2,9 @@
 //! trusted issuers.
 //!
 //! This file is the whole path from a token to its claims, top to bottom:
-//! the verified-token cache ([`Verifier::check`]), then the header, the
+//! the verified-token cache (`check`), then the header, the
 //! issuer, the key and the signature, then the dates, the audience and the
-//! required claims ([`Verifier::verify_token`]), and the bounded wait for a
+//! required claims (`verify_token`), and the bounded wait for a
 //! refetch when the key is unknown. The builder, the issuer configuration
 //! and the cache live in the submodules.
 //!

@@ -104,3 +104,53 @@ impl<F, B, E> fmt::Debug for ResponseFuture<F, B, E> {
         f.debug_struct("ResponseFuture").finish_non_exhaustive()
     }
 }
+
+#[cfg(all(test, feature = "test-util"))]
+mod tests {
+    use http::{Request, Response, StatusCode};
+    use tower::{ServiceBuilder, ServiceExt, service_fn};
+
+    use super::*;
+    use crate::test_util::TestIssuer;
+
+    #[tokio::test]
+    async fn every_refusal_of_the_layers_is_counted_in_the_verifiers_metrics() {
+        let issuer = TestIssuer::new("https://t.test");
+        let verifier = Verifier::builder()
+            .issuer(issuer.issuer())
+            .jwks_json(issuer.jwks_json())
+            .audience("a")
+            .build()
+            .await
+            .unwrap();
+        let svc = ServiceBuilder::new()
+            .layer(VerifyLayer::new(verifier.clone()))
+            .layer(RequireScopes::all(["orders:read"]))
+            .service(service_fn(|_: Request<()>| async {
+                Ok::<_, std::convert::Infallible>(Response::new(()))
+            }));
+        let call = |auth: Option<String>| {
+            let svc = svc.clone();
+            async move {
+                let mut req = Request::new(());
+                if let Some(token) = auth {
+                    req.headers_mut()
+                        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+                }
+                svc.oneshot(req).await.unwrap().status()
+            }
+        };
+        assert_eq!(call(None).await, StatusCode::UNAUTHORIZED);
+        let no_scope = issuer.token().audience("a").scope("orders:write").sign();
+        assert_eq!(call(Some(no_scope)).await, StatusCode::FORBIDDEN);
+        let good = issuer.token().audience("a").scope("orders:read").sign();
+        assert_eq!(call(Some(good)).await, StatusCode::OK);
+        assert_eq!(call(Some(String::new())).await, StatusCode::BAD_REQUEST);
+        let m = verifier.metrics();
+        assert_eq!(m.rejected(Reason::MissingToken), 1, "{m:?}");
+        assert_eq!(m.rejected(Reason::EmptyBearer), 1, "{m:?}");
+        assert_eq!(m.rejected(Reason::InsufficientScope), 1, "{m:?}");
+        assert_eq!(m.accepted, 2);
+        assert_eq!(m.rejected.iter().map(|(_, n)| n).sum::<u64>(), 3);
+    }
+}

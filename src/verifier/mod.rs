@@ -702,24 +702,36 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn builder_settings_mean_one_thing() {
-        let issuer = TestIssuer::new("https://t.test");
-        let no_cache = Verifier::builder()
-            .issuer(issuer.issuer())
-            .jwks_json(issuer.jwks_json())
-            .audience("a")
-            .token_cache(None)
-            .max_stale(Stale::Forever)
-            .build()
-            .await
-            .unwrap();
+    async fn none_means_off_and_forever_is_spelled_out() {
+        let issuer = TestIssuer::new("x");
+        let server = issuer.serve().await;
+        let build = |stale: Stale| {
+            Verifier::builder()
+                .issuer(server.issuer_url())
+                .jwks_url(server.jwks_url())
+                .audience("a")
+                .token_cache(None)
+                .max_stale(stale)
+                .build()
+        };
+        let forever = build(Stale::Forever).await.unwrap();
+        let day = build(Duration::from_secs(24 * 3600).into()).await.unwrap();
+        assert!(forever.inner.cache.is_none(), "token_cache(None) is off");
         let token = issuer.token().audience("a").sign();
-        no_cache.verify(&token).await.unwrap();
-        no_cache.verify(&token).await.unwrap();
-        assert_eq!(no_cache.metrics().cache_hits, 0);
-        assert!(no_cache.inner.cache.is_none());
-        let forever = no_cache.inner.issuers[0].keys.health();
-        assert!(forever.ready);
+        drop(server);
+        skip(Duration::from_secs(48 * 3600)).await;
+        forever.refresh().await;
+        day.refresh().await;
+        assert!(
+            forever.verify(&token).await.is_ok(),
+            "Stale::Forever keeps the keys"
+        );
+        assert_eq!(
+            day.verify(&token).await.unwrap_err().reason(),
+            Reason::KeysUnavailable,
+            "a Duration bounds them"
+        );
+        assert_eq!(forever.metrics().cache_hits, 0);
     }
 
     #[tokio::test]

@@ -1,17 +1,10 @@
 //! The whole system in one process: the example issuer, the axum `orders`
 //! service and the tonic `orders` service, each on 127.0.0.1:0, with real
 //! HTTP and gRPC clients.
-#![cfg(all(feature = "axum", feature = "tonic"))]
 
-#[path = "../examples/issuer/main.rs"]
-#[allow(dead_code)]
-mod issuer;
-#[path = "../examples/orders.rs"]
-#[allow(dead_code)]
-mod orders;
-#[path = "../examples/orders_grpc.rs"]
-#[allow(dead_code)]
-mod orders_grpc;
+use crate::issuer;
+use crate::orders;
+use crate::orders_grpc;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

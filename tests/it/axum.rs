@@ -1,10 +1,8 @@
 //! The `orders` axum service behind `VerifyLayer`, over real HTTP.
 
-mod common;
+use crate::common;
 
-#[path = "../examples/orders.rs"]
-#[allow(dead_code)]
-mod orders;
+use crate::orders;
 
 use std::time::Duration;
 

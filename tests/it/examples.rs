@@ -1,11 +1,9 @@
 //! The `orders` and `orders_grpc` example binaries, run as a user would:
 //! configured by environment, pointed at a real issuer on loopback.
 
-mod common;
+use crate::common;
 
-#[path = "../examples/orders_grpc.rs"]
-#[allow(dead_code)]
-mod orders_grpc;
+use crate::orders_grpc;
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;

@@ -1,6 +1,6 @@
 //! The verified-token cache: what it remembers, and what it must not.
 
-mod common;
+use crate::common;
 
 use authlayer::test_util::{TestIssuer, kids};
 use authlayer::{Algorithm, Reason, Verifier};

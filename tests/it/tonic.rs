@@ -1,10 +1,8 @@
 //! The `orders.v1.Orders` tonic service behind `VerifyLayer`, over real gRPC.
 
-mod common;
+use crate::common;
 
-#[path = "../examples/orders_grpc.rs"]
-#[allow(dead_code)]
-mod orders_grpc;
+use crate::orders_grpc;
 
 use std::net::SocketAddr;
 

@@ -4,7 +4,7 @@
 //! The fault server is real (axum on 127.0.0.1:0). Time-dependent behaviour
 //! uses paused tokio time; network I/O runs with the clock resumed.
 
-mod common;
+use crate::common;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};

@@ -16,12 +16,8 @@
 //! case runs against the default verifier and a stricter or differently
 //! configured one (see [`Profile`]).
 
-#[path = "../examples/orders.rs"]
-#[allow(dead_code)]
-mod orders;
-#[path = "../examples/orders_grpc.rs"]
-#[allow(dead_code)]
-mod orders_grpc;
+use crate::orders;
+use crate::orders_grpc;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;

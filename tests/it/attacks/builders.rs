@@ -2,27 +2,16 @@
 //! the corpus is made of, and the verifier of each [`Profile`].
 
 use std::fmt::Write as _;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use authlayer::test_util::{TestIssuer, kids};
 use authlayer::{Algorithm, TypPolicy, Verifier};
 use base64::Engine as _;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::STANDARD;
 use serde_json::{Map, Value, json};
 
 use super::{AUD, BIG_CAP, HS_KID, ISS, Keys, Profile, SECRET};
-
-pub fn now() -> i64 {
-    let secs = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock after 1970")
-        .as_secs();
-    i64::try_from(secs).expect("time fits i64")
-}
-
-pub fn b64(data: &[u8]) -> String {
-    URL_SAFE_NO_PAD.encode(data)
-}
+pub use crate::common::{b64, b64_decode, now};
 
 /// Claims every profile accepts (RFC 9068 complete).
 pub fn claims() -> Map<String, Value> {

@@ -2,11 +2,9 @@
 
 use authlayer::test_util::kids;
 use authlayer::{Algorithm, Reason};
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::Value;
 
-use super::builders::{b64, der, der_uint, header, hex, segments, sign, valid_claims};
+use super::builders::{b64, b64_decode, der, der_uint, header, hex, segments, sign, valid_claims};
 /// The order of the P-256 group.
 const P256_N: &str = "ffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551";
 
@@ -23,7 +21,7 @@ pub fn cases(corpus: &mut Corpus, keys: &Keys) {
         Algorithm::ES256,
     );
     let (hs, ps, ss) = segments(&token);
-    let sig = URL_SAFE_NO_PAD.decode(ss).expect("signature");
+    let sig = b64_decode(ss).expect("signature");
     assert_eq!(sig.len(), 64);
     let (r, s) = sig.split_at(32);
     let order = hex(P256_N);

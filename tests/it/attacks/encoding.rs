@@ -3,10 +3,10 @@
 
 use authlayer::Reason;
 use base64::Engine as _;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::STANDARD;
 use serde_json::json;
 
-use super::builders::{b64, claims_with, rs256_header, rsa_segments, segments, valid};
+use super::builders::{b64, b64_decode, claims_with, rs256_header, rsa_segments, segments, valid};
 use super::{Corpus, Keys, Reject};
 
 pub fn cases(corpus: &mut Corpus, keys: &Keys) {
@@ -69,7 +69,7 @@ pub fn cases(corpus: &mut Corpus, keys: &Keys) {
     }
     let token = valid(keys);
     let (_, _, s) = segments(&token);
-    let sig = URL_SAFE_NO_PAD.decode(s).expect("signature");
+    let sig = b64_decode(s).expect("signature");
     corpus.token(
         C,
         "padded signature",

@@ -3,22 +3,16 @@
 
 use authlayer::test_util::kids;
 use authlayer::{Algorithm, Reason};
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::Value;
 
-use super::builders::{der, der_uint, header, pem, sign, valid_claims};
+use super::builders::{b64_decode, der, der_uint, header, pem, sign, valid_claims};
 use super::{Corpus, Keys, Profile, Reject};
 
 pub fn cases(corpus: &mut Corpus, keys: &Keys) {
     const C: &str = "HMAC signed with the public key";
     let jwk = keys.issuer.jwk(kids::RSA).expect("rsa-1 JWK");
-    let n = URL_SAFE_NO_PAD
-        .decode(jwk["n"].as_str().expect("n"))
-        .expect("n is base64url");
-    let e = URL_SAFE_NO_PAD
-        .decode(jwk["e"].as_str().expect("e"))
-        .expect("e is base64url");
+    let n = b64_decode(jwk["n"].as_str().expect("n")).expect("n is base64url");
+    let e = b64_decode(jwk["e"].as_str().expect("e")).expect("e is base64url");
     let spki = keys.issuer.public_key_der(kids::RSA).expect("SPKI DER");
     let pkcs1 = der(0x30, &[der_uint(&n), der_uint(&e)].concat());
     assert!(spki.ends_with(&pkcs1), "PKCS#1 is the SPKI's key bits");

@@ -10,8 +10,9 @@ use reqwest::header::WWW_AUTHENTICATE;
 use serde_json::{Value, json};
 
 use super::builders::{claims_with, header, now, sign};
-use super::runner::serve_http;
 use super::{AUD, ISS};
+use crate::common::{http_get, serve_axum};
+use crate::orders;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn random_kid_flood_costs_at_most_one_fetch() {
@@ -27,19 +28,17 @@ async fn random_kid_flood_costs_at_most_one_fetch() {
         .expect("verifier");
     let fetches_at_start = server.requests();
     assert_eq!(fetches_at_start, 1, "one fetch at build time");
-    let addr = serve_http(verifier.clone()).await;
+    let addr = serve_axum(orders::app(verifier.clone())).await;
+    let url = format!("http://{addr}/orders/1");
     let http = reqwest::Client::new();
     let payload = claims_with("iss", json!(server.issuer_url()));
     let mut flood = tokio::task::JoinSet::new();
     for i in 0..64 {
         let h = Value::Object(header("RS256", Some(&format!("random-{i}-{}", now())))).to_string();
         let token = sign(&issuer, &h, &payload, kids::RSA, Algorithm::RS256);
-        let request = http
-            .get(format!("http://{addr}/orders/1"))
-            .bearer_auth(token)
-            .send();
+        let (http, url) = (http.clone(), url.clone());
         flood.spawn(async move {
-            let response = request.await.expect("HTTP");
+            let response = http_get(&http, &url, Some(&token)).await;
             (
                 response.status(),
                 response.headers().get(WWW_AUTHENTICATE).cloned(),
@@ -65,11 +64,6 @@ async fn random_kid_flood_costs_at_most_one_fetch() {
     // The real keys still work.
     let h = Value::Object(header("RS256", Some(kids::RSA))).to_string();
     let good = sign(&issuer, &h, &payload, kids::RSA, Algorithm::RS256);
-    let response = http
-        .get(format!("http://{addr}/orders/1"))
-        .bearer_auth(good)
-        .send()
-        .await
-        .expect("HTTP");
+    let response = http_get(&http, &url, Some(&good)).await;
     assert_eq!(response.status(), StatusCode::OK);
 }

@@ -52,8 +52,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use authlayer::test_util::TestIssuer;
 use authlayer::{Algorithm, Reason};
 
+use crate::common::AUDIENCE;
+
 pub const ISS: &str = "https://id.attack.test";
-pub const AUD: &str = "urn:orders";
+pub const AUD: &str = AUDIENCE;
 /// The HMAC shared secret of [`Profile::Hmac`] (64 bytes: enough for HS512).
 pub const SECRET: &[u8; 64] = b"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 pub const HS_KID: &str = "hs-1";

@@ -3,10 +3,9 @@
 //! through `Verifier::verify`, HTTP and gRPC.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 
 use authlayer::test_util::TestIssuer;
-use authlayer::{Reason, Verifier, VerifyLayer};
+use authlayer::{Reason, Verifier};
 use reqwest::StatusCode;
 use reqwest::header::{AUTHORIZATION, HeaderValue, WWW_AUTHENTICATE};
 use tonic::Code;
@@ -15,35 +14,11 @@ use tonic::transport::Channel;
 
 use super::builders::verifier;
 use super::{Accept, Case, Credential, PROFILES, Profile, Reject};
+use crate::common::{grpc_client, serve_axum, serve_grpc};
 use crate::orders;
 use crate::orders_grpc;
 use crate::orders_grpc::pb::GetOrderRequest;
 use crate::orders_grpc::pb::orders_client::OrdersClient;
-use crate::orders_grpc::pb::orders_server::OrdersServer;
-
-pub async fn serve_http(verifier: Verifier) -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move { axum::serve(listener, orders::app(verifier)).await });
-    addr
-}
-
-async fn serve_grpc(verifier: Verifier) -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let incoming = tonic::transport::server::TcpIncoming::from(listener);
-    tokio::spawn(
-        tonic::transport::Server::builder()
-            .layer(VerifyLayer::new(verifier))
-            .add_service(OrdersServer::new(orders_grpc::OrdersService))
-            .serve_with_incoming(incoming),
-    );
-    addr
-}
 
 pub struct Target {
     pub verifier: Verifier,
@@ -54,17 +29,12 @@ pub struct Target {
 
 async fn target(profile: Profile, issuer: &TestIssuer) -> Target {
     let verifier = verifier(profile, issuer).await;
-    let http = format!("http://{}", serve_http(verifier.clone()).await);
-    let grpc_addr = serve_grpc(verifier.clone()).await;
-    let channel = Channel::from_shared(format!("http://{grpc_addr}"))
-        .expect("URI")
-        .connect()
-        .await
-        .expect("gRPC connects");
+    let http = format!("http://{}", serve_axum(orders::app(verifier.clone())).await);
+    let grpc_addr = serve_grpc(orders_grpc::router(verifier.clone())).await;
     Target {
         verifier,
         http,
-        grpc: OrdersClient::new(channel),
+        grpc: grpc_client(grpc_addr).await,
         realm: profile.issuer(),
     }
 }

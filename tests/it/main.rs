@@ -3,7 +3,9 @@
 //! 127.0.0.1 with port 0.
 //!
 //! The example services are compiled in once, here, and used by every
-//! module that needs them.
+//! module that needs them. The modules `axum` and `tonic` are named for the
+//! surface they test: only here, at the root, do they hide the crates of the
+//! same name (write `::axum` here); everywhere else `axum::` is the crate.
 
 #[cfg(all(feature = "axum", feature = "tonic"))]
 #[path = "../../examples/issuer/main.rs"]

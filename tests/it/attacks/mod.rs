@@ -16,14 +16,18 @@
 //! case runs against the default verifier and a stricter or differently
 //! configured one (see [`Profile`]).
 //!
-//! Layout: [`builders`] makes tokens and verifiers, [`runner`] serves them
-//! and checks a case three ways, and each attack class adds its cases from
-//! its own module ([`CLASSES`]); [`kid_flood`] is the random-`kid` flood.
+//! Layout: [`builders`] makes the tokens and the verifier of each profile,
+//! [`runner`] serves every profile and checks a case three ways, and each
+//! attack class adds its cases from a module of its own (see [`CLASSES`]).
+//! [`kid_flood`], the random-`kid` flood, is a test of its own.
 
+mod builders;
+mod runner;
+
+// The attack classes, one module each; `CLASSES` gives their order.
 mod alg_none;
 mod audience;
 mod bad_alg;
-mod builders;
 mod controls;
 mod crit_and_b64;
 mod dates;
@@ -35,17 +39,17 @@ mod foreign_signature;
 mod hmac_with_public_key;
 mod issuer_claim;
 mod key_url_headers;
-mod kid_flood;
 mod kid_injection;
 mod mangled_signatures;
 mod nested;
 mod request_shape;
-mod runner;
 mod segment_count;
 mod sizes;
 mod tampering;
 mod typ_policy;
 mod utf8;
+
+mod kid_flood;
 
 use std::collections::{BTreeMap, BTreeSet};
 

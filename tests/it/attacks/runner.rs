@@ -20,6 +20,7 @@ use crate::orders_grpc;
 use crate::orders_grpc::pb::GetOrderRequest;
 use crate::orders_grpc::pb::orders_client::OrdersClient;
 
+/// One profile's verifier, served over HTTP and gRPC.
 pub struct Target {
     pub verifier: Verifier,
     pub http: String,

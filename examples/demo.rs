@@ -27,9 +27,8 @@ use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
-use authlayer::{Verifier, VerifyLayer};
+use authlayer::Verifier;
 use orders_grpc::pb::orders_client::OrdersClient;
-use orders_grpc::pb::orders_server::OrdersServer;
 use orders_grpc::pb::{CreateOrderRequest, GetOrderRequest};
 use serde_json::Value;
 use tonic::Code;
@@ -133,14 +132,10 @@ async fn start(once: bool) -> Result<System, BoxError> {
         .await
         .map_err(|e| format!("orders gRPC: {e}"))?;
     let grpc_addr = grpc.local_addr()?;
-    let layer = VerifyLayer::new(verifier);
-    tokio::spawn(async move {
-        tonic::transport::Server::builder()
-            .layer(layer)
-            .add_service(OrdersServer::new(orders_grpc::OrdersService))
-            .serve_with_incoming(tonic::transport::server::TcpIncoming::from(grpc))
-            .await
-    });
+    tokio::spawn(
+        orders_grpc::router(verifier)
+            .serve_with_incoming(tonic::transport::server::TcpIncoming::from(grpc)),
+    );
     Ok(System {
         _issuer: issuer,
         iss,

@@ -10,7 +10,10 @@
 //! committed under `examples/proto/gen/` so no `protoc` is needed.
 
 use authlayer::{Claims, Verifier, VerifyLayer};
+use tonic::transport::Server;
+use tonic::transport::server::{Router, TcpIncoming};
 use tonic::{Request, Response, Status};
+use tower::layer::util::{Identity, Stack};
 
 #[allow(clippy::pedantic, missing_docs)]
 pub mod pb {
@@ -68,14 +71,20 @@ impl Orders for OrdersService {
     }
 }
 
+/// The service's server: every call passes `VerifyLayer` first, so a call
+/// to any path, known or not, needs a valid token.
+pub fn router(verifier: Verifier) -> Router<Stack<VerifyLayer, Identity>> {
+    Server::builder()
+        .layer(VerifyLayer::new(verifier))
+        .add_service(OrdersServer::new(OrdersService))
+}
+
 /// Serves on 127.0.0.1:`port` (0: any free port); prints the address when ready.
 pub async fn serve(verifier: Verifier, port: u16) -> Result<(), Box<dyn std::error::Error>> {
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     println!("listening on {}", listener.local_addr()?);
-    tonic::transport::Server::builder()
-        .layer(VerifyLayer::new(verifier))
-        .add_service(OrdersServer::new(OrdersService))
-        .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener))
+    router(verifier)
+        .serve_with_incoming(TcpIncoming::from(listener))
         .await?;
     Ok(())
 }

@@ -1,10 +1,9 @@
 //! The verified-token cache: what it remembers, and what it must not.
 
-mod common;
-
 use authlayer::test_util::{TestIssuer, kids};
 use authlayer::{Algorithm, Reason, Verifier};
-use common::{AUDIENCE, setup};
+
+use crate::common::{AUDIENCE, orders_token, setup};
 
 async fn verifier_for(issuer: &TestIssuer, cache: Option<u64>) -> Verifier {
     Verifier::builder()
@@ -21,7 +20,7 @@ async fn verifier_for(issuer: &TestIssuer, cache: Option<u64>) -> Verifier {
 async fn repeated_token_is_answered_from_the_cache() {
     let issuer = TestIssuer::new("https://cache.test");
     let verifier = verifier_for(&issuer, Some(1 << 20)).await;
-    let token = issuer.token().sub("a").audience(AUDIENCE).sign();
+    let token = orders_token(&issuer).sub("a").sign();
     for _ in 0..5 {
         assert_eq!(
             verifier.verify::<()>(&token).await.unwrap().sub(),
@@ -36,7 +35,7 @@ async fn repeated_token_is_answered_from_the_cache() {
 async fn cache_can_be_switched_off() {
     let issuer = TestIssuer::new("https://cache.test");
     let verifier = verifier_for(&issuer, None).await;
-    let token = issuer.token().audience(AUDIENCE).sign();
+    let token = orders_token(&issuer).sign();
     for _ in 0..3 {
         verifier.verify::<()>(&token).await.unwrap();
     }
@@ -48,7 +47,7 @@ async fn cache_can_be_switched_off() {
 async fn only_the_exact_token_hits() {
     let issuer = TestIssuer::new("https://cache.test");
     let verifier = verifier_for(&issuer, Some(1 << 20)).await;
-    let token = issuer.token().audience(AUDIENCE).key(kids::ED).sign();
+    let token = orders_token(&issuer).key(kids::ED).sign();
     verifier.verify::<()>(&token).await.unwrap();
     // Same header and payload, another (forged) signature; and a prefix.
     let (message, _) = token.rsplit_once('.').unwrap();
@@ -80,8 +79,8 @@ async fn failures_are_not_cached() {
 #[tokio::test]
 async fn cached_token_dies_with_its_key() {
     let s = setup().await;
-    let token = s.issuer.token().audience(AUDIENCE).key(kids::EC).sign();
-    let other = s.issuer.token().audience(AUDIENCE).key(kids::RSA).sign();
+    let token = orders_token(&s.issuer).key(kids::EC).sign();
+    let other = orders_token(&s.issuer).key(kids::RSA).sign();
     s.verifier.verify::<()>(&token).await.unwrap();
     s.verifier.verify::<()>(&other).await.unwrap();
     assert_eq!(s.verifier.metrics().cached_tokens, 2);
@@ -128,12 +127,7 @@ async fn memory_is_bounded_by_the_configured_size() {
         .unwrap();
     let mut shortest = usize::MAX;
     for i in 0..2000 {
-        let token = issuer
-            .token()
-            .audience(AUDIENCE)
-            .claim("n", i)
-            .key("hs")
-            .sign();
+        let token = orders_token(&issuer).claim("n", i).key("hs").sign();
         shortest = shortest.min(token.len());
         verifier.verify::<()>(&token).await.unwrap();
     }
@@ -151,11 +145,7 @@ async fn claims_types_do_not_mix() {
     }
     let issuer = TestIssuer::new("https://cache.test");
     let verifier = verifier_for(&issuer, Some(1 << 20)).await;
-    let token = issuer
-        .token()
-        .audience(AUDIENCE)
-        .claim("plan", "pro")
-        .sign();
+    let token = orders_token(&issuer).claim("plan", "pro").sign();
     verifier.verify::<()>(&token).await.unwrap();
     let mine = verifier.verify::<Mine>(&token).await.unwrap();
     assert_eq!(mine.extra().plan, "pro");

@@ -1,18 +1,15 @@
 //! The `orders` and `orders_grpc` example binaries, run as a user would:
 //! configured by environment, pointed at a real issuer on loopback.
 
-mod common;
-
-#[path = "../examples/orders_grpc.rs"]
-#[allow(dead_code)]
-mod orders_grpc;
-
 use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 
 use authlayer::test_util::TestIssuer;
-use common::AUDIENCE;
+
+use crate::common::{grpc_client, http_get, orders_token, with_token};
+use crate::orders_grpc::pb::{CreateOrderRequest, GetOrderRequest};
 
 /// `target/<profile>/examples/<name>`, built by `cargo test` with the tests.
 fn example(name: &str) -> PathBuf {
@@ -26,7 +23,7 @@ fn example(name: &str) -> PathBuf {
 
 struct Running {
     child: Child,
-    addr: String,
+    addr: SocketAddr,
 }
 
 impl Drop for Running {
@@ -53,8 +50,8 @@ fn start(name: &str, env: &[(&str, &str)]) -> Running {
     let addr = line
         .trim()
         .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("{name} printed {line:?}"))
-        .to_owned();
+        .and_then(|addr| addr.parse().ok())
+        .unwrap_or_else(|| panic!("{name} printed {line:?}"));
     Running { child, addr }
 }
 
@@ -66,31 +63,21 @@ async fn orders_example_protects_its_routes() {
     let base = format!("http://{}", orders.addr);
     let http = reqwest::Client::new();
 
-    let health: serde_json::Value = http
-        .get(format!("{base}/health"))
-        .send()
+    let health: serde_json::Value = http_get(&http, &format!("{base}/health"), None)
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
     assert_eq!(health["auth"]["ready"], true);
     assert_eq!(health["auth"]["issuers"][0]["issuer"], server.issuer_url());
 
-    let res = http.get(format!("{base}/orders/1")).send().await.unwrap();
+    let res = http_get(&http, &format!("{base}/orders/1"), None).await;
     assert_eq!(res.status(), 401);
-    let read = issuer
-        .token()
+    let read = orders_token(&issuer)
         .sub("alice")
-        .audience(AUDIENCE)
         .scope("orders:read")
         .sign();
-    let res = http
-        .get(format!("{base}/orders/1"))
-        .bearer_auth(&read)
-        .send()
-        .await
-        .unwrap();
+    let res = http_get(&http, &format!("{base}/orders/1"), Some(&read)).await;
     assert_eq!(res.status(), 200);
     let res = http
         .post(format!("{base}/orders"))
@@ -100,12 +87,8 @@ async fn orders_example_protects_its_routes() {
         .await
         .unwrap();
     assert_eq!(res.status(), 403);
-    let me: serde_json::Value = http
-        .get(format!("{base}/me"))
-        .bearer_auth(&read)
-        .send()
+    let me: serde_json::Value = http_get(&http, &format!("{base}/me"), Some(&read))
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -131,24 +114,11 @@ async fn orders_example_with_a_jwks_url_and_another_audience() {
         .audience("urn:shop")
         .scope("orders:read")
         .sign();
-    let res = reqwest::Client::new()
-        .get(format!("{base}/orders/2"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let http = reqwest::Client::new();
+    let res = http_get(&http, &format!("{base}/orders/2"), Some(&token)).await;
     assert_eq!(res.status(), 200);
-    let wrong = issuer
-        .token()
-        .audience(AUDIENCE)
-        .scope("orders:read")
-        .sign();
-    let res = reqwest::Client::new()
-        .get(format!("{base}/orders/2"))
-        .bearer_auth(&wrong)
-        .send()
-        .await
-        .unwrap();
+    let wrong = orders_token(&issuer).scope("orders:read").sign();
+    let res = http_get(&http, &format!("{base}/orders/2"), Some(&wrong)).await;
     assert_eq!(res.status(), 401);
 }
 
@@ -196,44 +166,30 @@ fn orders_example_refuses_plain_http_to_a_remote_host() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn orders_grpc_example_answers_unauthenticated_and_permission_denied() {
-    use orders_grpc::pb::orders_client::OrdersClient;
-    use orders_grpc::pb::{CreateOrderRequest, GetOrderRequest};
-
     let issuer = TestIssuer::new("pending");
     let server = issuer.serve().await;
     let grpc = start("orders_grpc", &[("AUTH_ISSUER", server.issuer_url())]);
-    let channel = tonic::transport::Channel::from_shared(format!("http://{}", grpc.addr))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let mut client = OrdersClient::new(channel);
+    let mut client = grpc_client(grpc.addr).await;
     let status = client
         .get_order(GetOrderRequest { id: 1 })
         .await
         .unwrap_err();
     assert_eq!(status.code(), tonic::Code::Unauthenticated);
 
-    let token = issuer
-        .token()
-        .sub("bob")
-        .audience(AUDIENCE)
-        .scope("orders:read")
-        .sign();
-    let mut req = tonic::Request::new(GetOrderRequest { id: 3 });
-    req.metadata_mut()
-        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    let token = orders_token(&issuer).sub("bob").scope("orders:read").sign();
+    let req = with_token(GetOrderRequest { id: 3 }, &token);
     assert_eq!(
         client.get_order(req).await.unwrap().into_inner().owner,
         "bob"
     );
 
-    let mut req = tonic::Request::new(CreateOrderRequest {
-        item: "x".into(),
-        quantity: 1,
-    });
-    req.metadata_mut()
-        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    let req = with_token(
+        CreateOrderRequest {
+            item: "x".into(),
+            quantity: 1,
+        },
+        &token,
+    );
     assert_eq!(
         client.create_order(req).await.unwrap_err().code(),
         tonic::Code::PermissionDenied

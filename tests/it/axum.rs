@@ -1,11 +1,5 @@
 //! The `orders` axum service behind `VerifyLayer`, over real HTTP.
 
-mod common;
-
-#[path = "../examples/orders.rs"]
-#[allow(dead_code)]
-mod orders;
-
 use std::time::Duration;
 
 use authlayer::test_util::{TestIssuer, TokenBuilder, kids};
@@ -14,11 +8,13 @@ use authlayer::{
 };
 use axum::Router;
 use axum::routing::get;
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use common::{AUDIENCE, LogBuffer, serve_axum, setup};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+
+use crate::common::{
+    self, AUDIENCE, LogBuffer, b64, challenge, http_get, orders_token, serve_axum, setup,
+};
+use crate::orders;
 
 struct Orders {
     setup: common::Setup,
@@ -39,37 +35,19 @@ async fn orders() -> Orders {
 impl Orders {
     /// A token builder for the orders audience with `orders:read`.
     fn reader(&self) -> TokenBuilder {
-        self.setup
-            .issuer
-            .token()
-            .audience(AUDIENCE)
-            .scope("orders:read")
+        orders_token(&self.setup.issuer).scope("orders:read")
     }
 
     fn token(&self, scope: &str) -> String {
-        self.setup
-            .issuer
-            .token()
+        orders_token(&self.setup.issuer)
             .sub("alice")
-            .audience(AUDIENCE)
             .scope(scope)
             .sign()
     }
 
     async fn get(&self, path: &str, token: Option<&str>) -> reqwest::Response {
-        let mut req = self.http.get(format!("{}{path}", self.base));
-        if let Some(token) = token {
-            req = req.bearer_auth(token);
-        }
-        req.send().await.unwrap()
+        http_get(&self.http, &format!("{}{path}", self.base), token).await
     }
-}
-
-fn challenge(res: &reqwest::Response) -> String {
-    res.headers()["www-authenticate"]
-        .to_str()
-        .unwrap()
-        .to_owned()
 }
 
 async fn assert_invalid_token(o: &Orders, token: &str, description: &str) {
@@ -117,12 +95,8 @@ async fn health_needs_no_token_and_reports_keys() {
 #[tokio::test]
 async fn me_returns_the_verified_claims() {
     let o = orders().await;
-    let token = o
-        .setup
-        .issuer
-        .token()
+    let token = orders_token(&o.setup.issuer)
         .sub("bob")
-        .audience(AUDIENCE)
         .claim("tenant", "acme")
         .claim("roles", json!(["customer"]))
         .sign();
@@ -193,12 +167,7 @@ async fn hs256_only_with_an_explicit_shared_secret() {
     let secret = b"0123456789abcdef0123456789abcdef-shared";
     let issuer = TestIssuer::new("https://hmac.test");
     issuer.add_secret("hs", Algorithm::HS256, secret);
-    let token = issuer
-        .token()
-        .audience(AUDIENCE)
-        .scope("orders:read")
-        .key("hs")
-        .sign();
+    let token = orders_token(&issuer).scope("orders:read").key("hs").sign();
 
     // Default allow-list: HMAC refused even though the kid is unknown anyway.
     let strict = Verifier::builder()
@@ -221,12 +190,12 @@ async fn hs256_only_with_an_explicit_shared_secret() {
         .await
         .unwrap();
     let addr = serve_axum(orders::app(with_secret)).await;
-    let res = reqwest::Client::new()
-        .get(format!("http://{addr}/orders/1"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let res = http_get(
+        &reqwest::Client::new(),
+        &format!("http://{addr}/orders/1"),
+        Some(&token),
+    )
+    .await;
     assert_eq!(res.status(), StatusCode::OK);
 }
 
@@ -247,9 +216,9 @@ async fn short_shared_secret_is_a_build_error() {
 fn forge(header: &Value, payload: &Value, signature: &[u8]) -> String {
     format!(
         "{}.{}.{}",
-        URL_SAFE_NO_PAD.encode(header.to_string()),
-        URL_SAFE_NO_PAD.encode(payload.to_string()),
-        URL_SAFE_NO_PAD.encode(signature)
+        b64(header.to_string()),
+        b64(payload.to_string()),
+        b64(signature)
     )
 }
 
@@ -266,11 +235,7 @@ async fn alg_none_is_refused() {
     let payload = o.reader().payload();
     for alg in ["none", "None", "NONE", "nOnE"] {
         let header = json!({"alg": alg, "kid": kids::RSA});
-        let token = format!(
-            "{}.{}.",
-            URL_SAFE_NO_PAD.encode(header.to_string()),
-            URL_SAFE_NO_PAD.encode(payload.to_string())
-        );
+        let token = format!("{}.{}.", b64(header.to_string()), b64(payload.to_string()));
         let res = o.get("/orders/1", Some(&token)).await;
         assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "{alg}");
         // With a (garbage) signature segment too.
@@ -284,15 +249,11 @@ async fn hs256_signed_with_the_public_key_is_refused() {
     let o = orders().await;
     let payload = o.reader().payload();
     let header = json!({"alg": "HS256", "kid": kids::RSA, "typ": "JWT"});
-    let message = format!(
-        "{}.{}",
-        URL_SAFE_NO_PAD.encode(header.to_string()),
-        URL_SAFE_NO_PAD.encode(payload.to_string())
-    );
+    let message = format!("{}.{}", b64(header.to_string()), b64(payload.to_string()));
     let der = o.setup.issuer.public_key_der(kids::RSA).unwrap();
     let jwk = o.setup.issuer.jwk(kids::RSA).unwrap().to_string();
     for key in [der.as_slice(), jwk.as_bytes()] {
-        let token = format!("{message}.{}", URL_SAFE_NO_PAD.encode(hmac(key, &message)));
+        let token = format!("{message}.{}", b64(hmac(key, &message)));
         assert_invalid_token(&o, &token, "algorithm not allowed").await;
     }
 }
@@ -304,9 +265,7 @@ async fn embedded_jwk_and_jku_headers_are_never_used() {
     let attacker_jwk = attacker.jwk(kids::RSA).unwrap();
     // Attacker signs with its own key and embeds it (with its own kid and with the real kid).
     for kid in ["attacker-key", kids::RSA] {
-        let token = attacker
-            .token()
-            .audience(AUDIENCE)
+        let token = orders_token(&attacker)
             .scope("orders:read")
             .header_kid(Some(kid))
             .header("jwk", attacker_jwk.clone())
@@ -326,31 +285,23 @@ async fn embedded_jwk_and_jku_headers_are_never_used() {
 async fn expired_and_not_yet_valid_tokens_are_refused() {
     let o = orders().await;
     let issuer = &o.setup.issuer;
-    let expired = issuer
-        .token()
-        .audience(AUDIENCE)
+    let expired = orders_token(issuer)
         .scope("orders:read")
         .expired_for(Duration::from_secs(120))
         .sign();
     assert_invalid_token(&o, &expired, "token expired").await;
     // Within the default 60 s leeway: accepted.
-    let just_expired = issuer
-        .token()
-        .audience(AUDIENCE)
+    let just_expired = orders_token(issuer)
         .scope("orders:read")
         .expired_for(Duration::from_secs(10))
         .sign();
     assert_eq!(o.get("/orders/1", Some(&just_expired)).await.status(), 200);
-    let future = issuer
-        .token()
-        .audience(AUDIENCE)
+    let future = orders_token(issuer)
         .scope("orders:read")
         .claim("nbf", 4_000_000_000_i64)
         .sign();
     assert_invalid_token(&o, &future, "token not yet valid").await;
-    let no_exp = issuer
-        .token()
-        .audience(AUDIENCE)
+    let no_exp = orders_token(issuer)
         .scope("orders:read")
         .without("exp")
         .sign();
@@ -375,9 +326,7 @@ async fn wrong_issuer_and_audience_are_refused() {
         format!("{real}.evil"),
         "https://other.example".into(),
     ] {
-        let token = issuer
-            .token()
-            .audience(AUDIENCE)
+        let token = orders_token(issuer)
             .scope("orders:read")
             .claim("iss", iss.clone())
             .sign();
@@ -411,17 +360,13 @@ async fn unknown_kid_is_refused() {
     let o = orders().await;
     let stranger = TestIssuer::new(o.setup.issuer.issuer());
     stranger.add_key("not-published", Algorithm::ES256);
-    let token = stranger
-        .token()
-        .audience(AUDIENCE)
+    let token = orders_token(&stranger)
         .scope("orders:read")
         .key("not-published")
         .sign();
     assert_invalid_token(&o, &token, "unknown signing key").await;
     // A real kid with a foreign signature.
-    let token = stranger
-        .token()
-        .audience(AUDIENCE)
+    let token = orders_token(&stranger)
         .scope("orders:read")
         .key(kids::EC)
         .sign();
@@ -513,39 +458,21 @@ async fn optional_mode_lets_anonymous_requests_through_but_not_bad_tokens() {
         .layer(VerifyLayer::new(s.verifier.clone()).optional(true));
     let base = format!("http://{}", serve_axum(app).await);
     let http = reqwest::Client::new();
-    let res = http.get(format!("{base}/hello")).send().await.unwrap();
+    let res = http_get(&http, &format!("{base}/hello"), None).await;
     assert_eq!(res.text().await.unwrap(), "anonymous");
-    let token = s
-        .issuer
-        .token()
+    let token = orders_token(&s.issuer)
         .sub("carol")
-        .audience(AUDIENCE)
         .scope("orders:read")
         .sign();
-    let res = http
-        .get(format!("{base}/hello"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let res = http_get(&http, &format!("{base}/hello"), Some(&token)).await;
     assert_eq!(res.text().await.unwrap(), "carol");
-    let res = http
-        .get(format!("{base}/hello"))
-        .bearer_auth("garbage")
-        .send()
-        .await
-        .unwrap();
+    let res = http_get(&http, &format!("{base}/hello"), Some("garbage")).await;
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
     // An anonymous request to a scoped route is asked for a token.
-    let res = http.get(format!("{base}/private")).send().await.unwrap();
+    let res = http_get(&http, &format!("{base}/private"), None).await;
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
     assert!(!challenge(&res).contains("error="));
-    let res = http
-        .get(format!("{base}/private"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let res = http_get(&http, &format!("{base}/private"), Some(&token)).await;
     assert_eq!(res.status(), StatusCode::OK);
 }
 
@@ -619,37 +546,19 @@ async fn custom_claims_type_is_extracted() {
         )
         .layer(VerifyLayer::new(s.verifier.clone()).with_claims::<Mine>());
     let base = format!("http://{}", serve_axum(app).await);
-    let token = s
-        .issuer
-        .token()
+    let token = orders_token(&s.issuer)
         .sub("dave")
-        .audience(AUDIENCE)
         .scope("orders:read")
         .claim("plan", "pro")
         .sign();
     let http = reqwest::Client::new();
-    let res = http
-        .get(format!("{base}/plan"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let res = http_get(&http, &format!("{base}/plan"), Some(&token)).await;
     assert_eq!(res.text().await.unwrap(), "pro");
-    let res = http
-        .get(format!("{base}/scoped"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let res = http_get(&http, &format!("{base}/scoped"), Some(&token)).await;
     assert_eq!(res.text().await.unwrap(), "dave");
     // A token whose custom claims do not parse is refused.
-    let bad = s.issuer.token().audience(AUDIENCE).claim("plan", 5).sign();
-    let res = http
-        .get(format!("{base}/plan"))
-        .bearer_auth(&bad)
-        .send()
-        .await
-        .unwrap();
+    let bad = orders_token(&s.issuer).claim("plan", 5).sign();
+    let res = http_get(&http, &format!("{base}/plan"), Some(&bad)).await;
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
 }
 
@@ -663,7 +572,7 @@ async fn token_from_cookie() {
         )
         .layer(VerifyLayer::new(s.verifier.clone()).token_from_cookie("access_token"));
     let base = format!("http://{}", serve_axum(app).await);
-    let token = s.issuer.token().sub("erin").audience(AUDIENCE).sign();
+    let token = orders_token(&s.issuer).sub("erin").sign();
     let res = reqwest::Client::new()
         .get(format!("{base}/x"))
         .header("cookie", format!("theme=dark; access_token={token}"))
@@ -684,11 +593,11 @@ async fn typ_policy_access_token_is_strict() {
         .build()
         .await
         .unwrap();
-    let jwt = issuer.token().audience(AUDIENCE).sign();
+    let jwt = orders_token(&issuer).sign();
     let err = verifier.verify::<()>(&jwt).await.unwrap_err();
     assert_eq!(err.reason(), authlayer::Reason::WrongType);
     for typ in ["at+jwt", "AT+JWT", "application/at+jwt"] {
-        let at = issuer.token().audience(AUDIENCE).header("typ", typ).sign();
+        let at = orders_token(&issuer).header("typ", typ).sign();
         assert!(verifier.verify::<()>(&at).await.is_ok(), "{typ}");
     }
 }

@@ -4,8 +4,6 @@
 //! The fault server is real (axum on 127.0.0.1:0). Time-dependent behaviour
 //! uses paused tokio time; network I/O runs with the clock resumed.
 
-mod common;
-
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
@@ -18,9 +16,10 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use common::{AUDIENCE, serve_axum};
 use tokio::sync::Notify;
 use tokio::time::Instant;
+
+use crate::common::{AUDIENCE, http_get, orders_token, serve_axum};
 
 #[derive(Debug, Clone, PartialEq)]
 enum Mode {
@@ -157,7 +156,7 @@ fn builder(server: &FaultServer) -> authlayer::VerifierBuilder {
 }
 
 fn token(issuer: &TestIssuer, kid: &str) -> String {
-    issuer.token().sub("u").audience(AUDIENCE).key(kid).sign()
+    orders_token(issuer).sub("u").key(kid).sign()
 }
 
 /// Skips time forward by `d` (and lets timers fire), then lets the clock run again.
@@ -250,9 +249,7 @@ async fn random_kid_flood_costs_one_fetch_per_cooldown() {
         .unwrap();
     let stranger = TestIssuer::new(server.issuer_url());
     let random = |i: usize| {
-        stranger
-            .token()
-            .audience(AUDIENCE)
+        orders_token(&stranger)
             .header_kid(Some(&format!("kid-{i}")))
             .sign()
     };
@@ -290,9 +287,7 @@ async fn flood_during_a_hanging_refetch_waits_at_most_the_timeout() {
     let stranger = TestIssuer::new(server.issuer_url());
     let tokens: Vec<String> = (0..1000)
         .map(|i| {
-            stranger
-                .token()
-                .audience(AUDIENCE)
+            orders_token(&stranger)
                 .header_kid(Some(&format!("k{i}")))
                 .sign()
         })
@@ -396,12 +391,12 @@ async fn stale_keys_serve_through_an_outage_until_max_stale() {
         .route("/x", get(|| async { "x" }))
         .layer(VerifyLayer::new(verifier.clone()));
     let addr = serve_axum(app).await;
-    let res = reqwest::Client::new()
-        .get(format!("http://{addr}/x"))
-        .bearer_auth(&known)
-        .send()
-        .await
-        .unwrap();
+    let res = http_get(
+        &reqwest::Client::new(),
+        &format!("http://{addr}/x"),
+        Some(&known),
+    )
+    .await;
     assert_eq!(res.status(), 503);
     assert!(res.headers().contains_key("retry-after"));
 
@@ -653,13 +648,9 @@ async fn lazy_start_answers_503_until_the_issuer_is_up() {
         .route("/x", get(|| async { "x" }))
         .layer(VerifyLayer::new(verifier.clone()));
     let addr = serve_axum(app).await;
-    let get_x = || {
-        reqwest::Client::new()
-            .get(format!("http://{addr}/x"))
-            .bearer_auth(&known)
-            .send()
-    };
-    let res = get_x().await.unwrap();
+    let url = format!("http://{addr}/x");
+    let get_x = || async { http_get(&reqwest::Client::new(), &url, Some(&known)).await };
+    let res = get_x().await;
     assert_eq!(res.status(), 503);
     assert_eq!(res.headers()["retry-after"], "5");
     assert!(!verifier.health().ready);
@@ -682,7 +673,7 @@ async fn lazy_start_answers_503_until_the_issuer_is_up() {
     tokio::time::timeout(Duration::from_secs(10), ready)
         .await
         .unwrap();
-    assert_eq!(get_x().await.unwrap().status(), 200);
+    assert_eq!(get_x().await.status(), 200);
 }
 
 #[tokio::test]
@@ -705,7 +696,7 @@ async fn several_issuers_are_routed_and_isolated() {
         .unwrap();
     let (fa, fb) = (a.fetches(), b.fetches());
 
-    let c_token = company.token().sub("c").audience(AUDIENCE).sign();
+    let c_token = orders_token(&company).sub("c").sign();
     let a_token = admin.token().sub("a").audience("admin-api").sign();
     assert_eq!(
         verifier.verify::<()>(&c_token).await.unwrap().sub(),
@@ -717,18 +708,14 @@ async fn several_issuers_are_routed_and_isolated() {
     );
 
     // Each issuer's own audience.
-    let wrong = admin.token().audience(AUDIENCE).sign();
+    let wrong = orders_token(&admin).sign();
     assert_eq!(
         verifier.verify::<()>(&wrong).await.unwrap_err().reason(),
         Reason::WrongAudience
     );
 
     // Admin's key, company's iss (same kid names in both sets): refused.
-    let forged = admin
-        .token()
-        .audience(AUDIENCE)
-        .claim("iss", a.issuer_url())
-        .sign();
+    let forged = orders_token(&admin).claim("iss", a.issuer_url()).sign();
     assert_eq!(
         verifier.verify::<()>(&forged).await.unwrap_err().reason(),
         Reason::BadSignature
@@ -737,7 +724,7 @@ async fn several_issuers_are_routed_and_isolated() {
     // Unknown issuer: refused without any fetch, even outside the cooldown.
     skip(Duration::from_secs(31)).await;
     let other = TestIssuer::new("https://evil.example");
-    let t = other.token().audience(AUDIENCE).sign();
+    let t = orders_token(&other).sign();
     assert_eq!(
         verifier.verify::<()>(&t).await.unwrap_err().reason(),
         Reason::UnknownIssuer

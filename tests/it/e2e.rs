@@ -1,39 +1,32 @@
 //! The whole system in one process: the example issuer, the axum `orders`
 //! service and the tonic `orders` service, each on 127.0.0.1:0, with real
 //! HTTP and gRPC clients.
-#![cfg(all(feature = "axum", feature = "tonic"))]
-
-#[path = "../examples/issuer/main.rs"]
-#[allow(dead_code)]
-mod issuer;
-#[path = "../examples/orders.rs"]
-#[allow(dead_code)]
-mod orders;
-#[path = "../examples/orders_grpc.rs"]
-#[allow(dead_code)]
-mod orders_grpc;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use authlayer::{TypPolicy, Verifier, VerifyLayer};
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use issuer::config::{
-    Client, Config, GRANT_CLIENT_CREDENTIALS, GRANT_REFRESH_TOKEN, GRANT_TOKEN_EXCHANGE, Upstream,
-    User,
-};
-use issuer::keys::SigningAlg;
-use orders_grpc::pb::orders_client::OrdersClient;
-use orders_grpc::pb::orders_server::OrdersServer;
-use orders_grpc::pb::{CreateOrderRequest, GetOrderRequest, Order};
+use authlayer::test_util::TestIssuer;
+use authlayer::{TypPolicy, Verifier};
 use reqwest::StatusCode;
 use serde_json::Value;
 use tonic::transport::Channel;
 
-const AUDIENCE: &str = "urn:orders";
+use crate::common::{
+    AUDIENCE, b64_decode, challenge, grpc_client, http_get, orders_token, serve_axum, serve_grpc,
+    with_token,
+};
+use crate::issuer;
+use crate::issuer::config::{
+    Client, Config, GRANT_CLIENT_CREDENTIALS, GRANT_REFRESH_TOKEN, GRANT_TOKEN_EXCHANGE, Upstream,
+    User,
+};
+use crate::issuer::keys::SigningAlg;
+use crate::orders;
+use crate::orders_grpc;
+use crate::orders_grpc::pb::orders_client::OrdersClient;
+use crate::orders_grpc::pb::{CreateOrderRequest, GetOrderRequest, Order};
 const TOKEN_EXCHANGE: &str = GRANT_TOKEN_EXCHANGE;
 const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
 
@@ -115,7 +108,7 @@ fn form(pairs: &[(&str, &str)]) -> String {
 
 fn decode_part(token: &str, index: usize) -> Value {
     let part = token.split('.').nth(index).expect("a JWS part");
-    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).expect("base64url")).expect("JSON")
+    serde_json::from_slice(&b64_decode(part).expect("base64url")).expect("JSON")
 }
 
 fn kid_of(token: &str) -> String {
@@ -155,26 +148,9 @@ async fn world_with(
     let iss = issuer.issuer().to_owned();
     let verifier = downstream(&iss).build().await.expect("verifier");
 
-    let http_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let http_addr = http_listener.local_addr().unwrap();
-    tokio::spawn(axum::serve(http_listener, orders::app(verifier.clone())).into_future());
-
-    let grpc_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let grpc_addr = grpc_listener.local_addr().unwrap();
-    let layer = VerifyLayer::new(verifier.clone());
-    tokio::spawn(async move {
-        tonic::transport::Server::builder()
-            .layer(layer)
-            .add_service(OrdersServer::new(orders_grpc::OrdersService))
-            .serve_with_incoming(tonic::transport::server::TcpIncoming::from(grpc_listener))
-            .await
-    });
-    let channel = Channel::from_shared(format!("http://{grpc_addr}"))
-        .expect("endpoint")
-        .connect()
-        .await
-        .expect("gRPC connect");
-    let grpc = OrdersClient::new(channel);
+    let http_addr = serve_axum(orders::app(verifier.clone())).await;
+    let grpc_addr = serve_grpc(orders_grpc::router(verifier.clone())).await;
+    let grpc = grpc_client(grpc_addr).await;
     World {
         _issuer: issuer,
         iss,
@@ -251,11 +227,7 @@ impl World {
     }
 
     async fn get_order(&self, token: Option<&str>) -> reqwest::Response {
-        let mut req = self.http.get(format!("{}/orders/7", self.orders));
-        if let Some(token) = token {
-            req = req.bearer_auth(token);
-        }
-        req.send().await.expect("orders answers")
+        http_get(&self.http, &format!("{}/orders/7", self.orders), token).await
     }
 
     async fn create_order(&self, token: &str) -> reqwest::Response {
@@ -269,11 +241,11 @@ impl World {
     }
 
     async fn grpc_get(&self, token: Option<&str>) -> Result<Order, tonic::Status> {
-        let mut req = tonic::Request::new(GetOrderRequest { id: 7 });
-        if let Some(token) = token {
-            req.metadata_mut()
-                .insert("authorization", format!("Bearer {token}").parse().unwrap());
-        }
+        let message = GetOrderRequest { id: 7 };
+        let req = match token {
+            Some(token) => with_token(message, token),
+            None => tonic::Request::new(message),
+        };
         self.grpc
             .clone()
             .get_order(req)
@@ -282,12 +254,13 @@ impl World {
     }
 
     async fn grpc_create(&self, token: &str) -> Result<Order, tonic::Status> {
-        let mut req = tonic::Request::new(CreateOrderRequest {
-            item: "widget".into(),
-            quantity: 2,
-        });
-        req.metadata_mut()
-            .insert("authorization", format!("Bearer {token}").parse().unwrap());
+        let req = with_token(
+            CreateOrderRequest {
+                item: "widget".into(),
+                quantity: 2,
+            },
+            token,
+        );
         self.grpc
             .clone()
             .create_order(req)
@@ -317,15 +290,15 @@ impl World {
     }
 
     async fn jwks_kids(&self) -> Vec<String> {
-        let jwks: Value = self
-            .http
-            .get(format!("{}/.well-known/jwks.json", self.iss))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let jwks: Value = http_get(
+            &self.http,
+            &format!("{}/.well-known/jwks.json", self.iss),
+            None,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
         jwks["keys"]
             .as_array()
             .unwrap()
@@ -540,10 +513,8 @@ async fn introspection_reflects_revocation() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
 
     // Unknown, foreign and garbage tokens are simply inactive; revoking them is fine.
-    let foreign = authlayer::test_util::TestIssuer::new(w.iss.clone())
-        .token()
+    let foreign = orders_token(&TestIssuer::new(w.iss.clone()))
         .sub("alice")
-        .audience(AUDIENCE)
         .header("typ", "at+jwt")
         .sign();
     for token in [foreign.as_str(), "garbage", "a.b.c"] {
@@ -656,10 +627,7 @@ async fn scope_limited_tokens_get_403_and_permission_denied() {
         assert_eq!(w.get_order(Some(token)).await.status(), StatusCode::OK);
         let res = w.create_order(token).await;
         assert_eq!(res.status(), StatusCode::FORBIDDEN);
-        let challenge = res.headers()["www-authenticate"]
-            .to_str()
-            .unwrap()
-            .to_owned();
+        let challenge = challenge(&res);
         assert!(challenge.contains("insufficient_scope"), "{challenge}");
         assert!(w.grpc_get(Some(token)).await.is_ok());
         assert_eq!(
@@ -1210,12 +1178,8 @@ async fn every_signing_algorithm_is_verified_downstream() {
 #[tokio::test]
 async fn metadata_and_jwks_are_cacheable_and_conditional() {
     let w = world(config()).await;
-    let res = w
-        .http
-        .get(format!("{}/.well-known/openid-configuration", w.iss))
-        .send()
-        .await
-        .unwrap();
+    let metadata_url = format!("{}/.well-known/openid-configuration", w.iss);
+    let res = http_get(&w.http, &metadata_url, None).await;
     assert_eq!(res.status(), StatusCode::OK);
     let meta: Value = res.json().await.unwrap();
     assert_eq!(meta["issuer"], w.iss.as_str());
@@ -1227,7 +1191,7 @@ async fn metadata_and_jwks_are_cacheable_and_conditional() {
     assert_eq!(meta["revocation_endpoint"], format!("{}/revoke", w.iss));
 
     let url = format!("{}/.well-known/jwks.json", w.iss);
-    let res = w.http.get(&url).send().await.unwrap();
+    let res = http_get(&w.http, &url, None).await;
     assert_eq!(res.headers()["cache-control"], "public, max-age=300");
     let etag = res.headers()["etag"].clone();
     let res = w
@@ -1291,12 +1255,9 @@ async fn introspection_says_inactive_once_the_token_expired() {
     // The issuer reads the wall clock, so paused tokio time cannot stand in:
     // wait until just past the token's own `exp`.
     let exp = decode_part(&access, 1)["exp"].as_u64().expect("exp");
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_millis();
-    let wait = u128::from(exp + 1) * 1000 - now.min(u128::from(exp + 1) * 1000);
-    tokio::time::sleep(Duration::from_millis(u64::try_from(wait).unwrap_or(2000))).await;
+    let after_exp_ms = i64::try_from(exp + 1).expect("exp fits i64") * 1000;
+    let wait = (after_exp_ms - issuer::keys::now_ms()).max(0);
+    tokio::time::sleep(Duration::from_millis(wait.unsigned_abs())).await;
     assert_eq!(
         w.introspect(&access).await,
         serde_json::json!({"active": false})

@@ -1,74 +1,28 @@
 //! The `orders.v1.Orders` tonic service behind `VerifyLayer`, over real gRPC.
 
-mod common;
-
-#[path = "../examples/orders_grpc.rs"]
-#[allow(dead_code)]
-mod orders_grpc;
-
-use std::net::SocketAddr;
-
-use authlayer::{RequireScopes, Verifier, VerifyLayer};
-use common::{AUDIENCE, setup};
-use orders_grpc::OrdersService;
-use orders_grpc::pb::orders_client::OrdersClient;
-use orders_grpc::pb::orders_server::OrdersServer;
-use orders_grpc::pb::{CreateOrderRequest, GetOrderRequest};
+use authlayer::{RequireScopes, VerifyLayer};
 use tonic::Code;
-use tonic::transport::Channel;
+use tonic::transport::{Channel, Server};
 use tower::Layer;
 
-async fn serve(verifier: Verifier, read_only_service: bool) -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let incoming = tonic::transport::server::TcpIncoming::from(listener);
-    tokio::spawn(async move {
-        let mut server = tonic::transport::Server::builder().layer(VerifyLayer::new(verifier));
-        let result = if read_only_service {
-            // Per-service scopes: RequireScopes wraps one generated server and
-            // forwards its NamedService name.
-            server
-                .add_service(
-                    RequireScopes::all(["orders:read"]).layer(OrdersServer::new(OrdersService)),
-                )
-                .serve_with_incoming(incoming)
-                .await
-        } else {
-            server
-                .add_service(OrdersServer::new(OrdersService))
-                .serve_with_incoming(incoming)
-                .await
-        };
-        result.unwrap();
-    });
-    addr
-}
+use crate::common::{Setup, grpc_client, orders_token, serve_grpc, setup, with_token};
+use crate::orders_grpc;
+use crate::orders_grpc::OrdersService;
+use crate::orders_grpc::pb::orders_client::OrdersClient;
+use crate::orders_grpc::pb::orders_server::OrdersServer;
+use crate::orders_grpc::pb::{CreateOrderRequest, GetOrderRequest};
 
-async fn client(addr: SocketAddr) -> OrdersClient<Channel> {
-    let channel = Channel::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    OrdersClient::new(channel)
-}
-
-fn with_token<T>(message: T, token: &str) -> tonic::Request<T> {
-    let mut req = tonic::Request::new(message);
-    req.metadata_mut()
-        .insert("authorization", format!("Bearer {token}").parse().unwrap());
-    req
+/// A client of the `orders_grpc` example's server, verifying with `s`.
+async fn orders(s: &Setup) -> OrdersClient<Channel> {
+    grpc_client(serve_grpc(orders_grpc::router(s.verifier.clone())).await).await
 }
 
 #[tokio::test]
 async fn valid_token_calls_get_order() {
     let s = setup().await;
-    let mut c = client(serve(s.verifier.clone(), false).await).await;
-    let token = s
-        .issuer
-        .token()
+    let mut c = orders(&s).await;
+    let token = orders_token(&s.issuer)
         .sub("alice")
-        .audience(AUDIENCE)
         .scope("orders:read")
         .sign();
     let order = c
@@ -83,7 +37,7 @@ async fn valid_token_calls_get_order() {
 #[tokio::test]
 async fn missing_token_is_unauthenticated() {
     let s = setup().await;
-    let mut c = client(serve(s.verifier.clone(), false).await).await;
+    let mut c = orders(&s).await;
     let status = c.get_order(GetOrderRequest { id: 1 }).await.unwrap_err();
     assert_eq!(status.code(), Code::Unauthenticated);
     assert_eq!(status.message(), "no bearer token");
@@ -92,11 +46,8 @@ async fn missing_token_is_unauthenticated() {
 #[tokio::test]
 async fn invalid_tokens_are_unauthenticated() {
     let s = setup().await;
-    let mut c = client(serve(s.verifier.clone(), false).await).await;
-    let expired = s
-        .issuer
-        .token()
-        .audience(AUDIENCE)
+    let mut c = orders(&s).await;
+    let expired = orders_token(&s.issuer)
         .scope("orders:read")
         .expired_for(std::time::Duration::from_secs(600))
         .sign();
@@ -123,13 +74,8 @@ async fn invalid_tokens_are_unauthenticated() {
 #[tokio::test]
 async fn missing_method_scope_is_permission_denied() {
     let s = setup().await;
-    let mut c = client(serve(s.verifier.clone(), false).await).await;
-    let token = s
-        .issuer
-        .token()
-        .audience(AUDIENCE)
-        .scope("orders:read")
-        .sign();
+    let mut c = orders(&s).await;
+    let token = orders_token(&s.issuer).scope("orders:read").sign();
     let status = c
         .create_order(with_token(
             CreateOrderRequest {
@@ -141,12 +87,7 @@ async fn missing_method_scope_is_permission_denied() {
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::PermissionDenied);
-    let token = s
-        .issuer
-        .token()
-        .audience(AUDIENCE)
-        .scope("orders:write")
-        .sign();
+    let token = orders_token(&s.issuer).scope("orders:write").sign();
     let order = c
         .create_order(with_token(
             CreateOrderRequest {
@@ -164,24 +105,19 @@ async fn missing_method_scope_is_permission_denied() {
 #[tokio::test]
 async fn require_scopes_wraps_a_generated_server() {
     let s = setup().await;
-    let mut c = client(serve(s.verifier.clone(), true).await).await;
-    let reader = s
-        .issuer
-        .token()
-        .audience(AUDIENCE)
-        .scope("orders:read")
-        .sign();
+    // Per-service scopes: RequireScopes wraps one generated server and
+    // forwards its NamedService name.
+    let read_only = Server::builder()
+        .layer(VerifyLayer::new(s.verifier.clone()))
+        .add_service(RequireScopes::all(["orders:read"]).layer(OrdersServer::new(OrdersService)));
+    let mut c = grpc_client(serve_grpc(read_only).await).await;
+    let reader = orders_token(&s.issuer).scope("orders:read").sign();
     assert!(
         c.get_order(with_token(GetOrderRequest { id: 1 }, &reader))
             .await
             .is_ok()
     );
-    let look_alike = s
-        .issuer
-        .token()
-        .audience(AUDIENCE)
-        .scope("orders:reader")
-        .sign();
+    let look_alike = orders_token(&s.issuer).scope("orders:reader").sign();
     let status = c
         .get_order(with_token(GetOrderRequest { id: 1 }, &look_alike))
         .await
@@ -195,17 +131,14 @@ async fn every_algorithm_over_grpc() {
     use authlayer::Algorithm;
     use authlayer::test_util::kids;
     let s = setup().await;
-    let mut c = client(serve(s.verifier.clone(), false).await).await;
+    let mut c = orders(&s).await;
     for (kid, alg) in [
         (kids::RSA, Algorithm::RS256),
         (kids::RSA, Algorithm::PS256),
         (kids::EC, Algorithm::ES256),
         (kids::ED, Algorithm::EdDSA),
     ] {
-        let token = s
-            .issuer
-            .token()
-            .audience(AUDIENCE)
+        let token = orders_token(&s.issuer)
             .scope("orders:read")
             .key(kid)
             .alg(alg)
@@ -222,7 +155,7 @@ async fn every_algorithm_over_grpc() {
 #[tokio::test]
 async fn raw_grpc_rejection_is_trailers_only() {
     let s = setup().await;
-    let addr = serve(s.verifier.clone(), false).await;
+    let addr = serve_grpc(orders_grpc::router(s.verifier.clone())).await;
     // An HTTP/2 gRPC request without a token, seen at the wire level.
     let http = reqwest::Client::builder()
         .http2_prior_knowledge()

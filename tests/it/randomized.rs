@@ -13,19 +13,19 @@
 //! seed and the number of iterations (defaults: fixed seed, 3000).
 
 use std::convert::Infallible;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use authlayer::jwks::{AlgSet, verify_jws};
 use authlayer::test_util::{TestIssuer, kids};
 use authlayer::{Algorithm, Verifier, VerifyLayer};
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use http::{Request, Response, StatusCode, header};
 use serde_json::{Map, Value, json};
 use tower::{Layer as _, ServiceExt as _, service_fn};
 
+use crate::common::{AUDIENCE, b64, now};
+
 const ISS: &str = "https://id.random.test";
-const AUD: &str = "urn:orders";
+const AUD: &str = AUDIENCE;
 const HS_KID: &str = "hs-1";
 const SECRET: &[u8; 32] = b"randomized-secret-32-bytes-long!";
 const LEEWAY: i64 = 60;
@@ -61,18 +61,6 @@ impl Rng {
 
 fn env_u64(name: &str) -> Option<u64> {
     std::env::var(name).ok().and_then(|v| v.parse().ok())
-}
-
-fn now() -> i64 {
-    let secs = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock after 1970")
-        .as_secs();
-    i64::try_from(secs).expect("fits i64")
-}
-
-fn b64(data: &[u8]) -> String {
-    URL_SAFE_NO_PAD.encode(data)
 }
 
 /// A valid token and how it was made, so mutations can be re-signed.

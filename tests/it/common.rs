@@ -1,0 +1,175 @@
+//! What every surface shares: a real issuer JWKS server, the protected
+//! services (HTTP and gRPC) on 127.0.0.1 with port 0, and the helpers for
+//! requests, the clock, base64url, tokens and captured logs.
+//!
+//! Nothing here is process-wide: all tests share one process, so servers,
+//! clients and log subscribers belong to the test (and runtime) that made
+//! them.
+
+use std::net::SocketAddr;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use authlayer::test_util::{TestIssuer, TestServer, TokenBuilder};
+use authlayer::{Verifier, VerifyLayer};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use tonic::transport::Channel;
+use tonic::transport::server::{Router, TcpIncoming};
+use tower::layer::util::{Identity, Stack};
+
+use crate::orders_grpc::pb::orders_client::OrdersClient;
+
+pub const AUDIENCE: &str = "urn:orders";
+
+pub struct Setup {
+    pub issuer: TestIssuer,
+    pub server: TestServer,
+    pub verifier: Verifier,
+}
+
+/// A `TestIssuer` served on loopback and a verifier that found its keys by
+/// OIDC discovery.
+pub async fn setup() -> Setup {
+    let issuer = TestIssuer::new("pending");
+    let server = issuer.serve().await;
+    let verifier = Verifier::builder()
+        .issuer(server.issuer_url())
+        .audience(AUDIENCE)
+        .build()
+        .await
+        .expect("verifier builds against the test issuer");
+    Setup {
+        issuer,
+        server,
+        verifier,
+    }
+}
+
+/// A token builder of `issuer` for the orders services' audience.
+pub fn orders_token(issuer: &TestIssuer) -> TokenBuilder {
+    issuer.token().audience(AUDIENCE)
+}
+
+/// Now, in seconds since the Unix epoch (a JWT `NumericDate`).
+pub fn now() -> i64 {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs();
+    i64::try_from(secs).expect("time fits i64")
+}
+
+/// base64url without padding, as in a JWS.
+pub fn b64(data: impl AsRef<[u8]>) -> String {
+    URL_SAFE_NO_PAD.encode(data)
+}
+
+/// The bytes of base64url text without padding (strict: no padding, no
+/// other alphabet, canonical trailing bits).
+pub fn b64_decode(text: impl AsRef<[u8]>) -> Result<Vec<u8>, base64::DecodeError> {
+    URL_SAFE_NO_PAD.decode(text)
+}
+
+/// `GET url`, with `Authorization: Bearer <token>` when a token is given.
+///
+/// Takes the test's own client: a client's pooled connections belong to the
+/// runtime of the test that opened them.
+pub async fn http_get(http: &reqwest::Client, url: &str, token: Option<&str>) -> reqwest::Response {
+    let mut request = http.get(url);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    request
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"))
+}
+
+/// The `WWW-Authenticate` challenge of a response.
+pub fn challenge(res: &reqwest::Response) -> String {
+    res.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// Serves an axum router on 127.0.0.1:0.
+pub async fn serve_axum(app: axum::Router) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    addr
+}
+
+/// Serves a tonic server whose every call passes `VerifyLayer` (as
+/// `orders_grpc::router` builds it) on 127.0.0.1:0.
+pub async fn serve_grpc(router: Router<Stack<VerifyLayer, Identity>>) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let incoming = TcpIncoming::from(listener);
+    tokio::spawn(async move { router.serve_with_incoming(incoming).await.unwrap() });
+    addr
+}
+
+/// A client of the `orders.v1.Orders` service at `addr`.
+pub async fn grpc_client(addr: SocketAddr) -> OrdersClient<Channel> {
+    let channel = Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap_or_else(|e| panic!("gRPC connect to {addr}: {e}"));
+    OrdersClient::new(channel)
+}
+
+/// A gRPC request carrying `authorization: Bearer <token>`.
+pub fn with_token<T>(message: T, token: &str) -> tonic::Request<T> {
+    let mut req = tonic::Request::new(message);
+    req.metadata_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    req
+}
+
+/// A tracing subscriber capturing formatted events into a buffer.
+#[derive(Clone, Default)]
+pub struct LogBuffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl LogBuffer {
+    pub fn contents(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+
+    /// Captures the events of this thread until the guard drops. Never a
+    /// global subscriber: the other tests of the process run on other
+    /// threads, and their events must neither reach this buffer nor depend
+    /// on it.
+    ///
+    /// # Panics
+    ///
+    /// On a multi-thread runtime, whose workers this guard does not cover.
+    pub fn install(&self) -> tracing::subscriber::DefaultGuard {
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            assert_eq!(
+                runtime.runtime_flavor(),
+                tokio::runtime::RuntimeFlavor::CurrentThread,
+                "LogBuffer sees this thread's events only: use a current-thread runtime"
+            );
+        }
+        let writer = self.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        tracing::subscriber::set_default(subscriber)
+    }
+}
+
+impl std::io::Write for LogBuffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}

@@ -22,11 +22,9 @@ async fn repeated_token_is_answered_from_the_cache() {
     let verifier = verifier_for(&issuer, Some(1 << 20)).await;
     let token = orders_token(&issuer).sub("a").sign();
     for _ in 0..5 {
-        assert_eq!(
-            verifier.verify::<()>(&token).await.unwrap().sub(),
-            Some("a")
-        );
+        assert_eq!(verifier.verify(&token).await.unwrap().sub(), Some("a"));
     }
+    verifier.settle_cache();
     let m = verifier.metrics();
     assert_eq!((m.accepted, m.cache_hits, m.cached_tokens), (5, 4, 1));
 }
@@ -37,8 +35,9 @@ async fn cache_can_be_switched_off() {
     let verifier = verifier_for(&issuer, None).await;
     let token = orders_token(&issuer).sign();
     for _ in 0..3 {
-        verifier.verify::<()>(&token).await.unwrap();
+        verifier.verify(&token).await.unwrap();
     }
+    verifier.settle_cache();
     let m = verifier.metrics();
     assert_eq!((m.accepted, m.cache_hits, m.cached_tokens), (3, 0, 0));
 }
@@ -48,20 +47,15 @@ async fn only_the_exact_token_hits() {
     let issuer = TestIssuer::new("https://cache.test");
     let verifier = verifier_for(&issuer, Some(1 << 20)).await;
     let token = orders_token(&issuer).key(kids::ED).sign();
-    verifier.verify::<()>(&token).await.unwrap();
+    verifier.verify(&token).await.unwrap();
     // Same header and payload, another (forged) signature; and a prefix.
     let (message, _) = token.rsplit_once('.').unwrap();
     let forged = format!("{message}.{}", "A".repeat(86));
     assert_eq!(
-        verifier.verify::<()>(&forged).await.unwrap_err().reason(),
+        verifier.verify(&forged).await.unwrap_err().reason(),
         Reason::BadSignature
     );
-    assert!(
-        verifier
-            .verify::<()>(&token[..token.len() - 1])
-            .await
-            .is_err()
-    );
+    assert!(verifier.verify(&token[..token.len() - 1]).await.is_err());
     assert_eq!(verifier.metrics().cache_hits, 0);
 }
 
@@ -71,8 +65,9 @@ async fn failures_are_not_cached() {
     let verifier = verifier_for(&issuer, Some(1 << 20)).await;
     let wrong_aud = issuer.token().audience("urn:other").sign();
     for _ in 0..3 {
-        assert!(verifier.verify::<()>(&wrong_aud).await.is_err());
+        assert!(verifier.verify(&wrong_aud).await.is_err());
     }
+    verifier.settle_cache();
     assert_eq!(verifier.metrics().cached_tokens, 0);
 }
 
@@ -81,8 +76,9 @@ async fn cached_token_dies_with_its_key() {
     let s = setup().await;
     let token = orders_token(&s.issuer).key(kids::EC).sign();
     let other = orders_token(&s.issuer).key(kids::RSA).sign();
-    s.verifier.verify::<()>(&token).await.unwrap();
-    s.verifier.verify::<()>(&other).await.unwrap();
+    s.verifier.verify(&token).await.unwrap();
+    s.verifier.verify(&other).await.unwrap();
+    s.verifier.settle_cache();
     assert_eq!(s.verifier.metrics().cached_tokens, 2);
 
     // The EC key is withdrawn (compromise): its token stops working at once,
@@ -90,12 +86,13 @@ async fn cached_token_dies_with_its_key() {
     s.issuer.remove_key(kids::EC);
     s.verifier.refresh().await;
     assert_eq!(
-        s.verifier.verify::<()>(&token).await.unwrap_err().reason(),
+        s.verifier.verify(&token).await.unwrap_err().reason(),
         Reason::UnknownKey
     );
+    s.verifier.settle_cache();
     assert_eq!(s.verifier.metrics().cached_tokens, 1);
     let hits = s.verifier.metrics().cache_hits;
-    s.verifier.verify::<()>(&other).await.unwrap();
+    s.verifier.verify(&other).await.unwrap();
     assert_eq!(
         s.verifier.metrics().cache_hits,
         hits + 1,
@@ -106,7 +103,7 @@ async fn cached_token_dies_with_its_key() {
     s.issuer.add_key(kids::RSA, Algorithm::RS256);
     s.verifier.refresh().await;
     assert_eq!(
-        s.verifier.verify::<()>(&other).await.unwrap_err().reason(),
+        s.verifier.verify(&other).await.unwrap_err().reason(),
         Reason::BadSignature
     );
 }
@@ -129,8 +126,9 @@ async fn memory_is_bounded_by_the_configured_size() {
     for i in 0..2000 {
         let token = orders_token(&issuer).claim("n", i).key("hs").sign();
         shortest = shortest.min(token.len());
-        verifier.verify::<()>(&token).await.unwrap();
+        verifier.verify(&token).await.unwrap();
     }
+    verifier.settle_cache();
     let cached = verifier.metrics().cached_tokens;
     let bound = 64 * 1024 / (shortest as u64 + 512);
     assert!(cached <= bound, "{cached} entries > {bound}");
@@ -146,8 +144,8 @@ async fn claims_types_do_not_mix() {
     let issuer = TestIssuer::new("https://cache.test");
     let verifier = verifier_for(&issuer, Some(1 << 20)).await;
     let token = orders_token(&issuer).claim("plan", "pro").sign();
-    verifier.verify::<()>(&token).await.unwrap();
-    let mine = verifier.verify::<Mine>(&token).await.unwrap();
+    verifier.verify(&token).await.unwrap();
+    let mine = verifier.verify_as::<Mine>(&token).await.unwrap();
     assert_eq!(mine.extra().plan, "pro");
-    assert!(verifier.verify::<()>(&token).await.is_ok());
+    assert!(verifier.verify(&token).await.is_ok());
 }

@@ -1237,7 +1237,7 @@ async fn keys_in_key_dir_survive_a_restart() {
     assert_eq!(second.issuer(), iss);
     let verifier = verifier_for(&iss).build().await.unwrap();
     let claims = verifier
-        .verify::<()>(&token)
+        .verify(&token)
         .await
         .expect("token from before the restart");
     assert_eq!(claims.sub(), Some("alice"));

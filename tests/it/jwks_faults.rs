@@ -186,7 +186,7 @@ async fn known_kid_never_waits_while_the_server_hangs() {
     let v = verifier.clone();
     let waiting = tokio::spawn(async move {
         let start = Instant::now();
-        let result = v.verify::<()>(&unknown).await;
+        let result = v.verify(&unknown).await;
         (result, start.elapsed())
     });
     arrived.await; // the refetch is now hanging inside the server
@@ -195,7 +195,7 @@ async fn known_kid_never_waits_while_the_server_hangs() {
     let mut latencies = Vec::with_capacity(1000);
     for _ in 0..1000 {
         let start = std::time::Instant::now();
-        let fut = verifier.verify::<()>(&known);
+        let fut = verifier.verify(&known);
         let mut fut = std::pin::pin!(fut);
         let polled = fut.as_mut().poll(&mut Context::from_waker(Waker::noop()));
         latencies.push(start.elapsed());
@@ -224,7 +224,7 @@ async fn known_kid_never_waits_while_the_server_hangs() {
     eventually(Duration::from_secs(1), || failed().is_some()).await;
     assert!(failed().unwrap().contains("timed out"), "{:?}", failed());
     assert_eq!(verifier.metrics().fetch_failures, 1);
-    assert!(verifier.verify::<()>(&known).await.is_ok());
+    assert!(verifier.verify(&known).await.is_ok());
 }
 
 /// Lets (paused, virtual) time run until `done` holds; fails after `limit`.
@@ -256,23 +256,28 @@ async fn random_kid_flood_costs_one_fetch_per_cooldown() {
     let tokens: Vec<String> = (0..1000).map(random).collect();
     let before = server.fetches();
 
-    // Inside the cooldown that started with the first fetch: no fetch at all.
+    // Right after start-up: the start-up fetch opens no window (a new key
+    // is fetched on first sight), so the flood forces exactly one fetch.
     flood(&verifier, &tokens, Duration::from_secs(5)).await;
-    assert_eq!(server.fetches(), before);
+    assert_eq!(server.fetches(), before + 1);
+    // A scheduled refresh inside that window opens no new one.
+    verifier.refresh().await;
+    flood(&verifier, &tokens, Duration::from_secs(5)).await;
+    assert_eq!(server.fetches(), before + 2);
 
     // Each new window: exactly one fetch for the whole flood.
     for window in 1..=3 {
         skip(Duration::from_secs(31)).await;
         flood(&verifier, &tokens, Duration::from_secs(5)).await;
-        assert_eq!(server.fetches(), before + window, "window {window}");
+        assert_eq!(server.fetches(), before + 2 + window, "window {window}");
     }
     println!(
-        "1,000-request random-kid flood x4 windows: {} fetches",
+        "1,000-request random-kid flood x5 (4 windows, one scheduled refresh): {} fetches",
         server.fetches() - before
     );
     let m = verifier.metrics();
-    assert_eq!(m.unknown_key_refetches, 3);
-    assert_eq!(m.rejected(Reason::UnknownKey), 4000);
+    assert_eq!(m.unknown_key_refetches, 4);
+    assert_eq!(m.rejected(Reason::UnknownKey), 5000);
 }
 
 #[tokio::test]
@@ -298,7 +303,7 @@ async fn flood_during_a_hanging_refetch_waits_at_most_the_timeout() {
     let arrived = server.0.arrived.notified();
     let v = verifier.clone();
     let first = tokens[0].clone();
-    let handle = tokio::spawn(async move { v.verify::<()>(&first).await });
+    let handle = tokio::spawn(async move { v.verify(&first).await });
     arrived.await;
     tokio::time::pause();
     let slowest = flood(&verifier, &tokens, Duration::from_secs(2)).await;
@@ -316,7 +321,7 @@ async fn flood(verifier: &Verifier, tokens: &[String], bound: Duration) -> Durat
         let t = t.clone();
         set.spawn(async move {
             let start = Instant::now();
-            let r = v.verify::<()>(&t).await;
+            let r = v.verify(&t).await;
             (r, start.elapsed())
         });
     }
@@ -334,30 +339,32 @@ async fn flood(verifier: &Verifier, tokens: &[String], bound: Duration) -> Durat
 }
 
 #[tokio::test]
-async fn rotated_key_is_accepted_on_first_sight_and_old_key_retired() {
+async fn rotated_key_is_accepted_on_first_sight_after_a_scheduled_fetch_and_old_key_retired() {
     let issuer = TestIssuer::new("x");
     let server = FaultServer::start(&issuer).await;
     let verifier = builder(&server).build().await.unwrap();
     let old = token(&issuer, "rsa-1");
-    skip(Duration::from_secs(31)).await;
+    // A scheduled fetch has just happened (as the start-up fetch has): the
+    // key the issuer activates next must still be fetched on first sight.
+    verifier.refresh().await;
 
     issuer.add_key("rsa-2", authlayer::Algorithm::RS256);
     let new = token(&issuer, "rsa-2");
     let start = std::time::Instant::now();
-    assert!(verifier.verify::<()>(&new).await.is_ok());
+    assert!(verifier.verify(&new).await.is_ok());
     println!(
         "time to accept a rotated key (one refetch): {:?}",
         start.elapsed()
     );
-    assert!(verifier.verify::<()>(&old).await.is_ok());
+    assert!(verifier.verify(&old).await.is_ok());
 
     issuer.remove_key("rsa-1");
     verifier.refresh().await;
     assert_eq!(
-        verifier.verify::<()>(&old).await.unwrap_err().reason(),
+        verifier.verify(&old).await.unwrap_err().reason(),
         Reason::UnknownKey
     );
-    assert!(verifier.verify::<()>(&new).await.is_ok());
+    assert!(verifier.verify(&new).await.is_ok());
 }
 
 #[tokio::test]
@@ -365,7 +372,7 @@ async fn stale_keys_serve_through_an_outage_until_max_stale() {
     let issuer = TestIssuer::new("x");
     let server = FaultServer::start(&issuer).await;
     let verifier = builder(&server)
-        .max_stale(Some(Duration::from_secs(3600)))
+        .max_stale(Duration::from_secs(3600))
         .build()
         .await
         .unwrap();
@@ -378,9 +385,9 @@ async fn stale_keys_serve_through_an_outage_until_max_stale() {
 
     tokio::time::pause();
     tokio::time::advance(Duration::from_secs(3500)).await;
-    assert!(verifier.verify::<()>(&known).await.is_ok());
+    assert!(verifier.verify(&known).await.is_ok());
     tokio::time::advance(Duration::from_secs(200)).await;
-    let err = verifier.verify::<()>(&known).await.unwrap_err();
+    let err = verifier.verify(&known).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::KeysUnavailable);
     assert_eq!(err.status(), 503);
     assert!(!verifier.health().ready);
@@ -403,7 +410,7 @@ async fn stale_keys_serve_through_an_outage_until_max_stale() {
     // The issuer comes back: keys are confirmed again.
     server.set(Mode::Ok);
     verifier.refresh().await;
-    assert!(verifier.verify::<()>(&known).await.is_ok());
+    assert!(verifier.verify(&known).await.is_ok());
     assert!(!verifier.health().issuers[0].stale);
 }
 
@@ -436,7 +443,7 @@ async fn bad_responses_keep_the_last_good_set() {
         assert!(err.contains(cause), "{mode:?}: {err}");
         assert_eq!(h.key_count, 3, "{mode:?}");
         assert_eq!(verifier.metrics().fetch_failures, failures + 1);
-        assert!(verifier.verify::<()>(&known).await.is_ok(), "{mode:?}");
+        assert!(verifier.verify(&known).await.is_ok(), "{mode:?}");
     }
 }
 
@@ -611,12 +618,7 @@ async fn discovery_must_name_the_configured_issuer() {
         .build()
         .await
         .unwrap();
-    assert!(
-        verifier
-            .verify::<()>(&token(&issuer, "rsa-1"))
-            .await
-            .is_ok()
-    );
+    assert!(verifier.verify(&token(&issuer, "rsa-1")).await.is_ok());
 }
 
 #[tokio::test]
@@ -698,26 +700,20 @@ async fn several_issuers_are_routed_and_isolated() {
 
     let c_token = orders_token(&company).sub("c").sign();
     let a_token = admin.token().sub("a").audience("admin-api").sign();
-    assert_eq!(
-        verifier.verify::<()>(&c_token).await.unwrap().sub(),
-        Some("c")
-    );
-    assert_eq!(
-        verifier.verify::<()>(&a_token).await.unwrap().sub(),
-        Some("a")
-    );
+    assert_eq!(verifier.verify(&c_token).await.unwrap().sub(), Some("c"));
+    assert_eq!(verifier.verify(&a_token).await.unwrap().sub(), Some("a"));
 
     // Each issuer's own audience.
     let wrong = orders_token(&admin).sign();
     assert_eq!(
-        verifier.verify::<()>(&wrong).await.unwrap_err().reason(),
+        verifier.verify(&wrong).await.unwrap_err().reason(),
         Reason::WrongAudience
     );
 
     // Admin's key, company's iss (same kid names in both sets): refused.
     let forged = orders_token(&admin).claim("iss", a.issuer_url()).sign();
     assert_eq!(
-        verifier.verify::<()>(&forged).await.unwrap_err().reason(),
+        verifier.verify(&forged).await.unwrap_err().reason(),
         Reason::BadSignature
     );
 
@@ -726,7 +722,7 @@ async fn several_issuers_are_routed_and_isolated() {
     let other = TestIssuer::new("https://evil.example");
     let t = orders_token(&other).sign();
     assert_eq!(
-        verifier.verify::<()>(&t).await.unwrap_err().reason(),
+        verifier.verify(&t).await.unwrap_err().reason(),
         Reason::UnknownIssuer
     );
     assert_eq!((a.fetches(), b.fetches()), (fa, fb));
@@ -738,5 +734,5 @@ async fn several_issuers_are_routed_and_isolated() {
     assert!(h.ready);
     b.serve_keys_of(&company);
     verifier.refresh().await;
-    assert!(verifier.verify::<()>(&a_token).await.is_err());
+    assert!(verifier.verify(&a_token).await.is_err());
 }

@@ -14,7 +14,8 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use authlayer::jwks::{AlgSet, verify_jws};
+use authlayer::jwks::AlgSet;
+use authlayer::jws::verify_jws;
 use authlayer::{Algorithm, Reason};
 use serde_json::{Value, json};
 
@@ -151,7 +152,7 @@ impl Tally {
             );
         }
         if let Err(reason) = outcome {
-            *self.reasons.entry(reason.label()).or_default() += 1;
+            *self.reasons.entry(reason.code()).or_default() += 1;
         }
         let agrees = match (result, &outcome) {
             ("valid", Ok(_)) | ("invalid", Err(_)) | ("acceptable", _) => true,

@@ -56,7 +56,7 @@ pub async fn check(http: &reqwest::Client, target: &Target, case: &Case) -> Vec<
     if let Credential::Bearer(token) = &case.credential {
         let outcome = target
             .verifier
-            .verify::<()>(token)
+            .verify(token)
             .await
             .map(|_| ())
             .map_err(|e| e.reason());

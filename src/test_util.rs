@@ -22,7 +22,7 @@
 //!     .await?;
 //!
 //! let token = issuer.token().sub("alice").audience("urn:orders").scope("orders:read").sign();
-//! let claims = verifier.verify::<()>(&token).await?;
+//! let claims = verifier.verify(&token).await?;
 //! assert_eq!(claims.sub(), Some("alice"));
 //! # Ok(()) }
 //! ```

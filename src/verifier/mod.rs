@@ -542,18 +542,23 @@ mod tests {
         tokio::time::resume();
     }
 
-    #[tokio::test]
-    async fn a_new_kid_is_accepted_on_first_sight_right_after_startup_and_a_scheduled_fetch() {
-        let issuer = TestIssuer::new("x");
-        let server = issuer.serve().await;
-        let v = Verifier::builder()
+    /// A verifier fetching `server`'s keys, with a 30 s refetch cooldown.
+    async fn remote(server: &crate::test_util::TestServer) -> Verifier {
+        Verifier::builder()
             .issuer(server.issuer_url())
             .jwks_url(server.jwks_url())
             .audience("a")
             .refetch_cooldown(Duration::from_secs(30))
             .build()
             .await
-            .unwrap();
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_new_kid_is_accepted_on_first_sight_right_after_startup_and_a_scheduled_fetch() {
+        let issuer = TestIssuer::new("x");
+        let server = issuer.serve().await;
+        let v = remote(&server).await;
         // Keycloak signs with a new key the moment it is active: right after
         // our start-up fetch.
         issuer.add_key("rsa-2", Algorithm::RS256);
@@ -575,14 +580,7 @@ mod tests {
     async fn forced_fetches_stay_at_one_per_cooldown_window() {
         let issuer = TestIssuer::new("x");
         let server = issuer.serve().await;
-        let v = Verifier::builder()
-            .issuer(server.issuer_url())
-            .jwks_url(server.jwks_url())
-            .audience("a")
-            .refetch_cooldown(Duration::from_secs(30))
-            .build()
-            .await
-            .unwrap();
+        let v = remote(&server).await;
         let stranger = TestIssuer::new(server.issuer_url());
         let random = |i: u32| {
             stranger

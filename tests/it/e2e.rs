@@ -14,8 +14,8 @@ use serde_json::Value;
 use tonic::transport::Channel;
 
 use crate::common::{
-    AUDIENCE, b64_decode, challenge, grpc_client, http_get, orders_token, serve_axum, serve_grpc,
-    with_token,
+    AUDIENCE, LogBuffer, b64_decode, challenge, grpc_client, http_get, orders_token, serve_axum,
+    serve_grpc, with_token,
 };
 use crate::issuer;
 use crate::issuer::config::{
@@ -1262,4 +1262,31 @@ async fn introspection_says_inactive_once_the_token_expired() {
         w.introspect(&access).await,
         serde_json::json!({"active": false})
     );
+}
+
+#[tokio::test]
+async fn names_with_line_breaks_cannot_forge_log_lines() {
+    let logs = LogBuffer::default();
+    let _guard = logs.install();
+    let w = world(config()).await;
+    // No colon: Basic auth splits the client id at the first one.
+    let forged = "x\nINFO issuer FORGED login sub=admin\r";
+    assert_eq!(
+        w.login(forged, "nope", None).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        w.client_token(forged, "nope", None).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    let text = logs.contents();
+    let failures: Vec<&str> = text.lines().filter(|l| l.contains("FORGED")).collect();
+    assert_eq!(failures.len(), 2, "both failures logged: {text}");
+    for line in failures {
+        assert!(
+            line.contains("login failed") || line.contains("client authentication failed"),
+            "the name stays inside its own log line: {line:?}"
+        );
+        assert!(!line.contains('\r'), "no raw CR in {line:?}");
+    }
 }

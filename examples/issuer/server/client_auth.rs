@@ -8,7 +8,7 @@ use base64::engine::general_purpose::STANDARD;
 use super::super::config::Client;
 use super::AppState;
 use super::LOG_TARGET;
-use super::error::{OAuthError, shorten};
+use super::error::{OAuthError, log_safe};
 use super::params::Params;
 
 /// Decodes application/x-www-form-urlencoded text (`%XX`, `+`).
@@ -120,7 +120,7 @@ pub(super) async fn authenticate<'a>(
         }
         _ => {
             s.backoff.failure(&backoff_key);
-            tracing::warn!(target: LOG_TARGET, client_id = %shorten(&id), "client authentication failed");
+            tracing::warn!(target: LOG_TARGET, client_id = %log_safe(&id), "client authentication failed");
             Err(OAuthError::invalid_client(basic))
         }
     }

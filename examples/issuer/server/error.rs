@@ -138,3 +138,35 @@ pub(super) fn no_store(mut res: Response) -> Response {
 pub(super) fn shorten(value: &str) -> String {
     value.chars().take(64).collect()
 }
+
+/// A client-supplied value made fit for a text log line: shortened like
+/// [`shorten`], with control characters and backslashes escaped.
+// SECURITY (log injection): names come from the request; a raw CR or LF
+// would let a caller end the real line and forge one of their own, and
+// other control characters (ESC) could rewrite a terminal. Backslashes are
+// escaped too, so an escaped `\n` cannot be confused with a typed one.
+pub(super) fn log_safe(value: &str) -> String {
+    let mut out = String::new();
+    for c in value.chars().take(64) {
+        if c.is_control() || c == '\\' {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::log_safe;
+
+    #[test]
+    fn log_safe_escapes_line_breaks_and_control_characters() {
+        assert_eq!(log_safe("alice"), "alice");
+        assert_eq!(
+            log_safe("x\r\nINFO forged\u{1b}[2J\\n"),
+            "x\\r\\nINFO forged\\u{1b}[2J\\\\n"
+        );
+    }
+}

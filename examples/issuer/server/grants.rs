@@ -20,7 +20,7 @@ use super::super::tokens::{Minted, mint, random_token};
 use super::AppState;
 use super::LOG_TARGET;
 use super::client_auth::authenticate;
-use super::error::{OAuthError, no_store, shorten};
+use super::error::{OAuthError, log_safe, no_store, shorten};
 use super::params::Params;
 
 const TOKEN_TYPE_ACCESS: &str = "urn:ietf:params:oauth:token-type:access_token";
@@ -55,7 +55,7 @@ pub(super) async fn login(
     let ok = s.hasher.verify(password.to_owned(), phc).await;
     let Some(user) = user.filter(|_| ok) else {
         s.backoff.failure(&backoff_key);
-        tracing::warn!(target: LOG_TARGET, username = %shorten(username), "login failed");
+        tracing::warn!(target: LOG_TARGET, username = %log_safe(username), "login failed");
         return Err(denied());
     };
     s.backoff.success(&backoff_key);

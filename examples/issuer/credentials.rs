@@ -63,6 +63,28 @@ pub fn decoy_like(model: &str) -> String {
     }
 }
 
+/// The decoy hashes checked for names that do not exist.
+pub struct Decoys {
+    decoy: String,
+}
+
+impl Decoys {
+    /// Decoys modelled on `models` (the configured users' or clients' PHC
+    /// strings), or on the default cost if there are none.
+    pub fn new<'a>(models: impl IntoIterator<Item = &'a str>) -> Self {
+        let default_model = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2g";
+        let first = models.into_iter().next().unwrap_or(default_model);
+        Self {
+            decoy: decoy_like(first),
+        }
+    }
+
+    /// The decoy to check when `name` does not exist.
+    pub fn for_name(&self, _name: &str) -> &str {
+        &self.decoy
+    }
+}
+
 /// Verifies secrets against PHC strings off the async threads, a few at a
 /// time.
 #[derive(Clone)]

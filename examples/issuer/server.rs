@@ -19,7 +19,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use super::config::{Client, Config, User};
-use super::credentials::{Backoff, ClientCache, Hasher, decoy_like};
+use super::credentials::{Backoff, ClientCache, Decoys, Hasher};
 use super::exchange::Upstreams;
 use super::keys::{KeyError, KeyManager, Rotation, now_ms};
 use super::store::{MemoryStore, Store};
@@ -90,8 +90,8 @@ struct AppState {
     store: Arc<dyn Store>,
     users: HashMap<String, User>,
     clients: HashMap<String, Client>,
-    user_decoy: String,
-    client_decoy: String,
+    user_decoys: Decoys,
+    client_decoys: Decoys,
     hasher: Hasher,
     backoff: Backoff,
     client_cache: ClientCache,
@@ -131,19 +131,8 @@ pub async fn start_with_store(
     let upstreams = Upstreams::build(&config.upstreams).await?;
 
     // Decoys cost what a real check of the same kind costs (see credentials).
-    let default_model = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2g";
-    let user_decoy = decoy_like(
-        config
-            .users
-            .first()
-            .map_or(default_model, |u| u.password_hash.as_str()),
-    );
-    let client_decoy = decoy_like(
-        config
-            .clients
-            .first()
-            .map_or(default_model, |c| c.secret_hash.as_str()),
-    );
+    let user_decoys = Decoys::new(config.users.iter().map(|u| u.password_hash.as_str()));
+    let client_decoys = Decoys::new(config.clients.iter().map(|c| c.secret_hash.as_str()));
     let state = Arc::new(AppState {
         issuer: issuer.clone(),
         users: config
@@ -156,8 +145,8 @@ pub async fn start_with_store(
             .iter()
             .map(|c| (c.client_id.clone(), c.clone()))
             .collect(),
-        user_decoy,
-        client_decoy,
+        user_decoys,
+        client_decoys,
         hasher: Hasher::new(
             std::thread::available_parallelism().map_or(2, std::num::NonZero::get) * 2,
         ),

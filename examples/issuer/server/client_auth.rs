@@ -110,7 +110,10 @@ pub(super) async fn authenticate<'a>(
     }
     // SECURITY: unknown clients are checked against a decoy of equal cost,
     // so response time does not reveal which client ids exist.
-    let phc = client.map_or_else(|| s.client_decoy.clone(), |c| c.secret_hash.clone());
+    let phc = client.map_or_else(
+        || s.client_decoys.for_name(&id).to_owned(),
+        |c| c.secret_hash.clone(),
+    );
     let ok = s.hasher.verify(secret.clone(), phc).await;
     match client {
         Some(c) if ok => {

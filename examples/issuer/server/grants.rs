@@ -51,7 +51,10 @@ pub(super) async fn login(
     // of the same cost), compared in constant time by Argon2, and one
     // answer for every failure: neither timing nor message tells which
     // part was wrong.
-    let phc = user.map_or_else(|| s.user_decoy.clone(), |u| u.password_hash.clone());
+    let phc = user.map_or_else(
+        || s.user_decoys.for_name(username).to_owned(),
+        |u| u.password_hash.clone(),
+    );
     let ok = s.hasher.verify(password.to_owned(), phc).await;
     let Some(user) = user.filter(|_| ok) else {
         s.backoff.failure(&backoff_key);

@@ -63,9 +63,13 @@ pub fn decoy_like(model: &str) -> String {
     }
 }
 
-/// The decoy hashes checked for names that do not exist.
+/// The decoy hashes checked for names that do not exist: one per distinct
+/// cost among the configured hashes.
 pub struct Decoys {
-    decoy: String,
+    // (decoy, how many configured hashes have its cost)
+    by_cost: Vec<(String, u64)>,
+    total: u64,
+    key: [u8; 32],
 }
 
 impl Decoys {
@@ -73,15 +77,59 @@ impl Decoys {
     /// strings), or on the default cost if there are none.
     pub fn new<'a>(models: impl IntoIterator<Item = &'a str>) -> Self {
         let default_model = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2g";
-        let first = models.into_iter().next().unwrap_or(default_model);
+        // Everything but the salt and the output: algorithm, version, cost.
+        let cost_of = |phc: &str| phc.rsplitn(3, '$').nth(2).unwrap_or(phc).to_owned();
+        let mut by_cost: Vec<(String, &str, u64)> = Vec::new();
+        for model in models {
+            let cost = cost_of(model);
+            match by_cost.iter_mut().find(|(c, _, _)| *c == cost) {
+                Some((_, _, count)) => *count += 1,
+                None => by_cost.push((cost, model, 1)),
+            }
+        }
+        if by_cost.is_empty() {
+            by_cost.push((cost_of(default_model), default_model, 1));
+        }
+        let by_cost: Vec<(String, u64)> = by_cost
+            .into_iter()
+            .map(|(_, model, count)| (decoy_like(model), count))
+            .collect();
+        let mut key = [0u8; 32];
+        // A failed fill leaves zeros: the choice is then predictable, still
+        // independent of which names exist.
+        let _ = aws_lc_rs::rand::fill(&mut key);
         Self {
-            decoy: decoy_like(first),
+            total: by_cost.iter().map(|(_, count)| count).sum(),
+            by_cost,
+            key,
         }
     }
 
     /// The decoy to check when `name` does not exist.
-    pub fn for_name(&self, _name: &str) -> &str {
-        &self.decoy
+    // SECURITY (user enumeration): users' hashes may have different costs
+    // (rehashed with new parameters, imported), and a check takes as long as
+    // its cost. A single decoy would give unknown names one timing that
+    // stands out from some real users'. Instead each unknown name gets a
+    // decoy of one of the configured costs, weighted by how many hashes have
+    // it, chosen by a keyed hash of the name alone: the same name always
+    // costs the same (so repeating it shows no spread that a real user's
+    // fixed cost would not), and the choice does not depend on which names
+    // exist.
+    pub fn for_name(&self, name: &str) -> &str {
+        let tag = aws_lc_rs::hmac::sign(
+            &aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &self.key),
+            name.as_bytes(),
+        );
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&tag.as_ref()[..8]);
+        let mut pick = u64::from_le_bytes(first) % self.total.max(1);
+        for (decoy, count) in &self.by_cost {
+            if pick < *count {
+                return decoy;
+            }
+            pick -= count;
+        }
+        &self.by_cost[0].0
     }
 }
 
@@ -248,5 +296,41 @@ impl ClientCache {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .insert(client_id.to_owned(), (digest, Instant::now() + self.ttl));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::{Decoys, hash_secret_with};
+
+    /// The cost segment of a PHC string (`m=…,t=…,p=…`).
+    fn cost(phc: &str) -> &str {
+        phc.split('$').nth(3).expect("a PHC string with parameters")
+    }
+
+    #[test]
+    fn unknown_names_get_decoys_of_every_configured_cost_and_always_the_same_one() {
+        let cheap = hash_secret_with("a", argon2::Params::new(8, 1, 1, None).unwrap()).unwrap();
+        let dearer = hash_secret_with("b", argon2::Params::new(16, 2, 1, None).unwrap()).unwrap();
+        let decoys = Decoys::new([cheap.as_str(), cheap.as_str(), dearer.as_str()]);
+        let configured: BTreeSet<&str> = [cost(&cheap), cost(&dearer)].into();
+        let mut seen = BTreeSet::new();
+        for i in 0..64 {
+            let name = format!("nobody-{i}");
+            let decoy = decoys.for_name(&name);
+            assert_eq!(decoy, decoys.for_name(&name), "one decoy per name");
+            assert!(
+                configured.contains(cost(decoy)),
+                "{decoy} is no user's cost"
+            );
+            seen.insert(cost(decoy).to_owned());
+        }
+        let seen: BTreeSet<&str> = seen.iter().map(String::as_str).collect();
+        assert_eq!(
+            seen, configured,
+            "every configured cost is used by some decoy"
+        );
     }
 }

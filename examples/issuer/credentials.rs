@@ -195,14 +195,58 @@ impl Backoff {
         }
     }
 
-    /// `Err(retry_after)` while `name` is locked.
+    /// `Err(retry_after)` while `name` is locked, or while the table is full
+    /// of locked names and `name` has no entry to count its failures in.
     pub fn check(&self, name: &str) -> Result<(), Duration> {
+        let now = Instant::now();
         let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
         match entries.get(name) {
-            Some(f) if f.locked_until > Instant::now() => {
-                Err(f.locked_until.saturating_duration_since(Instant::now()))
+            Some(f) if f.locked_until > now => Err(f.locked_until.saturating_duration_since(now)),
+            None if entries.len() >= self.max_entries => {
+                // SECURITY (lock-out bypass): with no room to count this
+                // name's failures, its guesses would go unlimited; refuse
+                // them until a lock ends instead (see `make_room`).
+                let soonest = entries
+                    .values()
+                    .map(|f| f.locked_until)
+                    .min()
+                    .unwrap_or(now);
+                if soonest > now {
+                    Err(soonest.saturating_duration_since(now))
+                } else {
+                    Ok(())
+                }
             }
-            _ => Ok(()),
+            Some(_) | None => Ok(()),
+        }
+    }
+
+    /// Frees an entry for a new name if the table is full; `false` if every
+    /// entry is a running lock.
+    fn make_room(&self, entries: &mut HashMap<String, Failures>, now: Instant) -> bool {
+        if entries.len() < self.max_entries {
+            return true;
+        }
+        // SECURITY (memory): the table is bounded. Forget first the names
+        // idle for longer than any lock, then the stalest unlocked one.
+        // SECURITY (lock-out bypass): never a running lock, or a flood of
+        // fresh names would set a locked name free.
+        let horizon = self.max_lock;
+        entries.retain(|_, f| f.locked_until > now || now.duration_since(f.last) < horizon);
+        if entries.len() < self.max_entries {
+            return true;
+        }
+        let stalest = entries
+            .iter()
+            .filter(|(_, f)| f.locked_until <= now)
+            .min_by_key(|(_, f)| f.last)
+            .map(|(k, _)| k.clone());
+        match stalest {
+            Some(name) => {
+                entries.remove(&name);
+                true
+            }
+            None => false,
         }
     }
 
@@ -210,19 +254,10 @@ impl Backoff {
     pub fn failure(&self, name: &str) {
         let now = Instant::now();
         let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-        if entries.len() >= self.max_entries && !entries.contains_key(name) {
-            // SECURITY (memory): bounded map. Forget names idle for the longest
-            // lock; if that frees nothing, forget the stalest one.
-            let horizon = self.max_lock;
-            entries.retain(|_, f| f.locked_until > now || now.duration_since(f.last) < horizon);
-            if entries.len() >= self.max_entries
-                && let Some(oldest) = entries
-                    .iter()
-                    .min_by_key(|(_, f)| f.last)
-                    .map(|(k, _)| k.clone())
-            {
-                entries.remove(&oldest);
-            }
+        if !entries.contains_key(name) && !self.make_room(&mut entries, now) {
+            // Every entry is a running lock: `check` refuses this name until
+            // one ends, so there is nothing to count.
+            return;
         }
         let f = entries.entry(name.to_owned()).or_insert(Failures {
             count: 0,
@@ -303,7 +338,9 @@ impl ClientCache {
 mod tests {
     use std::collections::BTreeSet;
 
-    use super::{Decoys, hash_secret_with};
+    use std::time::Duration;
+
+    use super::{Backoff, Decoys, hash_secret_with};
 
     /// The cost segment of a PHC string (`m=…,t=…,p=…`).
     fn cost(phc: &str) -> &str {
@@ -331,6 +368,37 @@ mod tests {
         assert_eq!(
             seen, configured,
             "every configured cost is used by some decoy"
+        );
+    }
+
+    #[test]
+    fn a_flood_of_fresh_names_does_not_evict_a_locked_name() {
+        let mut backoff = Backoff::new(5, Duration::from_secs(900));
+        backoff.max_entries = 4;
+        for _ in 0..6 {
+            backoff.failure("user:alice");
+        }
+        assert!(backoff.check("user:alice").is_err(), "locked");
+        for i in 0..100 {
+            backoff.failure(&format!("user:fresh-{i}"));
+        }
+        assert!(
+            backoff.check("user:alice").is_err(),
+            "still locked after the flood"
+        );
+    }
+
+    #[test]
+    fn a_table_full_of_locked_names_refuses_fresh_names_until_a_lock_ends() {
+        let mut backoff = Backoff::new(0, Duration::from_secs(900));
+        backoff.max_entries = 2;
+        backoff.failure("user:a");
+        backoff.failure("user:b");
+        assert!(backoff.check("user:a").is_err());
+        assert!(backoff.check("user:b").is_err());
+        assert!(
+            backoff.check("user:fresh").is_err(),
+            "no room to count its failures: refused, not unlimited"
         );
     }
 }

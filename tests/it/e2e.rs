@@ -1269,6 +1269,13 @@ async fn names_with_line_breaks_cannot_forge_log_lines() {
     let logs = LogBuffer::default();
     let _guard = logs.install();
     let w = world(config()).await;
+    // tracing caches whether a log line is wanted when its callsite is
+    // first hit, and another test's thread (without this subscriber) may be
+    // the first: hit both failure lines once, then recompute their interest
+    // with this subscriber installed.
+    w.login("warm-up", "nope", None).await;
+    w.client_token("warm-up", "nope", None).await;
+    tracing::callsite::rebuild_interest_cache();
     // No colon: Basic auth splits the client id at the first one.
     let forged = "x\nINFO issuer FORGED login sub=admin\r";
     assert_eq!(

@@ -179,8 +179,50 @@ pub struct Backoff {
 
 struct Failures {
     count: u32,
+    /// Attempts that passed [`Backoff::begin`] and have no outcome yet.
+    in_flight: u32,
     locked_until: Instant,
     last: Instant,
+}
+
+impl Failures {
+    /// Whether forgetting this entry would forgive something: a running
+    /// lock, or attempts whose failures are still to be counted.
+    fn binding(&self, now: Instant) -> bool {
+        self.locked_until > now || self.in_flight > 0
+    }
+}
+
+/// One attempt reserved by [`Backoff::begin`]: report its outcome with
+/// [`failure`](Self::failure) or [`success`](Self::success). Dropped
+/// without one (the request was cancelled), it frees its slot.
+#[must_use = "an attempt holds a slot until its outcome is reported"]
+pub struct Attempt<'a> {
+    backoff: &'a Backoff,
+    name: String,
+    open: bool,
+}
+
+impl Attempt<'_> {
+    /// The secret was wrong: counts a failure, which may lock the name.
+    pub fn failure(mut self) {
+        self.open = false;
+        self.backoff.finish(&self.name, false);
+    }
+
+    /// The secret was right: forgets the name's failures.
+    pub fn success(mut self) {
+        self.open = false;
+        self.backoff.finish(&self.name, true);
+    }
+}
+
+impl Drop for Attempt<'_> {
+    fn drop(&mut self) {
+        if self.open {
+            self.backoff.release(&self.name);
+        }
+    }
 }
 
 impl Backoff {
@@ -195,50 +237,80 @@ impl Backoff {
         }
     }
 
-    /// `Err(retry_after)` while `name` is locked, or while the table is full
-    /// of locked names and `name` has no entry to count its failures in.
-    pub fn check(&self, name: &str) -> Result<(), Duration> {
+    /// Reserves an attempt for `name`, to be made before the secret is
+    /// checked; `Err(retry_after)` while `name` is locked, while its
+    /// attempts in flight already use up what a sequence would be allowed,
+    /// or while the table is full of locked names and `name` has no entry.
+    // SECURITY (concurrent guesses): the outcome of an Argon2 check is
+    // known only after it waited for a hashing slot and ran. Checking the
+    // lock before it and counting the failure after would let a burst of
+    // concurrent guesses all pass the check before the first failure is
+    // counted. Each attempt therefore takes a slot before hashing, and
+    // attempts in flight count against the budget as if they had failed:
+    // a burst gets no more real checks than a sequence would.
+    pub fn begin(&self, name: &str) -> Result<Attempt<'_>, Duration> {
         let now = Instant::now();
-        let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-        match entries.get(name) {
-            Some(f) if f.locked_until > now => Err(f.locked_until.saturating_duration_since(now)),
-            None if entries.len() >= self.max_entries => {
-                // SECURITY (lock-out bypass): with no room to count this
-                // name's failures, its guesses would go unlimited; refuse
-                // them until a lock ends instead (see `make_room`).
-                let soonest = entries
-                    .values()
-                    .map(|f| f.locked_until)
-                    .min()
-                    .unwrap_or(now);
-                if soonest > now {
-                    Err(soonest.saturating_duration_since(now))
-                } else {
-                    Ok(())
-                }
-            }
-            Some(_) | None => Ok(()),
+        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        if !entries.contains_key(name) && !self.make_room(&mut entries, now) {
+            // SECURITY (lock-out bypass): with no room to count this name's
+            // failures, its guesses would go unlimited; refuse them until a
+            // lock ends instead (see `make_room`).
+            let soonest = entries.values().map(|f| f.locked_until).min();
+            return Err(soonest.map_or(Duration::from_secs(1), |t| {
+                t.saturating_duration_since(now).max(Duration::from_secs(1))
+            }));
         }
+        let f = entries.entry(name.to_owned()).or_insert(Failures {
+            count: 0,
+            in_flight: 0,
+            locked_until: now,
+            last: now,
+        });
+        if f.locked_until > now {
+            return Err(f.locked_until.saturating_duration_since(now));
+        }
+        // Failures long ago do not count against a returning user.
+        if f.in_flight == 0 && now.duration_since(f.last) > self.forgive_after() {
+            f.count = 0;
+        }
+        // Within the free failures, as many attempts as are left of them;
+        // past them, one at a time whenever no lock runs (a sequence gets
+        // one attempt each time a lock ends).
+        let within_free = f.count.saturating_add(f.in_flight) <= self.free;
+        if !within_free && f.in_flight > 0 {
+            return Err(Duration::from_secs(1));
+        }
+        f.in_flight += 1;
+        f.last = now;
+        Ok(Attempt {
+            backoff: self,
+            name: name.to_owned(),
+            open: true,
+        })
+    }
+
+    fn forgive_after(&self) -> Duration {
+        self.max_lock.max(Duration::from_secs(900))
     }
 
     /// Frees an entry for a new name if the table is full; `false` if every
-    /// entry is a running lock.
+    /// entry binds (see [`Failures::binding`]).
     fn make_room(&self, entries: &mut HashMap<String, Failures>, now: Instant) -> bool {
         if entries.len() < self.max_entries {
             return true;
         }
         // SECURITY (memory): the table is bounded. Forget first the names
         // idle for longer than any lock, then the stalest unlocked one.
-        // SECURITY (lock-out bypass): never a running lock, or a flood of
-        // fresh names would set a locked name free.
+        // SECURITY (lock-out bypass): never a running lock (or an attempt in
+        // flight), or a flood of fresh names would set a locked name free.
         let horizon = self.max_lock;
-        entries.retain(|_, f| f.locked_until > now || now.duration_since(f.last) < horizon);
+        entries.retain(|_, f| f.binding(now) || now.duration_since(f.last) < horizon);
         if entries.len() < self.max_entries {
             return true;
         }
         let stalest = entries
             .iter()
-            .filter(|(_, f)| f.locked_until <= now)
+            .filter(|(_, f)| !f.binding(now))
             .min_by_key(|(_, f)| f.last)
             .map(|(k, _)| k.clone());
         match stalest {
@@ -250,39 +322,41 @@ impl Backoff {
         }
     }
 
-    /// Records a failure for `name`.
-    pub fn failure(&self, name: &str) {
+    /// Ends an attempt of `name` with its outcome.
+    fn finish(&self, name: &str, success: bool) {
         let now = Instant::now();
         let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-        if !entries.contains_key(name) && !self.make_room(&mut entries, now) {
-            // Every entry is a running lock: `check` refuses this name until
-            // one ends, so there is nothing to count.
+        // An entry with an attempt in flight is never evicted.
+        let Some(f) = entries.get_mut(name) else {
             return;
-        }
-        let f = entries.entry(name.to_owned()).or_insert(Failures {
-            count: 0,
-            locked_until: now,
-            last: now,
-        });
-        // Failures long ago do not count against a returning user.
-        if now.duration_since(f.last) > self.max_lock.max(Duration::from_secs(900)) {
-            f.count = 0;
-        }
-        f.count = f.count.saturating_add(1);
+        };
+        f.in_flight = f.in_flight.saturating_sub(1);
         f.last = now;
-        if f.count > self.free {
-            let exp = (f.count - self.free - 1).min(20);
-            let lock = Duration::from_secs(1u64 << exp).min(self.max_lock);
-            f.locked_until = now + lock;
+        if success {
+            f.count = 0;
+            f.locked_until = now;
+        } else {
+            f.count = f.count.saturating_add(1);
+            if f.count > self.free {
+                let exp = (f.count - self.free - 1).min(20);
+                let lock = Duration::from_secs(1u64 << exp).min(self.max_lock);
+                f.locked_until = now + lock;
+            }
+        }
+        if f.count == 0 && f.in_flight == 0 {
+            entries.remove(name);
         }
     }
 
-    /// Forgets the failures of `name` after a success.
-    pub fn success(&self, name: &str) {
-        self.entries
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(name);
+    /// Ends an attempt of `name` that has no outcome.
+    fn release(&self, name: &str) {
+        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(f) = entries.get_mut(name) {
+            f.in_flight = f.in_flight.saturating_sub(1);
+            if f.count == 0 && f.in_flight == 0 {
+                entries.remove(name);
+            }
+        }
     }
 }
 
@@ -376,14 +450,16 @@ mod tests {
         let mut backoff = Backoff::new(5, Duration::from_secs(900));
         backoff.max_entries = 4;
         for _ in 0..6 {
-            backoff.failure("user:alice");
+            backoff.begin("user:alice").unwrap().failure();
         }
-        assert!(backoff.check("user:alice").is_err(), "locked");
+        assert!(backoff.begin("user:alice").is_err(), "locked");
         for i in 0..100 {
-            backoff.failure(&format!("user:fresh-{i}"));
+            if let Ok(attempt) = backoff.begin(&format!("user:fresh-{i}")) {
+                attempt.failure();
+            }
         }
         assert!(
-            backoff.check("user:alice").is_err(),
+            backoff.begin("user:alice").is_err(),
             "still locked after the flood"
         );
     }
@@ -392,13 +468,39 @@ mod tests {
     fn a_table_full_of_locked_names_refuses_fresh_names_until_a_lock_ends() {
         let mut backoff = Backoff::new(0, Duration::from_secs(900));
         backoff.max_entries = 2;
-        backoff.failure("user:a");
-        backoff.failure("user:b");
-        assert!(backoff.check("user:a").is_err());
-        assert!(backoff.check("user:b").is_err());
+        backoff.begin("user:a").unwrap().failure();
+        backoff.begin("user:b").unwrap().failure();
+        assert!(backoff.begin("user:a").is_err());
+        assert!(backoff.begin("user:b").is_err());
         assert!(
-            backoff.check("user:fresh").is_err(),
+            backoff.begin("user:fresh").is_err(),
             "no room to count its failures: refused, not unlimited"
+        );
+    }
+
+    #[test]
+    fn attempts_in_flight_count_against_the_free_failures() {
+        let backoff = Backoff::new(5, Duration::from_secs(900));
+        let burst: Vec<_> = (0..64)
+            .filter_map(|_| backoff.begin("user:alice").ok())
+            .collect();
+        assert_eq!(burst.len(), 6, "five free failures and the one that locks");
+        for attempt in burst {
+            attempt.failure();
+        }
+        assert!(backoff.begin("user:alice").is_err(), "locked");
+    }
+
+    #[test]
+    fn a_cancelled_attempt_frees_its_slot_and_a_success_forgets_failures() {
+        let backoff = Backoff::new(1, Duration::from_secs(900));
+        drop(backoff.begin("user:alice").unwrap());
+        backoff.begin("user:alice").unwrap().failure();
+        backoff.begin("user:alice").unwrap().success();
+        backoff.begin("user:alice").unwrap().failure();
+        assert!(
+            backoff.begin("user:alice").is_ok(),
+            "one free failure again"
         );
     }
 }

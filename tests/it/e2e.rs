@@ -1297,3 +1297,32 @@ async fn names_with_line_breaks_cannot_forge_log_lines() {
         assert!(!line.contains('\r'), "no raw CR in {line:?}");
     }
 }
+
+#[tokio::test]
+async fn a_burst_of_concurrent_guesses_is_limited_like_a_sequence() {
+    let w = world(config()).await;
+    let mut burst = tokio::task::JoinSet::new();
+    for _ in 0..64 {
+        let request = w
+            .http
+            .post(format!("{}/login", w.iss))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form(&[("username", "alice"), ("password", "nope")]));
+        burst.spawn(async move { request.send().await.expect("issuer answers").status() });
+    }
+    let mut checked = 0;
+    while let Some(status) = burst.join_next().await {
+        match status.unwrap() {
+            StatusCode::UNAUTHORIZED => checked += 1,
+            StatusCode::TOO_MANY_REQUESTS => {}
+            other => panic!("unexpected {other}"),
+        }
+    }
+    // A sequence gets five free failures and a sixth that locks the name.
+    assert!(
+        checked <= 6,
+        "{checked} of 64 concurrent guesses were checked"
+    );
+    let (status, body) = w.login("alice", "alice-password", None).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+}

@@ -98,14 +98,15 @@ pub(super) async fn authenticate<'a>(
     if id.len() > 256 || secret.len() > 1024 {
         return Err(OAuthError::invalid_client(basic));
     }
-    let backoff_key = format!("client:{id}");
-    s.backoff
-        .check(&backoff_key)
+    let attempt = s
+        .backoff
+        .begin(&format!("client:{id}"))
         .map_err(OAuthError::too_many)?;
     let client = s.clients.get(&id);
     if let Some(c) = client
         && s.client_cache.hit(&id, &secret)
     {
+        attempt.success();
         return Ok(Some(c));
     }
     // SECURITY: unknown clients are checked against a decoy of equal cost,
@@ -117,12 +118,12 @@ pub(super) async fn authenticate<'a>(
     let ok = s.hasher.verify(secret.clone(), phc).await;
     match client {
         Some(c) if ok => {
-            s.backoff.success(&backoff_key);
+            attempt.success();
             s.client_cache.remember(&id, &secret);
             Ok(Some(c))
         }
         _ => {
-            s.backoff.failure(&backoff_key);
+            attempt.failure();
             tracing::warn!(target: LOG_TARGET, client_id = %log_safe(&id), "client authentication failed");
             Err(OAuthError::invalid_client(basic))
         }

@@ -42,9 +42,9 @@ pub(super) async fn login(
     if username.len() > 256 || password.len() > 1024 {
         return Err(denied());
     }
-    let backoff_key = format!("user:{username}");
-    s.backoff
-        .check(&backoff_key)
+    let attempt = s
+        .backoff
+        .begin(&format!("user:{username}"))
         .map_err(OAuthError::too_many)?;
     let user = s.users.get(username);
     // SECURITY: one Argon2 check whether or not the user exists (decoy hash
@@ -57,11 +57,11 @@ pub(super) async fn login(
     );
     let ok = s.hasher.verify(password.to_owned(), phc).await;
     let Some(user) = user.filter(|_| ok) else {
-        s.backoff.failure(&backoff_key);
+        attempt.failure();
         tracing::warn!(target: LOG_TARGET, username = %log_safe(username), "login failed");
         return Err(denied());
     };
-    s.backoff.success(&backoff_key);
+    attempt.success();
     let grant = Grant {
         sub: user.username.clone(),
         client_id: s.config.login_client_id.clone(),

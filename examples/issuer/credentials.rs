@@ -2,6 +2,7 @@
 //! per-name failure back-off, and a short cache of verified client secrets.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -168,14 +169,28 @@ impl Hasher {
     }
 }
 
-/// Per-name back-off after repeated failures (usernames and client ids,
-/// whether they exist or not, so a lock-out says nothing about existence).
+/// Back-off after repeated failures, per source address and name
+/// (usernames and client ids, whether they exist or not, so a lock-out says
+/// nothing about existence).
+// SECURITY (lock-out as denial of service): names are public (`sub`,
+// `client_id` in every token), so a lock keyed by the name alone would let
+// anyone lock the rightful owner out with a few bad guesses. Failures are
+// counted per (source, name): a stranger's guesses lock the stranger's own
+// source, and the owner, speaking from elsewhere, is not affected. The
+// stranger stays limited to the same few guesses per name from each source
+// (the right secret included: a locked source gets 429 whatever it sends,
+// or the lock would answer every guess). An attacker with many addresses
+// gets that many budgets; an IPv6 source counts as its /64 (see `Peer`) so
+// one host's addresses share one.
 pub struct Backoff {
-    entries: Mutex<HashMap<String, Failures>>,
+    entries: Mutex<HashMap<Key, Failures>>,
     free: u32,
     max_lock: Duration,
     max_entries: usize,
 }
+
+/// Who is trying (the source address) and which name.
+type Key = (IpAddr, String);
 
 struct Failures {
     count: u32,
@@ -199,7 +214,7 @@ impl Failures {
 #[must_use = "an attempt holds a slot until its outcome is reported"]
 pub struct Attempt<'a> {
     backoff: &'a Backoff,
-    name: String,
+    key: Key,
     open: bool,
 }
 
@@ -207,20 +222,20 @@ impl Attempt<'_> {
     /// The secret was wrong: counts a failure, which may lock the name.
     pub fn failure(mut self) {
         self.open = false;
-        self.backoff.finish(&self.name, false);
+        self.backoff.finish(&self.key, false);
     }
 
     /// The secret was right: forgets the name's failures.
     pub fn success(mut self) {
         self.open = false;
-        self.backoff.finish(&self.name, true);
+        self.backoff.finish(&self.key, true);
     }
 }
 
 impl Drop for Attempt<'_> {
     fn drop(&mut self) {
         if self.open {
-            self.backoff.release(&self.name);
+            self.backoff.release(&self.key);
         }
     }
 }
@@ -237,7 +252,7 @@ impl Backoff {
         }
     }
 
-    /// Reserves an attempt for `name`, to be made before the secret is
+    /// Reserves an attempt of `source` for `name`, to be made before the secret is
     /// checked; `Err(retry_after)` while `name` is locked, while its
     /// attempts in flight already use up what a sequence would be allowed,
     /// or while the table is full of locked names and `name` has no entry.
@@ -248,10 +263,11 @@ impl Backoff {
     // counted. Each attempt therefore takes a slot before hashing, and
     // attempts in flight count against the budget as if they had failed:
     // a burst gets no more real checks than a sequence would.
-    pub fn begin(&self, name: &str) -> Result<Attempt<'_>, Duration> {
+    pub fn begin(&self, source: IpAddr, name: &str) -> Result<Attempt<'_>, Duration> {
         let now = Instant::now();
+        let key = (source, name.to_owned());
         let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-        if !entries.contains_key(name) && !self.make_room(&mut entries, now) {
+        if !entries.contains_key(&key) && !self.make_room(&mut entries, now) {
             // SECURITY (lock-out bypass): with no room to count this name's
             // failures, its guesses would go unlimited; refuse them until a
             // lock ends instead (see `make_room`).
@@ -260,7 +276,7 @@ impl Backoff {
                 t.saturating_duration_since(now).max(Duration::from_secs(1))
             }));
         }
-        let f = entries.entry(name.to_owned()).or_insert(Failures {
+        let f = entries.entry(key.clone()).or_insert(Failures {
             count: 0,
             in_flight: 0,
             locked_until: now,
@@ -284,7 +300,7 @@ impl Backoff {
         f.last = now;
         Ok(Attempt {
             backoff: self,
-            name: name.to_owned(),
+            key,
             open: true,
         })
     }
@@ -295,7 +311,7 @@ impl Backoff {
 
     /// Frees an entry for a new name if the table is full; `false` if every
     /// entry binds (see [`Failures::binding`]).
-    fn make_room(&self, entries: &mut HashMap<String, Failures>, now: Instant) -> bool {
+    fn make_room(&self, entries: &mut HashMap<Key, Failures>, now: Instant) -> bool {
         if entries.len() < self.max_entries {
             return true;
         }
@@ -322,12 +338,12 @@ impl Backoff {
         }
     }
 
-    /// Ends an attempt of `name` with its outcome.
-    fn finish(&self, name: &str, success: bool) {
+    /// Ends an attempt with its outcome.
+    fn finish(&self, key: &Key, success: bool) {
         let now = Instant::now();
         let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
         // An entry with an attempt in flight is never evicted.
-        let Some(f) = entries.get_mut(name) else {
+        let Some(f) = entries.get_mut(key) else {
             return;
         };
         f.in_flight = f.in_flight.saturating_sub(1);
@@ -344,17 +360,17 @@ impl Backoff {
             }
         }
         if f.count == 0 && f.in_flight == 0 {
-            entries.remove(name);
+            entries.remove(key);
         }
     }
 
-    /// Ends an attempt of `name` that has no outcome.
-    fn release(&self, name: &str) {
+    /// Ends an attempt that has no outcome.
+    fn release(&self, key: &Key) {
         let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(f) = entries.get_mut(name) {
+        if let Some(f) = entries.get_mut(key) {
             f.in_flight = f.in_flight.saturating_sub(1);
             if f.count == 0 && f.in_flight == 0 {
-                entries.remove(name);
+                entries.remove(key);
             }
         }
     }
@@ -412,9 +428,12 @@ impl ClientCache {
 mod tests {
     use std::collections::BTreeSet;
 
+    use std::net::{IpAddr, Ipv4Addr};
     use std::time::Duration;
 
     use super::{Backoff, Decoys, hash_secret_with};
+
+    const HERE: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
     /// The cost segment of a PHC string (`m=…,t=…,p=…`).
     fn cost(phc: &str) -> &str {
@@ -450,16 +469,16 @@ mod tests {
         let mut backoff = Backoff::new(5, Duration::from_secs(900));
         backoff.max_entries = 4;
         for _ in 0..6 {
-            backoff.begin("user:alice").unwrap().failure();
+            backoff.begin(HERE, "user:alice").unwrap().failure();
         }
-        assert!(backoff.begin("user:alice").is_err(), "locked");
+        assert!(backoff.begin(HERE, "user:alice").is_err(), "locked");
         for i in 0..100 {
-            if let Ok(attempt) = backoff.begin(&format!("user:fresh-{i}")) {
+            if let Ok(attempt) = backoff.begin(HERE, &format!("user:fresh-{i}")) {
                 attempt.failure();
             }
         }
         assert!(
-            backoff.begin("user:alice").is_err(),
+            backoff.begin(HERE, "user:alice").is_err(),
             "still locked after the flood"
         );
     }
@@ -468,12 +487,12 @@ mod tests {
     fn a_table_full_of_locked_names_refuses_fresh_names_until_a_lock_ends() {
         let mut backoff = Backoff::new(0, Duration::from_secs(900));
         backoff.max_entries = 2;
-        backoff.begin("user:a").unwrap().failure();
-        backoff.begin("user:b").unwrap().failure();
-        assert!(backoff.begin("user:a").is_err());
-        assert!(backoff.begin("user:b").is_err());
+        backoff.begin(HERE, "user:a").unwrap().failure();
+        backoff.begin(HERE, "user:b").unwrap().failure();
+        assert!(backoff.begin(HERE, "user:a").is_err());
+        assert!(backoff.begin(HERE, "user:b").is_err());
         assert!(
-            backoff.begin("user:fresh").is_err(),
+            backoff.begin(HERE, "user:fresh").is_err(),
             "no room to count its failures: refused, not unlimited"
         );
     }
@@ -482,25 +501,37 @@ mod tests {
     fn attempts_in_flight_count_against_the_free_failures() {
         let backoff = Backoff::new(5, Duration::from_secs(900));
         let burst: Vec<_> = (0..64)
-            .filter_map(|_| backoff.begin("user:alice").ok())
+            .filter_map(|_| backoff.begin(HERE, "user:alice").ok())
             .collect();
         assert_eq!(burst.len(), 6, "five free failures and the one that locks");
         for attempt in burst {
             attempt.failure();
         }
-        assert!(backoff.begin("user:alice").is_err(), "locked");
+        assert!(backoff.begin(HERE, "user:alice").is_err(), "locked");
     }
 
     #[test]
     fn a_cancelled_attempt_frees_its_slot_and_a_success_forgets_failures() {
         let backoff = Backoff::new(1, Duration::from_secs(900));
-        drop(backoff.begin("user:alice").unwrap());
-        backoff.begin("user:alice").unwrap().failure();
-        backoff.begin("user:alice").unwrap().success();
-        backoff.begin("user:alice").unwrap().failure();
+        drop(backoff.begin(HERE, "user:alice").unwrap());
+        backoff.begin(HERE, "user:alice").unwrap().failure();
+        backoff.begin(HERE, "user:alice").unwrap().success();
+        backoff.begin(HERE, "user:alice").unwrap().failure();
         assert!(
-            backoff.begin("user:alice").is_ok(),
+            backoff.begin(HERE, "user:alice").is_ok(),
             "one free failure again"
         );
+    }
+
+    #[test]
+    fn failures_from_one_source_do_not_lock_the_name_for_another() {
+        let backoff = Backoff::new(0, Duration::from_secs(900));
+        let stranger = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7));
+        backoff.begin(stranger, "client:rs").unwrap().failure();
+        assert!(
+            backoff.begin(stranger, "client:rs").is_err(),
+            "stranger locked"
+        );
+        assert!(backoff.begin(HERE, "client:rs").is_ok(), "owner not locked");
     }
 }

@@ -161,11 +161,15 @@ pub async fn start_with_store(
     let (tx, rx) = oneshot::channel::<()>();
     let app = router(Arc::clone(&state));
     let server = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async {
-                let _ = rx.await;
-            })
-            .await
+        // SECURITY: the peer address feeds the per-source back-off.
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async {
+            let _ = rx.await;
+        })
+        .await
     });
     let purge_store = Arc::clone(&state.store);
     let background = vec![

@@ -168,8 +168,18 @@ impl World {
         pairs: &[(&str, &str)],
         basic: Option<(&str, &str)>,
     ) -> (StatusCode, Value) {
-        let mut req = self
-            .http
+        self.post_via(&self.http, path, pairs, basic).await
+    }
+
+    /// [`post`](Self::post) with another client (another source address).
+    async fn post_via(
+        &self,
+        http: &reqwest::Client,
+        path: &str,
+        pairs: &[(&str, &str)],
+        basic: Option<(&str, &str)>,
+    ) -> (StatusCode, Value) {
+        let mut req = http
             .post(format!("{}{path}", self.iss))
             .header("content-type", "application/x-www-form-urlencoded")
             .body(form(pairs));
@@ -1325,4 +1335,56 @@ async fn a_burst_of_concurrent_guesses_is_limited_like_a_sequence() {
     );
     let (status, body) = w.login("alice", "alice-password", None).await;
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+}
+
+#[tokio::test]
+async fn a_strangers_failures_from_one_source_do_not_lock_out_the_owner_from_another() {
+    let w = world(config()).await;
+    // All of 127.0.0.0/8 is loopback: the stranger speaks from 127.0.0.2,
+    // the owner (the resource server, alice) from 127.0.0.1.
+    let stranger = reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from([127, 0, 0, 2]))
+        .build()
+        .unwrap();
+    let client_grant = [("grant_type", GRANT_CLIENT_CREDENTIALS)];
+    let login_with = |password| [("username", "alice"), ("password", password)];
+    let mut last = (StatusCode::OK, StatusCode::OK);
+    for _ in 0..10 {
+        let wrong = Some(("orders-service", "guess"));
+        last.0 = w
+            .post_via(&stranger, "/token", &client_grant, wrong)
+            .await
+            .0;
+        last.1 = w
+            .post_via(&stranger, "/login", &login_with("guess"), None)
+            .await
+            .0;
+    }
+    assert_eq!(
+        last.0,
+        StatusCode::TOO_MANY_REQUESTS,
+        "the stranger is limited"
+    );
+    assert_eq!(
+        last.1,
+        StatusCode::TOO_MANY_REQUESTS,
+        "the stranger is limited"
+    );
+
+    let (status, body) = w
+        .client_token("orders-service", "orders-secret", None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(w.introspect(&token_of(&body)).await["active"], true);
+    w.alice().await;
+
+    // The stranger stays limited, even with the right secret: a lock that
+    // let the right secret through would answer every guess.
+    let right = Some(("orders-service", "orders-secret"));
+    let (status, _) = w.post_via(&stranger, "/token", &client_grant, right).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    let (status, _) = w
+        .post_via(&stranger, "/login", &login_with("alice-password"), None)
+        .await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
 }

@@ -1,6 +1,11 @@
 //! Client authentication (RFC 6749 §2.3.1): HTTP Basic or `client_id` +
 //! `client_secret` in the body.
 
+use std::convert::Infallible;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -10,6 +15,34 @@ use super::AppState;
 use super::LOG_TARGET;
 use super::error::{OAuthError, log_safe};
 use super::params::Params;
+
+/// The source of a request, as failed attempts are counted: the peer's
+/// IPv4 address, or the /64 of its IPv6 one.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Peer(pub(super) IpAddr);
+
+impl<S: Send + Sync> FromRequestParts<S> for Peer {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        // SECURITY: the TCP peer, never `X-Forwarded-For` or `Forwarded`,
+        // which any caller can write. (Behind a reverse proxy every caller
+        // would share the proxy's address: trust its header there, and only
+        // there.) Without connection info all callers share one source.
+        let ip = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| {
+                c.0.ip().to_canonical()
+            });
+        Ok(Self(match ip {
+            // SECURITY: one host commonly holds a whole /64; counting each
+            // address apart would give it 2^64 budgets.
+            IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from_bits(v6.to_bits() & !u128::from(u64::MAX))),
+            v4 @ IpAddr::V4(_) => v4,
+        }))
+    }
+}
 
 /// Decodes application/x-www-form-urlencoded text (`%XX`, `+`).
 fn form_decode(text: &str) -> Option<String> {
@@ -89,6 +122,7 @@ fn client_credentials(
 /// credentials, or `invalid_client` if they are wrong.
 pub(super) async fn authenticate<'a>(
     s: &'a AppState,
+    peer: Peer,
     headers: &HeaderMap,
     p: &Params,
 ) -> Result<Option<&'a Client>, OAuthError> {
@@ -100,7 +134,7 @@ pub(super) async fn authenticate<'a>(
     }
     let attempt = s
         .backoff
-        .begin(&format!("client:{id}"))
+        .begin(peer.0, &format!("client:{id}"))
         .map_err(OAuthError::too_many)?;
     let client = s.clients.get(&id);
     if let Some(c) = client
@@ -133,10 +167,11 @@ pub(super) async fn authenticate<'a>(
 /// The authenticated client, or `invalid_client` if there is none.
 pub(super) async fn require_client<'a>(
     s: &'a AppState,
+    peer: Peer,
     headers: &HeaderMap,
     p: &Params,
 ) -> Result<&'a Client, OAuthError> {
-    authenticate(s, headers, p)
+    authenticate(s, peer, headers, p)
         .await?
         .ok_or_else(|| OAuthError::invalid_client(false))
 }

@@ -19,7 +19,7 @@ use super::super::store::{Family, Grant, Redeemed, TokenHash};
 use super::super::tokens::{Minted, mint, random_token};
 use super::AppState;
 use super::LOG_TARGET;
-use super::client_auth::authenticate;
+use super::client_auth::{Peer, authenticate};
 use super::error::{OAuthError, log_safe, no_store, shorten};
 use super::params::Params;
 
@@ -32,6 +32,7 @@ const BAD_REFRESH: &str = "the refresh token is invalid, expired, revoked or alr
 /// `POST /login`: username + password → access and refresh token.
 pub(super) async fn login(
     State(s): State<Arc<AppState>>,
+    peer: Peer,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, OAuthError> {
@@ -44,7 +45,7 @@ pub(super) async fn login(
     }
     let attempt = s
         .backoff
-        .begin(&format!("user:{username}"))
+        .begin(peer.0, &format!("user:{username}"))
         .map_err(OAuthError::too_many)?;
     let user = s.users.get(username);
     // SECURITY: one Argon2 check whether or not the user exists (decoy hash
@@ -96,11 +97,12 @@ pub(super) async fn login(
 /// `POST /refresh`: the refresh-token grant without `grant_type`.
 pub(super) async fn refresh(
     State(s): State<Arc<AppState>>,
+    peer: Peer,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, OAuthError> {
     let p = Params::parse(&headers, &body)?;
-    let client = authenticate(&s, &headers, &p).await?;
+    let client = authenticate(&s, peer, &headers, &p).await?;
     refresh_grant(&s, &p, client).await
 }
 
@@ -159,12 +161,13 @@ async fn refresh_grant(
 /// `POST /token`: the OAuth 2.0 token endpoint.
 pub(super) async fn token(
     State(s): State<Arc<AppState>>,
+    peer: Peer,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, OAuthError> {
     let p = Params::parse(&headers, &body)?;
     let grant_type = p.require("grant_type")?;
-    let client = authenticate(&s, &headers, &p).await?;
+    let client = authenticate(&s, peer, &headers, &p).await?;
     let may = |c: &Client, grant: &str| {
         if c.grant_types.iter().any(|g| g == grant) {
             Ok(())

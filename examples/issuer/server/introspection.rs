@@ -13,7 +13,7 @@ use super::super::keys::now_ms;
 use super::super::store::TokenHash;
 use super::AppState;
 use super::LOG_TARGET;
-use super::client_auth::{authenticate, require_client};
+use super::client_auth::{Peer, authenticate, require_client};
 use super::error::{OAuthError, no_store};
 use super::params::Params;
 
@@ -45,11 +45,12 @@ async fn live_access_token(s: &AppState, token: &str) -> Option<Map<String, Valu
 /// `POST /introspect`: whether a token is active, and its claims.
 pub(super) async fn introspect(
     State(s): State<Arc<AppState>>,
+    peer: Peer,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, OAuthError> {
     let p = Params::parse(&headers, &body)?;
-    let client = require_client(&s, &headers, &p).await?;
+    let client = require_client(&s, peer, &headers, &p).await?;
     let token = p.require("token")?;
     let inactive = || no_store(Json(json!({"active": false})).into_response());
 
@@ -102,11 +103,12 @@ pub(super) async fn introspect(
 /// token (with its whole family). Unknown tokens are fine (RFC 7009 §2.2).
 pub(super) async fn revoke(
     State(s): State<Arc<AppState>>,
+    peer: Peer,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, OAuthError> {
     let p = Params::parse(&headers, &body)?;
-    let client = authenticate(&s, &headers, &p).await?;
+    let client = authenticate(&s, peer, &headers, &p).await?;
     let token = p.require("token")?;
     let done = || no_store(StatusCode::OK.into_response());
     // SECURITY (RFC 7009 §2.1): tokens of the public login client may be

@@ -16,7 +16,7 @@ use super::super::config::{
 use super::super::keys::hex;
 use super::AppState;
 use super::LOG_TARGET;
-use super::client_auth::require_client;
+use super::client_auth::{Peer, require_client};
 use super::error::OAuthError;
 use super::params::Params;
 
@@ -105,10 +105,11 @@ pub(super) async fn health() -> Json<Value> {
 /// The authenticated client if it is an admin client, else `access_denied`.
 async fn require_admin<'a>(
     s: &'a AppState,
+    peer: Peer,
     headers: &HeaderMap,
     p: &Params,
 ) -> Result<&'a Client, OAuthError> {
-    let client = require_client(s, headers, p).await?;
+    let client = require_client(s, peer, headers, p).await?;
     if client.admin {
         Ok(client)
     } else {
@@ -124,11 +125,12 @@ async fn require_admin<'a>(
 /// `lead` (e.g. `30s`) overrides the publication lead, for emergencies.
 pub(super) async fn admin_rotate(
     State(s): State<Arc<AppState>>,
+    peer: Peer,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, OAuthError> {
     let p = Params::parse(&headers, &body)?;
-    let admin = require_admin(&s, &headers, &p).await?;
+    let admin = require_admin(&s, peer, &headers, &p).await?;
     let lead = match p.get("lead") {
         Some(text) => parse_duration(text).ok_or_else(|| {
             OAuthError::invalid_request("lead must be a duration such as 600, 30s or 10m")
@@ -150,9 +152,10 @@ pub(super) async fn admin_rotate(
 /// `GET /admin/keys` (admin client): where each key stands.
 pub(super) async fn admin_keys(
     State(s): State<Arc<AppState>>,
+    peer: Peer,
     headers: HeaderMap,
 ) -> Result<Response, OAuthError> {
     let p = Params::default();
-    require_admin(&s, &headers, &p).await?;
+    require_admin(&s, peer, &headers, &p).await?;
     Ok(Json(json!({"keys": s.keys.status()})).into_response())
 }

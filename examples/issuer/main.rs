@@ -17,7 +17,7 @@
 //! | `USERS_FILE` | demo user | TOML/JSON `users = [{ username, password_hash, scopes, roles, tenant, audiences }]` |
 //! | `CLIENTS_FILE` | demo client | TOML/JSON `clients = [{ client_id, secret_hash, scopes, audiences, grant_types, roles, tenant, admin }]` |
 //! | `UPSTREAMS_FILE` | none | TOML/JSON `upstreams = [{ name, issuer, audience, jwks_url, roles, scopes, role_scopes, … }]` |
-//! | `KEY_DIR` | none (memory) | persist signing keys (PKCS#8, mode 0600) across restarts |
+//! | `KEY_DIR` | none (memory) | persist signing keys (PKCS#8, mode 0600) across restarts; the directory must be owned by the issuer's user and not writable by group or others, else start-up fails |
 //! | `ROTATE_EVERY` | 24h | timed key rotation (`off` to disable) |
 //! | `JWKS_MAX_AGE` | 5m | `Cache-Control: max-age` of the JWK Set |
 //! | `KEY_PUBLISH_LEAD` | 2 × `JWKS_MAX_AGE` | a new key is published this long before it signs |

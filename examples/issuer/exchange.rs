@@ -134,11 +134,9 @@ fn map_identity(u: &Upstream, claims: &UpstreamClaims) -> Result<Identity, Excha
             ExchangeError::Rejected(format!("the token has no {:?} claim", u.subject_claim))
         })?;
     // SECURITY: a per-upstream prefix keeps upstream subjects from ever
-    // colliding with local users or with another upstream's subjects.
-    let prefix = u
-        .subject_prefix
-        .clone()
-        .unwrap_or_else(|| format!("{}:", u.name));
+    // colliding with local users or with another upstream's subjects
+    // (`Config::validate` refuses prefixes that would allow it).
+    let prefix = u.local_prefix();
 
     // SECURITY: only mapped roles and scopes pass; an upstream can never mint
     // a local role or scope that the configuration does not give it.

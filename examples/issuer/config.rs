@@ -159,7 +159,9 @@ pub struct Client {
     /// Grant types the client may use at `/token`.
     #[serde(default = "default_grants")]
     pub grant_types: Vec<String>,
-    /// Roles put into the client's own (client-credentials) tokens.
+    /// Roles put into the client's own (client-credentials) tokens; also the
+    /// cap for token exchange: an exchanged token carries only those of the
+    /// mapped upstream roles that are listed here.
     #[serde(default)]
     pub roles: Vec<String>,
     /// Tenant put into the client's own tokens.

@@ -918,6 +918,8 @@ async fn token_exchange_normalizes_an_upstream_identity() {
     let partner = partner_issuer().await;
     let mut cfg = config();
     cfg.upstreams = vec![partner_upstream(partner.issuer())];
+    // Exchanged roles are capped by the client's: it may hand out `customer`.
+    cfg.clients[0].roles = vec!["service".into(), "customer".into()];
     let w = world(cfg).await;
 
     let login = |aud: &'static str| partner_login(partner.issuer(), aud);
@@ -982,6 +984,41 @@ async fn token_exchange_normalizes_an_upstream_identity() {
             "{body}"
         );
     }
+}
+
+/// Exchanges `subject` at `w` as the orders-service client.
+async fn exchange_as_orders_service(w: &World, subject: &str) -> (StatusCode, Value) {
+    w.post(
+        "/token",
+        &[
+            ("grant_type", TOKEN_EXCHANGE),
+            ("subject_token", subject),
+            ("subject_token_type", ACCESS_TOKEN_TYPE),
+        ],
+        Some(("orders-service", "orders-secret")),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn token_exchange_caps_roles_by_the_clients_registered_roles() {
+    let partner = partner_issuer().await;
+    let mut upstream = partner_upstream(partner.issuer());
+    // The mapping would give carol (a `superuser` upstream) the local
+    // `admin` role, which the exchanging client is not registered for.
+    upstream
+        .roles
+        .insert("superuser".into(), vec!["admin".into()]);
+    let mut cfg = config();
+    cfg.upstreams = vec![upstream];
+    cfg.clients[0].roles = vec!["service".into(), "customer".into()];
+    let w = world(cfg).await;
+
+    let upstream_token = partner_login(partner.issuer(), "urn:acme-issuer").await;
+    let (status, body) = exchange_as_orders_service(&w, &upstream_token).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let claims = decode_part(&token_of(&body), 1);
+    assert_eq!(claims["roles"], serde_json::json!(["customer"]));
 }
 
 #[tokio::test]

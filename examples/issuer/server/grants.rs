@@ -250,11 +250,18 @@ async fn exchange_grant(s: &AppState, p: &Params, client: &Client) -> Result<Res
             }
         })?;
     // SECURITY: the exchanging client can never obtain more than it is
-    // registered for, whatever the upstream identity maps to.
+    // registered for, whatever the upstream identity maps to: neither scopes
+    // nor roles beyond its own.
     let allowed: Vec<String> = identity
         .scopes
         .iter()
         .filter(|scope| client.scopes.contains(scope))
+        .cloned()
+        .collect();
+    let roles: Vec<String> = identity
+        .roles
+        .iter()
+        .filter(|role| client.roles.contains(role))
         .cloned()
         .collect();
     let grant = Grant {
@@ -262,7 +269,7 @@ async fn exchange_grant(s: &AppState, p: &Params, client: &Client) -> Result<Res
         client_id: client.client_id.clone(),
         scopes: choose_scopes(p.get("scope"), &allowed)?,
         audience: choose_audience(p, client.audiences.as_deref(), &s.config.default_audience)?,
-        roles: identity.roles.clone(),
+        roles,
         tenant: identity.tenant.clone(),
     };
     let minted = mint(&s.keys, &s.issuer, &grant, s.config.access_ttl)?;

@@ -1,6 +1,7 @@
 //! The grants: password login, refresh, client credentials and RFC 8693
 //! token exchange, and the token response they share.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use axum::Json;
@@ -276,7 +277,7 @@ async fn exchange_grant(s: &AppState, p: &Params, client: &Client) -> Result<Res
     tracing::info!(
         target: LOG_TARGET,
         upstream = %identity.upstream,
-        sub = %grant.sub,
+        sub = %log_safe(&grant.sub),
         client_id = %client.client_id,
         scope = %grant.scopes.join(" "),
         "token exchange"
@@ -287,6 +288,20 @@ async fn exchange_grant(s: &AppState, p: &Params, client: &Client) -> Result<Res
         None,
         Some(TOKEN_TYPE_ACCESS),
     ))
+}
+
+/// `value` as it may appear in a text log line: unchanged when it has no
+/// control character, else with every such character (and `\`, `"`, `'`)
+/// escaped as in Rust's `Debug`.
+fn log_safe(value: &str) -> Cow<'_, str> {
+    // SECURITY (log injection): the upstream subject is chosen by the
+    // upstream (or by whoever registered there); a CR, LF or escape sequence
+    // in it would end our line and forge the next one.
+    if value.chars().any(char::is_control) {
+        Cow::Owned(value.escape_debug().to_string())
+    } else {
+        Cow::Borrowed(value)
+    }
 }
 
 /// Scopes to grant: all allowed ones when none are requested, else the

@@ -25,6 +25,8 @@
 //! audience = "acme-issuer"            # upstream tokens must be meant for us
 //! roles_claim = "realm_access.roles"
 //! tenant_claim = "org"
+//! [upstreams.tenants]                 # upstream tenant -> local tenant; others are refused
+//! acme-buyers = "acme"
 //! [upstreams.roles]                   # upstream role -> local roles
 //! buyer = ["customer"]
 //! [upstreams.role_scopes]             # local role -> scopes
@@ -222,9 +224,14 @@ pub struct Upstream {
     /// Fixed local tenant for every identity of this upstream.
     #[serde(default)]
     pub tenant: Option<String>,
-    /// Else: claim holding the tenant (dotted path), copied as is.
+    /// Else: claim holding the upstream tenant (dotted path), mapped by
+    /// `tenants`. A token without it gets no tenant.
     #[serde(default)]
     pub tenant_claim: Option<String>,
+    /// Upstream tenant → local tenant; required with `tenant_claim`. A token
+    /// whose tenant is not listed is refused, never copied.
+    #[serde(default)]
+    pub tenants: BTreeMap<String, String>,
     /// Claim holding upstream roles (dotted path, array or space-separated
     /// string), e.g. `realm_access.roles` for Keycloak. Defaults to `roles`.
     #[serde(default = "default_roles_claim")]
@@ -246,6 +253,25 @@ impl Upstream {
         self.subject_prefix
             .clone()
             .unwrap_or_else(|| format!("{}{SUBJECT_SEPARATOR}", self.name))
+    }
+
+    fn check_tenants(&self) -> Result<(), ConfigError> {
+        // SECURITY: the tenant is a trust boundary downstream; an upstream
+        // may only name the local tenants its configuration maps to.
+        if self.tenant_claim.is_some() && self.tenants.is_empty() {
+            return err(format!(
+                "upstream {:?}: tenant_claim needs a tenants map (upstream tenant -> \
+                 local tenant); an upstream's tenants are never copied as is",
+                self.name
+            ));
+        }
+        if self.tenant_claim.is_none() && !self.tenants.is_empty() {
+            return err(format!(
+                "upstream {:?}: tenants maps the tenant_claim, which is not set",
+                self.name
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -514,6 +540,7 @@ impl Config {
                     upstream.name
                 ));
             }
+            upstream.check_tenants()?;
             if upstream.audience.is_empty() {
                 return err(format!(
                     "upstream {:?}: audience is required (the audience upstream tokens must be addressed to)",
@@ -707,6 +734,21 @@ mod tests {
             Ok(()) => panic!("accepted a configuration whose subjects can collide"),
             Err(e) => e.to_string(),
         }
+    }
+
+    #[test]
+    fn tenant_claim_without_a_tenants_map_is_refused() {
+        let mut partner = upstream("partner", None);
+        partner.tenant_claim = Some("org".into());
+        let message = config(vec![], vec![], vec![partner.clone()])
+            .validate()
+            .expect_err("an upstream could name any tenant")
+            .to_string();
+        assert!(message.contains("tenants"), "{message}");
+        partner.tenants = BTreeMap::from([("buyers".into(), "acme".into())]);
+        config(vec![], vec![], vec![partner])
+            .validate()
+            .expect("a mapped tenant claim");
     }
 
     #[test]

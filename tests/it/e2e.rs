@@ -886,6 +886,7 @@ fn partner_upstream(iss: &str) -> Upstream {
         subject_claim: "sub".into(),
         tenant: None,
         tenant_claim: Some("tenant".into()),
+        tenants: BTreeMap::from([("partner-co".into(), "partner-co".into())]),
         roles_claim: "roles".into(),
         roles: BTreeMap::from([("buyer".into(), vec!["customer".into()])]),
         scopes: BTreeMap::from([("catalog.read".into(), vec!["orders:read".into()])]),

@@ -25,6 +25,8 @@
 //! audience = "acme-issuer"            # upstream tokens must be meant for us
 //! roles_claim = "realm_access.roles"
 //! tenant_claim = "org"
+//! [upstreams.tenants]                 # upstream tenant -> local tenant; others are refused
+//! acme-buyers = "acme"
 //! [upstreams.roles]                   # upstream role -> local roles
 //! buyer = ["customer"]
 //! [upstreams.role_scopes]             # local role -> scopes
@@ -159,7 +161,9 @@ pub struct Client {
     /// Grant types the client may use at `/token`.
     #[serde(default = "default_grants")]
     pub grant_types: Vec<String>,
-    /// Roles put into the client's own (client-credentials) tokens.
+    /// Roles put into the client's own (client-credentials) tokens; also the
+    /// cap for token exchange: an exchanged token carries only those of the
+    /// mapped upstream roles that are listed here.
     #[serde(default)]
     pub roles: Vec<String>,
     /// Tenant put into the client's own tokens.
@@ -208,7 +212,10 @@ pub struct Upstream {
     /// Accepted algorithms; `None`: the verifier's asymmetric defaults.
     #[serde(default)]
     pub algorithms: Option<Vec<String>>,
-    /// Prefix of local subjects; `None`: `"{name}:"`.
+    /// Prefix of local subjects; `None`: `"{name}:"`. It must be a
+    /// non-empty name followed by one `:` and contain no other `:`, and no
+    /// local username or client id may start with it, so that no subject of
+    /// one source can equal a subject of another.
     #[serde(default)]
     pub subject_prefix: Option<String>,
     /// Claim holding the upstream subject (dotted path). Defaults to `sub`.
@@ -217,9 +224,14 @@ pub struct Upstream {
     /// Fixed local tenant for every identity of this upstream.
     #[serde(default)]
     pub tenant: Option<String>,
-    /// Else: claim holding the tenant (dotted path), copied as is.
+    /// Else: claim holding the upstream tenant (dotted path), mapped by
+    /// `tenants`. A token without it gets no tenant.
     #[serde(default)]
     pub tenant_claim: Option<String>,
+    /// Upstream tenant → local tenant; required with `tenant_claim`. A token
+    /// whose tenant is not listed is refused, never copied.
+    #[serde(default)]
+    pub tenants: BTreeMap<String, String>,
     /// Claim holding upstream roles (dotted path, array or space-separated
     /// string), e.g. `realm_access.roles` for Keycloak. Defaults to `roles`.
     #[serde(default = "default_roles_claim")]
@@ -234,6 +246,37 @@ pub struct Upstream {
     #[serde(default)]
     pub role_scopes: BTreeMap<String, Vec<String>>,
 }
+
+impl Upstream {
+    /// The prefix of this upstream's local subjects.
+    pub fn local_prefix(&self) -> String {
+        self.subject_prefix
+            .clone()
+            .unwrap_or_else(|| format!("{}{SUBJECT_SEPARATOR}", self.name))
+    }
+
+    fn check_tenants(&self) -> Result<(), ConfigError> {
+        // SECURITY: the tenant is a trust boundary downstream; an upstream
+        // may only name the local tenants its configuration maps to.
+        if self.tenant_claim.is_some() && self.tenants.is_empty() {
+            return err(format!(
+                "upstream {:?}: tenant_claim needs a tenants map (upstream tenant -> \
+                 local tenant); an upstream's tenants are never copied as is",
+                self.name
+            ));
+        }
+        if self.tenant_claim.is_none() && !self.tenants.is_empty() {
+            return err(format!(
+                "upstream {:?}: tenants maps the tenant_claim, which is not set",
+                self.name
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Ends an upstream's subject prefix, and occurs nowhere else in it.
+pub const SUBJECT_SEPARATOR: char = ':';
 
 fn default_subject_claim() -> String {
     "sub".into()
@@ -497,10 +540,76 @@ impl Config {
                     upstream.name
                 ));
             }
+            upstream.check_tenants()?;
             if upstream.audience.is_empty() {
                 return err(format!(
                     "upstream {:?}: audience is required (the audience upstream tokens must be addressed to)",
                     upstream.name
+                ));
+            }
+        }
+        self.check_subjects()
+    }
+
+    /// Refuses any configuration under which two sources could produce the
+    /// same `sub`: users and clients (both unprefixed) and each upstream
+    /// (prefixed).
+    fn check_subjects(&self) -> Result<(), ConfigError> {
+        // SECURITY: downstream services key data and permissions by `sub`;
+        // a partner's `x` that became our user `x` (or another partner's `x`)
+        // would act as them. A prefix is `name:` with no other `:`, so the
+        // first `:` of a subject ends the prefix: no prefix can be the start
+        // of another, and each upstream subject has exactly one origin.
+        let mut prefixes: Vec<(String, &str)> = Vec::new();
+        for upstream in &self.upstreams {
+            let prefix = upstream.local_prefix();
+            let name = prefix.strip_suffix(SUBJECT_SEPARATOR).unwrap_or("");
+            if name.is_empty()
+                || name.contains(SUBJECT_SEPARATOR)
+                || name.chars().any(char::is_control)
+            {
+                return err(format!(
+                    "upstream {:?}: subject prefix {prefix:?} must be a non-empty name followed \
+                     by one {SUBJECT_SEPARATOR:?} and contain no other (e.g. \"partner:\"), so \
+                     that no upstream's subjects can run into another's; set subject_prefix",
+                    upstream.name
+                ));
+            }
+            if let Some((_, other)) = prefixes
+                .iter()
+                .find(|(p, _)| p.starts_with(&prefix) || prefix.starts_with(p.as_str()))
+            {
+                return err(format!(
+                    "upstreams {other:?} and {:?} have the same subject prefix {prefix:?}: \
+                     their subjects would collide; give one another subject_prefix",
+                    upstream.name
+                ));
+            }
+            prefixes.push((prefix, &upstream.name));
+        }
+        // SECURITY: a client-credentials token's `sub` is the client id, a
+        // login's is the username: one name must not be both.
+        let clients: std::collections::HashSet<&str> =
+            self.clients.iter().map(|c| c.client_id.as_str()).collect();
+        for user in &self.users {
+            if clients.contains(user.username.as_str()) {
+                return err(format!(
+                    "user and client {name:?} would both get sub {name:?}; rename one",
+                    name = user.username
+                ));
+            }
+        }
+        let locals = self
+            .users
+            .iter()
+            .map(|u| ("user", &u.username))
+            .chain(self.clients.iter().map(|c| ("client", &c.client_id)));
+        for (kind, local) in locals {
+            if let Some((prefix, upstream)) = prefixes.iter().find(|(p, _)| local.starts_with(p)) {
+                return err(format!(
+                    "{kind} {local:?} lies in upstream {upstream:?}'s subject namespace \
+                     ({prefix:?}…): an upstream subject could become it; rename the {kind} \
+                     or change the upstream's subject_prefix"
                 ));
             }
         }
@@ -567,4 +676,138 @@ fn demo_client() -> Result<Client, ConfigError> {
         tenant: Some("acme".into()),
         admin: false,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cheap_hash() -> String {
+        let params = argon2::Params::new(8, 1, 1, None).expect("valid Argon2 parameters");
+        credentials::hash_secret_with("secret", params).expect("hashing")
+    }
+
+    fn user(name: &str) -> User {
+        User {
+            username: name.into(),
+            password_hash: cheap_hash(),
+            scopes: Vec::new(),
+            roles: Vec::new(),
+            tenant: None,
+            audiences: None,
+        }
+    }
+
+    fn client(id: &str) -> Client {
+        Client {
+            client_id: id.into(),
+            secret_hash: cheap_hash(),
+            scopes: Vec::new(),
+            audiences: None,
+            grant_types: default_grants(),
+            roles: Vec::new(),
+            tenant: None,
+            admin: false,
+        }
+    }
+
+    /// An upstream as an `UPSTREAMS_FILE` entry gives it.
+    fn upstream(name: &str, subject_prefix: Option<&str>) -> Upstream {
+        let prefix = subject_prefix.map_or(String::new(), |p| format!("subject_prefix = {p:?}\n"));
+        toml::from_str(&format!(
+            "name = {name:?}\nissuer = \"https://{name}.example\"\naudience = \"us\"\n{prefix}"
+        ))
+        .expect("a valid upstream entry")
+    }
+
+    fn config(users: Vec<User>, clients: Vec<Client>, upstreams: Vec<Upstream>) -> Config {
+        Config {
+            users,
+            clients,
+            upstreams,
+            ..Config::default()
+        }
+    }
+
+    fn refusal(config: &Config) -> String {
+        match config.validate() {
+            Ok(()) => panic!("accepted a configuration whose subjects can collide"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn tenant_claim_without_a_tenants_map_is_refused() {
+        let mut partner = upstream("partner", None);
+        partner.tenant_claim = Some("org".into());
+        let message = config(vec![], vec![], vec![partner.clone()])
+            .validate()
+            .expect_err("an upstream could name any tenant")
+            .to_string();
+        assert!(message.contains("tenants"), "{message}");
+        partner.tenants = BTreeMap::from([("buyers".into(), "acme".into())]);
+        config(vec![], vec![], vec![partner])
+            .validate()
+            .expect("a mapped tenant claim");
+    }
+
+    #[test]
+    fn distinct_subject_sources_are_accepted() {
+        let config = config(
+            vec![user("alice")],
+            vec![client("orders-service")],
+            vec![upstream("partner", None), upstream("keycloak", Some("kc:"))],
+        );
+        config.validate().expect("no subject can collide");
+    }
+
+    #[test]
+    fn user_and_client_with_the_same_name_are_refused() {
+        let message = refusal(&config(vec![user("alice")], vec![client("alice")], vec![]));
+        assert!(message.contains("\"alice\""), "{message}");
+    }
+
+    #[test]
+    fn empty_subject_prefix_is_refused() {
+        let message = refusal(&config(vec![], vec![], vec![upstream("partner", Some(""))]));
+        assert!(message.contains("partner"), "{message}");
+    }
+
+    #[test]
+    fn overlapping_upstream_prefixes_are_refused() {
+        // `a` + `b:x` and `a:b` + `x` would both be `a:b:x`.
+        let message = refusal(&config(
+            vec![],
+            vec![],
+            vec![upstream("a", None), upstream("a:b", None)],
+        ));
+        assert!(message.contains("a:b"), "{message}");
+        // Explicit prefixes that overlap the same way.
+        refusal(&config(
+            vec![],
+            vec![],
+            vec![upstream("one", Some("a:")), upstream("two", Some("a:b:"))],
+        ));
+        // The same prefix twice.
+        refusal(&config(
+            vec![],
+            vec![],
+            vec![upstream("one", Some("p:")), upstream("two", Some("p:"))],
+        ));
+    }
+
+    #[test]
+    fn local_name_inside_an_upstream_namespace_is_refused() {
+        let message = refusal(&config(
+            vec![user("partner:carol")],
+            vec![],
+            vec![upstream("partner", None)],
+        ));
+        assert!(message.contains("partner:carol"), "{message}");
+        refusal(&config(
+            vec![],
+            vec![client("kc:svc")],
+            vec![upstream("keycloak", Some("kc:"))],
+        ));
+    }
 }

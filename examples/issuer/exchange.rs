@@ -24,7 +24,7 @@ pub struct Identity {
     pub roles: Vec<String>,
     /// Local scopes (mapped, plus those of the local roles).
     pub scopes: Vec<String>,
-    /// Local tenant.
+    /// Local tenant (fixed, or mapped from the upstream's).
     pub tenant: Option<String>,
 }
 
@@ -134,11 +134,9 @@ fn map_identity(u: &Upstream, claims: &UpstreamClaims) -> Result<Identity, Excha
             ExchangeError::Rejected(format!("the token has no {:?} claim", u.subject_claim))
         })?;
     // SECURITY: a per-upstream prefix keeps upstream subjects from ever
-    // colliding with local users or with another upstream's subjects.
-    let prefix = u
-        .subject_prefix
-        .clone()
-        .unwrap_or_else(|| format!("{}:", u.name));
+    // colliding with local users or with another upstream's subjects
+    // (`Config::validate` refuses prefixes that would allow it).
+    let prefix = u.local_prefix();
 
     // SECURITY: only mapped roles and scopes pass; an upstream can never mint
     // a local role or scope that the configuration does not give it.
@@ -166,7 +164,25 @@ fn map_identity(u: &Upstream, claims: &UpstreamClaims) -> Result<Identity, Excha
     }
     let tenant = match (&u.tenant, &u.tenant_claim) {
         (Some(fixed), _) => Some(fixed.clone()),
-        (None, Some(claim)) => lookup(claims, claim).and_then(|v| v.as_str().map(str::to_owned)),
+        // SECURITY: an upstream's tenant is mapped, like its roles and
+        // scopes, never copied: else a partner minting `tenant: "acme"`
+        // would join acme. An unmapped one is refused rather than dropped,
+        // so that no downstream mistakes a tenant-less token for a global one.
+        (None, Some(claim)) => match lookup(claims, claim) {
+            None | Some(Value::Null) => None,
+            Some(value) => Some(
+                value
+                    .as_str()
+                    .and_then(|t| u.tenants.get(t))
+                    .cloned()
+                    .ok_or_else(|| {
+                        ExchangeError::Rejected(format!(
+                            "its tenant ({claim:?} claim) is not one upstream {:?} may assert",
+                            u.name
+                        ))
+                    })?,
+            ),
+        },
         (None, None) => None,
     };
     Ok(Identity {
@@ -208,5 +224,48 @@ fn strings(value: Option<Value>) -> Vec<String> {
             .filter_map(|v| v.as_str().map(str::to_owned))
             .collect(),
         _ => Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An upstream as an `UPSTREAMS_FILE` entry (TOML) gives it.
+    fn upstream(extra: &str) -> Upstream {
+        toml::from_str(&format!(
+            "name = \"partner\"\nissuer = \"https://partner.example\"\naudience = \"us\"\n{extra}"
+        ))
+        .expect("a valid upstream entry")
+    }
+
+    fn claims(tenant: &str) -> UpstreamClaims {
+        let json = serde_json::json!({
+            "iss": "https://partner.example",
+            "sub": "carol",
+            "tenant": tenant,
+        });
+        Claims::from_json(&json.to_string()).expect("claims")
+    }
+
+    #[test]
+    fn unmapped_upstream_tenant_is_refused() {
+        // A partner minting `tenant: "acme"` must not become a member of acme.
+        let u = upstream("tenant_claim = \"tenant\"\n");
+        let result = map_identity(&u, &claims("acme"));
+        assert!(
+            matches!(&result, Err(ExchangeError::Rejected(reason)) if reason.contains("tenant")),
+            "{result:?}"
+        );
+        // Listing other tenants does not let this one through.
+        let u = upstream("tenant_claim = \"tenant\"\n[tenants]\npartner-co = \"partner-co\"\n");
+        assert!(map_identity(&u, &claims("acme")).is_err());
+    }
+
+    #[test]
+    fn mapped_upstream_tenant_becomes_the_local_tenant() {
+        let u = upstream("tenant_claim = \"tenant\"\n[tenants]\nbuyers = \"acme-partners\"\n");
+        let identity = map_identity(&u, &claims("buyers")).expect("a mapped tenant");
+        assert_eq!(identity.tenant.as_deref(), Some("acme-partners"));
     }
 }

@@ -763,35 +763,196 @@ fn create_dir(dir: &Path) -> Result<(), KeyError> {
         // SECURITY: private keys live here; only the owner may list them.
         builder.mode(0o700);
     }
-    builder.create(dir).map_err(io_err("cannot create", dir))
+    builder.create(dir).map_err(io_err("cannot create", dir))?;
+    check_dir(dir)
 }
 
-fn write_private_key(dir: &Path, kid: &str, pkcs8: &[u8]) -> Result<(), KeyError> {
+// SECURITY: whoever can write to KEY_DIR can plant a key we would sign with,
+// swap keys.json, or put symlinks where we write; whoever owns it can grant
+// themselves that. Refuse such a directory rather than trust it.
+#[cfg(unix)]
+fn check_dir(dir: &Path) -> Result<(), KeyError> {
+    use std::os::unix::fs::MetadataExt as _;
+    let meta = std::fs::metadata(dir).map_err(io_err("cannot inspect", dir))?;
+    if !meta.is_dir() {
+        return Err(KeyError(format!(
+            "KEY_DIR {} is not a directory",
+            dir.display()
+        )));
+    }
+    let me = effective_uid()?;
+    if meta.uid() != me {
+        return Err(KeyError(format!(
+            "KEY_DIR {} is owned by uid {}, not by this process (uid {me}); \
+             use a directory of your own (chown it, or point KEY_DIR elsewhere)",
+            dir.display(),
+            meta.uid()
+        )));
+    }
+    if meta.mode() & 0o022 != 0 {
+        return Err(KeyError(format!(
+            "KEY_DIR {} is writable by group or others (mode {:o}); make it owner-only: chmod 700",
+            dir.display(),
+            meta.mode() & 0o7777
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn check_dir(_dir: &Path) -> Result<(), KeyError> {
+    Ok(())
+}
+
+/// The effective uid of this process: the owner of a file it creates
+/// (std has no `geteuid`, and this crate adds no `libc`).
+#[cfg(unix)]
+fn effective_uid() -> Result<u32, KeyError> {
+    use std::os::unix::fs::MetadataExt as _;
+    let probe = std::env::temp_dir().join(format!(".authlayer-uid-{}", random_suffix()?));
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+        .map_err(io_err("cannot create", &probe))?;
+    let uid = file.metadata().map(|m| m.uid());
+    drop(file);
+    let _ = std::fs::remove_file(&probe);
+    uid.map_err(io_err("cannot inspect", &probe))
+}
+
+fn random_suffix() -> Result<String, KeyError> {
+    let mut bytes = [0u8; 8];
+    aws_lc_rs::rand::fill(&mut bytes).map_err(key_err("random file name"))?;
+    Ok(hex(&bytes))
+}
+
+/// Creates `path` (owner-only) and writes `bytes` to it. `create_new`
+/// (`O_CREAT | O_EXCL`) fails on anything already there, a symlink
+/// included, so nothing is ever written through a planted link.
+fn write_new_file(path: &Path, bytes: &[u8]) -> Result<(), KeyError> {
     use std::io::Write as _;
-    create_dir(dir)?;
-    let path = dir.join(format!("{kid}.pk8"));
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt as _;
-        // SECURITY: the private key is readable by the owner only.
+        // SECURITY: private keys (and the key list) are the owner's only.
         options.mode(0o600);
     }
-    let mut file = options
-        .open(&path)
-        .map_err(io_err("cannot create key file", &path))?;
-    file.write_all(pkcs8)
-        .and_then(|()| file.sync_all())
-        .map_err(io_err("cannot write key file", &path))
+    let mut file = options.open(path).map_err(io_err("cannot create", path))?;
+    let written = file.write_all(bytes).and_then(|()| file.sync_all());
+    if let Err(e) = written {
+        drop(file);
+        let _ = std::fs::remove_file(path);
+        return Err(io_err("cannot write", path)(e));
+    }
+    Ok(())
+}
+
+fn write_private_key(dir: &Path, kid: &str, pkcs8: &[u8]) -> Result<(), KeyError> {
+    create_dir(dir)?;
+    write_new_file(&dir.join(format!("{kid}.pk8")), pkcs8)
 }
 
 fn write_meta(dir: &Path, meta: &MetaFile) -> Result<(), KeyError> {
     let path = dir.join(META_FILE);
-    let tmp = dir.join(format!("{META_FILE}.tmp"));
     let text = serde_json::to_string_pretty(meta)
         .map_err(|e| KeyError(format!("cannot encode key list: {e}")))?;
-    // Write then rename: a crash leaves the old list or the new one, never half.
-    std::fs::write(&tmp, text).map_err(io_err("cannot write", &tmp))?;
-    std::fs::rename(&tmp, &path).map_err(io_err("cannot replace", &path))
+    // SECURITY: a fresh, randomly named temporary file (never a fixed name
+    // that could be a planted symlink), then rename, which replaces whatever
+    // keys.json is, a symlink included, without following it. A crash leaves
+    // the old list or the new one, never half.
+    let tmp = dir.join(format!("{META_FILE}.{}.tmp", random_suffix()?));
+    write_new_file(&tmp, text.as_bytes())?;
+    std::fs::rename(&tmp, &path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        io_err("cannot replace", &path)(e)
+    })
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+
+    use super::*;
+
+    /// A fresh directory with `mode`, unique to this test run.
+    fn temp_dir(name: &str, mode: u32) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!(
+            "authlayer-keys-{name}-{}-{}",
+            std::process::id(),
+            now_ms()
+        ));
+        std::fs::create_dir(&dir).expect("create the test directory");
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(mode)).expect("chmod");
+        dir
+    }
+
+    async fn open(dir: &Path) -> Result<Arc<KeyManager>, KeyError> {
+        KeyManager::open(
+            Some(dir.to_path_buf()),
+            SigningAlg::EdDSA,
+            Duration::from_secs(60),
+            Duration::from_secs(60),
+            Duration::from_secs(60),
+        )
+        .await
+    }
+
+    fn refusal(result: Result<Arc<KeyManager>, KeyError>) -> String {
+        match result {
+            Ok(_) => panic!("an untrusted key directory was accepted"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[tokio::test]
+    async fn key_dir_writable_by_group_or_others_is_refused() {
+        for mode in [0o770, 0o707, 0o777] {
+            let dir = temp_dir("writable", mode);
+            let message = refusal(open(&dir).await);
+            assert!(message.contains(&dir.display().to_string()), "{message}");
+            assert!(
+                std::fs::read_dir(&dir).unwrap().next().is_none(),
+                "nothing was written into it"
+            );
+            std::fs::remove_dir_all(&dir).unwrap();
+        }
+    }
+
+    #[tokio::test]
+    async fn key_dir_owned_by_another_user_is_refused() {
+        let dir = temp_dir("foreign", 0o700);
+        let me = std::fs::metadata(&dir).unwrap().uid();
+        let foreign = if me == 0 {
+            // As root (CI): hand the directory to `nobody`.
+            std::os::unix::fs::chown(&dir, Some(65_534), Some(65_534)).expect("chown");
+            dir.clone()
+        } else {
+            // Otherwise root's `/` is owned by someone else.
+            PathBuf::from("/")
+        };
+        let message = refusal(open(&foreign).await);
+        assert!(message.contains("owned"), "{message}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn key_files_are_not_written_through_symlinks() {
+        let dir = temp_dir("symlink", 0o700);
+        let outside = temp_dir("symlink-target", 0o700);
+        let victim = outside.join("victim");
+        std::fs::write(&victim, "").unwrap();
+        // Whoever could plant these must not make the issuer write elsewhere.
+        std::os::unix::fs::symlink(&victim, dir.join(format!("{META_FILE}.tmp"))).unwrap();
+        let manager = open(&dir).await.expect("open");
+        assert!(manager.signer(now_ms()).is_some());
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "");
+        let meta = std::fs::symlink_metadata(dir.join(META_FILE)).unwrap();
+        assert!(meta.file_type().is_file(), "keys.json is a regular file");
+        assert_eq!(meta.permissions().mode() & 0o077, 0, "owner-only");
+        std::fs::remove_dir_all(&dir).unwrap();
+        std::fs::remove_dir_all(&outside).unwrap();
+    }
 }

@@ -16,8 +16,8 @@
 //! | `SIGNING_ALG` | `RS256` | `RS256`, `ES256` or `EdDSA` (for new keys) |
 //! | `USERS_FILE` | demo user | TOML/JSON `users = [{ username, password_hash, scopes, roles, tenant, audiences }]` |
 //! | `CLIENTS_FILE` | demo client | TOML/JSON `clients = [{ client_id, secret_hash, scopes, audiences, grant_types, roles, tenant, admin }]` |
-//! | `UPSTREAMS_FILE` | none | TOML/JSON `upstreams = [{ name, issuer, audience, jwks_url, roles, scopes, role_scopes, … }]` |
-//! | `KEY_DIR` | none (memory) | persist signing keys (PKCS#8, mode 0600) across restarts |
+//! | `UPSTREAMS_FILE` | none | TOML/JSON `upstreams = [{ name, issuer, audience, jwks_url, subject_prefix, roles, scopes, role_scopes, tenant, tenant_claim, tenants, … }]`; roles, scopes and tenants from an upstream pass only as mapped (`tenant_claim` needs `tenants`; an unmapped tenant is refused); subject prefixes (`name:` by default) must not overlap |
+//! | `KEY_DIR` | none (memory) | persist signing keys (PKCS#8, mode 0600) across restarts; the directory must be owned by the issuer's user and not writable by group or others, else start-up fails |
 //! | `ROTATE_EVERY` | 24h | timed key rotation (`off` to disable) |
 //! | `JWKS_MAX_AGE` | 5m | `Cache-Control: max-age` of the JWK Set |
 //! | `KEY_PUBLISH_LEAD` | 2 × `JWKS_MAX_AGE` | a new key is published this long before it signs |

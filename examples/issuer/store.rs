@@ -7,7 +7,7 @@
 //! Refresh tokens are opaque random strings; the store only ever sees their
 //! SHA-256, so a dump of it cannot be replayed.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Mutex, PoisonError};
@@ -63,7 +63,8 @@ pub struct Family {
 pub enum Redeemed {
     /// It was the live token: it is now used and the new one is live.
     Rotated(Family),
-    /// Never issued (or forgotten after expiry).
+    /// Never issued, or forgotten: after expiry, or used too many
+    /// rotations ago to be remembered.
     Unknown,
     /// The family has expired.
     Expired,
@@ -83,7 +84,9 @@ pub trait Store: Send + Sync + 'static {
     fn create_family(&self, family: Family, first: TokenHash) -> BoxFuture<'_, ()>;
 
     /// Consumes `presented` and makes `next` the live token of its family,
-    /// or says why not. A token presented twice revokes its family.
+    /// or says why not. A token presented twice revokes its family; an
+    /// implementation may bound how many used tokens it remembers per
+    /// family (the oldest are then unknown).
     fn rotate(&self, presented: TokenHash, next: TokenHash, now: i64) -> BoxFuture<'_, Redeemed>;
 
     /// The family of `token` if it is the live token of a family that is
@@ -124,6 +127,8 @@ struct FamilyState {
     family: Family,
     revoked: bool,
     access: Vec<(String, i64)>,
+    /// The most recently used tokens, oldest first, for reuse detection.
+    used: VecDeque<TokenHash>,
 }
 
 struct TokenState {
@@ -133,6 +138,15 @@ struct TokenState {
 
 /// Most access tokens remembered per family; older expired ones go first.
 const MAX_ACCESS_PER_FAMILY: usize = 1024;
+
+// SECURITY (memory): a family may be refreshed without limit during its
+// lifetime, so remembering every used token grows without bound. Reuse
+// detection only needs the recent ones: a stolen copy is replayed soon after
+// the theft, while the thief and the owner race for the next rotation. A
+// token older than this many rotations is forgotten: presenting it is
+// refused as unknown (it never works again) but no longer revokes the family.
+/// Most used refresh tokens remembered per family for reuse detection.
+const MAX_USED_PER_FAMILY: usize = 32;
 
 impl Memory {
     fn revoke_family(&mut self, id: &str) {
@@ -171,6 +185,7 @@ impl Store for MemoryStore {
                     family,
                     revoked: false,
                     access: Vec::new(),
+                    used: VecDeque::new(),
                 },
             );
         });
@@ -199,6 +214,14 @@ impl Store for MemoryStore {
             }
             if let Some(token) = m.tokens.get_mut(&presented) {
                 token.used = true;
+            }
+            if let Some(state) = m.families.get_mut(&family_id) {
+                state.used.push_back(presented);
+                while state.used.len() > MAX_USED_PER_FAMILY {
+                    if let Some(oldest) = state.used.pop_front() {
+                        m.tokens.remove(&oldest);
+                    }
+                }
             }
             m.tokens.insert(
                 next,
@@ -276,5 +299,65 @@ impl Store for MemoryStore {
             }
         });
         ready(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn family() -> Family {
+        Family {
+            id: "fam".into(),
+            grant: Grant {
+                sub: "alice".into(),
+                client_id: "login".into(),
+                scopes: Vec::new(),
+                audience: "urn:orders".into(),
+                roles: Vec::new(),
+                tenant: None,
+            },
+            expires_at: 1_000,
+        }
+    }
+
+    fn hash(generation: usize) -> TokenHash {
+        TokenHash::of(&format!("token-{generation}"))
+    }
+
+    /// A family rotated `rotations` times: `hash(rotations)` is live.
+    async fn rotated(rotations: usize) -> MemoryStore {
+        let store = MemoryStore::default();
+        store.create_family(family(), hash(0)).await;
+        for generation in 0..rotations {
+            let outcome = store
+                .rotate(hash(generation), hash(generation + 1), 10)
+                .await;
+            assert!(matches!(outcome, Redeemed::Rotated(_)), "{outcome:?}");
+        }
+        store
+    }
+
+    #[tokio::test]
+    async fn memory_per_family_stays_bounded_over_many_rotations() {
+        let store = rotated(5_000).await;
+        let remembered = store.with(|m| m.tokens.len());
+        assert!(
+            remembered <= 100,
+            "{remembered} tokens remembered for one family"
+        );
+        // A forgotten token is still refused.
+        let outcome = store.rotate(hash(0), hash(9_999), 10).await;
+        assert!(matches!(outcome, Redeemed::Unknown), "{outcome:?}");
+    }
+
+    #[tokio::test]
+    async fn reuse_of_the_previous_token_is_detected_after_many_rotations() {
+        let store = rotated(5_000).await;
+        let outcome = store.rotate(hash(4_999), hash(9_999), 10).await;
+        assert!(matches!(outcome, Redeemed::Reused(_)), "{outcome:?}");
+        // The family is revoked: its live token no longer works either.
+        let outcome = store.rotate(hash(5_000), hash(9_998), 10).await;
+        assert!(matches!(outcome, Redeemed::Revoked), "{outcome:?}");
     }
 }

@@ -855,12 +855,18 @@ async fn key_rotation_under_traffic_fails_no_request() {
 /// A second issuer instance playing a partner's identity provider (ES256);
 /// carol's tokens are addressed to us (`urn:acme-issuer`) by default.
 async fn partner_issuer() -> issuer::server::Running {
+    partner_issuer_with("carol").await
+}
+
+/// [`partner_issuer`] whose one user is called `username` (password
+/// `carol-password`).
+async fn partner_issuer_with(username: &str) -> issuer::server::Running {
     issuer::server::start(Config {
         port: 0,
         users: vec![User {
             audiences: Some(vec!["urn:acme-issuer".into(), AUDIENCE.into()]),
             ..user(
-                "carol",
+                username,
                 "carol-password",
                 &["catalog.read", "admin.everything"],
                 &["buyer", "superuser"],
@@ -890,6 +896,7 @@ fn partner_upstream(iss: &str) -> Upstream {
         subject_claim: "sub".into(),
         tenant: None,
         tenant_claim: Some("tenant".into()),
+        tenants: BTreeMap::from([("partner-co".into(), "partner-co".into())]),
         roles_claim: "roles".into(),
         roles: BTreeMap::from([("buyer".into(), vec!["customer".into()])]),
         scopes: BTreeMap::from([("catalog.read".into(), vec!["orders:read".into()])]),
@@ -928,6 +935,8 @@ async fn token_exchange_normalizes_an_upstream_identity() {
     let partner = partner_issuer().await;
     let mut cfg = config();
     cfg.upstreams = vec![partner_upstream(partner.issuer())];
+    // Exchanged roles are capped by the client's: it may hand out `customer`.
+    cfg.clients[0].roles = vec!["service".into(), "customer".into()];
     let w = world(cfg).await;
 
     let login = |aud: &'static str| partner_login(partner.issuer(), aud);
@@ -992,6 +1001,106 @@ async fn token_exchange_normalizes_an_upstream_identity() {
             "{body}"
         );
     }
+}
+
+/// Exchanges `subject` at `w` as the orders-service client.
+async fn exchange_as_orders_service(w: &World, subject: &str) -> (StatusCode, Value) {
+    w.post(
+        "/token",
+        &[
+            ("grant_type", TOKEN_EXCHANGE),
+            ("subject_token", subject),
+            ("subject_token_type", ACCESS_TOKEN_TYPE),
+        ],
+        Some(("orders-service", "orders-secret")),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn token_exchange_caps_roles_by_the_clients_registered_roles() {
+    let partner = partner_issuer().await;
+    let mut upstream = partner_upstream(partner.issuer());
+    // The mapping would give carol (a `superuser` upstream) the local
+    // `admin` role, which the exchanging client is not registered for.
+    upstream
+        .roles
+        .insert("superuser".into(), vec!["admin".into()]);
+    let mut cfg = config();
+    cfg.upstreams = vec![upstream];
+    cfg.clients[0].roles = vec!["service".into(), "customer".into()];
+    let w = world(cfg).await;
+
+    let upstream_token = partner_login(partner.issuer(), "urn:acme-issuer").await;
+    let (status, body) = exchange_as_orders_service(&w, &upstream_token).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let claims = decode_part(&token_of(&body), 1);
+    assert_eq!(claims["roles"], serde_json::json!(["customer"]));
+}
+
+/// Collects what a `tracing` fmt subscriber writes.
+#[derive(Clone, Default)]
+struct CapturedLog(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for CapturedLog {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn token_exchange_log_line_escapes_the_upstream_subject() {
+    // An upstream subject that, written raw, would start a forged log line.
+    let forged = "carol\r\n2026-01-01T00:00:00Z  INFO forged: admin login\u{1b}[2K";
+    let partner = partner_issuer_with(forged).await;
+    let mut cfg = config();
+    cfg.upstreams = vec![partner_upstream(partner.issuer())];
+    let w = world(cfg).await;
+    let upstream_token = login_at(
+        partner.issuer(),
+        &[
+            ("username", forged),
+            ("password", "carol-password"),
+            ("audience", "urn:acme-issuer"),
+        ],
+    )
+    .await;
+
+    // Only the exchange runs under the capturing subscriber (this runtime
+    // has one thread, so the servers' tasks log here too).
+    let log = CapturedLog::default();
+    let writer = log.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_ansi(false)
+        .with_max_level(tracing::Level::INFO)
+        .with_writer(move || writer.clone())
+        .finish();
+    let guard = tracing::subscriber::set_default(subscriber);
+    let (status, body) = exchange_as_orders_service(&w, &upstream_token).await;
+    drop(guard);
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    let text = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
+    let exchange_lines: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("token exchange"))
+        .collect();
+    assert_eq!(exchange_lines.len(), 1, "{text}");
+    assert!(exchange_lines[0].contains("forged"), "{text}");
+    assert!(
+        text.lines()
+            .all(|l| !l.contains("forged") || l.contains("token exchange")),
+        "the subject started a line of its own:\n{text}"
+    );
+    assert!(!text.contains('\r') && !text.contains('\u{1b}'), "{text:?}");
 }
 
 #[tokio::test]

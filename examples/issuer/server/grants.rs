@@ -1,6 +1,7 @@
 //! The grants: password login, refresh, client credentials and RFC 8693
 //! token exchange, and the token response they share.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use axum::Json;
@@ -256,11 +257,18 @@ async fn exchange_grant(s: &AppState, p: &Params, client: &Client) -> Result<Res
             }
         })?;
     // SECURITY: the exchanging client can never obtain more than it is
-    // registered for, whatever the upstream identity maps to.
+    // registered for, whatever the upstream identity maps to: neither scopes
+    // nor roles beyond its own.
     let allowed: Vec<String> = identity
         .scopes
         .iter()
         .filter(|scope| client.scopes.contains(scope))
+        .cloned()
+        .collect();
+    let roles: Vec<String> = identity
+        .roles
+        .iter()
+        .filter(|role| client.roles.contains(role))
         .cloned()
         .collect();
     let grant = Grant {
@@ -268,14 +276,14 @@ async fn exchange_grant(s: &AppState, p: &Params, client: &Client) -> Result<Res
         client_id: client.client_id.clone(),
         scopes: choose_scopes(p.get("scope"), &allowed)?,
         audience: choose_audience(p, client.audiences.as_deref(), &s.config.default_audience)?,
-        roles: identity.roles.clone(),
+        roles,
         tenant: identity.tenant.clone(),
     };
     let minted = mint(&s.keys, &s.issuer, &grant, s.config.access_ttl)?;
     tracing::info!(
         target: LOG_TARGET,
         upstream = %identity.upstream,
-        sub = %grant.sub,
+        sub = %log_safe(&grant.sub),
         client_id = %client.client_id,
         scope = %grant.scopes.join(" "),
         "token exchange"
@@ -286,6 +294,20 @@ async fn exchange_grant(s: &AppState, p: &Params, client: &Client) -> Result<Res
         None,
         Some(TOKEN_TYPE_ACCESS),
     ))
+}
+
+/// `value` as it may appear in a text log line: unchanged when it has no
+/// control character, else with every such character (and `\`, `"`, `'`)
+/// escaped as in Rust's `Debug`.
+fn log_safe(value: &str) -> Cow<'_, str> {
+    // SECURITY (log injection): the upstream subject is chosen by the
+    // upstream (or by whoever registered there); a CR, LF or escape sequence
+    // in it would end our line and forge the next one.
+    if value.chars().any(char::is_control) {
+        Cow::Owned(value.escape_debug().to_string())
+    } else {
+        Cow::Borrowed(value)
+    }
 }
 
 /// Scopes to grant: all allowed ones when none are requested, else the

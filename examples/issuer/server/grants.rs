@@ -1,7 +1,6 @@
 //! The grants: password login, refresh, client credentials and RFC 8693
 //! token exchange, and the token response they share.
 
-use std::borrow::Cow;
 use std::sync::Arc;
 
 use axum::Json;
@@ -86,7 +85,7 @@ pub(super) async fn login(
     s.store
         .record_access(family.id.clone(), minted.jti.clone(), minted.exp)
         .await;
-    tracing::info!(target: LOG_TARGET, sub = %grant.sub, family = %family.id, scope = %grant.scopes.join(" "), aud = %grant.audience, "login");
+    tracing::info!(target: LOG_TARGET, sub = %log_safe(&grant.sub), family = %family.id, scope = %grant.scopes.join(" "), aud = %grant.audience, "login");
     Ok(token_response(
         &minted,
         &grant.scopes,
@@ -141,13 +140,13 @@ async fn refresh_grant(
             s.store
                 .record_access(family.id.clone(), minted.jti.clone(), minted.exp)
                 .await;
-            tracing::info!(target: LOG_TARGET, sub = %grant.sub, family = %family.id, "refresh token rotated");
+            tracing::info!(target: LOG_TARGET, sub = %log_safe(&grant.sub), family = %family.id, "refresh token rotated");
             Ok(token_response(&minted, &grant.scopes, Some(&next), None))
         }
         Redeemed::Reused(family) => {
             tracing::warn!(
                 target: LOG_TARGET,
-                sub = %family.grant.sub,
+                sub = %log_safe(&family.grant.sub),
                 family = %family.id,
                 "refresh token reuse detected: the whole family is revoked"
             );
@@ -294,20 +293,6 @@ async fn exchange_grant(s: &AppState, p: &Params, client: &Client) -> Result<Res
         None,
         Some(TOKEN_TYPE_ACCESS),
     ))
-}
-
-/// `value` as it may appear in a text log line: unchanged when it has no
-/// control character, else with every such character (and `\`, `"`, `'`)
-/// escaped as in Rust's `Debug`.
-fn log_safe(value: &str) -> Cow<'_, str> {
-    // SECURITY (log injection): the upstream subject is chosen by the
-    // upstream (or by whoever registered there); a CR, LF or escape sequence
-    // in it would end our line and forge the next one.
-    if value.chars().any(char::is_control) {
-        Cow::Owned(value.escape_debug().to_string())
-    } else {
-        Cow::Borrowed(value)
-    }
 }
 
 /// Scopes to grant: all allowed ones when none are requested, else the

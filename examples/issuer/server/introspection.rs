@@ -14,7 +14,7 @@ use super::super::store::TokenHash;
 use super::AppState;
 use super::LOG_TARGET;
 use super::client_auth::{Peer, authenticate, require_client};
-use super::error::{OAuthError, no_store};
+use super::error::{OAuthError, log_safe, no_store};
 use super::params::Params;
 
 /// Access tokens are JWTs; refresh tokens are opaque and have no dots.
@@ -144,7 +144,7 @@ pub(super) async fn revoke(
             return Err(refused());
         }
         s.store.revoke_family_of(hash).await;
-        tracing::info!(target: LOG_TARGET, sub = %family.grant.sub, family = %family.id, "refresh token family revoked");
+        tracing::info!(target: LOG_TARGET, sub = %log_safe(&family.grant.sub), family = %family.id, "refresh token family revoked");
     }
     Ok(done())
 }

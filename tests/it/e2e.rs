@@ -1038,24 +1038,6 @@ async fn token_exchange_caps_roles_by_the_clients_registered_roles() {
     assert_eq!(claims["roles"], serde_json::json!(["customer"]));
 }
 
-/// Collects what a `tracing` fmt subscriber writes.
-#[derive(Clone, Default)]
-struct CapturedLog(Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for CapturedLog {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test]
 async fn token_exchange_log_line_escapes_the_upstream_subject() {
     // An upstream subject that, written raw, would start a forged log line.
@@ -1076,7 +1058,7 @@ async fn token_exchange_log_line_escapes_the_upstream_subject() {
 
     // Only the exchange runs under the capturing subscriber (this runtime
     // has one thread, so the servers' tasks log here too).
-    let log = CapturedLog::default();
+    let log = LogBuffer::default();
     let writer = log.clone();
     let subscriber = tracing_subscriber::fmt()
         .with_ansi(false)
@@ -1084,11 +1066,14 @@ async fn token_exchange_log_line_escapes_the_upstream_subject() {
         .with_writer(move || writer.clone())
         .finish();
     let guard = tracing::subscriber::set_default(subscriber);
+    // Another test's thread may have met the exchange line first, with no
+    // subscriber, and tracing caches that: recompute with this one.
+    tracing::callsite::rebuild_interest_cache();
     let (status, body) = exchange_as_orders_service(&w, &upstream_token).await;
     drop(guard);
     assert_eq!(status, StatusCode::OK, "{body}");
 
-    let text = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
+    let text = log.contents();
     let exchange_lines: Vec<&str> = text
         .lines()
         .filter(|l| l.contains("token exchange"))

@@ -109,12 +109,22 @@ mod tests {
                 continue;
             };
             let text = std::fs::read_to_string(&path).unwrap();
-            // Unit tests sit at the bottom of each file and may use test_util.
-            let code = text.split("#[cfg(test)]").next().unwrap();
-            let code = code.split("#[cfg(all(test").next().unwrap();
-            let code: String = code
-                .lines()
+            // The unit-test module sits at the bottom of each file and may
+            // use test_util: read up to its `#[cfg(..test..)] mod tests`
+            // (a test-only helper above it is still read).
+            let lines: Vec<&str> = text.lines().collect();
+            let end = lines
+                .windows(2)
+                .position(|w| {
+                    w[0].starts_with("#[cfg(")
+                        && w[0].contains("test")
+                        && w[1].starts_with("mod tests")
+                })
+                .unwrap_or(lines.len());
+            let code: String = lines[..end]
+                .iter()
                 .filter(|l| !l.trim_start().starts_with("//"))
+                .copied()
                 .collect::<Vec<_>>()
                 .join("\n");
             let deps = graph.entry(module.clone()).or_default();

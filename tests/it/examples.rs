@@ -122,6 +122,18 @@ async fn orders_example_with_a_jwks_url_and_another_audience() {
     assert_eq!(res.status(), 401);
 }
 
+/// Starts the `orders` example against `issuer`, asserts that it exits with
+/// a failure, and returns what it wrote to stderr.
+fn orders_start_failure(issuer: &str) -> String {
+    let out = Command::new(example("orders"))
+        .env("AUTH_ISSUER", issuer)
+        .env("PORT", "0")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 #[test]
 fn orders_example_refuses_to_start_without_its_issuer() {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -129,13 +141,7 @@ fn orders_example_refuses_to_start_without_its_issuer() {
         .local_addr()
         .unwrap()
         .port();
-    let out = Command::new(example("orders"))
-        .env("AUTH_ISSUER", format!("http://127.0.0.1:{port}"))
-        .env("PORT", "0")
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = orders_start_failure(&format!("http://127.0.0.1:{port}"));
     assert!(
         stderr.contains(&format!(
             "127.0.0.1:{port}/.well-known/openid-configuration"
@@ -147,13 +153,7 @@ fn orders_example_refuses_to_start_without_its_issuer() {
 #[test]
 fn orders_example_refuses_plain_http_to_a_remote_host() {
     // Refused before any request is made, so no traffic leaves the machine.
-    let out = Command::new(example("orders"))
-        .env("AUTH_ISSUER", "http://id.example.invalid")
-        .env("PORT", "0")
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = orders_start_failure("http://id.example.invalid");
     assert!(
         stderr.contains("plain http is only allowed for loopback"),
         "{stderr}"

@@ -30,6 +30,7 @@ pub mod tonic;
 
 pub mod audit;
 pub mod layer;
+pub mod policy;
 pub mod reject;
 
 pub mod verifier;
@@ -50,12 +51,17 @@ pub mod test_util;
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub use crate::axum::ClaimsRejection;
-pub use claims::{Claims, Scopes, StandardClaims};
+pub use claims::{ClaimPath, ClaimSources, Claims, Scopes, StandardClaims, ValueShape};
 pub use error::{AuthError, BuildError, ErrorKind, FetchError, Reason};
 pub use health::{Health, IssuerHealth, Metrics};
 pub use jsonwebtoken::Algorithm;
 pub use jws::TypPolicy;
-pub use layer::{RequireScopes, RequireScopesLayer, ResponseFuture, Verify, VerifyLayer};
+pub use layer::{
+    MethodRulesLayer, Require, RequireLayer, RequirePolicy, RequirePolicyLayer, RequireRoles,
+    RequireRolesLayer, RequireScopes, RequireScopesLayer, RequireTenant, RequireTenantLayer,
+    ResponseFuture, Verify, VerifyLayer,
+};
+pub use policy::{MethodRules, Policy, Rule, RuleRequest};
 pub use reject::{DefaultReject, OnReject, RejectContext};
 pub use verifier::{Issuer, Stale, Verifier, VerifierBuilder};
 
@@ -181,6 +187,7 @@ mod tests {
             "verifier",
             "reject",
             "audit",
+            "policy",
             "layer",
             "axum",
             "tonic",

@@ -21,6 +21,7 @@ mod orders_grpc;
 mod common;
 
 mod attacks;
+mod authz;
 mod axum;
 mod cache;
 #[cfg(all(feature = "axum", feature = "tonic"))]

@@ -231,15 +231,28 @@ impl<E: DeserializeOwned + 'static> Claims<E> {
     /// For tests and documentation; requests get their claims from the
     /// [`Verifier`](crate::Verifier).
     pub fn from_json(json: &str) -> Result<Self, serde_json::Error> {
-        Self::from_json_with(json, &ClaimSources::default())
+        static DEFAULT: std::sync::OnceLock<(ClaimSources, ParsePlan)> = std::sync::OnceLock::new();
+        let (sources, plan) = DEFAULT.get_or_init(|| {
+            let sources = ClaimSources::default();
+            let plan = ParsePlan::new([&sources]);
+            (sources, plan)
+        });
+        Self::parse(json, sources, plan)
     }
 
     /// [`from_json`](Self::from_json), reading roles, scopes and tenant
     /// from `sources`.
     pub fn from_json_with(json: &str, sources: &ClaimSources) -> Result<Self, serde_json::Error> {
-        let plan = ParsePlan::new([sources]);
-        let payload = Payload::parse(json.as_bytes(), &plan)?;
-        let standard = payload.to_standard(sources, &plan);
+        Self::parse(json, sources, &ParsePlan::new([sources]))
+    }
+
+    fn parse(
+        json: &str,
+        sources: &ClaimSources,
+        plan: &ParsePlan,
+    ) -> Result<Self, serde_json::Error> {
+        let payload = Payload::parse(json.as_bytes(), plan)?;
+        let standard = payload.to_standard(sources, plan);
         let extra = payload::extra::<E>(json.as_bytes())?;
         Ok(Self::new(standard, extra))
     }

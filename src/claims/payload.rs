@@ -101,9 +101,8 @@ impl Payload {
         let mut tenant = None;
         for path in &sources.tenant {
             match self.walk(plan, path) {
-                None => {}
                 Some(Value::String(t)) if tenant.is_none() => tenant = Some(t.clone()),
-                Some(Value::String(_)) => {}
+                None | Some(Value::String(_)) => {}
                 Some(_) => unexpected |= Slot::Tenant as u8,
             }
         }

@@ -313,6 +313,7 @@ impl VerifierBuilder {
     /// [`lazy`](Self::lazy), fetches every remote key set once.
     ///
     /// Must be called within a tokio runtime: the refreshers are spawned on it.
+    #[allow(clippy::too_many_lines)] // one pass, in order: check, sources, first fetch
     pub async fn build(mut self) -> Result<Verifier, BuildError> {
         crate::crypto::ensure_provider()?;
         let configured = self.issuers()?;

@@ -52,7 +52,7 @@ mod issuer;
 pub use builder::{Stale, VerifierBuilder};
 use cache::{Entry as CacheEntry, TokenCache};
 pub use issuer::Issuer;
-use issuer::IssuerName;
+use issuer::{IssuerName, Match};
 
 /// Verifies bearer tokens against the keys of the issuers it trusts.
 ///
@@ -241,7 +241,7 @@ impl Verifier {
             inner.policy.typ,
         )?;
         let bytes = jws::payload(&jws)?;
-        let payload = Payload::parse(&bytes, &inner.plan).map_err(parse_error)?;
+        let payload = Payload::parse(&bytes, &inner.plan).map_err(|e| parse_error(&e))?;
 
         // `iss` only chooses whose keys to try; it is trusted once the
         // signature verifies with that issuer's key. Exact match, no
@@ -300,7 +300,9 @@ impl Verifier {
         }
         let standard = payload.to_standard(&issuer.claims, &inner.plan);
         // SECURITY: a templated issuer names its tenant twice; both must agree.
-        if tenant.is_some() && standard.tenant.as_deref() != tenant {
+        if let Match::Tenant(tenant) = tenant
+            && standard.tenant.as_deref() != Some(tenant)
+        {
             return Err(Outcome::Reject(Reason::IssuerTenantMismatch));
         }
         if inner
@@ -311,7 +313,7 @@ impl Verifier {
         {
             return Err(Outcome::Reject(Reason::MissingClaim));
         }
-        let extra = claims::extra::<E>(&bytes).map_err(parse_error)?;
+        let extra = claims::extra::<E>(&bytes).map_err(|e| parse_error(&e))?;
         Ok((Claims::new(standard, extra), index, key))
     }
 
@@ -395,7 +397,7 @@ impl From<Reason> for Outcome {
     }
 }
 
-fn parse_error(e: serde_json::Error) -> Reason {
+fn parse_error(e: &serde_json::Error) -> Reason {
     if e.is_data() {
         Reason::InvalidClaim
     } else {

@@ -123,6 +123,11 @@ impl KeySource {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// No key set has ever been loaded. Lock-free.
+    pub(crate) fn never_loaded(&self) -> bool {
+        self.current.load().is_none()
+    }
+
     pub(crate) fn is_remote(&self) -> bool {
         self.remote.is_some()
     }

@@ -356,16 +356,7 @@ impl VerifierBuilder {
             };
             let per_tenant = issuer.tenants.is_some() && settings.source == SourceConfig::Discover;
             let keys = if per_tenant {
-                let client = if let Some(c) = &client {
-                    c.clone()
-                } else {
-                    let c = self.fetch.client().map_err(|cause| BuildError::Fetch {
-                        url: issuer.iss.clone(),
-                        cause,
-                    })?;
-                    client = Some(c.clone());
-                    c
-                };
+                let client = self.client(&mut client, issuer)?;
                 Keys::PerTenant(Box::new(TenantKeys::new(
                     Factory {
                         client,
@@ -634,16 +625,7 @@ impl VerifierBuilder {
                 reason: "a shared secret goes with a static key set, not a remote one".into(),
             });
         }
-        let client = if let Some(c) = client {
-            c.clone()
-        } else {
-            let c = self.fetch.client().map_err(|cause| BuildError::Fetch {
-                url: issuer.iss.clone(),
-                cause,
-            })?;
-            *client = Some(c.clone());
-            c
-        };
+        let client = self.client(client, issuer)?;
         Ok((
             None,
             Some(Remote {
@@ -652,6 +634,26 @@ impl VerifierBuilder {
                 location,
             }),
         ))
+    }
+}
+
+impl VerifierBuilder {
+    /// The HTTP client of every fetch: the one given, or one built once
+    /// from the fetch settings.
+    fn client(
+        &self,
+        client: &mut Option<reqwest::Client>,
+        issuer: &Issuer,
+    ) -> Result<reqwest::Client, BuildError> {
+        if let Some(c) = client {
+            return Ok(c.clone());
+        }
+        let c = self.fetch.client().map_err(|cause| BuildError::Fetch {
+            url: issuer.iss.clone(),
+            cause,
+        })?;
+        *client = Some(c.clone());
+        Ok(c)
     }
 }
 

@@ -15,6 +15,7 @@
 // Dependencies point one way, top to bottom of this list; no module imports
 // one above it (checked by `tests::modules_import_only_downwards`):
 //   framework glue   axum, tonic
+//   outbound         propagation, service tokens, exchange, identity headers
 //   layers           layer (VerifyLayer, RequireScopesLayer), audit, reject
 //   engine           verifier (Verifier: the token-to-claims path, builder,
 //                    issuer configuration, token cache)
@@ -27,6 +28,8 @@ pub mod axum;
 #[cfg(feature = "tonic")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tonic")))]
 pub mod tonic;
+
+pub mod outbound;
 
 pub mod audit;
 pub mod layer;
@@ -55,7 +58,9 @@ pub use error::{AuthError, BuildError, ErrorKind, FetchError, Reason};
 pub use health::{Health, IssuerHealth, Metrics};
 pub use jsonwebtoken::Algorithm;
 pub use jws::TypPolicy;
-pub use layer::{RequireScopes, RequireScopesLayer, ResponseFuture, Verify, VerifyLayer};
+pub use layer::{
+    AccessToken, RequireScopes, RequireScopesLayer, ResponseFuture, Verify, VerifyLayer,
+};
 pub use reject::{DefaultReject, OnReject, RejectContext};
 pub use verifier::{Issuer, Stale, Verifier, VerifierBuilder};
 
@@ -182,6 +187,7 @@ mod tests {
             "reject",
             "audit",
             "layer",
+            "outbound",
             "axum",
             "tonic",
             "test_util",

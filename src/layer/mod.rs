@@ -17,9 +17,11 @@ use pin_project_lite::pin_project;
 use crate::error::Reason;
 use crate::verifier::Verifier;
 
+mod access_token;
 mod scopes;
 mod verify;
 
+pub use access_token::AccessToken;
 pub use scopes::{RequireScopes, RequireScopesLayer};
 pub use verify::{Verify, VerifyLayer};
 

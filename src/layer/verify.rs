@@ -47,7 +47,7 @@ use serde::de::DeserializeOwned;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use super::{Authenticated, ResponseFuture};
+use super::{AccessToken, Authenticated, ResponseFuture};
 use crate::audit;
 use crate::claims::Claims;
 use crate::error::{AuthError, Reason};
@@ -340,7 +340,8 @@ where
         };
         match verifier.check::<E>(token) {
             Check::Done(Ok(claims)) => {
-                admit(&mut req, claims, verifier);
+                let token = AccessToken::new(token);
+                admit(&mut req, claims, token, verifier);
                 ResponseFuture::inner(self.inner.call(req))
             }
             Check::Done(Err(err)) => self.reject(&req, &err),
@@ -356,7 +357,7 @@ where
                 ResponseFuture::waiting(Box::pin(async move {
                     match verifier.check_after_refetch::<E>(&source, &token).await {
                         Ok(claims) => {
-                            admit(&mut req, claims, &verifier);
+                            admit(&mut req, claims, AccessToken::from(token), &verifier);
                             inner.call(req).await
                         }
                         Err(err) => Ok(render(&req, &err, &verifier, &on_reject)),
@@ -370,10 +371,14 @@ where
 fn admit<B, E: Send + Sync + 'static>(
     req: &mut Request<B>,
     claims: Claims<E>,
+    token: AccessToken,
     verifier: &Verifier,
 ) {
     audit::record(req, Some(&claims), "allow", "valid_token", "");
+    // The raw token, for handlers that call other services on the caller's
+    // behalf: one small `Arc<str>` per request.
     let ext = req.extensions_mut();
+    ext.insert(token);
     if std::any::TypeId::of::<E>() != std::any::TypeId::of::<()>() {
         ext.insert(claims.to_standard());
     }

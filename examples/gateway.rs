@@ -89,10 +89,9 @@ struct Gateway {
 /// `verifier` and forwarded to `upstream` (e.g. `http://127.0.0.1:3000`).
 pub fn app(verifier: Verifier, upstream: &str, mode: Mode) -> Router {
     let policy = match &mode {
-        Mode::Exchange { exchange, audience } => Some(OutboundToken::exchange(
-            exchange.clone(),
-            audience.as_str(),
-        )),
+        Mode::Exchange { exchange, audience } => {
+            Some(OutboundToken::exchange(exchange.clone(), audience.as_str()))
+        }
         _ => None,
     };
     let identity = IdentityHeadersLayer::new();
@@ -333,7 +332,12 @@ pub fn default_audience(mode: &Mode) -> &'static str {
 }
 
 /// Serves on 127.0.0.1:`port` (0: any free port); prints the address when ready.
-pub async fn serve(verifier: Verifier, upstream: &str, mode: Mode, port: u16) -> std::io::Result<()> {
+pub async fn serve(
+    verifier: Verifier,
+    upstream: &str,
+    mode: Mode,
+    port: u16,
+) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     println!("listening on {}", listener.local_addr()?);
     axum::serve(listener, app(verifier, upstream, mode)).await

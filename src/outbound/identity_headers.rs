@@ -27,7 +27,7 @@
 //!         let sub = req.headers()["x-auth-sub"].to_str().unwrap().to_owned();
 //!         Ok::<_, std::convert::Infallible>(Response::new(sub))
 //!     }));
-//! let token = issuer.token().audience("urn:orders").subject("alice").sign();
+//! let token = issuer.token().audience("urn:orders").sub("alice").sign();
 //! let req = Request::builder()
 //!     .header("authorization", format!("Bearer {token}"))
 //!     .header("x-auth-sub", "admin") // spoofed: removed before it is set

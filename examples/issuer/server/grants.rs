@@ -326,9 +326,8 @@ async fn exchange_own_token(
             "only {TOKEN_TYPE_ACCESS} can be issued"
         )));
     }
-    let not_acceptable = |why: &str| {
-        OAuthError::invalid_request(format!("subject_token is not acceptable: {why}"))
-    };
+    let not_acceptable =
+        |why: &str| OAuthError::invalid_request(format!("subject_token is not acceptable: {why}"));
     let subject = live_access_token(s, subject_token)
         .await
         .ok_or_else(|| not_acceptable("it is expired or revoked"))?;
@@ -382,7 +381,10 @@ async fn exchange_own_token(
         Some(actor_token) => {
             check_token_type(p, "actor_token_type")?;
             let actor = live_access_token(s, actor_token).await;
-            if actor.as_ref().and_then(|a| a.get("sub")).and_then(Value::as_str)
+            if actor
+                .as_ref()
+                .and_then(|a| a.get("sub"))
+                .and_then(Value::as_str)
                 != Some(client.client_id.as_str())
             {
                 return Err(OAuthError::invalid_request(
@@ -420,10 +422,9 @@ async fn exchange_own_token(
     };
     // SECURITY: the new token does not outlive the one it replaces.
     let left = subject.get("exp").and_then(Value::as_i64).unwrap_or(0) - now_ms() / 1000;
-    let ttl = s
-        .config
-        .access_ttl
-        .min(std::time::Duration::from_secs(u64::try_from(left).unwrap_or(0).max(1)));
+    let ttl = s.config.access_ttl.min(std::time::Duration::from_secs(
+        u64::try_from(left).unwrap_or(0).max(1),
+    ));
     let minted = mint_delegated(&s.keys, &s.issuer, &grant, ttl, actor)?;
     tracing::info!(
         target: LOG_TARGET,

@@ -29,8 +29,9 @@
 mod gateway;
 #[path = "../examples/issuer/main.rs"]
 // Its unit tests compile here too (bench targets build with cfg(test)) but
-// never run: criterion's main replaces the test harness.
-#[allow(dead_code, unused_imports)]
+// never run: criterion's main replaces the test harness. The issuer is
+// linted as its own example target.
+#[allow(dead_code, unused_imports, clippy::pedantic)]
 mod issuer;
 #[path = "../examples/orders.rs"]
 #[allow(dead_code)]

@@ -57,11 +57,11 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-mod attach;
-mod client_credentials;
+pub mod attach;
+pub mod client_credentials;
 mod endpoint;
-mod exchange;
-mod identity_headers;
+pub mod exchange;
+pub mod identity_headers;
 
 pub use attach::{AttachFuture, AttachToken, AttachTokenLayer};
 pub use client_credentials::{ClientCredentials, ClientCredentialsBuilder, ServiceTokenHealth};

@@ -157,6 +157,8 @@ pub struct Seen {
     pub body: Bytes,
 }
 
+type Record = (Arc<Mutex<Vec<Seen>>>, Arc<AtomicUsize>);
+
 /// A backend that verifies nothing and records every request.
 #[derive(Clone)]
 pub struct Echo {
@@ -172,8 +174,7 @@ impl Echo {
         let state = (seen.clone(), hits.clone());
         let app = axum::Router::new()
             .fallback(
-                |State((seen, hits)): State<(Arc<Mutex<Vec<Seen>>>, Arc<AtomicUsize>)>,
-                 req: Request| async move {
+                |State((seen, hits)): State<Record>, req: Request| async move {
                     hits.fetch_add(1, Ordering::SeqCst);
                     let (parts, body) = req.into_parts();
                     let body = axum::body::to_bytes(body, 1 << 20).await.unwrap();

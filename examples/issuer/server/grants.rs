@@ -342,58 +342,8 @@ async fn exchange_own_token(
         }
     };
     let from = strings(subject.get("aud"));
-    // SECURITY: only the exchanges configured for this client: a token for
-    // one audience never becomes a token for an audience the rules do not
-    // name, whoever asks.
-    let targets: Vec<&String> = from
-        .iter()
-        .filter_map(|aud| client.exchange.get(aud))
-        .flatten()
-        .collect();
-    if targets.is_empty() {
-        return Err(not_acceptable(&format!(
-            "client {:?} may not exchange tokens for audience {:?}",
-            client.client_id,
-            shorten(&from.join(" "))
-        )));
-    }
-    let requested = match (p.get("audience"), p.get("resource")) {
-        (Some(a), Some(r)) if a != r => {
-            return Err(OAuthError::invalid_request(
-                "audience and resource name different targets; give one",
-            ));
-        }
-        (a, r) => a.or(r),
-    };
-    let audience = match requested {
-        Some(wanted) => targets.iter().find(|t| **t == wanted).ok_or_else(|| {
-            OAuthError::invalid_target(format!(
-                "audience {:?} is not available for this token to client {:?}",
-                shorten(wanted),
-                client.client_id
-            ))
-        })?,
-        None => targets[0],
-    };
-    // Delegation: the actor must be the authenticated client itself.
-    let actor = match p.get("actor_token") {
-        None => None,
-        Some(actor_token) => {
-            check_token_type(p, "actor_token_type")?;
-            let actor = live_access_token(s, actor_token).await;
-            if actor
-                .as_ref()
-                .and_then(|a| a.get("sub"))
-                .and_then(Value::as_str)
-                != Some(client.client_id.as_str())
-            {
-                return Err(OAuthError::invalid_request(
-                    "actor_token must be a live token of the authenticated client",
-                ));
-            }
-            Some(client.client_id.as_str())
-        }
-    };
+    let audience = exchange_target(p, client, &from)?;
+    let actor = actor_of(s, p, client).await?;
     let sub = subject
         .get("sub")
         .and_then(Value::as_str)
@@ -413,7 +363,7 @@ async fn exchange_own_token(
         sub,
         client_id: client.client_id.clone(),
         scopes: choose_scopes(p.get("scope"), &allowed)?,
-        audience: audience.clone(),
+        audience,
         roles: strings(subject.get("roles")),
         tenant: subject
             .get("tenant")
@@ -441,6 +391,74 @@ async fn exchange_own_token(
         None,
         Some(TOKEN_TYPE_ACCESS),
     ))
+}
+
+/// The audience of the new token: the requested one (`audience` or
+/// `resource`) if the client's exchange rules allow it for a subject token
+/// meant for `from`, else the first the rules allow.
+fn exchange_target(p: &Params, client: &Client, from: &[String]) -> Result<String, OAuthError> {
+    // SECURITY: only the exchanges configured for this client: a token for
+    // one audience never becomes a token for an audience the rules do not
+    // name, whoever asks.
+    let targets: Vec<&String> = from
+        .iter()
+        .filter_map(|aud| client.exchange.get(aud))
+        .flatten()
+        .collect();
+    let Some(first) = targets.first() else {
+        return Err(OAuthError::invalid_request(format!(
+            "subject_token is not acceptable: client {:?} may not exchange tokens for audience {:?}",
+            client.client_id,
+            shorten(&from.join(" "))
+        )));
+    };
+    let requested = match (p.get("audience"), p.get("resource")) {
+        (Some(a), Some(r)) if a != r => {
+            return Err(OAuthError::invalid_request(
+                "audience and resource name different targets; give one",
+            ));
+        }
+        (a, r) => a.or(r),
+    };
+    match requested {
+        None => Ok((*first).clone()),
+        Some(wanted) => targets
+            .iter()
+            .find(|t| **t == wanted)
+            .map(|t| (*t).clone())
+            .ok_or_else(|| {
+                OAuthError::invalid_target(format!(
+                    "audience {:?} is not available for this token to client {:?}",
+                    shorten(wanted),
+                    client.client_id
+                ))
+            }),
+    }
+}
+
+/// Delegation: the `actor_token`, if given, must be a live token of the
+/// authenticated client itself; the new token then names it in `act`.
+async fn actor_of<'c>(
+    s: &AppState,
+    p: &Params,
+    client: &'c Client,
+) -> Result<Option<&'c str>, OAuthError> {
+    let Some(actor_token) = p.get("actor_token") else {
+        return Ok(None);
+    };
+    check_token_type(p, "actor_token_type")?;
+    let actor = live_access_token(s, actor_token).await;
+    if actor
+        .as_ref()
+        .and_then(|a| a.get("sub"))
+        .and_then(serde_json::Value::as_str)
+        != Some(client.client_id.as_str())
+    {
+        return Err(OAuthError::invalid_request(
+            "actor_token must be a live token of the authenticated client",
+        ));
+    }
+    Ok(Some(client.client_id.as_str()))
 }
 
 fn check_token_type(p: &Params, name: &str) -> Result<(), OAuthError> {

@@ -15,7 +15,7 @@
 //! | `GATEWAY_MODE` | `forward` | `forward`: the caller's `Authorization` unchanged; `exchange`: a token for `UPSTREAM_AUDIENCE` (RFC 8693); `headers`: no `Authorization`, only `x-auth-*` identity headers |
 //! | `UPSTREAM_AUDIENCE` | `urn:orders` | audience of exchanged tokens |
 //! | `GATEWAY_CLIENT_ID`, `GATEWAY_CLIENT_SECRET` | `gateway`, `gateway-secret` | the gateway's client at the issuer (exchange mode; the bundled issuer seeds this one) |
-//! | `GATEWAY_TOKEN_URL` | `AUTH_ISSUER` + `/token` | the issuer's token endpoint |
+//! | `GATEWAY_TOKEN_URL` | `AUTH_ISSUER` + `/token` | the issuer's token endpoint (plain http only to loopback unless `AUTH_ALLOW_HTTP=1`) |
 //! | `AUTH_AUDIENCE` | `urn:orders`; `urn:gateway` in exchange mode | the audience callers' tokens must carry |
 //! | `AUTH_ISSUER`, `AUTH_JWKS_URL`, … | as for `orders` | see `examples/common/auth_env.rs` |
 //!
@@ -309,6 +309,9 @@ pub fn mode_from_env() -> Result<Mode, String> {
                 token_url,
                 env("GATEWAY_CLIENT_ID").unwrap_or_else(|| "gateway".into()),
                 env("GATEWAY_CLIENT_SECRET").unwrap_or_else(|| "gateway-secret".into()),
+            )
+            .allow_insecure_http(
+                env("AUTH_ALLOW_HTTP").is_some_and(|v| v == "1" || v.eq_ignore_ascii_case("true")),
             )
             .build()
             .map_err(|e| e.to_string())?;

@@ -769,6 +769,22 @@ mod tests {
         }
     }
 
+    #[test]
+    fn exchange_rules_need_the_token_exchange_grant() {
+        let mut gateway = client("gateway");
+        gateway.exchange = BTreeMap::from([("urn:gateway".into(), vec!["urn:orders".into()])]);
+        let e = config(Vec::new(), vec![gateway.clone()], Vec::new())
+            .validate()
+            .unwrap_err();
+        assert!(e.0.contains("exchange rules need grant type"), "{e:?}");
+        gateway.grant_types.push(GRANT_TOKEN_EXCHANGE.into());
+        assert!(
+            config(Vec::new(), vec![gateway], Vec::new())
+                .validate()
+                .is_ok()
+        );
+    }
+
     /// An upstream as an `UPSTREAMS_FILE` entry gives it.
     fn upstream(name: &str, subject_prefix: Option<&str>) -> Upstream {
         let prefix = subject_prefix.map_or(String::new(), |p| format!("subject_prefix = {p:?}\n"));

@@ -47,6 +47,7 @@ pub struct ClientCredentialsBuilder {
     timeout: Duration,
     retry: Duration,
     http: Option<reqwest::Client>,
+    allow_http: bool,
 }
 
 impl fmt::Debug for ClientCredentialsBuilder {
@@ -97,6 +98,14 @@ impl ClientCredentialsBuilder {
         self
     }
 
+    /// Allow a plain-http token endpoint on a host other than this machine
+    /// (the client secret and tokens then cross the network in clear).
+    /// Defaults to `false`: https, or http to loopback only.
+    pub fn allow_insecure_http(mut self, allow: bool) -> Self {
+        self.allow_http = allow;
+        self
+    }
+
     /// The HTTP client to use (proxies, TLS roots). Defaults to a client that
     /// follows no redirects.
     pub fn http_client(mut self, client: reqwest::Client) -> Self {
@@ -113,6 +122,7 @@ impl ClientCredentialsBuilder {
             &self.secret,
             self.http,
             self.timeout,
+            self.allow_http,
         )?;
         Ok(ClientCredentials {
             inner: Arc::new(Inner {
@@ -218,6 +228,7 @@ impl ClientCredentials {
             timeout: Duration::from_secs(5),
             retry: Duration::from_secs(1),
             http: None,
+            allow_http: false,
         }
     }
 

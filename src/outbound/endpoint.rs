@@ -79,12 +79,14 @@ impl Endpoint {
         secret: &str,
         http: Option<reqwest::Client>,
         timeout: Duration,
+        allow_http: bool,
     ) -> Result<Self, OutboundError> {
         // SECURITY: the client secret and the tokens travel here; plain http
-        // only to this machine, as for key URLs.
-        let url = crate::jwks::parse_url(url, false).map_err(|reason| OutboundError::Config {
-            reason: format!("token endpoint {url:?}: {reason}"),
-        })?;
+        // only to this machine (unless explicitly allowed), as for key URLs.
+        let url =
+            crate::jwks::parse_url(url, allow_http).map_err(|reason| OutboundError::Config {
+                reason: format!("token endpoint {url:?}: {reason}"),
+            })?;
         let credentials = STANDARD.encode(format!("{}:{}", form(client_id), form(secret)));
         let mut basic =
             http::HeaderValue::try_from(format!("Basic {credentials}")).map_err(|_| {
@@ -242,16 +244,30 @@ mod tests {
             "s",
             None,
             Duration::from_secs(1),
+            false,
         )
         .unwrap_err();
         assert!(matches!(e, OutboundError::Config { .. }), "{e}");
+        assert!(
+            Endpoint::new(
+                "http://id.example/token",
+                "c",
+                "s",
+                None,
+                Duration::from_secs(1),
+                true
+            )
+            .is_ok(),
+            "allowed explicitly"
+        );
         assert!(
             Endpoint::new(
                 "http://127.0.0.1:1/token",
                 "c",
                 "s",
                 None,
-                Duration::from_secs(1)
+                Duration::from_secs(1),
+                false
             )
             .is_ok()
         );
@@ -265,6 +281,7 @@ mod tests {
             "hunter2",
             None,
             Duration::from_secs(1),
+            false,
         )
         .unwrap();
         let shown = format!("{e:?}");
@@ -282,6 +299,7 @@ mod tests {
             "p w",
             None,
             Duration::from_secs(1),
+            false,
         )
         .unwrap();
         let expected = format!("Basic {}", STANDARD.encode("a%3Ab:p+w"));

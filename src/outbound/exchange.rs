@@ -56,6 +56,7 @@ pub struct TokenExchangeBuilder {
     margin: Duration,
     timeout: Duration,
     http: Option<reqwest::Client>,
+    allow_http: bool,
 }
 
 impl fmt::Debug for TokenExchangeBuilder {
@@ -105,6 +106,14 @@ impl TokenExchangeBuilder {
         self
     }
 
+    /// Allow a plain-http token endpoint on a host other than this machine
+    /// (the client secret and tokens then cross the network in clear).
+    /// Defaults to `false`: https, or http to loopback only.
+    pub fn allow_insecure_http(mut self, allow: bool) -> Self {
+        self.allow_http = allow;
+        self
+    }
+
     /// The HTTP client to use. Defaults to a client that follows no redirects.
     pub fn http_client(mut self, client: reqwest::Client) -> Self {
         self.http = Some(client);
@@ -119,6 +128,7 @@ impl TokenExchangeBuilder {
             &self.secret,
             self.http,
             self.timeout,
+            self.allow_http,
         )?;
         let cache = (self.capacity > 0).then(|| {
             moka::sync::Cache::builder()
@@ -220,6 +230,7 @@ impl TokenExchange {
             margin: Duration::from_secs(30),
             timeout: Duration::from_secs(5),
             http: None,
+            allow_http: false,
         }
     }
 
@@ -240,10 +251,18 @@ impl TokenExchange {
 
     /// A cached exchange of `subject` for `audience`, without waiting.
     pub fn cached(&self, subject: &AccessToken, audience: &str) -> Option<AccessToken> {
+        self.cached_for(subject, &Arc::from(audience))
+    }
+
+    /// [`cached`](Self::cached) for a shared audience: the key is two `Arc`
+    /// clones, no allocation.
+    pub(crate) fn cached_for(
+        &self,
+        subject: &AccessToken,
+        audience: &Arc<str>,
+    ) -> Option<AccessToken> {
         let cache = self.inner.cache.as_ref()?;
-        // Borrowed lookup would need a custom key type; the key is two
-        // `Arc` clones and one small allocation for the audience.
-        let key: Key = (subject.clone(), Arc::from(audience));
+        let key: Key = (subject.clone(), Arc::clone(audience));
         self.lookup(cache, &key)
     }
 

@@ -200,7 +200,7 @@ impl OutboundToken {
             Mode::Forward => Some(inbound.cloned().ok_or(OutboundError::NoToken)),
             Mode::Exchange { exchange, audience } => match inbound {
                 None => Some(Err(OutboundError::NoToken)),
-                Some(token) => exchange.cached(token, audience).map(Ok),
+                Some(token) => exchange.cached_for(token, audience).map(Ok),
             },
             Mode::Service(source) => source.current().map(Ok),
         }

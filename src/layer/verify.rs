@@ -340,7 +340,7 @@ where
         };
         match verifier.check::<E>(token) {
             Check::Done(Ok(claims)) => {
-                let token = AccessToken::new(token);
+                let token = AccessToken::from_request(&req, token);
                 admit(&mut req, claims, token, verifier);
                 ResponseFuture::inner(self.inner.call(req))
             }
@@ -376,7 +376,7 @@ fn admit<B, E: Send + Sync + 'static>(
 ) {
     audit::record(req, Some(&claims), "allow", "valid_token", "");
     // The raw token, for handlers that call other services on the caller's
-    // behalf: one small `Arc<str>` per request.
+    // behalf: shares the header's bytes, no copy.
     let ext = req.extensions_mut();
     ext.insert(token);
     if std::any::TypeId::of::<E>() != std::any::TypeId::of::<()>() {

@@ -280,6 +280,21 @@ mod tests {
     }
 
     #[test]
+    fn sources_layers_and_services_are_send_sync_static() {
+        fn assert_send_sync<T: Send + Sync + 'static>() {}
+        assert_send_sync::<OutboundToken>();
+        assert_send_sync::<ClientCredentials>();
+        assert_send_sync::<TokenExchange>();
+        assert_send_sync::<OutboundError>();
+        assert_send_sync::<IdentityHeadersLayer>();
+        assert_send_sync::<
+            IdentityHeaders<
+                tower::util::BoxCloneSyncService<http::Request<()>, http::Response<()>, ()>,
+            >,
+        >();
+    }
+
+    #[test]
     fn jitter_is_in_unit_interval() {
         for _ in 0..100 {
             let j = jitter();

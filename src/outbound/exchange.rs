@@ -198,6 +198,31 @@ impl fmt::Debug for TokenExchange {
     }
 }
 
+/// Removes a finished or abandoned flight from the map.
+struct Leave<'a> {
+    flights: &'a Mutex<HashMap<Key, Flight>>,
+    key: &'a Key,
+    flight: &'a Flight,
+}
+
+impl Drop for Leave<'_> {
+    fn drop(&mut self) {
+        let Ok(mut flights) = self.flights.lock() else {
+            return;
+        };
+        // Done, or abandoned by its last waiter (the map and this guard's
+        // owner hold the only references): a later caller starts afresh.
+        let last = self.flight.initialized() || Arc::strong_count(self.flight) <= 2;
+        if last
+            && flights
+                .get(self.key)
+                .is_some_and(|f| Arc::ptr_eq(f, self.flight))
+        {
+            flights.remove(self.key);
+        }
+    }
+}
+
 /// Counters of a [`TokenExchange`] since it was built.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
@@ -296,6 +321,13 @@ impl TokenExchange {
                 })?;
             Arc::clone(flights.entry(key.clone()).or_default())
         };
+        // Whatever happens to this future (done, failed, cancelled), the
+        // flight leaves the map once nobody waits on it.
+        let _leave = Leave {
+            flights: &self.inner.flights,
+            key: &key,
+            flight: &flight,
+        };
         let result = flight
             .get_or_init(|| async {
                 let result = self.call_issuer(subject, audience).await;
@@ -306,11 +338,6 @@ impl TokenExchange {
             })
             .await
             .clone();
-        if let Ok(mut flights) = self.inner.flights.lock()
-            && flights.get(&key).is_some_and(|f| Arc::ptr_eq(f, &flight))
-        {
-            flights.remove(&key);
-        }
         result.map(|cached| cached.token)
     }
 
@@ -363,6 +390,20 @@ impl TokenExchange {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn an_abandoned_exchange_leaves_no_flight_behind() {
+        // A token endpoint that accepts the connection and never answers.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/token", listener.local_addr().unwrap());
+        let exchange = TokenExchange::builder(url, "c", "s").build().unwrap();
+        let subject = AccessToken::new("t");
+        let call = exchange.exchange(&subject, "a");
+        let abandoned = tokio::time::timeout(Duration::from_millis(50), call).await;
+        assert!(abandoned.is_err(), "the endpoint never answers");
+        assert!(exchange.inner.flights.lock().unwrap().is_empty());
+        drop(listener);
+    }
 
     #[test]
     fn a_zero_capacity_turns_the_cache_off() {

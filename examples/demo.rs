@@ -9,10 +9,17 @@
 //!
 //! Ports: issuer 4000, HTTP orders 3000, gRPC orders 50051 (override with
 //! `ISSUER_PORT`, `ORDERS_PORT`, `ORDERS_GRPC_PORT`; `--once` uses free
-//! ports unless these are set). The issuer reads the same environment as
+//! ports unless these are set). Three gateways (`examples/gateway.rs`), one
+//! per mode: `forward` on 8080 and `exchange` on 8081 in front of HTTP
+//! orders, `headers` on 8082 in front of a small backend that does not
+//! verify tokens and shows the identity headers it got (override with
+//! `GATEWAY_PORT`, `GATEWAY_EXCHANGE_PORT`, `GATEWAY_HEADERS_PORT`). The issuer reads the same environment as
 //! `cargo run --example issuer` (`USERS_FILE`, `SIGNING_ALG`, …); without
 //! files it seeds the demo user and client that the tour uses.
 
+#[path = "gateway.rs"]
+#[allow(dead_code)] // its `main`, `serve` and env parsing are unused here
+mod gateway;
 #[path = "issuer/main.rs"]
 #[allow(dead_code)] // the issuer's own `main` and CLI helpers are unused here
 mod issuer;
@@ -34,7 +41,7 @@ use serde_json::Value;
 use tonic::Code;
 use tonic::transport::Channel;
 
-use issuer::config::{DEMO_CLIENT, DEMO_USER};
+use issuer::config::{DEMO_CLIENT, DEMO_USER, GATEWAY_AUDIENCE, GATEWAY_CLIENT};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -82,9 +89,11 @@ async fn run(once: bool) -> Result<bool, BoxError> {
     println!("  issuer        {}", system.iss);
     println!("  orders HTTP   {}", system.orders);
     println!("  orders gRPC   {} (orders.v1.Orders)", system.grpc_addr);
+    let gateways = start_gateways(&system, once).await?;
     println!();
 
     let ok = tour(&system).await?;
+    let ok = gateway_tour(&system, &gateways).await? && ok;
     println!();
     if ok {
         println!("  Every outcome was as expected.");
@@ -93,6 +102,7 @@ async fn run(once: bool) -> Result<bool, BoxError> {
     }
     if !once {
         print_curl(&system);
+        print_gateway_curl(&gateways);
         println!("\n  Serving until Ctrl-C.");
         tokio::signal::ctrl_c().await?;
     }
@@ -494,6 +504,222 @@ async fn introspection(t: &mut Tour, service_token: &str) -> Result<(), BoxError
         status == 200 && body["active"] == false,
     );
     Ok(())
+}
+
+/// The gateways, one per mode, and the backend behind the `headers` one.
+struct Gateways {
+    forward: String,
+    exchange: String,
+    headers: String,
+}
+
+/// A backend that does not verify tokens (a non-Rust service behind a
+/// gateway): it answers with the identity headers it received.
+fn legacy_backend() -> axum::Router {
+    axum::Router::new().fallback(|headers: axum::http::HeaderMap| async move {
+        let get = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        axum::Json(serde_json::json!({
+            "x-auth-sub": get("x-auth-sub"),
+            "x-auth-tenant": get("x-auth-tenant"),
+            "x-auth-scopes": get("x-auth-scopes"),
+            "x-auth-roles": get("x-auth-roles"),
+            "authorization": get("authorization").is_some(),
+        }))
+    })
+}
+
+async fn serve_app(app: axum::Router, port: u16, what: &str) -> Result<String, BoxError> {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .map_err(|e| format!("{what}: {e}"))?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(axum::serve(listener, app).into_future());
+    Ok(format!("http://{addr}"))
+}
+
+async fn start_gateways(system: &System, once: bool) -> Result<Gateways, BoxError> {
+    let verifier = |audience: &str| {
+        Verifier::builder()
+            .issuer(system.iss.clone())
+            .audience(audience)
+            .build()
+    };
+    let legacy = serve_app(legacy_backend(), 0, "legacy backend").await?;
+    let forward = gateway::app(
+        verifier("urn:orders").await?,
+        &system.orders,
+        gateway::Mode::Forward,
+    );
+    let exchange = authlayer::outbound::TokenExchange::builder(
+        format!("{}/token", system.iss),
+        GATEWAY_CLIENT.0,
+        GATEWAY_CLIENT.1,
+    )
+    .build()?;
+    let exchange = gateway::app(
+        verifier(GATEWAY_AUDIENCE).await?,
+        &system.orders,
+        gateway::Mode::Exchange {
+            exchange,
+            audience: "urn:orders".into(),
+        },
+    );
+    let headers = gateway::app(
+        verifier("urn:orders").await?,
+        &legacy,
+        gateway::Mode::Headers,
+    );
+    let gateways = Gateways {
+        forward: serve_app(
+            forward,
+            port("GATEWAY_PORT", 8080, once)?,
+            "gateway (forward)",
+        )
+        .await?,
+        exchange: serve_app(
+            exchange,
+            port("GATEWAY_EXCHANGE_PORT", 8081, once)?,
+            "gateway (exchange)",
+        )
+        .await?,
+        headers: serve_app(
+            headers,
+            port("GATEWAY_HEADERS_PORT", 8082, once)?,
+            "gateway (headers)",
+        )
+        .await?,
+    };
+    println!(
+        "  gateway       {} (forward → orders HTTP)",
+        gateways.forward
+    );
+    println!(
+        "  gateway       {} (exchange → orders HTTP)",
+        gateways.exchange
+    );
+    println!(
+        "  gateway       {} (headers → {legacy}, no token check there)",
+        gateways.headers
+    );
+    Ok(gateways)
+}
+
+/// Calls through each gateway and checks what the service behind it saw.
+async fn gateway_tour(system: &System, gateways: &Gateways) -> Result<bool, BoxError> {
+    println!("\n  A gateway verifies once at the edge and passes the identity on");
+    let http = reqwest::Client::new();
+    let mut ok = true;
+    let login = |audience: Option<&'static str>| {
+        let http = http.clone();
+        let iss = system.iss.clone();
+        async move {
+            let mut pairs = vec![("username", DEMO_USER.0), ("password", DEMO_USER.1)];
+            if let Some(audience) = audience {
+                pairs.push(("audience", audience));
+            }
+            let body = url::form_urlencoded::Serializer::new(String::new())
+                .extend_pairs(&pairs)
+                .finish();
+            let res: Value = http
+                .post(format!("{iss}/login"))
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(body)
+                .send()
+                .await?
+                .json()
+                .await?;
+            Ok::<_, BoxError>(res["access_token"].as_str().unwrap_or_default().to_owned())
+        }
+    };
+    let get = |url: String, token: Option<String>| {
+        let http = http.clone();
+        async move {
+            let mut req = http.get(url).header("x-auth-sub", "admin");
+            if let Some(token) = token {
+                req = req.bearer_auth(token);
+            }
+            let res = req.send().await?;
+            let status = res.status().as_u16();
+            Ok::<_, BoxError>((status, res.json::<Value>().await.unwrap_or(Value::Null)))
+        }
+    };
+    let saw = |body: &Value| {
+        format!(
+            "orders saw sub {}, aud {}, client {}",
+            body["sub"].as_str().unwrap_or("-"),
+            body["aud"][0].as_str().unwrap_or("-"),
+            body["client_id"].as_str().unwrap_or("-")
+        )
+    };
+
+    let token = login(None).await?;
+    let (status, body) = get(format!("{}/me", gateways.forward), Some(token.clone())).await?;
+    ok &= report(
+        "forward:  GET /me through the gateway",
+        &format!("{status} {}", saw(&body)),
+        "200, the caller's own token",
+        status == 200 && body["sub"] == DEMO_USER.0 && body["client_id"] == "login",
+    );
+    let (status, _) = get(format!("{}/me", gateways.forward), None).await?;
+    ok &= report(
+        "forward:  GET /me without a token",
+        &status.to_string(),
+        "401 at the edge",
+        status == 401,
+    );
+
+    let gateway_token = login(Some(GATEWAY_AUDIENCE)).await?;
+    let (status, _) = get(format!("{}/me", system.orders), Some(gateway_token.clone())).await?;
+    ok &= report(
+        "exchange: a urn:gateway token, straight to orders",
+        &status.to_string(),
+        "401",
+        status == 401,
+    );
+    let (status, body) = get(format!("{}/me", gateways.exchange), Some(gateway_token)).await?;
+    ok &= report(
+        "exchange: GET /me through the gateway",
+        &format!("{status} {}", saw(&body)),
+        "200, a token for urn:orders issued to the gateway",
+        status == 200 && body["aud"][0] == "urn:orders" && body["client_id"] == GATEWAY_CLIENT.0,
+    );
+
+    let (status, body) = get(format!("{}/me", gateways.headers), Some(token)).await?;
+    ok &= report(
+        "headers:  GET /me, spoofing x-auth-sub: admin",
+        &format!(
+            "{status} backend saw x-auth-sub {}, token {}",
+            body["x-auth-sub"].as_str().unwrap_or("-"),
+            if body["authorization"] == true {
+                "yes"
+            } else {
+                "no"
+            }
+        ),
+        "200, x-auth-sub demo, no token",
+        status == 200 && body["x-auth-sub"] == DEMO_USER.0 && body["authorization"] == false,
+    );
+    Ok(ok)
+}
+
+fn print_gateway_curl(gateways: &Gateways) {
+    println!(
+        "  curl -s {}/me -H \"Authorization: Bearer $TOKEN\"            # gateway, forward mode",
+        gateways.forward
+    );
+    println!(
+        "  curl -s {}/me -H \"Authorization: Bearer $TOKEN\"            # gateway, headers mode",
+        gateways.headers
+    );
+    println!(
+        "  # exchange mode wants a token for {GATEWAY_AUDIENCE}: log in with -d audience={GATEWAY_AUDIENCE}, then curl {}/me",
+        gateways.exchange
+    );
 }
 
 /// The token with one character of its payload changed.

@@ -117,3 +117,46 @@ where
         }
     }
 }
+
+/// The verified raw token, for handlers that call other services on the
+/// caller's behalf (see [`crate::outbound`]). Rejects like [`Claims`].
+impl<S> FromRequestParts<S> for crate::layer::AccessToken
+where
+    S: Send + Sync,
+{
+    type Rejection = ClaimsRejection;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        if let Some(token) = parts.extensions.get::<Self>() {
+            return Ok(token.clone());
+        }
+        match parts.extensions.get::<Authenticated>() {
+            Some(marker) => Err(ClaimsRejection {
+                error: AuthError::missing_token(),
+                realm: Some(marker.refuse(Reason::MissingToken)),
+            }),
+            None => Err(layer_missing()),
+        }
+    }
+}
+
+impl<S> OptionalFromRequestParts<S> for crate::layer::AccessToken
+where
+    S: Send + Sync,
+{
+    type Rejection = ClaimsRejection;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        _state: &S,
+    ) -> Result<Option<Self>, Self::Rejection> {
+        if let Some(token) = parts.extensions.get::<Self>() {
+            return Ok(Some(token.clone()));
+        }
+        if parts.extensions.get::<Authenticated>().is_some() {
+            Ok(None)
+        } else {
+            Err(layer_missing())
+        }
+    }
+}

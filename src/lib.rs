@@ -15,6 +15,7 @@
 // Dependencies point one way, top to bottom of this list; no module imports
 // one above it (checked by `tests::modules_import_only_downwards`):
 //   framework glue   axum, tonic
+//   outbound         propagation, service tokens, exchange, identity headers
 //   layers           layer (VerifyLayer, RequireScopesLayer), audit, reject
 //   engine           verifier (Verifier: the token-to-claims path, builder,
 //                    issuer configuration, token cache)
@@ -27,6 +28,8 @@ pub mod axum;
 #[cfg(feature = "tonic")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tonic")))]
 pub mod tonic;
+
+pub mod outbound;
 
 pub mod audit;
 pub mod layer;
@@ -57,9 +60,9 @@ pub use health::{Health, IssuerHealth, Metrics};
 pub use jsonwebtoken::Algorithm;
 pub use jws::TypPolicy;
 pub use layer::{
-    MethodRulesLayer, Require, RequireLayer, RequirePolicy, RequirePolicyLayer, RequireRoles,
-    RequireRolesLayer, RequireScopes, RequireScopesLayer, RequireTenant, RequireTenantLayer,
-    ResponseFuture, Verify, VerifyLayer,
+    AccessToken, MethodRulesLayer, Require, RequireLayer, RequirePolicy, RequirePolicyLayer,
+    RequireRoles, RequireRolesLayer, RequireScopes, RequireScopesLayer, RequireTenant,
+    RequireTenantLayer, ResponseFuture, Verify, VerifyLayer,
 };
 pub use policy::{MethodRules, Policy, Rule, RuleRequest};
 pub use reject::{DefaultReject, OnReject, RejectContext};
@@ -189,6 +192,7 @@ mod tests {
             "audit",
             "policy",
             "layer",
+            "outbound",
             "axum",
             "tonic",
             "test_util",

@@ -2,7 +2,8 @@
 //!
 //! - `AUTH_ISSUER` — issuer URL; keys via OIDC discovery (default `http://127.0.0.1:4000`)
 //! - `AUTH_JWKS_URL` — fetch keys from this URL instead of discovering it
-//! - `AUTH_AUDIENCE` — required audience (default `urn:orders`)
+//! - `AUTH_AUDIENCE` — required audience (default `urn:orders`; the gateway's
+//!   default depends on its mode)
 //! - `AUTH_LAZY` — `1`: start even if the issuer is down (503 until keys arrive)
 //! - `AUTH_ALLOW_HTTP` — `1`: allow plain-http key URLs on non-loopback hosts
 //! - `AUTH_REFRESH_SECS`, `AUTH_COOLDOWN_SECS`, `AUTH_MAX_STALE_SECS`,
@@ -38,11 +39,18 @@ fn claim_sources() -> ClaimSources {
 }
 
 /// Builds the verifier from the environment (see the module docs).
+#[allow(dead_code)] // the gateway uses `verifier_from_env_for`
 pub async fn verifier_from_env() -> Result<Verifier, BuildError> {
+    verifier_from_env_for("urn:orders").await
+}
+
+/// [`verifier_from_env`] with another default for `AUTH_AUDIENCE`.
+#[allow(dead_code)] // the order services use `verifier_from_env`
+pub async fn verifier_from_env_for(default_audience: &str) -> Result<Verifier, BuildError> {
     let secs = |name, default| duration(name, Duration::from_secs(default), Duration::from_secs);
     let mut builder = Verifier::builder()
         .issuer(env("AUTH_ISSUER").unwrap_or_else(|| "http://127.0.0.1:4000".into()))
-        .audience(env("AUTH_AUDIENCE").unwrap_or_else(|| "urn:orders".into()))
+        .audience(env("AUTH_AUDIENCE").unwrap_or_else(|| default_audience.into()))
         .refresh_interval(secs("AUTH_REFRESH_SECS", 300))
         .refetch_cooldown(secs("AUTH_COOLDOWN_SECS", 30))
         .max_stale(secs("AUTH_MAX_STALE_SECS", 86_400))

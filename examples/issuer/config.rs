@@ -18,6 +18,14 @@
 //! grant_types = ["client_credentials", "urn:ietf:params:oauth:grant-type:token-exchange"]
 //! admin = false
 //!
+//! [[clients]]                          # a gateway: trades its callers' tokens for downstream ones
+//! client_id = "gateway"
+//! secret_hash = "$argon2id$v=19$m=19456,t=2,p=1$…"
+//! scopes = ["orders:read", "orders:write"]
+//! grant_types = ["urn:ietf:params:oauth:grant-type:token-exchange"]
+//! [clients.exchange]                   # our own tokens for this audience -> these audiences
+//! "urn:gateway" = ["urn:orders"]
+//!
 //! # UPSTREAMS_FILE: a Keycloak realm whose users become local customers
 //! [[upstreams]]
 //! name = "keycloak"
@@ -169,6 +177,11 @@ pub struct Client {
     /// Tenant put into the client's own tokens.
     #[serde(default)]
     pub tenant: Option<String>,
+    /// Token exchange of this issuer's own tokens: the audience of a
+    /// subject token → the audiences it may be exchanged for. Empty: only
+    /// upstream issuers' tokens can be exchanged (`UPSTREAMS_FILE`).
+    #[serde(default)]
+    pub exchange: BTreeMap<String, Vec<String>>,
     /// May call `/admin/*` (key rotation, key status).
     #[serde(default)]
     pub admin: bool,
@@ -180,6 +193,7 @@ impl fmt::Debug for Client {
             .field("client_id", &self.client_id)
             .field("scopes", &self.scopes)
             .field("grant_types", &self.grant_types)
+            .field("exchange", &self.exchange)
             .field("admin", &self.admin)
             .finish_non_exhaustive()
     }
@@ -306,6 +320,11 @@ fn err<T>(message: impl Into<String>) -> Result<T, ConfigError> {
 pub const DEMO_USER: (&str, &str) = ("demo", "demo-password");
 /// The demo client's id and secret, seeded when no `CLIENTS_FILE` is given.
 pub const DEMO_CLIENT: (&str, &str) = ("orders-service", "orders-secret");
+/// The gateway client's id and secret, seeded when no `CLIENTS_FILE` is given.
+pub const GATEWAY_CLIENT: (&str, &str) = ("gateway", "gateway-secret");
+/// The audience of tokens meant for the gateway (`examples/gateway.rs` in
+/// `exchange` mode); the demo user may log in for it.
+pub const GATEWAY_AUDIENCE: &str = "urn:gateway";
 
 /// Where settings come from: `--name value` flags first, then `NAME`
 /// environment variables.
@@ -434,7 +453,7 @@ impl Config {
         if let Some(path) = settings.get("USERS_FILE") {
             config.users = load::<UsersFile>(Path::new(&path))?.users;
         } else {
-            config.users.push(demo_user()?);
+            config.users.push(demo_user(&config.default_audience)?);
             config.seeded.push(format!(
                 "user {:?} with password {:?} (scopes orders:read orders:write, role customer, tenant acme)",
                 DEMO_USER.0, DEMO_USER.1
@@ -447,6 +466,13 @@ impl Config {
             config.seeded.push(format!(
                 "client {:?} with secret {:?} (client_credentials, token exchange)",
                 DEMO_CLIENT.0, DEMO_CLIENT.1
+            ));
+            config
+                .clients
+                .push(gateway_client(&config.default_audience)?);
+            config.seeded.push(format!(
+                "client {:?} with secret {:?} (token exchange {GATEWAY_AUDIENCE} -> {})",
+                GATEWAY_CLIENT.0, GATEWAY_CLIENT.1, config.default_audience
             ));
         }
         if let Some(path) = settings.get("UPSTREAMS_FILE") {
@@ -509,6 +535,14 @@ impl Config {
             credentials::check_phc(&client.secret_hash).map_err(|e| {
                 ConfigError(format!("client {:?}: secret_hash {e}", client.client_id))
             })?;
+            if !client.exchange.is_empty()
+                && !client.grant_types.iter().any(|g| g == GRANT_TOKEN_EXCHANGE)
+            {
+                return err(format!(
+                    "client {:?}: exchange rules need grant type {GRANT_TOKEN_EXCHANGE:?}",
+                    client.client_id
+                ));
+            }
             for grant in &client.grant_types {
                 if ![
                     GRANT_CLIENT_CREDENTIALS,
@@ -652,7 +686,9 @@ fn load<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, ConfigError> {
     }
 }
 
-fn demo_user() -> Result<User, ConfigError> {
+/// The demo user: tokens for the default audience, or for the gateway
+/// (`/login` with `audience=urn:gateway` or `resource=urn:gateway`).
+fn demo_user(default_audience: &str) -> Result<User, ConfigError> {
     Ok(User {
         username: DEMO_USER.0.into(),
         password_hash: credentials::hash_secret(DEMO_USER.1)
@@ -660,7 +696,27 @@ fn demo_user() -> Result<User, ConfigError> {
         scopes: vec!["orders:read".into(), "orders:write".into()],
         roles: vec!["customer".into()],
         tenant: Some("acme".into()),
+        audiences: Some(vec![default_audience.into(), GATEWAY_AUDIENCE.into()]),
+    })
+}
+
+/// The gateway: exchanges tokens meant for it for tokens meant for the
+/// default audience (the orders services).
+fn gateway_client(default_audience: &str) -> Result<Client, ConfigError> {
+    Ok(Client {
+        client_id: GATEWAY_CLIENT.0.into(),
+        secret_hash: credentials::hash_secret(GATEWAY_CLIENT.1)
+            .map_err(|e| ConfigError(format!("hashing the gateway client secret: {e}")))?,
+        scopes: vec!["orders:read".into(), "orders:write".into()],
         audiences: None,
+        grant_types: vec![GRANT_TOKEN_EXCHANGE.into()],
+        roles: Vec::new(),
+        tenant: None,
+        exchange: BTreeMap::from([(
+            GATEWAY_AUDIENCE.to_owned(),
+            vec![default_audience.to_owned()],
+        )]),
+        admin: false,
     })
 }
 
@@ -674,6 +730,7 @@ fn demo_client() -> Result<Client, ConfigError> {
         grant_types: vec![GRANT_CLIENT_CREDENTIALS.into(), GRANT_TOKEN_EXCHANGE.into()],
         roles: vec!["service".into()],
         tenant: Some("acme".into()),
+        exchange: BTreeMap::new(),
         admin: false,
     })
 }
@@ -707,8 +764,25 @@ mod tests {
             grant_types: default_grants(),
             roles: Vec::new(),
             tenant: None,
+            exchange: BTreeMap::new(),
             admin: false,
         }
+    }
+
+    #[test]
+    fn exchange_rules_need_the_token_exchange_grant() {
+        let mut gateway = client("gateway");
+        gateway.exchange = BTreeMap::from([("urn:gateway".into(), vec!["urn:orders".into()])]);
+        let e = config(Vec::new(), vec![gateway.clone()], Vec::new())
+            .validate()
+            .unwrap_err();
+        assert!(e.0.contains("exchange rules need grant type"), "{e:?}");
+        gateway.grant_types.push(GRANT_TOKEN_EXCHANGE.into());
+        assert!(
+            config(Vec::new(), vec![gateway], Vec::new())
+                .validate()
+                .is_ok()
+        );
     }
 
     /// An upstream as an `UPSTREAMS_FILE` entry gives it.

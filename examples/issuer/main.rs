@@ -15,7 +15,7 @@
 //! | `REFRESH_TTL` | 8h | refresh-token family lifetime (from login) |
 //! | `SIGNING_ALG` | `RS256` | `RS256`, `ES256` or `EdDSA` (for new keys) |
 //! | `USERS_FILE` | demo user | TOML/JSON `users = [{ username, password_hash, scopes, roles, tenant, audiences }]` |
-//! | `CLIENTS_FILE` | demo client | TOML/JSON `clients = [{ client_id, secret_hash, scopes, audiences, grant_types, roles, tenant, admin }]` |
+//! | `CLIENTS_FILE` | demo and gateway clients | TOML/JSON `clients = [{ client_id, secret_hash, scopes, audiences, grant_types, roles, tenant, exchange, admin }]`; `exchange` maps an audience of this issuer's own tokens to the audiences the client may exchange them for (RFC 8693) |
 //! | `UPSTREAMS_FILE` | none | TOML/JSON `upstreams = [{ name, issuer, audience, jwks_url, subject_prefix, roles, scopes, role_scopes, tenant, tenant_claim, tenants, … }]`; roles, scopes and tenants from an upstream pass only as mapped (`tenant_claim` needs `tenants`; an unmapped tenant is refused); subject prefixes (`name:` by default) must not overlap |
 //! | `KEY_DIR` | none (memory) | persist signing keys (PKCS#8, mode 0600) across restarts; the directory must be owned by the issuer's user and not writable by group or others, else start-up fails |
 //! | `ROTATE_EVERY` | 24h | timed key rotation (`off` to disable) |

@@ -18,9 +18,11 @@ use crate::audit::Pending;
 use crate::error::Reason;
 use crate::verifier::Verifier;
 
+mod access_token;
 mod require;
 mod verify;
 
+pub use access_token::AccessToken;
 pub use require::{
     MethodRulesLayer, Require, RequireLayer, RequirePolicy, RequirePolicyLayer, RequireRoles,
     RequireRolesLayer, RequireScopes, RequireScopesLayer, RequireTenant, RequireTenantLayer,

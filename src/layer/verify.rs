@@ -47,7 +47,7 @@ use serde::de::DeserializeOwned;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use super::{Authenticated, ResponseFuture};
+use super::{AccessToken, Authenticated, ResponseFuture};
 use crate::audit::{self, Pending, Subject, Trail};
 use crate::claims::Claims;
 use crate::error::{AuthError, Reason};
@@ -348,7 +348,8 @@ where
         };
         match verifier.check::<E>(token) {
             Check::Done(Ok(claims)) => {
-                let pending = admit(&mut req, claims, verifier);
+                let token = AccessToken::from_request(&req, token);
+                let pending = admit(&mut req, claims, token, verifier);
                 ResponseFuture::audited(self.inner.call(req), pending)
             }
             Check::Done(Err(err)) => self.reject(&req, &err),
@@ -364,7 +365,8 @@ where
                 ResponseFuture::waiting(Box::pin(async move {
                     match verifier.check_after_refetch::<E>(&source, &token).await {
                         Ok(claims) => {
-                            let mut pending = admit(&mut req, claims, &verifier);
+                            let token = AccessToken::from(token);
+                            let mut pending = admit(&mut req, claims, token, &verifier);
                             let result = inner.call(req).await;
                             pending.finish(result.as_ref().ok());
                             result
@@ -382,6 +384,7 @@ where
 fn admit<B, E: Send + Sync + 'static>(
     req: &mut Request<B>,
     claims: Claims<E>,
+    token: AccessToken,
     verifier: &Verifier,
 ) -> Pending {
     let trail = Trail::default();
@@ -390,7 +393,10 @@ fn admit<B, E: Send + Sync + 'static>(
         "valid_token",
         trail.clone(),
     );
+    // The raw token, for handlers that call other services on the caller's
+    // behalf: shares the header's bytes, no copy.
     let ext = req.extensions_mut();
+    ext.insert(token);
     if std::any::TypeId::of::<E>() != std::any::TypeId::of::<()>() {
         ext.insert(claims.to_standard());
     }

@@ -57,6 +57,7 @@ fn client(id: &str, secret: &str, scopes: &[&str], grants: &[&str], admin: bool)
         grant_types: grants.iter().map(|s| (*s).into()).collect(),
         roles: vec!["service".into()],
         tenant: Some("acme".into()),
+        exchange: BTreeMap::new(),
         admin,
     }
 }

@@ -271,3 +271,69 @@ async fn orders_example_admin_and_tenant_routes_read_the_configured_claims() {
         403
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateway_example_forwards_to_orders_and_defaults_its_audience_per_mode() {
+    let issuer = TestIssuer::new("pending");
+    let server = issuer.serve().await;
+    let orders = start("orders", &[("AUTH_ISSUER", server.issuer_url())]);
+    let upstream = format!("http://{}", orders.addr);
+    let gateway = start(
+        "gateway",
+        &[
+            ("AUTH_ISSUER", server.issuer_url()),
+            ("UPSTREAM", &upstream),
+        ],
+    );
+    let http = reqwest::Client::new();
+    let base = format!("http://{}", gateway.addr);
+    let token = orders_token(&issuer)
+        .sub("carol")
+        .scope("orders:read")
+        .sign();
+    let res = http_get(&http, &format!("{base}/orders/9"), Some(&token)).await;
+    assert_eq!(res.status(), 200);
+    let order: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(order["owner"], "carol");
+    assert_eq!(
+        http_get(&http, &format!("{base}/orders/9"), None)
+            .await
+            .status(),
+        401
+    );
+    assert_eq!(
+        http_get(&http, &format!("{base}/health"), None)
+            .await
+            .status(),
+        200
+    );
+
+    // Exchange mode verifies tokens for urn:gateway, not urn:orders. (The
+    // test issuer has no token endpoint, so the exchange itself fails: 502.)
+    let exchange = start(
+        "gateway",
+        &[
+            ("AUTH_ISSUER", server.issuer_url()),
+            ("UPSTREAM", &upstream),
+            ("GATEWAY_MODE", "exchange"),
+        ],
+    );
+    let base = format!("http://{}", exchange.addr);
+    let res = http_get(&http, &format!("{base}/orders/9"), Some(&token)).await;
+    assert_eq!(res.status(), 401);
+    let for_gateway = issuer.token().audience("urn:gateway").sign();
+    let res = http_get(&http, &format!("{base}/orders/9"), Some(&for_gateway)).await;
+    assert_eq!(res.status(), 502);
+}
+
+#[test]
+fn gateway_example_refuses_an_unknown_mode() {
+    let out = Command::new(example("gateway"))
+        .env("GATEWAY_MODE", "teleport")
+        .env("PORT", "0")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("GATEWAY_MODE=\"teleport\""), "{stderr}");
+}

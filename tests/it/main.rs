@@ -8,6 +8,10 @@
 //! same name (write `::axum` here); everywhere else `axum::` is the crate.
 
 #[cfg(all(feature = "axum", feature = "tonic"))]
+#[path = "../../examples/gateway.rs"]
+#[allow(dead_code)] // its `main`, `serve` and env parsing belong to the example binary
+mod gateway_example;
+#[cfg(all(feature = "axum", feature = "tonic"))]
 #[path = "../../examples/issuer/main.rs"]
 #[allow(dead_code)] // the issuer's own `main` and CLI helpers are unused here
 mod issuer;
@@ -27,7 +31,11 @@ mod cache;
 #[cfg(all(feature = "axum", feature = "tonic"))]
 mod e2e;
 mod examples;
+#[cfg(all(feature = "axum", feature = "tonic"))]
+mod gateway;
 mod jwks_faults;
+#[cfg(all(feature = "axum", feature = "tonic"))]
+mod outbound;
 mod randomized;
 mod tonic;
 mod wycheproof;

@@ -16,11 +16,12 @@ use super::super::config::{
 use super::super::exchange::ExchangeError;
 use super::super::keys::now_ms;
 use super::super::store::{Family, Grant, Redeemed, TokenHash};
-use super::super::tokens::{Minted, mint, random_token};
+use super::super::tokens::{Minted, mint, mint_delegated, random_token};
 use super::AppState;
 use super::LOG_TARGET;
 use super::client_auth::{Peer, authenticate};
 use super::error::{OAuthError, log_safe, no_store, shorten};
+use super::introspection::live_access_token;
 use super::params::Params;
 
 const TOKEN_TYPE_ACCESS: &str = "urn:ietf:params:oauth:token-type:access_token";
@@ -217,8 +218,18 @@ pub(super) async fn token(
     }
 }
 
-/// RFC 8693 token exchange: an upstream issuer's token → a local token.
+/// RFC 8693 token exchange: an upstream issuer's token → a local token,
+/// or (for clients with exchange rules) one of our own tokens → a token for
+/// another audience.
 async fn exchange_grant(s: &AppState, p: &Params, client: &Client) -> Result<Response, OAuthError> {
+    if !client.exchange.is_empty()
+        && let Some(subject) = p.get("subject_token")
+        && s.keys
+            .verify_jwt(subject)
+            .is_some_and(|c| c.get("iss").and_then(serde_json::Value::as_str) == Some(&s.issuer))
+    {
+        return exchange_own_token(s, p, client, subject).await;
+    }
     let Some(upstreams) = &s.upstreams else {
         return Err(OAuthError::invalid_request(
             "token exchange needs trusted upstream issuers (UPSTREAMS_FILE); none is configured",
@@ -293,6 +304,172 @@ async fn exchange_grant(s: &AppState, p: &Params, client: &Client) -> Result<Res
         None,
         Some(TOKEN_TYPE_ACCESS),
     ))
+}
+
+/// Token exchange of one of our own tokens (a gateway trading its caller's
+/// token for one meant for the service behind it). The new token keeps the
+/// subject, roles and tenant; its scopes are the subject's, capped by the
+/// client's; its audience is one the client's exchange rules allow for the
+/// subject token's audience; it expires no later than the subject token.
+async fn exchange_own_token(
+    s: &AppState,
+    p: &Params,
+    client: &Client,
+    subject_token: &str,
+) -> Result<Response, OAuthError> {
+    use serde_json::Value;
+    check_token_type(p, "subject_token_type")?;
+    if p.get("requested_token_type")
+        .is_some_and(|t| t != TOKEN_TYPE_ACCESS)
+    {
+        return Err(OAuthError::invalid_request(format!(
+            "only {TOKEN_TYPE_ACCESS} can be issued"
+        )));
+    }
+    let not_acceptable =
+        |why: &str| OAuthError::invalid_request(format!("subject_token is not acceptable: {why}"));
+    let subject = live_access_token(s, subject_token)
+        .await
+        .ok_or_else(|| not_acceptable("it is expired or revoked"))?;
+    let strings = |v: Option<&Value>| -> Vec<String> {
+        match v {
+            Some(Value::String(one)) => vec![one.clone()],
+            Some(Value::Array(many)) => many
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect(),
+            _ => Vec::new(),
+        }
+    };
+    let from = strings(subject.get("aud"));
+    let audience = exchange_target(p, client, &from)?;
+    let actor = actor_of(s, p, client).await?;
+    let sub = subject
+        .get("sub")
+        .and_then(Value::as_str)
+        .ok_or_else(|| not_acceptable("it has no subject"))?
+        .to_owned();
+    // SECURITY: never more than the subject had, nor more than the client
+    // may pass on.
+    let allowed: Vec<String> = subject
+        .get("scope")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .split(' ')
+        .filter(|scope| client.scopes.iter().any(|c| c == scope))
+        .map(str::to_owned)
+        .collect();
+    let grant = Grant {
+        sub,
+        client_id: client.client_id.clone(),
+        scopes: choose_scopes(p.get("scope"), &allowed)?,
+        audience,
+        roles: strings(subject.get("roles")),
+        tenant: subject
+            .get("tenant")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+    };
+    // SECURITY: the new token does not outlive the one it replaces.
+    let left = subject.get("exp").and_then(Value::as_i64).unwrap_or(0) - now_ms() / 1000;
+    let ttl = s.config.access_ttl.min(std::time::Duration::from_secs(
+        u64::try_from(left).unwrap_or(0).max(1),
+    ));
+    let minted = mint_delegated(&s.keys, &s.issuer, &grant, ttl, actor)?;
+    tracing::info!(
+        target: LOG_TARGET,
+        sub = %log_safe(&grant.sub),
+        client_id = %client.client_id,
+        from = %log_safe(&from.join(" ")),
+        aud = %grant.audience,
+        scope = %grant.scopes.join(" "),
+        "token exchange"
+    );
+    Ok(token_response(
+        &minted,
+        &grant.scopes,
+        None,
+        Some(TOKEN_TYPE_ACCESS),
+    ))
+}
+
+/// The audience of the new token: the requested one (`audience` or
+/// `resource`) if the client's exchange rules allow it for a subject token
+/// meant for `from`, else the first the rules allow.
+fn exchange_target(p: &Params, client: &Client, from: &[String]) -> Result<String, OAuthError> {
+    // SECURITY: only the exchanges configured for this client: a token for
+    // one audience never becomes a token for an audience the rules do not
+    // name, whoever asks.
+    let targets: Vec<&String> = from
+        .iter()
+        .filter_map(|aud| client.exchange.get(aud))
+        .flatten()
+        .collect();
+    let Some(first) = targets.first() else {
+        return Err(OAuthError::invalid_request(format!(
+            "subject_token is not acceptable: client {:?} may not exchange tokens for audience {:?}",
+            client.client_id,
+            shorten(&from.join(" "))
+        )));
+    };
+    let requested = match (p.get("audience"), p.get("resource")) {
+        (Some(a), Some(r)) if a != r => {
+            return Err(OAuthError::invalid_request(
+                "audience and resource name different targets; give one",
+            ));
+        }
+        (a, r) => a.or(r),
+    };
+    match requested {
+        None => Ok((*first).clone()),
+        Some(wanted) => targets
+            .iter()
+            .find(|t| **t == wanted)
+            .map(|t| (*t).clone())
+            .ok_or_else(|| {
+                OAuthError::invalid_target(format!(
+                    "audience {:?} is not available for this token to client {:?}",
+                    shorten(wanted),
+                    client.client_id
+                ))
+            }),
+    }
+}
+
+/// Delegation: the `actor_token`, if given, must be a live token of the
+/// authenticated client itself; the new token then names it in `act`.
+async fn actor_of<'c>(
+    s: &AppState,
+    p: &Params,
+    client: &'c Client,
+) -> Result<Option<&'c str>, OAuthError> {
+    let Some(actor_token) = p.get("actor_token") else {
+        return Ok(None);
+    };
+    check_token_type(p, "actor_token_type")?;
+    let actor = live_access_token(s, actor_token).await;
+    if actor
+        .as_ref()
+        .and_then(|a| a.get("sub"))
+        .and_then(serde_json::Value::as_str)
+        != Some(client.client_id.as_str())
+    {
+        return Err(OAuthError::invalid_request(
+            "actor_token must be a live token of the authenticated client",
+        ));
+    }
+    Ok(Some(client.client_id.as_str()))
+}
+
+fn check_token_type(p: &Params, name: &str) -> Result<(), OAuthError> {
+    let kind = p.require(name)?;
+    if kind == TOKEN_TYPE_ACCESS || kind == TOKEN_TYPE_JWT {
+        Ok(())
+    } else {
+        Err(OAuthError::invalid_request(format!(
+            "{name} must be {TOKEN_TYPE_ACCESS} or {TOKEN_TYPE_JWT}"
+        )))
+    }
 }
 
 /// Scopes to grant: all allowed ones when none are requested, else the

@@ -24,7 +24,7 @@ fn looks_like_jwt(token: &str) -> bool {
 
 /// The claims of one of our access tokens that is still valid (signature,
 /// issuer, expiry, not revoked).
-async fn live_access_token(s: &AppState, token: &str) -> Option<Map<String, Value>> {
+pub(super) async fn live_access_token(s: &AppState, token: &str) -> Option<Map<String, Value>> {
     let claims = s.keys.verify_jwt(token)?;
     let now = now_ms() / 1000;
     if claims.get("iss").and_then(Value::as_str) != Some(s.issuer.as_str())

@@ -1,0 +1,373 @@
+//! `gateway`: an edge reverse proxy that verifies every request once and
+//! passes the identity to the service behind it (axum + reqwest).
+//!
+//! ```text
+//! cargo run --example gateway                          # forward mode, upstream http://127.0.0.1:3000
+//! GATEWAY_MODE=exchange cargo run --example gateway    # callers log in with audience=urn:gateway
+//! ```
+//!
+//! Environment (all optional):
+//!
+//! | variable | default | meaning |
+//! |---|---|---|
+//! | `PORT` | 8080 | listen on 127.0.0.1:PORT |
+//! | `UPSTREAM` | `http://127.0.0.1:3000` | the service behind the gateway |
+//! | `GATEWAY_MODE` | `forward` | `forward`: the caller's `Authorization` unchanged; `exchange`: a token for `UPSTREAM_AUDIENCE` (RFC 8693); `headers`: no `Authorization`, only `x-auth-*` identity headers |
+//! | `UPSTREAM_AUDIENCE` | `urn:orders` | audience of exchanged tokens |
+//! | `GATEWAY_CLIENT_ID`, `GATEWAY_CLIENT_SECRET` | `gateway`, `gateway-secret` | the gateway's client at the issuer (exchange mode; the bundled issuer seeds this one) |
+//! | `GATEWAY_TOKEN_URL` | `AUTH_ISSUER` + `/token` | the issuer's token endpoint (plain http only to loopback unless `AUTH_ALLOW_HTTP=1`) |
+//! | `AUTH_AUDIENCE` | `urn:orders`; `urn:gateway` in exchange mode | the audience callers' tokens must carry |
+//! | `AUTH_ISSUER`, `AUTH_JWKS_URL`, … | as for `orders` | see `examples/common/auth_env.rs` |
+//!
+//! `GET /health` answers here, without a token. Every other request is
+//! verified: a missing or bad token gets 401/403 here and the upstream is
+//! not contacted. Verified requests are forwarded with method, path, query,
+//! headers (minus hop-by-hop headers and any inbound `x-auth-*`) and body;
+//! an unreachable upstream gives 502, one that does not answer in 30 s 504.
+//! In exchange mode a refused exchange gives 502 and an unreachable issuer
+//! 503.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use authlayer::outbound::{IdentityHeadersLayer, OutboundError, OutboundToken, TokenExchange};
+use authlayer::{AccessToken, Verifier, VerifyLayer};
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::header::{AUTHORIZATION, CONNECTION, CONTENT_LENGTH, HOST};
+use axum::http::{HeaderMap, HeaderName, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{Value, json};
+
+#[path = "common/auth_env.rs"]
+#[allow(clippy::duplicate_mod)] // the demo includes the order services too
+mod auth_env;
+
+/// Request bodies larger than this are refused (413): the gateway buffers them.
+const MAX_BODY: usize = 4 * 1024 * 1024;
+/// Bound on one upstream exchange (connect, request, response).
+const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What reaches the upstream.
+#[derive(Clone, Debug)]
+pub enum Mode {
+    /// The caller's `Authorization`, unchanged.
+    Forward,
+    /// A token for `audience`, exchanged for the caller's.
+    Exchange {
+        /// The token-exchange client (the gateway's client at the issuer).
+        exchange: TokenExchange,
+        /// The upstream's audience.
+        audience: String,
+    },
+    /// No `Authorization`; the identity in `x-auth-*` headers.
+    Headers,
+}
+
+impl Mode {
+    /// The mode's name, as `GATEWAY_MODE` spells it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Forward => "forward",
+            Self::Exchange { .. } => "exchange",
+            Self::Headers => "headers",
+        }
+    }
+}
+
+struct Gateway {
+    upstream: String,
+    mode: Mode,
+    policy: Option<OutboundToken>,
+    identity: IdentityHeadersLayer,
+    http: reqwest::Client,
+}
+
+/// The gateway's router: `GET /health` here, everything else verified with
+/// `verifier` and forwarded to `upstream` (e.g. `http://127.0.0.1:3000`).
+pub fn app(verifier: Verifier, upstream: &str, mode: Mode) -> Router {
+    let policy = match &mode {
+        Mode::Exchange { exchange, audience } => {
+            Some(OutboundToken::exchange(exchange.clone(), audience.as_str()))
+        }
+        _ => None,
+    };
+    let identity = IdentityHeadersLayer::new();
+    let headers_mode = matches!(mode, Mode::Headers);
+    let http = reqwest::Client::builder()
+        // A proxy passes redirects on; it does not follow them.
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(UPSTREAM_TIMEOUT)
+        .build()
+        .unwrap_or_default();
+    let gateway = Arc::new(Gateway {
+        upstream: upstream.trim_end_matches('/').to_owned(),
+        mode,
+        policy,
+        identity: identity.clone(),
+        http,
+    });
+    let mut protected = Router::new().fallback(proxy).with_state(gateway);
+    if headers_mode {
+        protected = protected.layer(identity);
+    }
+    let protected = protected.layer(VerifyLayer::new(verifier.clone()));
+    Router::new()
+        .route(
+            "/health",
+            get(health)
+                .with_state(verifier)
+                .fallback_service(protected.clone()),
+        )
+        .fallback_service(protected)
+}
+
+async fn health(State(verifier): State<Verifier>) -> (StatusCode, Json<Value>) {
+    let health = verifier.health();
+    let status = if health.ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        Json(json!({"status": if health.ready { "ok" } else { "unavailable" }, "auth": health})),
+    )
+}
+
+fn error(status: StatusCode, code: &str, description: &str) -> Response {
+    (
+        status,
+        Json(json!({"error": code, "error_description": description})),
+    )
+        .into_response()
+}
+
+/// Hop-by-hop headers (RFC 9110 §7.6.1), never forwarded, and those the
+/// `Connection` header names.
+fn hop_by_hop(headers: &HeaderMap) -> Vec<HeaderName> {
+    let mut names: Vec<HeaderName> = [
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+    ]
+    .into_iter()
+    .map(HeaderName::from_static)
+    .collect();
+    for value in headers.get_all(CONNECTION) {
+        for token in value.to_str().unwrap_or("").split(',') {
+            if let Ok(name) = HeaderName::try_from(token.trim()) {
+                names.push(name);
+            }
+        }
+    }
+    names
+}
+
+/// The headers to send on: without hop-by-hop ones and those the client
+/// sets itself (`host`, `content-length`).
+fn forwardable(headers: &HeaderMap, also_drop: &[HeaderName]) -> HeaderMap {
+    let mut drop = hop_by_hop(headers);
+    drop.extend([HOST, CONTENT_LENGTH]);
+    drop.extend_from_slice(also_drop);
+    let mut out = HeaderMap::with_capacity(headers.len());
+    for (name, value) in headers {
+        if !drop.contains(name) {
+            out.append(name.clone(), value.clone());
+        }
+    }
+    out
+}
+
+async fn proxy(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let Ok(body) = axum::body::to_bytes(body, MAX_BODY).await else {
+        return error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            "the request body is larger than the gateway accepts",
+        );
+    };
+    // SECURITY: identity headers come only from this gateway: in headers
+    // mode IdentityHeadersLayer has replaced them; in the other modes any
+    // inbound ones are dropped, so no backend can be misled by them.
+    let identity_names: &[HeaderName] = match gw.mode {
+        Mode::Headers => &[],
+        _ => gw.identity.names(),
+    };
+    let mut headers = forwardable(&parts.headers, identity_names);
+    match (&gw.mode, &gw.policy) {
+        (Mode::Exchange { .. }, Some(policy)) => {
+            let inbound = parts.extensions.get::<AccessToken>();
+            match policy.token(inbound).await {
+                Ok(token) => match token.bearer_header() {
+                    Some(value) => {
+                        headers.insert(AUTHORIZATION, value);
+                    }
+                    None => {
+                        return error(
+                            StatusCode::BAD_GATEWAY,
+                            "bad_gateway",
+                            "the exchanged token cannot be sent",
+                        );
+                    }
+                },
+                Err(e) => return exchange_failed(&e),
+            }
+        }
+        // SECURITY: the backend trusts the x-auth-* headers; the token is
+        // not its business.
+        (Mode::Headers, _) => {
+            headers.remove(AUTHORIZATION);
+        }
+        _ => {}
+    }
+    let path = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
+    let url = format!("{}{path}", gw.upstream);
+    let sent = gw
+        .http
+        .request(parts.method, url)
+        .headers(headers)
+        .body(body)
+        .send()
+        .await;
+    match sent {
+        Ok(res) => respond(res).await,
+        Err(e) if e.is_timeout() => error(
+            StatusCode::GATEWAY_TIMEOUT,
+            "gateway_timeout",
+            "the upstream did not answer in time",
+        ),
+        Err(e) => {
+            tracing::warn!(error = %e, "upstream unreachable");
+            error(
+                StatusCode::BAD_GATEWAY,
+                "bad_gateway",
+                "the upstream is unreachable",
+            )
+        }
+    }
+}
+
+fn exchange_failed(e: &OutboundError) -> Response {
+    tracing::warn!(error = %e, "token exchange failed");
+    match e {
+        OutboundError::Unavailable { .. } | OutboundError::Timeout { .. } => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "temporarily_unavailable",
+            "the issuer cannot exchange the token right now",
+        ),
+        _ => error(
+            StatusCode::BAD_GATEWAY,
+            "bad_gateway",
+            &format!("no token for the upstream: {e}"),
+        ),
+    }
+}
+
+async fn respond(res: reqwest::Response) -> Response {
+    let status = res.status();
+    let headers = forwardable(res.headers(), &[]);
+    let body: Bytes = match res.bytes().await {
+        Ok(body) => body,
+        Err(_) => {
+            return error(
+                StatusCode::BAD_GATEWAY,
+                "bad_gateway",
+                "the upstream's response broke off",
+            );
+        }
+    };
+    let mut response = Response::new(Body::from(body));
+    *response.status_mut() = status;
+    *response.headers_mut() = headers;
+    response
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+/// The mode from `GATEWAY_MODE` (and for `exchange`, its client settings).
+pub fn mode_from_env() -> Result<Mode, String> {
+    match env("GATEWAY_MODE").as_deref().unwrap_or("forward") {
+        "forward" => Ok(Mode::Forward),
+        "headers" => Ok(Mode::Headers),
+        "exchange" => {
+            let issuer = env("AUTH_ISSUER").unwrap_or_else(|| "http://127.0.0.1:4000".into());
+            let token_url = env("GATEWAY_TOKEN_URL")
+                .unwrap_or_else(|| format!("{}/token", issuer.trim_end_matches('/')));
+            let exchange = TokenExchange::builder(
+                token_url,
+                env("GATEWAY_CLIENT_ID").unwrap_or_else(|| "gateway".into()),
+                env("GATEWAY_CLIENT_SECRET").unwrap_or_else(|| "gateway-secret".into()),
+            )
+            .allow_insecure_http(
+                env("AUTH_ALLOW_HTTP").is_some_and(|v| v == "1" || v.eq_ignore_ascii_case("true")),
+            )
+            .build()
+            .map_err(|e| e.to_string())?;
+            Ok(Mode::Exchange {
+                exchange,
+                audience: env("UPSTREAM_AUDIENCE").unwrap_or_else(|| "urn:orders".into()),
+            })
+        }
+        other => Err(format!(
+            "GATEWAY_MODE={other:?} is not one of forward, exchange, headers"
+        )),
+    }
+}
+
+/// The default of `AUTH_AUDIENCE` in `mode`.
+pub fn default_audience(mode: &Mode) -> &'static str {
+    match mode {
+        Mode::Exchange { .. } => "urn:gateway",
+        Mode::Forward | Mode::Headers => "urn:orders",
+    }
+}
+
+/// Serves on 127.0.0.1:`port` (0: any free port); prints the address when ready.
+pub async fn serve(
+    verifier: Verifier,
+    upstream: &str,
+    mode: Mode,
+    port: u16,
+) -> std::io::Result<()> {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+    println!("listening on {}", listener.local_addr()?);
+    axum::serve(listener, app(verifier, upstream, mode)).await
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,authlayer::audit=info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let port = env("PORT").and_then(|p| p.parse().ok()).unwrap_or(8080);
+    let upstream = env("UPSTREAM").unwrap_or_else(|| "http://127.0.0.1:3000".into());
+    let mode = mode_from_env().map_err(|e| {
+        eprintln!("gateway: cannot start: {e}");
+        e
+    })?;
+    let verifier = auth_env::verifier_from_env_for(default_audience(&mode))
+        .await
+        .map_err(|e| {
+            eprintln!("gateway: cannot start: {e}");
+            e
+        })?;
+    eprintln!("gateway: mode {}, upstream {upstream}", mode.name());
+    serve(verifier, &upstream, mode, port).await?;
+    Ok(())
+}

@@ -1,0 +1,280 @@
+//! [`AttachTokenLayer`]: put a token on every outbound request of a tower
+//! client (tonic channels, hyper clients), chosen by an [`OutboundToken`].
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use http::Request;
+use http::header::AUTHORIZATION;
+use pin_project_lite::pin_project;
+use tower_layer::Layer;
+use tower_service::Service;
+
+use super::{BoxError, OutboundError, OutboundToken};
+use crate::layer::AccessToken;
+
+/// Layer that sets `Authorization: Bearer …` on outbound requests; builds
+/// [`AttachToken`]. See the [module docs](super).
+///
+/// For [`OutboundToken::forward`] and [`OutboundToken::exchange`], the
+/// caller's token is the [`AccessToken`] in the outbound request's
+/// extensions: copy it there from the inbound request (for tonic,
+/// `request.extensions_mut().insert(token)`). A missing one fails the call
+/// with [`OutboundError::NoToken`]; nothing is sent.
+#[derive(Clone, Debug)]
+pub struct AttachTokenLayer {
+    policy: OutboundToken,
+}
+
+impl AttachTokenLayer {
+    /// Attach the token `policy` chooses.
+    pub fn new(policy: OutboundToken) -> Self {
+        Self { policy }
+    }
+}
+
+impl<S> Layer<S> for AttachTokenLayer {
+    type Service = AttachToken<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        AttachToken {
+            inner,
+            policy: self.policy.clone(),
+        }
+    }
+}
+
+/// The service built by [`AttachTokenLayer`].
+#[derive(Clone)]
+pub struct AttachToken<S> {
+    inner: S,
+    policy: OutboundToken,
+}
+
+impl<S: fmt::Debug> fmt::Debug for AttachToken<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AttachToken")
+            .field("inner", &self.inner)
+            .field("policy", &self.policy)
+            .finish()
+    }
+}
+
+impl<S> AttachToken<S> {
+    /// Wraps `inner`.
+    pub fn new(inner: S, policy: OutboundToken) -> Self {
+        Self { inner, policy }
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Unwraps the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+fn set<B>(req: &mut Request<B>, token: &AccessToken) -> Result<(), OutboundError> {
+    let value = token
+        .bearer_header()
+        .ok_or_else(|| OutboundError::InvalidResponse {
+            reason: "the token cannot be a header value".into(),
+        })?;
+    req.headers_mut().insert(AUTHORIZATION, value);
+    Ok(())
+}
+
+type Waiting<T> = Pin<Box<dyn Future<Output = Result<T, BoxError>> + Send>>;
+
+impl<S, B> Service<Request<B>> for AttachToken<S>
+where
+    S: Service<Request<B>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<BoxError>,
+    B: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = BoxError;
+    type Future = AttachFuture<S::Future, S::Response>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, mut req: Request<B>) -> Self::Future {
+        let inbound = req.extensions().get::<AccessToken>();
+        match self.policy.ready(inbound) {
+            // Fast path: forwarding, or a token already held: no allocation
+            // beyond the header value.
+            Some(Ok(token)) => match set(&mut req, &token) {
+                Ok(()) => AttachFuture::inner(self.inner.call(req)),
+                Err(e) => AttachFuture::fail(e),
+            },
+            Some(Err(e)) => AttachFuture::fail(e),
+            None => {
+                // Slow path: a token must be fetched. Take the service that
+                // was made ready, leave a clone in its place.
+                let inbound = inbound.cloned();
+                let policy = self.policy.clone();
+                let clone = self.inner.clone();
+                let mut inner = std::mem::replace(&mut self.inner, clone);
+                AttachFuture::waiting(Box::pin(async move {
+                    let token = policy.token(inbound.as_ref()).await?;
+                    set(&mut req, &token)?;
+                    inner.call(req).await.map_err(Into::into)
+                }))
+            }
+        }
+    }
+}
+
+pin_project! {
+    /// Response future of [`AttachToken`].
+    pub struct AttachFuture<F, T> {
+        #[pin]
+        state: State<F, T>,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<F, T> {
+        Inner { #[pin] future: F },
+        Fail { error: Option<OutboundError> },
+        Waiting { future: Waiting<T> },
+    }
+}
+
+impl<F, T> AttachFuture<F, T> {
+    fn inner(future: F) -> Self {
+        Self {
+            state: State::Inner { future },
+        }
+    }
+
+    fn fail(error: OutboundError) -> Self {
+        Self {
+            state: State::Fail { error: Some(error) },
+        }
+    }
+
+    fn waiting(future: Waiting<T>) -> Self {
+        Self {
+            state: State::Waiting { future },
+        }
+    }
+}
+
+impl<F, T, E> Future for AttachFuture<F, T>
+where
+    F: Future<Output = Result<T, E>>,
+    E: Into<BoxError>,
+{
+    type Output = Result<T, BoxError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().state.project() {
+            StateProj::Inner { future } => future.poll(cx).map_err(Into::into),
+            StateProj::Fail { error } => match error.take() {
+                Some(error) => Poll::Ready(Err(error.into())),
+                None => Poll::Pending,
+            },
+            StateProj::Waiting { future } => Poll::Ready(ready!(future.as_mut().poll(cx))),
+        }
+    }
+}
+
+impl<F, T> fmt::Debug for AttachFuture<F, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AttachFuture").finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::convert::Infallible;
+
+    use http::Response;
+    use tower::{ServiceExt, service_fn};
+
+    use super::*;
+
+    fn echo_authorization() -> impl Service<
+        Request<()>,
+        Response = Response<String>,
+        Error = Infallible,
+        Future = impl Send + 'static,
+    > + Clone
+    + Send
+    + 'static {
+        service_fn(|req: Request<()>| async move {
+            let auth = req
+                .headers()
+                .get(AUTHORIZATION)
+                .map(|v| v.to_str().unwrap().to_owned())
+                .unwrap_or_default();
+            Ok::<_, Infallible>(Response::new(auth))
+        })
+    }
+
+    #[tokio::test]
+    async fn forward_puts_the_callers_token_on_the_request() {
+        let svc = AttachTokenLayer::new(OutboundToken::forward()).layer(echo_authorization());
+        let mut req = Request::new(());
+        req.extensions_mut().insert(AccessToken::new("caller"));
+        let res = svc.oneshot(req).await.unwrap();
+        assert_eq!(res.body(), "Bearer caller");
+    }
+
+    #[tokio::test]
+    async fn forward_without_a_token_fails_without_calling() {
+        let called = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let seen = called.clone();
+        let inner = service_fn(move |_: Request<()>| {
+            seen.store(true, std::sync::atomic::Ordering::SeqCst);
+            async { Ok::<_, Infallible>(Response::new(())) }
+        });
+        let svc = AttachTokenLayer::new(OutboundToken::forward()).layer(inner);
+        let err = svc.oneshot(Request::new(())).await.unwrap_err();
+        assert!(
+            matches!(
+                err.downcast_ref::<OutboundError>(),
+                Some(OutboundError::NoToken)
+            ),
+            "{err}"
+        );
+        assert!(!called.load(std::sync::atomic::Ordering::SeqCst));
+    }
+
+    #[tokio::test]
+    async fn a_spoofed_authorization_is_replaced() {
+        let svc = AttachTokenLayer::new(OutboundToken::forward()).layer(echo_authorization());
+        let mut req = Request::new(());
+        req.headers_mut()
+            .insert(AUTHORIZATION, "Bearer other".parse().unwrap());
+        req.extensions_mut().insert(AccessToken::new("caller"));
+        assert_eq!(svc.oneshot(req).await.unwrap().body(), "Bearer caller");
+    }
+
+    #[test]
+    fn services_and_futures_are_send_sync_static() {
+        fn assert_send_sync<T: Send + Sync + 'static>() {}
+        fn assert_send<T: Send + 'static>() {}
+        assert_send_sync::<AttachTokenLayer>();
+        assert_send_sync::<
+            AttachToken<tower::util::BoxCloneSyncService<Request<()>, Response<()>, BoxError>>,
+        >();
+        assert_send::<AttachFuture<std::future::Ready<Result<Response<()>, BoxError>>, Response<()>>>(
+        );
+    }
+}

@@ -1,0 +1,314 @@
+//! One OAuth 2.0 token endpoint, as a confidential client calls it
+//! (RFC 6749 §2.3.1 `client_secret_basic`, §5 responses): shared by the
+//! client-credentials source and the token-exchange client.
+
+use std::fmt;
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
+use reqwest::Url;
+use serde::Deserialize;
+use tokio::time::Instant;
+
+use super::OutboundError;
+use crate::layer::AccessToken;
+
+/// SECURITY (DoS): a token response is a few hundred bytes; a larger body is
+/// refused before it is buffered.
+const MAX_BODY: usize = 64 * 1024;
+
+/// Where and as whom to ask for tokens.
+#[derive(Clone)]
+pub(crate) struct Endpoint {
+    url: Url,
+    /// `Basic base64(urlencode(id):urlencode(secret))`, computed once.
+    basic: http::HeaderValue,
+    client_id: String,
+    http: reqwest::Client,
+    timeout: Duration,
+}
+
+impl fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // SECURITY: the client secret never reaches a log line.
+        f.debug_struct("Endpoint")
+            .field("url", &self.url.as_str())
+            .field("client_id", &self.client_id)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A token the endpoint issued, and how long it lives from `requested_at`.
+#[derive(Debug, Clone)]
+pub(crate) struct Issued {
+    pub(crate) token: AccessToken,
+    /// `expires_in`, if the endpoint said.
+    pub(crate) lifetime: Option<Duration>,
+    /// When the request was sent: lifetimes count from here (conservative).
+    pub(crate) requested_at: Instant,
+}
+
+#[derive(Deserialize)]
+struct Success {
+    access_token: String,
+    token_type: String,
+    #[serde(default)]
+    expires_in: Option<u64>,
+    #[serde(default)]
+    issued_token_type: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Failure {
+    error: String,
+    #[serde(default)]
+    error_description: Option<String>,
+}
+
+fn form(value: &str) -> String {
+    url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
+}
+
+impl Endpoint {
+    pub(crate) fn new(
+        url: &str,
+        client_id: &str,
+        secret: &str,
+        http: Option<reqwest::Client>,
+        timeout: Duration,
+        allow_http: bool,
+    ) -> Result<Self, OutboundError> {
+        // SECURITY: the client secret and the tokens travel here; plain http
+        // only to this machine (unless explicitly allowed), as for key URLs.
+        let url =
+            crate::jwks::parse_url(url, allow_http).map_err(|reason| OutboundError::Config {
+                reason: format!("token endpoint {url:?}: {reason}"),
+            })?;
+        let credentials = STANDARD.encode(format!("{}:{}", form(client_id), form(secret)));
+        let mut basic =
+            http::HeaderValue::try_from(format!("Basic {credentials}")).map_err(|_| {
+                OutboundError::Config {
+                    reason: "client credentials cannot form a header".into(),
+                }
+            })?;
+        basic.set_sensitive(true);
+        let http = match http {
+            Some(client) => client,
+            None => reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .user_agent(concat!("authlayer/", env!("CARGO_PKG_VERSION")))
+                .build()
+                .map_err(|e| OutboundError::Config {
+                    reason: format!("cannot build HTTP client: {e}"),
+                })?,
+        };
+        Ok(Self {
+            url,
+            basic,
+            client_id: client_id.to_owned(),
+            http,
+            timeout,
+        })
+    }
+
+    pub(crate) fn client_id(&self) -> &str {
+        &self.client_id
+    }
+
+    /// POSTs `params` as a form and reads the token response, within the
+    /// timeout.
+    pub(crate) async fn request(&self, params: &[(&str, &str)]) -> Result<Issued, OutboundError> {
+        let requested_at = Instant::now();
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(params)
+            .finish();
+        let work = async {
+            let mut res = self
+                .http
+                .post(self.url.clone())
+                .header(AUTHORIZATION, self.basic.clone())
+                .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .header(ACCEPT, "application/json")
+                .body(body)
+                .send()
+                .await
+                .map_err(|e| OutboundError::Unavailable {
+                    reason: describe(&e),
+                })?;
+            let status = res.status();
+            if res.content_length().is_some_and(|n| n > MAX_BODY as u64) {
+                return Err(OutboundError::InvalidResponse {
+                    reason: format!("body larger than {MAX_BODY} bytes"),
+                });
+            }
+            let mut bytes = Vec::new();
+            while let Some(chunk) = res.chunk().await.map_err(|e| OutboundError::Unavailable {
+                reason: describe(&e),
+            })? {
+                if bytes.len() + chunk.len() > MAX_BODY {
+                    return Err(OutboundError::InvalidResponse {
+                        reason: format!("body larger than {MAX_BODY} bytes"),
+                    });
+                }
+                bytes.extend_from_slice(&chunk);
+            }
+            Ok((status, bytes))
+        };
+        let (status, bytes) = tokio::time::timeout(self.timeout, work)
+            .await
+            .map_err(|_| OutboundError::Timeout {
+                after: self.timeout,
+            })??;
+        if status.is_success() {
+            let ok: Success =
+                serde_json::from_slice(&bytes).map_err(|e| OutboundError::InvalidResponse {
+                    reason: format!("not a token response: {e}"),
+                })?;
+            if !ok.token_type.eq_ignore_ascii_case("bearer") {
+                return Err(OutboundError::InvalidResponse {
+                    reason: format!("token_type {:?} is not Bearer", shorten(&ok.token_type)),
+                });
+            }
+            if ok
+                .issued_token_type
+                .as_deref()
+                .is_some_and(|t| t != super::TOKEN_TYPE_ACCESS)
+            {
+                return Err(OutboundError::InvalidResponse {
+                    reason: "issued_token_type is not an access token".into(),
+                });
+            }
+            let token = AccessToken::from(ok.access_token);
+            // SECURITY: a token that cannot be a header value would fail on
+            // every request; refuse it here, once.
+            if token.as_str().is_empty() || token.bearer_header().is_none() {
+                return Err(OutboundError::InvalidResponse {
+                    reason: "access_token is empty or not header-safe".into(),
+                });
+            }
+            return Ok(Issued {
+                token,
+                lifetime: ok.expires_in.map(Duration::from_secs),
+                requested_at,
+            });
+        }
+        match serde_json::from_slice::<Failure>(&bytes) {
+            // 5xx: the server's trouble, whatever the body says.
+            Ok(_) | Err(_) if status.is_server_error() => Err(OutboundError::Unavailable {
+                reason: format!("HTTP status {}", status.as_u16()),
+            }),
+            Ok(failure) => Err(OutboundError::Refused {
+                status: status.as_u16(),
+                code: shorten(&failure.error),
+                description: failure.error_description.as_deref().map(shorten),
+            }),
+            Err(_) => Err(OutboundError::InvalidResponse {
+                reason: format!("HTTP status {} without an OAuth error", status.as_u16()),
+            }),
+        }
+    }
+}
+
+/// At most 200 characters, control characters escaped: what the endpoint
+/// said may reach a log line.
+fn shorten(text: &str) -> String {
+    text.chars()
+        .take(200)
+        .flat_map(char::escape_default)
+        .collect()
+}
+
+fn describe(e: &reqwest::Error) -> String {
+    let mut reason = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        reason.push_str(": ");
+        reason.push_str(&s.to_string());
+        source = s.source();
+    }
+    reason
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn remote_plain_http_endpoint_is_refused() {
+        let e = Endpoint::new(
+            "http://id.example/token",
+            "c",
+            "s",
+            None,
+            Duration::from_secs(1),
+            false,
+        )
+        .unwrap_err();
+        assert!(matches!(e, OutboundError::Config { .. }), "{e}");
+        assert!(
+            Endpoint::new(
+                "http://id.example/token",
+                "c",
+                "s",
+                None,
+                Duration::from_secs(1),
+                true
+            )
+            .is_ok(),
+            "allowed explicitly"
+        );
+        assert!(
+            Endpoint::new(
+                "http://127.0.0.1:1/token",
+                "c",
+                "s",
+                None,
+                Duration::from_secs(1),
+                false
+            )
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn debug_hides_the_secret() {
+        let e = Endpoint::new(
+            "https://id.example/token",
+            "c",
+            "hunter2",
+            None,
+            Duration::from_secs(1),
+            false,
+        )
+        .unwrap();
+        let shown = format!("{e:?}");
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("aHVudGVyMg"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn credentials_are_form_encoded_before_base64() {
+        let e = Endpoint::new(
+            "https://id.example/token",
+            "a:b",
+            "p w",
+            None,
+            Duration::from_secs(1),
+            false,
+        )
+        .unwrap();
+        let expected = format!("Basic {}", STANDARD.encode("a%3Ab:p+w"));
+        assert_eq!(e.basic, expected.as_str());
+    }
+
+    #[test]
+    fn descriptions_are_escaped_and_bounded() {
+        assert_eq!(shorten("a\r\nb"), "a\\r\\nb");
+        assert_eq!(shorten(&"x".repeat(500)).len(), 200);
+    }
+}

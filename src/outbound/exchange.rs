@@ -1,0 +1,441 @@
+//! [`TokenExchange`]: trade the caller's token for one meant for the
+//! downstream service (RFC 8693), cached and single-flight.
+//!
+//! # Example
+//!
+//! ```no_run
+//! # async fn run(caller: authlayer::AccessToken) -> Result<(), authlayer::outbound::OutboundError> {
+//! use authlayer::outbound::TokenExchange;
+//!
+//! let exchange = TokenExchange::builder("https://id.example/token", "gateway", "secret").build()?;
+//! // The caller's token (audience urn:gateway) becomes one for urn:orders.
+//! let for_orders = exchange.exchange(&caller, "urn:orders").await?;
+//! // Asked again before it nears its expiry: answered from the cache.
+//! let again = exchange.exchange(&caller, "urn:orders").await?;
+//! assert_eq!(for_orders, again);
+//! assert_eq!(exchange.stats().issuer_calls, 1);
+//! # Ok(()) }
+//! ```
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::sync::OnceCell;
+use tokio::time::Instant;
+
+use super::endpoint::Endpoint;
+use super::{ClientCredentials, OutboundError, TOKEN_TYPE_ACCESS};
+use crate::layer::AccessToken;
+
+const GRANT_TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+
+/// (subject token, audience).
+type Key = (AccessToken, Arc<str>);
+type Flight = Arc<OnceCell<Result<Cached, OutboundError>>>;
+
+#[derive(Clone)]
+struct Cached {
+    token: AccessToken,
+    /// Served from the cache until then (shortly before its expiry).
+    fresh_until: Instant,
+}
+
+/// Builds a [`TokenExchange`].
+#[must_use]
+pub struct TokenExchangeBuilder {
+    url: String,
+    client_id: String,
+    secret: String,
+    actor: Option<ClientCredentials>,
+    scope: Option<String>,
+    capacity: u64,
+    margin: Duration,
+    timeout: Duration,
+    http: Option<reqwest::Client>,
+    allow_http: bool,
+}
+
+impl fmt::Debug for TokenExchangeBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenExchangeBuilder")
+            .field("url", &self.url)
+            .field("client_id", &self.client_id)
+            .field("capacity", &self.capacity)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TokenExchangeBuilder {
+    /// Send the service's own token as `actor_token` (delegation: the new
+    /// token says who acts for the subject). Defaults to none.
+    pub fn actor(mut self, actor: ClientCredentials) -> Self {
+        self.actor = Some(actor);
+        self
+    }
+
+    /// The `scope` to request (space-separated). Defaults to none: the
+    /// issuer's choice, typically the subject's scopes that the client may
+    /// pass on.
+    pub fn scope(mut self, scope: impl Into<String>) -> Self {
+        self.scope = Some(scope.into());
+        self
+    }
+
+    /// How many exchanged tokens to keep; `0` turns the cache off, so every
+    /// exchange asks the issuer. Defaults to 10 000.
+    pub fn cache_capacity(mut self, entries: u64) -> Self {
+        self.capacity = entries;
+        self
+    }
+
+    /// A cached token is not served in its last `margin` (at most a fifth
+    /// of its lifetime), so that it never expires on the way. Defaults to
+    /// 30 s.
+    pub fn refresh_margin(mut self, margin: Duration) -> Self {
+        self.margin = margin;
+        self
+    }
+
+    /// Bound on one request to the token endpoint. Defaults to 5 s.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Allow a plain-http token endpoint on a host other than this machine
+    /// (the client secret and tokens then cross the network in clear).
+    /// Defaults to `false`: https, or http to loopback only.
+    pub fn allow_insecure_http(mut self, allow: bool) -> Self {
+        self.allow_http = allow;
+        self
+    }
+
+    /// The HTTP client to use. Defaults to a client that follows no redirects.
+    pub fn http_client(mut self, client: reqwest::Client) -> Self {
+        self.http = Some(client);
+        self
+    }
+
+    /// Builds the client; no request is made until the first exchange.
+    pub fn build(self) -> Result<TokenExchange, OutboundError> {
+        let endpoint = Endpoint::new(
+            &self.url,
+            &self.client_id,
+            &self.secret,
+            self.http,
+            self.timeout,
+            self.allow_http,
+        )?;
+        let cache = (self.capacity > 0).then(|| {
+            moka::sync::Cache::builder()
+                .max_capacity(self.capacity)
+                .expire_after(Expiry)
+                .build()
+        });
+        Ok(TokenExchange {
+            inner: Arc::new(Inner {
+                endpoint,
+                actor: self.actor,
+                scope: self.scope,
+                cache,
+                margin: self.margin,
+                flights: Mutex::new(HashMap::new()),
+                issuer_calls: AtomicU64::new(0),
+                cache_hits: AtomicU64::new(0),
+                failures: AtomicU64::new(0),
+            }),
+        })
+    }
+}
+
+/// Evicts an entry when it stops being fresh (moka's clock; freshness is
+/// checked again on every read with tokio's, which tests can pause).
+struct Expiry;
+
+impl moka::Expiry<Key, Cached> for Expiry {
+    fn expire_after_create(
+        &self,
+        _key: &Key,
+        value: &Cached,
+        _created_at: std::time::Instant,
+    ) -> Option<Duration> {
+        Some(value.fresh_until.saturating_duration_since(Instant::now()))
+    }
+}
+
+/// An RFC 8693 token-exchange client. Cheap to clone (one `Arc`).
+///
+/// Exchanged tokens are cached per (subject token, audience) until shortly
+/// before they expire; concurrent exchanges of the same pair share one
+/// request to the issuer. Refusals and failures are not cached.
+#[derive(Clone)]
+pub struct TokenExchange {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    endpoint: Endpoint,
+    actor: Option<ClientCredentials>,
+    scope: Option<String>,
+    cache: Option<moka::sync::Cache<Key, Cached>>,
+    margin: Duration,
+    flights: Mutex<HashMap<Key, Flight>>,
+    issuer_calls: AtomicU64,
+    cache_hits: AtomicU64,
+    failures: AtomicU64,
+}
+
+impl fmt::Debug for TokenExchange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenExchange")
+            .field("endpoint", &self.inner.endpoint)
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Removes a finished or abandoned flight from the map.
+struct Leave<'a> {
+    flights: &'a Mutex<HashMap<Key, Flight>>,
+    key: &'a Key,
+    flight: &'a Flight,
+}
+
+impl Drop for Leave<'_> {
+    fn drop(&mut self) {
+        let Ok(mut flights) = self.flights.lock() else {
+            return;
+        };
+        // Done, or abandoned by its last waiter (the map and this guard's
+        // owner hold the only references): a later caller starts afresh.
+        let last = self.flight.initialized() || Arc::strong_count(self.flight) <= 2;
+        if last
+            && flights
+                .get(self.key)
+                .is_some_and(|f| Arc::ptr_eq(f, self.flight))
+        {
+            flights.remove(self.key);
+        }
+    }
+}
+
+/// Counters of a [`TokenExchange`] since it was built.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct ExchangeStats {
+    /// Requests sent to the issuer.
+    pub issuer_calls: u64,
+    /// Exchanges answered from the cache.
+    pub cache_hits: u64,
+    /// Exchanges that failed (refused, unavailable, timed out…).
+    pub failures: u64,
+    /// Tokens in the cache now (approximate).
+    pub cached: u64,
+}
+
+impl TokenExchange {
+    /// A client for `client_id` at the token endpoint `token_url`, with
+    /// `client_secret` sent as HTTP Basic credentials.
+    pub fn builder(
+        token_url: impl Into<String>,
+        client_id: impl Into<String>,
+        client_secret: impl Into<String>,
+    ) -> TokenExchangeBuilder {
+        TokenExchangeBuilder {
+            url: token_url.into(),
+            client_id: client_id.into(),
+            secret: client_secret.into(),
+            actor: None,
+            scope: None,
+            capacity: 10_000,
+            margin: Duration::from_secs(30),
+            timeout: Duration::from_secs(5),
+            http: None,
+            allow_http: false,
+        }
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> ExchangeStats {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        ExchangeStats {
+            issuer_calls: get(&self.inner.issuer_calls),
+            cache_hits: get(&self.inner.cache_hits),
+            failures: get(&self.inner.failures),
+            cached: self
+                .inner
+                .cache
+                .as_ref()
+                .map_or(0, moka::sync::Cache::entry_count),
+        }
+    }
+
+    /// A cached exchange of `subject` for `audience`, without waiting.
+    pub fn cached(&self, subject: &AccessToken, audience: &str) -> Option<AccessToken> {
+        self.cached_for(subject, &Arc::from(audience))
+    }
+
+    /// [`cached`](Self::cached) for a shared audience: the key is two `Arc`
+    /// clones, no allocation.
+    pub(crate) fn cached_for(
+        &self,
+        subject: &AccessToken,
+        audience: &Arc<str>,
+    ) -> Option<AccessToken> {
+        let cache = self.inner.cache.as_ref()?;
+        let key: Key = (subject.clone(), Arc::clone(audience));
+        self.lookup(cache, &key)
+    }
+
+    fn lookup(&self, cache: &moka::sync::Cache<Key, Cached>, key: &Key) -> Option<AccessToken> {
+        let hit = cache.get(key).filter(|c| Instant::now() < c.fresh_until)?;
+        self.inner.cache_hits.fetch_add(1, Ordering::Relaxed);
+        Some(hit.token)
+    }
+
+    /// `subject` exchanged for a token whose audience is `audience`.
+    pub async fn exchange(
+        &self,
+        subject: &AccessToken,
+        audience: &str,
+    ) -> Result<AccessToken, OutboundError> {
+        let key: Key = (subject.clone(), Arc::from(audience));
+        if let Some(cache) = &self.inner.cache
+            && let Some(token) = self.lookup(cache, &key)
+        {
+            return Ok(token);
+        }
+        // Single flight per key: the first caller asks, the others wait for
+        // its answer. If the first is cancelled, a waiter takes over.
+        let flight: Flight = {
+            let mut flights = self
+                .inner
+                .flights
+                .lock()
+                .map_err(|_| OutboundError::Config {
+                    reason: "exchange state poisoned by a panic".into(),
+                })?;
+            Arc::clone(flights.entry(key.clone()).or_default())
+        };
+        // Whatever happens to this future (done, failed, cancelled), the
+        // flight leaves the map once nobody waits on it.
+        let _leave = Leave {
+            flights: &self.inner.flights,
+            key: &key,
+            flight: &flight,
+        };
+        let result = flight
+            .get_or_init(|| async {
+                let result = self.call_issuer(subject, audience).await;
+                if let (Ok(cached), Some(cache)) = (&result, &self.inner.cache) {
+                    cache.insert(key.clone(), cached.clone());
+                }
+                result
+            })
+            .await
+            .clone();
+        result.map(|cached| cached.token)
+    }
+
+    async fn call_issuer(
+        &self,
+        subject: &AccessToken,
+        audience: &str,
+    ) -> Result<Cached, OutboundError> {
+        let inner = &self.inner;
+        let actor = match &inner.actor {
+            Some(source) => Some(source.token().await?),
+            None => None,
+        };
+        let mut params = vec![
+            ("grant_type", GRANT_TOKEN_EXCHANGE),
+            ("subject_token", subject.as_str()),
+            ("subject_token_type", TOKEN_TYPE_ACCESS),
+            ("requested_token_type", TOKEN_TYPE_ACCESS),
+            ("audience", audience),
+        ];
+        if let Some(actor) = &actor {
+            params.push(("actor_token", actor.as_str()));
+            params.push(("actor_token_type", TOKEN_TYPE_ACCESS));
+        }
+        if let Some(scope) = &inner.scope {
+            params.push(("scope", scope));
+        }
+        inner.issuer_calls.fetch_add(1, Ordering::Relaxed);
+        match inner.endpoint.request(&params).await {
+            Ok(issued) => {
+                // Without `expires_in` the lifetime is unknown: use it once,
+                // cache nothing.
+                let fresh_until = issued.lifetime.map_or(issued.requested_at, |lifetime| {
+                    issued.requested_at + lifetime.saturating_sub(inner.margin.min(lifetime / 5))
+                });
+                Ok(Cached {
+                    token: issued.token,
+                    fresh_until,
+                })
+            }
+            Err(e) => {
+                inner.failures.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(audience = %audience, error = %e, "token exchange failed");
+                Err(e)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_abandoned_exchange_leaves_no_flight_behind() {
+        // A token endpoint that accepts the connection and never answers.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/token", listener.local_addr().unwrap());
+        let exchange = TokenExchange::builder(url, "c", "s").build().unwrap();
+        let subject = AccessToken::new("t");
+        let call = exchange.exchange(&subject, "a");
+        let abandoned = tokio::time::timeout(Duration::from_millis(50), call).await;
+        assert!(abandoned.is_err(), "the endpoint never answers");
+        assert!(exchange.inner.flights.lock().unwrap().is_empty());
+        drop(listener);
+    }
+
+    #[test]
+    fn a_zero_capacity_turns_the_cache_off() {
+        let exchange = TokenExchange::builder("https://id.example/token", "c", "s")
+            .cache_capacity(0)
+            .build()
+            .unwrap();
+        assert!(exchange.inner.cache.is_none());
+        assert_eq!(exchange.cached(&AccessToken::new("t"), "a"), None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_cached_token_is_served_until_the_margin_before_expiry() {
+        let exchange = TokenExchange::builder("https://id.example/token", "c", "s")
+            .build()
+            .unwrap();
+        let cache = exchange.inner.cache.as_ref().unwrap();
+        let subject = AccessToken::new("subject");
+        cache.insert(
+            (subject.clone(), Arc::from("urn:orders")),
+            Cached {
+                token: AccessToken::new("exchanged"),
+                fresh_until: Instant::now() + Duration::from_secs(60),
+            },
+        );
+        assert_eq!(
+            exchange.cached(&subject, "urn:orders"),
+            Some(AccessToken::new("exchanged"))
+        );
+        assert_eq!(exchange.cached(&subject, "urn:other"), None, "per audience");
+        tokio::time::advance(Duration::from_secs(61)).await;
+        assert_eq!(exchange.cached(&subject, "urn:orders"), None);
+        assert_eq!(exchange.stats().cache_hits, 1);
+    }
+}

@@ -1,0 +1,304 @@
+//! Identity across service boundaries: tokens on outbound calls, and the
+//! verified identity for backends that do not verify tokens.
+//!
+//! - [`OutboundToken`] chooses the token an outbound call carries: the
+//!   caller's own ([`forward`](OutboundToken::forward)), one exchanged for
+//!   the downstream audience ([`exchange`](OutboundToken::exchange), RFC
+//!   8693, via [`TokenExchange`]) or the service's own
+//!   ([`service`](OutboundToken::service), `client_credentials`, via
+//!   [`ClientCredentials`]).
+//! - [`AttachTokenLayer`] puts it on every request of a tower client: a
+//!   tonic `Channel`, a hyper client.
+//! - reqwest has no per-request middleware of its own:
+//!   [`OutboundToken::authorize`] sets the header on a `RequestBuilder`
+//!   (a helper rather than an integration crate: one call, no extra
+//!   dependency).
+//! - [`IdentityHeadersLayer`] strips inbound `x-auth-*` headers and sets
+//!   them from the verified claims, for backends behind a gateway.
+//!
+//! # Example
+//!
+//! A handler that calls another service with the caller's token
+//! ([`AccessToken`] is what [`VerifyLayer`](crate::VerifyLayer) put into the
+//! request):
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+//! use authlayer::AccessToken;
+//! use authlayer::outbound::{AttachTokenLayer, OutboundToken};
+//! use http::{Request, Response};
+//! use tower::{Layer, ServiceExt, service_fn};
+//!
+//! // The downstream client (a tonic Channel or hyper client in real code).
+//! let client = service_fn(|req: Request<()>| async move {
+//!     let auth = req.headers()["authorization"].to_str()?.to_owned();
+//!     Ok::<_, http::header::ToStrError>(Response::new(auth))
+//! });
+//! let client = AttachTokenLayer::new(OutboundToken::forward()).layer(client);
+//!
+//! // In the handler: copy the caller's token onto the outbound request.
+//! let caller = AccessToken::new("eyJ.caller.token");
+//! let mut outbound = Request::new(());
+//! outbound.extensions_mut().insert(caller);
+//! let res = client.oneshot(outbound).await?;
+//! assert_eq!(res.body(), "Bearer eyJ.caller.token");
+//!
+//! // With reqwest: the same policy, one call.
+//! let http = reqwest::Client::new();
+//! let request = OutboundToken::forward()
+//!     .authorize(http.get("http://127.0.0.1:1/orders/1"), Some(&AccessToken::new("t")))
+//!     .await?;
+//! # let _ = request;
+//! # Ok(()) }
+//! ```
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub mod attach;
+pub mod client_credentials;
+mod endpoint;
+pub mod exchange;
+pub mod identity_headers;
+
+pub use attach::{AttachFuture, AttachToken, AttachTokenLayer};
+pub use client_credentials::{ClientCredentials, ClientCredentialsBuilder, ServiceTokenHealth};
+pub use exchange::{ExchangeStats, TokenExchange, TokenExchangeBuilder};
+pub use identity_headers::{IdentityField, IdentityHeaders, IdentityHeadersLayer};
+
+use crate::layer::AccessToken;
+
+/// The error type of [`AttachToken`] (as tower's own layers use it).
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// RFC 8693 token type of an OAuth access token.
+pub(crate) const TOKEN_TYPE_ACCESS: &str = "urn:ietf:params:oauth:token-type:access_token";
+
+/// Why no token could be put on an outbound call. Never contains a token
+/// or a secret.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum OutboundError {
+    /// The caller's token was needed but the request has none.
+    #[error(
+        "no caller token to pass on: the outbound request has no AccessToken extension (copy it from the inbound request, which VerifyLayer gave one)"
+    )]
+    NoToken,
+    /// The token endpoint answered with an OAuth error (RFC 6749 §5.2).
+    #[error("the token endpoint refused (HTTP {status}): {code}{}", description.as_ref().map(|d| format!(": {d}")).unwrap_or_default())]
+    Refused {
+        /// The HTTP status.
+        status: u16,
+        /// The OAuth `error` code, e.g. `invalid_target`, `invalid_client`.
+        code: String,
+        /// `error_description`, escaped and shortened.
+        description: Option<String>,
+    },
+    /// The token endpoint could not be reached, or failed (5xx).
+    #[error("the token endpoint is unavailable: {reason}")]
+    Unavailable {
+        /// The cause.
+        reason: String,
+    },
+    /// The token endpoint did not answer in time.
+    #[error("the token endpoint did not answer within {after:?}")]
+    Timeout {
+        /// The configured timeout.
+        after: Duration,
+    },
+    /// The token endpoint's answer is not a usable token response.
+    #[error("the token endpoint's answer is unusable: {reason}")]
+    InvalidResponse {
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The configuration cannot work (bad URL, plain http to a remote host).
+    #[error("invalid outbound configuration: {reason}")]
+    Config {
+        /// What to fix.
+        reason: String,
+    },
+}
+
+impl OutboundError {
+    /// The OAuth error code of a refusal (`invalid_target`, …).
+    pub fn oauth_code(&self) -> Option<&str> {
+        match self {
+            Self::Refused { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+}
+
+/// Which token an outbound call carries. Cheap to clone.
+#[derive(Clone)]
+pub struct OutboundToken {
+    mode: Mode,
+}
+
+#[derive(Clone)]
+enum Mode {
+    Forward,
+    Exchange {
+        exchange: TokenExchange,
+        audience: Arc<str>,
+    },
+    Service(ClientCredentials),
+}
+
+impl fmt::Debug for OutboundToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.mode {
+            Mode::Forward => f.write_str("OutboundToken::Forward"),
+            Mode::Exchange { audience, .. } => f
+                .debug_struct("OutboundToken::Exchange")
+                .field("audience", audience)
+                .finish_non_exhaustive(),
+            Mode::Service(source) => f
+                .debug_tuple("OutboundToken::Service")
+                .field(source)
+                .finish(),
+        }
+    }
+}
+
+impl OutboundToken {
+    /// The caller's own token, unchanged. For downstream services that
+    /// accept the same audience (or a token meant for several).
+    pub fn forward() -> Self {
+        Self {
+            mode: Mode::Forward,
+        }
+    }
+
+    /// The caller's token exchanged for one whose audience is `audience`.
+    pub fn exchange(exchange: TokenExchange, audience: impl Into<Arc<str>>) -> Self {
+        Self {
+            mode: Mode::Exchange {
+                exchange,
+                audience: audience.into(),
+            },
+        }
+    }
+
+    /// The service's own token; the caller's is not used.
+    pub fn service(source: ClientCredentials) -> Self {
+        Self {
+            mode: Mode::Service(source),
+        }
+    }
+
+    /// The token, if it is at hand without I/O; `None`: [`token`](Self::token)
+    /// must fetch it.
+    pub(crate) fn ready(
+        &self,
+        inbound: Option<&AccessToken>,
+    ) -> Option<Result<AccessToken, OutboundError>> {
+        match &self.mode {
+            Mode::Forward => Some(inbound.cloned().ok_or(OutboundError::NoToken)),
+            Mode::Exchange { exchange, audience } => match inbound {
+                None => Some(Err(OutboundError::NoToken)),
+                Some(token) => exchange.cached_for(token, audience).map(Ok),
+            },
+            Mode::Service(source) => source.current().map(Ok),
+        }
+    }
+
+    /// The token for an outbound call made on behalf of `inbound` (the
+    /// caller's [`AccessToken`]; `None` outside a request).
+    pub async fn token(&self, inbound: Option<&AccessToken>) -> Result<AccessToken, OutboundError> {
+        match &self.mode {
+            Mode::Forward => inbound.cloned().ok_or(OutboundError::NoToken),
+            Mode::Exchange { exchange, audience } => {
+                let token = inbound.ok_or(OutboundError::NoToken)?;
+                exchange.exchange(token, audience).await
+            }
+            Mode::Service(source) => source.token().await,
+        }
+    }
+
+    /// `request` with `Authorization: Bearer <token>` (marked sensitive): the
+    /// reqwest counterpart of [`AttachTokenLayer`].
+    pub async fn authorize(
+        &self,
+        request: reqwest::RequestBuilder,
+        inbound: Option<&AccessToken>,
+    ) -> Result<reqwest::RequestBuilder, OutboundError> {
+        let token = self.token(inbound).await?;
+        let value = token
+            .bearer_header()
+            .ok_or_else(|| OutboundError::InvalidResponse {
+                reason: "the token cannot be a header value".into(),
+            })?;
+        Ok(request.header(http::header::AUTHORIZATION, value))
+    }
+}
+
+/// A number in `[0, 1)`, different on every call; for jitter, not for secrets.
+pub(crate) fn jitter() -> f64 {
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+    #[allow(clippy::cast_precision_loss)]
+    let v = (h.finish() >> 11) as f64 / (1u64 << 53) as f64;
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_name_the_oauth_code_and_nothing_secret() {
+        let e = OutboundError::Refused {
+            status: 400,
+            code: "invalid_target".into(),
+            description: Some("audience \"urn:x\" is not available here".into()),
+        };
+        assert_eq!(e.oauth_code(), Some("invalid_target"));
+        assert_eq!(
+            e.to_string(),
+            "the token endpoint refused (HTTP 400): invalid_target: audience \"urn:x\" is not available here"
+        );
+    }
+
+    #[tokio::test]
+    async fn exchange_without_a_caller_token_is_no_token() {
+        let exchange = TokenExchange::builder("https://id.example/token", "c", "s")
+            .build()
+            .unwrap();
+        let policy = OutboundToken::exchange(exchange, "urn:orders");
+        assert_eq!(policy.token(None).await, Err(OutboundError::NoToken));
+        assert!(matches!(
+            policy.ready(None),
+            Some(Err(OutboundError::NoToken))
+        ));
+    }
+
+    #[test]
+    fn sources_layers_and_services_are_send_sync_static() {
+        fn assert_send_sync<T: Send + Sync + 'static>() {}
+        assert_send_sync::<OutboundToken>();
+        assert_send_sync::<ClientCredentials>();
+        assert_send_sync::<TokenExchange>();
+        assert_send_sync::<OutboundError>();
+        assert_send_sync::<IdentityHeadersLayer>();
+        assert_send_sync::<
+            IdentityHeaders<
+                tower::util::BoxCloneSyncService<http::Request<()>, http::Response<()>, ()>,
+            >,
+        >();
+    }
+
+    #[test]
+    fn jitter_is_in_unit_interval() {
+        for _ in 0..100 {
+            let j = jitter();
+            assert!((0.0..1.0).contains(&j));
+        }
+    }
+}

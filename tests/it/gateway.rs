@@ -1,0 +1,484 @@
+//! `examples/gateway.rs` in process, in each mode, between the example
+//! issuer and the services behind it: the axum `orders` service and an echo
+//! backend that records what reached it (a backend that does not verify
+//! tokens, as headers mode is for).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use authlayer::Verifier;
+use authlayer::outbound::TokenExchange;
+use axum::body::Bytes;
+use axum::extract::{Request, State};
+use axum::http::HeaderMap;
+use serde_json::{Value, json};
+
+use crate::common::{serve_axum, setup};
+use crate::gateway_example::{self, Mode};
+use crate::issuer;
+use crate::issuer::config::{
+    Client, Config, GATEWAY_AUDIENCE, GRANT_CLIENT_CREDENTIALS, GRANT_TOKEN_EXCHANGE, User,
+};
+use crate::orders;
+
+pub const ORDERS: &str = "urn:orders";
+
+/// Argon2id at its minimum cost: behaviour, not hashing strength.
+fn cheap_hash(secret: &str) -> String {
+    let params = argon2::Params::new(8, 1, 1, None).expect("valid Argon2 parameters");
+    issuer::credentials::hash_secret_with(secret, params).expect("hashing")
+}
+
+/// The bundled issuer's seed (demo user, orders-service and gateway
+/// clients) with cheap hashes: what `cargo run --example issuer` starts with.
+pub fn issuer_config() -> Config {
+    Config {
+        port: 0,
+        users: vec![User {
+            username: "demo".into(),
+            password_hash: cheap_hash("demo-password"),
+            scopes: vec!["orders:read".into(), "orders:write".into()],
+            roles: vec!["customer".into()],
+            tenant: Some("acme".into()),
+            audiences: Some(vec![ORDERS.into(), GATEWAY_AUDIENCE.into()]),
+        }],
+        clients: vec![
+            Client {
+                client_id: "orders-service".into(),
+                secret_hash: cheap_hash("orders-secret"),
+                scopes: vec!["orders:read".into(), "orders:write".into()],
+                audiences: None,
+                grant_types: vec![GRANT_CLIENT_CREDENTIALS.into(), GRANT_TOKEN_EXCHANGE.into()],
+                roles: vec!["service".into()],
+                tenant: Some("acme".into()),
+                exchange: BTreeMap::new(),
+                admin: false,
+            },
+            Client {
+                client_id: "gateway".into(),
+                secret_hash: cheap_hash("gateway-secret"),
+                scopes: vec!["orders:read".into(), "orders:write".into()],
+                audiences: None,
+                grant_types: vec![GRANT_TOKEN_EXCHANGE.into()],
+                roles: Vec::new(),
+                tenant: None,
+                exchange: BTreeMap::from([(GATEWAY_AUDIENCE.into(), vec![ORDERS.into()])]),
+                admin: false,
+            },
+        ],
+        rotate_every: None,
+        ..Config::default()
+    }
+}
+
+/// The issuer, `orders` and an echo backend, each on 127.0.0.1:0.
+pub struct System {
+    pub issuer: issuer::server::Running,
+    pub orders: SocketAddr,
+    pub echo: Echo,
+    pub http: reqwest::Client,
+}
+
+impl System {
+    pub async fn start() -> Self {
+        let issuer = issuer::server::start(issuer_config())
+            .await
+            .expect("issuer starts");
+        let orders_verifier = verifier(issuer.issuer(), ORDERS).await;
+        let orders = serve_axum(orders::app(orders_verifier)).await;
+        Self {
+            issuer,
+            orders,
+            echo: Echo::start().await,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    pub fn token_url(&self) -> String {
+        format!("{}/token", self.issuer.issuer())
+    }
+
+    /// `/login` as the demo user for `audience`.
+    pub async fn login(&self, audience: &str) -> String {
+        let res = self
+            .http
+            .post(format!("{}/login", self.issuer.issuer()))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form(&[
+                ("username", "demo"),
+                ("password", "demo-password"),
+                ("audience", audience),
+            ]))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200, "login for {audience}");
+        let body: Value = res.json().await.unwrap();
+        body["access_token"].as_str().unwrap().to_owned()
+    }
+
+    pub fn exchange(&self) -> TokenExchange {
+        TokenExchange::builder(self.token_url(), "gateway", "gateway-secret")
+            .build()
+            .unwrap()
+    }
+
+    /// A gateway in `mode` in front of `upstream`, verifying `audience`.
+    pub async fn gateway(&self, mode: Mode, audience: &str, upstream: SocketAddr) -> String {
+        let verifier = verifier(self.issuer.issuer(), audience).await;
+        let app = gateway_example::app(verifier, &format!("http://{upstream}"), mode);
+        format!("http://{}", serve_axum(app).await)
+    }
+}
+
+pub fn form(pairs: &[(&str, &str)]) -> String {
+    url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish()
+}
+
+pub async fn verifier(issuer: &str, audience: &str) -> Verifier {
+    Verifier::builder()
+        .issuer(issuer)
+        .audience(audience)
+        .build()
+        .await
+        .expect("verifier builds")
+}
+
+/// What reached the echo backend.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub method: String,
+    pub uri: String,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+type Record = (Arc<Mutex<Vec<Seen>>>, Arc<AtomicUsize>);
+
+/// A backend that verifies nothing and records every request.
+#[derive(Clone)]
+pub struct Echo {
+    pub addr: SocketAddr,
+    seen: Arc<Mutex<Vec<Seen>>>,
+    hits: Arc<AtomicUsize>,
+}
+
+impl Echo {
+    pub async fn start() -> Self {
+        let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
+        let hits: Arc<AtomicUsize> = Arc::default();
+        let state = (seen.clone(), hits.clone());
+        let app = axum::Router::new()
+            .fallback(
+                |State((seen, hits)): State<Record>, req: Request| async move {
+                    hits.fetch_add(1, Ordering::SeqCst);
+                    let (parts, body) = req.into_parts();
+                    let body = axum::body::to_bytes(body, 1 << 20).await.unwrap();
+                    seen.lock().unwrap().push(Seen {
+                        method: parts.method.to_string(),
+                        uri: parts.uri.to_string(),
+                        headers: parts.headers.clone(),
+                        body,
+                    });
+                    (
+                        [
+                            ("x-upstream", "echo"),
+                            ("connection", "x-secret-hop"),
+                            ("x-secret-hop", "1"),
+                        ],
+                        axum::Json(json!({"ok": true})),
+                    )
+                },
+            )
+            .with_state(state);
+        Self {
+            addr: serve_axum(app).await,
+            seen,
+            hits,
+        }
+    }
+
+    pub fn hits(&self) -> usize {
+        self.hits.load(Ordering::SeqCst)
+    }
+
+    pub fn last(&self) -> Seen {
+        self.seen
+            .lock()
+            .unwrap()
+            .last()
+            .cloned()
+            .expect("a request reached the echo backend")
+    }
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).map(|v| v.to_str().unwrap())
+}
+
+async fn get_json(http: &reqwest::Client, url: &str, token: &str) -> (u16, Value) {
+    let res = http.get(url).bearer_auth(token).send().await.unwrap();
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn forward_mode_passes_the_callers_token_to_orders() {
+    let sys = System::start().await;
+    let gw = sys.gateway(Mode::Forward, ORDERS, sys.orders).await;
+    let token = sys.login(ORDERS).await;
+    let (status, me) = get_json(&sys.http, &format!("{gw}/me"), &token).await;
+    assert_eq!(status, 200, "{me}");
+    assert_eq!(me["sub"], "demo");
+    assert_eq!(me["aud"], json!([ORDERS]));
+    assert_eq!(me["client_id"], "login", "the caller's own token");
+    let (status, order) = get_json(&sys.http, &format!("{gw}/orders/7"), &token).await;
+    assert_eq!(
+        (status, &order["id"], &order["owner"]),
+        (200, &json!(7), &json!("demo"))
+    );
+}
+
+#[tokio::test]
+async fn exchange_mode_gives_orders_a_token_for_its_own_audience() {
+    let sys = System::start().await;
+    let exchange = sys.exchange();
+    let mode = Mode::Exchange {
+        exchange: exchange.clone(),
+        audience: ORDERS.into(),
+    };
+    let gw = sys.gateway(mode, GATEWAY_AUDIENCE, sys.orders).await;
+    let token = sys.login(GATEWAY_AUDIENCE).await;
+    // Orders itself refuses the gateway's token…
+    let (status, _) = get_json(&sys.http, &format!("http://{}/me", sys.orders), &token).await;
+    assert_eq!(status, 401);
+    // …and accepts what the gateway exchanged it for.
+    let (status, me) = get_json(&sys.http, &format!("{gw}/me"), &token).await;
+    assert_eq!(status, 200, "{me}");
+    assert_eq!(me["sub"], "demo");
+    assert_eq!(me["aud"], json!([ORDERS]));
+    assert_eq!(me["client_id"], "gateway");
+    assert_eq!(me["tenant"], "acme");
+    // A second request reuses the exchanged token.
+    let (status, _) = get_json(&sys.http, &format!("{gw}/orders/1"), &token).await;
+    assert_eq!(status, 200);
+    assert_eq!(exchange.stats().issuer_calls, 1, "{:?}", exchange.stats());
+    // A token for orders is not one for the gateway in this mode.
+    let orders_token = sys.login(ORDERS).await;
+    let (status, _) = get_json(&sys.http, &format!("{gw}/me"), &orders_token).await;
+    assert_eq!(status, 401);
+}
+
+#[tokio::test]
+async fn exchange_refused_by_the_issuer_is_a_502_naming_the_reason() {
+    let sys = System::start().await;
+    let mode = Mode::Exchange {
+        exchange: sys.exchange(),
+        audience: "urn:billing".into(),
+    };
+    let gw = sys.gateway(mode, GATEWAY_AUDIENCE, sys.echo.addr).await;
+    let token = sys.login(GATEWAY_AUDIENCE).await;
+    let (status, body) = get_json(&sys.http, &format!("{gw}/anything"), &token).await;
+    assert_eq!(status, 502, "{body}");
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("invalid_target"),
+        "{body}"
+    );
+    assert_eq!(sys.echo.hits(), 0);
+}
+
+#[tokio::test]
+async fn headers_mode_sends_identity_headers_and_no_token() {
+    let sys = System::start().await;
+    let gw = sys.gateway(Mode::Headers, ORDERS, sys.echo.addr).await;
+    let token = sys.login(ORDERS).await;
+    let res = sys
+        .http
+        .get(format!("{gw}/reports?year=2026"))
+        .bearer_auth(&token)
+        .header("x-auth-sub", "admin")
+        .header("x-auth-roles", "admin")
+        .header("X-Auth-Tenant", "other")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let seen = sys.echo.last();
+    assert_eq!(seen.uri, "/reports?year=2026");
+    assert_eq!(header(&seen.headers, "authorization"), None);
+    assert_eq!(header(&seen.headers, "x-auth-sub"), Some("demo"));
+    assert_eq!(header(&seen.headers, "x-auth-client-id"), Some("login"));
+    assert_eq!(header(&seen.headers, "x-auth-tenant"), Some("acme"));
+    assert_eq!(
+        header(&seen.headers, "x-auth-scopes"),
+        Some("orders:read orders:write")
+    );
+    assert_eq!(header(&seen.headers, "x-auth-roles"), Some("customer"));
+    assert_eq!(
+        header(&seen.headers, "x-auth-iss"),
+        Some(sys.issuer.issuer())
+    );
+    for name in ["x-auth-sub", "x-auth-roles", "x-auth-tenant"] {
+        assert_eq!(seen.headers.get_all(name).iter().count(), 1, "{name}");
+    }
+}
+
+#[tokio::test]
+async fn spoofed_identity_headers_never_reach_the_upstream_in_any_mode() {
+    let sys = System::start().await;
+    let token = sys.login(ORDERS).await;
+    for mode in [Mode::Forward, Mode::Headers] {
+        let name = mode.name();
+        let gw = sys.gateway(mode, ORDERS, sys.echo.addr).await;
+        let res = sys
+            .http
+            .get(format!("{gw}/x"))
+            .bearer_auth(&token)
+            .header("x-auth-sub", "admin")
+            .header("x-auth-roles", "admin,root")
+            .header("x-auth-iss", "https://evil.example")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200, "{name}");
+        let seen = sys.echo.last();
+        for (spoofed, value) in [
+            ("x-auth-sub", "admin"),
+            ("x-auth-roles", "admin,root"),
+            ("x-auth-iss", "https://evil.example"),
+        ] {
+            assert!(
+                seen.headers.get_all(spoofed).iter().all(|v| v != value),
+                "{name}: {spoofed} reached the upstream: {:?}",
+                seen.headers
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn bad_or_missing_tokens_are_refused_at_the_edge_without_contacting_the_upstream() {
+    let sys = System::start().await;
+    let gw = sys.gateway(Mode::Forward, ORDERS, sys.echo.addr).await;
+    let wrong_audience = sys.login(GATEWAY_AUDIENCE).await;
+    let res = sys.http.get(format!("{gw}/orders/1")).send().await.unwrap();
+    assert_eq!(res.status(), 401);
+    for token in ["garbage", "a.b.c", wrong_audience.as_str()] {
+        let res = sys
+            .http
+            .post(format!("{gw}/orders"))
+            .bearer_auth(token)
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 401, "{token}");
+        assert!(
+            res.headers()["www-authenticate"]
+                .to_str()
+                .unwrap()
+                .contains("invalid_token")
+        );
+    }
+    // Health is answered by the gateway itself, without a token.
+    let res = sys.http.get(format!("{gw}/health")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    // Other methods on /health are verified like any request.
+    let res = sys.http.post(format!("{gw}/health")).send().await.unwrap();
+    assert_eq!(res.status(), 401);
+    assert_eq!(sys.echo.hits(), 0, "the upstream was contacted");
+}
+
+#[tokio::test]
+async fn method_path_query_headers_and_body_are_forwarded_but_not_hop_by_hop_headers() {
+    let sys = System::start().await;
+    let gw = sys.gateway(Mode::Forward, ORDERS, sys.echo.addr).await;
+    let token = sys.login(ORDERS).await;
+    let res = sys
+        .http
+        .put(format!("{gw}/a/b%20c?x=1&y=two"))
+        .bearer_auth(&token)
+        .header("x-custom", "kept")
+        .header("connection", "x-private")
+        .header("x-private", "dropped")
+        .header("te", "trailers")
+        .header("proxy-authorization", "Basic Zm9vOmJhcg==")
+        .body("hello body")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["x-upstream"], "echo");
+    assert!(
+        res.headers().get("x-secret-hop").is_none(),
+        "response hop-by-hop header"
+    );
+    let seen = sys.echo.last();
+    assert_eq!(seen.method, "PUT");
+    assert_eq!(seen.uri, "/a/b%20c?x=1&y=two");
+    assert_eq!(&seen.body[..], b"hello body");
+    assert_eq!(header(&seen.headers, "x-custom"), Some("kept"));
+    assert_eq!(
+        header(&seen.headers, "authorization"),
+        Some(format!("Bearer {token}").as_str())
+    );
+    for hop in ["x-private", "te", "proxy-authorization"] {
+        assert!(seen.headers.get(hop).is_none(), "{hop} was forwarded");
+    }
+}
+
+#[tokio::test]
+async fn an_upstream_that_is_down_gives_502() {
+    let sys = System::start().await;
+    let closed = {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        listener.local_addr().unwrap()
+    };
+    let gw = sys.gateway(Mode::Forward, ORDERS, closed).await;
+    let token = sys.login(ORDERS).await;
+    let (status, body) = get_json(&sys.http, &format!("{gw}/orders/1"), &token).await;
+    assert_eq!(status, 502, "{body}");
+    assert_eq!(body["error"], "bad_gateway");
+}
+
+#[tokio::test]
+async fn claims_with_line_breaks_reach_the_backend_percent_encoded() {
+    let s = setup().await;
+    let echo = Echo::start().await;
+    let app = gateway_example::app(
+        s.verifier.clone(),
+        &format!("http://{}", echo.addr),
+        Mode::Headers,
+    );
+    let gw = serve_axum(app).await;
+    let token = s
+        .issuer
+        .token()
+        .audience(ORDERS)
+        .sub("eve\r\nx-auth-roles: admin")
+        .claim("roles", json!(["a,b", "c\nd"]))
+        .claim("tenant", "t\u{0}x")
+        .sign();
+    let res = reqwest::Client::new()
+        .get(format!("http://{gw}/x"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let seen = echo.last();
+    assert_eq!(
+        header(&seen.headers, "x-auth-sub"),
+        Some("eve%0D%0Ax-auth-roles:%20admin")
+    );
+    assert_eq!(header(&seen.headers, "x-auth-roles"), Some("a%2Cb,c%0Ad"));
+    assert_eq!(header(&seen.headers, "x-auth-tenant"), Some("t%00x"));
+    assert_eq!(seen.headers.get_all("x-auth-roles").iter().count(), 1);
+}

@@ -1,0 +1,509 @@
+//! Outbound identity: the caller's token, an exchanged one or the service's
+//! own on calls to other services, through a tonic client, a hyper client
+//! and reqwest, against the example issuer and the orders services.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use authlayer::outbound::{
+    AttachTokenLayer, ClientCredentials, OutboundError, OutboundToken, TokenExchange,
+};
+use authlayer::{AccessToken, VerifyLayer};
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use serde_json::{Value, json};
+use tokio::time::Instant;
+use tonic::transport::Channel;
+use tower::{ServiceBuilder, ServiceExt};
+
+use crate::common::{b64_decode, orders_token, serve_axum, serve_grpc, setup};
+use crate::gateway::{ORDERS, System, issuer_config};
+use crate::issuer;
+use crate::issuer::config::{GATEWAY_AUDIENCE, GRANT_CLIENT_CREDENTIALS};
+use crate::orders;
+use crate::orders_grpc;
+use crate::orders_grpc::pb::GetOrderRequest;
+use crate::orders_grpc::pb::orders_client::OrdersClient;
+
+fn payload(token: &str) -> Value {
+    let part = token.split('.').nth(1).expect("a JWS payload");
+    serde_json::from_slice(&b64_decode(part).expect("base64url")).expect("JSON")
+}
+
+type HyperClient = Client<HttpConnector, Full<Bytes>>;
+
+fn hyper_client() -> HyperClient {
+    Client::builder(TokioExecutor::new()).build_http()
+}
+
+/// `GET url` through `AttachTokenLayer(policy)` on a hyper client, with
+/// `caller` as the request's AccessToken; the status and JSON body.
+async fn hyper_get(policy: OutboundToken, url: &str, caller: Option<AccessToken>) -> (u16, Value) {
+    let client = ServiceBuilder::new()
+        .layer(AttachTokenLayer::new(policy))
+        .service(hyper_client());
+    let mut req = http::Request::get(url)
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    if let Some(token) = caller {
+        req.extensions_mut().insert(token);
+    }
+    let res = client.oneshot(req).await.expect("the call goes through");
+    let status = res.status().as_u16();
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn the_callers_token_reaches_a_grpc_service_through_a_tonic_client() {
+    let s = setup().await;
+    let grpc = serve_grpc(orders_grpc::router(s.verifier.clone())).await;
+    let channel = Channel::from_shared(format!("http://{grpc}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let client = OrdersClient::new(
+        ServiceBuilder::new()
+            .layer(AttachTokenLayer::new(OutboundToken::forward()))
+            .service(channel),
+    );
+    // A front service that looks orders up on its caller's behalf.
+    let front = Router::new()
+        .route(
+            "/orders/{id}",
+            get(move |token: AccessToken, Path(id): Path<u64>| {
+                let mut client = client.clone();
+                async move {
+                    let mut req = tonic::Request::new(GetOrderRequest { id });
+                    req.extensions_mut().insert(token);
+                    match client.get_order(req).await {
+                        Ok(order) => (StatusCode::OK, order.into_inner().owner),
+                        Err(status) => (StatusCode::BAD_GATEWAY, format!("{:?}", status.code())),
+                    }
+                }
+            }),
+        )
+        .layer(VerifyLayer::new(s.verifier.clone()));
+    let front = serve_axum(front).await;
+    let http = reqwest::Client::new();
+    let call = |token: String| {
+        let http = http.clone();
+        async move {
+            let res = http
+                .get(format!("http://{front}/orders/5"))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap();
+            (res.status().as_u16(), res.text().await.unwrap())
+        }
+    };
+    let reader = orders_token(&s.issuer)
+        .sub("alice")
+        .scope("orders:read")
+        .sign();
+    assert_eq!(call(reader).await, (200, "alice".to_owned()));
+    // The downstream judges the forwarded token itself: without its scope,
+    // the gRPC service refuses.
+    let writer = orders_token(&s.issuer)
+        .sub("bob")
+        .scope("orders:write")
+        .sign();
+    assert_eq!(call(writer).await, (502, "PermissionDenied".to_owned()));
+}
+
+#[tokio::test]
+async fn the_callers_token_reaches_an_http_service_through_a_hyper_client_and_reqwest() {
+    let s = setup().await;
+    let orders = serve_axum(orders::app(s.verifier.clone())).await;
+    let me = format!("http://{orders}/me");
+    let token = AccessToken::new(orders_token(&s.issuer).sub("alice").sign());
+
+    let (status, claims) = hyper_get(OutboundToken::forward(), &me, Some(token.clone())).await;
+    assert_eq!((status, &claims["sub"]), (200, &json!("alice")));
+
+    // reqwest: the same policy through `authorize`.
+    let http = reqwest::Client::new();
+    let res = OutboundToken::forward()
+        .authorize(http.get(&me), Some(&token))
+        .await
+        .unwrap()
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.json::<Value>().await.unwrap()["sub"], "alice");
+
+    // Nothing to forward: an error, and no request.
+    let client = ServiceBuilder::new()
+        .layer(AttachTokenLayer::new(OutboundToken::forward()))
+        .service(hyper_client());
+    let err = client
+        .oneshot(
+            http::Request::get(&me)
+                .body(Full::new(Bytes::new()))
+                .unwrap(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.downcast_ref::<OutboundError>(),
+        Some(&OutboundError::NoToken)
+    );
+    let err = OutboundToken::forward()
+        .authorize(http.get(&me), None)
+        .await
+        .unwrap_err();
+    assert_eq!(err, OutboundError::NoToken);
+}
+
+/// A `/token` endpoint in front of `target` that counts the requests it
+/// passes on.
+async fn counting_token_endpoint(target: String) -> (String, Arc<AtomicUsize>) {
+    let calls: Arc<AtomicUsize> = Arc::default();
+    let state = (target, calls.clone(), reqwest::Client::new());
+    let app = Router::new()
+        .route(
+            "/token",
+            post(
+                |State((target, calls, http)): State<(
+                    String,
+                    Arc<AtomicUsize>,
+                    reqwest::Client,
+                )>,
+                 headers: HeaderMap,
+                 body: Bytes| async move {
+                    calls.fetch_add(1, Ordering::SeqCst);
+                    let mut req = http.post(&target).body(body);
+                    for name in ["authorization", "content-type"] {
+                        if let Some(v) = headers.get(name) {
+                            req = req.header(name, v);
+                        }
+                    }
+                    let res = req.send().await.unwrap();
+                    let status = StatusCode::from_u16(res.status().as_u16()).unwrap();
+                    (
+                        status,
+                        [("content-type", "application/json")],
+                        res.bytes().await.unwrap(),
+                    )
+                        .into_response()
+                },
+            ),
+        )
+        .with_state(state);
+    let addr = serve_axum(app).await;
+    (format!("http://{addr}/token"), calls)
+}
+
+#[tokio::test]
+async fn an_exchanged_token_carries_the_downstream_audience_and_is_cached() {
+    let sys = System::start().await;
+    let (url, calls) = counting_token_endpoint(sys.token_url()).await;
+    let exchange = TokenExchange::builder(&url, "gateway", "gateway-secret")
+        .build()
+        .unwrap();
+    let subject = AccessToken::new(sys.login(GATEWAY_AUDIENCE).await);
+    let first = exchange.exchange(&subject, ORDERS).await.unwrap();
+    assert_ne!(first, subject);
+    let claims = payload(first.as_str());
+    assert_eq!(claims["aud"], ORDERS);
+    assert_eq!(claims["sub"], "demo");
+    assert_eq!(claims["client_id"], "gateway");
+    assert!(claims["exp"].as_i64() <= payload(subject.as_str())["exp"].as_i64());
+    // The downstream service accepts it.
+    let (status, me) = hyper_get(
+        OutboundToken::forward(),
+        &format!("http://{}/me", sys.orders),
+        Some(first.clone()),
+    )
+    .await;
+    assert_eq!((status, &me["aud"]), (200, &json!([ORDERS])));
+
+    // Cached: the same token, no second issuer call.
+    assert_eq!(exchange.exchange(&subject, ORDERS).await.unwrap(), first);
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    assert_eq!(exchange.stats().cache_hits, 1);
+
+    // Per subject token; concurrent exchanges of one share a single call.
+    let other = AccessToken::new(sys.login(GATEWAY_AUDIENCE).await);
+    let many = (0..8).map(|_| exchange.exchange(&other, ORDERS));
+    let results = futures_join_all(many).await;
+    assert!(
+        results
+            .iter()
+            .all(|r| r.as_ref().unwrap() == results[0].as_ref().unwrap())
+    );
+    assert_ne!(results[0].as_ref().unwrap(), &first);
+    assert_eq!(calls.load(Ordering::SeqCst), 2, "single flight per token");
+
+    // Without the cache every exchange asks the issuer.
+    let uncached = TokenExchange::builder(&url, "gateway", "gateway-secret")
+        .cache_capacity(0)
+        .build()
+        .unwrap();
+    uncached.exchange(&subject, ORDERS).await.unwrap();
+    uncached.exchange(&subject, ORDERS).await.unwrap();
+    assert_eq!(calls.load(Ordering::SeqCst), 4);
+}
+
+/// Awaits every future (concurrently, on this task).
+async fn futures_join_all<F: std::future::Future>(
+    futures: impl Iterator<Item = F>,
+) -> Vec<F::Output> {
+    let mut set = Vec::new();
+    for f in futures {
+        set.push(Box::pin(f));
+    }
+    let mut out: Vec<Option<F::Output>> = set.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (f, slot) in set.iter_mut().zip(out.iter_mut()) {
+            if slot.is_none() {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => *slot = Some(v),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    out.into_iter().map(Option::unwrap).collect()
+}
+
+#[tokio::test]
+async fn an_exchange_the_issuer_refuses_is_a_clear_error_and_is_not_cached() {
+    let sys = System::start().await;
+    let (url, calls) = counting_token_endpoint(sys.token_url()).await;
+    let exchange = TokenExchange::builder(&url, "gateway", "gateway-secret")
+        .build()
+        .unwrap();
+    let subject = AccessToken::new(sys.login(GATEWAY_AUDIENCE).await);
+    for attempt in 1..=2 {
+        let err = tokio::time::timeout(
+            Duration::from_secs(10),
+            exchange.exchange(&subject, "urn:billing"),
+        )
+        .await
+        .expect("an answer, not a hang")
+        .unwrap_err();
+        assert_eq!(err.oauth_code(), Some("invalid_target"), "{err}");
+        assert!(err.to_string().contains("urn:billing"), "{err}");
+        assert!(!err.to_string().contains(subject.as_str()));
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            attempt,
+            "refusals are not cached"
+        );
+    }
+    // A token meant for orders is not the gateway's to exchange.
+    let orders_token = AccessToken::new(sys.login(ORDERS).await);
+    let err = exchange.exchange(&orders_token, ORDERS).await.unwrap_err();
+    assert_eq!(err.oauth_code(), Some("invalid_request"), "{err}");
+    // Wrong client secret.
+    let bad = TokenExchange::builder(&url, "gateway", "wrong")
+        .build()
+        .unwrap();
+    let err = bad.exchange(&subject, ORDERS).await.unwrap_err();
+    assert_eq!(err.oauth_code(), Some("invalid_client"), "{err}");
+    assert_eq!(exchange.stats().failures, 3);
+}
+
+#[tokio::test]
+async fn the_services_own_token_can_act_for_the_caller_in_an_exchange() {
+    let mut config = issuer_config();
+    let gateway = config
+        .clients
+        .iter_mut()
+        .find(|c| c.client_id == "gateway")
+        .unwrap();
+    gateway.grant_types.push(GRANT_CLIENT_CREDENTIALS.into());
+    let running = issuer::server::start(config).await.unwrap();
+    let token_url = format!("{}/token", running.issuer());
+    let http = reqwest::Client::new();
+    let login = http
+        .post(format!("{}/login", running.issuer()))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("username=demo&password=demo-password&resource=urn%3Agateway")
+        .send()
+        .await
+        .unwrap();
+    let body: Value = login.json().await.unwrap();
+    let subject = AccessToken::new(body["access_token"].as_str().unwrap());
+    assert_eq!(payload(subject.as_str())["aud"], GATEWAY_AUDIENCE);
+
+    let own = ClientCredentials::builder(&token_url, "gateway", "gateway-secret")
+        .build()
+        .unwrap();
+    let exchange = TokenExchange::builder(&token_url, "gateway", "gateway-secret")
+        .actor(own.clone())
+        .build()
+        .unwrap();
+    let token = exchange.exchange(&subject, ORDERS).await.unwrap();
+    let claims = payload(token.as_str());
+    assert_eq!(claims["sub"], "demo");
+    assert_eq!(claims["act"], json!({"sub": "gateway"}));
+    assert_eq!(own.health().renewals, 1);
+}
+
+#[tokio::test]
+async fn the_services_own_token_reaches_orders() {
+    let sys = System::start().await;
+    let source = ClientCredentials::builder(sys.token_url(), "orders-service", "orders-secret")
+        .scope("orders:read")
+        .build()
+        .unwrap();
+    let me = format!("http://{}/me", sys.orders);
+    // No caller token needed: the service speaks for itself.
+    let (status, claims) = hyper_get(OutboundToken::service(source.clone()), &me, None).await;
+    assert_eq!(status, 200, "{claims}");
+    assert_eq!(claims["sub"], "orders-service");
+    assert_eq!(claims["scopes"], json!(["orders:read"]));
+    // A caller's token on the request does not change that.
+    let caller = AccessToken::new(sys.login(ORDERS).await);
+    let (_, claims) = hyper_get(OutboundToken::service(source.clone()), &me, Some(caller)).await;
+    assert_eq!(claims["sub"], "orders-service");
+    let health = source.health();
+    assert!(health.ready && health.renewals == 1, "{health:?}");
+}
+
+/// A token endpoint whose answers the test controls: tokens of a
+/// `TestIssuer` living 100 s, and failures on demand.
+#[derive(Clone)]
+struct FakeEndpoint {
+    issuer: Arc<authlayer::test_util::TestIssuer>,
+    calls: Arc<std::sync::Mutex<Vec<Instant>>>,
+    fail_next: Arc<AtomicUsize>,
+}
+
+impl FakeEndpoint {
+    async fn start() -> (Self, String) {
+        let fake = Self {
+            issuer: Arc::new(authlayer::test_util::TestIssuer::new("https://id.test")),
+            calls: Arc::default(),
+            fail_next: Arc::default(),
+        };
+        let app = Router::new()
+            .route(
+                "/token",
+                post(|State(fake): State<FakeEndpoint>, body: String| async move {
+                    assert!(body.contains("grant_type=client_credentials"), "{body}");
+                    let n = {
+                        let mut calls = fake.calls.lock().unwrap();
+                        calls.push(Instant::now());
+                        calls.len()
+                    };
+                    if fake
+                        .fail_next
+                        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |f| f.checked_sub(1))
+                        .is_ok()
+                    {
+                        return (StatusCode::SERVICE_UNAVAILABLE, axum::Json(json!({"error": "temporarily_unavailable"})));
+                    }
+                    let token = fake.issuer.token().sub("svc").claim("n", n).sign();
+                    (
+                        StatusCode::OK,
+                        axum::Json(json!({"access_token": token, "token_type": "Bearer", "expires_in": 100})),
+                    )
+                }),
+            )
+            .with_state(fake.clone());
+        let addr = serve_axum(app).await;
+        (fake, format!("http://{addr}/token"))
+    }
+
+    fn calls(&self) -> Vec<Instant> {
+        self.calls.lock().unwrap().clone()
+    }
+}
+
+/// Lets paused time run in small steps until `done` holds.
+async fn until(mut done: impl FnMut() -> bool) {
+    for _ in 0..2_000 {
+        if done() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("condition not reached");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_service_token_is_renewed_before_expiry_and_survives_a_failed_renewal() {
+    let (fake, url) = FakeEndpoint::start().await;
+    let source = ClientCredentials::builder(url, "svc", "secret")
+        .retry_backoff(Duration::from_secs(8))
+        .build()
+        .unwrap();
+    let start = Instant::now();
+
+    // Single flight: concurrent first callers share one request.
+    let first = futures_join_all((0..5).map(|_| source.token())).await;
+    assert!(
+        first
+            .iter()
+            .all(|t| t.as_ref().unwrap() == first[0].as_ref().unwrap())
+    );
+    let first = first[0].clone().unwrap();
+    assert_eq!(fake.calls().len(), 1);
+
+    // Served from memory until 80 % of its 100 s.
+    tokio::time::sleep(Duration::from_secs(70)).await;
+    assert_eq!(source.token().await.unwrap(), first);
+    assert_eq!(fake.calls().len(), 1);
+
+    // The renewal at 80 s fails: the current token is still served, and the
+    // failure shows in health.
+    fake.fail_next.store(1, Ordering::SeqCst);
+    until(|| source.health().renewal_failures == 1).await;
+    let renewal = fake.calls()[1] - start;
+    assert!(
+        renewal >= Duration::from_secs(80) && renewal < Duration::from_secs(81),
+        "renewed at {renewal:?}"
+    );
+    let health = source.health();
+    assert!(health.ready, "{health:?}");
+    assert_eq!(health.consecutive_failures, 1);
+    assert!(
+        health
+            .last_error
+            .as_deref()
+            .unwrap()
+            .contains("unavailable"),
+        "{health:?}"
+    );
+    assert_eq!(source.token().await.unwrap(), first);
+
+    // The jittered retry (4–8 s later) succeeds, before the old token expires.
+    until(|| source.health().renewals == 2).await;
+    let retry = fake.calls()[2] - fake.calls()[1];
+    assert!(
+        retry >= Duration::from_secs(4) && retry <= Duration::from_secs(8),
+        "retried after {retry:?}"
+    );
+    assert!(Instant::now() - start < Duration::from_secs(95));
+    let second = source.token().await.unwrap();
+    assert_ne!(second, first);
+    assert_eq!(payload(second.as_str())["n"], 3);
+    let health = source.health();
+    assert_eq!(
+        (health.consecutive_failures, health.renewal_failures),
+        (0, 1)
+    );
+    assert_eq!(fake.calls().len(), 3);
+}

@@ -15,11 +15,12 @@
 // Dependencies point one way, top to bottom of this list; no module imports
 // one above it (checked by `tests::modules_import_only_downwards`):
 //   framework glue   axum, tonic
-//   layers           layer (VerifyLayer, RequireScopesLayer), audit, reject
+//   layers           layer (VerifyLayer, RequireScopesLayer), audit_log
+//                    (feature audit-log), audit, reject
 //   engine           verifier (Verifier: the token-to-claims path, builder,
 //                    issuer configuration, token cache)
 //   keys and JWS     jws, jwks, crypto
-//   claims, errors   claims, health, error
+//   claims, errors   claims, telemetry (the `metrics` facade), health, error
 
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
@@ -29,6 +30,9 @@ pub mod axum;
 pub mod tonic;
 
 pub mod audit;
+#[cfg(feature = "audit-log")]
+#[cfg_attr(docsrs, doc(cfg(feature = "audit-log")))]
+pub mod audit_log;
 pub mod layer;
 pub mod reject;
 
@@ -41,6 +45,7 @@ pub mod jws;
 pub mod claims;
 pub mod error;
 pub mod health;
+mod telemetry;
 
 #[cfg(feature = "test-util")]
 #[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
@@ -50,6 +55,9 @@ pub mod test_util;
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub use crate::axum::ClaimsRejection;
+#[cfg(feature = "audit-log")]
+#[cfg_attr(docsrs, doc(cfg(feature = "audit-log")))]
+pub use audit_log::{AuditLog, AuditLogGuard, AuditRecorder};
 pub use claims::{Claims, Scopes, StandardClaims};
 pub use error::{AuthError, BuildError, ErrorKind, FetchError, Reason};
 pub use health::{Health, IssuerHealth, Metrics};
@@ -174,6 +182,7 @@ mod tests {
         let order = [
             "error",
             "health",
+            "telemetry",
             "claims",
             "crypto",
             "jwks",
@@ -181,6 +190,7 @@ mod tests {
             "verifier",
             "reject",
             "audit",
+            "audit_log",
             "layer",
             "axum",
             "tonic",

@@ -1,33 +1,217 @@
-//! The audit record: one `tracing` event per decision, on the target
-//! `authlayer::audit`, answering "who had access to what".
+//! The audit record: exactly one `tracing` event per request decision, on
+//! the target `authlayer::audit`, answering "who had access to what".
 //!
-//! Fields: `decision` (`allow`, `deny`, `anonymous`), `reason` (a
-//! [`Reason::code`](crate::Reason::code) or `valid_token` /
-//! `scopes_granted`), `sub`, `iss`, `tenant` (from verified claims only),
-//! `required_scopes`, `method` and `path`. No token, signature or query
-//! string is ever recorded.
+//! Verification and every rule on the route make **one** record:
+//! - a request that is allowed is recorded when the handler's response
+//!   comes back through [`VerifyLayer`](crate::VerifyLayer), with its status
+//!   (or without one, if the response never came: the client went away);
+//! - a request that is denied is recorded by the layer that denies it.
+//!
+//! # Schema (version 1)
+//!
+//! | field | value |
+//! |---|---|
+//! | `schema_version` | `1` |
+//! | `action` | `request` (the bundled issuer writes its own actions with the same fields) |
+//! | `decision` | `allow` or `deny` |
+//! | `reason` | a [`Reason::code`](crate::Reason::code) when denied; `valid_token`, `no_token` (optional mode) or `granted` when allowed |
+//! | `rule` | what decided: `verify`, `scopes`, `roles`, `tenant`, `policy`, `grpc_method` |
+//! | `sub`, `iss`, `client_id`, `tenant`, `jti` | from verified claims only; absent when unknown |
+//! | `required_scopes`, `required_roles` | space-separated; absent when the rule needs none |
+//! | `method`, `path` | the request's; never the query string |
+//! | `status` | the HTTP status of the answer, when known |
+//! | `grpc_status` | the `grpc-status` of a trailers-only gRPC answer, when known |
+//! | `request_id` | the `x-request-id` header, when present |
+//!
+//! A timestamp is added by the subscriber that writes the record. No token,
+//! signature or query string is ever recorded. Values taken from the
+//! request (`path`, `request_id`) are recorded as the request sent them;
+//! writers must escape them (the JSON writer does).
 
-use http::Request;
+use std::sync::{Arc, Mutex, PoisonError};
 
-use crate::claims::Claims;
+use http::{HeaderMap, HeaderValue, Method, Request, Response, Uri};
 
-/// Emits one audit event for a decision about `req`.
-pub(crate) fn record<B>(
+use crate::claims::{Claims, StandardClaims};
+
+/// The version of the record's schema; bumped on any incompatible change.
+pub const SCHEMA_VERSION: u64 = 1;
+
+/// The audit target, for routing records with your own subscriber.
+pub const TARGET: &str = "authlayer::audit";
+
+/// What the audit record names as the deciding rule, and what it required.
+/// Opaque: built by the rules themselves.
+#[derive(Debug, Clone, Default)]
+pub struct RuleInfo {
+    pub(crate) rule: &'static str,
+    pub(crate) scopes: Option<Arc<str>>,
+    pub(crate) roles: Option<Arc<str>>,
+}
+
+/// The decision so far, shared by `VerifyLayer`'s response future and the
+/// rule layers of one request (a request extension).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Trail(Arc<Mutex<Note>>);
+
+#[derive(Debug, Default)]
+struct Note {
+    /// A rule allowed the request: the last one to do so.
+    rule: Option<RuleInfo>,
+    /// A layer recorded the decision already (a denial).
+    done: bool,
+}
+
+impl Trail {
+    /// A rule allowed the request; the record names the last such rule.
+    pub(crate) fn allow(&self, info: &RuleInfo) {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).rule = Some(info.clone());
+    }
+
+    /// A layer denied the request and recorded it.
+    fn close(&self) {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).done = true;
+    }
+}
+
+/// The request's side of a record, taken before the request moves on.
+#[derive(Debug)]
+pub(crate) struct Subject {
+    claims: Option<Arc<StandardClaims>>,
+    method: Method,
+    uri: Uri,
+    request_id: Option<HeaderValue>,
+}
+
+impl Subject {
+    pub(crate) fn of<B, E>(req: &Request<B>, claims: Option<&Claims<E>>) -> Self {
+        Self {
+            claims: claims.map(Claims::standard_arc),
+            method: req.method().clone(),
+            uri: req.uri().clone(),
+            request_id: req.headers().get("x-request-id").cloned(),
+        }
+    }
+}
+
+/// An allowed request's record, written when its response is known, or
+/// on drop if it never is.
+#[derive(Debug)]
+pub(crate) struct Pending {
+    subject: Option<Subject>,
+    reason: &'static str,
+    trail: Trail,
+}
+
+impl Pending {
+    pub(crate) fn new(subject: Subject, reason: &'static str, trail: Trail) -> Self {
+        Self {
+            subject: Some(subject),
+            reason,
+            trail,
+        }
+    }
+
+    /// Writes the record with the answer's status (`None`: no answer).
+    pub(crate) fn finish<B>(&mut self, response: Option<&Response<B>>) {
+        let Some(subject) = self.subject.take() else {
+            return;
+        };
+        let (rule, done) = {
+            let note = self.trail.0.lock().unwrap_or_else(PoisonError::into_inner);
+            (note.rule.clone(), note.done)
+        };
+        if done {
+            return;
+        }
+        let (info, reason) = match &rule {
+            Some(info) => (info, "granted"),
+            None => (&VERIFY, self.reason),
+        };
+        emit(&subject, "allow", reason, info, response);
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        self.finish::<()>(None);
+    }
+}
+
+const VERIFY: RuleInfo = RuleInfo {
+    rule: "verify",
+    scopes: None,
+    roles: None,
+};
+
+/// Records a denial by `VerifyLayer` itself.
+pub(crate) fn deny_verify<B, RB>(req: &Request<B>, reason: &'static str, response: &Response<RB>) {
+    emit(
+        &Subject::of(req, None::<&Claims>),
+        "deny",
+        reason,
+        &VERIFY,
+        Some(response),
+    );
+}
+
+/// Records a denial by a rule layer, and closes the request's trail so
+/// `VerifyLayer` does not record it again.
+pub(crate) fn deny_rule<B, RB>(
     req: &Request<B>,
-    claims: Option<&Claims<impl Sized>>,
+    claims: Option<&Claims>,
+    info: &RuleInfo,
+    reason: &'static str,
+    response: &Response<RB>,
+) {
+    if let Some(trail) = req.extensions().get::<Trail>() {
+        trail.close();
+    }
+    emit(
+        &Subject::of(req, claims),
+        "deny",
+        reason,
+        info,
+        Some(response),
+    );
+}
+
+fn emit<B>(
+    subject: &Subject,
     decision: &'static str,
     reason: &'static str,
-    required: &str,
+    info: &RuleInfo,
+    response: Option<&Response<B>>,
 ) {
+    let claims = subject.claims.as_deref();
+    let status = response.map(|r| r.status().as_u16());
+    let grpc_status = response.and_then(|r| grpc_status(r.headers()));
     tracing::info!(
-        target: "authlayer::audit",
+        target: TARGET,
+        schema_version = SCHEMA_VERSION,
+        action = "request",
         decision,
         reason,
-        sub = claims.and_then(|c| c.sub()),
-        iss = claims.and_then(|c| c.iss()),
-        tenant = claims.and_then(|c| c.tenant()),
-        required_scopes = required,
-        method = %req.method(),
-        path = req.uri().path(),
+        rule = info.rule,
+        sub = claims.and_then(|c| c.sub.as_deref()),
+        iss = claims.and_then(|c| c.iss.as_deref()),
+        client_id = claims.and_then(|c| c.client_id.as_deref()),
+        tenant = claims.and_then(|c| c.tenant.as_deref()),
+        jti = claims.and_then(|c| c.jti.as_deref()),
+        required_scopes = info.scopes.as_deref(),
+        required_roles = info.roles.as_deref(),
+        method = subject.method.as_str(),
+        path = subject.uri.path(),
+        status,
+        grpc_status,
+        request_id = subject.request_id.as_ref().and_then(|v| v.to_str().ok()),
     );
+    crate::telemetry::decision(claims.and_then(|c| c.iss.as_deref()), decision, reason);
+}
+
+fn grpc_status(headers: &HeaderMap) -> Option<u16> {
+    headers
+        .get("grpc-status")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
 }

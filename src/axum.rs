@@ -70,12 +70,29 @@ where
             return Ok(claims.clone());
         }
         match parts.extensions.get::<Authenticated>() {
+            Some(marker) if marker.claims_type.is_some() => Err(type_mismatch::<E>(marker)),
             Some(marker) => Err(ClaimsRejection {
                 error: AuthError::missing_token(),
                 realm: Some(marker.refuse(Reason::MissingToken)),
             }),
             None => Err(layer_missing()),
         }
+    }
+}
+
+/// The request was verified, but into another claims type than the handler
+/// asks for: the service's wiring mistake, not the client's (500).
+fn type_mismatch<E>(marker: &Authenticated) -> ClaimsRejection {
+    tracing::error!(
+        layer_claims = marker.claims_type.unwrap_or("()"),
+        handler_claims = std::any::type_name::<Claims<E>>(),
+        "the handler extracts another claims type than VerifyLayer was configured with: \
+         use VerifyLayer::with_claims::<T>() with the same T, or extract Claims (the \
+         standard view, always present)"
+    );
+    ClaimsRejection {
+        error: AuthError::new(Reason::ClaimsTypeMismatch),
+        realm: None,
     }
 }
 
@@ -93,10 +110,10 @@ where
         if let Some(claims) = parts.extensions.get::<Claims<E>>() {
             return Ok(Some(claims.clone()));
         }
-        if parts.extensions.get::<Authenticated>().is_some() {
-            Ok(None)
-        } else {
-            Err(layer_missing())
+        match parts.extensions.get::<Authenticated>() {
+            Some(marker) if marker.claims_type.is_some() => Err(type_mismatch::<E>(marker)),
+            Some(_) => Ok(None),
+            None => Err(layer_missing()),
         }
     }
 }

@@ -158,6 +158,9 @@ pub enum ErrorKind {
     KeysUnavailable,
     /// The service is wired wrongly (e.g. `RequireScopes` without `VerifyLayer`).
     Misconfigured,
+    /// The token is valid but a rule other than scopes refuses it (roles,
+    /// tenant, policy): a plain 403 with a fixed description, no challenge.
+    Forbidden,
 }
 
 impl ErrorKind {
@@ -166,7 +169,7 @@ impl ErrorKind {
         match self {
             ErrorKind::MissingToken | ErrorKind::InvalidToken => StatusCode::UNAUTHORIZED,
             ErrorKind::InvalidRequest => StatusCode::BAD_REQUEST,
-            ErrorKind::InsufficientScope => StatusCode::FORBIDDEN,
+            ErrorKind::InsufficientScope | ErrorKind::Forbidden => StatusCode::FORBIDDEN,
             ErrorKind::KeysUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             ErrorKind::Misconfigured => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -178,7 +181,7 @@ impl ErrorKind {
         match self {
             ErrorKind::MissingToken | ErrorKind::InvalidToken => 16,
             ErrorKind::InvalidRequest => 3,
-            ErrorKind::InsufficientScope => 7,
+            ErrorKind::InsufficientScope | ErrorKind::Forbidden => 7,
             ErrorKind::KeysUnavailable => 14,
             ErrorKind::Misconfigured => 13,
         }
@@ -187,7 +190,10 @@ impl ErrorKind {
     /// The RFC 6750 `error` code, if the challenge carries one.
     pub(crate) fn challenge_code(self) -> Option<&'static str> {
         match self {
-            ErrorKind::MissingToken | ErrorKind::KeysUnavailable | ErrorKind::Misconfigured => None,
+            ErrorKind::MissingToken
+            | ErrorKind::KeysUnavailable
+            | ErrorKind::Misconfigured
+            | ErrorKind::Forbidden => None,
             ErrorKind::InvalidRequest => Some("invalid_request"),
             ErrorKind::InvalidToken => Some("invalid_token"),
             ErrorKind::InsufficientScope => Some("insufficient_scope"),
@@ -255,6 +261,8 @@ reasons! {
     InvalidClaim => "invalid_claim", "invalid claim", InvalidToken;
     /// `iss` is not a configured issuer.
     UnknownIssuer => "unknown_issuer", "untrusted issuer", InvalidToken;
+    /// A tenant-templated issuer's tenant is not the token's tenant claim.
+    IssuerTenantMismatch => "issuer_tenant_mismatch", "issuer does not match the token's tenant", InvalidToken;
     /// `aud` does not contain a configured audience.
     WrongAudience => "wrong_audience", "wrong audience", InvalidToken;
     /// A required scope is missing.
@@ -264,6 +272,24 @@ reasons! {
     /// A rule layer or the extractor ran without `VerifyLayer` before it: a
     /// wiring mistake of the service, answered with 500.
     LayerMissing => "layer_missing", "authentication layer missing", Misconfigured;
+    /// A handler asked for a claims type other than the one `VerifyLayer` was
+    /// configured with: a wiring mistake of the service, answered with 500.
+    ClaimsTypeMismatch => "claims_type_mismatch", "claims type mismatch", Misconfigured;
+    /// A required role is missing.
+    MissingRole => "missing_role", "required role missing", Forbidden;
+    /// The tenant the request names is not the token's tenant.
+    TenantMismatch => "tenant_mismatch", "tenant mismatch", Forbidden;
+    /// A rule needs the token's tenant and the token has none.
+    TenantMissing => "tenant_missing", "token has no tenant", Forbidden;
+    /// The token's tenant is not one the rule allows.
+    TenantNotAllowed => "tenant_not_allowed", "tenant not allowed", Forbidden;
+    /// A claim a rule needs has an unexpected shape (e.g. `roles` as a
+    /// string where an array is configured), so the rule cannot grant it.
+    ClaimShape => "claim_shape", "claim has an unexpected shape", Forbidden;
+    /// A policy refused the request.
+    PolicyDenied => "policy_denied", "access denied by policy", Forbidden;
+    /// The gRPC method is not listed and the default is to deny.
+    MethodNotAllowed => "method_not_allowed", "method not allowed", Forbidden;
 }
 
 impl Reason {

@@ -34,6 +34,7 @@ pub mod audit;
 #[cfg_attr(docsrs, doc(cfg(feature = "audit-log")))]
 pub mod audit_log;
 pub mod layer;
+pub mod policy;
 pub mod reject;
 
 pub mod verifier;
@@ -58,12 +59,17 @@ pub use crate::axum::ClaimsRejection;
 #[cfg(feature = "audit-log")]
 #[cfg_attr(docsrs, doc(cfg(feature = "audit-log")))]
 pub use audit_log::{AuditLog, AuditLogGuard, AuditRecorder};
-pub use claims::{Claims, Scopes, StandardClaims};
+pub use claims::{ClaimPath, ClaimSources, Claims, Scopes, StandardClaims, ValueShape};
 pub use error::{AuthError, BuildError, ErrorKind, FetchError, Reason};
 pub use health::{Health, IssuerHealth, Metrics};
 pub use jsonwebtoken::Algorithm;
 pub use jws::TypPolicy;
-pub use layer::{RequireScopes, RequireScopesLayer, ResponseFuture, Verify, VerifyLayer};
+pub use layer::{
+    MethodRulesLayer, Require, RequireLayer, RequirePolicy, RequirePolicyLayer, RequireRoles,
+    RequireRolesLayer, RequireScopes, RequireScopesLayer, RequireTenant, RequireTenantLayer,
+    ResponseFuture, Verify, VerifyLayer,
+};
+pub use policy::{MethodRules, Policy, Rule, RuleRequest};
 pub use reject::{DefaultReject, OnReject, RejectContext};
 pub use verifier::{Issuer, Stale, Verifier, VerifierBuilder};
 
@@ -190,6 +196,7 @@ mod tests {
             "verifier",
             "reject",
             "audit",
+            "policy",
             "audit_log",
             "layer",
             "axum",

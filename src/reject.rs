@@ -76,6 +76,13 @@ impl AuthError {
         push_quoted(&mut out, realm);
         out.push('"');
         let Some(code) = self.kind().challenge_code() else {
+            if self.kind() == ErrorKind::Forbidden {
+                // RFC 6750 has no error code for "valid token, but not
+                // allowed by roles / tenant / policy": a fixed description only.
+                out.push_str(", error_description=\"");
+                out.push_str(self.reason().description());
+                out.push('"');
+            }
             return out;
         };
         out.push_str(", error=\"");

@@ -63,14 +63,14 @@ mod issuers {
     }
 
     impl Issuers {
-        pub(super) fn register(&self, iss: &Arc<str>) {
+        pub(super) fn register(&self, iss: &str) {
             let _write = self.write.lock().unwrap_or_else(PoisonError::into_inner);
             let current = self.known.load();
-            if current.len() >= super::MAX_ISSUERS || current.iter().any(|k| **k == **iss) {
+            if current.len() >= super::MAX_ISSUERS || current.iter().any(|k| **k == *iss) {
                 return;
             }
             let mut next = Vec::clone(&current);
-            next.push(Arc::clone(iss));
+            next.push(Arc::from(iss));
             self.known.store(Arc::new(next));
         }
 
@@ -91,9 +91,9 @@ mod issuers {
     }
 }
 
-/// Makes `iss` a label value that [`decision`] may use (called when a key
-/// source for it is built).
-pub(crate) fn known_issuer(iss: &std::sync::Arc<str>) {
+/// Makes `iss` a label value that [`decision`] may use (called for every
+/// configured issuer when a verifier is built).
+pub(crate) fn known_issuer(iss: &str) {
     #[cfg(feature = "metrics")]
     issuers::global().register(iss);
 }
@@ -101,7 +101,6 @@ pub(crate) fn known_issuer(iss: &std::sync::Arc<str>) {
 /// One request decided: `decision` is `allow` or `deny`, `reason` a stable
 /// code ([`Reason::code`](crate::Reason::code) or `granted`). `iss` is the
 /// verified issuer (`None` when no token was verified).
-#[allow(dead_code)] // called from the audit emission point
 pub(crate) fn decision(iss: Option<&str>, decision: &'static str, reason: &'static str) {
     #[cfg(feature = "metrics")]
     metrics::counter!(
@@ -182,15 +181,13 @@ pub(crate) fn audit_dropped(records: u64) {
 
 #[cfg(all(test, feature = "metrics"))]
 mod tests {
-    use std::sync::Arc;
-
     use super::issuers::Issuers;
     use super::*;
 
     #[test]
     fn an_issuer_label_is_a_configured_issuer_or_other() {
         let issuers = Issuers::default();
-        issuers.register(&Arc::from("https://id.test"));
+        issuers.register("https://id.test");
         assert_eq!(&*issuers.label(Some("https://id.test")), "https://id.test");
         assert_eq!(&*issuers.label(Some("https://attacker.test")), "other");
         assert_eq!(&*issuers.label(None), "");
@@ -200,7 +197,7 @@ mod tests {
     fn issuer_labels_are_bounded() {
         let issuers = Issuers::default();
         for n in 0..MAX_ISSUERS + 10 {
-            issuers.register(&Arc::from(format!("https://id-{n}.test")));
+            issuers.register(&format!("https://id-{n}.test"));
         }
         assert_eq!(
             &*issuers.label(Some("https://id-0.test")),

@@ -97,7 +97,6 @@ impl KeySource {
         lifecycle: Lifecycle,
         shared: Shared,
     ) -> Self {
-        telemetry::known_issuer(&issuer);
         let now = Instant::now();
         let state = State {
             last_success: initial.as_ref().map(|_| SystemTime::now()),

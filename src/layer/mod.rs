@@ -14,13 +14,17 @@ use std::task::{Context, Poll, ready};
 use http::Response;
 use pin_project_lite::pin_project;
 
+use crate::audit::Pending;
 use crate::error::Reason;
 use crate::verifier::Verifier;
 
-mod scopes;
+mod require;
 mod verify;
 
-pub use scopes::{RequireScopes, RequireScopesLayer};
+pub use require::{
+    MethodRulesLayer, Require, RequireLayer, RequirePolicy, RequirePolicyLayer, RequireRoles,
+    RequireRolesLayer, RequireScopes, RequireScopesLayer, RequireTenant, RequireTenantLayer,
+};
 pub use verify::{Verify, VerifyLayer};
 
 /// Marks a request that went through [`VerifyLayer`], with or without claims
@@ -30,6 +34,9 @@ pub use verify::{Verify, VerifyLayer};
 #[derive(Debug, Clone)]
 pub(crate) struct Authenticated {
     pub(crate) verifier: Verifier,
+    /// The claims type `VerifyLayer` was configured with, when it put claims
+    /// into the request (`None`: an anonymous request in optional mode).
+    pub(crate) claims_type: Option<&'static str>,
 }
 
 impl Authenticated {
@@ -43,10 +50,12 @@ impl Authenticated {
 pub(crate) type Waiting<B, E> = Pin<Box<dyn Future<Output = Result<Response<B>, E>> + Send>>;
 
 pin_project! {
-    /// Response future of [`Verify`] and [`RequireScopes`].
+    /// Response future of [`Verify`] and [`Require`].
     pub struct ResponseFuture<F, B, E> {
         #[pin]
         state: State<F, B, E>,
+        // The allowed request's audit record, written with the answer.
+        audit: Option<Pending>,
     }
 }
 
@@ -63,6 +72,14 @@ impl<F, B, E> ResponseFuture<F, B, E> {
     pub(crate) fn inner(future: F) -> Self {
         Self {
             state: State::Inner { future },
+            audit: None,
+        }
+    }
+
+    pub(crate) fn audited(future: F, audit: Pending) -> Self {
+        Self {
+            state: State::Inner { future },
+            audit: Some(audit),
         }
     }
 
@@ -71,12 +88,14 @@ impl<F, B, E> ResponseFuture<F, B, E> {
             state: State::Reject {
                 response: Some(response),
             },
+            audit: None,
         }
     }
 
     pub(crate) fn waiting(future: Waiting<B, E>) -> Self {
         Self {
             state: State::Waiting { future },
+            audit: None,
         }
     }
 }
@@ -88,8 +107,15 @@ where
     type Output = Result<Response<B>, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project().state.project() {
-            StateProj::Inner { future } => future.poll(cx),
+        let this = self.project();
+        match this.state.project() {
+            StateProj::Inner { future } => {
+                let result = ready!(future.poll(cx));
+                if let Some(mut audit) = this.audit.take() {
+                    audit.finish(result.as_ref().ok());
+                }
+                Poll::Ready(result)
+            }
             StateProj::Reject { response } => match response.take() {
                 Some(response) => Poll::Ready(Ok(response)),
                 None => Poll::Pending,

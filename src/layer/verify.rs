@@ -48,7 +48,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use super::{Authenticated, ResponseFuture};
-use crate::audit;
+use crate::audit::{self, Pending, Subject, Trail};
 use crate::claims::Claims;
 use crate::error::{AuthError, Reason};
 use crate::reject::{DefaultReject, OnReject, RejectContext};
@@ -323,11 +323,19 @@ where
         let token = match extract_token(&req, config) {
             Ok(Some(token)) => token,
             Ok(None) if config.optional => {
-                audit::record(&req, None::<&Claims>, "anonymous", "no_token", "");
-                req.extensions_mut().insert(Authenticated {
+                let trail = Trail::default();
+                let pending = Pending::new(
+                    Subject::of(&req, None::<&Claims>),
+                    "no_token",
+                    trail.clone(),
+                );
+                let ext = req.extensions_mut();
+                ext.insert(trail);
+                ext.insert(Authenticated {
                     verifier: verifier.clone(),
+                    claims_type: None,
                 });
-                return ResponseFuture::inner(self.inner.call(req));
+                return ResponseFuture::audited(self.inner.call(req), pending);
             }
             Ok(None) => {
                 verifier.count_rejection(Reason::MissingToken);
@@ -340,8 +348,8 @@ where
         };
         match verifier.check::<E>(token) {
             Check::Done(Ok(claims)) => {
-                admit(&mut req, claims, verifier);
-                ResponseFuture::inner(self.inner.call(req))
+                let pending = admit(&mut req, claims, verifier);
+                ResponseFuture::audited(self.inner.call(req), pending)
             }
             Check::Done(Err(err)) => self.reject(&req, &err),
             Check::Refetch(source) => {
@@ -356,8 +364,10 @@ where
                 ResponseFuture::waiting(Box::pin(async move {
                     match verifier.check_after_refetch::<E>(&source, &token).await {
                         Ok(claims) => {
-                            admit(&mut req, claims, &verifier);
-                            inner.call(req).await
+                            let mut pending = admit(&mut req, claims, &verifier);
+                            let result = inner.call(req).await;
+                            pending.finish(result.as_ref().ok());
+                            result
                         }
                         Err(err) => Ok(render(&req, &err, &verifier, &on_reject)),
                     }
@@ -367,20 +377,30 @@ where
     }
 }
 
+/// Puts the verified claims into the request; returns its audit record,
+/// to be written when the answer is known.
 fn admit<B, E: Send + Sync + 'static>(
     req: &mut Request<B>,
     claims: Claims<E>,
     verifier: &Verifier,
-) {
-    audit::record(req, Some(&claims), "allow", "valid_token", "");
+) -> Pending {
+    let trail = Trail::default();
+    let pending = Pending::new(
+        Subject::of(req, Some(&claims)),
+        "valid_token",
+        trail.clone(),
+    );
     let ext = req.extensions_mut();
     if std::any::TypeId::of::<E>() != std::any::TypeId::of::<()>() {
         ext.insert(claims.to_standard());
     }
     ext.insert(claims);
+    ext.insert(trail);
     ext.insert(Authenticated {
         verifier: verifier.clone(),
+        claims_type: Some(std::any::type_name::<E>()),
     });
+    pending
 }
 
 fn render<B, ResB, R: OnReject<ResB>>(
@@ -389,9 +409,10 @@ fn render<B, ResB, R: OnReject<ResB>>(
     verifier: &Verifier,
     on_reject: &R,
 ) -> Response<ResB> {
-    audit::record(req, None::<&Claims>, "deny", err.reason().code(), "");
     tracing::debug!(reason = %err, "request refused");
-    on_reject.on_reject(err, &RejectContext::of(req, verifier.realm()))
+    let response = on_reject.on_reject(err, &RejectContext::of(req, verifier.realm()));
+    audit::deny_verify(req, err.reason().code(), &response);
+    response
 }
 
 impl<S, E, R> Verify<S, E, R> {

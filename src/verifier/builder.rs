@@ -8,8 +8,11 @@ use jsonwebtoken::Algorithm;
 use tokio::sync::oneshot;
 
 use super::cache::TokenCache;
-use super::issuer::{Issuer, IssuerSettings, SourceConfig};
+use super::issuer::{
+    Issuer, IssuerName, IssuerSettings, SourceConfig, TENANT_PLACEHOLDER, Tenants,
+};
 use super::{Inner, Policy, TrustedIssuer, Verifier};
+use crate::claims::{ClaimSources, ParsePlan};
 use crate::error::{BuildError, FetchError};
 use crate::health::Counters;
 use crate::jwks::{
@@ -113,6 +116,7 @@ impl VerifierBuilder {
         self.primary = set(Issuer {
             iss: String::new(),
             settings,
+            tenants: None,
         })
         .settings;
         self
@@ -152,6 +156,18 @@ impl VerifierBuilder {
     /// A shared HMAC secret for the primary issuer; see [`Issuer::shared_secret`].
     pub fn shared_secret(self, kid: Option<&str>, secret: impl Into<Vec<u8>>) -> Self {
         self.primary(|i| i.shared_secret(kid, secret))
+    }
+
+    /// Where the primary issuer's tokens carry roles, scopes and tenant;
+    /// see [`Issuer::claims`]. Defaults to [`ClaimSources::rfc9068`].
+    pub fn claims(self, sources: ClaimSources) -> Self {
+        self.primary(|i| i.claims(sources))
+    }
+
+    /// Check the primary issuer's audience against `client_id`; see
+    /// [`Issuer::audience_from_client_id`].
+    pub fn audience_from_client_id(self) -> Self {
+        self.primary(Issuer::audience_from_client_id)
     }
 
     /// Trust another issuer too. A token's `iss` selects the issuer whose keys,
@@ -321,32 +337,59 @@ impl VerifierBuilder {
 
         let mut client = self.client.clone();
         let mut issuers: Vec<TrustedIssuer> = Vec::new();
+        // Issuers with the same JWKS URL and algorithms share one key source:
+        // one fetch, one refresher, one snapshot.
+        let mut by_url: Vec<(&str, AlgSet, Arc<KeySource>)> = Vec::new();
         for issuer in &configured {
+            crate::telemetry::known_issuer(issuer.iss.as_str());
             let settings = &issuer.settings;
             let algs = settings.algorithms.unwrap_or(AlgSet::ASYMMETRIC);
-            let (initial, remote) = self.key_source(issuer, algs, &mut client)?;
-            let keys = Arc::new(KeySource::new(
-                issuer.iss.as_str().into(),
-                algs,
-                initial,
-                remote,
-                self.lifecycle.clone(),
-                Shared {
-                    counters: Arc::clone(&counters),
-                    runtime: runtime.clone(),
-                    on_new_keys: on_new_keys.clone(),
-                },
-            ));
+            let shared = match &settings.source {
+                SourceConfig::JwksUrl(url) => by_url
+                    .iter()
+                    .find(|(u, a, _)| u == url && *a == algs)
+                    .map(|(_, _, keys)| Arc::clone(keys)),
+                _ => None,
+            };
+            let keys = if let Some(keys) = shared {
+                keys
+            } else {
+                let (initial, remote) = self.key_source(issuer, algs, &mut client)?;
+                let keys = Arc::new(KeySource::new(
+                    issuer.iss.as_str().into(),
+                    algs,
+                    initial,
+                    remote,
+                    self.lifecycle.clone(),
+                    Shared {
+                        counters: Arc::clone(&counters),
+                        runtime: runtime.clone(),
+                        on_new_keys: on_new_keys.clone(),
+                    },
+                ));
+                if let SourceConfig::JwksUrl(url) = &settings.source {
+                    by_url.push((url, algs, Arc::clone(&keys)));
+                }
+                keys
+            };
             issuers.push(TrustedIssuer {
-                iss: issuer.iss.clone().into_boxed_str(),
+                name: IssuerName::new(&issuer.iss, issuer.tenants.as_ref()),
                 audiences: (!settings.any_audience).then(|| settings.audiences.clone()),
+                audience_from_client_id: settings.audience_from_client_id,
+                claims: settings.claims.clone(),
                 algs,
                 keys,
             });
         }
+        let plan = ParsePlan::new(configured.iter().map(|i| &i.settings.claims));
 
         let mut stop = Vec::new();
+        let mut started: Vec<&Arc<KeySource>> = Vec::new();
         for issuer in issuers.iter().filter(|i| i.keys.is_remote()) {
+            if started.iter().any(|k| Arc::ptr_eq(k, &issuer.keys)) {
+                continue;
+            }
+            started.push(&issuer.keys);
             let first = if self.lazy {
                 Duration::ZERO
             } else {
@@ -371,6 +414,7 @@ impl VerifierBuilder {
         Ok(Verifier {
             inner: Arc::new(Inner {
                 issuers,
+                plan,
                 policy: Policy {
                     leeway: i64::try_from(self.leeway.as_secs()).unwrap_or(600),
                     max_token_len: self.max_token_len,
@@ -400,6 +444,7 @@ impl VerifierBuilder {
             Some(iss) => issuers.push(Issuer {
                 iss,
                 settings: primary,
+                tenants: None,
             }),
             None if primary != IssuerSettings::default() => {
                 return fail(
@@ -474,6 +519,30 @@ impl VerifierBuilder {
                     "issuer {:?}: set .audience(…) (or explicitly allow_any_audience())",
                     issuer.iss
                 ));
+            }
+            if let Err(reason) = settings.claims.validate() {
+                return fail(format!("issuer {:?}: {reason}", issuer.iss));
+            }
+            if let Some(tenants) = &issuer.tenants {
+                if issuer.iss.matches(TENANT_PLACEHOLDER).count() != 1 {
+                    return fail(format!(
+                        "tenant template {:?} must contain {TENANT_PLACEHOLDER} exactly once",
+                        issuer.iss
+                    ));
+                }
+                if matches!(tenants, Tenants::Unset) {
+                    return fail(format!(
+                        "tenant template {:?}: admit tenants with .tenants([…]) or .tenant_filter(…)",
+                        issuer.iss
+                    ));
+                }
+                if settings.source == SourceConfig::Discover {
+                    return fail(format!(
+                        "tenant template {:?}: give its keys with .jwks_url(…) or .jwks_json(…) \
+                         (every tenant shares them; discovery needs one issuer name)",
+                        issuer.iss
+                    ));
+                }
             }
             if settings.algorithms.is_some_and(AlgSet::is_empty) {
                 return fail(format!(

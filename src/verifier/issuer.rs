@@ -1,7 +1,11 @@
 //! [`Issuer`]: the configuration of one trusted issuer.
 
+use std::fmt;
+use std::sync::Arc;
+
 use jsonwebtoken::Algorithm;
 
+use crate::claims::ClaimSources;
 use crate::jwks::AlgSet;
 
 /// One trusted issuer: who it is, where its keys are, what its tokens must
@@ -33,6 +37,91 @@ use crate::jwks::AlgSet;
 pub struct Issuer {
     pub(crate) iss: String,
     pub(crate) settings: IssuerSettings,
+    /// For a tenant template: which tenants it admits.
+    pub(crate) tenants: Option<Tenants>,
+}
+
+/// The tenants a templated issuer admits.
+#[derive(Clone)]
+pub(crate) enum Tenants {
+    /// Not yet chosen (a build error).
+    Unset,
+    List(Vec<String>),
+    Filter(Arc<dyn Fn(&str) -> bool + Send + Sync>),
+}
+
+impl fmt::Debug for Tenants {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Tenants::Unset => f.write_str("Unset"),
+            Tenants::List(list) => f.debug_tuple("List").field(list).finish(),
+            Tenants::Filter(_) => f.write_str("Filter(..)"),
+        }
+    }
+}
+
+/// The placeholder of a tenant template.
+pub(crate) const TENANT_PLACEHOLDER: &str = "{tenantid}";
+
+/// How a trusted issuer's name is matched against a token's `iss`.
+pub(crate) enum IssuerName {
+    Exact(Box<str>),
+    Template {
+        prefix: Box<str>,
+        suffix: Box<str>,
+        tenants: Tenants,
+    },
+}
+
+impl IssuerName {
+    /// The configured name (a template keeps its placeholder).
+    pub(crate) fn as_str(&self) -> String {
+        match self {
+            IssuerName::Exact(name) => name.to_string(),
+            IssuerName::Template { prefix, suffix, .. } => {
+                format!("{prefix}{TENANT_PLACEHOLDER}{suffix}")
+            }
+        }
+    }
+
+    pub(crate) fn new(iss: &str, tenants: Option<&Tenants>) -> Self {
+        match (tenants, iss.split_once(TENANT_PLACEHOLDER)) {
+            (Some(tenants), Some((prefix, suffix))) => IssuerName::Template {
+                prefix: prefix.into(),
+                suffix: suffix.into(),
+                tenants: tenants.clone(),
+            },
+            _ => IssuerName::Exact(iss.into()),
+        }
+    }
+
+    /// `None`: not this issuer. `Some(None)`: this issuer. `Some(Some(t))`:
+    /// this templated issuer, for the admitted tenant `t`.
+    pub(crate) fn matches<'a>(&self, iss: &'a str) -> Option<Option<&'a str>> {
+        match self {
+            IssuerName::Exact(name) => (**name == *iss).then_some(None),
+            IssuerName::Template {
+                prefix,
+                suffix,
+                tenants,
+            } => {
+                let tenant = iss.strip_prefix(&**prefix)?.strip_suffix(&**suffix)?;
+                // SECURITY: one path segment of plain characters, admitted
+                // by the list or the filter; checked before any key lookup,
+                // so an unknown tenant never causes a fetch.
+                let plain = !tenant.is_empty()
+                    && tenant
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
+                let admitted = match tenants {
+                    Tenants::Unset => false,
+                    Tenants::List(list) => list.iter().any(|t| t == tenant),
+                    Tenants::Filter(filter) => filter(tenant),
+                };
+                (plain && admitted).then_some(Some(tenant))
+            }
+        }
+    }
 }
 
 /// Everything about an issuer but its name: what the builder's primary-issuer
@@ -44,6 +133,8 @@ pub(crate) struct IssuerSettings {
     pub(crate) any_audience: bool,
     pub(crate) algorithms: Option<AlgSet>,
     pub(crate) secret: Option<(Option<String>, Vec<u8>)>,
+    pub(crate) claims: ClaimSources,
+    pub(crate) audience_from_client_id: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -63,7 +154,65 @@ impl Issuer {
         Self {
             iss: iss.into(),
             settings: IssuerSettings::default(),
+            tenants: None,
         }
+    }
+
+    /// An issuer whose name varies by tenant, as Entra ID's do:
+    /// `https://login.microsoftonline.com/{tenantid}/v2.0`. A token's `iss`
+    /// matches when the `{tenantid}` part is a tenant admitted by
+    /// [`tenants`](Self::tenants) or [`tenant_filter`](Self::tenant_filter)
+    /// (one of them is required), and that tenant must equal the token's
+    /// tenant claim (`tid` with [`ClaimSources::entra`]). Its keys must be
+    /// given with [`jwks_url`](Self::jwks_url) or
+    /// [`jwks_json`](Self::jwks_json): all tenants share them.
+    ///
+    /// ```
+    /// use authlayer::{ClaimSources, Issuer};
+    ///
+    /// let entra = Issuer::tenant_template("https://login.microsoftonline.com/{tenantid}/v2.0")
+    ///     .tenants(["72f988bf-86f1-41af-91ab-2d7cd011db47"])
+    ///     .jwks_url("https://login.microsoftonline.com/common/discovery/v2.0/keys")
+    ///     .claims(ClaimSources::entra())
+    ///     .audience("api://orders");
+    /// # let _ = entra;
+    /// ```
+    pub fn tenant_template(template: impl Into<String>) -> Self {
+        Self {
+            tenants: Some(Tenants::Unset),
+            ..Self::new(template)
+        }
+    }
+
+    /// The tenants a [`tenant_template`](Self::tenant_template) admits.
+    pub fn tenants<I: IntoIterator<Item = S>, S: Into<String>>(mut self, tenants: I) -> Self {
+        self.tenants = Some(Tenants::List(tenants.into_iter().map(Into::into).collect()));
+        self
+    }
+
+    /// A predicate choosing the tenants a
+    /// [`tenant_template`](Self::tenant_template) admits.
+    pub fn tenant_filter<F>(mut self, filter: F) -> Self
+    where
+        F: Fn(&str) -> bool + Send + Sync + 'static,
+    {
+        self.tenants = Some(Tenants::Filter(Arc::new(filter)));
+        self
+    }
+
+    /// Where this issuer's tokens carry roles, scopes and tenant. Defaults
+    /// to [`ClaimSources::rfc9068`].
+    pub fn claims(mut self, sources: ClaimSources) -> Self {
+        self.settings.claims = sources;
+        self
+    }
+
+    /// Check the audience against `client_id` instead of `aud`, for
+    /// providers whose access tokens carry no `aud` (Amazon Cognito).
+    /// Defaults to off.
+    pub fn audience_from_client_id(mut self) -> Self {
+        self.settings.audience_from_client_id = true;
+        self
     }
 
     /// Fetch keys from this JWKS URL instead of discovering it.

@@ -39,7 +39,7 @@ use std::time::{Duration, Instant, SystemTime};
 use serde::de::DeserializeOwned;
 use tokio::sync::oneshot;
 
-use crate::claims::{Claims, WireClaims};
+use crate::claims::{self, ClaimSources, Claims, ParsePlan, Payload};
 use crate::error::{AuthError, Reason};
 use crate::health::{Counters, Health, Metrics};
 use crate::jwks::{AlgSet, KeySource, Trigger, VerifyKey};
@@ -53,6 +53,7 @@ mod issuer;
 pub use builder::{Stale, VerifierBuilder};
 use cache::{Entry as CacheEntry, TokenCache};
 pub use issuer::Issuer;
+use issuer::IssuerName;
 
 /// Verifies bearer tokens against the keys of the issuers it trusts.
 ///
@@ -65,6 +66,8 @@ pub struct Verifier {
 
 struct Inner {
     issuers: Vec<TrustedIssuer>,
+    /// The claims every issuer's sources read, kept while parsing.
+    plan: ParsePlan,
     policy: Policy,
     counters: Arc<Counters>,
     realm: Arc<str>,
@@ -75,8 +78,11 @@ struct Inner {
 }
 
 struct TrustedIssuer {
-    iss: Box<str>,
+    name: IssuerName,
     audiences: Option<Vec<String>>,
+    /// Cognito: the audience is in `client_id`, not `aud`.
+    audience_from_client_id: bool,
+    claims: ClaimSources,
     algs: AlgSet,
     keys: Arc<KeySource>,
 }
@@ -98,7 +104,7 @@ impl fmt::Debug for Verifier {
                     .inner
                     .issuers
                     .iter()
-                    .map(|i| &*i.iss)
+                    .map(|i| i.name.as_str())
                     .collect::<Vec<_>>(),
             )
             .finish_non_exhaustive()
@@ -235,7 +241,7 @@ impl Verifier {
 
     /// Full verification: the claims, the index of the issuer and the key
     /// that verified them.
-    fn verify_token<E: DeserializeOwned>(
+    fn verify_token<E: DeserializeOwned + 'static>(
         &self,
         token: &str,
     ) -> Result<(Claims<E>, usize, Weak<VerifyKey>), Outcome> {
@@ -246,24 +252,20 @@ impl Verifier {
             inner.all_algs,
             inner.policy.typ,
         )?;
-        let claims: WireClaims<E> = serde_json::from_slice(&jws::payload(&jws)?).map_err(|e| {
-            if e.is_data() {
-                Reason::InvalidClaim
-            } else {
-                Reason::Malformed
-            }
-        })?;
+        let bytes = jws::payload(&jws)?;
+        let payload = Payload::parse(&bytes, &inner.plan).map_err(parse_error)?;
 
         // `iss` only chooses whose keys to try; it is trusted once the
         // signature verifies with that issuer's key. Exact match, no
-        // normalization (CVE-2024-53861).
-        let iss = claims.iss().ok_or(Reason::MissingClaim)?;
-        let index = inner
+        // normalization (CVE-2024-53861). A tenant template matches only
+        // tenants it allows, before any key is looked up or fetched.
+        let iss = payload.iss.as_deref().ok_or(Reason::MissingClaim)?;
+        let (index, issuer, tenant) = inner
             .issuers
             .iter()
-            .position(|i| &*i.iss == iss)
+            .enumerate()
+            .find_map(|(i, t)| t.name.matches(iss).map(|tenant| (i, t, tenant)))
             .ok_or(Reason::UnknownIssuer)?;
-        let issuer = inner.issuers.get(index).ok_or(Reason::UnknownIssuer)?;
         if !issuer.algs.contains(jws.alg) {
             return Err(Outcome::Reject(Reason::AlgorithmNotAllowed));
         }
@@ -279,30 +281,50 @@ impl Verifier {
 
         let now = unix_now();
         let leeway = inner.policy.leeway;
-        let exp = claims.exp().ok_or(Reason::MissingClaim)?;
+        let exp = payload.exp.ok_or(Reason::MissingClaim)?;
         if exp.saturating_add(leeway) <= now {
             return Err(Outcome::Reject(Reason::Expired));
         }
-        if claims
-            .nbf()
+        if payload
+            .nbf
             .is_some_and(|nbf| nbf.saturating_sub(leeway) > now)
         {
             return Err(Outcome::Reject(Reason::NotYetValid));
         }
         if let Some(wanted) = &issuer.audiences {
             // SECURITY (CVE-2020-26160): `aud` as string or array, each entry
-            // compared exactly; an empty array matches nothing.
-            let ok = claims
-                .aud()
-                .is_some_and(|aud| aud.iter().any(|a| wanted.iter().any(|w| w == a)));
+            // compared exactly; an empty array matches nothing. Issuers that
+            // put the audience in `client_id` (Cognito) are checked there,
+            // and only when so configured.
+            let ok = if issuer.audience_from_client_id {
+                payload
+                    .client_id(&inner.plan)
+                    .is_some_and(|c| wanted.iter().any(|w| w == c))
+            } else {
+                payload
+                    .aud
+                    .as_deref()
+                    .is_some_and(|aud| aud.iter().any(|a| wanted.iter().any(|w| w == a)))
+            };
             if !ok {
                 return Err(Outcome::Reject(Reason::WrongAudience));
             }
         }
-        if inner.policy.required.iter().any(|c| !claims.has(c)) {
+        let standard = payload.to_standard(&issuer.claims, &inner.plan);
+        // SECURITY: a templated issuer names its tenant twice; both must agree.
+        if tenant.is_some() && standard.tenant.as_deref() != tenant {
+            return Err(Outcome::Reject(Reason::IssuerTenantMismatch));
+        }
+        if inner
+            .policy
+            .required
+            .iter()
+            .any(|c| !payload.has(c, &standard))
+        {
             return Err(Outcome::Reject(Reason::MissingClaim));
         }
-        Ok((claims.into_claims(), index, key))
+        let extra = claims::extra::<E>(&bytes).map_err(parse_error)?;
+        Ok((Claims::new(standard, extra), index, key))
     }
 
     fn key_miss(miss: KeyMiss, issuer: &TrustedIssuer) -> Outcome {
@@ -399,6 +421,14 @@ enum Outcome {
 impl From<Reason> for Outcome {
     fn from(reason: Reason) -> Self {
         Outcome::Reject(reason)
+    }
+}
+
+fn parse_error(e: serde_json::Error) -> Reason {
+    if e.is_data() {
+        Reason::InvalidClaim
+    } else {
+        Reason::Malformed
     }
 }
 

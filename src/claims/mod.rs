@@ -27,8 +27,14 @@
 use std::fmt;
 use std::sync::Arc;
 
-use serde::de::{self, DeserializeOwned, Deserializer, Visitor};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+mod payload;
+mod sources;
+
+pub(crate) use payload::{ParsePlan, Payload, extra};
+pub use sources::{ClaimPath, ClaimSources, ValueShape};
 
 /// The claims of a verified token, cheap to clone (`Arc` inside).
 ///
@@ -60,7 +66,7 @@ impl<E: fmt::Debug> fmt::Debug for Claims<E> {
 }
 
 /// The registered and common claims every token may carry.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
 pub struct StandardClaims {
     /// `iss`: who issued the token.
@@ -85,6 +91,25 @@ pub struct StandardClaims {
     pub tenant: Option<String>,
     /// `client_id` (RFC 9068).
     pub client_id: Option<String>,
+    /// The claim sources whose value had an unexpected shape (bits of [`Slot`]).
+    #[serde(skip)]
+    pub(crate) unexpected: u8,
+}
+
+/// A part of the standard view read from configurable claim sources.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Slot {
+    Scopes = 1,
+    Roles = 2,
+    Tenant = 4,
+}
+
+impl StandardClaims {
+    /// Whether a source of `slot` carried a value of an unexpected shape
+    /// (so the standard view left it out).
+    pub(crate) fn unexpected(&self, slot: Slot) -> bool {
+        self.unexpected & slot as u8 != 0
+    }
 }
 
 impl<E> Claims<E> {
@@ -98,6 +123,10 @@ impl<E> Claims<E> {
     /// The standard claims.
     pub fn standard(&self) -> &StandardClaims {
         &self.standard
+    }
+
+    pub(crate) fn standard_arc(&self) -> Arc<StandardClaims> {
+        Arc::clone(&self.standard)
     }
 
     /// Your own claims.
@@ -195,13 +224,31 @@ impl<E> Claims<E> {
     }
 }
 
-impl<E: DeserializeOwned> Claims<E> {
-    /// Parses claims from a JSON object **without verifying anything**.
+impl<E: DeserializeOwned + 'static> Claims<E> {
+    /// Parses claims from a JSON object **without verifying anything**,
+    /// reading roles, scopes and tenant as [`ClaimSources::rfc9068`] does.
     ///
     /// For tests and documentation; requests get their claims from the
     /// [`Verifier`](crate::Verifier).
     pub fn from_json(json: &str) -> Result<Self, serde_json::Error> {
-        Ok(serde_json::from_str::<WireClaims<E>>(json)?.into_claims())
+        Self::from_json_with(json, &ClaimSources::default())
+    }
+
+    /// [`from_json`](Self::from_json), reading roles, scopes and tenant
+    /// from `sources`.
+    pub fn from_json_with(json: &str, sources: &ClaimSources) -> Result<Self, serde_json::Error> {
+        let plan = ParsePlan::new([sources]);
+        let payload = Payload::parse(json.as_bytes(), &plan)?;
+        let standard = payload.to_standard(sources, &plan);
+        let extra = payload::extra::<E>(json.as_bytes())?;
+        Ok(Self::new(standard, extra))
+    }
+}
+
+impl Default for Claims {
+    /// No claims at all.
+    fn default() -> Self {
+        Self::new(StandardClaims::default(), ())
     }
 }
 
@@ -249,7 +296,7 @@ impl Scopes {
         self.0.is_empty()
     }
 
-    fn push_unique(&mut self, scope: &str) {
+    pub(crate) fn push_unique(&mut self, scope: &str) {
         if !scope.is_empty() && !self.contains(scope) {
             self.0.push(scope.to_owned());
         }
@@ -264,141 +311,6 @@ impl<'a> FromIterator<&'a str> for Scopes {
         }
         scopes
     }
-}
-
-/// The payload as it arrives on the wire. Parsed once per token.
-///
-/// SECURITY (claim confusion): numeric dates must be JSON numbers, `aud` a
-/// string or an array of strings, `iss` a string; duplicate registered
-/// claims fail (serde rejects duplicate fields), so a payload cannot say two
-/// things at once.
-#[derive(Deserialize)]
-pub(crate) struct WireClaims<E> {
-    #[serde(default)]
-    iss: Option<String>,
-    #[serde(default)]
-    sub: Option<String>,
-    #[serde(default, deserialize_with = "one_or_many")]
-    aud: Option<Vec<String>>,
-    #[serde(default, deserialize_with = "numeric_date")]
-    exp: Option<i64>,
-    #[serde(default, deserialize_with = "numeric_date")]
-    nbf: Option<i64>,
-    #[serde(default, deserialize_with = "numeric_date")]
-    iat: Option<i64>,
-    #[serde(default)]
-    jti: Option<String>,
-    #[serde(default)]
-    scope: Option<String>,
-    #[serde(default, deserialize_with = "one_or_many")]
-    scp: Option<Vec<String>>,
-    #[serde(default)]
-    roles: Option<Vec<String>>,
-    #[serde(default)]
-    tenant: Option<String>,
-    #[serde(default)]
-    client_id: Option<String>,
-    #[serde(flatten)]
-    extra: E,
-}
-
-impl<E> WireClaims<E> {
-    pub(crate) fn iss(&self) -> Option<&str> {
-        self.iss.as_deref()
-    }
-    pub(crate) fn exp(&self) -> Option<i64> {
-        self.exp
-    }
-    pub(crate) fn nbf(&self) -> Option<i64> {
-        self.nbf
-    }
-    pub(crate) fn aud(&self) -> Option<&[String]> {
-        self.aud.as_deref()
-    }
-    pub(crate) fn has(&self, claim: &str) -> bool {
-        match claim {
-            "iss" => self.iss.is_some(),
-            "sub" => self.sub.is_some(),
-            "aud" => self.aud.as_ref().is_some_and(|a| !a.is_empty()),
-            "exp" => self.exp.is_some(),
-            "nbf" => self.nbf.is_some(),
-            "iat" => self.iat.is_some(),
-            "jti" => self.jti.is_some(),
-            "scope" => self.scope.is_some() || self.scp.is_some(),
-            "client_id" => self.client_id.is_some(),
-            "tenant" => self.tenant.is_some(),
-            "roles" => self.roles.is_some(),
-            _ => false,
-        }
-    }
-
-    pub(crate) fn into_claims(self) -> Claims<E> {
-        let mut scopes = Scopes::default();
-        if let Some(scope) = &self.scope {
-            for s in scope.split(' ') {
-                scopes.push_unique(s);
-            }
-        }
-        for s in self.scp.iter().flatten() {
-            scopes.push_unique(s);
-        }
-        Claims::new(
-            StandardClaims {
-                iss: self.iss,
-                sub: self.sub,
-                aud: self.aud.unwrap_or_default(),
-                exp: self.exp,
-                nbf: self.nbf,
-                iat: self.iat,
-                jti: self.jti,
-                scopes,
-                roles: self.roles.unwrap_or_default(),
-                tenant: self.tenant,
-                client_id: self.client_id,
-            },
-            self.extra,
-        )
-    }
-}
-
-fn one_or_many<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum OneOrMany {
-        One(String),
-        Many(Vec<String>),
-    }
-    // `null` is refused: a present claim must have a value.
-    Ok(Some(match OneOrMany::deserialize(d)? {
-        OneOrMany::One(s) => vec![s],
-        OneOrMany::Many(v) => v,
-    }))
-}
-
-fn numeric_date<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
-    struct DateVisitor;
-    impl Visitor<'_> for DateVisitor {
-        type Value = i64;
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("a NumericDate (JSON number of seconds)")
-        }
-        fn visit_i64<Er: de::Error>(self, v: i64) -> Result<i64, Er> {
-            Ok(v)
-        }
-        fn visit_u64<Er: de::Error>(self, v: u64) -> Result<i64, Er> {
-            i64::try_from(v).map_err(|_| Er::custom("NumericDate out of range"))
-        }
-        #[allow(clippy::cast_possible_truncation)]
-        fn visit_f64<Er: de::Error>(self, v: f64) -> Result<i64, Er> {
-            // RFC 7519 allows fractional seconds; truncate toward the past.
-            if v.is_finite() && v.abs() < 9.0e15 {
-                Ok(v.floor() as i64)
-            } else {
-                Err(Er::custom("NumericDate out of range"))
-            }
-        }
-    }
-    d.deserialize_any(DateVisitor).map(Some)
 }
 
 #[cfg(test)]
@@ -416,9 +328,10 @@ mod tests {
     }
 
     #[test]
-    fn scp_as_string_is_one_scope() {
-        let c = parse(r#"{"scp":"orders:read"}"#).unwrap();
+    fn scp_as_string_is_space_separated() {
+        let c = parse(r#"{"scp":"orders:read orders:write"}"#).unwrap();
         assert!(c.scopes().contains("orders:read"));
+        assert!(c.scopes().contains("orders:write"));
     }
 
     #[test]
@@ -466,14 +379,51 @@ mod tests {
     }
 
     #[test]
-    fn user_claims_are_parsed_from_the_same_object() {
-        #[derive(Deserialize)]
+    fn user_claims_see_the_whole_payload_including_registered_claims() {
+        #[derive(serde::Deserialize)]
         struct Mine {
-            plan: String,
+            sub: String,
+            plan: Option<String>,
+            roles: Vec<String>,
+            scope: String,
         }
-        let c = Claims::<Mine>::from_json(r#"{"sub":"a","plan":"pro"}"#).unwrap();
-        assert_eq!(c.extra().plan, "pro");
-        assert_eq!(c.to_standard().sub(), Some("a"));
+        let c =
+            Claims::<Mine>::from_json(r#"{"sub":"a","plan":"pro","roles":["r"],"scope":"x y"}"#)
+                .unwrap();
+        assert_eq!(c.extra().sub, "a");
+        assert_eq!(c.extra().plan.as_deref(), Some("pro"));
+        assert_eq!(c.extra().roles, ["r"]);
+        assert_eq!(c.extra().scope, "x y");
+        assert_eq!(c.sub(), Some("a"));
+        assert!(c.scopes().contains("y"));
+    }
+
+    #[test]
+    fn non_registered_claims_of_unexpected_shape_are_left_out_not_fatal() {
+        let c = parse(r#"{"sub":"a","roles":"admin","tenant":7,"scope":["a"],"client_id":{}}"#)
+            .unwrap();
+        assert!(c.roles().is_empty());
+        assert_eq!(c.tenant(), None);
+        assert!(c.scopes().is_empty());
+        assert_eq!(c.client_id(), None);
+        assert!(c.standard().unexpected(Slot::Roles));
+        assert!(c.standard().unexpected(Slot::Tenant));
+        assert!(c.standard().unexpected(Slot::Scopes));
+        let object = parse(r#"{"tenant":{"id":"acme"}}"#).unwrap();
+        assert_eq!(object.tenant(), None);
+    }
+
+    #[test]
+    fn registered_claims_keep_strict_types() {
+        assert!(parse(r#"{"sub":7}"#).is_err());
+        assert!(parse(r#"{"jti":[]}"#).is_err());
+        assert!(parse(r#"{"iat":"1"}"#).is_err());
+    }
+
+    #[test]
+    fn duplicate_non_registered_claims_are_refused() {
+        assert!(parse(r#"{"scope":"a","scope":"b"}"#).is_err());
+        assert!(parse(r#"{"roles":["a"],"roles":["admin"]}"#).is_err());
     }
 
     #[test]

@@ -1,0 +1,678 @@
+//! Authorization rules over verified claims: [`Policy`] (scopes, roles,
+//! tenants and your own predicates, composed with all / any / not), the
+//! tenant binding [`TenantRule`] and the per-method table [`MethodRules`]
+//! for gRPC. The layers in [`crate::layer`] apply them to requests.
+//!
+//! # Example
+//!
+//! ```
+//! use authlayer::{Claims, Policy};
+//!
+//! // Admins, or buyers with the write scope, but never suspended accounts.
+//! let policy = Policy::all([
+//!     Policy::any([
+//!         Policy::roles_all(["admin"]),
+//!         Policy::all([Policy::roles_all(["buyer"]), Policy::scopes_all(["orders:write"])]),
+//!     ]),
+//!     Policy::not(Policy::claims("suspended", |c: &Claims| c.sub() == Some("mallory"))),
+//! ]);
+//!
+//! let buyer = Claims::<()>::from_json(r#"{"sub":"bob","roles":["buyer"],"scope":"orders:write"}"#)?;
+//! assert!(policy.allows(&buyer));
+//! let reader = Claims::<()>::from_json(r#"{"sub":"bob","roles":["buyer"],"scope":"orders:read"}"#)?;
+//! assert!(!policy.allows(&reader));
+//! # Ok::<(), serde_json::Error>(())
+//! ```
+
+use std::fmt;
+use std::sync::Arc;
+
+use http::{HeaderMap, HeaderName, Method, Uri};
+
+use crate::audit::RuleInfo;
+use crate::claims::{Claims, Slot};
+use crate::error::Reason;
+
+/// The parts of a request a rule may look at.
+#[derive(Debug, Clone, Copy)]
+pub struct RuleRequest<'a> {
+    /// The method.
+    pub method: &'a Method,
+    /// The URI (for gRPC, the path is `/package.Service/Method`).
+    pub uri: &'a Uri,
+    /// The headers.
+    pub headers: &'a HeaderMap,
+}
+
+mod sealed {
+    pub trait Sealed {}
+}
+
+/// A rule the [`Require`](crate::Require) layer applies: scopes, roles,
+/// a policy, a tenant binding or a gRPC method table. Sealed: compose a
+/// [`Policy`] (with closures) for your own logic.
+pub trait Rule: sealed::Sealed + Send + Sync + 'static {
+    /// Checks one verified request; returns the decision and what the
+    /// audit record names as the deciding rule.
+    #[doc(hidden)]
+    fn decide(&self, req: RuleRequest<'_>, claims: &Claims) -> (Result<(), Reason>, &RuleInfo);
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    All,
+    Any,
+}
+
+/// A predicate over verified claims, composed with [`all`](Policy::all),
+/// [`any`](Policy::any) and [`not`](Policy::not). Cheap to clone.
+///
+/// A denial names its reason: a missing scope is
+/// [`InsufficientScope`](Reason::InsufficientScope) (403
+/// `insufficient_scope`), a missing role [`MissingRole`](Reason::MissingRole),
+/// a closure that says no [`PolicyDenied`](Reason::PolicyDenied) (plain
+/// 403s). When the claim a rule needs arrived in an unexpected shape, the
+/// reason is [`ClaimShape`](Reason::ClaimShape).
+#[derive(Clone)]
+pub struct Policy(Arc<Node>);
+
+type Predicate = dyn Fn(&Claims) -> bool + Send + Sync;
+
+enum Node {
+    Scopes(Mode, Vec<String>),
+    Roles(Mode, Vec<String>),
+    TenantIn(Vec<String>),
+    Claims(&'static str, Box<Predicate>),
+    All(Vec<Policy>),
+    Any(Vec<Policy>),
+    Not(Policy),
+    Allow,
+    Deny,
+}
+
+impl fmt::Debug for Policy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &*self.0 {
+            Node::Scopes(mode, s) => write!(f, "scopes_{mode:?}({s:?})"),
+            Node::Roles(mode, r) => write!(f, "roles_{mode:?}({r:?})"),
+            Node::TenantIn(t) => write!(f, "tenant_in({t:?})"),
+            Node::Claims(name, _) => write!(f, "claims({name:?})"),
+            Node::All(p) => f.debug_tuple("all").field(p).finish(),
+            Node::Any(p) => f.debug_tuple("any").field(p).finish(),
+            Node::Not(p) => f.debug_tuple("not").field(p).finish(),
+            Node::Allow => f.write_str("allow"),
+            Node::Deny => f.write_str("deny"),
+        }
+    }
+}
+
+fn strings<I, S>(items: I) -> Vec<String>
+where
+    I: IntoIterator<Item = S>,
+    S: Into<String>,
+{
+    items.into_iter().map(Into::into).collect()
+}
+
+impl Policy {
+    fn node(node: Node) -> Self {
+        Self(Arc::new(node))
+    }
+
+    /// Every one of `scopes` is granted (with none: always true).
+    pub fn scopes_all<I: IntoIterator<Item = S>, S: Into<String>>(scopes: I) -> Self {
+        Self::node(Node::Scopes(Mode::All, strings(scopes)))
+    }
+
+    /// At least one of `scopes` is granted (with none: always false).
+    pub fn scopes_any<I: IntoIterator<Item = S>, S: Into<String>>(scopes: I) -> Self {
+        Self::node(Node::Scopes(Mode::Any, strings(scopes)))
+    }
+
+    /// The token has every one of `roles` (exact match).
+    pub fn roles_all<I: IntoIterator<Item = S>, S: Into<String>>(roles: I) -> Self {
+        Self::node(Node::Roles(Mode::All, strings(roles)))
+    }
+
+    /// The token has at least one of `roles`.
+    pub fn roles_any<I: IntoIterator<Item = S>, S: Into<String>>(roles: I) -> Self {
+        Self::node(Node::Roles(Mode::Any, strings(roles)))
+    }
+
+    /// The token's tenant is one of `tenants`.
+    pub fn tenant_in<I: IntoIterator<Item = S>, S: Into<String>>(tenants: I) -> Self {
+        Self::node(Node::TenantIn(strings(tenants)))
+    }
+
+    /// Your own predicate; `name` identifies it in logs.
+    pub fn claims<F>(name: &'static str, predicate: F) -> Self
+    where
+        F: Fn(&Claims) -> bool + Send + Sync + 'static,
+    {
+        Self::node(Node::Claims(name, Box::new(predicate)))
+    }
+
+    /// Every one of `policies` holds (with none: always true).
+    pub fn all<I: IntoIterator<Item = Policy>>(policies: I) -> Self {
+        Self::node(Node::All(policies.into_iter().collect()))
+    }
+
+    /// At least one of `policies` holds (with none: always false).
+    pub fn any<I: IntoIterator<Item = Policy>>(policies: I) -> Self {
+        Self::node(Node::Any(policies.into_iter().collect()))
+    }
+
+    /// `policy` does not hold.
+    #[allow(clippy::should_implement_trait)]
+    pub fn not(policy: Policy) -> Self {
+        Self::node(Node::Not(policy))
+    }
+
+    /// Always holds (for example, a public gRPC method).
+    pub fn allow() -> Self {
+        Self::node(Node::Allow)
+    }
+
+    /// Never holds.
+    pub fn deny() -> Self {
+        Self::node(Node::Deny)
+    }
+
+    /// Whether `claims` satisfy this policy.
+    pub fn allows<E>(&self, claims: &Claims<E>) -> bool {
+        self.check(&claims.to_standard()).is_ok()
+    }
+
+    /// The decision, with the reason of a denial.
+    pub fn check(&self, claims: &Claims) -> Result<(), Reason> {
+        match &*self.0 {
+            Node::Scopes(mode, scopes) => {
+                let granted = claims.scopes();
+                if matches(*mode, scopes, |s| granted.contains(s)) {
+                    Ok(())
+                } else {
+                    Err(Reason::InsufficientScope)
+                }
+            }
+            Node::Roles(mode, roles) => {
+                if matches(*mode, roles, |r| claims.has_role(r)) {
+                    Ok(())
+                } else if claims.standard().unexpected(Slot::Roles) {
+                    Err(Reason::ClaimShape)
+                } else {
+                    Err(Reason::MissingRole)
+                }
+            }
+            Node::TenantIn(tenants) => match claims.tenant() {
+                Some(t) if tenants.iter().any(|x| x == t) => Ok(()),
+                Some(_) => Err(Reason::TenantNotAllowed),
+                None => Err(tenant_absent(claims)),
+            },
+            Node::Claims(_, predicate) => {
+                if predicate(claims) {
+                    Ok(())
+                } else {
+                    Err(Reason::PolicyDenied)
+                }
+            }
+            Node::All(policies) => policies.iter().try_for_each(|p| p.check(claims)),
+            Node::Any(policies) => {
+                let mut common: Option<Reason> = None;
+                for p in policies {
+                    match p.check(claims) {
+                        Ok(()) => return Ok(()),
+                        Err(reason) if common.is_none_or(|c| c == reason) => common = Some(reason),
+                        Err(_) => common = Some(Reason::PolicyDenied),
+                    }
+                }
+                Err(common.unwrap_or(Reason::PolicyDenied))
+            }
+            Node::Not(policy) => match policy.check(claims) {
+                Ok(()) => Err(Reason::PolicyDenied),
+                Err(_) => Ok(()),
+            },
+            Node::Allow => Ok(()),
+            Node::Deny => Err(Reason::PolicyDenied),
+        }
+    }
+
+    /// The scopes and roles this policy mentions, space-separated, for the
+    /// audit record and the `insufficient_scope` challenge.
+    fn mentioned(&self) -> (Vec<&str>, Vec<&str>) {
+        let mut scopes = Vec::new();
+        let mut roles = Vec::new();
+        self.collect(&mut scopes, &mut roles);
+        (scopes, roles)
+    }
+
+    fn collect<'a>(&'a self, scopes: &mut Vec<&'a str>, roles: &mut Vec<&'a str>) {
+        match &*self.0 {
+            Node::Scopes(_, s) => scopes.extend(s.iter().map(String::as_str)),
+            Node::Roles(_, r) => roles.extend(r.iter().map(String::as_str)),
+            Node::All(p) | Node::Any(p) => p.iter().for_each(|p| p.collect(scopes, roles)),
+            Node::Not(p) => p.collect(scopes, roles),
+            Node::TenantIn(_) | Node::Claims(..) | Node::Allow | Node::Deny => {}
+        }
+    }
+
+    fn info(&self, rule: &'static str) -> RuleInfo {
+        let (scopes, roles) = self.mentioned();
+        let join = |v: Vec<&str>| (!v.is_empty()).then(|| Arc::from(v.join(" ")));
+        RuleInfo {
+            rule,
+            scopes: join(scopes),
+            roles: join(roles),
+        }
+    }
+}
+
+fn matches(mode: Mode, wanted: &[String], has: impl Fn(&str) -> bool) -> bool {
+    match mode {
+        Mode::All => wanted.iter().all(|w| has(w)),
+        Mode::Any => wanted.iter().any(|w| has(w)),
+    }
+}
+
+fn tenant_absent(claims: &Claims) -> Reason {
+    if claims.standard().unexpected(Slot::Tenant) {
+        Reason::ClaimShape
+    } else {
+        Reason::TenantMissing
+    }
+}
+
+macro_rules! policy_rule {
+    ($(#[$doc:meta])* $name:ident, $rule:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone)]
+        pub struct $name {
+            policy: Policy,
+            info: RuleInfo,
+        }
+
+        impl $name {
+            pub(crate) fn new(policy: Policy) -> Self {
+                let info = policy.info($rule);
+                Self { policy, info }
+            }
+        }
+
+        impl sealed::Sealed for $name {}
+
+        impl Rule for $name {
+            fn decide(&self, _: RuleRequest<'_>, claims: &Claims) -> (Result<(), Reason>, &RuleInfo) {
+                (self.policy.check(claims), &self.info)
+            }
+        }
+    };
+}
+
+policy_rule!(
+    /// The rule of [`RequireScopes`](crate::RequireScopes).
+    ScopeRule,
+    "scopes"
+);
+policy_rule!(
+    /// The rule of [`RequireRoles`](crate::RequireRoles).
+    RoleRule,
+    "roles"
+);
+policy_rule!(
+    /// The rule of [`RequirePolicy`](crate::RequirePolicy).
+    PolicyRule,
+    "policy"
+);
+
+/// Where the request names its tenant.
+#[derive(Debug, Clone)]
+enum TenantFrom {
+    /// The n-th path segment (0-based, after the leading `/`), percent-decoded.
+    Segment(usize),
+    /// A header's value.
+    Header(HeaderName),
+    /// The first label of the host (`acme.example.com` → `acme`), ASCII
+    /// case-insensitive.
+    Host,
+}
+
+/// The rule of [`RequireTenant`](crate::RequireTenant): the tenant the
+/// request names must be the token's tenant.
+#[derive(Debug, Clone)]
+pub struct TenantRule {
+    from: TenantFrom,
+    info: RuleInfo,
+}
+
+impl TenantRule {
+    fn new(from: TenantFrom) -> Self {
+        Self {
+            from,
+            info: RuleInfo {
+                rule: "tenant",
+                ..RuleInfo::default()
+            },
+        }
+    }
+
+    pub(crate) fn segment(index: usize) -> Self {
+        Self::new(TenantFrom::Segment(index))
+    }
+
+    pub(crate) fn header(name: HeaderName) -> Self {
+        Self::new(TenantFrom::Header(name))
+    }
+
+    pub(crate) fn host() -> Self {
+        Self::new(TenantFrom::Host)
+    }
+
+    fn named(&self, req: RuleRequest<'_>, token: &str) -> bool {
+        match &self.from {
+            TenantFrom::Segment(i) => req
+                .uri
+                .path()
+                .split('/')
+                .skip(1)
+                .nth(*i)
+                .and_then(|raw| percent_encoding::percent_decode_str(raw).decode_utf8().ok())
+                // SECURITY: compared decoded, as the handler's path
+                // extractor will see it: `%61cme` names tenant `acme`.
+                .is_some_and(|named| !named.is_empty() && named == token),
+            TenantFrom::Header(name) => {
+                let mut values = req.headers.get_all(name).iter();
+                // SECURITY: two values would let the request name two tenants.
+                match (values.next(), values.next()) {
+                    (Some(v), None) => v.as_bytes() == token.as_bytes() && !token.is_empty(),
+                    _ => false,
+                }
+            }
+            TenantFrom::Host => host(req)
+                .and_then(|h| h.split('.').next())
+                .is_some_and(|label| !label.is_empty() && label.eq_ignore_ascii_case(token)),
+        }
+    }
+}
+
+fn host<'a>(req: RuleRequest<'a>) -> Option<&'a str> {
+    let raw = match req.uri.host() {
+        Some(h) => h,
+        None => req.headers.get(http::header::HOST)?.to_str().ok()?,
+    };
+    Some(raw.rsplit_once(':').map_or(raw, |(h, port)| {
+        if port.bytes().all(|b| b.is_ascii_digit()) {
+            h
+        } else {
+            raw
+        }
+    }))
+}
+
+impl sealed::Sealed for TenantRule {}
+
+impl Rule for TenantRule {
+    fn decide(&self, req: RuleRequest<'_>, claims: &Claims) -> (Result<(), Reason>, &RuleInfo) {
+        let decision = match claims.tenant() {
+            None => Err(tenant_absent(claims)),
+            Some(t) if self.named(req, t) => Ok(()),
+            Some(_) => Err(Reason::TenantMismatch),
+        };
+        (decision, &self.info)
+    }
+}
+
+/// Per-method rules for gRPC: method paths (`/orders.v1.Orders/CreateOrder`)
+/// mapped to policies, with a declared default for the rest. The default
+/// default is to deny ([`MethodNotAllowed`](Reason::MethodNotAllowed)).
+///
+/// ```
+/// use authlayer::{MethodRules, Policy, RequireLayer};
+///
+/// let rules = MethodRules::new()
+///     .method("/orders.v1.Orders/GetOrder", Policy::scopes_all(["orders:read"]))
+///     .method("/orders.v1.Orders/CreateOrder", Policy::scopes_all(["orders:write"]));
+/// // Server::builder().layer(VerifyLayer::new(v)).layer(RequireLayer::new(rules))
+/// let layer = RequireLayer::new(rules);
+/// # let _ = layer;
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct MethodRules {
+    methods: Vec<(String, PolicyRuleEntry)>,
+    default: Option<PolicyRuleEntry>,
+    deny: PolicyRuleEntry,
+}
+
+#[derive(Debug, Clone)]
+struct PolicyRuleEntry {
+    policy: Policy,
+    info: RuleInfo,
+}
+
+impl Default for PolicyRuleEntry {
+    fn default() -> Self {
+        let policy = Policy::deny();
+        let info = policy.info("grpc_method");
+        Self { policy, info }
+    }
+}
+
+impl MethodRules {
+    /// No method listed, and the rest denied.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Requires `policy` for the method at `path` (exact match, e.g.
+    /// `/orders.v1.Orders/CreateOrder`). A later entry for the same path
+    /// replaces the earlier one.
+    #[must_use]
+    pub fn method(mut self, path: impl Into<String>, policy: Policy) -> Self {
+        let path = path.into();
+        let info = policy.info("grpc_method");
+        self.methods.retain(|(p, _)| *p != path);
+        self.methods.push((path, PolicyRuleEntry { policy, info }));
+        self
+    }
+
+    /// The policy for methods not listed. Defaults to deny.
+    #[must_use]
+    pub fn default_policy(mut self, policy: Policy) -> Self {
+        let info = policy.info("grpc_method");
+        self.default = Some(PolicyRuleEntry { policy, info });
+        self
+    }
+}
+
+impl sealed::Sealed for MethodRules {}
+
+impl Rule for MethodRules {
+    fn decide(&self, req: RuleRequest<'_>, claims: &Claims) -> (Result<(), Reason>, &RuleInfo) {
+        let path = req.uri.path();
+        if let Some((_, entry)) = self.methods.iter().find(|(p, _)| p == path) {
+            return (entry.policy.check(claims), &entry.info);
+        }
+        match &self.default {
+            Some(entry) => (entry.policy.check(claims), &entry.info),
+            None => (Err(Reason::MethodNotAllowed), &self.deny.info),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claims(json: &str) -> Claims {
+        Claims::from_json(json).unwrap()
+    }
+
+    #[test]
+    fn any_of_roles_alone_denies_with_missing_role() {
+        let p = Policy::any([Policy::roles_all(["a"]), Policy::roles_all(["b"])]);
+        assert_eq!(
+            p.check(&claims(r#"{"roles":["c"]}"#)),
+            Err(Reason::MissingRole)
+        );
+        assert_eq!(p.check(&claims(r#"{"roles":["b"]}"#)), Ok(()));
+    }
+
+    #[test]
+    fn mixed_any_denies_with_policy_denied() {
+        let p = Policy::any([Policy::roles_all(["a"]), Policy::scopes_all(["s"])]);
+        assert_eq!(
+            p.check(&claims(r#"{"roles":["c"]}"#)),
+            Err(Reason::PolicyDenied)
+        );
+    }
+
+    #[test]
+    fn not_inverts_and_all_reports_the_first_failure() {
+        let p = Policy::all([
+            Policy::not(Policy::roles_any(["banned"])),
+            Policy::scopes_all(["s"]),
+        ]);
+        assert_eq!(
+            p.check(&claims(r#"{"roles":["banned"],"scope":"s"}"#)),
+            Err(Reason::PolicyDenied)
+        );
+        assert_eq!(
+            p.check(&claims(r#"{"roles":["x"]}"#)),
+            Err(Reason::InsufficientScope)
+        );
+        assert_eq!(p.check(&claims(r#"{"scope":"s"}"#)), Ok(()));
+    }
+
+    #[test]
+    fn empty_all_allows_and_empty_any_denies() {
+        let c = claims("{}");
+        assert_eq!(Policy::all([]).check(&c), Ok(()));
+        assert_eq!(Policy::any([]).check(&c), Err(Reason::PolicyDenied));
+        assert_eq!(
+            Policy::scopes_any(Vec::<String>::new()).check(&c),
+            Err(Reason::InsufficientScope)
+        );
+    }
+
+    #[test]
+    fn roles_of_the_wrong_shape_deny_with_claim_shape() {
+        let c = claims(r#"{"roles":"admin"}"#);
+        assert!(c.roles().is_empty());
+        assert_eq!(
+            Policy::roles_all(["admin"]).check(&c),
+            Err(Reason::ClaimShape)
+        );
+    }
+
+    #[test]
+    fn tenant_of_the_wrong_shape_denies_with_claim_shape() {
+        for json in [r#"{"tenant":7}"#, r#"{"tenant":{"id":"acme"}}"#] {
+            let c = claims(json);
+            assert_eq!(c.tenant(), None);
+            assert_eq!(
+                Policy::tenant_in(["acme", "7"]).check(&c),
+                Err(Reason::ClaimShape)
+            );
+        }
+        assert_eq!(
+            Policy::tenant_in(["acme"]).check(&claims("{}")),
+            Err(Reason::TenantMissing)
+        );
+        assert_eq!(
+            Policy::tenant_in(["acme"]).check(&claims(r#"{"tenant":"other"}"#)),
+            Err(Reason::TenantNotAllowed)
+        );
+    }
+
+    #[test]
+    fn audit_info_names_every_scope_and_role_mentioned() {
+        let p = Policy::any([Policy::roles_all(["admin"]), Policy::scopes_all(["a", "b"])]);
+        let info = p.info("policy");
+        assert_eq!(info.scopes.as_deref(), Some("a b"));
+        assert_eq!(info.roles.as_deref(), Some("admin"));
+    }
+
+    fn req<'a>(uri: &'a Uri, headers: &'a HeaderMap) -> RuleRequest<'a> {
+        RuleRequest {
+            method: &Method::GET,
+            uri,
+            headers,
+        }
+    }
+
+    #[test]
+    fn tenant_segment_is_compared_percent_decoded() {
+        let rule = TenantRule::segment(1);
+        let c = claims(r#"{"tenant":"acme"}"#);
+        let h = HeaderMap::new();
+        for (path, ok) in [
+            ("/tenants/acme/orders/1", true),
+            ("/tenants/%61cme/orders/1", true),
+            ("/tenants/other/orders/1", false),
+            ("/tenants/", false),
+            ("/tenants/acme%2F/orders", false),
+        ] {
+            let uri: Uri = path.parse().unwrap();
+            assert_eq!(rule.decide(req(&uri, &h), &c).0.is_ok(), ok, "{path}");
+        }
+        let literal = claims(r#"{"tenant":"%61cme"}"#);
+        let uri: Uri = "/tenants/%61cme/x".parse().unwrap();
+        assert_eq!(
+            rule.decide(req(&uri, &h), &literal).0,
+            Err(Reason::TenantMismatch)
+        );
+    }
+
+    #[test]
+    fn tenant_header_must_be_single_and_equal() {
+        let rule = TenantRule::header(HeaderName::from_static("x-tenant"));
+        let c = claims(r#"{"tenant":"acme"}"#);
+        let uri: Uri = "/".parse().unwrap();
+        let mut h = HeaderMap::new();
+        assert_eq!(
+            rule.decide(req(&uri, &h), &c).0,
+            Err(Reason::TenantMismatch)
+        );
+        h.insert("x-tenant", "acme".parse().unwrap());
+        assert_eq!(rule.decide(req(&uri, &h), &c).0, Ok(()));
+        h.append("x-tenant", "acme".parse().unwrap());
+        assert_eq!(
+            rule.decide(req(&uri, &h), &c).0,
+            Err(Reason::TenantMismatch)
+        );
+    }
+
+    #[test]
+    fn tenant_host_uses_the_first_label_without_port() {
+        let rule = TenantRule::host();
+        let c = claims(r#"{"tenant":"acme"}"#);
+        let uri: Uri = "/x".parse().unwrap();
+        let mut h = HeaderMap::new();
+        h.insert("host", "ACME.shop.test:8443".parse().unwrap());
+        assert_eq!(rule.decide(req(&uri, &h), &c).0, Ok(()));
+        h.insert("host", "evil.shop.test".parse().unwrap());
+        assert_eq!(
+            rule.decide(req(&uri, &h), &c).0,
+            Err(Reason::TenantMismatch)
+        );
+        assert_eq!(
+            rule.decide(req(&uri, &h), &claims("{}")).0,
+            Err(Reason::TenantMissing)
+        );
+    }
+
+    #[test]
+    fn unlisted_methods_are_denied_unless_a_default_is_declared() {
+        let rules = MethodRules::new().method("/p.S/Get", Policy::scopes_all(["r"]));
+        let h = HeaderMap::new();
+        let c = claims(r#"{"scope":"r"}"#);
+        let get: Uri = "/p.S/Get".parse().unwrap();
+        let other: Uri = "/p.S/Delete".parse().unwrap();
+        assert_eq!(rules.decide(req(&get, &h), &c).0, Ok(()));
+        assert_eq!(
+            rules.decide(req(&other, &h), &c).0,
+            Err(Reason::MethodNotAllowed)
+        );
+        let open = rules.default_policy(Policy::allow());
+        assert_eq!(open.decide(req(&other, &h), &c).0, Ok(()));
+    }
+}

@@ -21,6 +21,13 @@ mod orders_grpc;
 mod common;
 
 mod attacks;
+#[cfg(all(
+    feature = "axum",
+    feature = "tonic",
+    feature = "audit-log",
+    feature = "metrics"
+))]
+mod audit;
 mod axum;
 mod cache;
 #[cfg(all(feature = "axum", feature = "tonic"))]

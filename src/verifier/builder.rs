@@ -341,7 +341,6 @@ impl VerifierBuilder {
         // one fetch, one refresher, one snapshot.
         let mut by_url: Vec<(&str, AlgSet, Arc<KeySource>)> = Vec::new();
         for issuer in &configured {
-            crate::telemetry::known_issuer(issuer.iss.as_str());
             let settings = &issuer.settings;
             let algs = settings.algorithms.unwrap_or(AlgSet::ASYMMETRIC);
             let shared = match &settings.source {
@@ -459,6 +458,10 @@ impl VerifierBuilder {
             return fail(
                 "an issuer is required: call .issuer(\"https://…\") or .trust(Issuer::new(…))",
             );
+        }
+        // Configured issuers are the only issuer label values of metrics.
+        for issuer in &issuers {
+            crate::telemetry::known_issuer(&issuer.iss);
         }
         Ok(issuers)
     }

@@ -542,3 +542,48 @@ async fn the_issuer_binary_writes_its_audit_log_and_serves_metrics() {
     let rest = issuer.terminate();
     assert!(rest.iter().all(|l| !l.contains("wrong-password-1")));
 }
+
+#[test]
+fn the_demo_ends_with_a_per_subject_summary_from_its_one_audit_log() {
+    let path = std::env::temp_dir().join(format!("authlayer-demo-it-{}.jsonl", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let out = std::process::Command::new(crate::examples::example("demo"))
+        .arg("--once")
+        .env("AUDIT_LOG", &path)
+        .env("RUST_LOG", "off")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    let records = std::fs::read_to_string(&path).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    // One log for the three services: the issuer's and both order services'.
+    for needle in [
+        "\"action\":\"login\"",
+        "\"path\":\"/orders/7\"",
+        "\"path\":\"/orders.v1.Orders/GetOrder\"",
+    ] {
+        assert!(records.contains(needle), "{needle} missing from {records}");
+    }
+    let summary: Vec<&str> = stdout
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("summary: "))
+        .collect();
+    assert!(
+        summary.contains(
+            &"(no token) deny GET /orders/7 ×2, POST /orders.v1.Orders/GetOrder, refresh"
+        ),
+        "{stdout}"
+    );
+    assert!(
+        summary.contains(&"demo deny POST /orders, login, refresh_reuse"),
+        "{stdout}"
+    );
+    assert!(
+        summary
+            .iter()
+            .any(|l| l.starts_with("orders-service allow client_credentials")),
+        "{stdout}"
+    );
+    assert!(stdout.contains("Every outcome was as expected."));
+}

@@ -318,12 +318,18 @@ fn the_default_queue_loses_no_record_of_a_flood() {
     assert!(text.lines().all(|l| l.ends_with("\"decision\":\"allow\"}")));
 }
 
-/// The sum of the samples of `name` whose labels contain `label`.
-fn metric(text: &str, name: &str, label: &str) -> f64 {
+/// The sum of the samples of `name` whose labels contain `label` (the
+/// counts, gauges and counters read here are whole numbers).
+fn metric(text: &str, name: &str, label: &str) -> u64 {
     text.lines()
         .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
         .filter(|l| l.contains(label))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .map(|l| {
+            let value = l.rsplit(' ').next().unwrap();
+            value
+                .parse::<u64>()
+                .unwrap_or_else(|_| panic!("not a whole number: {l}"))
+        })
         .sum()
 }
 
@@ -365,21 +371,21 @@ async fn orders_metrics_count_decisions_and_key_set_health() {
         metric(&after, "authlayer_decisions_total", label)
             - metric(&before, "authlayer_decisions_total", label)
     };
-    assert_eq!(moved("decision=\"allow\""), 3.0, "{after}");
-    assert_eq!(moved("decision=\"deny\""), 1.0, "{after}");
+    assert_eq!(moved("decision=\"allow\""), 3, "{after}");
+    assert_eq!(moved("decision=\"deny\""), 1, "{after}");
     assert_eq!(
         metric(
             &after,
             "authlayer_decisions_total",
             "reason=\"missing_token\""
         ),
-        1.0,
+        1,
         "{after}"
     );
     let issuer_label = format!("issuer=\"{}\"", server.issuer_url());
     assert_eq!(
         metric(&after, "authlayer_decisions_total", &issuer_label),
-        3.0
+        3
     );
     // One first sight of the token, then the cache.
     assert_eq!(
@@ -388,7 +394,7 @@ async fn orders_metrics_count_decisions_and_key_set_health() {
             "authlayer_verify_duration_seconds_count",
             "token=\"first_seen\""
         ),
-        1.0,
+        1,
         "{after}"
     );
     assert_eq!(
@@ -397,11 +403,11 @@ async fn orders_metrics_count_decisions_and_key_set_health() {
             "authlayer_verify_duration_seconds_count",
             "token=\"cached\""
         ),
-        2.0
+        2
     );
-    assert_eq!(metric(&after, "authlayer_token_cache_hits_total", ""), 2.0);
-    assert_eq!(metric(&after, "authlayer_jwks_keys", &issuer_label), 3.0);
-    assert_eq!(metric(&after, "authlayer_jwks_stale", &issuer_label), 0.0);
+    assert_eq!(metric(&after, "authlayer_token_cache_hits_total", ""), 2);
+    assert_eq!(metric(&after, "authlayer_jwks_keys", &issuer_label), 3);
+    assert_eq!(metric(&after, "authlayer_jwks_stale", &issuer_label), 0);
     assert!(after.contains("authlayer_jwks_age_seconds{"), "{after}");
     assert!(after.contains("authlayer_jwks_next_refresh_seconds{"));
     assert!(
@@ -409,7 +415,7 @@ async fn orders_metrics_count_decisions_and_key_set_health() {
             &after,
             "authlayer_jwks_fetches_total",
             "outcome=\"updated\""
-        ) >= 1.0,
+        ) >= 1,
         "{after}"
     );
     // Bounded labels: no subject, no token, no raw path.
@@ -536,7 +542,7 @@ async fn the_issuer_binary_writes_its_audit_log_and_serves_metrics() {
             "issuer_audit_records_total",
             "reason=\"bad_password\""
         ),
-        1.0,
+        1,
         "{metrics}"
     );
     let rest = issuer.terminate();

@@ -13,8 +13,8 @@ use tracing_subscriber::layer::SubscriberExt as _;
 
 use crate::common::{http_get, orders_token};
 use crate::e2e::{
-    config, exchange_as_orders_service, form, partner_issuer, partner_login, partner_upstream,
-    token_of, world,
+    World, config, exchange_as_orders_service, form, partner_issuer, partner_login,
+    partner_upstream, token_of, world,
 };
 use crate::examples::start;
 
@@ -46,14 +46,23 @@ impl Recorded {
         let (recorder, guard) = AuditLog::writer(sink.clone()).start().unwrap();
         let default =
             tracing::subscriber::set_default(tracing_subscriber::registry().with(recorder));
-        // Another test's thread may have met an audit callsite first, with
-        // no subscriber, and tracing caches that: recompute with this one.
-        tracing::callsite::rebuild_interest_cache();
         Self {
             sink,
             guard,
             _default: default,
         }
+    }
+
+    /// Starts the log afresh once the audit callsites (the layers' and the
+    /// issuer's) have been hit: another test's thread may have met them
+    /// first, with no subscriber, and tracing caches that; recompute it
+    /// with this subscriber.
+    async fn warm_up(&self, w: &World) {
+        assert_eq!(w.get_order(None).await.status(), 401);
+        w.login("nobody", "nothing", None).await;
+        tracing::callsite::rebuild_interest_cache();
+        self.guard.flush().unwrap();
+        self.sink.0.lock().unwrap().clear();
     }
 
     /// Every record so far (after the writer flushed), and the raw text.
@@ -91,6 +100,7 @@ fn assert_schema(record: &Value) {
 async fn exactly_one_record_per_request_allowed_and_denied_over_http_and_grpc() {
     let log = Recorded::install();
     let w = world(config()).await;
+    log.warm_up(&w).await;
     let token = token_of(&w.alice().await);
     let (status, body) = w
         .login("alice", "alice-password", Some("orders:read"))
@@ -173,6 +183,7 @@ async fn exactly_one_record_per_request_allowed_and_denied_over_http_and_grpc() 
 async fn request_ids_are_recorded_and_query_strings_are_not() {
     let log = Recorded::install();
     let w = world(config()).await;
+    log.warm_up(&w).await;
     let token = token_of(&w.alice().await);
     let res = w
         .http
@@ -197,6 +208,7 @@ async fn the_issuer_records_every_kind_of_decision_in_the_same_schema() {
     let mut cfg = config();
     cfg.upstreams = vec![partner_upstream(partner.issuer())];
     let w = world(cfg).await;
+    log.warm_up(&w).await;
 
     let first = w.alice().await;
     let wrong_password = "Not-Alices-Password-7";

@@ -605,3 +605,47 @@ fn the_demo_ends_with_a_per_subject_summary_from_its_one_audit_log() {
     );
     assert!(stdout.contains("Every outcome was as expected."));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orders_at_the_default_log_level_writes_no_human_line_per_request() {
+    use std::io::{BufRead, BufReader};
+    let issuer = TestIssuer::new("pending");
+    let server = issuer.serve().await;
+    let mut child = std::process::Command::new(crate::examples::example("orders"))
+        .env_remove("RUST_LOG")
+        .env("AUTH_ISSUER", server.issuer_url())
+        .env("AUDIT_LOG", "off")
+        .env("PORT", "0")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap()
+        .to_owned();
+    let http = reqwest::Client::new();
+    let token = orders_token(&issuer).scope("orders:read").sign();
+    for token in [Some(token.as_str()), None, Some("a.b.c")] {
+        http_get(&http, &format!("http://{addr}/orders/1"), token).await;
+    }
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !stderr.contains("/orders/1") && !stderr.contains("authlayer::audit"),
+        "{stderr}"
+    );
+    // The default level is `info`: start-up and shutdown may say so, but
+    // three requests add nothing.
+    assert!(stderr.lines().count() < 3, "{stderr}");
+}

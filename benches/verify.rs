@@ -29,7 +29,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use authlayer::test_util::{TestIssuer, kids};
-use authlayer::{Algorithm, Claims, RequireScopes, Verifier, VerifyLayer};
+use authlayer::{Algorithm, Claims, Policy, RequirePolicy, RequireScopes, Verifier, VerifyLayer};
 use criterion::{BenchmarkGroup, Criterion, criterion_group, criterion_main};
 use http::header::AUTHORIZATION;
 use http::{HeaderValue, Request, Response, StatusCode};
@@ -378,6 +378,12 @@ fn claims(c: &mut Criterion) {
     let verifier = verifier(&rt, &issuer, Algorithm::EdDSA, DEFAULT_CACHE);
 
     let mut group = c.benchmark_group("claims");
+    // The floor of any claims parse: checking the payload's JSON, keeping nothing.
+    group.bench_function("parse_floor_ignored", |b| {
+        b.iter(|| {
+            serde_json::from_str::<serde::de::IgnoredAny>(black_box(&payload)).expect("json")
+        });
+    });
     group.bench_function("parse_default", |b| {
         b.iter(|| Claims::<()>::from_json(black_box(&payload)).expect("claims"));
     });
@@ -396,6 +402,25 @@ fn claims(c: &mut Criterion) {
     });
     group.bench_function("verify_cached_user", |b| {
         b.iter(|| call(&mut user, black_box(&auth)));
+    });
+
+    // Authorization per request: a policy alone, and the layer stack with it.
+    let policy = Policy::all([
+        Policy::scopes_all(["orders:read"]),
+        Policy::any([Policy::roles_all(["admin"]), Policy::roles_all(["buyer"])]),
+        Policy::tenant_in(["acme", "globex"]),
+        Policy::not(Policy::claims("blocked", |c| c.sub() == Some("mallory"))),
+    ]);
+    let standard = rt.block_on(verifier.verify(&token)).expect("claims");
+    assert!(policy.check(&standard).is_ok());
+    group.bench_function("policy_check", |b| {
+        b.iter(|| policy.check(black_box(&standard)));
+    });
+    let mut with_policy =
+        VerifyLayer::new(verifier.clone()).layer(RequirePolicy::new(policy.clone()).layer(bare()));
+    assert_eq!(call(&mut with_policy, &auth).status(), StatusCode::OK);
+    group.bench_function("verify_policy_cached", |b| {
+        b.iter(|| call(&mut with_policy, black_box(&auth)));
     });
 
     let claims = rt

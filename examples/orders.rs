@@ -15,12 +15,15 @@
 //! Routes: `GET /health` (no auth: key-set health as JSON, 503 when not
 //! ready), `GET /metrics` (no auth: Prometheus text), `GET /orders/{id}`
 //! (scope `orders:read`), `POST /orders` (scope `orders:write`, 201),
-//! `GET /me` (any valid token: the verified claims).
+//! `GET /me` (any valid token: the verified claims), `GET /admin/orders`
+//! (role `admin`: a JSON array), `GET /tenants/{tenant}/orders/{id}` (scope
+//! `orders:read` and the token's tenant must be `{tenant}`). Roles and
+//! tenant are read from `AUTH_ROLES_CLAIM` and `AUTH_TENANT_CLAIM`.
 //!
 //! Ctrl-C or SIGTERM stops it gracefully: running requests finish and the
 //! audit log is flushed.
 
-use authlayer::{Claims, RequireScopes, Verifier, VerifyLayer};
+use authlayer::{Claims, RequireRoles, RequireScopes, RequireTenant, Verifier, VerifyLayer};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
@@ -47,6 +50,16 @@ pub fn app(verifier: Verifier) -> Router {
             post(create_order).route_layer(RequireScopes::all(["orders:write"])),
         )
         .route("/me", get(me))
+        .route(
+            "/admin/orders",
+            get(admin_orders).route_layer(RequireRoles::all(["admin"])),
+        )
+        .route(
+            "/tenants/{tenant}/orders/{id}",
+            get(tenant_order)
+                .route_layer(RequireTenant::path_segment(1))
+                .route_layer(RequireScopes::all(["orders:read"])),
+        )
         .layer(VerifyLayer::new(verifier.clone()));
     Router::new()
         .route("/health", get(health))
@@ -76,6 +89,17 @@ async fn create_order(claims: Claims, Json(body): Json<Value>) -> (StatusCode, J
         StatusCode::CREATED,
         Json(json!({"id": 42, "order": body, "owner": claims.sub()})),
     )
+}
+
+async fn admin_orders(claims: Claims) -> Json<Value> {
+    Json(json!([
+        {"id": 1, "item": "widget", "quantity": 1, "seen_by": claims.sub()},
+        {"id": 2, "item": "gadget", "quantity": 3, "seen_by": claims.sub()},
+    ]))
+}
+
+async fn tenant_order(Path((tenant, id)): Path<(String, u64)>) -> Json<Value> {
+    Json(json!({"tenant": tenant, "id": id}))
 }
 
 async fn me(claims: Claims) -> Json<Claims> {

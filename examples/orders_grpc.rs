@@ -6,13 +6,14 @@
 //!
 //! Same environment as the `orders` example (`AUTH_ISSUER`, `AUTH_JWKS_URL`,
 //! `AUTH_AUDIENCE`, …); `PORT` defaults to 50051. `GetOrder` needs scope
-//! `orders:read`, `CreateOrder` needs `orders:write`. The generated code is
-//! committed under `examples/proto/gen/` so no `protoc` is needed.
-//! `AUDIT_LOG` and `RUST_LOG` as for `orders`
-//! (`examples/common/observability.rs`); Ctrl-C or SIGTERM stops it
-//! gracefully and flushes the audit log.
+//! `orders:read`, `CreateOrder` needs `orders:write`, declared in one
+//! [`MethodRules`] table next to the server; any other method is denied
+//! (`PERMISSION_DENIED`). The generated code is committed under
+//! `examples/proto/gen/` so no `protoc` is needed. `AUDIT_LOG` and
+//! `RUST_LOG` as for `orders` (`examples/common/observability.rs`); Ctrl-C
+//! or SIGTERM stops it gracefully and flushes the audit log.
 
-use authlayer::{Claims, Verifier, VerifyLayer};
+use authlayer::{Claims, MethodRules, MethodRulesLayer, Policy, Verifier, VerifyLayer};
 use tonic::transport::Server;
 use tonic::transport::server::{Router, TcpIncoming};
 use tonic::{Request, Response, Status};
@@ -52,7 +53,6 @@ impl Orders for OrdersService {
         request: Request<GetOrderRequest>,
     ) -> Result<Response<Order>, Status> {
         let claims = claims(&request)?;
-        claims.require_scopes(["orders:read"])?;
         Ok(Response::new(Order {
             id: request.get_ref().id,
             item: "widget".into(),
@@ -66,7 +66,6 @@ impl Orders for OrdersService {
         request: Request<CreateOrderRequest>,
     ) -> Result<Response<Order>, Status> {
         let claims = claims(&request)?;
-        claims.require_scopes(["orders:write"])?;
         let body = request.get_ref();
         Ok(Response::new(Order {
             id: 42,
@@ -77,11 +76,27 @@ impl Orders for OrdersService {
     }
 }
 
+/// Who may call which method; methods not listed are denied.
+pub fn method_rules() -> MethodRulesLayer {
+    MethodRulesLayer::new(
+        MethodRules::new()
+            .method(
+                "/orders.v1.Orders/GetOrder",
+                Policy::scopes_all(["orders:read"]),
+            )
+            .method(
+                "/orders.v1.Orders/CreateOrder",
+                Policy::scopes_all(["orders:write"]),
+            ),
+    )
+}
+
 /// The service's server: every call passes `VerifyLayer` first, so a call
-/// to any path, known or not, needs a valid token.
-pub fn router(verifier: Verifier) -> Router<Stack<VerifyLayer, Identity>> {
+/// to any path, known or not, needs a valid token; then the method table.
+pub fn router(verifier: Verifier) -> Router<Stack<MethodRulesLayer, Stack<VerifyLayer, Identity>>> {
     Server::builder()
         .layer(VerifyLayer::new(verifier))
+        .layer(method_rules())
         .add_service(OrdersServer::new(OrdersService))
 }
 

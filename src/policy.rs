@@ -393,7 +393,7 @@ impl TenantRule {
     }
 }
 
-fn host<'a>(req: RuleRequest<'a>) -> Option<&'a str> {
+fn host(req: RuleRequest<'_>) -> Option<&str> {
     let raw = match req.uri.host() {
         Some(h) => h,
         None => req.headers.get(http::header::HOST)?.to_str().ok()?,

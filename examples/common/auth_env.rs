@@ -7,10 +7,14 @@
 //! - `AUTH_ALLOW_HTTP` — `1`: allow plain-http key URLs on non-loopback hosts
 //! - `AUTH_REFRESH_SECS`, `AUTH_COOLDOWN_SECS`, `AUTH_MAX_STALE_SECS`,
 //!   `AUTH_FETCH_TIMEOUT_MS` — key lifecycle (defaults 300, 30, 86400, 5000)
+//! - `AUTH_ROLES_CLAIM` — claim path of the roles, dots for nesting (default
+//!   `roles`; e.g. `realm_access.roles` for Keycloak): an array, a
+//!   space-separated string or an object whose keys are the roles
+//! - `AUTH_TENANT_CLAIM` — claim path of the tenant, a string (default `tenant`)
 
 use std::time::Duration;
 
-use authlayer::{BuildError, Verifier};
+use authlayer::{BuildError, ClaimPath, ClaimSources, ValueShape, Verifier};
 
 fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
@@ -22,6 +26,15 @@ fn flag(name: &str) -> bool {
 
 fn duration(name: &str, default: Duration, unit: fn(u64) -> Duration) -> Duration {
     env(name).and_then(|v| v.parse().ok()).map_or(default, unit)
+}
+
+/// Where roles and tenant come from: `AUTH_ROLES_CLAIM`, `AUTH_TENANT_CLAIM`.
+fn claim_sources() -> ClaimSources {
+    let roles = env("AUTH_ROLES_CLAIM").unwrap_or_else(|| "roles".into());
+    let tenant = env("AUTH_TENANT_CLAIM").unwrap_or_else(|| "tenant".into());
+    ClaimSources::rfc9068()
+        .roles([ClaimPath::new(&roles, ValueShape::Any)])
+        .tenant([ClaimPath::new(&tenant, ValueShape::Text)])
 }
 
 /// Builds the verifier from the environment (see the module docs).
@@ -39,7 +52,8 @@ pub async fn verifier_from_env() -> Result<Verifier, BuildError> {
             Duration::from_millis,
         ))
         .allow_insecure_http(flag("AUTH_ALLOW_HTTP"))
-        .lazy(flag("AUTH_LAZY"));
+        .lazy(flag("AUTH_LAZY"))
+        .claims(claim_sources());
     if let Some(url) = env("AUTH_JWKS_URL") {
         builder = builder.jwks_url(url);
     }

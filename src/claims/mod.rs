@@ -33,7 +33,7 @@ use serde::de::DeserializeOwned;
 mod payload;
 mod sources;
 
-pub(crate) use payload::{ParsePlan, Payload, extra};
+pub(crate) use payload::{ParsePlan, Payload, Resolved, extra, has};
 pub use sources::{ClaimPath, ClaimSources, ValueShape};
 
 /// The claims of a verified token, cheap to clone (`Arc` inside).
@@ -231,16 +231,27 @@ impl<E: DeserializeOwned + 'static> Claims<E> {
     /// For tests and documentation; requests get their claims from the
     /// [`Verifier`](crate::Verifier).
     pub fn from_json(json: &str) -> Result<Self, serde_json::Error> {
-        Self::from_json_with(json, &ClaimSources::default())
+        static DEFAULT: std::sync::OnceLock<(ParsePlan, Resolved)> = std::sync::OnceLock::new();
+        let (plan, resolved) = DEFAULT.get_or_init(|| {
+            let sources = ClaimSources::default();
+            let plan = ParsePlan::new([&sources]);
+            let resolved = plan.resolve(&sources);
+            (plan, resolved)
+        });
+        Self::parse(json, plan, resolved)
     }
 
     /// [`from_json`](Self::from_json), reading roles, scopes and tenant
     /// from `sources`.
     pub fn from_json_with(json: &str, sources: &ClaimSources) -> Result<Self, serde_json::Error> {
         let plan = ParsePlan::new([sources]);
-        let payload = Payload::parse(json.as_bytes(), &plan)?;
-        let standard = payload.to_standard(sources, &plan);
-        let extra = payload::extra::<E>(json.as_bytes())?;
+        Self::parse(json, &plan, &plan.resolve(sources))
+    }
+
+    fn parse(json: &str, plan: &ParsePlan, sources: &Resolved) -> Result<Self, serde_json::Error> {
+        let payload = Payload::parse(json, plan)?;
+        let standard = payload.into_standard(sources);
+        let extra = payload::extra::<E>(json)?;
         Ok(Self::new(standard, extra))
     }
 }
@@ -294,6 +305,12 @@ impl Scopes {
     /// Whether no scope is granted.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
+    }
+
+    pub(crate) fn push_owned(&mut self, scope: String) {
+        if !scope.is_empty() && !self.contains(&scope) {
+            self.0.push(scope);
+        }
     }
 
     pub(crate) fn push_unique(&mut self, scope: &str) {

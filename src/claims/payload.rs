@@ -19,7 +19,7 @@ use super::sources::{ClaimPath, ClaimSources, ValueShape};
 use super::{Scopes, Slot, StandardClaims};
 
 /// The top-level claims to keep as raw values: the union of every
-/// configured source's first segment, and `client_id`.
+/// configured source's first segment, and `client_id` (index 0).
 #[derive(Debug, Clone)]
 pub(crate) struct ParsePlan {
     keys: Vec<Box<str>>,
@@ -39,6 +39,44 @@ impl ParsePlan {
     fn index(&self, key: &str) -> Option<usize> {
         self.keys.iter().position(|k| **k == *key)
     }
+
+    /// `sources` compiled against this plan: each path knows its kept slot.
+    pub(crate) fn resolve(&self, sources: &ClaimSources) -> Resolved {
+        let steps = |paths: &[ClaimPath]| -> Vec<Step> {
+            paths
+                .iter()
+                .filter_map(|path| {
+                    Some(Step {
+                        key: self.index(path.top())?,
+                        rest: path.segments.iter().skip(1).cloned().collect(),
+                        shape: path.shape,
+                    })
+                })
+                .collect()
+        };
+        Resolved {
+            scopes: steps(&sources.scopes),
+            roles: steps(&sources.roles),
+            tenant: steps(&sources.tenant),
+        }
+    }
+}
+
+/// One issuer's claim sources, resolved against the [`ParsePlan`].
+#[derive(Debug, Clone)]
+pub(crate) struct Resolved {
+    scopes: Vec<Step>,
+    roles: Vec<Step>,
+    tenant: Vec<Step>,
+}
+
+#[derive(Debug, Clone)]
+struct Step {
+    /// Index of the top-level claim in the plan (and in `Payload::kept`).
+    key: usize,
+    /// Nested members below it.
+    rest: Box<[Box<str>]>,
+    shape: ValueShape,
 }
 
 /// Registered claims, strictly typed, and the raw values the plan keeps.
@@ -51,91 +89,102 @@ pub(crate) struct Payload {
     pub(crate) nbf: Option<i64>,
     iat: Option<i64>,
     jti: Option<String>,
-    kept: Vec<(usize, Value)>,
+    /// One slot per plan key.
+    kept: Vec<Kept>,
 }
 
 impl Payload {
-    pub(crate) fn parse(json: &[u8], plan: &ParsePlan) -> Result<Self, serde_json::Error> {
-        let mut de = serde_json::Deserializer::from_slice(json);
+    pub(crate) fn parse(json: &str, plan: &ParsePlan) -> Result<Self, serde_json::Error> {
+        let mut de = serde_json::Deserializer::from_str(json);
         let payload = PayloadSeed(plan).deserialize(&mut de)?;
         de.end()?;
         Ok(payload)
     }
 
-    /// The raw value kept for the top-level claim `key`.
-    fn kept(&self, plan: &ParsePlan, key: &str) -> Option<&Value> {
-        let index = plan.index(key)?;
-        self.kept.iter().find(|(i, _)| *i == index).map(|(_, v)| v)
-    }
-
     /// `client_id` when it is a string.
-    pub(crate) fn client_id<'a>(&'a self, plan: &ParsePlan) -> Option<&'a str> {
-        self.kept(plan, "client_id").and_then(Value::as_str)
+    pub(crate) fn client_id(&self) -> Option<&str> {
+        match self.kept.first() {
+            Some(Kept::Str(c)) => Some(c),
+            _ => None,
+        }
     }
 
-    /// The standard view, reading roles, scopes and tenant from `sources`.
-    pub(crate) fn to_standard(&self, sources: &ClaimSources, plan: &ParsePlan) -> StandardClaims {
+    /// The standard view, reading roles, scopes and tenant as `sources`
+    /// say. Each kept value is moved out, not copied: a path read twice is
+    /// absent the second time.
+    pub(crate) fn into_standard(mut self, sources: &Resolved) -> StandardClaims {
         let mut unexpected = 0;
         let mut scopes = Scopes::default();
-        let mut roles: Vec<String> = Vec::new();
-        for path in &sources.scopes {
-            match self.read(plan, path) {
-                Read::Absent => {}
-                Read::List(values) => values.for_each(|s| scopes.push_unique(s)),
-                Read::Unexpected => unexpected |= Slot::Scopes as u8,
+        for step in &sources.scopes {
+            if !self.read(step, |s| scopes.push_owned(s)) {
+                unexpected |= Slot::Scopes as u8;
             }
         }
-        for path in &sources.roles {
-            match self.read(plan, path) {
-                Read::Absent => {}
-                Read::List(values) => {
-                    for role in values {
-                        if !role.is_empty() && !roles.iter().any(|r| r == role) {
-                            roles.push(role.to_owned());
-                        }
-                    }
+        let mut roles: Vec<String> = Vec::new();
+        for step in &sources.roles {
+            let ok = self.read(step, |role| {
+                if !role.is_empty() && !roles.contains(&role) {
+                    roles.push(role);
                 }
-                Read::Unexpected => unexpected |= Slot::Roles as u8,
+            });
+            if !ok {
+                unexpected |= Slot::Roles as u8;
             }
         }
         let mut tenant = None;
-        for path in &sources.tenant {
-            match self.walk(plan, path) {
-                None => {}
-                Some(Value::String(t)) if tenant.is_none() => tenant = Some(t.clone()),
-                Some(Value::String(_)) => {}
-                Some(_) => unexpected |= Slot::Tenant as u8,
+        for step in &sources.tenant {
+            match self.take(step) {
+                Kept::Str(t) if tenant.is_none() => tenant = Some(t),
+                Kept::Absent | Kept::Null | Kept::Str(_) => {}
+                _ => unexpected |= Slot::Tenant as u8,
             }
         }
+        let client_id = match self.kept.first_mut().map(std::mem::take) {
+            Some(Kept::Str(c)) => Some(c),
+            _ => None,
+        };
         StandardClaims {
-            iss: self.iss.clone(),
-            sub: self.sub.clone(),
-            aud: self.aud.clone().unwrap_or_default(),
+            iss: self.iss,
+            sub: self.sub,
+            aud: self.aud.unwrap_or_default(),
             exp: self.exp,
             nbf: self.nbf,
             iat: self.iat,
-            jti: self.jti.clone(),
+            jti: self.jti,
             scopes,
             roles,
             tenant,
-            client_id: self.client_id(plan).map(str::to_owned),
+            client_id,
             unexpected,
         }
     }
 
-    fn walk<'a>(&'a self, plan: &ParsePlan, path: &ClaimPath) -> Option<&'a Value> {
-        let mut value = self.kept(plan, path.top())?;
-        for segment in path.segments.iter().skip(1) {
-            value = value.as_object()?.get(&**segment)?;
+    /// Moves the value at `step` out. A nested path moves only its leaf, so
+    /// sibling paths under one claim all read.
+    fn take(&mut self, step: &Step) -> Kept {
+        let Some(top) = self.kept.get_mut(step.key) else {
+            return Kept::Absent;
+        };
+        if step.rest.is_empty() {
+            return std::mem::take(top);
         }
-        Some(value)
+        let Kept::Object(value) = top else {
+            return Kept::Absent;
+        };
+        let mut value: &mut Value = value;
+        for segment in &step.rest {
+            match value.as_object_mut().and_then(|o| o.get_mut(&**segment)) {
+                Some(inner) => value = inner,
+                None => return Kept::Absent,
+            }
+        }
+        Kept::from(value.take())
     }
 
-    fn read<'a>(&'a self, plan: &ParsePlan, path: &ClaimPath) -> Read<'a> {
-        let Some(value) = self.walk(plan, path) else {
-            return Read::Absent;
-        };
-        let shape = path.shape;
+    /// Reads the list at `step` into `push`; `false` when its value has an
+    /// unexpected shape (then nothing is pushed).
+    fn read(&mut self, step: &Step, mut push: impl FnMut(String)) -> bool {
+        let shape = step.shape;
         let array = matches!(
             shape,
             ValueShape::Array | ValueShape::ArrayOrSpaced | ValueShape::Any
@@ -145,48 +194,50 @@ impl Payload {
             ValueShape::Spaced | ValueShape::ArrayOrSpaced | ValueShape::Any
         );
         let keys = matches!(shape, ValueShape::Keys | ValueShape::Any);
-        match value {
-            Value::Array(items) if array && items.iter().all(Value::is_string) => {
-                Read::List(Box::new(items.iter().filter_map(Value::as_str)))
+        match self.take(step) {
+            Kept::Absent | Kept::Null => true,
+            Kept::Strings(items) if array => {
+                items.into_iter().for_each(push);
+                true
             }
-            Value::String(s) if spaced => Read::List(Box::new(s.split(' '))),
-            Value::Object(map) if keys => Read::List(Box::new(map.keys().map(String::as_str))),
-            _ => Read::Unexpected,
-        }
-    }
-
-    /// Whether `claim` is present, for `require_claims`.
-    pub(crate) fn has(&self, claim: &str, standard: &StandardClaims) -> bool {
-        match claim {
-            "iss" => self.iss.is_some(),
-            "sub" => self.sub.is_some(),
-            "aud" => self.aud.as_ref().is_some_and(|a| !a.is_empty()),
-            "exp" => self.exp.is_some(),
-            "nbf" => self.nbf.is_some(),
-            "iat" => self.iat.is_some(),
-            "jti" => self.jti.is_some(),
-            "scope" => !standard.scopes.is_empty(),
-            "client_id" => standard.client_id.is_some(),
-            "tenant" => standard.tenant.is_some(),
-            "roles" => !standard.roles.is_empty(),
+            Kept::Str(s) if spaced => {
+                s.split(' ').map(str::to_owned).for_each(push);
+                true
+            }
+            Kept::Object(Value::Object(map)) if keys => {
+                map.into_iter().for_each(|(k, _)| push(k));
+                true
+            }
             _ => false,
         }
     }
 }
 
-enum Read<'a> {
-    Absent,
-    List(Box<dyn Iterator<Item = &'a str> + 'a>),
-    Unexpected,
+/// Whether `claim` is present, for `require_claims`.
+pub(crate) fn has(standard: &StandardClaims, claim: &str) -> bool {
+    match claim {
+        "iss" => standard.iss.is_some(),
+        "sub" => standard.sub.is_some(),
+        "aud" => !standard.aud.is_empty(),
+        "exp" => standard.exp.is_some(),
+        "nbf" => standard.nbf.is_some(),
+        "iat" => standard.iat.is_some(),
+        "jti" => standard.jti.is_some(),
+        "scope" => !standard.scopes.is_empty(),
+        "client_id" => standard.client_id.is_some(),
+        "tenant" => standard.tenant.is_some(),
+        "roles" => !standard.roles.is_empty(),
+        _ => false,
+    }
 }
 
 /// Your own claims type, parsed from the whole payload: it may name `sub`,
 /// `roles`, `scope` or anything else. `()` costs nothing.
-pub(crate) fn extra<E: DeserializeOwned + 'static>(json: &[u8]) -> Result<E, serde_json::Error> {
+pub(crate) fn extra<E: DeserializeOwned + 'static>(json: &str) -> Result<E, serde_json::Error> {
     if TypeId::of::<E>() == TypeId::of::<()>() {
         return E::deserialize(Value::Null);
     }
-    serde_json::from_slice(json)
+    serde_json::from_str(json)
 }
 
 struct PayloadSeed<'a>(&'a ParsePlan);
@@ -204,8 +255,8 @@ enum Field {
 }
 
 impl Field {
-    /// The bit recording that the field was seen (duplicates fail).
-    fn bit(&self) -> Option<u64> {
+    /// The bit recording that a registered claim was seen (duplicates fail).
+    fn bit(&self) -> Option<u8> {
         Some(match self {
             Field::Iss => 1,
             Field::Sub => 1 << 1,
@@ -214,7 +265,6 @@ impl Field {
             Field::Nbf => 1 << 4,
             Field::Iat => 1 << 5,
             Field::Jti => 1 << 6,
-            Field::Kept(i) if *i < 57 => 1 << (7 + i),
             Field::Kept(_) | Field::Other => return None,
         })
     }
@@ -268,20 +318,22 @@ impl<'de> Visitor<'de> for PayloadSeed<'_> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Payload, A::Error> {
         let mut p = Payload::default();
-        let mut seen: u64 = 0;
-        let mut seen_late: Vec<usize> = Vec::new();
+        p.kept.resize_with(self.0.keys.len(), Kept::default);
+        let mut seen: u8 = 0;
         while let Some(field) = map.next_key_seed(FieldSeed(self.0))? {
-            match field.bit() {
-                Some(bit) if seen & bit != 0 => return Err(de::Error::custom("duplicate claim")),
-                Some(bit) => seen |= bit,
-                None => {
-                    if let Field::Kept(i) = field {
-                        if seen_late.contains(&i) {
-                            return Err(de::Error::custom("duplicate claim"));
-                        }
-                        seen_late.push(i);
+            let duplicate = match field {
+                Field::Kept(i) => !matches!(p.kept.get(i), Some(Kept::Absent)),
+                _ => match field.bit() {
+                    Some(bit) if seen & bit != 0 => true,
+                    Some(bit) => {
+                        seen |= bit;
+                        false
                     }
-                }
+                    None => false,
+                },
+            };
+            if duplicate {
+                return Err(de::Error::custom("duplicate claim"));
             }
             match field {
                 Field::Iss => p.iss = map.next_value()?,
@@ -291,13 +343,158 @@ impl<'de> Visitor<'de> for PayloadSeed<'_> {
                 Field::Nbf => p.nbf = Some(map.next_value::<NumericDate>()?.0),
                 Field::Iat => p.iat = Some(map.next_value::<NumericDate>()?.0),
                 Field::Jti => p.jti = map.next_value()?,
-                Field::Kept(i) => p.kept.push((i, map.next_value()?)),
+                Field::Kept(i) => {
+                    let value = map.next_value()?;
+                    if let Some(slot) = p.kept.get_mut(i) {
+                        *slot = value;
+                    }
+                }
                 Field::Other => {
                     map.next_value::<Skip>()?;
                 }
             }
         }
         Ok(p)
+    }
+}
+
+/// A kept claim's value, parsed by shape: strings and arrays of strings
+/// directly (the common case, no intermediate `Value`), objects as `Value`
+/// for nested paths and object keys.
+#[derive(Debug, Default)]
+enum Kept {
+    /// Not in the payload (or already moved out).
+    #[default]
+    Absent,
+    Null,
+    Str(String),
+    Strings(Vec<String>),
+    /// An array with a non-string element.
+    Mixed,
+    Object(Value),
+    /// A number or a boolean.
+    Scalar,
+}
+
+impl From<Value> for Kept {
+    fn from(value: Value) -> Self {
+        match value {
+            Value::Null => Kept::Null,
+            Value::String(s) => Kept::Str(s),
+            Value::Array(items) if items.iter().all(Value::is_string) => Kept::Strings(
+                items
+                    .into_iter()
+                    .filter_map(|v| match v {
+                        Value::String(s) => Some(s),
+                        _ => None,
+                    })
+                    .collect(),
+            ),
+            Value::Array(_) => Kept::Mixed,
+            object @ Value::Object(_) => Kept::Object(object),
+            Value::Bool(_) | Value::Number(_) => Kept::Scalar,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Kept {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(KeptVisitor)
+    }
+}
+
+struct KeptVisitor;
+
+impl<'de> Visitor<'de> for KeptVisitor {
+    type Value = Kept;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<Er: de::Error>(self, _: bool) -> Result<Kept, Er> {
+        Ok(Kept::Scalar)
+    }
+    fn visit_i64<Er: de::Error>(self, _: i64) -> Result<Kept, Er> {
+        Ok(Kept::Scalar)
+    }
+    fn visit_u64<Er: de::Error>(self, _: u64) -> Result<Kept, Er> {
+        Ok(Kept::Scalar)
+    }
+    fn visit_f64<Er: de::Error>(self, _: f64) -> Result<Kept, Er> {
+        Ok(Kept::Scalar)
+    }
+    fn visit_str<Er: de::Error>(self, v: &str) -> Result<Kept, Er> {
+        Ok(Kept::Str(v.to_owned()))
+    }
+    fn visit_string<Er: de::Error>(self, v: String) -> Result<Kept, Er> {
+        Ok(Kept::Str(v))
+    }
+    fn visit_unit<Er: de::Error>(self) -> Result<Kept, Er> {
+        Ok(Kept::Null)
+    }
+    fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Kept, A::Error> {
+        let mut strings = Vec::new();
+        let mut mixed = false;
+        while let Some(item) = seq.next_element::<Item>()? {
+            match item {
+                Item::Str(s) if !mixed => strings.push(s),
+                Item::Str(_) => {}
+                Item::Other => mixed = true,
+            }
+        }
+        Ok(if mixed {
+            Kept::Mixed
+        } else {
+            Kept::Strings(strings)
+        })
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Kept, A::Error> {
+        Value::deserialize(de::value::MapAccessDeserializer::new(map)).map(Kept::Object)
+    }
+}
+
+/// An array element: a string, or anything else (checked, not kept).
+enum Item {
+    Str(String),
+    Other,
+}
+
+impl<'de> Deserialize<'de> for Item {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct ItemVisitor;
+        impl<'de> Visitor<'de> for ItemVisitor {
+            type Value = Item;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_str<Er: de::Error>(self, v: &str) -> Result<Item, Er> {
+                Ok(Item::Str(v.to_owned()))
+            }
+            fn visit_string<Er: de::Error>(self, v: String) -> Result<Item, Er> {
+                Ok(Item::Str(v))
+            }
+            fn visit_bool<Er: de::Error>(self, _: bool) -> Result<Item, Er> {
+                Ok(Item::Other)
+            }
+            fn visit_i64<Er: de::Error>(self, _: i64) -> Result<Item, Er> {
+                Ok(Item::Other)
+            }
+            fn visit_u64<Er: de::Error>(self, _: u64) -> Result<Item, Er> {
+                Ok(Item::Other)
+            }
+            fn visit_f64<Er: de::Error>(self, _: f64) -> Result<Item, Er> {
+                Ok(Item::Other)
+            }
+            fn visit_unit<Er: de::Error>(self) -> Result<Item, Er> {
+                Ok(Item::Other)
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, seq: A) -> Result<Item, A::Error> {
+                Skip.visit_seq(seq).map(|_| Item::Other)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Item, A::Error> {
+                Skip.visit_map(map).map(|_| Item::Other)
+            }
+        }
+        d.deserialize_any(ItemVisitor)
     }
 }
 
@@ -519,6 +716,23 @@ mod tests {
         let c = with(&s, r#"{"org":{"id":5},"tenant":"t1"}"#);
         assert_eq!(c.tenant(), Some("t1"));
         assert!(c.standard().unexpected(Slot::Tenant));
+    }
+
+    #[test]
+    fn sibling_paths_under_one_claim_all_read() {
+        let s = ClaimSources::rfc9068().roles([
+            ClaimPath::new("realm_access.roles", ValueShape::Array),
+            ClaimPath::new("realm_access.groups", ValueShape::Array),
+        ]);
+        let c = with(&s, r#"{"realm_access":{"roles":["a"],"groups":["b"]}}"#);
+        assert_eq!(c.roles(), ["a", "b"]);
+    }
+
+    #[test]
+    fn arrays_with_a_non_string_element_are_unexpected() {
+        let c = with(&ClaimSources::rfc9068(), r#"{"roles":["admin",1]}"#);
+        assert!(c.roles().is_empty());
+        assert!(c.standard().unexpected(Slot::Roles));
     }
 
     #[test]

@@ -153,6 +153,7 @@ impl RequireRoles<()> {
 
 impl RequirePolicy<()> {
     /// Require `policy`.
+    #[allow(clippy::new_ret_no_self)] // builds the layer, as `RequireScopes::all` does
     pub fn new(policy: Policy) -> RequirePolicyLayer {
         RequireLayer::new(PolicyRule::new(policy))
     }
@@ -464,9 +465,9 @@ mod tests {
     #[test]
     fn services_and_futures_are_send_sync_static() {
         fn check<T: Send + Sync + 'static>() {}
+        fn send<T: Send + 'static>() {}
         check::<Require<Inner, ScopeRule>>();
         check::<Require<Inner, MethodRules>>();
-        fn send<T: Send + 'static>() {}
         send::<<Require<Inner, PolicyRule> as Service<Request<()>>>::Future>();
     }
 }

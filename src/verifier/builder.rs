@@ -313,6 +313,7 @@ impl VerifierBuilder {
     /// [`lazy`](Self::lazy), fetches every remote key set once.
     ///
     /// Must be called within a tokio runtime: the refreshers are spawned on it.
+    #[allow(clippy::too_many_lines)] // one pass, in order: check, sources, first fetch
     pub async fn build(mut self) -> Result<Verifier, BuildError> {
         crate::crypto::ensure_provider()?;
         let configured = self.issuers()?;
@@ -340,6 +341,7 @@ impl VerifierBuilder {
         // Issuers with the same JWKS URL and algorithms share one key source:
         // one fetch, one refresher, one snapshot.
         let mut by_url: Vec<(&str, AlgSet, Arc<KeySource>)> = Vec::new();
+        let plan = ParsePlan::new(configured.iter().map(|i| &i.settings.claims));
         for issuer in &configured {
             let settings = &issuer.settings;
             let algs = settings.algorithms.unwrap_or(AlgSet::ASYMMETRIC);
@@ -375,12 +377,11 @@ impl VerifierBuilder {
                 name: IssuerName::new(&issuer.iss, issuer.tenants.as_ref()),
                 audiences: (!settings.any_audience).then(|| settings.audiences.clone()),
                 audience_from_client_id: settings.audience_from_client_id,
-                claims: settings.claims.clone(),
+                claims: plan.resolve(&settings.claims),
                 algs,
                 keys,
             });
         }
-        let plan = ParsePlan::new(configured.iter().map(|i| &i.settings.claims));
 
         let mut stop = Vec::new();
         let mut started: Vec<&Arc<KeySource>> = Vec::new();

@@ -63,6 +63,13 @@ impl fmt::Debug for Tenants {
 /// The placeholder of a tenant template.
 pub(crate) const TENANT_PLACEHOLDER: &str = "{tenantid}";
 
+/// A token's `iss` matched a trusted issuer: exactly, or through its
+/// tenant template for an admitted tenant.
+pub(crate) enum Match<'a> {
+    Exact,
+    Tenant(&'a str),
+}
+
 /// How a trusted issuer's name is matched against a token's `iss`.
 pub(crate) enum IssuerName {
     Exact(Box<str>),
@@ -95,11 +102,10 @@ impl IssuerName {
         }
     }
 
-    /// `None`: not this issuer. `Some(None)`: this issuer. `Some(Some(t))`:
-    /// this templated issuer, for the admitted tenant `t`.
-    pub(crate) fn matches<'a>(&self, iss: &'a str) -> Option<Option<&'a str>> {
+    /// Whether `iss` names this issuer, and for which tenant.
+    pub(crate) fn matches<'a>(&self, iss: &'a str) -> Option<Match<'a>> {
         match self {
-            IssuerName::Exact(name) => (**name == *iss).then_some(None),
+            IssuerName::Exact(name) => (**name == *iss).then_some(Match::Exact),
             IssuerName::Template {
                 prefix,
                 suffix,
@@ -118,7 +124,7 @@ impl IssuerName {
                     Tenants::List(list) => list.iter().any(|t| t == tenant),
                     Tenants::Filter(filter) => filter(tenant),
                 };
-                (plain && admitted).then_some(Some(tenant))
+                (plain && admitted).then_some(Match::Tenant(tenant))
             }
         }
     }

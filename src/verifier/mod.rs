@@ -39,7 +39,7 @@ use std::time::{Duration, Instant, SystemTime};
 use serde::de::DeserializeOwned;
 use tokio::sync::oneshot;
 
-use crate::claims::{self, ClaimSources, Claims, ParsePlan, Payload};
+use crate::claims::{self, Claims, ParsePlan, Payload, Resolved};
 use crate::error::{AuthError, Reason};
 use crate::health::{Counters, Health, Metrics};
 use crate::jwks::{AlgSet, KeySource, Trigger, VerifyKey};
@@ -53,7 +53,7 @@ mod issuer;
 pub use builder::{Stale, VerifierBuilder};
 use cache::{Entry as CacheEntry, TokenCache};
 pub use issuer::Issuer;
-use issuer::IssuerName;
+use issuer::{IssuerName, Match};
 
 /// Verifies bearer tokens against the keys of the issuers it trusts.
 ///
@@ -82,7 +82,7 @@ struct TrustedIssuer {
     audiences: Option<Vec<String>>,
     /// Cognito: the audience is in `client_id`, not `aud`.
     audience_from_client_id: bool,
-    claims: ClaimSources,
+    claims: Resolved,
     algs: AlgSet,
     keys: Arc<KeySource>,
 }
@@ -253,19 +253,26 @@ impl Verifier {
             inner.policy.typ,
         )?;
         let bytes = jws::payload(&jws)?;
-        let payload = Payload::parse(&bytes, &inner.plan).map_err(parse_error)?;
+        // One UTF-8 check of the whole payload; the parser then skips it per string.
+        let text = std::str::from_utf8(&bytes).map_err(|_| Reason::Malformed)?;
+        let payload = Payload::parse(text, &inner.plan).map_err(|e| parse_error(&e))?;
 
         // `iss` only chooses whose keys to try; it is trusted once the
         // signature verifies with that issuer's key. Exact match, no
         // normalization (CVE-2024-53861). A tenant template matches only
         // tenants it allows, before any key is looked up or fetched.
         let iss = payload.iss.as_deref().ok_or(Reason::MissingClaim)?;
-        let (index, issuer, tenant) = inner
+        let (index, issuer, matched) = inner
             .issuers
             .iter()
             .enumerate()
-            .find_map(|(i, t)| t.name.matches(iss).map(|tenant| (i, t, tenant)))
+            .find_map(|(i, t)| t.name.matches(iss).map(|m| (i, t, m)))
             .ok_or(Reason::UnknownIssuer)?;
+        // Templated issuers only (rare): kept past the payload's move below.
+        let tenant: Option<Box<str>> = match matched {
+            Match::Exact => None,
+            Match::Tenant(t) => Some(t.into()),
+        };
         if !issuer.algs.contains(jws.alg) {
             return Err(Outcome::Reject(Reason::AlgorithmNotAllowed));
         }
@@ -298,7 +305,7 @@ impl Verifier {
             // and only when so configured.
             let ok = if issuer.audience_from_client_id {
                 payload
-                    .client_id(&inner.plan)
+                    .client_id()
                     .is_some_and(|c| wanted.iter().any(|w| w == c))
             } else {
                 payload
@@ -310,20 +317,20 @@ impl Verifier {
                 return Err(Outcome::Reject(Reason::WrongAudience));
             }
         }
-        let standard = payload.to_standard(&issuer.claims, &inner.plan);
+        let standard = payload.into_standard(&issuer.claims);
         // SECURITY: a templated issuer names its tenant twice; both must agree.
-        if tenant.is_some() && standard.tenant.as_deref() != tenant {
+        if tenant.is_some() && standard.tenant.as_deref() != tenant.as_deref() {
             return Err(Outcome::Reject(Reason::IssuerTenantMismatch));
         }
         if inner
             .policy
             .required
             .iter()
-            .any(|c| !payload.has(c, &standard))
+            .any(|c| !claims::has(&standard, c))
         {
             return Err(Outcome::Reject(Reason::MissingClaim));
         }
-        let extra = claims::extra::<E>(&bytes).map_err(parse_error)?;
+        let extra = claims::extra::<E>(text).map_err(|e| parse_error(&e))?;
         Ok((Claims::new(standard, extra), index, key))
     }
 
@@ -424,7 +431,7 @@ impl From<Reason> for Outcome {
     }
 }
 
-fn parse_error(e: serde_json::Error) -> Reason {
+fn parse_error(e: &serde_json::Error) -> Reason {
     if e.is_data() {
         Reason::InvalidClaim
     } else {

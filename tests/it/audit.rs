@@ -594,7 +594,9 @@ fn the_demo_ends_with_a_per_subject_summary_from_its_one_audit_log() {
         "{stdout}"
     );
     assert!(
-        summary.contains(&"demo deny POST /orders, login, refresh_reuse"),
+        summary.contains(
+            &"demo deny POST /orders, POST /orders.v1.Orders/CreateOrder, login, refresh_reuse"
+        ),
         "{stdout}"
     );
     assert!(

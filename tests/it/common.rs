@@ -9,13 +9,12 @@
 use std::net::SocketAddr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use authlayer::Verifier;
 use authlayer::test_util::{TestIssuer, TestServer, TokenBuilder};
-use authlayer::{Verifier, VerifyLayer};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use tonic::transport::Channel;
 use tonic::transport::server::{Router, TcpIncoming};
-use tower::layer::util::{Identity, Stack};
 
 use crate::orders_grpc::pb::orders_client::OrdersClient;
 
@@ -103,7 +102,18 @@ pub async fn serve_axum(app: axum::Router) -> SocketAddr {
 
 /// Serves a tonic server whose every call passes `VerifyLayer` (as
 /// `orders_grpc::router` builds it) on 127.0.0.1:0.
-pub async fn serve_grpc(router: Router<Stack<VerifyLayer, Identity>>) -> SocketAddr {
+pub async fn serve_grpc<L>(router: Router<L>) -> SocketAddr
+where
+    L: tower::Layer<tonic::service::Routes> + Send + 'static,
+    L::Service: tower::Service<
+            http::Request<tonic::body::Body>,
+            Response = http::Response<tonic::body::Body>,
+            Error = std::convert::Infallible,
+        > + Clone
+        + Send
+        + 'static,
+    <L::Service as tower::Service<http::Request<tonic::body::Body>>>::Future: Send,
+{
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let incoming = TcpIncoming::from(listener);

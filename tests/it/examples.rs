@@ -235,3 +235,79 @@ async fn orders_grpc_example_answers_unauthenticated_and_permission_denied() {
         tonic::Code::PermissionDenied
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orders_example_admin_and_tenant_routes_read_the_configured_claims() {
+    let issuer = TestIssuer::new("pending");
+    let server = issuer.serve().await;
+    let http = reqwest::Client::new();
+    let get = |base: &str, path: &str, token: &str| {
+        let url = format!("{base}{path}");
+        let http = http.clone();
+        let token = token.to_owned();
+        async move { http_get(&http, &url, Some(&token)).await }
+    };
+
+    // Defaults: `roles` and `tenant`.
+    let orders = start("orders", &[("AUTH_ISSUER", server.issuer_url())]);
+    let base = format!("http://{}", orders.addr);
+    let admin = orders_token(&issuer)
+        .scope("orders:read")
+        .claim("roles", serde_json::json!(["admin"]))
+        .claim("tenant", "acme")
+        .sign();
+    let res = get(&base, "/admin/orders", &admin).await;
+    assert_eq!(res.status(), 200);
+    assert!(res.json::<serde_json::Value>().await.unwrap().is_array());
+    let user = orders_token(&issuer).scope("orders:read").sign();
+    assert_eq!(get(&base, "/admin/orders", &user).await.status(), 403);
+    let res = get(&base, "/tenants/acme/orders/5", &admin).await;
+    assert_eq!(res.status(), 200);
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body, serde_json::json!({"tenant": "acme", "id": 5}));
+    assert_eq!(
+        get(&base, "/tenants/other/orders/5", &admin).await.status(),
+        403
+    );
+    assert_eq!(
+        get(&base, "/tenants/acme/orders/5", &user).await.status(),
+        403
+    );
+    let no_scope = orders_token(&issuer).claim("tenant", "acme").sign();
+    assert_eq!(
+        get(&base, "/tenants/acme/orders/5", &no_scope)
+            .await
+            .status(),
+        403
+    );
+    drop(orders);
+
+    // Keycloak-shaped roles and a nested tenant.
+    let orders = start(
+        "orders",
+        &[
+            ("AUTH_ISSUER", server.issuer_url()),
+            ("AUTH_ROLES_CLAIM", "realm_access.roles"),
+            ("AUTH_TENANT_CLAIM", "org.id"),
+        ],
+    );
+    let base = format!("http://{}", orders.addr);
+    let keycloak = orders_token(&issuer)
+        .scope("orders:read")
+        .claim("realm_access", serde_json::json!({"roles": ["admin"]}))
+        .claim("org", serde_json::json!({"id": "acme"}))
+        .sign();
+    assert_eq!(get(&base, "/admin/orders", &keycloak).await.status(), 200);
+    assert_eq!(
+        get(&base, "/tenants/acme/orders/1", &keycloak)
+            .await
+            .status(),
+        200
+    );
+    // The default claim names no longer count.
+    assert_eq!(get(&base, "/admin/orders", &admin).await.status(), 403);
+    assert_eq!(
+        get(&base, "/tenants/acme/orders/1", &admin).await.status(),
+        403
+    );
+}

@@ -28,6 +28,7 @@ mod attacks;
     feature = "metrics"
 ))]
 mod audit;
+mod authz;
 mod axum;
 mod cache;
 #[cfg(all(feature = "axum", feature = "tonic"))]

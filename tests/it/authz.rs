@@ -1,0 +1,551 @@
+//! Authorization (issue 10): claims of real providers' shapes, rule layers
+//! over HTTP and gRPC, tenant templates, the `orders` routes, and one audit
+//! record per request.
+
+use authlayer::test_util::TestIssuer;
+use authlayer::{
+    ClaimSources, Claims, Issuer, Policy, Reason, RequirePolicy, RequireRoles, Verifier,
+    VerifyLayer,
+};
+use axum::Router;
+use axum::routing::get;
+use serde::Deserialize;
+use serde_json::json;
+use tonic::Code;
+
+use crate::common::{
+    LogBuffer, grpc_client, http_get, orders_token, serve_axum, serve_grpc, with_token,
+};
+use crate::orders_grpc::pb::{CreateOrderRequest, GetOrderRequest};
+
+const AUD: &str = "urn:orders";
+
+async fn verifier_with(issuer: &TestIssuer, sources: ClaimSources) -> Verifier {
+    Verifier::builder()
+        .issuer(issuer.issuer())
+        .jwks_json(issuer.jwks_json())
+        .audience(AUD)
+        .claims(sources)
+        .build()
+        .await
+        .unwrap()
+}
+
+/// One provider's token shape, a policy it must pass and one it must fail.
+struct Case {
+    name: &'static str,
+    sources: ClaimSources,
+    claims: serde_json::Value,
+    allowed: Policy,
+    denied: Policy,
+    denied_reason: Reason,
+}
+
+fn cases() -> Vec<Case> {
+    vec![
+        Case {
+            name: "rfc9068",
+            sources: ClaimSources::rfc9068(),
+            claims: json!({"scope": "orders:read", "roles": ["admin"], "tenant": "acme"}),
+            allowed: Policy::all([
+                Policy::scopes_all(["orders:read"]),
+                Policy::roles_all(["admin"]),
+                Policy::tenant_in(["acme"]),
+            ]),
+            denied: Policy::roles_all(["root"]),
+            denied_reason: Reason::MissingRole,
+        },
+        Case {
+            name: "keycloak",
+            sources: ClaimSources::keycloak("orders-api"),
+            claims: json!({
+                "scope": "profile orders:read",
+                "realm_access": {"roles": ["offline_access", "user"]},
+                "resource_access": {"orders-api": {"roles": ["admin"]}, "account": {"roles": ["manage-account"]}},
+            }),
+            allowed: Policy::roles_all(["user", "admin"]),
+            denied: Policy::roles_any(["manage-account"]),
+            denied_reason: Reason::MissingRole,
+        },
+        Case {
+            name: "entra",
+            sources: ClaimSources::entra(),
+            claims: json!({"scp": "Orders.Read User.Read", "roles": ["Orders.Admin"], "tid": "t-1"}),
+            allowed: Policy::all([
+                Policy::scopes_all(["Orders.Read"]),
+                Policy::roles_all(["Orders.Admin"]),
+                Policy::tenant_in(["t-1"]),
+            ]),
+            denied: Policy::scopes_all(["Orders.Write"]),
+            denied_reason: Reason::InsufficientScope,
+        },
+        Case {
+            name: "auth0",
+            sources: ClaimSources::auth0(),
+            claims: json!({"scope": "openid", "permissions": ["read:orders"], "org_id": "org_9"}),
+            allowed: Policy::all([
+                Policy::roles_all(["read:orders"]),
+                Policy::tenant_in(["org_9"]),
+            ]),
+            denied: Policy::tenant_in(["org_1"]),
+            denied_reason: Reason::TenantNotAllowed,
+        },
+        Case {
+            name: "okta",
+            sources: ClaimSources::okta(),
+            claims: json!({"scp": ["orders:read"], "groups": ["Everyone", "Admins"]}),
+            allowed: Policy::all([
+                Policy::scopes_all(["orders:read"]),
+                Policy::roles_all(["Admins"]),
+            ]),
+            denied: Policy::roles_all(["Owners"]),
+            denied_reason: Reason::MissingRole,
+        },
+        Case {
+            name: "cognito",
+            sources: ClaimSources::cognito(),
+            claims: json!({"scope": "orders/read", "cognito:groups": ["admin"]}),
+            allowed: Policy::all([
+                Policy::scopes_all(["orders/read"]),
+                Policy::roles_all(["admin"]),
+            ]),
+            denied: Policy::scopes_all(["orders/write"]),
+            denied_reason: Reason::InsufficientScope,
+        },
+        Case {
+            name: "authentik",
+            sources: ClaimSources::authentik(),
+            claims: json!({"groups": ["authentik Admins"], "roles": "ignored"}),
+            allowed: Policy::roles_all(["authentik Admins"]),
+            denied: Policy::roles_all(["ignored"]),
+            denied_reason: Reason::MissingRole,
+        },
+        Case {
+            name: "zitadel",
+            sources: ClaimSources::zitadel(),
+            claims: json!({
+                "urn:zitadel:iam:org:project:roles": {"admin": {"2155": "acme.zitadel.cloud"}},
+                "urn:zitadel:iam:user:resourceowner:id": "2155",
+            }),
+            allowed: Policy::all([Policy::roles_all(["admin"]), Policy::tenant_in(["2155"])]),
+            denied: Policy::roles_all(["user"]),
+            denied_reason: Reason::MissingRole,
+        },
+    ]
+}
+
+#[tokio::test]
+async fn every_preset_reads_its_providers_token_shape_both_ways() {
+    let issuer = TestIssuer::new("https://idp.test");
+    for case in cases() {
+        let verifier = verifier_with(&issuer, case.sources.clone()).await;
+        let mut token = issuer.token().audience(AUD).sub("alice");
+        for (name, value) in case.claims.as_object().unwrap() {
+            token = token.claim(name, value.clone());
+        }
+        let claims = verifier.verify(&token.sign()).await.unwrap();
+        assert_eq!(
+            case.allowed.check(&claims),
+            Ok(()),
+            "{}: {claims:?}",
+            case.name
+        );
+        assert_eq!(
+            case.denied.check(&claims),
+            Err(case.denied_reason),
+            "{}: {claims:?}",
+            case.name
+        );
+        // The default sources do not read the provider's layout.
+        if case.name != "rfc9068" {
+            let plain = verifier_with(&issuer, ClaimSources::rfc9068()).await;
+            let claims = plain
+                .verify(&{
+                    let mut t = issuer.token().audience(AUD);
+                    for (name, value) in case.claims.as_object().unwrap() {
+                        t = t.claim(name, value.clone());
+                    }
+                    t.sign()
+                })
+                .await
+                .unwrap();
+            assert!(
+                case.allowed.check(&claims).is_err(),
+                "{} read by rfc9068",
+                case.name
+            );
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct Mine {
+    sub: String,
+    plan: Option<String>,
+    roles: Vec<String>,
+}
+
+#[tokio::test]
+async fn a_user_type_naming_sub_works_through_the_layer_and_the_extractor() {
+    let issuer = TestIssuer::new("https://idp.test");
+    let verifier = verifier_with(&issuer, ClaimSources::rfc9068()).await;
+    let app = Router::new()
+        .route(
+            "/mine",
+            get(|c: Claims<Mine>| async move {
+                format!(
+                    "{} {:?} {:?}",
+                    c.extra().sub,
+                    c.extra().plan,
+                    c.extra().roles
+                )
+            }),
+        )
+        .route(
+            "/plain",
+            get(|c: Claims| async move { c.sub().unwrap_or("").to_owned() }),
+        )
+        .route(
+            "/other",
+            get(|c: Claims<serde_json::Value>| async move { c.extra().to_string() }),
+        )
+        .layer(VerifyLayer::new(verifier).with_claims::<Mine>());
+    let base = format!("http://{}", serve_axum(app).await);
+    let http = reqwest::Client::new();
+    let token = issuer
+        .token()
+        .audience(AUD)
+        .sub("alice")
+        .claim("plan", "pro")
+        .claim("roles", json!(["buyer"]))
+        .sign();
+    let res = http_get(&http, &format!("{base}/mine"), Some(&token)).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.text().await.unwrap(), r#"alice Some("pro") ["buyer"]"#);
+    let res = http_get(&http, &format!("{base}/plain"), Some(&token)).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.text().await.unwrap(), "alice");
+
+    // Another type than the layer's: the service's mistake, 500, not 401.
+    let logs = LogBuffer::default();
+    let res = {
+        let _guard = logs.install();
+        http_get(&http, &format!("{base}/other"), Some(&token)).await
+    };
+    assert_eq!(res.status(), 500);
+    // A token without the user type's required `sub` fails its verification.
+    let no_sub = issuer.token().audience(AUD).without("sub").sign();
+    let res = http_get(&http, &format!("{base}/plain"), Some(&no_sub)).await;
+    assert_eq!(res.status(), 401);
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_claims_type_mismatch_is_logged_with_both_type_names() {
+    use axum::extract::FromRequestParts;
+
+    let issuer = TestIssuer::new("https://idp.test");
+    let verifier = verifier_with(&issuer, ClaimSources::rfc9068()).await;
+    let token = orders_token(&issuer)
+        .sub("alice")
+        .claim("roles", json!([]))
+        .sign();
+    let svc = VerifyLayer::new(verifier).with_claims::<Mine>();
+    let inner = tower::service_fn(|req: http::Request<()>| async move {
+        let (mut parts, ()) = req.into_parts();
+        let err = Claims::<serde_json::Value>::from_request_parts(&mut parts, &())
+            .await
+            .unwrap_err();
+        Ok::<_, std::convert::Infallible>(axum::response::IntoResponse::into_response(err))
+    });
+    let logs = LogBuffer::default();
+    let _guard = logs.install();
+    let mut req = http::Request::new(());
+    req.headers_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    let res = tower::ServiceExt::oneshot(tower::Layer::layer(&svc, inner), req)
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 500);
+    let text = logs.contents();
+    assert!(text.contains("Mine"), "{text}");
+    assert!(text.contains("Value"), "{text}");
+}
+
+#[tokio::test]
+async fn roles_and_policies_answer_403_over_http() {
+    let issuer = TestIssuer::new("https://idp.test");
+    let verifier = verifier_with(&issuer, ClaimSources::keycloak("orders")).await;
+    let app = Router::new()
+        .route(
+            "/admin",
+            get(|| async { "ok" }).route_layer(RequireRoles::all(["admin"])),
+        )
+        .route(
+            "/weekday",
+            get(|| async { "ok" }).route_layer(RequirePolicy::new(Policy::not(Policy::claims(
+                "blocked",
+                |c| c.sub() == Some("mallory"),
+            )))),
+        )
+        .layer(VerifyLayer::new(verifier));
+    let base = format!("http://{}", serve_axum(app).await);
+    let http = reqwest::Client::new();
+    let admin = orders_token(&issuer)
+        .sub("alice")
+        .claim("resource_access", json!({"orders": {"roles": ["admin"]}}))
+        .sign();
+    let user = orders_token(&issuer)
+        .sub("mallory")
+        .claim("realm_access", json!({"roles": ["user"]}))
+        .sign();
+    assert_eq!(
+        http_get(&http, &format!("{base}/admin"), Some(&admin))
+            .await
+            .status(),
+        200
+    );
+    let res = http_get(&http, &format!("{base}/admin"), Some(&user)).await;
+    assert_eq!(res.status(), 403);
+    let challenge = crate::common::challenge(&res);
+    assert!(!challenge.contains("insufficient_scope"), "{challenge}");
+    assert_eq!(
+        http_get(&http, &format!("{base}/weekday"), Some(&admin))
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        http_get(&http, &format!("{base}/weekday"), Some(&user))
+            .await
+            .status(),
+        403
+    );
+}
+
+#[tokio::test]
+async fn grpc_method_table_replaces_handler_checks_with_the_same_statuses() {
+    let issuer = TestIssuer::new("https://idp.test");
+    let verifier = verifier_with(&issuer, ClaimSources::rfc9068()).await;
+    let addr = serve_grpc(crate::orders_grpc::router(verifier)).await;
+    let mut client = grpc_client(addr).await;
+    let reader = orders_token(&issuer)
+        .sub("alice")
+        .scope("orders:read")
+        .sign();
+    let order = client
+        .get_order(with_token(GetOrderRequest { id: 7 }, &reader))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((order.id, order.owner.as_str()), (7, "alice"));
+    let create = CreateOrderRequest {
+        item: "x".into(),
+        quantity: 1,
+    };
+    let status = client
+        .create_order(with_token(create.clone(), &reader))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied);
+    let status = client
+        .create_order(tonic::Request::new(create))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unauthenticated);
+}
+
+#[tokio::test]
+async fn tenant_templates_admit_listed_tenants_whose_tid_matches_and_never_fetch_for_others() {
+    let issuer = TestIssuer::new("pending");
+    let server = issuer.serve().await;
+    let template = "https://login.example/{tenantid}/v2.0";
+    let verifier = Verifier::builder()
+        .trust(
+            Issuer::tenant_template(template)
+                .tenants(["t-1", "t-2"])
+                .jwks_url(server.jwks_url())
+                .claims(ClaimSources::entra())
+                .audience(AUD),
+        )
+        .allow_insecure_http(true)
+        .build()
+        .await
+        .unwrap();
+    let fetched = server.requests();
+    let token = |iss: &str, tid: &str| {
+        issuer
+            .token()
+            .audience(AUD)
+            .claim("iss", iss)
+            .claim("tid", tid)
+            .sign()
+    };
+    let ok = verifier
+        .verify(&token("https://login.example/t-1/v2.0", "t-1"))
+        .await
+        .unwrap();
+    assert_eq!(ok.tenant(), Some("t-1"));
+    assert!(
+        verifier
+            .verify(&token("https://login.example/t-2/v2.0", "t-2"))
+            .await
+            .is_ok()
+    );
+    let err = verifier
+        .verify(&token("https://login.example/t-1/v2.0", "t-2"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.reason(), Reason::IssuerTenantMismatch);
+    for iss in [
+        "https://login.example/t-3/v2.0",
+        "https://login.example//v2.0",
+        "https://login.example/t-1/x/v2.0",
+        "https://login.example/{tenantid}/v2.0",
+    ] {
+        let err = verifier.verify(&token(iss, "t-3")).await.unwrap_err();
+        assert_eq!(err.reason(), Reason::UnknownIssuer, "{iss}");
+    }
+    // A token naming a tenant that is not allowed, with an unknown kid,
+    // still causes no fetch.
+    issuer.add_key("new", authlayer::Algorithm::ES256);
+    let unknown_kid = issuer
+        .token()
+        .key("new")
+        .audience(AUD)
+        .claim("iss", "https://login.example/t-9/v2.0")
+        .claim("tid", "t-9")
+        .sign();
+    assert_eq!(
+        verifier.verify(&unknown_kid).await.unwrap_err().reason(),
+        Reason::UnknownIssuer
+    );
+    assert_eq!(server.requests(), fetched);
+}
+
+#[tokio::test]
+async fn issuers_sharing_a_jwks_url_share_one_fetch() {
+    let issuer = TestIssuer::new("pending");
+    let server = issuer.serve().await;
+    let verifier = Verifier::builder()
+        .trust(
+            Issuer::new("https://a.test")
+                .jwks_url(server.jwks_url())
+                .audience(AUD),
+        )
+        .trust(
+            Issuer::new("https://b.test")
+                .jwks_url(server.jwks_url())
+                .audience(AUD),
+        )
+        .allow_insecure_http(true)
+        .build()
+        .await
+        .unwrap();
+    assert_eq!(server.requests(), 1);
+    for iss in ["https://a.test", "https://b.test"] {
+        let token = issuer.token().audience(AUD).claim("iss", iss).sign();
+        assert_eq!(verifier.verify(&token).await.unwrap().iss(), Some(iss));
+    }
+}
+
+#[tokio::test]
+async fn cognito_audience_is_checked_against_client_id_when_configured() {
+    let issuer = TestIssuer::new("https://cognito-idp.test/pool");
+    let verifier = Verifier::builder()
+        .issuer(issuer.issuer())
+        .jwks_json(issuer.jwks_json())
+        .audience("app-client-1")
+        .audience_from_client_id()
+        .claims(ClaimSources::cognito())
+        .build()
+        .await
+        .unwrap();
+    let token = |client: &str| {
+        issuer
+            .token()
+            .without("aud")
+            .claim("client_id", client)
+            .claim("token_use", "access")
+            .sign()
+    };
+    assert!(verifier.verify(&token("app-client-1")).await.is_ok());
+    let err = verifier.verify(&token("app-client-2")).await.unwrap_err();
+    assert_eq!(err.reason(), Reason::WrongAudience);
+    // `aud` naming the client does not stand in for `client_id`.
+    let aud_only = issuer.token().audience("app-client-1").sign();
+    assert_eq!(
+        verifier.verify(&aud_only).await.unwrap_err().reason(),
+        Reason::WrongAudience
+    );
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn exactly_one_audit_record_per_request_allowed_or_denied() {
+    let issuer = TestIssuer::new("https://idp.test");
+    let verifier = verifier_with(&issuer, ClaimSources::rfc9068()).await;
+    let app = crate::orders::app(verifier);
+    let call = |path: &str, token: Option<&str>| {
+        let mut req = http::Request::get(path).header("x-request-id", "req-7");
+        if let Some(token) = token {
+            req = req.header("authorization", format!("Bearer {token}"));
+        }
+        tower::ServiceExt::oneshot(app.clone(), req.body(axum::body::Body::empty()).unwrap())
+    };
+    let reader = orders_token(&issuer)
+        .sub("alice")
+        .scope("orders:read")
+        .claim("tenant", "acme")
+        .sign();
+    let logs = LogBuffer::default();
+    let _guard = logs.install();
+    let cases = [
+        ("/orders/1", Some(reader.as_str()), "allow", "200"),
+        ("/orders/1", None, "deny", "401"),
+        ("/admin/orders", Some(reader.as_str()), "deny", "403"),
+        (
+            "/tenants/acme/orders/3",
+            Some(reader.as_str()),
+            "allow",
+            "200",
+        ),
+        (
+            "/tenants/evil/orders/3",
+            Some(reader.as_str()),
+            "deny",
+            "403",
+        ),
+        ("/me", Some(reader.as_str()), "allow", "200"),
+    ];
+    for (path, token, _, status) in cases {
+        let res = call(path, token).await.unwrap();
+        assert_eq!(res.status().as_str(), status, "{path}");
+    }
+    let text = logs.contents();
+    let records: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("authlayer::audit"))
+        .collect();
+    assert_eq!(records.len(), cases.len(), "{text}");
+    for (record, (path, _, decision, status)) in records.iter().zip(cases) {
+        assert!(
+            record.contains(&format!("decision=\"{decision}\"")),
+            "{record}"
+        );
+        assert!(record.contains(&format!("status={status}")), "{record}");
+        assert!(record.contains(&format!("path=\"{path}\"")), "{record}");
+        assert!(record.contains("request_id=\"req-7\""), "{record}");
+        assert!(record.contains("schema_version=1"), "{record}");
+        assert!(!record.contains(&reader), "token in audit record");
+    }
+    assert!(records[3].contains("rule=\"tenant\""), "{}", records[3]);
+    assert!(
+        records[4].contains("reason=\"tenant_mismatch\""),
+        "{}",
+        records[4]
+    );
+    assert!(
+        records[2].contains("required_roles=\"admin\""),
+        "{}",
+        records[2]
+    );
+}

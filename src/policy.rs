@@ -56,6 +56,11 @@ pub trait Rule: sealed::Sealed + Send + Sync + 'static {
     /// audit record names as the deciding rule.
     #[doc(hidden)]
     fn decide(&self, req: RuleRequest<'_>, claims: &Claims) -> (Result<(), Reason>, &RuleInfo);
+
+    /// What the audit record names for `req` when no claims are there to
+    /// decide on (anonymous, or no `VerifyLayer`).
+    #[doc(hidden)]
+    fn info(&self, req: RuleRequest<'_>) -> &RuleInfo;
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -303,6 +308,10 @@ macro_rules! policy_rule {
             fn decide(&self, _: RuleRequest<'_>, claims: &Claims) -> (Result<(), Reason>, &RuleInfo) {
                 (self.policy.check(claims), &self.info)
             }
+
+            fn info(&self, _: RuleRequest<'_>) -> &RuleInfo {
+                &self.info
+            }
         }
     };
 }
@@ -418,6 +427,10 @@ impl Rule for TenantRule {
         };
         (decision, &self.info)
     }
+
+    fn info(&self, _: RuleRequest<'_>) -> &RuleInfo {
+        &self.info
+    }
 }
 
 /// Per-method rules for gRPC: method paths (`/orders.v1.Orders/CreateOrder`)
@@ -485,16 +498,27 @@ impl MethodRules {
 
 impl sealed::Sealed for MethodRules {}
 
+impl MethodRules {
+    fn entry(&self, req: RuleRequest<'_>) -> Option<&PolicyRuleEntry> {
+        let path = req.uri.path();
+        self.methods
+            .iter()
+            .find(|(p, _)| p == path)
+            .map(|(_, entry)| entry)
+            .or(self.default.as_ref())
+    }
+}
+
 impl Rule for MethodRules {
     fn decide(&self, req: RuleRequest<'_>, claims: &Claims) -> (Result<(), Reason>, &RuleInfo) {
-        let path = req.uri.path();
-        if let Some((_, entry)) = self.methods.iter().find(|(p, _)| p == path) {
-            return (entry.policy.check(claims), &entry.info);
-        }
-        match &self.default {
+        match self.entry(req) {
             Some(entry) => (entry.policy.check(claims), &entry.info),
             None => (Err(Reason::MethodNotAllowed), &self.deny.info),
         }
+    }
+
+    fn info(&self, req: RuleRequest<'_>) -> &RuleInfo {
+        self.entry(req).map_or(&self.deny.info, |entry| &entry.info)
     }
 }
 

@@ -256,13 +256,6 @@ impl<E: DeserializeOwned + 'static> Claims<E> {
     }
 }
 
-impl Default for Claims {
-    /// No claims at all.
-    fn default() -> Self {
-        Self::new(StandardClaims::default(), ())
-    }
-}
-
 impl<E: Serialize> Serialize for Claims<E> {
     /// Serializes the standard claims, with your own claims under `"extra"`.
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {

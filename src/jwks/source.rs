@@ -97,6 +97,8 @@ impl KeySource {
         lifecycle: Lifecycle,
         shared: Shared,
     ) -> Self {
+        // Per-tenant sources too: their issuers are label values as well.
+        telemetry::known_issuer(&issuer);
         let now = Instant::now();
         let state = State {
             last_success: initial.as_ref().map(|_| SystemTime::now()),
@@ -122,6 +124,11 @@ impl KeySource {
         // The lock is never held across an await or a panic-prone call; a
         // poisoned lock still holds consistent data.
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// No key set has ever been loaded. Lock-free.
+    pub(crate) fn never_loaded(&self) -> bool {
+        self.current.load().is_none()
     }
 
     pub(crate) fn is_remote(&self) -> bool {

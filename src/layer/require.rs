@@ -275,7 +275,7 @@ where
             }
             (None, Some(marker)) => {
                 // Optional mode let an anonymous request through: ask for a token.
-                let (_, info) = self.layer.rule.decide(view, &Claims::default());
+                let info = self.layer.rule.info(view);
                 (
                     AuthError::missing_token(),
                     info,
@@ -283,7 +283,7 @@ where
                 )
             }
             (None, None) => {
-                let (_, info) = self.layer.rule.decide(view, &Claims::default());
+                let info = self.layer.rule.info(view);
                 tracing::error!(
                     rule = info.rule,
                     "a Require layer found no claims: VerifyLayer must run before it (in \

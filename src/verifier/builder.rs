@@ -11,7 +11,8 @@ use super::cache::TokenCache;
 use super::issuer::{
     Issuer, IssuerName, IssuerSettings, SourceConfig, TENANT_PLACEHOLDER, Tenants,
 };
-use super::{Inner, Policy, TrustedIssuer, Verifier};
+use super::tenants::{DEFAULT_MAX_TENANTS, Factory, TenantKeys};
+use super::{Inner, Keys, Policy, TrustedIssuer, Verifier};
 use crate::claims::{ClaimSources, ParsePlan};
 use crate::error::{BuildError, FetchError};
 use crate::health::Counters;
@@ -117,6 +118,7 @@ impl VerifierBuilder {
             iss: String::new(),
             settings,
             tenants: None,
+            max_tenants: None,
         })
         .settings;
         self
@@ -352,8 +354,25 @@ impl VerifierBuilder {
                     .map(|(_, _, keys)| Arc::clone(keys)),
                 _ => None,
             };
-            let keys = if let Some(keys) = shared {
-                keys
+            let per_tenant = issuer.tenants.is_some() && settings.source == SourceConfig::Discover;
+            let keys = if per_tenant {
+                let client = self.client(&mut client, issuer)?;
+                Keys::PerTenant(Box::new(TenantKeys::new(
+                    Factory {
+                        client,
+                        settings: self.fetch.clone(),
+                        lifecycle: self.lifecycle.clone(),
+                        shared: Shared {
+                            counters: Arc::clone(&counters),
+                            runtime: runtime.clone(),
+                            on_new_keys: on_new_keys.clone(),
+                        },
+                        algs,
+                    },
+                    issuer.max_tenants.unwrap_or(DEFAULT_MAX_TENANTS),
+                )))
+            } else if let Some(keys) = shared {
+                Keys::Fixed(keys)
             } else {
                 let (initial, remote) = self.key_source(issuer, algs, &mut client)?;
                 let keys = Arc::new(KeySource::new(
@@ -371,7 +390,7 @@ impl VerifierBuilder {
                 if let SourceConfig::JwksUrl(url) = &settings.source {
                     by_url.push((url, algs, Arc::clone(&keys)));
                 }
-                keys
+                Keys::Fixed(keys)
             };
             issuers.push(TrustedIssuer {
                 name: IssuerName::new(&issuer.iss, issuer.tenants.as_ref()),
@@ -385,26 +404,27 @@ impl VerifierBuilder {
 
         let mut stop = Vec::new();
         let mut started: Vec<&Arc<KeySource>> = Vec::new();
-        for issuer in issuers.iter().filter(|i| i.keys.is_remote()) {
-            if started.iter().any(|k| Arc::ptr_eq(k, &issuer.keys)) {
+        for issuer in &issuers {
+            let Keys::Fixed(keys) = &issuer.keys else {
+                continue;
+            };
+            if !keys.is_remote() || started.iter().any(|k| Arc::ptr_eq(k, keys)) {
                 continue;
             }
-            started.push(&issuer.keys);
+            started.push(keys);
             let first = if self.lazy {
                 Duration::ZERO
             } else {
-                issuer
-                    .keys
-                    .initial_fetch()
+                keys.initial_fetch()
                     .await
                     .map_err(|cause| BuildError::Fetch {
-                        url: issuer.keys.describe_url(),
+                        url: keys.describe_url(),
                         cause,
                     })?;
-                issuer.keys.next_delay()
+                keys.next_delay()
             };
             let (tx, rx) = oneshot::channel();
-            issuer.keys.spawn_refresher(rx, first);
+            keys.spawn_refresher(rx, first);
             stop.push(tx);
         }
 
@@ -445,6 +465,7 @@ impl VerifierBuilder {
                 iss,
                 settings: primary,
                 tenants: None,
+                max_tenants: None,
             }),
             None if primary != IssuerSettings::default() => {
                 return fail(
@@ -540,10 +561,9 @@ impl VerifierBuilder {
                         issuer.iss
                     ));
                 }
-                if settings.source == SourceConfig::Discover {
+                if issuer.max_tenants == Some(0) {
                     return fail(format!(
-                        "tenant template {:?}: give its keys with .jwks_url(…) or .jwks_json(…) \
-                         (every tenant shares them; discovery needs one issuer name)",
+                        "tenant template {:?}: max_tenants(0) admits no tenant",
                         issuer.iss
                     ));
                 }
@@ -609,16 +629,7 @@ impl VerifierBuilder {
                 reason: "a shared secret goes with a static key set, not a remote one".into(),
             });
         }
-        let client = if let Some(c) = client {
-            c.clone()
-        } else {
-            let c = self.fetch.client().map_err(|cause| BuildError::Fetch {
-                url: issuer.iss.clone(),
-                cause,
-            })?;
-            *client = Some(c.clone());
-            c
-        };
+        let client = self.client(client, issuer)?;
         Ok((
             None,
             Some(Remote {
@@ -627,6 +638,26 @@ impl VerifierBuilder {
                 location,
             }),
         ))
+    }
+}
+
+impl VerifierBuilder {
+    /// The HTTP client of every fetch: the one given, or one built once
+    /// from the fetch settings.
+    fn client(
+        &self,
+        client: &mut Option<reqwest::Client>,
+        issuer: &Issuer,
+    ) -> Result<reqwest::Client, BuildError> {
+        if let Some(c) = client {
+            return Ok(c.clone());
+        }
+        let c = self.fetch.client().map_err(|cause| BuildError::Fetch {
+            url: issuer.iss.clone(),
+            cause,
+        })?;
+        *client = Some(c.clone());
+        Ok(c)
     }
 }
 

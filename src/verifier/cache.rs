@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use moka::sync::Cache;
 
 use crate::claims::Claims;
-use crate::jwks::VerifyKey;
+use crate::jwks::{KeySource, VerifyKey};
 
 /// Bytes charged per entry besides the token itself: the parsed claims and
 /// moka's bookkeeping. Measured (BENCHMARKS.md, "Memory") at about 1,100
@@ -37,7 +37,8 @@ pub(crate) struct Entry {
     pub(crate) claims_type: TypeId,
     pub(crate) exp: i64,
     pub(crate) nbf: Option<i64>,
-    pub(crate) issuer: usize,
+    /// The key source of the issuer (or tenant) that verified the token.
+    pub(crate) keys: Arc<KeySource>,
     /// The key that verified the token: the entry is only good while that
     /// very key is in force.
     pub(crate) key: Weak<VerifyKey>,
@@ -93,7 +94,7 @@ impl TokenCache {
         &self,
         token: &str,
         claims: &Claims<E>,
-        issuer: usize,
+        keys: &Arc<KeySource>,
         key: Weak<VerifyKey>,
         now: i64,
         leeway: i64,
@@ -113,7 +114,7 @@ impl TokenCache {
                 claims_type: TypeId::of::<E>(),
                 exp,
                 nbf: claims.nbf(),
-                issuer,
+                keys: Arc::clone(keys),
                 key,
                 ttl: Duration::from_secs(secs),
             },

@@ -39,6 +39,9 @@ pub struct Issuer {
     pub(crate) settings: IssuerSettings,
     /// For a tenant template: which tenants it admits.
     pub(crate) tenants: Option<Tenants>,
+    /// For a tenant template discovering keys per tenant: how many tenants
+    /// may get a key source.
+    pub(crate) max_tenants: Option<usize>,
 }
 
 /// The tenants a templated issuer admits.
@@ -161,6 +164,7 @@ impl Issuer {
             iss: iss.into(),
             settings: IssuerSettings::default(),
             tenants: None,
+            max_tenants: None,
         }
     }
 
@@ -169,9 +173,15 @@ impl Issuer {
     /// matches when the `{tenantid}` part is a tenant admitted by
     /// [`tenants`](Self::tenants) or [`tenant_filter`](Self::tenant_filter)
     /// (one of them is required), and that tenant must equal the token's
-    /// tenant claim (`tid` with [`ClaimSources::entra`]). Its keys must be
-    /// given with [`jwks_url`](Self::jwks_url) or
-    /// [`jwks_json`](Self::jwks_json): all tenants share them.
+    /// tenant claim (`tid` with [`ClaimSources::entra`]). The tenant is
+    /// checked before any key lookup, so a tenant not admitted never causes
+    /// a fetch.
+    ///
+    /// Keys: with [`jwks_url`](Self::jwks_url) or
+    /// [`jwks_json`](Self::jwks_json), all tenants share them. Without,
+    /// each admitted tenant's keys are found by OIDC discovery of its own
+    /// issuer name, on the first token naming it; at most
+    /// [`max_tenants`](Self::max_tenants) tenants get a key source.
     ///
     /// ```
     /// use authlayer::{ClaimSources, Issuer};
@@ -193,6 +203,14 @@ impl Issuer {
     /// The tenants a [`tenant_template`](Self::tenant_template) admits.
     pub fn tenants<I: IntoIterator<Item = S>, S: Into<String>>(mut self, tenants: I) -> Self {
         self.tenants = Some(Tenants::List(tenants.into_iter().map(Into::into).collect()));
+        self
+    }
+
+    /// How many tenants of a [`tenant_template`](Self::tenant_template)
+    /// without a shared JWKS may get their own (discovered) key source;
+    /// tokens of further tenants get 503. Defaults to 64.
+    pub fn max_tenants(mut self, max: usize) -> Self {
+        self.max_tenants = Some(max);
         self
     }
 

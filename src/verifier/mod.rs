@@ -49,6 +49,7 @@ use crate::telemetry;
 mod builder;
 mod cache;
 mod issuer;
+mod tenants;
 
 pub use builder::{Stale, VerifierBuilder};
 use cache::{Entry as CacheEntry, TokenCache};
@@ -84,7 +85,25 @@ struct TrustedIssuer {
     audience_from_client_id: bool,
     claims: Resolved,
     algs: AlgSet,
-    keys: Arc<KeySource>,
+    keys: Keys,
+}
+
+/// Where a trusted issuer's keys come from.
+enum Keys {
+    /// One key source (possibly shared with other issuers).
+    Fixed(Arc<KeySource>),
+    /// A tenant template discovering each admitted tenant's keys on demand.
+    PerTenant(Box<tenants::TenantKeys>),
+}
+
+impl Keys {
+    /// Every key source created so far.
+    fn sources(&self) -> Vec<Arc<KeySource>> {
+        match self {
+            Keys::Fixed(keys) => vec![Arc::clone(keys)],
+            Keys::PerTenant(tenants) => tenants.all(),
+        }
+    }
 }
 
 struct Policy {
@@ -169,10 +188,10 @@ impl Verifier {
         let verified = self.verify_token(token);
         took(false);
         match verified {
-            Ok((claims, issuer, key)) => {
+            Ok((claims, keys, key)) => {
                 inner.counters.accepted.fetch_add(1, Ordering::Relaxed);
                 if let Some(cache) = &inner.cache {
-                    cache.insert(token, &claims, issuer, key, unix_now(), inner.policy.leeway);
+                    cache.insert(token, &claims, &keys, key, unix_now(), inner.policy.leeway);
                 }
                 Check::Done(Ok(claims))
             }
@@ -195,8 +214,7 @@ impl Verifier {
             cache.remove(token);
             return None;
         }
-        let issuer = inner.issuers.get(entry.issuer)?;
-        if issuer.keys.usable().is_err() {
+        if entry.keys.usable().is_err() {
             return Some(Err(self.count(AuthError::new(Reason::KeysUnavailable))));
         }
         let now = unix_now();
@@ -244,7 +262,7 @@ impl Verifier {
     fn verify_token<E: DeserializeOwned + 'static>(
         &self,
         token: &str,
-    ) -> Result<(Claims<E>, usize, Weak<VerifyKey>), Outcome> {
+    ) -> Result<Verified<E>, Outcome> {
         let inner = &*self.inner;
         let jws = jws::parse(
             token,
@@ -262,11 +280,10 @@ impl Verifier {
         // normalization (CVE-2024-53861). A tenant template matches only
         // tenants it allows, before any key is looked up or fetched.
         let iss = payload.iss.as_deref().ok_or(Reason::MissingClaim)?;
-        let (index, issuer, matched) = inner
+        let (issuer, matched) = inner
             .issuers
             .iter()
-            .enumerate()
-            .find_map(|(i, t)| t.name.matches(iss).map(|m| (i, t, m)))
+            .find_map(|t| t.name.matches(iss).map(|m| (t, m)))
             .ok_or(Reason::UnknownIssuer)?;
         // Templated issuers only (rare): kept past the payload's move below.
         let tenant: Option<Box<str>> = match matched {
@@ -277,13 +294,25 @@ impl Verifier {
             return Err(Outcome::Reject(Reason::AlgorithmNotAllowed));
         }
 
-        let snapshot = issuer.keys.usable().map_err(|()| Reason::KeysUnavailable)?;
+        let keys = match &issuer.keys {
+            Keys::Fixed(keys) => Arc::clone(keys),
+            Keys::PerTenant(tenants) => {
+                let keys = tenants.get(iss)?;
+                if keys.never_loaded() {
+                    // A tenant seen for the first time: wait (bounded) for
+                    // its first fetch, as for an unknown kid.
+                    return Err(Outcome::Refetch(keys));
+                }
+                keys
+            }
+        };
+        let snapshot = keys.usable().map_err(|()| Reason::KeysUnavailable)?;
         let Some(snapshot) = snapshot.as_ref() else {
             return Err(Outcome::Reject(Reason::KeysUnavailable));
         };
         let key = match jws::verify_with(&snapshot.set, &jws) {
             Ok(key) => Arc::downgrade(key),
-            Err(miss) => return Err(Self::key_miss(miss, issuer)),
+            Err(miss) => return Err(Self::key_miss(miss, &keys)),
         };
 
         let now = unix_now();
@@ -331,16 +360,16 @@ impl Verifier {
             return Err(Outcome::Reject(Reason::MissingClaim));
         }
         let extra = claims::extra::<E>(text).map_err(|e| parse_error(&e))?;
-        Ok((Claims::new(standard, extra), index, key))
+        Ok((Claims::new(standard, extra), keys, key))
     }
 
-    fn key_miss(miss: KeyMiss, issuer: &TrustedIssuer) -> Outcome {
+    fn key_miss(miss: KeyMiss, keys: &Arc<KeySource>) -> Outcome {
         let refetch = matches!(
             miss,
             KeyMiss::Unknown | KeyMiss::BadSignature { kidless: true }
         );
-        if refetch && issuer.keys.is_remote() {
-            return Outcome::Refetch(Arc::clone(&issuer.keys));
+        if refetch && keys.is_remote() {
+            return Outcome::Refetch(Arc::clone(keys));
         }
         Outcome::Reject(match miss {
             KeyMiss::Unknown | KeyMiss::Ambiguous => Reason::UnknownKey,
@@ -360,7 +389,7 @@ impl Verifier {
 
     /// Health of every issuer's key source, for readiness probes.
     pub fn health(&self) -> Health {
-        let issuers: Vec<_> = self.inner.issuers.iter().map(|i| i.keys.health()).collect();
+        let issuers: Vec<_> = self.sources().iter().map(|keys| keys.health()).collect();
         Health {
             ready: issuers.iter().all(|i| i.ready),
             issuers,
@@ -384,8 +413,8 @@ impl Verifier {
     #[cfg(feature = "metrics")]
     #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
     pub fn record_key_metrics(&self) {
-        for issuer in &self.inner.issuers {
-            issuer.keys.record_gauges();
+        for keys in self.sources() {
+            keys.record_gauges();
         }
         if let Some(cache) = &self.inner.cache {
             telemetry::token_cache_entries(cache.len());
@@ -412,13 +441,27 @@ impl Verifier {
     /// Refetches every remote key set now (ignoring the cooldown) and waits
     /// for the fetches to finish (each is bounded by the fetch timeout).
     pub async fn refresh(&self) {
-        for issuer in &self.inner.issuers {
-            if let Some(mut done) = issuer.keys.start_fetch(Trigger::Scheduled) {
+        for keys in self.sources() {
+            if let Some(mut done) = keys.start_fetch(Trigger::Scheduled) {
                 let _ = done.wait_for(|d| *d).await;
             }
         }
     }
+
+    /// Every key source, each once (issuers may share one).
+    fn sources(&self) -> Vec<Arc<KeySource>> {
+        let mut all: Vec<Arc<KeySource>> = Vec::new();
+        for keys in self.inner.issuers.iter().flat_map(|i| i.keys.sources()) {
+            if !all.iter().any(|k| Arc::ptr_eq(k, &keys)) {
+                all.push(keys);
+            }
+        }
+        all
+    }
 }
+
+/// Verified claims, the key source and the key that verified them.
+type Verified<E> = (Claims<E>, Arc<KeySource>, Weak<VerifyKey>);
 
 enum Outcome {
     Reject(Reason),

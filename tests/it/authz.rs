@@ -549,3 +549,120 @@ async fn exactly_one_audit_record_per_request_allowed_or_denied() {
         records[2]
     );
 }
+
+type IdpState = (
+    String,
+    String,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+);
+
+/// A multi-tenant identity provider on loopback: `/{tenant}/v2.0` issuers,
+/// each with its own discovery document and key set, counting requests.
+async fn multi_tenant_idp(
+    issuer: &TestIssuer,
+) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use axum::extract::{Path, State};
+
+    let hits = std::sync::Arc::new(AtomicUsize::new(0));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let jwks = issuer.jwks_json();
+    let state = (base.clone(), jwks, std::sync::Arc::clone(&hits));
+    let app = Router::new()
+        .route(
+            "/{tenant}/v2.0/.well-known/openid-configuration",
+            get(
+                |State((base, _, hits)): State<IdpState>, Path(tenant): Path<String>| async move {
+                    hits.fetch_add(1, Ordering::SeqCst);
+                    axum::Json(json!({
+                        "issuer": format!("{base}/{tenant}/v2.0"),
+                        "jwks_uri": format!("{base}/{tenant}/keys"),
+                    }))
+                },
+            ),
+        )
+        .route(
+            "/{tenant}/keys",
+            get(|State((_, jwks, hits)): State<IdpState>| async move {
+                hits.fetch_add(1, Ordering::SeqCst);
+                ([("content-type", "application/json")], jwks)
+            }),
+        )
+        .with_state(state);
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (base, hits)
+}
+
+#[tokio::test]
+async fn tenant_template_discovers_each_admitted_tenants_keys_on_demand_within_a_bound() {
+    use std::sync::atomic::Ordering;
+
+    let issuer = TestIssuer::new("pending");
+    let (base, hits) = multi_tenant_idp(&issuer).await;
+    let verifier = Verifier::builder()
+        .trust(
+            Issuer::tenant_template(format!("{base}/{{tenantid}}/v2.0"))
+                .tenant_filter(|t| t.starts_with("t-"))
+                .max_tenants(2)
+                .claims(ClaimSources::entra())
+                .audience(AUD),
+        )
+        .build()
+        .await
+        .unwrap();
+    assert_eq!(
+        hits.load(Ordering::SeqCst),
+        0,
+        "nothing is fetched before a tenant shows up"
+    );
+    let token = |tenant: &str| {
+        issuer
+            .token()
+            .audience(AUD)
+            .claim("iss", format!("{base}/{tenant}/v2.0"))
+            .claim("tid", tenant)
+            .sign()
+    };
+    // First token of a tenant: discovery + JWKS of that tenant, then cached.
+    assert_eq!(
+        verifier.verify(&token("t-1")).await.unwrap().tenant(),
+        Some("t-1")
+    );
+    assert_eq!(hits.load(Ordering::SeqCst), 2);
+    assert!(verifier.verify(&token("t-1")).await.is_ok());
+    assert_eq!(hits.load(Ordering::SeqCst), 2);
+    // Concurrent first tokens of another tenant share one fetch.
+    let t2 = token("t-2");
+    let results = futures_join(&verifier, &t2, 20).await;
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    assert_eq!(hits.load(Ordering::SeqCst), 4);
+    // Not admitted: refused before any fetch.
+    let err = verifier.verify(&token("x-1")).await.unwrap_err();
+    assert_eq!(err.reason(), Reason::UnknownIssuer);
+    // Admitted, but past the bound: 503, no fetch.
+    let err = verifier.verify(&token("t-3")).await.unwrap_err();
+    assert_eq!(err.reason(), Reason::KeysUnavailable);
+    assert_eq!(hits.load(Ordering::SeqCst), 4);
+    let health = verifier.health();
+    assert_eq!(health.issuers.len(), 2, "{health:?}");
+}
+
+async fn futures_join(
+    verifier: &Verifier,
+    token: &str,
+    n: usize,
+) -> Vec<Result<Claims, authlayer::AuthError>> {
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..n {
+        let verifier = verifier.clone();
+        let token = token.to_owned();
+        set.spawn(async move { verifier.verify(&token).await });
+    }
+    let mut out = Vec::new();
+    while let Some(r) = set.join_next().await {
+        out.push(r.unwrap());
+    }
+    out
+}

@@ -16,6 +16,13 @@
 //! `GATEWAY_PORT`, `GATEWAY_EXCHANGE_PORT`, `GATEWAY_HEADERS_PORT`). The issuer reads the same environment as
 //! `cargo run --example issuer` (`USERS_FILE`, `SIGNING_ALG`, …); without
 //! files it seeds the demo user and client that the tour uses.
+//!
+//! The three services write one combined audit log (JSON lines, the schema
+//! of `authlayer::audit`): to `AUDIT_LOG` if set (appended), none with
+//! `AUDIT_LOG=off`, else to a fresh file in the temporary directory. The
+//! tour ends with a per-subject summary drawn from that log: who was
+//! allowed and denied what. The human log goes to stderr (`RUST_LOG`,
+//! default `warn`).
 
 #[path = "gateway.rs"]
 #[allow(dead_code)] // its `main`, `serve` and env parsing are unused here
@@ -30,8 +37,10 @@ mod orders;
 #[allow(dead_code)] // its `main` and `serve` are unused here
 mod orders_grpc;
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use authlayer::Verifier;
@@ -42,19 +51,21 @@ use tonic::Code;
 use tonic::transport::Channel;
 
 use issuer::config::{DEMO_CLIENT, DEMO_USER, GATEWAY_AUDIENCE, GATEWAY_CLIENT};
+use issuer::observability::{AuditDestination, init_logging};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    let audit = match AuditTrail::start() {
+        Ok(audit) => audit,
+        Err(e) => {
+            eprintln!("demo: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let once = std::env::args().skip(1).any(|a| a == "--once");
-    match run(once).await {
+    match run(once, &audit).await {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,
         Err(e) => {
@@ -83,17 +94,19 @@ struct System {
     grpc_addr: SocketAddr,
 }
 
-async fn run(once: bool) -> Result<bool, BoxError> {
+async fn run(once: bool, audit: &AuditTrail) -> Result<bool, BoxError> {
     let system = start(once).await?;
     println!();
     println!("  issuer        {}", system.iss);
     println!("  orders HTTP   {}", system.orders);
     println!("  orders gRPC   {} (orders.v1.Orders)", system.grpc_addr);
     let gateways = start_gateways(&system, once).await?;
+    audit.print_location();
     println!();
 
     let ok = tour(&system).await?;
     let ok = gateway_tour(&system, &gateways).await? && ok;
+    audit.print_summary()?;
     println!();
     if ok {
         println!("  Every outcome was as expected.");
@@ -720,6 +733,140 @@ fn print_gateway_curl(gateways: &Gateways) {
         "  # exchange mode wants a token for {GATEWAY_AUDIENCE}: log in with -d audience={GATEWAY_AUDIENCE}, then curl {}/me",
         gateways.exchange
     );
+}
+
+/// The demo's one audit log: every service's records, and where they are.
+struct AuditTrail {
+    /// The file, and its length before this run: the summary reads only
+    /// this run's records.
+    file: Option<(PathBuf, u64)>,
+    guard: Option<authlayer::AuditLogGuard>,
+}
+
+impl AuditTrail {
+    /// Installs the logging: the audit log at `AUDIT_LOG`, `off`, or (unset)
+    /// a fresh file in the temporary directory; the human log on stderr.
+    fn start() -> Result<Self, String> {
+        let destination = match AuditDestination::from_env() {
+            AuditDestination::Stdout => AuditDestination::File(
+                std::env::temp_dir()
+                    .join(format!("authlayer-demo-audit-{}.jsonl", std::process::id())),
+            ),
+            other => other,
+        };
+        let file = match &destination {
+            AuditDestination::File(path) => {
+                let start = std::fs::metadata(path).map_or(0, |m| m.len());
+                Some((path.clone(), start))
+            }
+            _ => None,
+        };
+        let guard = init_logging(&destination, "warn")?;
+        Ok(Self { file, guard })
+    }
+
+    fn print_location(&self) {
+        match &self.file {
+            Some((path, _)) => println!("  audit log     {}", path.display()),
+            None => println!("  audit log     off (AUDIT_LOG=off)"),
+        }
+    }
+
+    /// This run's records, once the writer has written them.
+    fn records(&self) -> Result<Option<Vec<Value>>, BoxError> {
+        let (Some((path, start)), Some(guard)) = (&self.file, &self.guard) else {
+            return Ok(None);
+        };
+        guard.flush()?;
+        let text = std::fs::read(path)?;
+        let ours = text.get(usize::try_from(*start)?..).unwrap_or_default();
+        let records = String::from_utf8_lossy(ours)
+            .lines()
+            .filter_map(|line| serde_json::from_str(line).ok())
+            .collect();
+        Ok(Some(records))
+    }
+
+    /// Who was allowed and denied what, per subject, from the audit log.
+    fn print_summary(&self) -> Result<(), BoxError> {
+        let Some(records) = self.records()? else {
+            println!("\n  (no audit log, so no summary)");
+            return Ok(());
+        };
+        println!(
+            "\n  Who was allowed and denied what ({} audit records)",
+            records.len()
+        );
+        for line in summarize(&records) {
+            println!("  summary: {line}");
+        }
+        if let Some(guard) = &self.guard
+            && guard.dropped() > 0
+        {
+            println!("  ({} audit records were dropped)", guard.dropped());
+        }
+        Ok(())
+    }
+}
+
+/// One line per subject and decision: `alice allow GET /orders/7 ×2, login`.
+/// The subject is `sub`, else the client, else `(no token)`; what was asked
+/// is the method and path of a request, else the issuer's action.
+fn summarize(records: &[Value]) -> Vec<String> {
+    // subject → decision → (what, count), in first-seen order.
+    let mut table: BTreeMap<String, BTreeMap<String, Vec<(String, usize)>>> = BTreeMap::new();
+    for record in records {
+        let text = |name: &str| record[name].as_str().filter(|s| !s.is_empty());
+        let subject = text("sub")
+            .or(text("client_id"))
+            .unwrap_or("(no token)")
+            .to_owned();
+        let mut what = match (text("action"), text("method"), text("path")) {
+            (Some("request"), Some(method), Some(path)) => format!("{method} {path}"),
+            (Some(action), _, _) => action.to_owned(),
+            _ => continue,
+        };
+        // Allowed by authlayer, refused by the handler itself (the gRPC
+        // service checks its scopes in the handler).
+        if record["decision"] == "allow" {
+            match (record["status"].as_u64(), record["grpc_status"].as_u64()) {
+                (_, Some(code)) if code != 0 => {
+                    let _ = write!(what, " (handler answered grpc-status {code})");
+                }
+                (Some(status), _) if status >= 400 => {
+                    let _ = write!(what, " (handler answered {status})");
+                }
+                _ => {}
+            }
+        }
+        let decision = text("decision").unwrap_or("?").to_owned();
+        let whats = table
+            .entry(subject)
+            .or_default()
+            .entry(decision)
+            .or_default();
+        match whats.iter_mut().find(|(w, _)| *w == what) {
+            Some((_, n)) => *n += 1,
+            None => whats.push((what, 1)),
+        }
+    }
+    let mut lines = Vec::new();
+    for (subject, decisions) in &table {
+        for (decision, whats) in decisions {
+            let list: Vec<String> = whats
+                .iter()
+                .map(|(what, n)| {
+                    if *n > 1 {
+                        format!("{what} ×{n}")
+                    } else {
+                        what.clone()
+                    }
+                })
+                .collect();
+            lines.push(format!("{subject} {decision} {}", list.join(", ")));
+        }
+    }
+    lines
 }
 
 /// The token with one character of its payload changed.

@@ -19,6 +19,9 @@
 //! | `AUTH_AUDIENCE` | `urn:orders`; `urn:gateway` in exchange mode | the audience callers' tokens must carry |
 //! | `AUTH_ISSUER`, `AUTH_JWKS_URL`, … | as for `orders` | see `examples/common/auth_env.rs` |
 //!
+//! Logging as for `orders`: audit JSON lines at `AUDIT_LOG` (unset: stdout;
+//! a path; `off`), the human log on stderr.
+//!
 //! `GET /health` answers here, without a token. Every other request is
 //! verified: a missing or bad token gets 401/403 here and the upstream is
 //! not contacted. Verified requests are forwarded with method, path, query,
@@ -44,6 +47,9 @@ use serde_json::{Value, json};
 #[path = "common/auth_env.rs"]
 #[allow(clippy::duplicate_mod)] // the demo includes the order services too
 mod auth_env;
+#[path = "common/observability.rs"]
+#[allow(clippy::duplicate_mod, dead_code)] // shared by every example
+mod observability;
 
 /// Request bodies larger than this are refused (413): the gateway buffers them.
 const MAX_BODY: usize = 4 * 1024 * 1024;
@@ -342,19 +348,18 @@ pub async fn serve(
     port: u16,
 ) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
-    println!("listening on {}", listener.local_addr()?);
-    axum::serve(listener, app(verifier, upstream, mode)).await
+    observability::announce(listener.local_addr()?);
+    axum::serve(listener, app(verifier, upstream, mode))
+        .with_graceful_shutdown(observability::stop_signal())
+        .await
 }
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,authlayer::audit=info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    // The same logging as the other examples: audit JSON lines at
+    // `AUDIT_LOG` (stdout when unset, `off` for none), the human log on stderr.
+    let audit = observability::AuditDestination::from_env();
+    let _audit_log = observability::init_logging(&audit, "info")?;
     let port = env("PORT").and_then(|p| p.parse().ok()).unwrap_or(8080);
     let upstream = env("UPSTREAM").unwrap_or_else(|| "http://127.0.0.1:3000".into());
     let mode = mode_from_env().map_err(|e| {

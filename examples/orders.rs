@@ -7,15 +7,21 @@
 //! Environment (all optional): `AUTH_ISSUER` (default `http://127.0.0.1:4000`),
 //! `AUTH_JWKS_URL`, `AUTH_AUDIENCE` (default `urn:orders`), `AUTH_LAZY`,
 //! `AUTH_ALLOW_HTTP` and the lifecycle settings described in
-//! `examples/common/auth_env.rs`; `PORT` — listen port on 127.0.0.1 (default 3000).
+//! `examples/common/auth_env.rs`; `PORT` — listen port on 127.0.0.1 (default 3000);
+//! `AUDIT_LOG` (unset: audit JSON lines on stdout; a path: that file; `off`)
+//! and `RUST_LOG` (human log on stderr, default `info`), described in
+//! `examples/common/observability.rs`.
 //!
 //! Routes: `GET /health` (no auth: key-set health as JSON, 503 when not
-//! ready), `GET /orders/{id}` (scope `orders:read`), `POST /orders`
-//! (scope `orders:write`, 201), `GET /me` (any valid token: the verified
-//! claims), `GET /admin/orders` (role `admin`: a JSON array),
-//! `GET /tenants/{tenant}/orders/{id}` (scope `orders:read` and the token's
-//! tenant must be `{tenant}`). Roles and tenant are read from
-//! `AUTH_ROLES_CLAIM` and `AUTH_TENANT_CLAIM`.
+//! ready), `GET /metrics` (no auth: Prometheus text), `GET /orders/{id}`
+//! (scope `orders:read`), `POST /orders` (scope `orders:write`, 201),
+//! `GET /me` (any valid token: the verified claims), `GET /admin/orders`
+//! (role `admin`: a JSON array), `GET /tenants/{tenant}/orders/{id}` (scope
+//! `orders:read` and the token's tenant must be `{tenant}`). Roles and
+//! tenant are read from `AUTH_ROLES_CLAIM` and `AUTH_TENANT_CLAIM`.
+//!
+//! Ctrl-C or SIGTERM stops it gracefully: running requests finish and the
+//! audit log is flushed.
 
 use authlayer::{Claims, RequireRoles, RequireScopes, RequireTenant, Verifier, VerifyLayer};
 use axum::extract::{Path, State};
@@ -28,6 +34,9 @@ use serde_json::{Value, json};
 #[allow(clippy::duplicate_mod)] // the demo includes both order services
 mod auth_env;
 pub use auth_env::verifier_from_env;
+#[path = "common/observability.rs"]
+#[allow(clippy::duplicate_mod, dead_code)] // shared by every example
+mod observability;
 
 /// The service's router.
 pub fn app(verifier: Verifier) -> Router {
@@ -97,21 +106,32 @@ async fn me(claims: Claims) -> Json<Claims> {
     Json(claims)
 }
 
-/// Serves on 127.0.0.1:`port` (0: any free port); prints the address when ready.
-pub async fn serve(verifier: Verifier, port: u16) -> std::io::Result<()> {
+/// Serves on 127.0.0.1:`port` (0: any free port), with `GET /metrics` when
+/// a Prometheus handle is given; prints the address when ready and stops
+/// on Ctrl-C or SIGTERM.
+pub async fn serve(
+    verifier: Verifier,
+    port: u16,
+    metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
-    println!("listening on {}", listener.local_addr()?);
-    axum::serve(listener, app(verifier)).await
+    let mut app = app(verifier.clone());
+    if let Some(handle) = metrics {
+        app = app.merge(observability::metrics_route(handle, move || {
+            verifier.record_key_metrics();
+        }));
+    }
+    observability::announce(listener.local_addr()?);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(observability::stop_signal())
+        .await
 }
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,authlayer::audit=info".into()),
-        )
-        .init();
+    let audit = observability::AuditDestination::from_env();
+    let _audit_log = observability::init_logging(&audit, "info")?;
+    let metrics = observability::install_metrics()?;
     let port = std::env::var("PORT")
         .ok()
         .and_then(|p| p.parse().ok())
@@ -120,6 +140,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         eprintln!("orders: cannot start: {e}");
         e
     })?;
-    serve(verifier, port).await?;
+    serve(verifier, port, Some(metrics)).await?;
     Ok(())
 }

@@ -9,7 +9,9 @@
 //! `orders:read`, `CreateOrder` needs `orders:write`, declared in one
 //! [`MethodRules`] table next to the server; any other method is denied
 //! (`PERMISSION_DENIED`). The generated code is committed under
-//! `examples/proto/gen/` so no `protoc` is needed.
+//! `examples/proto/gen/` so no `protoc` is needed. `AUDIT_LOG` and
+//! `RUST_LOG` as for `orders` (`examples/common/observability.rs`); Ctrl-C
+//! or SIGTERM stops it gracefully and flushes the audit log.
 
 use authlayer::{Claims, MethodRules, MethodRulesLayer, Policy, Verifier, VerifyLayer};
 use tonic::transport::Server;
@@ -29,6 +31,9 @@ use pb::{CreateOrderRequest, GetOrderRequest, Order};
 #[allow(clippy::duplicate_mod)] // the demo includes both order services
 mod auth_env;
 pub use auth_env::verifier_from_env;
+#[path = "common/observability.rs"]
+#[allow(clippy::duplicate_mod, dead_code)] // shared by every example
+mod observability;
 
 /// The service implementation.
 #[derive(Debug, Default)]
@@ -98,20 +103,17 @@ pub fn router(verifier: Verifier) -> Router<Stack<MethodRulesLayer, Stack<Verify
 /// Serves on 127.0.0.1:`port` (0: any free port); prints the address when ready.
 pub async fn serve(verifier: Verifier, port: u16) -> Result<(), Box<dyn std::error::Error>> {
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
-    println!("listening on {}", listener.local_addr()?);
+    observability::announce(listener.local_addr()?);
     router(verifier)
-        .serve_with_incoming(TcpIncoming::from(listener))
+        .serve_with_incoming_shutdown(TcpIncoming::from(listener), observability::stop_signal())
         .await?;
     Ok(())
 }
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
+    let audit = observability::AuditDestination::from_env();
+    let _audit_log = observability::init_logging(&audit, "info")?;
     let port = std::env::var("PORT")
         .ok()
         .and_then(|p| p.parse().ok())

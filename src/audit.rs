@@ -206,6 +206,7 @@ fn emit<B>(
         grpc_status,
         request_id = subject.request_id.as_ref().and_then(|v| v.to_str().ok()),
     );
+    crate::telemetry::decision(claims.and_then(|c| c.iss.as_deref()), decision, reason);
 }
 
 fn grpc_status(headers: &HeaderMap) -> Option<u16> {

@@ -16,11 +16,12 @@
 // one above it (checked by `tests::modules_import_only_downwards`):
 //   framework glue   axum, tonic
 //   outbound         propagation, service tokens, exchange, identity headers
-//   layers           layer (VerifyLayer, RequireScopesLayer), audit, reject
+//   layers           layer (VerifyLayer, RequireScopesLayer), audit_log
+//                    (feature audit-log), audit, reject
 //   engine           verifier (Verifier: the token-to-claims path, builder,
 //                    issuer configuration, token cache)
 //   keys and JWS     jws, jwks, crypto
-//   claims, errors   claims, health, error
+//   claims, errors   claims, telemetry (the `metrics` facade), health, error
 
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
@@ -32,6 +33,9 @@ pub mod tonic;
 pub mod outbound;
 
 pub mod audit;
+#[cfg(feature = "audit-log")]
+#[cfg_attr(docsrs, doc(cfg(feature = "audit-log")))]
+pub mod audit_log;
 pub mod layer;
 pub mod policy;
 pub mod reject;
@@ -45,6 +49,7 @@ pub mod jws;
 pub mod claims;
 pub mod error;
 pub mod health;
+mod telemetry;
 
 #[cfg(feature = "test-util")]
 #[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
@@ -54,6 +59,9 @@ pub mod test_util;
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub use crate::axum::ClaimsRejection;
+#[cfg(feature = "audit-log")]
+#[cfg_attr(docsrs, doc(cfg(feature = "audit-log")))]
+pub use audit_log::{AuditLog, AuditLogGuard, AuditRecorder};
 pub use claims::{ClaimPath, ClaimSources, Claims, Scopes, StandardClaims, ValueShape};
 pub use error::{AuthError, BuildError, ErrorKind, FetchError, Reason};
 pub use health::{Health, IssuerHealth, Metrics};
@@ -183,6 +191,7 @@ mod tests {
         let order = [
             "error",
             "health",
+            "telemetry",
             "claims",
             "crypto",
             "jwks",
@@ -191,6 +200,7 @@ mod tests {
             "reject",
             "audit",
             "policy",
+            "audit_log",
             "layer",
             "outbound",
             "axum",

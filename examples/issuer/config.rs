@@ -90,6 +90,9 @@ pub struct Config {
     pub login_client_id: String,
     /// What was seeded because no file was given (for the start-up banner).
     pub seeded: Vec<String>,
+    /// Serves `GET /metrics` (Prometheus text) from this handle; `None`: no
+    /// such route.
+    pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
 }
 
 impl Default for Config {
@@ -112,6 +115,7 @@ impl Default for Config {
             default_audience: "urn:orders".into(),
             login_client_id: "login".into(),
             seeded: Vec::new(),
+            metrics: None,
         }
     }
 }
@@ -448,6 +452,7 @@ impl Config {
                 .get("LOGIN_CLIENT_ID")
                 .unwrap_or(defaults.login_client_id),
             seeded: Vec::new(),
+            metrics: None,
         };
 
         if let Some(path) = settings.get("USERS_FILE") {

@@ -33,6 +33,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use tokio::sync::Notify;
 
+use super::audit::Audit;
+
 /// The algorithms this issuer signs with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SigningAlg {
@@ -601,6 +603,12 @@ impl KeyManager {
     /// Drops keys whose tokens have all expired (from memory and disk) and
     /// logs when a new key has started signing.
     pub async fn housekeeping(&self) -> Result<(), KeyError> {
+        self.housekeeping_audited(None).await
+    }
+
+    /// [`housekeeping`](Self::housekeeping); a key that starts signing in
+    /// place of another is an audit record of issuer `iss`, when given.
+    async fn housekeeping_audited(&self, iss: Option<&str>) -> Result<(), KeyError> {
         let _writer = self.writer.lock().await;
         let now = now_ms();
         let keys = self.snapshot();
@@ -631,6 +639,14 @@ impl KeyManager {
                 .unwrap_or_else(PoisonError::into_inner);
             if announced.as_deref() != Some(signer.meta.kid.as_str()) {
                 tracing::info!(kid = %signer.meta.kid, alg = signer.meta.alg.name(), "key now signs new tokens");
+                // The first key to sign after start-up is no rotation.
+                if let (Some(iss), Some(_)) = (iss, announced.as_deref()) {
+                    Audit::event("key_rotation", "timer", iss).record(
+                        "allow",
+                        "key_activated",
+                        None,
+                    );
+                }
                 *announced = Some(signer.meta.kid.clone());
             }
         }
@@ -671,10 +687,11 @@ impl KeyManager {
     }
 
     /// Runs housekeeping and timed rotation until the task is aborted.
-    pub async fn run(self: Arc<Self>, rotate_every: Option<Duration>) {
+    /// Rotations and key activations are audit records of issuer `iss`.
+    pub async fn run(self: Arc<Self>, rotate_every: Option<Duration>, iss: String) {
         loop {
             let mut pause = Duration::ZERO;
-            if let Err(e) = self.housekeeping().await {
+            if let Err(e) = self.housekeeping_audited(Some(&iss)).await {
                 tracing::error!(error = %e, "key housekeeping failed; retrying in 30 s");
                 pause = Duration::from_secs(30);
             }
@@ -683,10 +700,22 @@ impl KeyManager {
                 && self
                     .rotation_due_at(now, rotate_every)
                     .is_some_and(|due| due <= now)
-                && let Err(e) = self.rotate(self.lead).await
             {
-                tracing::error!(error = %e, "timed key rotation failed; retrying in 30 s");
-                pause = Duration::from_secs(30);
+                match self.rotate(self.lead).await {
+                    Ok(rotation) => Audit::event("key_rotation", "timer", &iss).record(
+                        "allow",
+                        if rotation.already_pending {
+                            "already_pending"
+                        } else {
+                            "published"
+                        },
+                        None,
+                    ),
+                    Err(e) => {
+                        tracing::error!(error = %e, "timed key rotation failed; retrying in 30 s");
+                        pause = Duration::from_secs(30);
+                    }
+                }
             }
             if pause.is_zero() {
                 let now = now_ms();

@@ -37,7 +37,15 @@
 //!
 //! State (refresh-token families, revocations) is kept in memory: a restart
 //! ends every session, while access tokens stay valid until they expire.
+//!
+//! Logs: `AUDIT_LOG` (unset: audit JSON lines on stdout after the
+//! `listening on` line; a path: that file; `off`: none) records every
+//! login, refresh, refresh-token reuse, client-credentials grant, token
+//! exchange, introspection, revocation and key rotation in authlayer's
+//! audit schema (`examples/issuer/audit.rs`); `RUST_LOG` (default `info`)
+//! the human log on stderr. `GET /metrics` serves Prometheus text.
 
+pub mod audit;
 pub mod config;
 pub mod credentials;
 pub mod exchange;
@@ -46,16 +54,22 @@ pub mod server;
 pub mod store;
 pub mod tokens;
 
+#[path = "../common/observability.rs"]
+#[allow(clippy::duplicate_mod, dead_code)] // shared by every example
+pub mod observability;
+
 use std::process::ExitCode;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    let audit = observability::AuditDestination::from_env();
+    let _audit_log = match observability::init_logging(&audit, "info") {
+        Ok(guard) => guard,
+        Err(e) => {
+            eprintln!("issuer: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let mut args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().is_some_and(|a| a == "hash") {
         return hash_from_stdin();
@@ -71,7 +85,7 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let config = match config::Config::from_settings(&settings) {
+    let mut config = match config::Config::from_settings(&settings) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("issuer: configuration error: {e}");
@@ -79,6 +93,13 @@ async fn main() -> ExitCode {
         }
     };
     announce_seeds(&config);
+    match observability::install_metrics() {
+        Ok(handle) => config.metrics = Some(handle),
+        Err(e) => {
+            eprintln!("issuer: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
     let running = match server::start(config).await {
         Ok(r) => r,
         Err(e) => {
@@ -86,7 +107,7 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    println!("listening on {}", running.addr());
+    observability::announce(running.addr());
     serve_until_ctrl_c(running).await
 }
 
@@ -136,10 +157,17 @@ pub async fn serve_until_ctrl_c(running: server::Running) -> ExitCode {
         #[cfg(not(unix))]
         let hup = std::future::pending::<Option<()>>();
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => break,
+            () = observability::stop_signal() => break,
             Some(()) = hup => {
                 match running.rotate().await {
-                    Ok(r) => tracing::info!(kid = %r.kid, already_pending = r.already_pending, "SIGHUP: key rotation"),
+                    Ok(r) => {
+                        tracing::info!(kid = %r.kid, already_pending = r.already_pending, "SIGHUP: key rotation");
+                        audit::Audit::event("key_rotation", "sighup", running.issuer()).record(
+                            "allow",
+                            if r.already_pending { "already_pending" } else { "published" },
+                            None,
+                        );
+                    }
                     Err(e) => tracing::error!(error = %e, "SIGHUP: key rotation failed"),
                 }
             }

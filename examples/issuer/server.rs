@@ -14,15 +14,18 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use axum::response::Response;
 use axum::routing::{get, post};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+use super::audit::Audit;
 use super::config::{Client, Config, User};
 use super::credentials::{Backoff, ClientCache, Decoys, Hasher};
 use super::exchange::Upstreams;
 use super::keys::{KeyError, KeyManager, Rotation, now_ms};
 use super::store::{MemoryStore, Store};
+use error::OAuthError;
 
 /// The target of every log line the handlers write, whichever file they
 /// live in: log lines and `RUST_LOG` filters name `issuer::server`.
@@ -173,7 +176,7 @@ pub async fn start_with_store(
     });
     let purge_store = Arc::clone(&state.store);
     let background = vec![
-        tokio::spawn(Arc::clone(&keys).run(state.config.rotate_every)),
+        tokio::spawn(Arc::clone(&keys).run(state.config.rotate_every, issuer.clone())),
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(60));
             loop {
@@ -199,8 +202,19 @@ pub async fn start_with_store(
     })
 }
 
+/// Writes the request's one audit record from its outcome, and passes the
+/// outcome on.
+fn audited(audit: &Audit, result: Result<Response, OAuthError>) -> Result<Response, OAuthError> {
+    match &result {
+        Ok(res) => audit.record("allow", "granted", Some(res.status().as_u16())),
+        Err(e) => audit.record("deny", e.code(), Some(e.status().as_u16())),
+    }
+    result
+}
+
 fn router(state: Arc<AppState>) -> Router {
-    Router::new()
+    let metrics = state.config.metrics.clone();
+    let router = Router::new()
         .route("/login", post(grants::login))
         .route("/refresh", post(grants::refresh))
         .route("/token", post(grants::token))
@@ -217,5 +231,9 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/health", get(metadata::health))
         // SECURITY (DoS): every request here is a few short parameters.
         .layer(DefaultBodyLimit::max(64 * 1024))
-        .with_state(state)
+        .with_state(state);
+    match metrics {
+        Some(handle) => router.merge(super::observability::metrics_route(handle, || {})),
+        None => router,
+    }
 }

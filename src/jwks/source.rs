@@ -14,6 +14,7 @@ use super::FetchError;
 use super::fetch::{self, FetchSettings, Fetched};
 use super::keyset::{AlgSet, KeySet};
 use crate::health::{Counters, IssuerHealth};
+use crate::telemetry;
 
 /// Timing policy of the key lifecycle.
 #[derive(Debug, Clone)]
@@ -96,6 +97,8 @@ impl KeySource {
         lifecycle: Lifecycle,
         shared: Shared,
     ) -> Self {
+        // Per-tenant sources too: their issuers are label values as well.
+        telemetry::known_issuer(&issuer);
         let now = Instant::now();
         let state = State {
             last_success: initial.as_ref().map(|_| SystemTime::now()),
@@ -203,6 +206,21 @@ impl KeySource {
         };
         self.shared.counters.fetches.fetch_add(1, Ordering::Relaxed);
         let result = self.fetch_remote(remote).await;
+        let outcome = match &result {
+            Ok(Fetched::Keys { .. }) => "updated",
+            Ok(Fetched::NotModified { .. }) => "not_modified",
+            Err(_) => "error",
+        };
+        telemetry::jwks_fetch(&self.issuer, outcome);
+        let result = self.apply_fetched(result);
+        if telemetry::ON {
+            self.record_gauges();
+        }
+        result
+    }
+
+    /// Takes in the result of a fetch: the new snapshot and the health record.
+    fn apply_fetched(&self, result: Result<Fetched, FetchError>) -> Result<(), FetchError> {
         let mut state = self.state();
         match result {
             Ok(fetched) => {
@@ -322,7 +340,16 @@ impl KeySource {
         // Up to 10 % earlier, so that a fleet restarted together spreads out.
         let delay = base.saturating_sub(base.mul_f64(jitter() * 0.1));
         state.next_refresh = Some(Instant::now() + delay);
+        drop(state);
+        if telemetry::ON {
+            self.record_gauges();
+        }
         delay
+    }
+
+    /// Sets this issuer's key-set gauges from its health record.
+    pub(crate) fn record_gauges(&self) {
+        telemetry::key_set(&self.issuer, &self.health());
     }
 
     /// Spawns the background refresher. It ends when `stop` fires or its

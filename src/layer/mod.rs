@@ -38,6 +38,7 @@ pub(crate) struct Authenticated {
     pub(crate) verifier: Verifier,
     /// The claims type `VerifyLayer` was configured with, when it put claims
     /// into the request (`None`: an anonymous request in optional mode).
+    #[cfg_attr(not(feature = "axum"), allow(dead_code))] // read by the extractor
     pub(crate) claims_type: Option<&'static str>,
 }
 

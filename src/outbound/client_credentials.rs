@@ -28,6 +28,7 @@ use tokio::time::Instant;
 use super::endpoint::{Endpoint, Issued};
 use super::{OutboundError, jitter};
 use crate::layer::AccessToken;
+use crate::telemetry;
 
 /// A token endpoint that omits `expires_in` is assumed to issue tokens
 /// living this long (RFC 6749 leaves the lifetime to the server).
@@ -288,12 +289,14 @@ impl ClientCredentials {
                 inner.current.store(Some(Arc::new(self.hold(&issued))));
                 inner.renewals.fetch_add(1, Ordering::Relaxed);
                 inner.consecutive.store(0, Ordering::Relaxed);
+                telemetry::service_token("issued");
                 self.start_renewer();
                 Ok(token)
             }
             Err(e) => {
                 inner.failures.fetch_add(1, Ordering::Relaxed);
                 inner.consecutive.fetch_add(1, Ordering::Relaxed);
+                telemetry::service_token("error");
                 if let Ok(mut last) = inner.last_error.lock() {
                     *last = Some(e.to_string());
                 }

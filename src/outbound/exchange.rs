@@ -30,6 +30,7 @@ use tokio::time::Instant;
 use super::endpoint::Endpoint;
 use super::{ClientCredentials, OutboundError, TOKEN_TYPE_ACCESS};
 use crate::layer::AccessToken;
+use crate::telemetry;
 
 const GRANT_TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 
@@ -294,6 +295,7 @@ impl TokenExchange {
     fn lookup(&self, cache: &moka::sync::Cache<Key, Cached>, key: &Key) -> Option<AccessToken> {
         let hit = cache.get(key).filter(|c| Instant::now() < c.fresh_until)?;
         self.inner.cache_hits.fetch_add(1, Ordering::Relaxed);
+        telemetry::token_exchange("cached");
         Some(hit.token)
     }
 
@@ -368,6 +370,7 @@ impl TokenExchange {
         inner.issuer_calls.fetch_add(1, Ordering::Relaxed);
         match inner.endpoint.request(&params).await {
             Ok(issued) => {
+                telemetry::token_exchange("exchanged");
                 // Without `expires_in` the lifetime is unknown: use it once,
                 // cache nothing.
                 let fresh_until = issued.lifetime.map_or(issued.requested_at, |lifetime| {
@@ -380,6 +383,7 @@ impl TokenExchange {
             }
             Err(e) => {
                 inner.failures.fetch_add(1, Ordering::Relaxed);
+                telemetry::token_exchange("error");
                 tracing::warn!(audience = %audience, error = %e, "token exchange failed");
                 Err(e)
             }

@@ -481,6 +481,10 @@ impl VerifierBuilder {
                 "an issuer is required: call .issuer(\"https://…\") or .trust(Issuer::new(…))",
             );
         }
+        // Configured issuers are the only issuer label values of metrics.
+        for issuer in &issuers {
+            crate::telemetry::known_issuer(&issuer.iss);
+        }
         Ok(issuers)
     }
 

@@ -119,10 +119,12 @@ impl TokenCache {
                 ttl: Duration::from_secs(secs),
             },
         );
+        crate::telemetry::token_cache_entries(self.map.entry_count());
     }
 
     pub(crate) fn remove(&self, token: &str) {
         self.map.invalidate(token);
+        crate::telemetry::token_cache_entries(self.map.entry_count());
     }
 
     /// Drops the entries whose key has left the key set. Hits check the key

@@ -34,7 +34,7 @@
 use std::fmt;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use serde::de::DeserializeOwned;
 use tokio::sync::oneshot;
@@ -44,6 +44,7 @@ use crate::error::{AuthError, Reason};
 use crate::health::{Counters, Health, Metrics};
 use crate::jwks::{AlgSet, KeySource, Trigger, VerifyKey};
 use crate::jws::{self, KeyMiss, TypPolicy};
+use crate::telemetry;
 
 mod builder;
 mod cache;
@@ -170,13 +171,23 @@ impl Verifier {
         token: &str,
     ) -> Check<E> {
         let inner = &*self.inner;
+        // Read the clock only when measuring is compiled in.
+        let started = telemetry::ON.then(Instant::now);
+        let took = |cached| {
+            if let Some(started) = started {
+                telemetry::verify_seconds(cached, started.elapsed());
+            }
+        };
         if let Some(cache) = &inner.cache
             && let Some(entry) = cache.get(token)
             && let Some(result) = self.check_cached(cache, token, &entry)
         {
+            took(true);
             return Check::Done(result);
         }
-        match self.verify_token(token) {
+        let verified = self.verify_token(token);
+        took(false);
+        match verified {
             Ok((claims, keys, key)) => {
                 inner.counters.accepted.fetch_add(1, Ordering::Relaxed);
                 if let Some(cache) = &inner.cache {
@@ -221,6 +232,7 @@ impl Verifier {
         let claims = TokenCache::claims::<E>(entry)?;
         inner.counters.accepted.fetch_add(1, Ordering::Relaxed);
         inner.counters.cache_hits.fetch_add(1, Ordering::Relaxed);
+        telemetry::token_cache_hit();
         Some(Ok(claims))
     }
 
@@ -390,6 +402,23 @@ impl Verifier {
     pub fn metrics(&self) -> Metrics {
         let cached = self.inner.cache.as_ref().map_or(0, |c| c.len());
         self.inner.counters.snapshot(cached)
+    }
+
+    /// Sets the key-set gauges (`authlayer_jwks_age_seconds`,
+    /// `authlayer_jwks_stale`, `authlayer_jwks_keys`,
+    /// `authlayer_jwks_next_refresh_seconds`) of every issuer from
+    /// [`health`](Self::health), and the token-cache gauge, now. The
+    /// refresher sets them after every fetch; call this from a scrape
+    /// handler so that age and next refresh are exact when scraped.
+    #[cfg(feature = "metrics")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
+    pub fn record_key_metrics(&self) {
+        for keys in self.sources() {
+            keys.record_gauges();
+        }
+        if let Some(cache) = &self.inner.cache {
+            telemetry::token_cache_entries(cache.len());
+        }
     }
 
     /// Runs the token cache's pending housekeeping (evictions, expiries,

@@ -65,7 +65,7 @@ fn client(id: &str, secret: &str, scopes: &[&str], grants: &[&str], admin: bool)
 /// alice (read + write), the orders-service client (client credentials and
 /// token exchange), a read-only client and an admin client; no timed
 /// rotation.
-fn config() -> Config {
+pub(crate) fn config() -> Config {
     Config {
         port: 0,
         users: vec![user(
@@ -101,7 +101,7 @@ fn config() -> Config {
     }
 }
 
-fn form(pairs: &[(&str, &str)]) -> String {
+pub(crate) fn form(pairs: &[(&str, &str)]) -> String {
     url::form_urlencoded::Serializer::new(String::new())
         .extend_pairs(pairs)
         .finish()
@@ -120,28 +120,28 @@ fn kid_of(token: &str) -> String {
 }
 
 /// Issuer + axum service + tonic service, with clients for all three.
-struct World {
+pub(crate) struct World {
     // Held so the issuer keeps running: dropping it stops the server.
     _issuer: issuer::server::Running,
-    iss: String,
-    orders: String,
-    grpc: OrdersClient<Channel>,
-    http: reqwest::Client,
-    verifier: Verifier,
+    pub(crate) iss: String,
+    pub(crate) orders: String,
+    pub(crate) grpc: OrdersClient<Channel>,
+    pub(crate) http: reqwest::Client,
+    pub(crate) verifier: Verifier,
 }
 
-fn verifier_for(iss: &str) -> authlayer::VerifierBuilder {
+pub(crate) fn verifier_for(iss: &str) -> authlayer::VerifierBuilder {
     Verifier::builder()
         .issuer(iss)
         .audience(AUDIENCE)
         .typ(TypPolicy::AccessToken)
 }
 
-async fn world(config: Config) -> World {
+pub(crate) async fn world(config: Config) -> World {
     world_with(config, verifier_for).await
 }
 
-async fn world_with(
+pub(crate) async fn world_with(
     config: Config,
     downstream: impl Fn(&str) -> authlayer::VerifierBuilder,
 ) -> World {
@@ -163,7 +163,7 @@ async fn world_with(
 }
 
 impl World {
-    async fn post(
+    pub(crate) async fn post(
         &self,
         path: &str,
         pairs: &[(&str, &str)],
@@ -173,7 +173,7 @@ impl World {
     }
 
     /// [`post`](Self::post) with another client (another source address).
-    async fn post_via(
+    pub(crate) async fn post_via(
         &self,
         http: &reqwest::Client,
         path: &str,
@@ -193,7 +193,7 @@ impl World {
         (status, serde_json::from_str(&text).unwrap_or(Value::Null))
     }
 
-    async fn login(
+    pub(crate) async fn login(
         &self,
         username: &str,
         password: &str,
@@ -206,13 +206,13 @@ impl World {
         self.post("/login", &pairs, None).await
     }
 
-    async fn alice(&self) -> Value {
+    pub(crate) async fn alice(&self) -> Value {
         let (status, body) = self.login("alice", "alice-password", None).await;
         assert_eq!(status, StatusCode::OK, "{body}");
         body
     }
 
-    async fn client_token(
+    pub(crate) async fn client_token(
         &self,
         id: &str,
         secret: &str,
@@ -225,7 +225,7 @@ impl World {
         self.post("/token", &pairs, Some((id, secret))).await
     }
 
-    async fn introspect(&self, token: &str) -> Value {
+    pub(crate) async fn introspect(&self, token: &str) -> Value {
         let (status, body) = self
             .post(
                 "/introspect",
@@ -237,11 +237,11 @@ impl World {
         body
     }
 
-    async fn get_order(&self, token: Option<&str>) -> reqwest::Response {
+    pub(crate) async fn get_order(&self, token: Option<&str>) -> reqwest::Response {
         http_get(&self.http, &format!("{}/orders/7", self.orders), token).await
     }
 
-    async fn create_order(&self, token: &str) -> reqwest::Response {
+    pub(crate) async fn create_order(&self, token: &str) -> reqwest::Response {
         self.http
             .post(format!("{}/orders", self.orders))
             .bearer_auth(token)
@@ -251,7 +251,7 @@ impl World {
             .expect("orders answers")
     }
 
-    async fn grpc_get(&self, token: Option<&str>) -> Result<Order, tonic::Status> {
+    pub(crate) async fn grpc_get(&self, token: Option<&str>) -> Result<Order, tonic::Status> {
         let message = GetOrderRequest { id: 7 };
         let req = match token {
             Some(token) => with_token(message, token),
@@ -264,7 +264,7 @@ impl World {
             .map(tonic::Response::into_inner)
     }
 
-    async fn grpc_create(&self, token: &str) -> Result<Order, tonic::Status> {
+    pub(crate) async fn grpc_create(&self, token: &str) -> Result<Order, tonic::Status> {
         let req = with_token(
             CreateOrderRequest {
                 item: "widget".into(),
@@ -280,7 +280,7 @@ impl World {
     }
 
     /// `/admin/keys` entry of `kid` (as the admin client).
-    async fn key_status(&self, kid: &str) -> Value {
+    pub(crate) async fn key_status(&self, kid: &str) -> Value {
         let keys: Value = self
             .http
             .get(format!("{}/admin/keys", self.iss))
@@ -300,7 +300,7 @@ impl World {
             .unwrap_or(Value::Null)
     }
 
-    async fn jwks_kids(&self) -> Vec<String> {
+    pub(crate) async fn jwks_kids(&self) -> Vec<String> {
         let jwks: Value = http_get(
             &self.http,
             &format!("{}/.well-known/jwks.json", self.iss),
@@ -319,7 +319,7 @@ impl World {
     }
 }
 
-fn token_of(body: &Value) -> String {
+pub(crate) fn token_of(body: &Value) -> String {
     body["access_token"]
         .as_str()
         .unwrap_or_else(|| panic!("no access_token in {body}"))
@@ -855,7 +855,7 @@ async fn key_rotation_under_traffic_fails_no_request() {
 
 /// A second issuer instance playing a partner's identity provider (ES256);
 /// carol's tokens are addressed to us (`urn:acme-issuer`) by default.
-async fn partner_issuer() -> issuer::server::Running {
+pub(crate) async fn partner_issuer() -> issuer::server::Running {
     partner_issuer_with("carol").await
 }
 
@@ -886,7 +886,7 @@ async fn partner_issuer_with(username: &str) -> issuer::server::Running {
 /// How our issuer maps the partner's identities: `buyer` → `customer`
 /// (which grants orders:read and orders:write), `catalog.read` →
 /// `orders:read`; everything else is dropped.
-fn partner_upstream(iss: &str) -> Upstream {
+pub(crate) fn partner_upstream(iss: &str) -> Upstream {
     Upstream {
         name: "partner".into(),
         issuer: iss.to_owned(),
@@ -922,7 +922,7 @@ async fn login_at(iss: &str, fields: &[(&str, &str)]) -> String {
 }
 
 /// Carol's access token from the partner issuer, for `aud`.
-async fn partner_login(partner: &str, aud: &str) -> String {
+pub(crate) async fn partner_login(partner: &str, aud: &str) -> String {
     let carol = [
         ("username", "carol"),
         ("password", "carol-password"),
@@ -1005,7 +1005,7 @@ async fn token_exchange_normalizes_an_upstream_identity() {
 }
 
 /// Exchanges `subject` at `w` as the orders-service client.
-async fn exchange_as_orders_service(w: &World, subject: &str) -> (StatusCode, Value) {
+pub(crate) async fn exchange_as_orders_service(w: &World, subject: &str) -> (StatusCode, Value) {
     w.post(
         "/token",
         &[
@@ -1081,9 +1081,12 @@ async fn token_exchange_log_line_escapes_the_upstream_subject() {
         .collect();
     assert_eq!(exchange_lines.len(), 1, "{text}");
     assert!(exchange_lines[0].contains("forged"), "{text}");
+    // The exchange's audit record names the subject too, escaped, on its
+    // own one line.
     assert!(
-        text.lines()
-            .all(|l| !l.contains("forged") || l.contains("token exchange")),
+        text.lines().all(|l| !l.contains("forged")
+            || l.contains("token exchange")
+            || l.contains("authlayer::audit: schema_version=1 action=\"token_exchange\"")),
         "the subject started a line of its own:\n{text}"
     );
     assert!(!text.contains('\r') && !text.contains('\u{1b}'), "{text:?}");
@@ -1392,8 +1395,18 @@ async fn names_with_line_breaks_cannot_forge_log_lines() {
         StatusCode::UNAUTHORIZED
     );
     let text = logs.contents();
-    let failures: Vec<&str> = text.lines().filter(|l| l.contains("FORGED")).collect();
+    // Audit records (one per request, checked in `audit`) aside.
+    let failures: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("FORGED") && !l.contains("authlayer::audit:"))
+        .collect();
     assert_eq!(failures.len(), 2, "both failures logged: {text}");
+    assert!(
+        text.lines().all(|l| !l.contains("FORGED")
+            || failures.contains(&l)
+            || l.contains("action=\"login\"")),
+        "{text}"
+    );
     for line in failures {
         assert!(
             line.contains("login failed") || line.contains("client authentication failed"),

@@ -5,6 +5,8 @@ use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
 
 use authlayer::test_util::TestIssuer;
 
@@ -12,7 +14,7 @@ use crate::common::{grpc_client, http_get, orders_token, with_token};
 use crate::orders_grpc::pb::{CreateOrderRequest, GetOrderRequest};
 
 /// `target/<profile>/examples/<name>`, built by `cargo test` with the tests.
-fn example(name: &str) -> PathBuf {
+pub(crate) fn example(name: &str) -> PathBuf {
     let mut dir = std::env::current_exe().unwrap();
     dir.pop(); // the test binary
     if dir.ends_with("deps") {
@@ -21,9 +23,33 @@ fn example(name: &str) -> PathBuf {
     dir.join("examples").join(name)
 }
 
-struct Running {
+pub(crate) struct Running {
     child: Child,
-    addr: SocketAddr,
+    pub(crate) addr: SocketAddr,
+    /// The lines of stdout after `listening on …`, read as they come (so
+    /// the example never writes into a closed pipe).
+    stdout: mpsc::Receiver<String>,
+}
+
+impl Running {
+    /// The next line of stdout, waiting at most 10 s; `None` at the end.
+    pub(crate) fn next_line(&self) -> Option<String> {
+        self.stdout.recv_timeout(Duration::from_secs(10)).ok()
+    }
+
+    /// Stops the example with SIGTERM (a graceful stop: it flushes its
+    /// audit log), waits for it, and returns the rest of its stdout.
+    pub(crate) fn terminate(mut self) -> Vec<String> {
+        let pid = self.child.id().to_string();
+        let status = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("run kill");
+        assert!(status.success());
+        let exit = self.child.wait().expect("wait for the example");
+        assert!(exit.success(), "a graceful stop exits 0: {exit}");
+        self.stdout.iter().collect()
+    }
 }
 
 impl Drop for Running {
@@ -33,8 +59,9 @@ impl Drop for Running {
     }
 }
 
-/// Starts an example with `env` and waits for its `listening on …` line.
-fn start(name: &str, env: &[(&str, &str)]) -> Running {
+/// Starts an example with `env` and waits for its `listening on …` line,
+/// which must be the first line of its stdout.
+pub(crate) fn start(name: &str, env: &[(&str, &str)]) -> Running {
     let mut cmd = Command::new(example(name));
     cmd.env("PORT", "0")
         .env("RUST_LOG", "warn")
@@ -44,15 +71,28 @@ fn start(name: &str, env: &[(&str, &str)]) -> Running {
         cmd.env(k, v);
     }
     let mut child = cmd.spawn().unwrap_or_else(|e| panic!("run {name}: {e}"));
-    let stdout = child.stdout.take().unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).unwrap();
+    stdout.read_line(&mut line).unwrap();
     let addr = line
         .trim()
         .strip_prefix("listening on ")
         .and_then(|addr| addr.parse().ok())
         .unwrap_or_else(|| panic!("{name} printed {line:?}"));
-    Running { child, addr }
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in stdout.lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    Running {
+        child,
+        addr,
+        stdout: rx,
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -25,6 +25,13 @@ mod orders_grpc;
 mod common;
 
 mod attacks;
+#[cfg(all(
+    feature = "axum",
+    feature = "tonic",
+    feature = "audit-log",
+    feature = "metrics"
+))]
+mod audit;
 mod authz;
 mod axum;
 mod cache;

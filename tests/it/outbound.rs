@@ -443,6 +443,38 @@ async fn until(mut done: impl FnMut() -> bool) {
     panic!("condition not reached");
 }
 
+#[test]
+fn service_token_requests_and_failures_are_counted_in_metrics() {
+    // A recorder of this thread only, and a runtime on this thread: other
+    // tests' metrics cannot reach it.
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    let handle = recorder.handle();
+    metrics::with_local_recorder(&recorder, || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .start_paused(true)
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let (fake, url) = FakeEndpoint::start().await;
+            let source = ClientCredentials::builder(url, "svc", "secret")
+                .retry_backoff(Duration::from_secs(8))
+                .build()
+                .unwrap();
+            source.token().await.unwrap();
+            fake.fail_next.store(1, Ordering::SeqCst);
+            until(|| source.health().renewal_failures == 1).await;
+        });
+    });
+    let text = handle.render();
+    for line in [
+        r#"authlayer_service_token_requests_total{outcome="issued"} 1"#,
+        r#"authlayer_service_token_requests_total{outcome="error"} 1"#,
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line} not in {text}");
+    }
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_service_token_is_renewed_before_expiry_and_survives_a_failed_renewal() {
     let (fake, url) = FakeEndpoint::start().await;

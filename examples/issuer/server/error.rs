@@ -37,6 +37,16 @@ impl OAuthError {
         }
     }
 
+    /// The response status.
+    pub(super) fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The OAuth `error` code, also the audit record's reason.
+    pub(super) fn code(&self) -> &'static str {
+        self.error
+    }
+
     pub(super) fn invalid_request(description: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "invalid_request", description)
     }

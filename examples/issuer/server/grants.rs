@@ -10,6 +10,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use super::super::audit::Audit;
 use super::super::config::{
     Client, GRANT_CLIENT_CREDENTIALS, GRANT_REFRESH_TOKEN, GRANT_TOKEN_EXCHANGE,
 };
@@ -17,12 +18,12 @@ use super::super::exchange::ExchangeError;
 use super::super::keys::now_ms;
 use super::super::store::{Family, Grant, Redeemed, TokenHash};
 use super::super::tokens::{Minted, mint, mint_delegated, random_token};
-use super::AppState;
 use super::LOG_TARGET;
 use super::client_auth::{Peer, authenticate};
 use super::error::{OAuthError, log_safe, no_store, shorten};
 use super::introspection::live_access_token;
 use super::params::Params;
+use super::{AppState, audited};
 
 const TOKEN_TYPE_ACCESS: &str = "urn:ietf:params:oauth:token-type:access_token";
 const TOKEN_TYPE_JWT: &str = "urn:ietf:params:oauth:token-type:jwt";
@@ -37,9 +38,23 @@ pub(super) async fn login(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, OAuthError> {
-    let p = Params::parse(&headers, &body)?;
+    let mut audit = Audit::request("login", "password", "/login", &s.issuer, &headers);
+    let result = login_grant(&s, peer, &headers, &body, &mut audit).await;
+    audited(&audit, result)
+}
+
+async fn login_grant(
+    s: &AppState,
+    peer: Peer,
+    headers: &HeaderMap,
+    body: &Bytes,
+    audit: &mut Audit,
+) -> Result<Response, OAuthError> {
+    let p = Params::parse(headers, body)?;
     let username = p.require("username")?;
+    // SECURITY: the password never reaches a record or a log line.
     let password = p.require("password")?;
+    audit.sub = Some(log_safe(username));
     let denied = || OAuthError::new(StatusCode::UNAUTHORIZED, "invalid_grant", BAD_CREDENTIALS);
     if username.len() > 256 || password.len() > 1024 {
         return Err(denied());
@@ -60,6 +75,11 @@ pub(super) async fn login(
     let ok = s.hasher.verify(password.to_owned(), phc).await;
     let Some(user) = user.filter(|_| ok) else {
         attempt.failure();
+        audit.reason = Some(if user.is_some() {
+            "bad_password"
+        } else {
+            "unknown_user"
+        });
         tracing::warn!(target: LOG_TARGET, username = %log_safe(username), "login failed");
         return Err(denied());
     };
@@ -86,6 +106,9 @@ pub(super) async fn login(
     s.store
         .record_access(family.id.clone(), minted.jti.clone(), minted.exp)
         .await;
+    audit.client_id = Some(grant.client_id.clone());
+    audit.tenant.clone_from(&grant.tenant);
+    audit.jti = Some(minted.jti.clone());
     tracing::info!(target: LOG_TARGET, sub = %log_safe(&grant.sub), family = %family.id, scope = %grant.scopes.join(" "), aud = %grant.audience, "login");
     Ok(token_response(
         &minted,
@@ -102,22 +125,32 @@ pub(super) async fn refresh(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, OAuthError> {
-    let p = Params::parse(&headers, &body)?;
-    let client = authenticate(&s, peer, &headers, &p).await?;
-    refresh_grant(&s, &p, client).await
+    let mut audit = Audit::request("refresh", "refresh_token", "/refresh", &s.issuer, &headers);
+    let result = async {
+        let p = Params::parse(&headers, &body)?;
+        let client = authenticate(&s, peer, &headers, &p).await?;
+        refresh_grant(&s, &p, client, &mut audit).await
+    }
+    .await;
+    audited(&audit, result)
 }
 
 async fn refresh_grant(
     s: &AppState,
     p: &Params,
     client: Option<&Client>,
+    audit: &mut Audit,
 ) -> Result<Response, OAuthError> {
+    audit.client_id = client.map(|c| c.client_id.clone());
     let presented = TokenHash::of(p.require("refresh_token")?);
     let now = now_ms() / 1000;
     // Checks that need the family come before the token is consumed, so a
     // bad request does not burn a good token.
     let mut scopes = None;
     if let Some(family) = s.store.live_family(presented, now).await {
+        audit.sub = Some(log_safe(&family.grant.sub));
+        audit.client_id = Some(family.grant.client_id.clone());
+        audit.tenant.clone_from(&family.grant.tenant);
         // SECURITY (RFC 6749 §6): a refresh token is bound to its client:
         // a confidential client's token needs that client's credentials.
         let owner = match client {
@@ -125,6 +158,7 @@ async fn refresh_grant(
             None => family.grant.client_id == s.config.login_client_id,
         };
         if !owner {
+            audit.reason = Some("wrong_client");
             return Err(OAuthError::invalid_grant(BAD_REFRESH));
         }
         // RFC 6749 §6: the new access token may be narrower, never wider.
@@ -141,10 +175,16 @@ async fn refresh_grant(
             s.store
                 .record_access(family.id.clone(), minted.jti.clone(), minted.exp)
                 .await;
+            audit.jti = Some(minted.jti.clone());
             tracing::info!(target: LOG_TARGET, sub = %log_safe(&grant.sub), family = %family.id, "refresh token rotated");
             Ok(token_response(&minted, &grant.scopes, Some(&next), None))
         }
         Redeemed::Reused(family) => {
+            audit.action = "refresh_reuse";
+            audit.reason = Some("family_revoked");
+            audit.sub = Some(log_safe(&family.grant.sub));
+            audit.client_id = Some(family.grant.client_id.clone());
+            audit.tenant.clone_from(&family.grant.tenant);
             tracing::warn!(
                 target: LOG_TARGET,
                 sub = %log_safe(&family.grant.sub),
@@ -153,7 +193,16 @@ async fn refresh_grant(
             );
             Err(OAuthError::invalid_grant(BAD_REFRESH))
         }
-        Redeemed::Unknown | Redeemed::Expired | Redeemed::Revoked => {
+        Redeemed::Unknown => {
+            audit.reason = Some("unknown_refresh_token");
+            Err(OAuthError::invalid_grant(BAD_REFRESH))
+        }
+        Redeemed::Expired => {
+            audit.reason = Some("expired");
+            Err(OAuthError::invalid_grant(BAD_REFRESH))
+        }
+        Redeemed::Revoked => {
+            audit.reason = Some("revoked");
             Err(OAuthError::invalid_grant(BAD_REFRESH))
         }
     }
@@ -166,9 +215,28 @@ pub(super) async fn token(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, OAuthError> {
-    let p = Params::parse(&headers, &body)?;
+    let mut audit = Audit::request("token", "token", "/token", &s.issuer, &headers);
+    let result = token_grant(&s, peer, &headers, &body, &mut audit).await;
+    audited(&audit, result)
+}
+
+async fn token_grant(
+    s: &AppState,
+    peer: Peer,
+    headers: &HeaderMap,
+    body: &Bytes,
+    audit: &mut Audit,
+) -> Result<Response, OAuthError> {
+    let p = Params::parse(headers, body)?;
     let grant_type = p.require("grant_type")?;
-    let client = authenticate(&s, peer, &headers, &p).await?;
+    (audit.action, audit.rule) = match grant_type {
+        GRANT_CLIENT_CREDENTIALS => ("client_credentials", "client_credentials"),
+        GRANT_REFRESH_TOKEN => ("refresh", "refresh_token"),
+        GRANT_TOKEN_EXCHANGE => ("token_exchange", "token_exchange"),
+        _ => ("token", "token"),
+    };
+    let client = authenticate(s, peer, headers, &p).await?;
+    audit.client_id = client.map(|c| c.client_id.clone());
     let may = |c: &Client, grant: &str| {
         if c.grant_types.iter().any(|g| g == grant) {
             Ok(())
@@ -192,6 +260,9 @@ pub(super) async fn token(
                 tenant: c.tenant.clone(),
             };
             let minted = mint(&s.keys, &s.issuer, &grant, s.config.access_ttl)?;
+            audit.sub = Some(grant.sub.clone());
+            audit.tenant.clone_from(&grant.tenant);
+            audit.jti = Some(minted.jti.clone());
             tracing::info!(target: LOG_TARGET, client_id = %c.client_id, scope = %grant.scopes.join(" "), aud = %grant.audience, "client credentials");
             // RFC 6749 §4.4.3: no refresh token for client credentials.
             Ok(token_response(&minted, &grant.scopes, None, None))
@@ -200,12 +271,12 @@ pub(super) async fn token(
             if let Some(c) = client {
                 may(c, grant_type)?;
             }
-            refresh_grant(&s, &p, client).await
+            refresh_grant(s, &p, client, audit).await
         }
         GRANT_TOKEN_EXCHANGE => {
             let c = client.ok_or_else(|| OAuthError::invalid_client(false))?;
             may(c, grant_type)?;
-            exchange_grant(&s, &p, c).await
+            exchange_grant(s, &p, c, audit).await
         }
         other => Err(OAuthError::new(
             StatusCode::BAD_REQUEST,
@@ -221,14 +292,19 @@ pub(super) async fn token(
 /// RFC 8693 token exchange: an upstream issuer's token → a local token,
 /// or (for clients with exchange rules) one of our own tokens → a token for
 /// another audience.
-async fn exchange_grant(s: &AppState, p: &Params, client: &Client) -> Result<Response, OAuthError> {
+async fn exchange_grant(
+    s: &AppState,
+    p: &Params,
+    client: &Client,
+    audit: &mut Audit,
+) -> Result<Response, OAuthError> {
     if !client.exchange.is_empty()
         && let Some(subject) = p.get("subject_token")
         && s.keys
             .verify_jwt(subject)
             .is_some_and(|c| c.get("iss").and_then(serde_json::Value::as_str) == Some(&s.issuer))
     {
-        return exchange_own_token(s, p, client, subject).await;
+        return exchange_own_token(s, p, client, subject, audit).await;
     }
     let Some(upstreams) = &s.upstreams else {
         return Err(OAuthError::invalid_request(
@@ -263,6 +339,7 @@ async fn exchange_grant(s: &AppState, p: &Params, client: &Client) -> Result<Res
             }
             // RFC 8693 §2.2.2: an unacceptable subject token is invalid_request.
             ExchangeError::Rejected(reason) => {
+                audit.reason = Some("subject_token_rejected");
                 OAuthError::invalid_request(format!("subject_token is not acceptable: {reason}"))
             }
         })?;
@@ -289,7 +366,10 @@ async fn exchange_grant(s: &AppState, p: &Params, client: &Client) -> Result<Res
         roles,
         tenant: identity.tenant.clone(),
     };
+    audit.sub = Some(log_safe(&grant.sub));
+    audit.tenant.clone_from(&grant.tenant);
     let minted = mint(&s.keys, &s.issuer, &grant, s.config.access_ttl)?;
+    audit.jti = Some(minted.jti.clone());
     tracing::info!(
         target: LOG_TARGET,
         upstream = %identity.upstream,
@@ -316,6 +396,7 @@ async fn exchange_own_token(
     p: &Params,
     client: &Client,
     subject_token: &str,
+    audit: &mut Audit,
 ) -> Result<Response, OAuthError> {
     use serde_json::Value;
     check_token_type(p, "subject_token_type")?;
@@ -375,7 +456,10 @@ async fn exchange_own_token(
     let ttl = s.config.access_ttl.min(std::time::Duration::from_secs(
         u64::try_from(left).unwrap_or(0).max(1),
     ));
+    audit.sub = Some(log_safe(&grant.sub));
+    audit.tenant.clone_from(&grant.tenant);
     let minted = mint_delegated(&s.keys, &s.issuer, &grant, ttl, actor)?;
+    audit.jti = Some(minted.jti.clone());
     tracing::info!(
         target: LOG_TARGET,
         sub = %log_safe(&grant.sub),

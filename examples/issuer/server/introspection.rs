@@ -9,13 +9,14 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
+use super::super::audit::Audit;
 use super::super::keys::now_ms;
 use super::super::store::TokenHash;
-use super::AppState;
 use super::LOG_TARGET;
 use super::client_auth::{Peer, authenticate, require_client};
 use super::error::{OAuthError, log_safe, no_store};
 use super::params::Params;
+use super::{AppState, audited};
 
 /// Access tokens are JWTs; refresh tokens are opaque and have no dots.
 fn looks_like_jwt(token: &str) -> bool {
@@ -49,13 +50,42 @@ pub(super) async fn introspect(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, OAuthError> {
-    let p = Params::parse(&headers, &body)?;
-    let client = require_client(&s, peer, &headers, &p).await?;
+    let mut audit = Audit::request(
+        "introspection",
+        "introspect",
+        "/introspect",
+        &s.issuer,
+        &headers,
+    );
+    let result = introspect_token(&s, peer, &headers, &body, &mut audit).await;
+    audited(&audit, result)
+}
+
+/// The subject, tenant and id of an introspected or revoked token, for
+/// its audit record.
+fn describe(audit: &mut Audit, claims: &Map<String, Value>) {
+    let text = |name: &str| claims.get(name).and_then(Value::as_str).map(log_safe);
+    audit.sub = text("sub");
+    audit.tenant = text("tenant");
+    audit.jti = text("jti");
+}
+
+async fn introspect_token(
+    s: &AppState,
+    peer: Peer,
+    headers: &HeaderMap,
+    body: &Bytes,
+    audit: &mut Audit,
+) -> Result<Response, OAuthError> {
+    let p = Params::parse(headers, body)?;
+    let client = require_client(s, peer, headers, &p).await?;
+    audit.client_id = Some(client.client_id.clone());
     let token = p.require("token")?;
+    audit.reason = Some("inactive");
     let inactive = || no_store(Json(json!({"active": false})).into_response());
 
     if looks_like_jwt(token) {
-        let Some(mut claims) = live_access_token(&s, token).await else {
+        let Some(mut claims) = live_access_token(s, token).await else {
             return Ok(inactive());
         };
         // SECURITY (RFC 7662 §4): a client learns about a token only if it is
@@ -76,6 +106,8 @@ pub(super) async fn introspect(
         if !aud_ok && !own {
             return Ok(inactive());
         }
+        describe(audit, &claims);
+        audit.reason = Some("active");
         claims.insert("active".into(), json!(true));
         claims.insert("token_type".into(), json!("Bearer"));
         return Ok(no_store(Json(Value::Object(claims)).into_response()));
@@ -83,18 +115,23 @@ pub(super) async fn introspect(
 
     let now = now_ms() / 1000;
     match s.store.live_family(TokenHash::of(token), now).await {
-        Some(family) if family.grant.client_id == client.client_id => Ok(no_store(
-            Json(json!({
-                "active": true,
-                "token_type": "refresh_token",
-                "client_id": family.grant.client_id,
-                "sub": family.grant.sub,
-                "scope": family.grant.scopes.join(" "),
-                "exp": family.expires_at,
-                "iss": s.issuer,
-            }))
-            .into_response(),
-        )),
+        Some(family) if family.grant.client_id == client.client_id => {
+            audit.sub = Some(log_safe(&family.grant.sub));
+            audit.tenant.clone_from(&family.grant.tenant);
+            audit.reason = Some("active");
+            Ok(no_store(
+                Json(json!({
+                    "active": true,
+                    "token_type": "refresh_token",
+                    "client_id": family.grant.client_id,
+                    "sub": family.grant.sub,
+                    "scope": family.grant.scopes.join(" "),
+                    "exp": family.expires_at,
+                    "iss": s.issuer,
+                }))
+                .into_response(),
+            ))
+        }
         _ => Ok(inactive()),
     }
 }
@@ -107,8 +144,22 @@ pub(super) async fn revoke(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, OAuthError> {
-    let p = Params::parse(&headers, &body)?;
-    let client = authenticate(&s, peer, &headers, &p).await?;
+    let mut audit = Audit::request("revocation", "revoke", "/revoke", &s.issuer, &headers);
+    let result = revoke_token(&s, peer, &headers, &body, &mut audit).await;
+    audited(&audit, result)
+}
+
+async fn revoke_token(
+    s: &AppState,
+    peer: Peer,
+    headers: &HeaderMap,
+    body: &Bytes,
+    audit: &mut Audit,
+) -> Result<Response, OAuthError> {
+    let p = Params::parse(headers, body)?;
+    let client = authenticate(s, peer, headers, &p).await?;
+    audit.client_id = client.map(|c| c.client_id.clone());
+    audit.reason = Some("unknown_token");
     let token = p.require("token")?;
     let done = || no_store(StatusCode::OK.into_response());
     // SECURITY (RFC 7009 §2.1): tokens of the public login client may be
@@ -120,12 +171,14 @@ pub(super) async fn revoke(
     let refused = || OAuthError::unauthorized_client("this token was issued to another client");
 
     if looks_like_jwt(token) {
-        if let Some(claims) = live_access_token(&s, token).await {
+        if let Some(claims) = live_access_token(s, token).await {
+            describe(audit, &claims);
             let owner = claims
                 .get("client_id")
                 .and_then(Value::as_str)
                 .unwrap_or("");
             if !may_revoke(owner) {
+                audit.reason = Some("other_clients_token");
                 return Err(refused());
             }
             if let (Some(jti), Some(exp)) = (
@@ -133,6 +186,7 @@ pub(super) async fn revoke(
                 claims.get("exp").and_then(Value::as_i64),
             ) {
                 s.store.revoke_access(jti.to_owned(), exp).await;
+                audit.reason = Some("access_token_revoked");
                 tracing::info!(target: LOG_TARGET, sub = ?claims.get("sub"), "access token revoked");
             }
         }
@@ -140,10 +194,14 @@ pub(super) async fn revoke(
     }
     let hash = TokenHash::of(token);
     if let Some(family) = s.store.live_family(hash, now_ms() / 1000).await {
+        audit.sub = Some(log_safe(&family.grant.sub));
+        audit.tenant.clone_from(&family.grant.tenant);
         if !may_revoke(&family.grant.client_id) {
+            audit.reason = Some("other_clients_token");
             return Err(refused());
         }
         s.store.revoke_family_of(hash).await;
+        audit.reason = Some("refresh_family_revoked");
         tracing::info!(target: LOG_TARGET, sub = %log_safe(&family.grant.sub), family = %family.id, "refresh token family revoked");
     }
     Ok(done())

@@ -10,15 +10,16 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
+use super::super::audit::Audit;
 use super::super::config::{
     Client, GRANT_CLIENT_CREDENTIALS, GRANT_REFRESH_TOKEN, GRANT_TOKEN_EXCHANGE, parse_duration,
 };
 use super::super::keys::hex;
-use super::AppState;
 use super::LOG_TARGET;
 use super::client_auth::{Peer, require_client};
 use super::error::OAuthError;
 use super::params::Params;
+use super::{AppState, audited};
 
 /// `GET /.well-known/jwks.json`, with `max-age` and an `ETag`.
 pub(super) async fn jwks(State(s): State<Arc<AppState>>, headers: HeaderMap) -> Response {
@@ -129,8 +130,27 @@ pub(super) async fn admin_rotate(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, OAuthError> {
-    let p = Params::parse(&headers, &body)?;
-    let admin = require_admin(&s, peer, &headers, &p).await?;
+    let mut audit = Audit::request(
+        "key_rotation",
+        "admin_rotate",
+        "/admin/rotate",
+        &s.issuer,
+        &headers,
+    );
+    let result = rotate_keys(&s, peer, &headers, &body, &mut audit).await;
+    audited(&audit, result)
+}
+
+async fn rotate_keys(
+    s: &AppState,
+    peer: Peer,
+    headers: &HeaderMap,
+    body: &Bytes,
+    audit: &mut Audit,
+) -> Result<Response, OAuthError> {
+    let p = Params::parse(headers, body)?;
+    let admin = require_admin(s, peer, headers, &p).await?;
+    audit.client_id = Some(admin.client_id.clone());
     let lead = match p.get("lead") {
         Some(text) => parse_duration(text).ok_or_else(|| {
             OAuthError::invalid_request("lead must be a duration such as 600, 30s or 10m")
@@ -145,6 +165,11 @@ pub(super) async fn admin_rotate(
         );
     }
     let rotation = s.keys.rotate(lead).await?;
+    audit.reason = Some(if rotation.already_pending {
+        "already_pending"
+    } else {
+        "published"
+    });
     tracing::info!(target: LOG_TARGET, client_id = %admin.client_id, kid = %rotation.kid, "rotation requested");
     Ok((StatusCode::ACCEPTED, Json(json!(rotation))).into_response())
 }

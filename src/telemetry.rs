@@ -1,0 +1,224 @@
+//! Measurements through the [`metrics`](https://docs.rs/metrics) facade
+//! (feature `metrics`): one function per measurement, each compiling to
+//! nothing without the feature.
+//!
+//! Names follow the Prometheus conventions (`_total` for counters, the unit
+//! as a suffix). Labels have bounded cardinality: an issuer label is one of
+//! the configured issuers (anything else is `other`), and the other labels
+//! come from fixed sets (`decision`, a [`Reason::code`](crate::Reason::code),
+//! a fetch outcome). Never a subject, a token or a raw path.
+//!
+//! | name | kind | labels |
+//! |---|---|---|
+//! | `authlayer_decisions_total` | counter | `issuer`, `decision`, `reason` |
+//! | `authlayer_verify_duration_seconds` | histogram | `token` (`first_seen`, `cached`) |
+//! | `authlayer_jwks_fetches_total` | counter | `issuer`, `outcome` (`updated`, `not_modified`, `error`) |
+//! | `authlayer_jwks_keys` | gauge | `issuer` |
+//! | `authlayer_jwks_age_seconds` | gauge | `issuer` |
+//! | `authlayer_jwks_stale` | gauge (0/1) | `issuer` |
+//! | `authlayer_jwks_next_refresh_seconds` | gauge | `issuer` |
+//! | `authlayer_token_cache_hits_total` | counter | |
+//! | `authlayer_token_cache_entries` | gauge | |
+//! | `authlayer_audit_dropped_total` | counter | |
+//! | `authlayer_service_token_requests_total` | counter | `outcome` (`issued`, `error`) |
+//! | `authlayer_token_exchanges_total` | counter | `outcome` (`exchanged`, `cached`, `error`) |
+//!
+//! The key-set gauges are set after every fetch and whenever
+//! [`Verifier::record_key_metrics`](crate::Verifier::record_key_metrics)
+//! runs (call it from a scrape handler: age and next refresh are then
+//! exact at scrape time).
+
+#![cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+
+use std::time::Duration;
+
+use crate::health::IssuerHealth;
+
+/// The label of an issuer that no verifier in this process is configured
+/// for (or an unknown one).
+#[cfg(feature = "metrics")]
+const OTHER_ISSUER: &str = "other";
+
+/// At most this many issuer labels: a process building verifiers for ever
+/// new issuers must not grow the label set without bound.
+#[cfg(feature = "metrics")]
+const MAX_ISSUERS: usize = 64;
+
+#[cfg(feature = "metrics")]
+mod issuers {
+    use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+
+    use arc_swap::ArcSwap;
+    use metrics::SharedString;
+
+    /// The issuer names that may be label values: read lock-free on every
+    /// request, written when a key source is built.
+    #[derive(Default)]
+    pub(super) struct Issuers {
+        known: ArcSwap<Vec<Arc<str>>>,
+        write: Mutex<()>,
+    }
+
+    pub(super) fn global() -> &'static Issuers {
+        static GLOBAL: OnceLock<Issuers> = OnceLock::new();
+        GLOBAL.get_or_init(Issuers::default)
+    }
+
+    impl Issuers {
+        pub(super) fn register(&self, iss: &str) {
+            let _write = self.write.lock().unwrap_or_else(PoisonError::into_inner);
+            let current = self.known.load();
+            if current.len() >= super::MAX_ISSUERS || current.iter().any(|k| **k == *iss) {
+                return;
+            }
+            let mut next = Vec::clone(&current);
+            next.push(Arc::from(iss));
+            self.known.store(Arc::new(next));
+        }
+
+        /// The label for `iss`: a shared (`Arc`) copy of the configured
+        /// name, so labelling a request allocates no string.
+        pub(super) fn label(&self, iss: Option<&str>) -> SharedString {
+            let Some(iss) = iss else {
+                return SharedString::const_str("");
+            };
+            self.known
+                .load()
+                .iter()
+                .find(|k| ***k == *iss)
+                .map_or(SharedString::const_str(super::OTHER_ISSUER), |k| {
+                    SharedString::from_shared(Arc::clone(k))
+                })
+        }
+    }
+}
+
+/// Makes `iss` a label value that [`decision`] may use (called for every
+/// configured issuer when a verifier is built).
+pub(crate) fn known_issuer(iss: &str) {
+    #[cfg(feature = "metrics")]
+    issuers::global().register(iss);
+}
+
+/// One request decided: `decision` is `allow` or `deny`, `reason` a stable
+/// code ([`Reason::code`](crate::Reason::code) or `granted`). `iss` is the
+/// verified issuer (`None` when no token was verified).
+pub(crate) fn decision(iss: Option<&str>, decision: &'static str, reason: &'static str) {
+    #[cfg(feature = "metrics")]
+    metrics::counter!(
+        "authlayer_decisions_total",
+        "issuer" => issuers::global().label(iss),
+        "decision" => decision,
+        "reason" => reason
+    )
+    .increment(1);
+}
+
+/// How long one synchronous verification took; `cached`: answered from the
+/// verified-token cache.
+pub(crate) fn verify_seconds(cached: bool, took: Duration) {
+    #[cfg(feature = "metrics")]
+    metrics::histogram!(
+        "authlayer_verify_duration_seconds",
+        "token" => if cached { "cached" } else { "first_seen" }
+    )
+    .record(took.as_secs_f64());
+}
+
+/// Whether measuring is compiled in: callers skip reading the clock when not.
+pub(crate) const ON: bool = cfg!(feature = "metrics");
+
+/// One key fetch finished: `outcome` is `updated`, `not_modified` or `error`.
+pub(crate) fn jwks_fetch(iss: &std::sync::Arc<str>, outcome: &'static str) {
+    #[cfg(feature = "metrics")]
+    metrics::counter!(
+        "authlayer_jwks_fetches_total",
+        "issuer" => metrics::SharedString::from_shared(std::sync::Arc::clone(iss)),
+        "outcome" => outcome
+    )
+    .increment(1);
+}
+
+/// The key-set gauges of one issuer, from its health record.
+#[allow(clippy::cast_precision_loss)] // counts and seconds far below 2^52
+pub(crate) fn key_set(iss: &std::sync::Arc<str>, health: &IssuerHealth) {
+    #[cfg(feature = "metrics")]
+    {
+        let label = || metrics::SharedString::from_shared(std::sync::Arc::clone(iss));
+        metrics::gauge!("authlayer_jwks_keys", "issuer" => label()).set(health.key_count as f64);
+        metrics::gauge!("authlayer_jwks_stale", "issuer" => label()).set(if health.stale {
+            1.0
+        } else {
+            0.0
+        });
+        if let Some(age) = health.age_secs {
+            metrics::gauge!("authlayer_jwks_age_seconds", "issuer" => label()).set(age as f64);
+        }
+        if let Some(next) = health.next_refresh_secs {
+            metrics::gauge!("authlayer_jwks_next_refresh_seconds", "issuer" => label())
+                .set(next as f64);
+        }
+    }
+}
+
+/// A token answered from the verified-token cache.
+pub(crate) fn token_cache_hit() {
+    #[cfg(feature = "metrics")]
+    metrics::counter!("authlayer_token_cache_hits_total").increment(1);
+}
+
+/// Tokens in the verified-token cache now.
+#[allow(clippy::cast_precision_loss)]
+pub(crate) fn token_cache_entries(entries: u64) {
+    #[cfg(feature = "metrics")]
+    metrics::gauge!("authlayer_token_cache_entries").set(entries as f64);
+}
+
+/// Audit records the JSON-lines writer could not write.
+#[allow(dead_code)] // used by the `audit-log` feature
+pub(crate) fn audit_dropped(records: u64) {
+    #[cfg(feature = "metrics")]
+    metrics::counter!("authlayer_audit_dropped_total").increment(records);
+}
+
+/// A `client_credentials` request of a service token source: `issued` or
+/// `error` (a failed renewal keeps serving the current token).
+pub(crate) fn service_token(outcome: &'static str) {
+    #[cfg(feature = "metrics")]
+    metrics::counter!("authlayer_service_token_requests_total", "outcome" => outcome).increment(1);
+}
+
+/// A token exchange: `exchanged` (the issuer was asked), `cached` or `error`.
+pub(crate) fn token_exchange(outcome: &'static str) {
+    #[cfg(feature = "metrics")]
+    metrics::counter!("authlayer_token_exchanges_total", "outcome" => outcome).increment(1);
+}
+
+#[cfg(all(test, feature = "metrics"))]
+mod tests {
+    use super::issuers::Issuers;
+    use super::*;
+
+    #[test]
+    fn an_issuer_label_is_a_configured_issuer_or_other() {
+        let issuers = Issuers::default();
+        issuers.register("https://id.test");
+        assert_eq!(&*issuers.label(Some("https://id.test")), "https://id.test");
+        assert_eq!(&*issuers.label(Some("https://attacker.test")), "other");
+        assert_eq!(&*issuers.label(None), "");
+    }
+
+    #[test]
+    fn issuer_labels_are_bounded() {
+        let issuers = Issuers::default();
+        for n in 0..MAX_ISSUERS + 10 {
+            issuers.register(&format!("https://id-{n}.test"));
+        }
+        assert_eq!(
+            &*issuers.label(Some("https://id-0.test")),
+            "https://id-0.test"
+        );
+        let last = format!("https://id-{}.test", MAX_ISSUERS + 9);
+        assert_eq!(&*issuers.label(Some(&last)), "other");
+    }
+}

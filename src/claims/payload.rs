@@ -23,6 +23,9 @@ use super::{Scopes, Slot, StandardClaims};
 #[derive(Debug, Clone)]
 pub(crate) struct ParsePlan {
     keys: Vec<Box<str>>,
+    /// Bit `n` set: some key is `n` bytes long (63: longer). Most claims of
+    /// a payload are not kept; this turns them away without comparing.
+    lengths: u64,
 }
 
 impl ParsePlan {
@@ -33,10 +36,18 @@ impl ParsePlan {
                 keys.push(path.top().into());
             }
         }
-        Self { keys }
+        let lengths = keys.iter().fold(0, |bits, k| bits | Self::length_bit(k));
+        Self { keys, lengths }
+    }
+
+    fn length_bit(key: &str) -> u64 {
+        1 << key.len().min(63)
     }
 
     fn index(&self, key: &str) -> Option<usize> {
+        if self.lengths & Self::length_bit(key) == 0 {
+            return None;
+        }
         self.keys.iter().position(|k| **k == *key)
     }
 
@@ -90,7 +101,7 @@ pub(crate) struct Payload {
     iat: Option<i64>,
     jti: Option<String>,
     /// One slot per plan key.
-    kept: Vec<Kept>,
+    kept: Slots,
 }
 
 impl Payload {
@@ -103,7 +114,7 @@ impl Payload {
 
     /// `client_id` when it is a string.
     pub(crate) fn client_id(&self) -> Option<&str> {
-        match self.kept.first() {
+        match self.kept.get(0) {
             Some(Kept::Str(c)) => Some(c),
             _ => None,
         }
@@ -122,6 +133,21 @@ impl Payload {
         }
         let mut roles: Vec<String> = Vec::new();
         for step in &sources.roles {
+            // The common case, one array of roles: keep its Vec as it is.
+            if roles.is_empty()
+                && matches!(
+                    step.shape,
+                    ValueShape::Array | ValueShape::ArrayOrSpaced | ValueShape::Any
+                )
+                && let Some(Kept::Strings(list)) = self.peek(step)
+                && !list.iter().any(String::is_empty)
+                && !has_duplicates(list)
+            {
+                if let Kept::Strings(list) = self.take(step) {
+                    roles = list;
+                }
+                continue;
+            }
             let ok = self.read(step, |role| {
                 if !role.is_empty() && !roles.contains(&role) {
                     roles.push(role);
@@ -139,7 +165,7 @@ impl Payload {
                 _ => unexpected |= Slot::Tenant as u8,
             }
         }
-        let client_id = match self.kept.first_mut().map(std::mem::take) {
+        let client_id = match self.kept.get_mut(0).map(std::mem::take) {
             Some(Kept::Str(c)) => Some(c),
             _ => None,
         };
@@ -156,6 +182,15 @@ impl Payload {
             tenant,
             client_id,
             unexpected,
+        }
+    }
+
+    /// The top-level value at `step`, when `step` has no nested part.
+    fn peek(&self, step: &Step) -> Option<&Kept> {
+        if step.rest.is_empty() {
+            self.kept.get(step.key)
+        } else {
+            None
         }
     }
 
@@ -204,13 +239,22 @@ impl Payload {
                 s.split(' ').map(str::to_owned).for_each(push);
                 true
             }
-            Kept::Object(Value::Object(map)) if keys => {
-                map.into_iter().for_each(|(k, _)| push(k));
-                true
-            }
+            Kept::Object(object) if keys => match *object {
+                Value::Object(map) => {
+                    map.into_iter().for_each(|(k, _)| push(k));
+                    true
+                }
+                _ => false,
+            },
             _ => false,
         }
     }
+}
+
+fn has_duplicates(list: &[String]) -> bool {
+    list.iter()
+        .enumerate()
+        .any(|(i, a)| list.iter().skip(i + 1).any(|b| a == b))
 }
 
 /// Whether `claim` is present, for `require_claims`.
@@ -318,7 +362,7 @@ impl<'de> Visitor<'de> for PayloadSeed<'_> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Payload, A::Error> {
         let mut p = Payload::default();
-        p.kept.resize_with(self.0.keys.len(), Kept::default);
+        p.kept = Slots::new(self.0.keys.len());
         let mut seen: u8 = 0;
         while let Some(field) = map.next_key_seed(FieldSeed(self.0))? {
             let duplicate = match field {
@@ -358,6 +402,48 @@ impl<'de> Visitor<'de> for PayloadSeed<'_> {
     }
 }
 
+/// The kept values, one slot per plan key: inline for the usual handful
+/// (no allocation per token), on the heap for larger plans.
+#[derive(Debug)]
+enum Slots {
+    Inline([Kept; INLINE]),
+    Heap(Vec<Kept>),
+}
+
+// The default plan keeps five claims (`client_id`, `scope`, `scp`, `roles`,
+// `tenant`); presets keep fewer.
+const INLINE: usize = 6;
+
+impl Default for Slots {
+    fn default() -> Self {
+        Slots::Inline(Default::default())
+    }
+}
+
+impl Slots {
+    fn new(len: usize) -> Self {
+        if len <= INLINE {
+            Slots::default()
+        } else {
+            Slots::Heap(std::iter::repeat_with(Kept::default).take(len).collect())
+        }
+    }
+
+    fn get(&self, i: usize) -> Option<&Kept> {
+        match self {
+            Slots::Inline(slots) => slots.get(i),
+            Slots::Heap(slots) => slots.get(i),
+        }
+    }
+
+    fn get_mut(&mut self, i: usize) -> Option<&mut Kept> {
+        match self {
+            Slots::Inline(slots) => slots.get_mut(i),
+            Slots::Heap(slots) => slots.get_mut(i),
+        }
+    }
+}
+
 /// A kept claim's value, parsed by shape: strings and arrays of strings
 /// directly (the common case, no intermediate `Value`), objects as `Value`
 /// for nested paths and object keys.
@@ -371,7 +457,7 @@ enum Kept {
     Strings(Vec<String>),
     /// An array with a non-string element.
     Mixed,
-    Object(Value),
+    Object(Box<Value>),
     /// A number or a boolean.
     Scalar,
 }
@@ -391,7 +477,7 @@ impl From<Value> for Kept {
                     .collect(),
             ),
             Value::Array(_) => Kept::Mixed,
-            object @ Value::Object(_) => Kept::Object(object),
+            object @ Value::Object(_) => Kept::Object(Box::new(object)),
             Value::Bool(_) | Value::Number(_) => Kept::Scalar,
         }
     }
@@ -448,7 +534,8 @@ impl<'de> Visitor<'de> for KeptVisitor {
         })
     }
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Kept, A::Error> {
-        Value::deserialize(de::value::MapAccessDeserializer::new(map)).map(Kept::Object)
+        Value::deserialize(de::value::MapAccessDeserializer::new(map))
+            .map(|v| Kept::Object(Box::new(v)))
     }
 }
 

@@ -361,8 +361,10 @@ impl<'de> Visitor<'de> for PayloadSeed<'_> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Payload, A::Error> {
-        let mut p = Payload::default();
-        p.kept = Slots::new(self.0.keys.len());
+        let mut p = Payload {
+            kept: Slots::new(self.0.keys.len()),
+            ..Payload::default()
+        };
         let mut seen: u8 = 0;
         while let Some(field) = map.next_key_seed(FieldSeed(self.0))? {
             let duplicate = match field {

@@ -332,6 +332,11 @@ impl<E> WireClaims<E> {
         }
     }
 
+    /// Sets `iss` if the payload has none (introspection answers may omit it).
+    pub(crate) fn default_iss(&mut self, iss: &str) {
+        self.iss.get_or_insert_with(|| iss.to_owned());
+    }
+
     pub(crate) fn into_claims(self) -> Claims<E> {
         let mut scopes = Scopes::default();
         if let Some(scope) = &self.scope {

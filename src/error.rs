@@ -158,6 +158,9 @@ pub enum ErrorKind {
     KeysUnavailable,
     /// The service is wired wrongly (e.g. `RequireScopes` without `VerifyLayer`).
     Misconfigured,
+    /// The introspection endpoint could not confirm the token (down, slow,
+    /// overloaded or answering garbage): 503, the server's fault.
+    IntrospectionUnavailable,
 }
 
 impl ErrorKind {
@@ -167,7 +170,9 @@ impl ErrorKind {
             ErrorKind::MissingToken | ErrorKind::InvalidToken => StatusCode::UNAUTHORIZED,
             ErrorKind::InvalidRequest => StatusCode::BAD_REQUEST,
             ErrorKind::InsufficientScope => StatusCode::FORBIDDEN,
-            ErrorKind::KeysUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorKind::KeysUnavailable | ErrorKind::IntrospectionUnavailable => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ErrorKind::Misconfigured => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -179,7 +184,7 @@ impl ErrorKind {
             ErrorKind::MissingToken | ErrorKind::InvalidToken => 16,
             ErrorKind::InvalidRequest => 3,
             ErrorKind::InsufficientScope => 7,
-            ErrorKind::KeysUnavailable => 14,
+            ErrorKind::KeysUnavailable | ErrorKind::IntrospectionUnavailable => 14,
             ErrorKind::Misconfigured => 13,
         }
     }
@@ -187,7 +192,10 @@ impl ErrorKind {
     /// The RFC 6750 `error` code, if the challenge carries one.
     pub(crate) fn challenge_code(self) -> Option<&'static str> {
         match self {
-            ErrorKind::MissingToken | ErrorKind::KeysUnavailable | ErrorKind::Misconfigured => None,
+            ErrorKind::MissingToken
+            | ErrorKind::KeysUnavailable
+            | ErrorKind::Misconfigured
+            | ErrorKind::IntrospectionUnavailable => None,
             ErrorKind::InvalidRequest => Some("invalid_request"),
             ErrorKind::InvalidToken => Some("invalid_token"),
             ErrorKind::InsufficientScope => Some("insufficient_scope"),
@@ -264,6 +272,16 @@ reasons! {
     /// A rule layer or the extractor ran without `VerifyLayer` before it: a
     /// wiring mistake of the service, answered with 500.
     LayerMissing => "layer_missing", "authentication layer missing", Misconfigured;
+    /// The introspection endpoint says the token is not active (revoked,
+    /// expired, unknown), or its answer describes a token this service must
+    /// not accept (a refresh token, say).
+    Inactive => "inactive", "token not active", InvalidToken;
+    /// The introspection endpoint is down, too slow, overloaded or answered
+    /// something that is not an RFC 7662 response: 503, never 401.
+    IntrospectionUnavailable => "introspection_unavailable", "token introspection unavailable", IntrospectionUnavailable;
+    /// `RequireActive` ran for a token whose issuer has no introspection
+    /// configured: a wiring mistake of the service, answered with 500.
+    IntrospectionMissing => "introspection_missing", "token introspection not configured", Misconfigured;
 }
 
 impl Reason {
@@ -412,6 +430,12 @@ mod tests {
             StatusCode::INTERNAL_SERVER_ERROR
         );
         assert_eq!(AuthError::new(Reason::LayerMissing).grpc_code(), 13);
+        assert_eq!(
+            Reason::IntrospectionUnavailable.status(),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        assert_eq!(AuthError::new(Reason::IntrospectionUnavailable).grpc_code(), 14);
+        assert_eq!(Reason::Inactive.status(), StatusCode::UNAUTHORIZED);
         assert_eq!(AuthError::insufficient_scope("a".into()).grpc_code(), 7);
     }
 }

@@ -15,9 +15,11 @@
 // Dependencies point one way, top to bottom of this list; no module imports
 // one above it (checked by `tests::modules_import_only_downwards`):
 //   framework glue   axum, tonic
-//   layers           layer (VerifyLayer, RequireScopesLayer), audit, reject
+//   layers           layer (VerifyLayer, RequireScopesLayer, RequireActiveLayer),
+//                    audit, reject
 //   engine           verifier (Verifier: the token-to-claims path, builder,
 //                    issuer configuration, token cache)
+//   introspection    introspect (RFC 7662 client, answer cache, single-flight)
 //   keys and JWS     jws, jwks, crypto
 //   claims, errors   claims, health, error
 
@@ -33,6 +35,8 @@ pub mod layer;
 pub mod reject;
 
 pub mod verifier;
+
+pub mod introspect;
 
 mod crypto;
 pub mod jwks;
@@ -52,10 +56,14 @@ pub mod test_util;
 pub use crate::axum::ClaimsRejection;
 pub use claims::{Claims, Scopes, StandardClaims};
 pub use error::{AuthError, BuildError, ErrorKind, FetchError, Reason};
-pub use health::{Health, IssuerHealth, Metrics};
+pub use health::{Health, IntrospectionHealth, IssuerHealth, Metrics};
+pub use introspect::{ClientAuth, Introspection};
 pub use jsonwebtoken::Algorithm;
 pub use jws::TypPolicy;
-pub use layer::{RequireScopes, RequireScopesLayer, ResponseFuture, Verify, VerifyLayer};
+pub use layer::{
+    RequireActive, RequireActiveLayer, RequireScopes, RequireScopesLayer, ResponseFuture, Verify,
+    VerifyLayer,
+};
 pub use reject::{DefaultReject, OnReject, RejectContext};
 pub use verifier::{Issuer, Stale, Verifier, VerifierBuilder};
 
@@ -178,6 +186,7 @@ mod tests {
             "crypto",
             "jwks",
             "jws",
+            "introspect",
             "verifier",
             "reject",
             "audit",

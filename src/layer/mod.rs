@@ -11,15 +11,17 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
-use http::Response;
+use http::{HeaderValue, Response};
 use pin_project_lite::pin_project;
 
 use crate::error::Reason;
 use crate::verifier::Verifier;
 
+mod active;
 mod scopes;
 mod verify;
 
+pub use active::{RequireActive, RequireActiveLayer};
 pub use scopes::{RequireScopes, RequireScopesLayer};
 pub use verify::{Verify, VerifyLayer};
 
@@ -40,10 +42,26 @@ impl Authenticated {
     }
 }
 
+/// The token of an `Authorization: Bearer` header value (scheme
+/// case-insensitive); `Ok(None)` for another scheme, which is not ours to
+/// judge (Basic, DPoP…).
+pub(crate) fn bearer(value: &HeaderValue) -> Result<Option<&str>, Reason> {
+    let value = value.to_str().map_err(|_| Reason::Malformed)?;
+    let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Ok(None);
+    }
+    let token = rest.trim_matches(' ');
+    if token.is_empty() {
+        return Err(Reason::EmptyBearer);
+    }
+    Ok(Some(token))
+}
+
 pub(crate) type Waiting<B, E> = Pin<Box<dyn Future<Output = Result<Response<B>, E>> + Send>>;
 
 pin_project! {
-    /// Response future of [`Verify`] and [`RequireScopes`].
+    /// Response future of [`Verify`], [`RequireScopes`] and [`RequireActive`].
     pub struct ResponseFuture<F, B, E> {
         #[pin]
         state: State<F, B, E>,

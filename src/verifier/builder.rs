@@ -12,6 +12,7 @@ use super::issuer::{Issuer, IssuerSettings, SourceConfig};
 use super::{Inner, Policy, TrustedIssuer, Verifier};
 use crate::error::{BuildError, FetchError};
 use crate::health::Counters;
+use crate::introspect::{Introspection, Introspector};
 use crate::jwks::{
     AlgSet, FetchSettings, KeySet, KeySource, Lifecycle, Location, Origin, Remote, Shared,
     check_url, parse_url, secret_key,
@@ -152,6 +153,11 @@ impl VerifierBuilder {
     /// A shared HMAC secret for the primary issuer; see [`Issuer::shared_secret`].
     pub fn shared_secret(self, kid: Option<&str>, secret: impl Into<Vec<u8>>) -> Self {
         self.primary(|i| i.shared_secret(kid, secret))
+    }
+
+    /// Introspection for the primary issuer; see [`Issuer::introspection`].
+    pub fn introspection(self, introspection: Introspection) -> Self {
+        self.primary(|i| i.introspection(introspection))
     }
 
     /// Trust another issuer too. A token's `iss` selects the issuer whose keys,
@@ -337,12 +343,28 @@ impl VerifierBuilder {
                     on_new_keys: on_new_keys.clone(),
                 },
             ));
+            let introspector = self.introspector(issuer, &counters)?;
             issuers.push(TrustedIssuer {
                 iss: issuer.iss.clone().into_boxed_str(),
                 audiences: (!settings.any_audience).then(|| settings.audiences.clone()),
                 algs,
                 keys,
+                introspector,
             });
+        }
+        if !self.lazy {
+            for (issuer, introspector) in issuers
+                .iter()
+                .filter_map(|i| Some((i, i.introspector.as_ref()?)))
+            {
+                introspector
+                    .endpoint()
+                    .await
+                    .map_err(|cause| BuildError::Fetch {
+                        url: format!("{} (introspection_endpoint)", issuer.iss),
+                        cause,
+                    })?;
+            }
         }
 
         let mut stop = Vec::new();
@@ -368,6 +390,7 @@ impl VerifierBuilder {
         let all_algs = issuers
             .iter()
             .fold(AlgSet::default(), |acc, i| acc.or(i.algs));
+        let opaque = issuers.iter().position(|i| i.introspector.is_some());
         Ok(Verifier {
             inner: Arc::new(Inner {
                 issuers,
@@ -382,6 +405,7 @@ impl VerifierBuilder {
                 realm: realm.into(),
                 all_algs,
                 cache,
+                opaque,
                 _stop: stop,
             }),
         })
@@ -475,6 +499,10 @@ impl VerifierBuilder {
                     issuer.iss
                 ));
             }
+            if let Some(problem) = settings.introspection.as_ref().and_then(Introspection::problem)
+            {
+                return fail(format!("issuer {:?}: {problem}", issuer.iss));
+            }
             if settings.algorithms.is_some_and(AlgSet::is_empty) {
                 return fail(format!(
                     "issuer {:?}: the algorithm allow-list is empty",
@@ -554,6 +582,65 @@ impl VerifierBuilder {
                 location,
             }),
         ))
+    }
+}
+
+impl VerifierBuilder {
+    /// The introspector of `issuer`, if it has introspection configured.
+    fn introspector(
+        &self,
+        issuer: &Issuer,
+        counters: &Arc<Counters>,
+    ) -> Result<Option<Arc<Introspector>>, BuildError> {
+        let Some(settings) = &issuer.settings.introspection else {
+            return Ok(None);
+        };
+        // SECURITY: the client secret goes with every call, so the endpoint
+        // must pass the same URL policy as key URLs; redirects are never
+        // followed (a 307 would resend the secret to wherever it points).
+        let endpoint = match &settings.endpoint {
+            Some(raw) => Some(parse_url(raw, self.fetch.allow_http).map_err(|reason| {
+                BuildError::Url {
+                    url: raw.clone(),
+                    reason,
+                }
+            })?),
+            None => {
+                let url = reqwest::Url::parse(&issuer.iss).map_err(|e| BuildError::Url {
+                    url: issuer.iss.clone(),
+                    reason: format!(
+                        "issuer is not a URL, so the introspection endpoint cannot be discovered: {e}"
+                    ),
+                })?;
+                check_url(&url, self.fetch.allow_http).map_err(|reason| BuildError::Url {
+                    url: issuer.iss.clone(),
+                    reason,
+                })?;
+                None
+            }
+        };
+        let client = match &self.client {
+            Some(own) => own.clone(),
+            None => FetchSettings {
+                timeout: settings.timeout,
+                follow_redirects: false,
+                ..self.fetch.clone()
+            }
+            .client()
+            .map_err(|cause| BuildError::Fetch {
+                url: issuer.iss.clone(),
+                cause,
+            })?,
+        };
+        Ok(Some(Arc::new(Introspector::new(
+            &issuer.iss,
+            settings.clone(),
+            endpoint,
+            client,
+            self.fetch.allow_http,
+            self.fetch.max_body,
+            Arc::clone(counters),
+        ))))
     }
 }
 

@@ -2,6 +2,7 @@
 
 use jsonwebtoken::Algorithm;
 
+use crate::introspect::Introspection;
 use crate::jwks::AlgSet;
 
 /// One trusted issuer: who it is, where its keys are, what its tokens must
@@ -44,6 +45,7 @@ pub(crate) struct IssuerSettings {
     pub(crate) any_audience: bool,
     pub(crate) algorithms: Option<AlgSet>,
     pub(crate) secret: Option<(Option<String>, Vec<u8>)>,
+    pub(crate) introspection: Option<Introspection>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -116,6 +118,17 @@ impl Issuer {
     /// fits. Defaults to none: HMAC tokens are refused.
     pub fn shared_secret(mut self, kid: Option<&str>, secret: impl Into<Vec<u8>>) -> Self {
         self.settings.secret = Some((kid.map(str::to_owned), secret.into()));
+        self
+    }
+
+    /// Check tokens at this issuer's RFC 7662 introspection endpoint: the
+    /// tokens that are not JWTs (opaque tokens), and every token on a
+    /// [`RequireActiveLayer`](crate::RequireActiveLayer) route. JWTs are
+    /// still verified locally. Opaque tokens go to the first issuer, in
+    /// configuration order, that has introspection. Defaults to none: an
+    /// opaque token is refused as malformed.
+    pub fn introspection(mut self, introspection: Introspection) -> Self {
+        self.settings.introspection = Some(introspection);
         self
     }
 

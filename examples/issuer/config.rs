@@ -172,6 +172,11 @@ pub struct Client {
     /// May call `/admin/*` (key rotation, key status).
     #[serde(default)]
     pub admin: bool,
+    /// Issue opaque access tokens (random strings, checked only at
+    /// `/introspect`) instead of JWTs to this client, as reference-token
+    /// providers do. They can be introspected and revoked.
+    #[serde(default)]
+    pub opaque_access_tokens: bool,
 }
 
 impl fmt::Debug for Client {
@@ -181,6 +186,7 @@ impl fmt::Debug for Client {
             .field("scopes", &self.scopes)
             .field("grant_types", &self.grant_types)
             .field("admin", &self.admin)
+            .field("opaque_access_tokens", &self.opaque_access_tokens)
             .finish_non_exhaustive()
     }
 }
@@ -675,6 +681,7 @@ fn demo_client() -> Result<Client, ConfigError> {
         roles: vec!["service".into()],
         tenant: Some("acme".into()),
         admin: false,
+        opaque_access_tokens: false,
     })
 }
 
@@ -708,6 +715,7 @@ mod tests {
             roles: Vec::new(),
             tenant: None,
             admin: false,
+            opaque_access_tokens: false,
         }
     }
 

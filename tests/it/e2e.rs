@@ -58,6 +58,7 @@ fn client(id: &str, secret: &str, scopes: &[&str], grants: &[&str], admin: bool)
         roles: vec!["service".into()],
         tenant: Some("acme".into()),
         admin,
+        opaque_access_tokens: false,
     }
 }
 

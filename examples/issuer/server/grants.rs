@@ -16,7 +16,7 @@ use super::super::config::{
 use super::super::exchange::ExchangeError;
 use super::super::keys::now_ms;
 use super::super::store::{Family, Grant, Redeemed, TokenHash};
-use super::super::tokens::{Minted, mint, random_token};
+use super::super::tokens::{Minted, mint, mint_opaque, random_token};
 use super::AppState;
 use super::LOG_TARGET;
 use super::client_auth::{Peer, authenticate};
@@ -28,6 +28,24 @@ const TOKEN_TYPE_JWT: &str = "urn:ietf:params:oauth:token-type:jwt";
 
 const BAD_CREDENTIALS: &str = "invalid username or password";
 const BAD_REFRESH: &str = "the refresh token is invalid, expired, revoked or already used";
+
+/// Mints the access token for `grant`: opaque for a client configured with
+/// `opaque_access_tokens`, a signed JWT otherwise.
+async fn issue(s: &AppState, grant: &Grant) -> Result<Minted, OAuthError> {
+    let opaque = s
+        .clients
+        .get(&grant.client_id)
+        .is_some_and(|c| c.opaque_access_tokens);
+    if !opaque {
+        return Ok(mint(&s.keys, &s.issuer, grant, s.config.access_ttl)?);
+    }
+    let (minted, claims) = mint_opaque(&s.issuer, grant, s.config.access_ttl)?;
+    // SECURITY: the store keeps only the token's SHA-256, like refresh tokens.
+    s.store
+        .save_opaque(TokenHash::of(&minted.token), claims.to_string(), minted.exp)
+        .await;
+    Ok(minted)
+}
 
 /// `POST /login`: username + password → access and refresh token.
 pub(super) async fn login(
@@ -81,7 +99,7 @@ pub(super) async fn login(
     s.store
         .create_family(family.clone(), TokenHash::of(&refresh_token))
         .await;
-    let minted = mint(&s.keys, &s.issuer, &grant, s.config.access_ttl)?;
+    let minted = issue(&s, &grant).await?;
     s.store
         .record_access(family.id.clone(), minted.jti.clone(), minted.exp)
         .await;
@@ -136,7 +154,7 @@ async fn refresh_grant(
                 scopes: scopes.unwrap_or_else(|| family.grant.scopes.clone()),
                 ..family.grant.clone()
             };
-            let minted = mint(&s.keys, &s.issuer, &grant, s.config.access_ttl)?;
+            let minted = issue(&s, &grant).await?;
             s.store
                 .record_access(family.id.clone(), minted.jti.clone(), minted.exp)
                 .await;
@@ -190,7 +208,7 @@ pub(super) async fn token(
                 roles: c.roles.clone(),
                 tenant: c.tenant.clone(),
             };
-            let minted = mint(&s.keys, &s.issuer, &grant, s.config.access_ttl)?;
+            let minted = issue(&s, &grant).await?;
             tracing::info!(target: LOG_TARGET, client_id = %c.client_id, scope = %grant.scopes.join(" "), aud = %grant.audience, "client credentials");
             // RFC 6749 §4.4.3: no refresh token for client credentials.
             Ok(token_response(&minted, &grant.scopes, None, None))
@@ -278,7 +296,7 @@ async fn exchange_grant(s: &AppState, p: &Params, client: &Client) -> Result<Res
         roles,
         tenant: identity.tenant.clone(),
     };
-    let minted = mint(&s.keys, &s.issuer, &grant, s.config.access_ttl)?;
+    let minted = issue(&s, &grant).await?;
     tracing::info!(
         target: LOG_TARGET,
         upstream = %identity.upstream,

@@ -12,18 +12,27 @@
 //! Routes: `GET /health` (no auth: key-set health as JSON, 503 when not
 //! ready), `GET /orders/{id}` (scope `orders:read`), `POST /orders`
 //! (scope `orders:write`, 201), `GET /me` (any valid token: the verified claims).
+//!
+//! With introspection configured (`AUTH_INTROSPECTION_CLIENT_ID` and
+//! `AUTH_INTROSPECTION_CLIENT_SECRET`, see `auth_env.rs`), opaque tokens are
+//! accepted on every route with the same scope rules, and
+//! `DELETE /orders/{id}` (scope `orders:write`, 204) is revocation-sensitive:
+//! its token is confirmed at the introspection endpoint, relying on an
+//! answer at most `AUTH_ACTIVE_TTL` seconds old (default 5).
 
-use authlayer::{Claims, RequireScopes, Verifier, VerifyLayer};
+use std::time::Duration;
+
+use authlayer::{Claims, RequireActiveLayer, RequireScopes, Verifier, VerifyLayer};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde_json::{Value, json};
 
 #[path = "common/auth_env.rs"]
 #[allow(clippy::duplicate_mod)] // the demo includes both order services
 mod auth_env;
-pub use auth_env::verifier_from_env;
+pub use auth_env::{active_ttl, verifier_from_env};
 
 /// The service's router.
 pub fn app(verifier: Verifier) -> Router {
@@ -37,6 +46,7 @@ pub fn app(verifier: Verifier) -> Router {
             post(create_order).route_layer(RequireScopes::all(["orders:write"])),
         )
         .route("/me", get(me))
+        .merge(revocable(&verifier, active_ttl()))
         .layer(VerifyLayer::new(verifier.clone()));
     Router::new()
         .route("/health", get(health))
@@ -66,6 +76,25 @@ async fn create_order(claims: Claims, Json(body): Json<Value>) -> (StatusCode, J
         StatusCode::CREATED,
         Json(json!({"id": 42, "order": body, "owner": claims.sub()})),
     )
+}
+
+/// The revocation-sensitive routes, present when the verifier introspects
+/// tokens: their token must be confirmed active at the endpoint, by an answer
+/// at most `active_ttl` old.
+pub fn revocable(verifier: &Verifier, active_ttl: Duration) -> Router {
+    if verifier.health().introspection.is_empty() {
+        return Router::new();
+    }
+    Router::new().route(
+        "/orders/{id}",
+        delete(delete_order)
+            .route_layer(RequireActiveLayer::new(active_ttl))
+            .route_layer(RequireScopes::all(["orders:write"])),
+    )
+}
+
+async fn delete_order(_claims: Claims, Path(_id): Path<u64>) -> StatusCode {
+    StatusCode::NO_CONTENT
 }
 
 async fn me(claims: Claims) -> Json<Claims> {

@@ -434,7 +434,10 @@ mod tests {
             Reason::IntrospectionUnavailable.status(),
             StatusCode::SERVICE_UNAVAILABLE
         );
-        assert_eq!(AuthError::new(Reason::IntrospectionUnavailable).grpc_code(), 14);
+        assert_eq!(
+            AuthError::new(Reason::IntrospectionUnavailable).grpc_code(),
+            14
+        );
         assert_eq!(Reason::Inactive.status(), StatusCode::UNAUTHORIZED);
         assert_eq!(AuthError::insufficient_scope("a".into()).grpc_code(), 7);
     }

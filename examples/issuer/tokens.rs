@@ -50,7 +50,11 @@ pub fn access_claims(issuer: &str, grant: &Grant, jti: &str, iat: i64, exp: i64)
 
 /// An opaque access token for `grant`, valid for `ttl`, and the claims it
 /// stands for (kept by the store, shown by `/introspect`).
-pub fn mint_opaque(issuer: &str, grant: &Grant, ttl: Duration) -> Result<(Minted, Value), KeyError> {
+pub fn mint_opaque(
+    issuer: &str,
+    grant: &Grant,
+    ttl: Duration,
+) -> Result<(Minted, Value), KeyError> {
     let token = random_token(32)?;
     let jti = random_token(16)?;
     let iat = now_ms() / 1000;

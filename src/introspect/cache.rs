@@ -223,7 +223,10 @@ mod tests {
     async fn refusals_are_kept_for_the_short_ttl() {
         let r = results();
         r.refuse("t", Reason::Inactive);
-        assert!(matches!(r.lookup("t", None), Lookup::Refused(Reason::Inactive)));
+        assert!(matches!(
+            r.lookup("t", None),
+            Lookup::Refused(Reason::Inactive)
+        ));
         tokio::time::advance(Duration::from_secs(5)).await;
         assert!(matches!(r.lookup("t", None), Lookup::Miss));
     }
@@ -240,7 +243,10 @@ mod tests {
         let r = results();
         r.confirm("t", confirmed(unix_now() + 3600));
         r.refuse("t", Reason::Inactive);
-        assert!(matches!(r.lookup("t", None), Lookup::Refused(Reason::Inactive)));
+        assert!(matches!(
+            r.lookup("t", None),
+            Lookup::Refused(Reason::Inactive)
+        ));
         r.confirm("t", confirmed(unix_now() + 3600));
         assert!(matches!(r.lookup("t", None), Lookup::Active(_)));
     }

@@ -31,10 +31,11 @@ pub(crate) async fn call(
             ClientAuth::Basic => {
                 // SECURITY: marked sensitive, so HTTP/2 never indexes it and
                 // debug output of the request hides it.
-                let mut value = http::HeaderValue::from_str(&basic(settings))
-                    .map_err(|_| FetchError::Request {
+                let mut value = http::HeaderValue::from_str(&basic(settings)).map_err(|_| {
+                    FetchError::Request {
                         reason: "client credentials do not fit a header".into(),
-                    })?;
+                    }
+                })?;
                 value.set_sensitive(true);
                 req = req.header(header::AUTHORIZATION, value);
             }
@@ -45,18 +46,13 @@ pub(crate) async fn call(
         }
         form.finish()
     };
-    let res = req
-        .body(body)
-        .send()
-        .await
-        .map_err(request_error)?;
+    let res = req.body(body).send().await.map_err(request_error)?;
     read_json_body(res, settings.max_response_bytes, &["application/json"]).await
 }
 
 /// `Basic base64(urlencode(id) ":" urlencode(secret))` (RFC 6749 §2.3.1).
 fn basic(settings: &Introspection) -> String {
-    let encode =
-        |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+    let encode = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
     let pair = format!(
         "{}:{}",
         encode(&settings.client_id),
@@ -98,9 +94,11 @@ pub(crate) async fn discover(
             found: doc.issuer,
         });
     }
-    let raw = doc.introspection_endpoint.ok_or_else(|| FetchError::Parse {
-        reason: "the discovery document names no introspection_endpoint: configure one".into(),
-    })?;
+    let raw = doc
+        .introspection_endpoint
+        .ok_or_else(|| FetchError::Parse {
+            reason: "the discovery document names no introspection_endpoint: configure one".into(),
+        })?;
     jwks_uri_from_discovery(&raw, issuer, allow_http)
 }
 

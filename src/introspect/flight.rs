@@ -212,7 +212,7 @@ impl Introspector {
         let body = match tokio::time::timeout(timeout, ask).await {
             Ok(Ok(body)) => body,
             Ok(Err(what)) => return Err(self.failed(&what)),
-            Err(_) => return Err(self.failed(&format!("no answer within {timeout:?}"))),
+            Err(_) => return Err(self.failed(&format!("timed out: no answer within {timeout:?}"))),
         };
         let verdict = judge(&body, &self.issuer).map_err(|e| self.failed(&e))?;
         self.succeeded();
@@ -258,5 +258,4 @@ impl Introspector {
             consecutive_failures: status.consecutive_failures,
         }
     }
-
 }

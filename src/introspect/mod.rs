@@ -201,8 +201,7 @@ impl Introspection {
         if self.timeout.is_zero() {
             return Some("introspection: the timeout must be positive");
         }
-        if self.max_response_bytes == 0 || self.cache_bytes == 0 || self.inactive_cache_bytes == 0
-        {
+        if self.max_response_bytes == 0 || self.cache_bytes == 0 || self.inactive_cache_bytes == 0 {
             return Some("introspection: max_response_bytes and cache_bytes must be positive");
         }
         if self.max_concurrency == 0 || self.max_pending < self.max_concurrency {
@@ -225,9 +224,9 @@ pub(crate) fn is_compact_jws(token: &str) -> bool {
 pub(crate) fn is_b64token(token: &str) -> bool {
     let body = token.trim_end_matches('=');
     !body.is_empty()
-        && body
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/'))
+        && body.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
+        })
 }
 
 #[cfg(test)]

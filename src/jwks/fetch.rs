@@ -189,7 +189,11 @@ pub(crate) async fn discover(
 
 /// The `jwks_uri` (or another endpoint) a discovery document for `issuer`
 /// names, if the URL policy lets us use it.
-pub(crate) fn jwks_uri_from_discovery(raw: &str, issuer: &str, allow_http: bool) -> Result<Url, FetchError> {
+pub(crate) fn jwks_uri_from_discovery(
+    raw: &str,
+    issuer: &str,
+    allow_http: bool,
+) -> Result<Url, FetchError> {
     let jwks_uri =
         parse_url(raw, allow_http).map_err(|reason| FetchError::InsecureUrl { reason })?;
     // SECURITY (SSRF, key injection): plain http is allowed for loopback

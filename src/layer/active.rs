@@ -288,14 +288,23 @@ mod tests {
 
     #[test]
     fn the_token_is_the_one_bearer_credential() {
-        assert_eq!(token_of(&req(&[("authorization", "bearer abc")])), Ok("abc"));
         assert_eq!(
-            token_of(&req(&[("authorization", "Basic x"), ("authorization", "Bearer t")])),
+            token_of(&req(&[("authorization", "bearer abc")])),
+            Ok("abc")
+        );
+        assert_eq!(
+            token_of(&req(&[
+                ("authorization", "Basic x"),
+                ("authorization", "Bearer t")
+            ])),
             Ok("t")
         );
         assert_eq!(token_of(&req(&[])), Err(Reason::MissingToken));
         assert_eq!(
-            token_of(&req(&[("authorization", "Bearer a"), ("authorization", "Bearer b")])),
+            token_of(&req(&[
+                ("authorization", "Bearer a"),
+                ("authorization", "Bearer b")
+            ])),
             Err(Reason::MultipleCredentials)
         );
         assert_eq!(
@@ -310,7 +319,10 @@ mod tests {
         let svc = RequireActiveLayer::new(Duration::from_secs(5)).layer(tower::service_fn(
             |_: Request<()>| async { Ok::<_, ()>(Response::new(())) },
         ));
-        let res = svc.oneshot(req(&[("authorization", "Bearer t")])).await.unwrap();
+        let res = svc
+            .oneshot(req(&[("authorization", "Bearer t")]))
+            .await
+            .unwrap();
         assert_eq!(res.status(), 500);
     }
 

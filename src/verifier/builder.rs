@@ -499,7 +499,10 @@ impl VerifierBuilder {
                     issuer.iss
                 ));
             }
-            if let Some(problem) = settings.introspection.as_ref().and_then(Introspection::problem)
+            if let Some(problem) = settings
+                .introspection
+                .as_ref()
+                .and_then(Introspection::problem)
             {
                 return fail(format!("issuer {:?}: {problem}", issuer.iss));
             }
@@ -599,12 +602,14 @@ impl VerifierBuilder {
         // must pass the same URL policy as key URLs; redirects are never
         // followed (a 307 would resend the secret to wherever it points).
         let endpoint = match &settings.endpoint {
-            Some(raw) => Some(parse_url(raw, self.fetch.allow_http).map_err(|reason| {
-                BuildError::Url {
-                    url: raw.clone(),
-                    reason,
-                }
-            })?),
+            Some(raw) => {
+                Some(
+                    parse_url(raw, self.fetch.allow_http).map_err(|reason| BuildError::Url {
+                        url: raw.clone(),
+                        reason,
+                    })?,
+                )
+            }
             None => {
                 let url = reqwest::Url::parse(&issuer.iss).map_err(|e| BuildError::Url {
                     url: issuer.iss.clone(),

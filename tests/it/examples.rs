@@ -21,9 +21,9 @@ fn example(name: &str) -> PathBuf {
     dir.join("examples").join(name)
 }
 
-struct Running {
+pub(crate) struct Running {
     child: Child,
-    addr: SocketAddr,
+    pub(crate) addr: SocketAddr,
 }
 
 impl Drop for Running {
@@ -34,7 +34,7 @@ impl Drop for Running {
 }
 
 /// Starts an example with `env` and waits for its `listening on …` line.
-fn start(name: &str, env: &[(&str, &str)]) -> Running {
+pub(crate) fn start(name: &str, env: &[(&str, &str)]) -> Running {
     let mut cmd = Command::new(example(name));
     cmd.env("PORT", "0")
         .env("RUST_LOG", "warn")

@@ -26,6 +26,8 @@ mod cache;
 #[cfg(all(feature = "axum", feature = "tonic"))]
 mod e2e;
 mod examples;
+#[cfg(all(feature = "axum", feature = "tonic"))]
+mod introspection;
 mod jwks_faults;
 mod randomized;
 mod tonic;

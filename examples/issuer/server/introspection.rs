@@ -29,7 +29,10 @@ async fn live_access_token(s: &AppState, token: &str) -> Option<Map<String, Valu
     let claims = if looks_like_jwt(token) {
         s.keys.verify_jwt(token)?
     } else {
-        let text = s.store.opaque(TokenHash::of(token), now_ms() / 1000).await?;
+        let text = s
+            .store
+            .opaque(TokenHash::of(token), now_ms() / 1000)
+            .await?;
         match serde_json::from_str(&text).ok()? {
             Value::Object(claims) => claims,
             _ => return None,

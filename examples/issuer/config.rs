@@ -17,6 +17,7 @@
 //! scopes = ["orders:read"]
 //! grant_types = ["client_credentials", "urn:ietf:params:oauth:grant-type:token-exchange"]
 //! admin = false
+//! opaque_access_tokens = false        # true: random access tokens, checked at /introspect
 //!
 //! # UPSTREAMS_FILE: a Keycloak realm whose users become local customers
 //! [[upstreams]]

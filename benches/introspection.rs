@@ -120,7 +120,7 @@ fn introspection(c: &mut Criterion) {
         .build()
         .expect("runtime");
     let issuer = TestIssuer::new("https://id.example");
-    let url = rt.block_on(endpoint(issuer.issuer().to_owned()));
+    let url = rt.block_on(endpoint(issuer.issuer().clone()));
     let verifier = rt
         .block_on(
             Verifier::builder()

@@ -157,10 +157,10 @@ impl<S, R> RequireActive<S, R> {
 fn token_of<B>(req: &Request<B>) -> Result<&str, Reason> {
     let mut found = None;
     for value in req.headers().get_all(AUTHORIZATION) {
-        if let Some(token) = bearer(value)? {
-            if found.replace(token).is_some() {
-                return Err(Reason::MultipleCredentials);
-            }
+        if let Some(token) = bearer(value)?
+            && found.replace(token).is_some()
+        {
+            return Err(Reason::MultipleCredentials);
         }
     }
     found.ok_or(Reason::MissingToken)
@@ -188,16 +188,15 @@ where
             req.extensions().get::<Claims>(),
             req.extensions().get::<Authenticated>(),
         ) else {
-            let (reason, realm) = match req.extensions().get::<Authenticated>() {
-                // Optional mode let an anonymous request through.
-                Some(marker) => (Reason::MissingToken, marker.refuse(Reason::MissingToken)),
-                None => {
-                    tracing::error!(
-                        "RequireActive found no claims: VerifyLayer must run before it (in axum, \
-                         add VerifyLayer with .layer() and RequireActive with .route_layer())"
-                    );
-                    (Reason::LayerMissing, Arc::from(""))
-                }
+            // Optional mode let an anonymous request through: ask for a token.
+            let (reason, realm) = if let Some(marker) = req.extensions().get::<Authenticated>() {
+                (Reason::MissingToken, marker.refuse(Reason::MissingToken))
+            } else {
+                tracing::error!(
+                    "RequireActive found no claims: VerifyLayer must run before it (in axum, \
+                     add VerifyLayer with .layer() and RequireActive with .route_layer())"
+                );
+                (Reason::LayerMissing, Arc::from(""))
             };
             return self.reject(&req, None, &AuthError::new(reason), &realm);
         };

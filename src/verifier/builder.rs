@@ -353,18 +353,7 @@ impl VerifierBuilder {
             });
         }
         if !self.lazy {
-            for (issuer, introspector) in issuers
-                .iter()
-                .filter_map(|i| Some((i, i.introspector.as_ref()?)))
-            {
-                introspector
-                    .endpoint()
-                    .await
-                    .map_err(|cause| BuildError::Fetch {
-                        url: format!("{} (introspection_endpoint)", issuer.iss),
-                        cause,
-                    })?;
-            }
+            find_introspection_endpoints(&issuers).await?;
         }
 
         let mut stop = Vec::new();
@@ -601,28 +590,24 @@ impl VerifierBuilder {
         // SECURITY: the client secret goes with every call, so the endpoint
         // must pass the same URL policy as key URLs; redirects are never
         // followed (a 307 would resend the secret to wherever it points).
-        let endpoint = match &settings.endpoint {
-            Some(raw) => {
-                Some(
-                    parse_url(raw, self.fetch.allow_http).map_err(|reason| BuildError::Url {
-                        url: raw.clone(),
-                        reason,
-                    })?,
-                )
-            }
-            None => {
-                let url = reqwest::Url::parse(&issuer.iss).map_err(|e| BuildError::Url {
-                    url: issuer.iss.clone(),
-                    reason: format!(
-                        "issuer is not a URL, so the introspection endpoint cannot be discovered: {e}"
-                    ),
-                })?;
-                check_url(&url, self.fetch.allow_http).map_err(|reason| BuildError::Url {
-                    url: issuer.iss.clone(),
-                    reason,
-                })?;
-                None
-            }
+        let endpoint = if let Some(raw) = &settings.endpoint {
+            let url = parse_url(raw, self.fetch.allow_http).map_err(|reason| BuildError::Url {
+                url: raw.clone(),
+                reason,
+            })?;
+            Some(url)
+        } else {
+            let url = reqwest::Url::parse(&issuer.iss).map_err(|e| BuildError::Url {
+                url: issuer.iss.clone(),
+                reason: format!(
+                    "issuer is not a URL, so the introspection endpoint cannot be discovered: {e}"
+                ),
+            })?;
+            check_url(&url, self.fetch.allow_http).map_err(|reason| BuildError::Url {
+                url: issuer.iss.clone(),
+                reason,
+            })?;
+            None
         };
         let client = match &self.client {
             Some(own) => own.clone(),
@@ -647,6 +632,23 @@ impl VerifierBuilder {
             Arc::clone(counters),
         ))))
     }
+}
+
+/// Resolves every introspection endpoint now, so that a wrong or missing
+/// one fails `build()` loudly, as unreachable keys do.
+async fn find_introspection_endpoints(issuers: &[TrustedIssuer]) -> Result<(), BuildError> {
+    for issuer in issuers {
+        if let Some(introspector) = &issuer.introspector {
+            introspector
+                .endpoint()
+                .await
+                .map_err(|cause| BuildError::Fetch {
+                    url: format!("{} (introspection_endpoint)", issuer.iss),
+                    cause,
+                })?;
+        }
+    }
+    Ok(())
 }
 
 fn add_secret(set: &mut KeySet, issuer: &Issuer, algs: AlgSet) -> Result<(), BuildError> {

@@ -29,6 +29,9 @@ use crate::orders;
 use crate::orders_grpc;
 use crate::orders_grpc::pb::GetOrderRequest;
 
+/// A verification in flight, boxed so that others can join the list.
+type Verification<'a> = Pin<Box<dyn Future<Output = Result<authlayer::Claims, AuthError>> + 'a>>;
+
 type Rewrite = Box<dyn Fn(Value) -> String + Send + Sync>;
 
 /// A stand-in for the issuer's `/introspect` that forwards to it.
@@ -595,8 +598,7 @@ async fn hundred_concurrent_requests_with_one_new_token_make_one_call() {
         proxy.release();
         Ok(authlayer::Claims::from_json("{}").unwrap())
     };
-    let mut futures: Vec<Pin<Box<dyn Future<Output = Result<authlayer::Claims, AuthError>>>>> = (0
-        ..100)
+    let mut futures: Vec<Verification<'_>> = (0..100)
         .map(|_| Box::pin(verifier.verify(&token)) as Pin<Box<dyn Future<Output = _>>>)
         .collect();
     futures.push(Box::pin(release));
@@ -631,11 +633,10 @@ async fn a_flood_of_random_tokens_is_bounded_and_keeps_the_good_answers() {
         proxy.release();
         Err(AuthError::missing_token())
     };
-    let mut futures: Vec<Pin<Box<dyn Future<Output = Result<authlayer::Claims, AuthError>>>>> =
-        random
-            .iter()
-            .map(|t| Box::pin(verifier.verify(t)) as Pin<Box<dyn Future<Output = _>>>)
-            .collect();
+    let mut futures: Vec<Verification<'_>> = random
+        .iter()
+        .map(|t| Box::pin(verifier.verify(t)) as Pin<Box<dyn Future<Output = _>>>)
+        .collect();
     futures.push(Box::pin(observe));
     let results = all_at_once(futures).await;
     let shed = results

@@ -154,7 +154,7 @@ async fn refresh_grant(
                 scopes: scopes.unwrap_or_else(|| family.grant.scopes.clone()),
                 ..family.grant.clone()
             };
-            let minted = issue(&s, &grant).await?;
+            let minted = issue(s, &grant).await?;
             s.store
                 .record_access(family.id.clone(), minted.jti.clone(), minted.exp)
                 .await;
@@ -296,7 +296,7 @@ async fn exchange_grant(s: &AppState, p: &Params, client: &Client) -> Result<Res
         roles,
         tenant: identity.tenant.clone(),
     };
-    let minted = issue(&s, &grant).await?;
+    let minted = issue(s, &grant).await?;
     tracing::info!(
         target: LOG_TARGET,
         upstream = %identity.upstream,

@@ -5,8 +5,13 @@
 //! the verified-token cache (`check`), then the header, the
 //! issuer, the key and the signature, then the dates, the audience and the
 //! required claims (`verify_token`), and the bounded wait for a
-//! refetch when the key is unknown. The builder, the issuer configuration
-//! and the cache live in the submodules.
+//! refetch when the key is unknown. A token that is not a JWT, for an
+//! issuer with introspection, takes one branch (`check_opaque`, then
+//! `introspect`): the endpoint's answer goes through the same parse
+//! (`parse_claims`) and the same checks (`checked_claims`) as a JWT payload.
+//! The builder, the issuer configuration and the cache live in the
+//! submodules; the introspection client and its cache in
+//! [`introspect`](crate::introspect).
 //!
 //! # Example
 //!

@@ -11,7 +11,7 @@
 //! (`parse_claims`) and the same checks (`checked_claims`) as a JWT payload.
 //! The builder, the issuer configuration and the cache live in the
 //! submodules; the introspection client and its cache in
-//! [`introspect`](crate::introspect).
+//! [`crate::introspect`].
 //!
 //! # Example
 //!

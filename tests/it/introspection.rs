@@ -610,6 +610,37 @@ async fn hundred_concurrent_requests_with_one_new_token_make_one_call() {
 }
 
 #[tokio::test]
+async fn a_waiter_takes_over_when_the_caller_that_started_the_call_goes_away() {
+    let rig = rig().await;
+    let verifier = rig.verifier(introspection()).await;
+    let token = rig.opaque().await;
+    rig.proxy.hold.store(true, Ordering::SeqCst);
+    let mut first: Verification<'_> = Box::pin(verifier.verify(&token));
+    let mut second: Verification<'_> = Box::pin(verifier.verify(&token));
+    // Both are in flight; the first one's call reaches the endpoint.
+    let mut arrived = std::pin::pin!(rig.proxy.wait_hits(1));
+    std::future::poll_fn(|cx| {
+        assert!(first.as_mut().poll(cx).is_pending());
+        assert!(second.as_mut().poll(cx).is_pending());
+        arrived.as_mut().poll(cx)
+    })
+    .await;
+    // The client that started the call disconnects: its call is dropped.
+    drop(first);
+    rig.proxy.release();
+    second
+        .await
+        .expect("the waiter asked again and got its answer");
+    assert_eq!(rig.proxy.hits(), 2);
+    verifier.verify(&token).await.expect("cached");
+    assert_eq!(
+        rig.proxy.hits(),
+        2,
+        "the flight left and the cache holds the answer"
+    );
+}
+
+#[tokio::test]
 async fn a_flood_of_random_tokens_is_bounded_and_keeps_the_good_answers() {
     let rig = rig().await;
     let verifier = rig

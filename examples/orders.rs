@@ -20,20 +20,31 @@
 //! `orders:read` and the token's tenant must be `{tenant}`). Roles and
 //! tenant are read from `AUTH_ROLES_CLAIM` and `AUTH_TENANT_CLAIM`.
 //!
+//! With introspection configured (`AUTH_INTROSPECTION_CLIENT_ID` and
+//! `AUTH_INTROSPECTION_CLIENT_SECRET`, see `auth_env.rs`), opaque tokens are
+//! accepted on every route with the same scope rules, and
+//! `DELETE /orders/{id}` (scope `orders:write`, 204) is revocation-sensitive:
+//! its token is confirmed at the introspection endpoint, relying on an
+//! answer at most `AUTH_ACTIVE_TTL` seconds old (default 5).
+//!
 //! Ctrl-C or SIGTERM stops it gracefully: running requests finish and the
 //! audit log is flushed.
 
-use authlayer::{Claims, RequireRoles, RequireScopes, RequireTenant, Verifier, VerifyLayer};
+use std::time::Duration;
+
+use authlayer::{
+    Claims, RequireActiveLayer, RequireRoles, RequireScopes, RequireTenant, Verifier, VerifyLayer,
+};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde_json::{Value, json};
 
 #[path = "common/auth_env.rs"]
 #[allow(clippy::duplicate_mod)] // the demo includes both order services
 mod auth_env;
-pub use auth_env::verifier_from_env;
+pub use auth_env::{active_ttl, verifier_from_env};
 #[path = "common/observability.rs"]
 #[allow(clippy::duplicate_mod, dead_code)] // shared by every example
 mod observability;
@@ -60,6 +71,7 @@ pub fn app(verifier: Verifier) -> Router {
                 .route_layer(RequireTenant::path_segment(1))
                 .route_layer(RequireScopes::all(["orders:read"])),
         )
+        .merge(revocable(&verifier, active_ttl()))
         .layer(VerifyLayer::new(verifier.clone()));
     Router::new()
         .route("/health", get(health))
@@ -100,6 +112,25 @@ async fn admin_orders(claims: Claims) -> Json<Value> {
 
 async fn tenant_order(Path((tenant, id)): Path<(String, u64)>) -> Json<Value> {
     Json(json!({"tenant": tenant, "id": id}))
+}
+
+/// The revocation-sensitive routes, present when the verifier introspects
+/// tokens: their token must be confirmed active at the endpoint, by an answer
+/// at most `active_ttl` old.
+pub fn revocable(verifier: &Verifier, active_ttl: Duration) -> Router {
+    if verifier.health().introspection.is_empty() {
+        return Router::new();
+    }
+    Router::new().route(
+        "/orders/{id}",
+        delete(delete_order)
+            .route_layer(RequireActiveLayer::new(active_ttl))
+            .route_layer(RequireScopes::all(["orders:write"])),
+    )
+}
+
+async fn delete_order(_claims: Claims, Path(_id): Path<u64>) -> StatusCode {
+    StatusCode::NO_CONTENT
 }
 
 async fn me(claims: Claims) -> Json<Claims> {

@@ -161,6 +161,9 @@ pub enum ErrorKind {
     /// The token is valid but a rule other than scopes refuses it (roles,
     /// tenant, policy): a plain 403 with a fixed description, no challenge.
     Forbidden,
+    /// The introspection endpoint could not confirm the token (down, slow,
+    /// overloaded or answering garbage): 503, the server's fault.
+    IntrospectionUnavailable,
 }
 
 impl ErrorKind {
@@ -170,7 +173,9 @@ impl ErrorKind {
             ErrorKind::MissingToken | ErrorKind::InvalidToken => StatusCode::UNAUTHORIZED,
             ErrorKind::InvalidRequest => StatusCode::BAD_REQUEST,
             ErrorKind::InsufficientScope | ErrorKind::Forbidden => StatusCode::FORBIDDEN,
-            ErrorKind::KeysUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorKind::KeysUnavailable | ErrorKind::IntrospectionUnavailable => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ErrorKind::Misconfigured => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -182,7 +187,7 @@ impl ErrorKind {
             ErrorKind::MissingToken | ErrorKind::InvalidToken => 16,
             ErrorKind::InvalidRequest => 3,
             ErrorKind::InsufficientScope | ErrorKind::Forbidden => 7,
-            ErrorKind::KeysUnavailable => 14,
+            ErrorKind::KeysUnavailable | ErrorKind::IntrospectionUnavailable => 14,
             ErrorKind::Misconfigured => 13,
         }
     }
@@ -193,7 +198,8 @@ impl ErrorKind {
             ErrorKind::MissingToken
             | ErrorKind::KeysUnavailable
             | ErrorKind::Misconfigured
-            | ErrorKind::Forbidden => None,
+            | ErrorKind::Forbidden
+            | ErrorKind::IntrospectionUnavailable => None,
             ErrorKind::InvalidRequest => Some("invalid_request"),
             ErrorKind::InvalidToken => Some("invalid_token"),
             ErrorKind::InsufficientScope => Some("insufficient_scope"),
@@ -290,6 +296,16 @@ reasons! {
     PolicyDenied => "policy_denied", "access denied by policy", Forbidden;
     /// The gRPC method is not listed and the default is to deny.
     MethodNotAllowed => "method_not_allowed", "method not allowed", Forbidden;
+    /// The introspection endpoint says the token is not active (revoked,
+    /// expired, unknown), or its answer describes a token this service must
+    /// not accept (a refresh token, say).
+    Inactive => "inactive", "token not active", InvalidToken;
+    /// The introspection endpoint is down, too slow, overloaded or answered
+    /// something that is not an RFC 7662 response: 503, never 401.
+    IntrospectionUnavailable => "introspection_unavailable", "token introspection unavailable", IntrospectionUnavailable;
+    /// `RequireActive` ran for a token whose issuer has no introspection
+    /// configured: a wiring mistake of the service, answered with 500.
+    IntrospectionMissing => "introspection_missing", "token introspection not configured", Misconfigured;
 }
 
 impl Reason {
@@ -438,6 +454,15 @@ mod tests {
             StatusCode::INTERNAL_SERVER_ERROR
         );
         assert_eq!(AuthError::new(Reason::LayerMissing).grpc_code(), 13);
+        assert_eq!(
+            Reason::IntrospectionUnavailable.status(),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        assert_eq!(
+            AuthError::new(Reason::IntrospectionUnavailable).grpc_code(),
+            14
+        );
+        assert_eq!(Reason::Inactive.status(), StatusCode::UNAUTHORIZED);
         assert_eq!(AuthError::insufficient_scope("a".into()).grpc_code(), 7);
     }
 }

@@ -65,6 +65,27 @@ pub struct Health {
     pub ready: bool,
     /// Per issuer, in configuration order.
     pub issuers: Vec<IssuerHealth>,
+    /// The introspection endpoint of every issuer that has one, in
+    /// configuration order. Its trouble does not clear `ready`: the JWTs of
+    /// the same issuers still verify, and a probe that takes every replica
+    /// out of rotation would not bring the endpoint back.
+    pub introspection: Vec<IntrospectionHealth>,
+}
+
+/// Health of one issuer's introspection endpoint (RFC 7662).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct IntrospectionHealth {
+    /// The issuer (`iss`).
+    pub issuer: String,
+    /// The endpoint, once known (explicit, or found by discovery).
+    pub endpoint: Option<String>,
+    /// When the endpoint last gave a valid answer, in seconds since the epoch.
+    pub last_success_unix: Option<u64>,
+    /// The last failure (no token in it), cleared by the next success.
+    pub last_error: Option<String>,
+    /// Calls failed in a row.
+    pub consecutive_failures: u32,
 }
 
 /// Counters since the verifier was built.
@@ -89,6 +110,16 @@ pub struct Metrics {
     pub cached_tokens: u64,
     /// Requests refused, by [`Reason::code`].
     pub rejected: Vec<(&'static str, u64)>,
+    /// Calls made to introspection endpoints.
+    pub introspections: u64,
+    /// Introspection calls that failed (down, slow, garbage): each request
+    /// waiting on one got 503.
+    pub introspection_failures: u64,
+    /// Answers taken from the introspection cache instead of the endpoint.
+    pub introspection_cache_hits: u64,
+    /// Requests refused with 503 without a call because too many
+    /// introspections were already pending (a flood of unknown tokens).
+    pub introspection_shed: u64,
 }
 
 impl Metrics {
@@ -111,6 +142,10 @@ pub(crate) struct Counters {
     pub(crate) accepted: AtomicU64,
     pub(crate) cache_hits: AtomicU64,
     pub(crate) rejected: [AtomicU64; Reason::EVERY.len()],
+    pub(crate) introspections: AtomicU64,
+    pub(crate) introspection_failures: AtomicU64,
+    pub(crate) introspection_cache_hits: AtomicU64,
+    pub(crate) introspection_shed: AtomicU64,
 }
 
 impl Counters {
@@ -137,6 +172,10 @@ impl Counters {
                 .map(|(r, c)| (r.code(), get(c)))
                 .filter(|(_, n)| *n > 0)
                 .collect(),
+            introspections: get(&self.introspections),
+            introspection_failures: get(&self.introspection_failures),
+            introspection_cache_hits: get(&self.introspection_cache_hits),
+            introspection_shed: get(&self.introspection_shed),
         }
     }
 }

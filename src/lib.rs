@@ -16,10 +16,11 @@
 // one above it (checked by `tests::modules_import_only_downwards`):
 //   framework glue   axum, tonic
 //   outbound         propagation, service tokens, exchange, identity headers
-//   layers           layer (VerifyLayer, RequireScopesLayer), audit_log
-//                    (feature audit-log), audit, reject
+//   layers           layer (VerifyLayer, RequireScopesLayer, RequireActiveLayer),
+//                    audit_log (feature audit-log), audit, reject
 //   engine           verifier (Verifier: the token-to-claims path, builder,
 //                    issuer configuration, token cache)
+//   introspection    introspect (RFC 7662 client, answer cache, single-flight)
 //   keys and JWS     jws, jwks, crypto
 //   claims, errors   claims, telemetry (the `metrics` facade), health, error
 
@@ -41,6 +42,8 @@ pub mod policy;
 pub mod reject;
 
 pub mod verifier;
+
+pub mod introspect;
 
 mod crypto;
 pub mod jwks;
@@ -64,13 +67,14 @@ pub use crate::axum::ClaimsRejection;
 pub use audit_log::{AuditLog, AuditLogGuard, AuditRecorder};
 pub use claims::{ClaimPath, ClaimSources, Claims, Scopes, StandardClaims, ValueShape};
 pub use error::{AuthError, BuildError, ErrorKind, FetchError, Reason};
-pub use health::{Health, IssuerHealth, Metrics};
+pub use health::{Health, IntrospectionHealth, IssuerHealth, Metrics};
+pub use introspect::{ClientAuth, Introspection};
 pub use jsonwebtoken::Algorithm;
 pub use jws::TypPolicy;
 pub use layer::{
-    AccessToken, MethodRulesLayer, Require, RequireLayer, RequirePolicy, RequirePolicyLayer,
-    RequireRoles, RequireRolesLayer, RequireScopes, RequireScopesLayer, RequireTenant,
-    RequireTenantLayer, ResponseFuture, Verify, VerifyLayer,
+    AccessToken, MethodRulesLayer, Require, RequireActive, RequireActiveLayer, RequireLayer,
+    RequirePolicy, RequirePolicyLayer, RequireRoles, RequireRolesLayer, RequireScopes,
+    RequireScopesLayer, RequireTenant, RequireTenantLayer, ResponseFuture, Verify, VerifyLayer,
 };
 pub use policy::{MethodRules, Policy, Rule, RuleRequest};
 pub use reject::{DefaultReject, OnReject, RejectContext};
@@ -196,6 +200,7 @@ mod tests {
             "crypto",
             "jwks",
             "jws",
+            "introspect",
             "verifier",
             "reject",
             "audit",

@@ -124,7 +124,10 @@ impl AuthError {
         if let Ok(value) = HeaderValue::from_str(&self.www_authenticate(realm)) {
             headers.insert(header::WWW_AUTHENTICATE, value);
         }
-        if self.kind() == ErrorKind::KeysUnavailable {
+        if matches!(
+            self.kind(),
+            ErrorKind::KeysUnavailable | ErrorKind::IntrospectionUnavailable
+        ) {
             headers.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
         }
         res
@@ -209,6 +212,17 @@ mod tests {
         let res: Response<()> = AuthError::new(Reason::KeysUnavailable).to_response("api", false);
         assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(res.headers()["retry-after"], "5");
+    }
+
+    #[test]
+    fn introspection_unavailable_is_503_with_retry_after_and_no_error_code() {
+        let err = AuthError::new(Reason::IntrospectionUnavailable);
+        let res: Response<()> = err.to_response("api", false);
+        assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(res.headers()["retry-after"], "5");
+        assert_eq!(res.headers()["www-authenticate"], "Bearer realm=\"api\"");
+        let res: Response<()> = err.to_response("api", true);
+        assert_eq!(res.headers()["grpc-status"], "14");
     }
 
     #[test]

@@ -12,10 +12,25 @@
 //!   `roles`; e.g. `realm_access.roles` for Keycloak): an array, a
 //!   space-separated string or an object whose keys are the roles
 //! - `AUTH_TENANT_CLAIM` — claim path of the tenant, a string (default `tenant`)
+//!
+//! Introspection (RFC 7662), on when both credentials are set:
+//! - `AUTH_INTROSPECTION_CLIENT_ID`, `AUTH_INTROSPECTION_CLIENT_SECRET` — the
+//!   client that calls the issuer's introspection endpoint; opaque tokens are
+//!   then accepted (without them they get 401 `invalid_token`)
+//! - `AUTH_INTROSPECTION_URL` — the endpoint (default: the discovery
+//!   document's `introspection_endpoint`)
+//! - `AUTH_INTROSPECTION_AUTH` — `basic` (default) or `post`: how the client
+//!   authenticates
+//! - `AUTH_INTROSPECTION_TIMEOUT_MS`, `AUTH_INTROSPECTION_CACHE_SECS` —
+//!   timeout and cache TTL of answers (defaults 2000, 30)
+//! - `AUTH_ACTIVE_TTL` — seconds a revocation-sensitive route may rely on an
+//!   earlier answer (default 5)
 
 use std::time::Duration;
 
-use authlayer::{BuildError, ClaimPath, ClaimSources, ValueShape, Verifier};
+use authlayer::{
+    BuildError, ClaimPath, ClaimSources, ClientAuth, Introspection, ValueShape, Verifier,
+};
 
 fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
@@ -65,5 +80,55 @@ pub async fn verifier_from_env_for(default_audience: &str) -> Result<Verifier, B
     if let Some(url) = env("AUTH_JWKS_URL") {
         builder = builder.jwks_url(url);
     }
+    if let Some(introspection) = introspection_from_env()? {
+        builder = builder.introspection(introspection);
+    }
     builder.build().await
+}
+
+/// The introspection settings, when `AUTH_INTROSPECTION_CLIENT_ID` and
+/// `AUTH_INTROSPECTION_CLIENT_SECRET` are both set.
+fn introspection_from_env() -> Result<Option<Introspection>, BuildError> {
+    let (Some(id), Some(secret)) = (
+        env("AUTH_INTROSPECTION_CLIENT_ID"),
+        env("AUTH_INTROSPECTION_CLIENT_SECRET"),
+    ) else {
+        return Ok(None);
+    };
+    let auth = match env("AUTH_INTROSPECTION_AUTH").as_deref() {
+        None | Some("basic" | "client_secret_basic") => ClientAuth::Basic,
+        Some("post" | "client_secret_post") => ClientAuth::Post,
+        Some(other) => {
+            return Err(BuildError::Config {
+                reason: format!("AUTH_INTROSPECTION_AUTH={other:?}: use basic or post"),
+            });
+        }
+    };
+    let mut introspection = Introspection::new(id, secret)
+        .client_auth(auth)
+        .timeout(duration(
+            "AUTH_INTROSPECTION_TIMEOUT_MS",
+            Duration::from_secs(2),
+            Duration::from_millis,
+        ))
+        .cache_ttl(duration(
+            "AUTH_INTROSPECTION_CACHE_SECS",
+            Duration::from_secs(30),
+            Duration::from_secs,
+        ));
+    if let Some(url) = env("AUTH_INTROSPECTION_URL") {
+        introspection = introspection.endpoint(url);
+    }
+    Ok(Some(introspection))
+}
+
+/// How old an introspection answer a revocation-sensitive route accepts:
+/// `AUTH_ACTIVE_TTL` seconds (default 5).
+#[allow(dead_code)] // orders_grpc has no such route
+pub fn active_ttl() -> Duration {
+    duration(
+        "AUTH_ACTIVE_TTL",
+        Duration::from_secs(5),
+        Duration::from_secs,
+    )
 }

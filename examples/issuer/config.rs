@@ -17,6 +17,7 @@
 //! scopes = ["orders:read"]
 //! grant_types = ["client_credentials", "urn:ietf:params:oauth:grant-type:token-exchange"]
 //! admin = false
+//! opaque_access_tokens = false        # true: random access tokens, checked at /introspect
 //!
 //! [[clients]]                          # a gateway: trades its callers' tokens for downstream ones
 //! client_id = "gateway"
@@ -189,6 +190,11 @@ pub struct Client {
     /// May call `/admin/*` (key rotation, key status).
     #[serde(default)]
     pub admin: bool,
+    /// Issue opaque access tokens (random strings, checked only at
+    /// `/introspect`) instead of JWTs to this client, as reference-token
+    /// providers do. They can be introspected and revoked.
+    #[serde(default)]
+    pub opaque_access_tokens: bool,
 }
 
 impl fmt::Debug for Client {
@@ -199,6 +205,7 @@ impl fmt::Debug for Client {
             .field("grant_types", &self.grant_types)
             .field("exchange", &self.exchange)
             .field("admin", &self.admin)
+            .field("opaque_access_tokens", &self.opaque_access_tokens)
             .finish_non_exhaustive()
     }
 }
@@ -722,6 +729,7 @@ fn gateway_client(default_audience: &str) -> Result<Client, ConfigError> {
             vec![default_audience.to_owned()],
         )]),
         admin: false,
+        opaque_access_tokens: false,
     })
 }
 
@@ -737,6 +745,7 @@ fn demo_client() -> Result<Client, ConfigError> {
         tenant: Some("acme".into()),
         exchange: BTreeMap::new(),
         admin: false,
+        opaque_access_tokens: false,
     })
 }
 
@@ -771,6 +780,7 @@ mod tests {
             tenant: None,
             exchange: BTreeMap::new(),
             admin: false,
+            opaque_access_tokens: false,
         }
     }
 

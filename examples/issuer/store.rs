@@ -108,6 +108,11 @@ pub trait Store: Send + Sync + 'static {
 
     /// Forgets whatever expired before `now`.
     fn purge(&self, now: i64) -> BoxFuture<'_, ()>;
+    /// Remembers an opaque access token (by hash) and the claims (JSON
+    /// text) it stands for, until `exp`.
+    fn save_opaque(&self, token: TokenHash, claims: String, exp: i64) -> BoxFuture<'_, ()>;
+    /// The claims of an opaque access token that has not expired.
+    fn opaque(&self, token: TokenHash, now: i64) -> BoxFuture<'_, Option<String>>;
 }
 
 /// The in-memory [`Store`]: one mutex, no I/O, nothing survives a restart.
@@ -121,6 +126,8 @@ struct Memory {
     families: HashMap<String, FamilyState>,
     tokens: HashMap<TokenHash, TokenState>,
     revoked: HashMap<String, i64>,
+    /// Opaque access tokens: claims as JSON text, and `exp`.
+    opaque: HashMap<TokenHash, (String, i64)>,
 }
 
 struct FamilyState {
@@ -288,9 +295,24 @@ impl Store for MemoryStore {
         ready(self.with(|m| m.revoked.contains_key(&jti)))
     }
 
+    fn save_opaque(&self, token: TokenHash, claims: String, exp: i64) -> BoxFuture<'_, ()> {
+        self.with(|m| m.opaque.insert(token, (claims, exp)));
+        ready(())
+    }
+
+    fn opaque(&self, token: TokenHash, now: i64) -> BoxFuture<'_, Option<String>> {
+        ready(self.with(|m| {
+            m.opaque
+                .get(&token)
+                .filter(|(_, exp)| *exp > now)
+                .map(|(claims, _)| claims.clone())
+        }))
+    }
+
     fn purge(&self, now: i64) -> BoxFuture<'_, ()> {
         self.with(|m| {
             m.revoked.retain(|_, exp| *exp > now);
+            m.opaque.retain(|_, (_, exp)| *exp > now);
             m.families.retain(|_, s| s.family.expires_at > now);
             let families = &m.families;
             m.tokens.retain(|_, t| families.contains_key(&t.family_id));

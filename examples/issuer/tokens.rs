@@ -48,6 +48,30 @@ pub fn access_claims(issuer: &str, grant: &Grant, jti: &str, iat: i64, exp: i64)
     claims
 }
 
+/// An opaque access token for `grant`, valid for `ttl`, and the claims it
+/// stands for (kept by the store, shown by `/introspect`).
+pub fn mint_opaque(
+    issuer: &str,
+    grant: &Grant,
+    ttl: Duration,
+) -> Result<(Minted, Value), KeyError> {
+    let token = random_token(32)?;
+    let jti = random_token(16)?;
+    let iat = now_ms() / 1000;
+    let expires_in = ttl.as_secs().max(1);
+    let exp = iat.saturating_add(i64::try_from(expires_in).unwrap_or(i64::MAX));
+    let claims = access_claims(issuer, grant, &jti, iat, exp);
+    Ok((
+        Minted {
+            token,
+            jti,
+            exp,
+            expires_in,
+        },
+        claims,
+    ))
+}
+
 /// Signs an access token for `grant`, valid for `ttl`.
 pub fn mint(
     keys: &KeyManager,

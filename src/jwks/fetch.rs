@@ -187,9 +187,13 @@ pub(crate) async fn discover(
         })?
 }
 
-/// The `jwks_uri` a discovery document for `issuer` names, if the URL policy
-/// lets us fetch it.
-fn jwks_uri_from_discovery(raw: &str, issuer: &str, allow_http: bool) -> Result<Url, FetchError> {
+/// The `jwks_uri` (or another endpoint) a discovery document for `issuer`
+/// names, if the URL policy lets us use it.
+pub(crate) fn jwks_uri_from_discovery(
+    raw: &str,
+    issuer: &str,
+    allow_http: bool,
+) -> Result<Url, FetchError> {
     let jwks_uri =
         parse_url(raw, allow_http).map_err(|reason| FetchError::InsecureUrl { reason })?;
     // SECURITY (SSRF, key injection): plain http is allowed for loopback
@@ -208,7 +212,7 @@ fn jwks_uri_from_discovery(raw: &str, issuer: &str, allow_http: bool) -> Result<
 }
 
 #[allow(clippy::needless_pass_by_value)] // used as `map_err(request_error)`
-fn request_error(e: reqwest::Error) -> FetchError {
+pub(crate) fn request_error(e: reqwest::Error) -> FetchError {
     if e.is_timeout() {
         return FetchError::Request {
             reason: "timed out".into(),
@@ -226,7 +230,7 @@ fn request_error(e: reqwest::Error) -> FetchError {
 
 /// Reads a 200 response with a JSON content type, never buffering more than
 /// `limit` bytes.
-async fn read_json_body(
+pub(crate) async fn read_json_body(
     mut res: reqwest::Response,
     limit: usize,
     types: &[&str],

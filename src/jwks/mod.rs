@@ -11,7 +11,10 @@ mod fetch;
 mod keyset;
 mod source;
 
-pub(crate) use fetch::{FetchSettings, check_url, parse_url};
+pub(crate) use fetch::{
+    FetchSettings, check_url, discovery_url, jwks_uri_from_discovery, parse_url, read_json_body,
+    request_error,
+};
 pub use keyset::AlgSet;
 pub(crate) use keyset::{KeySet, Origin, VerifyKey, parse_alg, secret_key};
 pub(crate) use source::{KeySource, Lifecycle, Location, Remote, Shared, Trigger};

@@ -11,7 +11,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
-use http::Response;
+use http::{HeaderValue, Response};
 use pin_project_lite::pin_project;
 
 use crate::audit::Pending;
@@ -19,10 +19,12 @@ use crate::error::Reason;
 use crate::verifier::Verifier;
 
 mod access_token;
+mod active;
 mod require;
 mod verify;
 
 pub use access_token::AccessToken;
+pub use active::{RequireActive, RequireActiveLayer};
 pub use require::{
     MethodRulesLayer, Require, RequireLayer, RequirePolicy, RequirePolicyLayer, RequireRoles,
     RequireRolesLayer, RequireScopes, RequireScopesLayer, RequireTenant, RequireTenantLayer,
@@ -50,10 +52,26 @@ impl Authenticated {
     }
 }
 
+/// The token of an `Authorization: Bearer` header value (scheme
+/// case-insensitive); `Ok(None)` for another scheme, which is not ours to
+/// judge (Basic, DPoP…).
+pub(crate) fn bearer(value: &HeaderValue) -> Result<Option<&str>, Reason> {
+    let value = value.to_str().map_err(|_| Reason::Malformed)?;
+    let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Ok(None);
+    }
+    let token = rest.trim_matches(' ');
+    if token.is_empty() {
+        return Err(Reason::EmptyBearer);
+    }
+    Ok(Some(token))
+}
+
 pub(crate) type Waiting<B, E> = Pin<Box<dyn Future<Output = Result<Response<B>, E>> + Send>>;
 
 pin_project! {
-    /// Response future of [`Verify`] and [`Require`].
+    /// Response future of [`Verify`], [`Require`] and [`RequireActive`].
     pub struct ResponseFuture<F, B, E> {
         #[pin]
         state: State<F, B, E>,

@@ -47,7 +47,7 @@ use serde::de::DeserializeOwned;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use super::{AccessToken, Authenticated, ResponseFuture};
+use super::{AccessToken, Authenticated, ResponseFuture, bearer};
 use crate::audit::{self, Pending, Subject, Trail};
 use crate::claims::Claims;
 use crate::error::{AuthError, Reason};
@@ -258,17 +258,9 @@ fn extract_token<'a, B>(req: &'a Request<B>, config: &Config) -> Result<Option<&
     };
     if config.authorization {
         for value in req.headers().get_all(AUTHORIZATION) {
-            let value = value.to_str().map_err(|_| Reason::Malformed)?;
-            let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
-            if !scheme.eq_ignore_ascii_case("bearer") {
-                // Another scheme (Basic, DPoP…) is not ours to judge.
-                continue;
+            if let Some(token) = bearer(value)? {
+                take(token)?;
             }
-            let token = rest.trim_matches(' ');
-            if token.is_empty() {
-                return Err(Reason::EmptyBearer);
-            }
-            take(token)?;
         }
     }
     for source in &config.extra {
@@ -353,17 +345,17 @@ where
                 ResponseFuture::audited(self.inner.call(req), pending)
             }
             Check::Done(Err(err)) => self.reject(&req, &err),
-            Check::Refetch(source) => {
-                // Slow path: the key is unknown. Take the service that was
-                // made ready, leave a clone in its place, and wait (bounded)
-                // for the shared refetch.
+            Check::Wait(wait) => {
+                // Slow path: the key is unknown or the token opaque. Take the
+                // service that was made ready, leave a clone in its place, and
+                // wait (bounded) for the shared refetch or introspection.
                 let token = token.to_owned();
                 let clone = self.inner.clone();
                 let mut inner = std::mem::replace(&mut self.inner, clone);
                 let verifier = verifier.clone();
                 let on_reject = self.on_reject.clone();
                 ResponseFuture::waiting(Box::pin(async move {
-                    match verifier.check_after_refetch::<E>(&source, &token).await {
+                    match verifier.wait::<E>(wait, &token).await {
                         Ok(claims) => {
                             let token = AccessToken::from(token);
                             let mut pending = admit(&mut req, claims, token, &verifier);

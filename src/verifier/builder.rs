@@ -16,6 +16,7 @@ use super::{Inner, Keys, Policy, TrustedIssuer, Verifier};
 use crate::claims::{ClaimSources, ParsePlan};
 use crate::error::{BuildError, FetchError};
 use crate::health::Counters;
+use crate::introspect::{Introspection, Introspector};
 use crate::jwks::{
     AlgSet, FetchSettings, KeySet, KeySource, Lifecycle, Location, Origin, Remote, Shared,
     check_url, parse_url, secret_key,
@@ -170,6 +171,11 @@ impl VerifierBuilder {
     /// [`Issuer::audience_from_client_id`].
     pub fn audience_from_client_id(self) -> Self {
         self.primary(Issuer::audience_from_client_id)
+    }
+
+    /// Introspection for the primary issuer; see [`Issuer::introspection`].
+    pub fn introspection(self, introspection: Introspection) -> Self {
+        self.primary(|i| i.introspection(introspection))
     }
 
     /// Trust another issuer too. A token's `iss` selects the issuer whose keys,
@@ -392,6 +398,7 @@ impl VerifierBuilder {
                 }
                 Keys::Fixed(keys)
             };
+            let introspector = self.introspector(issuer, &counters)?;
             issuers.push(TrustedIssuer {
                 name: IssuerName::new(&issuer.iss, issuer.tenants.as_ref()),
                 audiences: (!settings.any_audience).then(|| settings.audiences.clone()),
@@ -399,7 +406,11 @@ impl VerifierBuilder {
                 claims: plan.resolve(&settings.claims),
                 algs,
                 keys,
+                introspector,
             });
+        }
+        if !self.lazy {
+            find_introspection_endpoints(&issuers).await?;
         }
 
         let mut stop = Vec::new();
@@ -431,6 +442,7 @@ impl VerifierBuilder {
         let all_algs = issuers
             .iter()
             .fold(AlgSet::default(), |acc, i| acc.or(i.algs));
+        let opaque = issuers.iter().position(|i| i.introspector.is_some());
         Ok(Verifier {
             inner: Arc::new(Inner {
                 issuers,
@@ -446,6 +458,7 @@ impl VerifierBuilder {
                 realm: realm.into(),
                 all_algs,
                 cache,
+                opaque,
                 _stop: stop,
             }),
         })
@@ -568,6 +581,13 @@ impl VerifierBuilder {
                     ));
                 }
             }
+            if let Some(problem) = settings
+                .introspection
+                .as_ref()
+                .and_then(Introspection::problem)
+            {
+                return fail(format!("issuer {:?}: {problem}", issuer.iss));
+            }
             if settings.algorithms.is_some_and(AlgSet::is_empty) {
                 return fail(format!(
                     "issuer {:?}: the algorithm allow-list is empty",
@@ -659,6 +679,78 @@ impl VerifierBuilder {
         *client = Some(c.clone());
         Ok(c)
     }
+
+    /// The introspector of `issuer`, if it has introspection configured.
+    fn introspector(
+        &self,
+        issuer: &Issuer,
+        counters: &Arc<Counters>,
+    ) -> Result<Option<Arc<Introspector>>, BuildError> {
+        let Some(settings) = &issuer.settings.introspection else {
+            return Ok(None);
+        };
+        // SECURITY: the client secret goes with every call, so the endpoint
+        // must pass the same URL policy as key URLs; redirects are never
+        // followed (a 307 would resend the secret to wherever it points).
+        let endpoint = if let Some(raw) = &settings.endpoint {
+            let url = parse_url(raw, self.fetch.allow_http).map_err(|reason| BuildError::Url {
+                url: raw.clone(),
+                reason,
+            })?;
+            Some(url)
+        } else {
+            let url = reqwest::Url::parse(&issuer.iss).map_err(|e| BuildError::Url {
+                url: issuer.iss.clone(),
+                reason: format!(
+                    "issuer is not a URL, so the introspection endpoint cannot be discovered: {e}"
+                ),
+            })?;
+            check_url(&url, self.fetch.allow_http).map_err(|reason| BuildError::Url {
+                url: issuer.iss.clone(),
+                reason,
+            })?;
+            None
+        };
+        let client = match &self.client {
+            Some(own) => own.clone(),
+            None => FetchSettings {
+                timeout: settings.timeout,
+                follow_redirects: false,
+                ..self.fetch.clone()
+            }
+            .client()
+            .map_err(|cause| BuildError::Fetch {
+                url: issuer.iss.clone(),
+                cause,
+            })?,
+        };
+        Ok(Some(Arc::new(Introspector::new(
+            &issuer.iss,
+            settings.clone(),
+            endpoint,
+            client,
+            self.fetch.allow_http,
+            self.fetch.max_body,
+            Arc::clone(counters),
+        ))))
+    }
+}
+
+/// Resolves every introspection endpoint now, so that a wrong or missing
+/// one fails `build()` loudly, as unreachable keys do.
+async fn find_introspection_endpoints(issuers: &[TrustedIssuer]) -> Result<(), BuildError> {
+    for issuer in issuers {
+        if let Some(introspector) = &issuer.introspector {
+            introspector
+                .endpoint()
+                .await
+                .map_err(|cause| BuildError::Fetch {
+                    url: format!("{} (introspection_endpoint)", issuer.name.as_str()),
+                    cause,
+                })?;
+        }
+    }
+    Ok(())
 }
 
 fn add_secret(set: &mut KeySet, issuer: &Issuer, algs: AlgSet) -> Result<(), BuildError> {

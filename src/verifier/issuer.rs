@@ -6,6 +6,7 @@ use std::sync::Arc;
 use jsonwebtoken::Algorithm;
 
 use crate::claims::ClaimSources;
+use crate::introspect::Introspection;
 use crate::jwks::AlgSet;
 
 /// One trusted issuer: who it is, where its keys are, what its tokens must
@@ -144,6 +145,7 @@ pub(crate) struct IssuerSettings {
     pub(crate) secret: Option<(Option<String>, Vec<u8>)>,
     pub(crate) claims: ClaimSources,
     pub(crate) audience_from_client_id: bool,
+    pub(crate) introspection: Option<Introspection>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -289,6 +291,17 @@ impl Issuer {
     /// fits. Defaults to none: HMAC tokens are refused.
     pub fn shared_secret(mut self, kid: Option<&str>, secret: impl Into<Vec<u8>>) -> Self {
         self.settings.secret = Some((kid.map(str::to_owned), secret.into()));
+        self
+    }
+
+    /// Check tokens at this issuer's RFC 7662 introspection endpoint: the
+    /// tokens that are not JWTs (opaque tokens), and every token on a
+    /// [`RequireActiveLayer`](crate::RequireActiveLayer) route. JWTs are
+    /// still verified locally. Opaque tokens go to the first issuer, in
+    /// configuration order, that has introspection. Defaults to none: an
+    /// opaque token is refused as malformed.
+    pub fn introspection(mut self, introspection: Introspection) -> Self {
+        self.settings.introspection = Some(introspection);
         self
     }
 

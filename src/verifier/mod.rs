@@ -5,8 +5,13 @@
 //! the verified-token cache (`check`), then the header, the
 //! issuer, the key and the signature, then the dates, the audience and the
 //! required claims (`verify_token`), and the bounded wait for a
-//! refetch when the key is unknown. The builder, the issuer configuration
-//! and the cache live in the submodules.
+//! refetch when the key is unknown. A token that is not a JWT, for an
+//! issuer with introspection, takes one branch (`check_opaque`, then
+//! `introspect`): the endpoint's answer goes through the same parse
+//! (`Payload::parse`) and the same checks (`checked_claims`) as a JWT payload.
+//! The builder, the issuer configuration and the cache live in the
+//! submodules; the introspection client and its cache in
+//! [`crate::introspect`].
 //!
 //! # Example
 //!
@@ -42,6 +47,7 @@ use tokio::sync::oneshot;
 use crate::claims::{self, Claims, ParsePlan, Payload, Resolved};
 use crate::error::{AuthError, Reason};
 use crate::health::{Counters, Health, Metrics};
+use crate::introspect::{self, Confirmed, Introspector, Lookup};
 use crate::jwks::{AlgSet, KeySource, Trigger, VerifyKey};
 use crate::jws::{self, KeyMiss, TypPolicy};
 use crate::telemetry;
@@ -74,6 +80,8 @@ struct Inner {
     realm: Arc<str>,
     all_algs: AlgSet,
     cache: Option<Arc<TokenCache>>,
+    /// The issuer whose endpoint introspects tokens that are not JWTs.
+    opaque: Option<usize>,
     // Dropping these (with the last `Verifier`) stops the refreshers.
     _stop: Vec<oneshot::Sender<()>>,
 }
@@ -86,6 +94,7 @@ struct TrustedIssuer {
     claims: Resolved,
     algs: AlgSet,
     keys: Keys,
+    introspector: Option<Arc<Introspector>>,
 }
 
 /// Where a trusted issuer's keys come from.
@@ -133,8 +142,20 @@ impl fmt::Debug for Verifier {
 /// The result of the synchronous part of verification.
 pub(crate) enum Check<E> {
     Done(Result<Claims<E>, AuthError>),
+    /// The answer needs I/O: finish with [`Verifier::wait`].
+    Wait(Wait),
+}
+
+/// What a token is waiting for.
+pub(crate) enum Wait {
     /// The key is not in the current set: a refetch may bring it.
     Refetch(Arc<KeySource>),
+    /// A token the issuer at `index` must introspect, accepting no cached
+    /// answer older than `max_age`.
+    Introspect {
+        index: usize,
+        max_age: Option<Duration>,
+    },
 }
 
 impl Verifier {
@@ -161,7 +182,7 @@ impl Verifier {
     {
         match self.check(token) {
             Check::Done(result) => result,
-            Check::Refetch(source) => self.check_after_refetch(&source, token).await,
+            Check::Wait(wait) => self.wait(wait, token).await,
         }
     }
 
@@ -171,6 +192,13 @@ impl Verifier {
         token: &str,
     ) -> Check<E> {
         let inner = &*self.inner;
+        // Routing: a token that is not a JWT goes to introspection when an
+        // issuer is configured for it; otherwise it is malformed, as ever.
+        if let Some(index) = inner.opaque
+            && !introspect::is_compact_jws(token)
+        {
+            return self.check_opaque(index, token);
+        }
         // Read the clock only when measuring is compiled in.
         let started = telemetry::ON.then(Instant::now);
         let took = |cached| {
@@ -195,7 +223,7 @@ impl Verifier {
                 }
                 Check::Done(Ok(claims))
             }
-            Err(Outcome::Refetch(source)) => Check::Refetch(source),
+            Err(Outcome::Refetch(source)) => Check::Wait(Wait::Refetch(source)),
             Err(Outcome::Reject(reason)) => Check::Done(Err(self.count(AuthError::new(reason)))),
         }
     }
@@ -236,11 +264,25 @@ impl Verifier {
         Some(Ok(claims))
     }
 
-    pub(crate) async fn check_after_refetch<E: DeserializeOwned + Send + Sync + 'static>(
+    /// The slow part: waits (bounded) for what [`check`](Self::check) found
+    /// missing.
+    pub(crate) async fn wait<E: DeserializeOwned + Send + Sync + 'static>(
         &self,
-        source: &Arc<KeySource>,
+        wait: Wait,
         token: &str,
     ) -> Result<Claims<E>, AuthError> {
+        let source = match wait {
+            Wait::Refetch(source) => source,
+            Wait::Introspect { index, max_age } => {
+                let result = self.introspect(index, token, max_age).await;
+                // Without `max_age` this verified the token; with one it is
+                // a rule's re-check of a token already counted.
+                if result.is_ok() && max_age.is_none() {
+                    self.inner.counters.accepted.fetch_add(1, Ordering::Relaxed);
+                }
+                return result;
+            }
+        };
         let Some(mut done) = source.start_fetch(Trigger::UnknownKey) else {
             // Inside the cooldown: fail fast, never queue behind the limiter.
             return Err(self.count(AuthError::new(Reason::UnknownKey)));
@@ -248,7 +290,7 @@ impl Verifier {
         let _ = tokio::time::timeout(self.inner.policy.wait, done.wait_for(|d| *d)).await;
         match self.check(token) {
             Check::Done(result) => result,
-            Check::Refetch(_) => Err(self.count(AuthError::new(Reason::UnknownKey))),
+            Check::Wait(_) => Err(self.count(AuthError::new(Reason::UnknownKey))),
         }
     }
 
@@ -315,17 +357,31 @@ impl Verifier {
             Err(miss) => return Err(Self::key_miss(miss, &keys)),
         };
 
+        let claims = self.checked_claims(payload, text, issuer, tenant.as_deref())?;
+        Ok((claims, keys, key))
+    }
+
+    /// The claim checks every accepted token passes, JWT or introspected:
+    /// the dates, the audience, a templated issuer's tenant and the required
+    /// claims; then the standard view, and your own type `E` from `text`.
+    fn checked_claims<E: DeserializeOwned + 'static>(
+        &self,
+        payload: Payload,
+        text: &str,
+        issuer: &TrustedIssuer,
+        tenant: Option<&str>,
+    ) -> Result<Claims<E>, Reason> {
         let now = unix_now();
-        let leeway = inner.policy.leeway;
+        let leeway = self.inner.policy.leeway;
         let exp = payload.exp.ok_or(Reason::MissingClaim)?;
         if exp.saturating_add(leeway) <= now {
-            return Err(Outcome::Reject(Reason::Expired));
+            return Err(Reason::Expired);
         }
         if payload
             .nbf
             .is_some_and(|nbf| nbf.saturating_sub(leeway) > now)
         {
-            return Err(Outcome::Reject(Reason::NotYetValid));
+            return Err(Reason::NotYetValid);
         }
         if let Some(wanted) = &issuer.audiences {
             // SECURITY (CVE-2020-26160): `aud` as string or array, each entry
@@ -343,24 +399,161 @@ impl Verifier {
                     .is_some_and(|aud| aud.iter().any(|a| wanted.iter().any(|w| w == a)))
             };
             if !ok {
-                return Err(Outcome::Reject(Reason::WrongAudience));
+                return Err(Reason::WrongAudience);
             }
         }
         let standard = payload.into_standard(&issuer.claims);
         // SECURITY: a templated issuer names its tenant twice; both must agree.
-        if tenant.is_some() && standard.tenant.as_deref() != tenant.as_deref() {
-            return Err(Outcome::Reject(Reason::IssuerTenantMismatch));
+        if tenant.is_some() && standard.tenant.as_deref() != tenant {
+            return Err(Reason::IssuerTenantMismatch);
         }
-        if inner
+        if self
+            .inner
             .policy
             .required
             .iter()
             .any(|c| !claims::has(&standard, c))
         {
-            return Err(Outcome::Reject(Reason::MissingClaim));
+            return Err(Reason::MissingClaim);
         }
         let extra = claims::extra::<E>(text).map_err(|e| parse_error(&e))?;
-        Ok((Claims::new(standard, extra), keys, key))
+        Ok(Claims::new(standard, extra))
+    }
+
+    /// An opaque token: the cached answer, or a wait for the endpoint.
+    fn check_opaque<E: DeserializeOwned + Send + Sync + 'static>(
+        &self,
+        index: usize,
+        token: &str,
+    ) -> Check<E> {
+        if token.len() > self.inner.policy.max_token_len {
+            return Check::Done(Err(self.count(AuthError::new(Reason::TooLong))));
+        }
+        if !introspect::is_b64token(token) {
+            return Check::Done(Err(self.count(AuthError::new(Reason::Malformed))));
+        }
+        let Some(introspector) = self.introspector(index) else {
+            return Check::Done(Err(self.count(AuthError::new(Reason::Malformed))));
+        };
+        match introspector.lookup(token, None) {
+            Lookup::Active(confirmed) => {
+                let result = self.accept_confirmed(index, &confirmed);
+                if result.is_ok() {
+                    self.inner.counters.accepted.fetch_add(1, Ordering::Relaxed);
+                }
+                Check::Done(result)
+            }
+            Lookup::Refused(reason) => Check::Done(Err(self.count(AuthError::new(reason)))),
+            Lookup::Miss => Check::Wait(Wait::Introspect {
+                index,
+                max_age: None,
+            }),
+        }
+    }
+
+    fn introspector(&self, index: usize) -> Option<&Introspector> {
+        self.inner.issuers.get(index)?.introspector.as_deref()
+    }
+
+    /// Asks issuer `index`'s endpoint about `token` (or joins the call that
+    /// already does), accepting no cached answer older than `max_age`.
+    async fn introspect<E: DeserializeOwned + Send + Sync + 'static>(
+        &self,
+        index: usize,
+        token: &str,
+        max_age: Option<Duration>,
+    ) -> Result<Claims<E>, AuthError> {
+        let Some(introspector) = self.introspector(index) else {
+            return Err(self.count(AuthError::new(Reason::IntrospectionMissing)));
+        };
+        let validate = |body: Arc<[u8]>| {
+            let claims = self.introspected_claims::<E>(index, &body)?;
+            Ok(Confirmed::new(&claims, body))
+        };
+        match introspector.resolve(token, max_age, &validate).await {
+            Ok(confirmed) => self.accept_confirmed(index, &confirmed),
+            Err(reason) => Err(self.count(AuthError::new(reason))),
+        }
+    }
+
+    /// The claims of an active introspection answer (its envelope already
+    /// judged): the same parse and checks as a JWT payload.
+    fn introspected_claims<E: DeserializeOwned + 'static>(
+        &self,
+        index: usize,
+        body: &[u8],
+    ) -> Result<Claims<E>, Reason> {
+        let issuer = self.inner.issuers.get(index).ok_or(Reason::UnknownIssuer)?;
+        let text = std::str::from_utf8(body).map_err(|_| Reason::Malformed)?;
+        let mut payload = Payload::parse(text, &self.inner.plan).map_err(|e| parse_error(&e))?;
+        // RFC 7662: `iss` is optional; when present it was checked to be this
+        // issuer, so the claims name it either way.
+        payload.iss.get_or_insert_with(|| issuer.name.as_str());
+        self.checked_claims(payload, text, issuer, None)
+    }
+
+    /// A confirmed answer, cached or fresh: its dates are checked again
+    /// (it may have been cached a while) and the claims typed as `E`.
+    fn accept_confirmed<E: DeserializeOwned + Send + Sync + 'static>(
+        &self,
+        index: usize,
+        confirmed: &Confirmed,
+    ) -> Result<Claims<E>, AuthError> {
+        let now = unix_now();
+        let leeway = self.inner.policy.leeway;
+        if confirmed.exp.saturating_add(leeway) <= now {
+            return Err(self.count(AuthError::new(Reason::Expired)));
+        }
+        if confirmed
+            .nbf
+            .is_some_and(|nbf| nbf.saturating_sub(leeway) > now)
+        {
+            return Err(self.count(AuthError::new(Reason::NotYetValid)));
+        }
+        let claims = match confirmed.claims::<E>() {
+            Some(claims) => claims,
+            None => self
+                .introspected_claims::<E>(index, &confirmed.body)
+                .map_err(|reason| self.count(AuthError::new(reason)))?,
+        };
+        Ok(claims)
+    }
+
+    /// Whether `token`, issued by `iss`, is active now at its issuer's
+    /// endpoint: a cached answer no older than `max_age`, or a wait for the
+    /// endpoint. For [`RequireActive`](crate::RequireActive).
+    pub(crate) fn check_active(
+        &self,
+        token: &str,
+        iss: Option<&str>,
+        max_age: Duration,
+    ) -> Check<()> {
+        let found = self.inner.issuers.iter().enumerate().find(|(_, i)| {
+            iss.is_some_and(|iss| i.name.matches(iss).is_some()) && i.introspector.is_some()
+        });
+        let Some((index, issuer)) = found else {
+            tracing::error!(
+                "RequireActive: the token's issuer has no introspection configured (Issuer::introspection)"
+            );
+            return Check::Done(Err(self.count(AuthError::new(Reason::IntrospectionMissing))));
+        };
+        match issuer
+            .introspector
+            .as_ref()
+            .map(|i| i.lookup(token, Some(max_age)))
+        {
+            Some(Lookup::Active(confirmed)) => {
+                return Check::Done(self.accept_confirmed(index, &confirmed));
+            }
+            Some(Lookup::Refused(reason)) => {
+                return Check::Done(Err(self.count(AuthError::new(reason))));
+            }
+            Some(Lookup::Miss) | None => {}
+        }
+        Check::Wait(Wait::Introspect {
+            index,
+            max_age: Some(max_age),
+        })
     }
 
     fn key_miss(miss: KeyMiss, keys: &Arc<KeySource>) -> Outcome {
@@ -390,9 +583,16 @@ impl Verifier {
     /// Health of every issuer's key source, for readiness probes.
     pub fn health(&self) -> Health {
         let issuers: Vec<_> = self.sources().iter().map(|keys| keys.health()).collect();
+        let introspection = self
+            .inner
+            .issuers
+            .iter()
+            .filter_map(|i| Some(i.introspector.as_ref()?.health()))
+            .collect();
         Health {
             ready: issuers.iter().all(|i| i.ready),
             issuers,
+            introspection,
         }
     }
 

@@ -48,7 +48,13 @@ fn user(name: &str, password: &str, scopes: &[&str], roles: &[&str], tenant: &st
     }
 }
 
-fn client(id: &str, secret: &str, scopes: &[&str], grants: &[&str], admin: bool) -> Client {
+pub(crate) fn client(
+    id: &str,
+    secret: &str,
+    scopes: &[&str],
+    grants: &[&str],
+    admin: bool,
+) -> Client {
     Client {
         client_id: id.into(),
         secret_hash: cheap_hash(secret),
@@ -59,6 +65,7 @@ fn client(id: &str, secret: &str, scopes: &[&str], grants: &[&str], admin: bool)
         tenant: Some("acme".into()),
         exchange: BTreeMap::new(),
         admin,
+        opaque_access_tokens: false,
     }
 }
 

@@ -55,6 +55,7 @@ pub fn issuer_config() -> Config {
                 tenant: Some("acme".into()),
                 exchange: BTreeMap::new(),
                 admin: false,
+                opaque_access_tokens: false,
             },
             Client {
                 client_id: "gateway".into(),
@@ -66,6 +67,7 @@ pub fn issuer_config() -> Config {
                 tenant: None,
                 exchange: BTreeMap::from([(GATEWAY_AUDIENCE.into(), vec![ORDERS.into()])]),
                 admin: false,
+                opaque_access_tokens: false,
             },
         ],
         rotate_every: None,

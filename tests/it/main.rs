@@ -40,6 +40,7 @@ mod e2e;
 mod examples;
 #[cfg(all(feature = "axum", feature = "tonic"))]
 mod gateway;
+mod introspection;
 mod jwks_faults;
 #[cfg(all(feature = "axum", feature = "tonic"))]
 mod outbound;

@@ -17,7 +17,7 @@ use super::super::config::{
 use super::super::exchange::ExchangeError;
 use super::super::keys::now_ms;
 use super::super::store::{Family, Grant, Redeemed, TokenHash};
-use super::super::tokens::{Minted, mint, mint_delegated, random_token};
+use super::super::tokens::{Minted, mint, mint_delegated, mint_opaque, random_token};
 use super::LOG_TARGET;
 use super::client_auth::{Peer, authenticate};
 use super::error::{OAuthError, log_safe, no_store, shorten};
@@ -30,6 +30,24 @@ const TOKEN_TYPE_JWT: &str = "urn:ietf:params:oauth:token-type:jwt";
 
 const BAD_CREDENTIALS: &str = "invalid username or password";
 const BAD_REFRESH: &str = "the refresh token is invalid, expired, revoked or already used";
+
+/// Mints the access token for `grant`: opaque for a client configured with
+/// `opaque_access_tokens`, a signed JWT otherwise.
+async fn issue(s: &AppState, grant: &Grant) -> Result<Minted, OAuthError> {
+    let opaque = s
+        .clients
+        .get(&grant.client_id)
+        .is_some_and(|c| c.opaque_access_tokens);
+    if !opaque {
+        return Ok(mint(&s.keys, &s.issuer, grant, s.config.access_ttl)?);
+    }
+    let (minted, claims) = mint_opaque(&s.issuer, grant, s.config.access_ttl)?;
+    // SECURITY: the store keeps only the token's SHA-256, like refresh tokens.
+    s.store
+        .save_opaque(TokenHash::of(&minted.token), claims.to_string(), minted.exp)
+        .await;
+    Ok(minted)
+}
 
 /// `POST /login`: username + password → access and refresh token.
 pub(super) async fn login(
@@ -102,7 +120,7 @@ async fn login_grant(
     s.store
         .create_family(family.clone(), TokenHash::of(&refresh_token))
         .await;
-    let minted = mint(&s.keys, &s.issuer, &grant, s.config.access_ttl)?;
+    let minted = issue(s, &grant).await?;
     s.store
         .record_access(family.id.clone(), minted.jti.clone(), minted.exp)
         .await;
@@ -171,7 +189,7 @@ async fn refresh_grant(
                 scopes: scopes.unwrap_or_else(|| family.grant.scopes.clone()),
                 ..family.grant.clone()
             };
-            let minted = mint(&s.keys, &s.issuer, &grant, s.config.access_ttl)?;
+            let minted = issue(s, &grant).await?;
             s.store
                 .record_access(family.id.clone(), minted.jti.clone(), minted.exp)
                 .await;
@@ -259,7 +277,7 @@ async fn token_grant(
                 roles: c.roles.clone(),
                 tenant: c.tenant.clone(),
             };
-            let minted = mint(&s.keys, &s.issuer, &grant, s.config.access_ttl)?;
+            let minted = issue(s, &grant).await?;
             audit.sub = Some(grant.sub.clone());
             audit.tenant.clone_from(&grant.tenant);
             audit.jti = Some(minted.jti.clone());
@@ -368,7 +386,7 @@ async fn exchange_grant(
     };
     audit.sub = Some(log_safe(&grant.sub));
     audit.tenant.clone_from(&grant.tenant);
-    let minted = mint(&s.keys, &s.issuer, &grant, s.config.access_ttl)?;
+    let minted = issue(s, &grant).await?;
     audit.jti = Some(minted.jti.clone());
     tracing::info!(
         target: LOG_TARGET,

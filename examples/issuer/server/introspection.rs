@@ -18,15 +18,27 @@ use super::error::{OAuthError, log_safe, no_store};
 use super::params::Params;
 use super::{AppState, audited};
 
-/// Access tokens are JWTs; refresh tokens are opaque and have no dots.
+/// JWT access tokens have two dots; refresh tokens and opaque access tokens
+/// have none.
 fn looks_like_jwt(token: &str) -> bool {
     token.bytes().filter(|&b| b == b'.').count() == 2
 }
 
-/// The claims of one of our access tokens that is still valid (signature,
-/// issuer, expiry, not revoked).
+/// The claims of one of our access tokens that is still valid (signature or
+/// store entry, issuer, expiry, not revoked): a JWT, or an opaque one.
 pub(super) async fn live_access_token(s: &AppState, token: &str) -> Option<Map<String, Value>> {
-    let claims = s.keys.verify_jwt(token)?;
+    let claims = if looks_like_jwt(token) {
+        s.keys.verify_jwt(token)?
+    } else {
+        let text = s
+            .store
+            .opaque(TokenHash::of(token), now_ms() / 1000)
+            .await?;
+        match serde_json::from_str(&text).ok()? {
+            Value::Object(claims) => claims,
+            _ => return None,
+        }
+    };
     let now = now_ms() / 1000;
     if claims.get("iss").and_then(Value::as_str) != Some(s.issuer.as_str())
         || claims
@@ -84,10 +96,7 @@ async fn introspect_token(
     audit.reason = Some("inactive");
     let inactive = || no_store(Json(json!({"active": false})).into_response());
 
-    if looks_like_jwt(token) {
-        let Some(mut claims) = live_access_token(s, token).await else {
-            return Ok(inactive());
-        };
+    if let Some(mut claims) = live_access_token(s, token).await {
         // SECURITY (RFC 7662 §4): a client learns about a token only if it is
         // one of its audiences or the token was issued to it.
         let audiences = client
@@ -111,6 +120,9 @@ async fn introspect_token(
         claims.insert("active".into(), json!(true));
         claims.insert("token_type".into(), json!("Bearer"));
         return Ok(no_store(Json(Value::Object(claims)).into_response()));
+    }
+    if looks_like_jwt(token) {
+        return Ok(inactive());
     }
 
     let now = now_ms() / 1000;
@@ -170,26 +182,27 @@ async fn revoke_token(
     };
     let refused = || OAuthError::unauthorized_client("this token was issued to another client");
 
-    if looks_like_jwt(token) {
-        if let Some(claims) = live_access_token(s, token).await {
-            describe(audit, &claims);
-            let owner = claims
-                .get("client_id")
-                .and_then(Value::as_str)
-                .unwrap_or("");
-            if !may_revoke(owner) {
-                audit.reason = Some("other_clients_token");
-                return Err(refused());
-            }
-            if let (Some(jti), Some(exp)) = (
-                claims.get("jti").and_then(Value::as_str),
-                claims.get("exp").and_then(Value::as_i64),
-            ) {
-                s.store.revoke_access(jti.to_owned(), exp).await;
-                audit.reason = Some("access_token_revoked");
-                tracing::info!(target: LOG_TARGET, sub = ?claims.get("sub"), "access token revoked");
-            }
+    if let Some(claims) = live_access_token(s, token).await {
+        describe(audit, &claims);
+        let owner = claims
+            .get("client_id")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        if !may_revoke(owner) {
+            audit.reason = Some("other_clients_token");
+            return Err(refused());
         }
+        if let (Some(jti), Some(exp)) = (
+            claims.get("jti").and_then(Value::as_str),
+            claims.get("exp").and_then(Value::as_i64),
+        ) {
+            s.store.revoke_access(jti.to_owned(), exp).await;
+            audit.reason = Some("access_token_revoked");
+            tracing::info!(target: LOG_TARGET, sub = ?claims.get("sub"), "access token revoked");
+        }
+        return Ok(done());
+    }
+    if looks_like_jwt(token) {
         return Ok(done());
     }
     let hash = TokenHash::of(token);

@@ -1,0 +1,269 @@
+//! Token introspection (RFC 7662): opaque tokens, and tokens that must be
+//! active right now.
+//!
+//! An issuer configured with [`Introspection`] has the tokens that are not
+//! JWTs (not three dot-separated segments) checked at its introspection
+//! endpoint; its JWTs are still verified locally. A route wrapped in
+//! [`RequireActiveLayer`](crate::RequireActiveLayer) has even a locally
+//! valid JWT confirmed there, with its own short cache age.
+//!
+//! An answer becomes [`Claims`](crate::Claims) through the same parse and the
+//! same `exp`/`nbf`/`aud`/required-claims checks as a JWT payload, so scopes,
+//! extractors and the audit record work unchanged. Answers are cached by
+//! exact token; concurrent requests carrying one new token share one call;
+//! calls to the endpoint are bounded. When the endpoint is down, slow or
+//! answers garbage, requests get 503 with `Retry-After` (gRPC
+//! `UNAVAILABLE`): never 200 for an unconfirmed token, never a 401 that
+//! blames the client for the server's outage.
+//!
+//! # Example
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), authlayer::BuildError> {
+//! use std::time::Duration;
+//!
+//! use authlayer::{ClientAuth, Introspection, Verifier};
+//!
+//! let jwks = r#"{"keys":[{"kty":"OKP","crv":"Ed25519","kid":"k1",
+//!     "x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]}"#;
+//! let verifier = Verifier::builder()
+//!     .issuer("https://id.example")
+//!     .jwks_json(jwks)
+//!     .audience("urn:orders")
+//!     .introspection(
+//!         Introspection::new("orders-service", "s3cret")
+//!             // Without it, `introspection_endpoint` comes from discovery.
+//!             .endpoint("https://id.example/introspect")
+//!             .client_auth(ClientAuth::Post)
+//!             .cache_ttl(Duration::from_secs(30)),
+//!     )
+//!     // Do not call the endpoint before the first request.
+//!     .lazy(true)
+//!     .build()
+//!     .await?;
+//!
+//! let health = verifier.health();
+//! assert_eq!(health.introspection[0].endpoint.as_deref(), Some("https://id.example/introspect"));
+//! # Ok(()) }
+//! ```
+
+use std::fmt;
+use std::time::Duration;
+
+mod cache;
+mod client;
+mod flight;
+mod response;
+
+pub(crate) use cache::{Confirmed, Lookup};
+pub(crate) use flight::Introspector;
+
+/// How the client authenticates at the introspection endpoint (RFC 6749
+/// §2.3.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum ClientAuth {
+    /// `Authorization: Basic` with the form-encoded id and secret
+    /// (`client_secret_basic`).
+    #[default]
+    Basic,
+    /// `client_id` and `client_secret` in the form body (`client_secret_post`).
+    Post,
+}
+
+/// The introspection settings of one issuer. Add them with
+/// [`Issuer::introspection`](crate::Issuer::introspection) or
+/// [`VerifierBuilder::introspection`](crate::VerifierBuilder::introspection).
+#[derive(Clone, PartialEq, Eq)]
+#[must_use]
+pub struct Introspection {
+    pub(crate) client_id: String,
+    pub(crate) client_secret: String,
+    pub(crate) endpoint: Option<String>,
+    pub(crate) auth: ClientAuth,
+    pub(crate) timeout: Duration,
+    pub(crate) max_response_bytes: usize,
+    pub(crate) cache_ttl: Duration,
+    pub(crate) inactive_ttl: Duration,
+    pub(crate) cache_bytes: u64,
+    pub(crate) inactive_cache_bytes: u64,
+    pub(crate) max_concurrency: usize,
+    pub(crate) max_pending: usize,
+}
+
+// Hand-written: the secret never reaches a log line.
+impl fmt::Debug for Introspection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Introspection")
+            .field("client_id", &self.client_id)
+            .field("endpoint", &self.endpoint)
+            .field("auth", &self.auth)
+            .field("timeout", &self.timeout)
+            .field("cache_ttl", &self.cache_ttl)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Introspection {
+    /// Introspect as the client `client_id` with `client_secret`.
+    pub fn new(client_id: impl Into<String>, client_secret: impl Into<String>) -> Self {
+        Self {
+            client_id: client_id.into(),
+            client_secret: client_secret.into(),
+            endpoint: None,
+            auth: ClientAuth::Basic,
+            timeout: Duration::from_secs(2),
+            max_response_bytes: 64 * 1024,
+            cache_ttl: Duration::from_secs(30),
+            inactive_ttl: Duration::from_secs(5),
+            cache_bytes: 8 * 1024 * 1024,
+            inactive_cache_bytes: 1024 * 1024,
+            max_concurrency: 16,
+            max_pending: 256,
+        }
+    }
+
+    /// The endpoint URL (https, or plain http on loopback unless
+    /// [`allow_insecure_http`](crate::VerifierBuilder::allow_insecure_http)).
+    /// Defaults to the discovery document's `introspection_endpoint`.
+    pub fn endpoint(mut self, url: impl Into<String>) -> Self {
+        self.endpoint = Some(url.into());
+        self
+    }
+
+    /// How the client authenticates. Defaults to [`ClientAuth::Basic`].
+    pub fn client_auth(mut self, auth: ClientAuth) -> Self {
+        self.auth = auth;
+        self
+    }
+
+    /// The longest a request waits for an answer, queueing for a free call
+    /// included; past it, the request gets 503. Defaults to 2 s.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Largest response body accepted; a larger one counts as a failure
+    /// (503). Defaults to 64 KiB.
+    pub fn max_response_bytes(mut self, bytes: usize) -> Self {
+        self.max_response_bytes = bytes;
+        self
+    }
+
+    /// How long an active answer is reused; never past the token's `exp`.
+    /// A revocation is seen at most this late (a
+    /// [`RequireActiveLayer`](crate::RequireActiveLayer) route asks for a
+    /// younger answer). Defaults to 30 s.
+    pub fn cache_ttl(mut self, ttl: Duration) -> Self {
+        self.cache_ttl = ttl;
+        self
+    }
+
+    /// How long an inactive (or refused) answer is reused. Defaults to 5 s.
+    pub fn inactive_ttl(mut self, ttl: Duration) -> Self {
+        self.inactive_ttl = ttl;
+        self
+    }
+
+    /// Memory for cached active answers, and separately for inactive ones:
+    /// each entry is charged its token length plus a fixed overhead, so a
+    /// flood of unknown tokens fills only the inactive cache and never evicts
+    /// a good answer. Defaults to 8 MiB and 1 MiB.
+    pub fn cache_bytes(mut self, active: u64, inactive: u64) -> Self {
+        self.cache_bytes = active;
+        self.inactive_cache_bytes = inactive;
+        self
+    }
+
+    /// Most calls to the endpoint in flight at once. Defaults to 16.
+    pub fn max_concurrency(mut self, calls: usize) -> Self {
+        self.max_concurrency = calls;
+        self
+    }
+
+    /// Most distinct tokens waiting for an answer (in flight or queued);
+    /// a request with yet another new token gets 503 at once, so a flood of
+    /// random tokens can neither queue without bound nor put more than
+    /// [`max_concurrency`](Self::max_concurrency) calls on the endpoint.
+    /// Defaults to 256.
+    pub fn max_pending(mut self, tokens: usize) -> Self {
+        self.max_pending = tokens;
+        self
+    }
+
+    /// What is wrong with these settings, if anything.
+    pub(crate) fn problem(&self) -> Option<&'static str> {
+        if self.client_id.is_empty() {
+            return Some("introspection: the client_id must not be empty");
+        }
+        if self.timeout.is_zero() {
+            return Some("introspection: the timeout must be positive");
+        }
+        if self.max_response_bytes == 0 || self.cache_bytes == 0 || self.inactive_cache_bytes == 0 {
+            return Some("introspection: max_response_bytes and cache_bytes must be positive");
+        }
+        if self.max_concurrency == 0 || self.max_pending < self.max_concurrency {
+            return Some(
+                "introspection: max_concurrency must be at least 1 and max_pending at least max_concurrency",
+            );
+        }
+        None
+    }
+}
+
+/// Whether `token` has the shape of a compact JWS (three segments): such a
+/// token is verified locally, anything else may be introspected.
+pub(crate) fn is_compact_jws(token: &str) -> bool {
+    token.bytes().filter(|&b| b == b'.').count() == 2
+}
+
+/// SECURITY (RFC 6750 §2.1): only `b64token` characters are ever sent to the
+/// endpoint; anything else is a malformed token refused locally.
+pub(crate) fn is_b64token(token: &str) -> bool {
+    let body = token.trim_end_matches('=');
+    !body.is_empty()
+        && body.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_three_segment_tokens_count_as_jws() {
+        assert!(is_compact_jws("a.b.c"));
+        assert!(!is_compact_jws("ory_at_abc.def"));
+        assert!(!is_compact_jws("opaque"));
+        assert!(!is_compact_jws("a.b.c.d.e"));
+    }
+
+    #[test]
+    fn only_b64token_characters_are_sent() {
+        assert!(is_b64token("abc-_~+/.9=="));
+        assert!(!is_b64token("a b"));
+        assert!(!is_b64token("a\"b"));
+        assert!(!is_b64token("=="));
+        assert!(!is_b64token("a=b"));
+    }
+
+    #[test]
+    fn secret_is_not_in_debug_output() {
+        let text = format!("{:?}", Introspection::new("id", "hunter2"));
+        assert!(text.contains("id") && !text.contains("hunter2"), "{text}");
+    }
+
+    #[test]
+    fn inconsistent_limits_are_explained() {
+        let base = || Introspection::new("id", "s");
+        assert!(base().problem().is_none());
+        assert!(Introspection::new("", "s").problem().is_some());
+        assert!(base().timeout(Duration::ZERO).problem().is_some());
+        assert!(base().max_concurrency(0).problem().is_some());
+        assert!(base().max_concurrency(8).max_pending(4).problem().is_some());
+        assert!(base().cache_bytes(0, 1).problem().is_some());
+    }
+}

@@ -1,0 +1,348 @@
+//! [`RequireActiveLayer`]: a route that must honour revocation at once has
+//! the request's token confirmed at its issuer's introspection endpoint
+//! (RFC 7662), even a JWT that verified locally.
+//!
+//! Answers are cached per token for at most the layer's `max_age`, so a
+//! revocation is seen at most that late. The token's issuer must have
+//! [`Introspection`](crate::Introspection) configured. An inactive token
+//! gets 401 `invalid_token`; an endpoint that is down or slow gets 503 with
+//! `Retry-After` (gRPC `UNAVAILABLE`).
+//!
+//! The layer reads the token from `Authorization: Bearer`; a token that
+//! [`VerifyLayer`](crate::VerifyLayer) took from a cookie or a custom header
+//! is not seen, and the request is refused as carrying no token.
+//!
+//! # Example
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::time::Duration;
+//!
+//! use authlayer::{Introspection, RequireActiveLayer, Verifier, VerifyLayer};
+//! use http::{Request, Response, StatusCode};
+//! use tower::{ServiceBuilder, ServiceExt, service_fn};
+//!
+//! let jwks = r#"{"keys":[{"kty":"OKP","crv":"Ed25519","kid":"k1",
+//!     "x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]}"#;
+//! let verifier = Verifier::builder()
+//!     .issuer("https://id.example")
+//!     .jwks_json(jwks)
+//!     .audience("urn:orders")
+//!     .introspection(Introspection::new("orders", "secret").endpoint("https://id.example/introspect"))
+//!     .build()
+//!     .await?;
+//!
+//! // Payments: a revoked token stops working within 5 s.
+//! let payments = ServiceBuilder::new()
+//!     .layer(VerifyLayer::new(verifier))
+//!     .layer(RequireActiveLayer::new(Duration::from_secs(5)))
+//!     .service(service_fn(|_: Request<()>| async {
+//!         Ok::<_, std::convert::Infallible>(Response::new(()))
+//!     }));
+//!
+//! let res = payments.oneshot(Request::new(())).await?;
+//! assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+//! # Ok(()) }
+//! ```
+
+use std::fmt;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use http::header::AUTHORIZATION;
+use http::{Request, Response};
+use tower_layer::Layer;
+use tower_service::Service;
+
+use super::{Authenticated, ResponseFuture, bearer};
+use crate::audit::{self, RuleInfo, Trail};
+use crate::claims::Claims;
+use crate::error::{AuthError, Reason};
+use crate::reject::{DefaultReject, OnReject, RejectContext};
+use crate::verifier::Check;
+
+/// Layer confirming that the request's token is active now; builds
+/// [`RequireActive`]. Put it *inside* [`VerifyLayer`](crate::VerifyLayer)
+/// (in axum: `route_layer`). See the [module docs](crate::layer).
+#[derive(Clone)]
+pub struct RequireActiveLayer<R = DefaultReject> {
+    max_age: Duration,
+    on_reject: R,
+}
+
+impl<R> fmt::Debug for RequireActiveLayer<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RequireActiveLayer")
+            .field("max_age", &self.max_age)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RequireActiveLayer {
+    /// Accept an introspection answer at most `max_age` old (also capped by
+    /// the issuer's [`cache_ttl`](crate::Introspection::cache_ttl));
+    /// `Duration::ZERO` asks the endpoint on every request.
+    pub fn new(max_age: Duration) -> Self {
+        Self {
+            max_age,
+            on_reject: DefaultReject,
+        }
+    }
+}
+
+impl<R> RequireActiveLayer<R> {
+    /// Render rejections with `handler` instead of [`DefaultReject`].
+    pub fn on_reject<R2>(self, handler: R2) -> RequireActiveLayer<R2> {
+        RequireActiveLayer {
+            max_age: self.max_age,
+            on_reject: handler,
+        }
+    }
+}
+
+impl<S, R: Clone> Layer<S> for RequireActiveLayer<R> {
+    type Service = RequireActive<S, R>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        RequireActive {
+            inner,
+            layer: self.clone(),
+        }
+    }
+}
+
+/// The service built by [`RequireActiveLayer`].
+#[derive(Clone)]
+pub struct RequireActive<S, R = DefaultReject> {
+    inner: S,
+    layer: RequireActiveLayer<R>,
+}
+
+impl<S: fmt::Debug, R> fmt::Debug for RequireActive<S, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RequireActive")
+            .field("inner", &self.inner)
+            .field("layer", &self.layer)
+            .finish()
+    }
+}
+
+impl RequireActive<()> {
+    /// A [`RequireActiveLayer`] accepting answers at most `max_age` old.
+    pub fn layer(max_age: Duration) -> RequireActiveLayer {
+        RequireActiveLayer::new(max_age)
+    }
+}
+
+impl<S, R> RequireActive<S, R> {
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Unwraps the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+/// The one `Authorization: Bearer` token of the request.
+fn token_of<B>(req: &Request<B>) -> Result<&str, Reason> {
+    let mut found = None;
+    for value in req.headers().get_all(AUTHORIZATION) {
+        if let Some(token) = bearer(value)?
+            && found.replace(token).is_some()
+        {
+            return Err(Reason::MultipleCredentials);
+        }
+    }
+    found.ok_or(Reason::MissingToken)
+}
+
+impl<S, R, ReqBody, ResBody> Service<Request<ReqBody>> for RequireActive<S, R>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: 'static,
+    ReqBody: Send + 'static,
+    ResBody: 'static,
+    R: OnReject<ResBody> + Clone + Send + Sync + 'static,
+{
+    type Response = Response<ResBody>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future, ResBody, S::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+        let (Some(claims), Some(marker)) = (
+            req.extensions().get::<Claims>(),
+            req.extensions().get::<Authenticated>(),
+        ) else {
+            // Optional mode let an anonymous request through: ask for a token.
+            let (reason, realm) = if let Some(marker) = req.extensions().get::<Authenticated>() {
+                (Reason::MissingToken, marker.refuse(Reason::MissingToken))
+            } else {
+                tracing::error!(
+                    "RequireActive found no claims: VerifyLayer must run before it (in axum, \
+                     add VerifyLayer with .layer() and RequireActive with .route_layer())"
+                );
+                (Reason::LayerMissing, Arc::from(""))
+            };
+            return self.reject(&req, None, &AuthError::new(reason), &realm);
+        };
+        let verifier = marker.verifier.clone();
+        let token = match token_of(&req) {
+            Ok(token) => token,
+            Err(reason) => {
+                let realm = marker.refuse(reason);
+                let claims = claims.clone();
+                return self.reject(&req, Some(&claims), &AuthError::new(reason), &realm);
+            }
+        };
+        match verifier.check_active(token, claims.iss(), self.layer.max_age) {
+            Check::Done(Ok(_)) => {
+                if let Some(trail) = req.extensions().get::<Trail>() {
+                    trail.allow(&ACTIVE);
+                }
+                ResponseFuture::inner(self.inner.call(req))
+            }
+            Check::Done(Err(err)) => {
+                let claims = claims.clone();
+                self.reject(&req, Some(&claims), &err, &verifier.realm_arc())
+            }
+            Check::Wait(wait) => {
+                // Take the service that was made ready, leave a clone in its
+                // place, and wait (bounded) for the endpoint.
+                let token = token.to_owned();
+                let claims = claims.clone();
+                let clone = self.inner.clone();
+                let mut inner = std::mem::replace(&mut self.inner, clone);
+                let on_reject = self.layer.on_reject.clone();
+                ResponseFuture::waiting(Box::pin(async move {
+                    match verifier.wait::<()>(wait, &token).await {
+                        Ok(_) => {
+                            if let Some(trail) = req.extensions().get::<Trail>() {
+                                trail.allow(&ACTIVE);
+                            }
+                            inner.call(req).await
+                        }
+                        Err(err) => Ok(render(
+                            &req,
+                            Some(&claims),
+                            &err,
+                            verifier.realm(),
+                            &on_reject,
+                        )),
+                    }
+                }))
+            }
+        }
+    }
+}
+
+fn render<B, ResB, R: OnReject<ResB>>(
+    req: &Request<B>,
+    claims: Option<&Claims>,
+    err: &AuthError,
+    realm: &str,
+    on_reject: &R,
+) -> Response<ResB> {
+    tracing::debug!(reason = %err, "request refused: token not confirmed active");
+    let response = on_reject.on_reject(err, &RejectContext::of(req, realm));
+    audit::deny_rule(req, claims, &ACTIVE, err.reason().code(), &response);
+    response
+}
+
+/// What the audit record names when this layer decides.
+const ACTIVE: RuleInfo = RuleInfo {
+    rule: "active",
+    scopes: None,
+    roles: None,
+};
+
+impl<S, R> RequireActive<S, R> {
+    fn reject<B, ResB, F, Er>(
+        &self,
+        req: &Request<B>,
+        claims: Option<&Claims>,
+        err: &AuthError,
+        realm: &str,
+    ) -> ResponseFuture<F, ResB, Er>
+    where
+        R: OnReject<ResB>,
+    {
+        ResponseFuture::reject(render(req, claims, err, realm, &self.layer.on_reject))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(headers: &[(&str, &str)]) -> Request<()> {
+        let mut b = Request::builder();
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        b.body(()).unwrap()
+    }
+
+    #[test]
+    fn the_token_is_the_one_bearer_credential() {
+        assert_eq!(
+            token_of(&req(&[("authorization", "bearer abc")])),
+            Ok("abc")
+        );
+        assert_eq!(
+            token_of(&req(&[
+                ("authorization", "Basic x"),
+                ("authorization", "Bearer t")
+            ])),
+            Ok("t")
+        );
+        assert_eq!(token_of(&req(&[])), Err(Reason::MissingToken));
+        assert_eq!(
+            token_of(&req(&[
+                ("authorization", "Bearer a"),
+                ("authorization", "Bearer b")
+            ])),
+            Err(Reason::MultipleCredentials)
+        );
+        assert_eq!(
+            token_of(&req(&[("authorization", "Bearer ")])),
+            Err(Reason::EmptyBearer)
+        );
+    }
+
+    #[tokio::test]
+    async fn without_verify_layer_it_is_a_wiring_mistake_answered_500() {
+        use tower::ServiceExt;
+        let svc = RequireActiveLayer::new(Duration::from_secs(5)).layer(tower::service_fn(
+            |_: Request<()>| async { Ok::<_, ()>(Response::new(())) },
+        ));
+        let res = svc
+            .oneshot(req(&[("authorization", "Bearer t")]))
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 500);
+    }
+
+    #[test]
+    fn futures_and_services_are_send_sync_static() {
+        fn assert_send_sync<T: Send + Sync + 'static>() {}
+        assert_send_sync::<RequireActiveLayer>();
+        assert_send_sync::<
+            RequireActive<tower::util::BoxCloneSyncService<Request<()>, Response<()>, ()>>,
+        >();
+    }
+}

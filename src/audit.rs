@@ -30,7 +30,7 @@
 
 use std::sync::{Arc, Mutex, PoisonError};
 
-use http::{HeaderMap, HeaderValue, Method, Request, Response, Uri};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, Uri};
 
 use crate::claims::{Claims, StandardClaims};
 
@@ -78,18 +78,31 @@ impl Trail {
 #[derive(Debug)]
 pub(crate) struct Subject {
     claims: Option<Arc<StandardClaims>>,
+    /// Method, URI and request id: taken only when a subscriber records the
+    /// audit target (the decision counter needs the claims alone).
+    line: Option<Line>,
+}
+
+#[derive(Debug)]
+struct Line {
     method: Method,
     uri: Uri,
     request_id: Option<HeaderValue>,
 }
 
+static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+static GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
+
 impl Subject {
     pub(crate) fn of<B, E>(req: &Request<B>, claims: Option<&Claims<E>>) -> Self {
+        let recorded = tracing::enabled!(target: TARGET, tracing::Level::INFO);
         Self {
             claims: claims.map(Claims::standard_arc),
-            method: req.method().clone(),
-            uri: req.uri().clone(),
-            request_id: req.headers().get("x-request-id").cloned(),
+            line: recorded.then(|| Line {
+                method: req.method().clone(),
+                uri: req.uri().clone(),
+                request_id: req.headers().get(&REQUEST_ID).cloned(),
+            }),
         }
     }
 }
@@ -155,16 +168,17 @@ pub(crate) fn deny_verify<B, RB>(req: &Request<B>, reason: &'static str, respons
     );
 }
 
-/// Records a denial by a rule layer, and closes the request's trail so
-/// `VerifyLayer` does not record it again.
+/// Records a denial by a rule layer, and closes the request's trail (the
+/// one `VerifyLayer` keeps) so that it is not recorded again.
 pub(crate) fn deny_rule<B, RB>(
     req: &Request<B>,
+    trail: Option<&Trail>,
     claims: Option<&Claims>,
     info: &RuleInfo,
     reason: &'static str,
     response: &Response<RB>,
 ) {
-    if let Some(trail) = req.extensions().get::<Trail>() {
+    if let Some(trail) = trail {
         trail.close();
     }
     emit(
@@ -184,6 +198,10 @@ fn emit<B>(
     response: Option<&Response<B>>,
 ) {
     let claims = subject.claims.as_deref();
+    crate::telemetry::decision(claims.and_then(|c| c.iss.as_deref()), decision, reason);
+    let Some(line) = &subject.line else {
+        return;
+    };
     let status = response.map(|r| r.status().as_u16());
     let grpc_status = response.and_then(|r| grpc_status(r.headers()));
     tracing::info!(
@@ -200,18 +218,17 @@ fn emit<B>(
         jti = claims.and_then(|c| c.jti.as_deref()),
         required_scopes = info.scopes.as_deref(),
         required_roles = info.roles.as_deref(),
-        method = subject.method.as_str(),
-        path = subject.uri.path(),
+        method = line.method.as_str(),
+        path = line.uri.path(),
         status,
         grpc_status,
-        request_id = subject.request_id.as_ref().and_then(|v| v.to_str().ok()),
+        request_id = line.request_id.as_ref().and_then(|v| v.to_str().ok()),
     );
-    crate::telemetry::decision(claims.and_then(|c| c.iss.as_deref()), decision, reason);
 }
 
 fn grpc_status(headers: &HeaderMap) -> Option<u16> {
     headers
-        .get("grpc-status")
+        .get(&GRPC_STATUS)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse().ok())
 }

@@ -57,7 +57,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use super::{Authenticated, ResponseFuture, bearer};
-use crate::audit::{self, RuleInfo, Trail};
+use crate::audit::{self, RuleInfo};
 use crate::claims::Claims;
 use crate::error::{AuthError, Reason};
 use crate::reject::{DefaultReject, OnReject, RejectContext};
@@ -211,7 +211,7 @@ where
         };
         match verifier.check_active(token, claims.iss(), self.layer.max_age) {
             Check::Done(Ok(_)) => {
-                if let Some(trail) = req.extensions().get::<Trail>() {
+                if let Some(trail) = req.extensions().get::<Authenticated>().map(|m| &m.trail) {
                     trail.allow(&ACTIVE);
                 }
                 ResponseFuture::inner(self.inner.call(req))
@@ -231,7 +231,9 @@ where
                 ResponseFuture::waiting(Box::pin(async move {
                     match verifier.wait::<()>(wait, &token).await {
                         Ok(_) => {
-                            if let Some(trail) = req.extensions().get::<Trail>() {
+                            if let Some(trail) =
+                                req.extensions().get::<Authenticated>().map(|m| &m.trail)
+                            {
                                 trail.allow(&ACTIVE);
                             }
                             inner.call(req).await
@@ -259,7 +261,8 @@ fn render<B, ResB, R: OnReject<ResB>>(
 ) -> Response<ResB> {
     tracing::debug!(reason = %err, "request refused: token not confirmed active");
     let response = on_reject.on_reject(err, &RejectContext::of(req, realm));
-    audit::deny_rule(req, claims, &ACTIVE, err.reason().code(), &response);
+    let trail = req.extensions().get::<Authenticated>().map(|m| &m.trail);
+    audit::deny_rule(req, trail, claims, &ACTIVE, err.reason().code(), &response);
     response
 }
 

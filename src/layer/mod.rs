@@ -14,7 +14,7 @@ use std::task::{Context, Poll, ready};
 use http::{HeaderValue, Response};
 use pin_project_lite::pin_project;
 
-use crate::audit::Pending;
+use crate::audit::{Pending, Trail};
 use crate::error::Reason;
 use crate::verifier::Verifier;
 
@@ -42,6 +42,8 @@ pub(crate) struct Authenticated {
     /// into the request (`None`: an anonymous request in optional mode).
     #[cfg_attr(not(feature = "axum"), allow(dead_code))] // read by the extractor
     pub(crate) claims_type: Option<&'static str>,
+    /// The request's audit record so far, which rule layers add to.
+    pub(crate) trail: Trail,
 }
 
 impl Authenticated {

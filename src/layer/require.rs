@@ -41,7 +41,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use super::{Authenticated, ResponseFuture};
-use crate::audit::{self, Trail};
+use crate::audit;
 use crate::claims::Claims;
 use crate::error::{AuthError, Reason};
 use crate::policy::{
@@ -257,8 +257,8 @@ where
                 let (decision, info) = self.layer.rule.decide(view, claims);
                 match decision {
                     Ok(()) => {
-                        if let Some(trail) = req.extensions().get::<Trail>() {
-                            trail.allow(info);
+                        if let Some(marker) = marker {
+                            marker.trail.allow(info);
                         }
                         return ResponseFuture::inner(self.inner.call(req));
                     }
@@ -296,7 +296,14 @@ where
             &err,
             &RejectContext::of(&req, realm.as_deref().unwrap_or("")),
         );
-        audit::deny_rule(&req, claims, info, err.reason().code(), &response);
+        audit::deny_rule(
+            &req,
+            marker.map(|m| &m.trail),
+            claims,
+            info,
+            err.reason().code(),
+            &response,
+        );
         ResponseFuture::reject(response)
     }
 }

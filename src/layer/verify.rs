@@ -321,11 +321,10 @@ where
                     "no_token",
                     trail.clone(),
                 );
-                let ext = req.extensions_mut();
-                ext.insert(trail);
-                ext.insert(Authenticated {
+                req.extensions_mut().insert(Authenticated {
                     verifier: verifier.clone(),
                     claims_type: None,
+                    trail,
                 });
                 return ResponseFuture::audited(self.inner.call(req), pending);
             }
@@ -393,10 +392,10 @@ fn admit<B, E: Send + Sync + 'static>(
         ext.insert(claims.to_standard());
     }
     ext.insert(claims);
-    ext.insert(trail);
     ext.insert(Authenticated {
         verifier: verifier.clone(),
         claims_type: Some(std::any::type_name::<E>()),
+        trail,
     });
     pending
 }

@@ -21,7 +21,7 @@
 //! | `method`, `path` | the request's; never the query string |
 //! | `status` | the HTTP status of the answer, when known |
 //! | `grpc_status` | the `grpc-status` of a trailers-only gRPC answer, when known |
-//! | `request_id` | the `x-request-id` header, when present |
+//! | `request_id` | the `x-request-id` header, when present (visible ASCII, at most 128 bytes) |
 //!
 //! A timestamp is added by the subscriber that writes the record. No token,
 //! signature or query string is ever recorded. Values taken from the
@@ -222,13 +222,38 @@ fn emit<B>(
         path = line.uri.path(),
         status,
         grpc_status,
-        request_id = line.request_id.as_ref().and_then(|v| v.to_str().ok()),
+        request_id = line.request_id.as_ref().and_then(request_id),
     );
 }
+
+/// The request id as recorded: visible ASCII only, at most 128 bytes, so a
+/// client cannot fill the audit log through one header.
+fn request_id(value: &HeaderValue) -> Option<&str> {
+    let id = value.to_str().ok()?;
+    // `to_str` admits visible ASCII only: any byte index is a char boundary.
+    Some(id.get(..id.len().min(MAX_REQUEST_ID)).unwrap_or(id))
+}
+
+const MAX_REQUEST_ID: usize = 128;
 
 fn grpc_status(headers: &HeaderMap) -> Option<u16> {
     headers
         .get(&GRPC_STATUS)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_are_cut_to_128_bytes_and_must_be_text() {
+        let long = HeaderValue::from_str(&"r".repeat(5000)).unwrap();
+        assert_eq!(request_id(&long).map(str::len), Some(128));
+        let short = HeaderValue::from_static("req-7");
+        assert_eq!(request_id(&short), Some("req-7"));
+        let binary = HeaderValue::from_bytes(b"\xff\xfe").unwrap();
+        assert_eq!(request_id(&binary), None);
+    }
 }

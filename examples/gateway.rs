@@ -152,8 +152,8 @@ fn error(status: StatusCode, code: &str, description: &str) -> Response {
 }
 
 /// Hop-by-hop headers (RFC 9110 §7.6.1), never forwarded, and those the
-/// `Connection` header names.
-fn hop_by_hop(headers: &HeaderMap) -> Vec<HeaderName> {
+/// `Connection` header names, except the ones for `keep(name)`.
+fn hop_by_hop(headers: &HeaderMap, keep: impl Fn(&HeaderName) -> bool) -> Vec<HeaderName> {
     let mut names: Vec<HeaderName> = [
         "connection",
         "keep-alive",
@@ -169,8 +169,13 @@ fn hop_by_hop(headers: &HeaderMap) -> Vec<HeaderName> {
     .map(HeaderName::from_static)
     .collect();
     for value in headers.get_all(CONNECTION) {
-        for token in value.to_str().unwrap_or("").split(',') {
-            if let Ok(name) = HeaderName::try_from(token.trim()) {
+        for token in value.as_bytes().split(|&b| b == b',') {
+            // SECURITY: a client may not drop, through `Connection`, the
+            // headers this gateway sets for the backend (the identity
+            // headers, `Authorization`).
+            if let Ok(name) = HeaderName::from_bytes(token.trim_ascii())
+                && !keep(&name)
+            {
                 names.push(name);
             }
         }
@@ -178,19 +183,41 @@ fn hop_by_hop(headers: &HeaderMap) -> Vec<HeaderName> {
     names
 }
 
-/// The headers to send on: without hop-by-hop ones and those the client
-/// sets itself (`host`, `content-length`).
-fn forwardable(headers: &HeaderMap, also_drop: &[HeaderName]) -> HeaderMap {
-    let mut drop = hop_by_hop(headers);
+/// The headers to send on: without hop-by-hop ones, those the client sets
+/// itself (`host`, `content-length`) and, unless `identity_set` (headers
+/// mode: the layer has just set them), any identity header.
+fn forwardable(
+    headers: &HeaderMap,
+    identity: &IdentityHeadersLayer,
+    identity_set: bool,
+) -> HeaderMap {
+    let mut drop = hop_by_hop(headers, |name| {
+        *name == AUTHORIZATION || identity.owns(name)
+    });
     drop.extend([HOST, CONTENT_LENGTH]);
-    drop.extend_from_slice(also_drop);
     let mut out = HeaderMap::with_capacity(headers.len());
     for (name, value) in headers {
-        if !drop.contains(name) {
+        if !drop.contains(name) && (identity_set || !identity.owns(name)) {
             out.append(name.clone(), value.clone());
         }
     }
     out
+}
+
+/// Whether `path` may be appended to the upstream's base: an origin-form
+/// path with no `.` or `..` segment (also percent-encoded), which the
+/// client could use to climb out of the upstream's base path.
+fn safe_path(path: &str) -> bool {
+    path.starts_with('/')
+        && path
+            .split('?')
+            .next()
+            .unwrap_or("")
+            .split('/')
+            .all(|segment| {
+                let decoded = segment.replace("%2e", ".").replace("%2E", ".");
+                decoded != "." && decoded != ".."
+            })
 }
 
 async fn proxy(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
@@ -205,11 +232,11 @@ async fn proxy(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
     // SECURITY: identity headers come only from this gateway: in headers
     // mode IdentityHeadersLayer has replaced them; in the other modes any
     // inbound ones are dropped, so no backend can be misled by them.
-    let identity_names: &[HeaderName] = match gw.mode {
-        Mode::Headers => &[],
-        _ => gw.identity.names(),
-    };
-    let mut headers = forwardable(&parts.headers, identity_names);
+    let mut headers = forwardable(
+        &parts.headers,
+        &gw.identity,
+        matches!(gw.mode, Mode::Headers),
+    );
     match (&gw.mode, &gw.policy) {
         (Mode::Exchange { .. }, Some(policy)) => {
             let inbound = parts.extensions.get::<AccessToken>();
@@ -237,6 +264,13 @@ async fn proxy(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
         _ => {}
     }
     let path = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
+    if !safe_path(path) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "the request path must be absolute, without . or .. segments",
+        );
+    }
     let url = format!("{}{path}", gw.upstream);
     let sent = gw
         .http
@@ -281,7 +315,13 @@ fn exchange_failed(e: &OutboundError) -> Response {
 
 async fn respond(res: reqwest::Response) -> Response {
     let status = res.status();
-    let headers = forwardable(res.headers(), &[]);
+    let drop = hop_by_hop(res.headers(), |_| false);
+    let mut headers = HeaderMap::with_capacity(res.headers().len());
+    for (name, value) in res.headers() {
+        if !drop.contains(name) && *name != CONTENT_LENGTH {
+            headers.append(name.clone(), value.clone());
+        }
+    }
     let body: Bytes = match res.bytes().await {
         Ok(body) => body,
         Err(_) => {

@@ -199,6 +199,14 @@ impl IdentityHeadersLayer {
     pub fn names(&self) -> &[HeaderName] {
         &self.names[..]
     }
+
+    /// Whether `name` is an identity header this layer owns: one of its
+    /// configured names, or any `x-auth-*` name (also with `_`). A proxy
+    /// drops such headers from clients and never lets a client remove the
+    /// ones this layer set (e.g. by naming them in `Connection`).
+    pub fn owns(&self, name: &HeaderName) -> bool {
+        is_identity_name(name.as_str()) || self.names.contains(name)
+    }
 }
 
 impl<S> Layer<S> for IdentityHeadersLayer {
@@ -254,8 +262,16 @@ impl<S> IdentityHeaders<S> {
 pub(crate) fn apply(headers: &mut http::HeaderMap, names: &[HeaderName], claims: Option<&Claims>) {
     // SECURITY: inbound identity headers are removed first, all of them and
     // every repetition, whether or not the request has claims: a client
-    // can never make the backend believe it is someone else.
-    for name in names {
+    // can never make the backend believe it is someone else. "All of them"
+    // is every configured name and every `x-auth-*` name, also spelled with
+    // underscores (`x_auth_sub`), which CGI-style backends read as the same
+    // header.
+    let spoofable: Vec<HeaderName> = headers
+        .keys()
+        .filter(|name| is_identity_name(name.as_str()) || names.contains(name))
+        .cloned()
+        .collect();
+    for name in &spoofable {
         headers.remove(name);
     }
     let Some(claims) = claims else { return };
@@ -264,6 +280,17 @@ pub(crate) fn apply(headers: &mut http::HeaderMap, names: &[HeaderName], claims:
             headers.insert(name.clone(), value);
         }
     }
+}
+
+/// Whether `name` (lowercase, as `http` stores names) is in the identity
+/// namespace: `x-auth-…`, with `-` or `_`.
+pub(crate) fn is_identity_name(name: &str) -> bool {
+    name.len() > 7
+        && name
+            .bytes()
+            .take(7)
+            .map(|b| if b == b'_' { b'-' } else { b })
+            .eq(b"x-auth-".iter().copied())
 }
 
 impl<S, B> Service<Request<B>> for IdentityHeaders<S>
@@ -291,6 +318,30 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_inbound_identity_header_is_removed_whatever_its_spelling() {
+        let mut headers = http::HeaderMap::new();
+        for name in [
+            "x-auth-sub",
+            "x-auth-admin",
+            "x_auth_sub",
+            "x-auth_roles",
+            "x-custom-user",
+        ] {
+            headers.insert(
+                HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                "evil".parse().unwrap(),
+            );
+        }
+        headers.insert("accept", "text/plain".parse().unwrap());
+        let custom = [HeaderName::from_static("x-custom-user")];
+        apply(&mut headers, &custom, None);
+        assert_eq!(headers.len(), 1, "{headers:?}");
+        assert!(headers.contains_key("accept"));
+        assert!(!is_identity_name("x-auth-"));
+        assert!(!is_identity_name("x-authority"));
+    }
 
     fn claims(json: &str) -> Claims {
         Claims::from_json(json).unwrap()

@@ -8,9 +8,9 @@
 //! gets 401 `invalid_token`; an endpoint that is down or slow gets 503 with
 //! `Retry-After` (gRPC `UNAVAILABLE`).
 //!
-//! The layer reads the token from `Authorization: Bearer`; a token that
-//! [`VerifyLayer`](crate::VerifyLayer) took from a cookie or a custom header
-//! is not seen, and the request is refused as carrying no token.
+//! The token confirmed is the one [`VerifyLayer`](crate::VerifyLayer)
+//! accepted (from `Authorization`, a cookie or a custom header), never
+//! another credential the request also carries.
 //!
 //! # Example
 //!
@@ -51,12 +51,11 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use http::header::AUTHORIZATION;
 use http::{Request, Response};
 use tower_layer::Layer;
 use tower_service::Service;
 
-use super::{Authenticated, ResponseFuture, bearer};
+use super::{AccessToken, Authenticated, ResponseFuture};
 use crate::audit::{self, RuleInfo};
 use crate::claims::Claims;
 use crate::error::{AuthError, Reason};
@@ -154,16 +153,16 @@ impl<S, R> RequireActive<S, R> {
 }
 
 /// The one `Authorization: Bearer` token of the request.
+/// The token `VerifyLayer` accepted (from whichever source it reads).
+///
+/// SECURITY: never read the request's headers again: with a cookie or a
+/// custom header as the source, `Authorization` may carry another token,
+/// and confirming that one would let a revoked token through.
 fn token_of<B>(req: &Request<B>) -> Result<&str, Reason> {
-    let mut found = None;
-    for value in req.headers().get_all(AUTHORIZATION) {
-        if let Some(token) = bearer(value)?
-            && found.replace(token).is_some()
-        {
-            return Err(Reason::MultipleCredentials);
-        }
-    }
-    found.ok_or(Reason::MissingToken)
+    req.extensions()
+        .get::<AccessToken>()
+        .map(AccessToken::as_str)
+        .ok_or(Reason::MissingToken)
 }
 
 impl<S, R, ReqBody, ResBody> Service<Request<ReqBody>> for RequireActive<S, R>
@@ -292,39 +291,17 @@ impl<S, R> RequireActive<S, R> {
 mod tests {
     use super::*;
 
-    fn req(headers: &[(&str, &str)]) -> Request<()> {
-        let mut b = Request::builder();
-        for (k, v) in headers {
-            b = b.header(*k, *v);
-        }
-        b.body(()).unwrap()
-    }
-
     #[test]
-    fn the_token_is_the_one_bearer_credential() {
-        assert_eq!(
-            token_of(&req(&[("authorization", "bearer abc")])),
-            Ok("abc")
-        );
-        assert_eq!(
-            token_of(&req(&[
-                ("authorization", "Basic x"),
-                ("authorization", "Bearer t")
-            ])),
-            Ok("t")
-        );
-        assert_eq!(token_of(&req(&[])), Err(Reason::MissingToken));
-        assert_eq!(
-            token_of(&req(&[
-                ("authorization", "Bearer a"),
-                ("authorization", "Bearer b")
-            ])),
-            Err(Reason::MultipleCredentials)
-        );
-        assert_eq!(
-            token_of(&req(&[("authorization", "Bearer ")])),
-            Err(Reason::EmptyBearer)
-        );
+    fn the_token_is_the_one_verify_layer_accepted_never_another_header() {
+        let mut req = Request::builder()
+            .header("authorization", "Bearer attackers-own-active-token")
+            .body(())
+            .unwrap();
+        // VerifyLayer read the token from a cookie, say.
+        assert_eq!(token_of(&req), Err(Reason::MissingToken));
+        req.extensions_mut()
+            .insert(AccessToken::new("the-verified-token"));
+        assert_eq!(token_of(&req), Ok("the-verified-token"));
     }
 
     #[tokio::test]

@@ -291,6 +291,14 @@ impl<S, R> RequireActive<S, R> {
 mod tests {
     use super::*;
 
+    fn req(headers: &[(&str, &str)]) -> Request<()> {
+        let mut b = Request::builder();
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        b.body(()).unwrap()
+    }
+
     #[test]
     fn the_token_is_the_one_verify_layer_accepted_never_another_header() {
         let mut req = Request::builder()

@@ -42,7 +42,8 @@ pub(crate) struct Introspector {
     max_discovery_bytes: usize,
     endpoint: OnceCell<Url>,
     results: Results,
-    flights: Mutex<HashMap<Arc<str>, Flight>>,
+    /// The calls in flight, each with the number of requests aboard.
+    flights: Mutex<HashMap<Arc<str>, (Flight, usize)>>,
     calls: Semaphore,
     counters: Arc<Counters>,
     status: Mutex<Status>,
@@ -51,8 +52,12 @@ pub(crate) struct Introspector {
 /// Leaves a flight: the last one out (or anyone, once it has landed)
 /// removes it, so the next request for the token asks again or reads the
 /// cache the flight filled.
+///
+/// The requests aboard are counted under the map's lock (not read off the
+/// `Arc`'s count, which drops only after the lock is released): two
+/// requests cancelled at once can never both leave the entry behind.
 struct Boarding<'a> {
-    flights: &'a Mutex<HashMap<Arc<str>, Flight>>,
+    flights: &'a Mutex<HashMap<Arc<str>, (Flight, usize)>>,
     token: &'a str,
     flight: Flight,
 }
@@ -60,10 +65,14 @@ struct Boarding<'a> {
 impl Drop for Boarding<'_> {
     fn drop(&mut self) {
         let mut flights = lock(self.flights);
-        if let Some(current) = flights.get(self.token)
-            && Arc::ptr_eq(current, &self.flight)
-            && (self.flight.initialized() || Arc::strong_count(&self.flight) <= 2)
-        {
+        let Some((current, aboard)) = flights.get_mut(self.token) else {
+            return;
+        };
+        if !Arc::ptr_eq(current, &self.flight) {
+            return;
+        }
+        *aboard = aboard.saturating_sub(1);
+        if *aboard == 0 || self.flight.initialized() {
             flights.remove(self.token);
         }
     }
@@ -148,7 +157,8 @@ impl Introspector {
     ) -> Result<Confirmed, Reason> {
         let flight = {
             let mut flights = lock(&self.flights);
-            if let Some(flight) = flights.get(token) {
+            if let Some((flight, aboard)) = flights.get_mut(token) {
+                *aboard += 1;
                 Arc::clone(flight)
             } else {
                 // A flight that just landed has filled the cache before
@@ -172,7 +182,7 @@ impl Introspector {
                     return Err(Reason::IntrospectionUnavailable);
                 }
                 let flight: Flight = Arc::new(OnceCell::new());
-                flights.insert(Arc::from(token), Arc::clone(&flight));
+                flights.insert(Arc::from(token), (Arc::clone(&flight), 1));
                 flight
             }
         };
@@ -257,5 +267,46 @@ impl Introspector {
             last_error: status.last_error.clone(),
             consecutive_failures: status.consecutive_failures,
         }
+    }
+}
+
+#[cfg(test)]
+mod boarding_tests {
+    use super::*;
+
+    #[test]
+    fn the_last_request_aboard_removes_an_unlanded_flight() {
+        let flights: Mutex<HashMap<Arc<str>, (Flight, usize)>> = Mutex::default();
+        let flight: Flight = Arc::new(OnceCell::new());
+        flights
+            .lock()
+            .unwrap()
+            .insert(Arc::from("t"), (Arc::clone(&flight), 2));
+        let board = || Boarding {
+            flights: &flights,
+            token: "t",
+            flight: Arc::clone(&flight),
+        };
+        let (a, b) = (board(), board());
+        drop(a);
+        assert_eq!(flights.lock().unwrap().get("t").map(|(_, n)| *n), Some(1));
+        drop(b);
+        assert!(flights.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_landed_flight_leaves_with_its_first_passenger() {
+        let flights: Mutex<HashMap<Arc<str>, (Flight, usize)>> = Mutex::default();
+        let flight: Flight = Arc::new(OnceCell::new_with(Some(Err(Arc::from("down")))));
+        flights
+            .lock()
+            .unwrap()
+            .insert(Arc::from("t"), (Arc::clone(&flight), 3));
+        drop(Boarding {
+            flights: &flights,
+            token: "t",
+            flight,
+        });
+        assert!(flights.lock().unwrap().is_empty());
     }
 }

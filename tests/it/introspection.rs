@@ -764,3 +764,22 @@ async fn orders_example_honours_the_introspection_environment() {
         format!("{}/introspect", rig.iss)
     );
 }
+
+#[tokio::test]
+async fn a_claims_type_that_does_not_fit_the_answer_is_not_a_cached_refusal_for_other_routes() {
+    #[derive(Debug, serde::Deserialize)]
+    struct NeedsPlan {
+        #[allow(dead_code)]
+        plan: String,
+    }
+    let rig = rig().await;
+    let verifier = rig.verifier(introspection()).await;
+    let token = rig.opaque().await;
+    // A route whose own type needs a claim the answer lacks refuses...
+    let err = verifier.verify_as::<NeedsPlan>(&token).await.unwrap_err();
+    assert_eq!(err.reason(), Reason::InvalidClaim);
+    // ...but the answer itself was good: the standard view is accepted,
+    // from the cache.
+    assert!(verifier.verify(&token).await.is_ok());
+    assert_eq!(rig.proxy.hits(), 1);
+}

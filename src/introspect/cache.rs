@@ -75,11 +75,29 @@ pub(crate) enum Lookup {
 /// is judged by [`Results::lookup`].
 struct Ttl(Duration);
 
+impl Ttl {
+    fn of(&self, value: &Confirmed) -> Duration {
+        let left = value.exp.saturating_sub(unix_now());
+        self.0
+            .min(Duration::from_secs(u64::try_from(left).unwrap_or(0)))
+    }
+}
+
 impl moka::Expiry<Arc<str>, Confirmed> for Ttl {
     fn expire_after_create(&self, _: &Arc<str>, value: &Confirmed, _: Instant) -> Option<Duration> {
-        let left = value.exp.saturating_sub(unix_now());
-        let left = Duration::from_secs(u64::try_from(left).unwrap_or(0));
-        Some(self.0.min(left))
+        Some(self.of(value))
+    }
+
+    /// A fresh answer (a `RequireActive` re-check) starts its own lifetime,
+    /// not the first answer's.
+    fn expire_after_update(
+        &self,
+        _: &Arc<str>,
+        value: &Confirmed,
+        _: Instant,
+        _: Option<Duration>,
+    ) -> Option<Duration> {
+        Some(self.of(value))
     }
 }
 

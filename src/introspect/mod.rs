@@ -204,6 +204,11 @@ impl Introspection {
         if self.max_response_bytes == 0 || self.cache_bytes == 0 || self.inactive_cache_bytes == 0 {
             return Some("introspection: max_response_bytes and cache_bytes must be positive");
         }
+        // moka refuses (panics on) lifetimes beyond 1000 years; a day is
+        // far more than any answer should be trusted.
+        if self.cache_ttl > MAX_TTL || self.inactive_ttl > MAX_TTL {
+            return Some("introspection: cache_ttl and inactive_ttl must be at most one day");
+        }
         if self.max_concurrency == 0 || self.max_pending < self.max_concurrency {
             return Some(
                 "introspection: max_concurrency must be at least 1 and max_pending at least max_concurrency",
@@ -212,6 +217,9 @@ impl Introspection {
         None
     }
 }
+
+/// The longest an introspection answer may be cached.
+const MAX_TTL: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// Whether `token` has the shape of a compact JWS (three segments): such a
 /// token is verified locally, anything else may be introspected.
@@ -232,6 +240,36 @@ pub(crate) fn is_b64token(token: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cache_lifetimes_beyond_a_day_are_a_configuration_error() {
+        let ok = Introspection::new("c", "s");
+        assert_eq!(ok.problem(), None);
+        let long = Introspection::new("c", "s").inactive_ttl(Duration::MAX);
+        assert!(long.problem().unwrap().contains("at most one day"));
+        let long = Introspection::new("c", "s").cache_ttl(Duration::from_secs(90_000));
+        assert!(long.problem().is_some());
+    }
+
+    #[tokio::test]
+    async fn a_tenant_template_cannot_introspect() {
+        let err = crate::Verifier::builder()
+            .trust(
+                crate::Issuer::tenant_template("https://login.example/{tenantid}/v2.0")
+                    .tenants(["t"])
+                    .jwks_json(r#"{"keys":[{"kty":"OKP","crv":"Ed25519","kid":"k","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]}"#)
+                    .audience("a")
+                    .introspection(Introspection::new("c", "s")),
+            )
+            .build()
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("introspection needs one issuer name"),
+            "{err}"
+        );
+    }
 
     #[test]
     fn only_three_segment_tokens_count_as_jws() {

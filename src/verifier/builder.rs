@@ -581,6 +581,12 @@ impl VerifierBuilder {
                     ));
                 }
             }
+            if issuer.tenants.is_some() && settings.introspection.is_some() {
+                return fail(format!(
+                    "tenant template {:?}: introspection needs one issuer name (configure it on each tenant's Issuer)",
+                    issuer.iss
+                ));
+            }
             if let Some(problem) = settings
                 .introspection
                 .as_ref()

@@ -181,17 +181,44 @@ pub(crate) fn audit_dropped(records: u64) {
     metrics::counter!("authlayer_audit_dropped_total").increment(records);
 }
 
-/// A `client_credentials` request of a service token source: `issued` or
+/// A `client_credentials` request of a service token source: `issued`, or
 /// `error` (a failed renewal keeps serving the current token).
-pub(crate) fn service_token(outcome: &'static str) {
+pub(crate) fn service_token(issued: bool) {
+    // Literal labels: the macro then builds its key once, statically.
     #[cfg(feature = "metrics")]
-    metrics::counter!("authlayer_service_token_requests_total", "outcome" => outcome).increment(1);
+    if issued {
+        metrics::counter!("authlayer_service_token_requests_total", "outcome" => "issued")
+            .increment(1);
+    } else {
+        metrics::counter!("authlayer_service_token_requests_total", "outcome" => "error")
+            .increment(1);
+    }
 }
 
 /// A token exchange: `exchanged` (the issuer was asked), `cached` or `error`.
-pub(crate) fn token_exchange(outcome: &'static str) {
+pub(crate) fn token_exchange(outcome: Exchange) {
     #[cfg(feature = "metrics")]
-    metrics::counter!("authlayer_token_exchanges_total", "outcome" => outcome).increment(1);
+    match outcome {
+        Exchange::Exchanged => {
+            metrics::counter!("authlayer_token_exchanges_total", "outcome" => "exchanged")
+                .increment(1);
+        }
+        Exchange::Cached => {
+            metrics::counter!("authlayer_token_exchanges_total", "outcome" => "cached")
+                .increment(1);
+        }
+        Exchange::Error => {
+            metrics::counter!("authlayer_token_exchanges_total", "outcome" => "error").increment(1);
+        }
+    }
+}
+
+/// How a token exchange ended.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Exchange {
+    Exchanged,
+    Cached,
+    Error,
 }
 
 #[cfg(all(test, feature = "metrics"))]

@@ -30,6 +30,9 @@ use super::{OutboundError, jitter};
 use crate::layer::AccessToken;
 use crate::telemetry;
 
+/// The renewal loop never wakes sooner than this after its last turn.
+const MIN_WAIT: Duration = Duration::from_secs(1);
+
 /// A token endpoint that omits `expires_in` is assumed to issue tokens
 /// living this long (RFC 6749 leaves the lifetime to the server).
 const ASSUMED_LIFETIME: Duration = Duration::from_secs(60);
@@ -289,14 +292,14 @@ impl ClientCredentials {
                 inner.current.store(Some(Arc::new(self.hold(&issued))));
                 inner.renewals.fetch_add(1, Ordering::Relaxed);
                 inner.consecutive.store(0, Ordering::Relaxed);
-                telemetry::service_token("issued");
+                telemetry::service_token(true);
                 self.start_renewer();
                 Ok(token)
             }
             Err(e) => {
                 inner.failures.fetch_add(1, Ordering::Relaxed);
                 inner.consecutive.fetch_add(1, Ordering::Relaxed);
-                telemetry::service_token("error");
+                telemetry::service_token(false);
                 if let Ok(mut last) = inner.last_error.lock() {
                     *last = Some(e.to_string());
                 }
@@ -346,7 +349,10 @@ async fn renew_loop(weak: Weak<Inner>) {
                 Instant::now() + wait.mul_f64(1.0 - jitter() * 0.5)
             }
         };
-        tokio::time::sleep_until(wake).await;
+        // SECURITY (hostile or broken endpoint): a token issued with
+        // `expires_in: 0`, or a zero back-off, must not turn this loop into
+        // a tight one hammering the endpoint.
+        tokio::time::sleep_until(wake.max(Instant::now() + MIN_WAIT)).await;
         let Some(inner) = weak.upgrade() else { return };
         let source = ClientCredentials { inner };
         let _flight = source.inner.flight.lock().await;

@@ -15,6 +15,9 @@ use tokio::time::Instant;
 use super::OutboundError;
 use crate::layer::AccessToken;
 
+/// Lifetimes beyond a year are read as a year.
+const MAX_LIFETIME_SECS: u64 = 365 * 24 * 60 * 60;
+
 /// SECURITY (DoS): a token response is a few hundred bytes; a larger body is
 /// refused before it is buffered.
 const MAX_BODY: usize = 64 * 1024;
@@ -191,7 +194,11 @@ impl Endpoint {
             }
             return Ok(Issued {
                 token,
-                lifetime: ok.expires_in.map(Duration::from_secs),
+                // SECURITY (hostile endpoint): an absurd lifetime must not
+                // overflow the clock arithmetic (a panic) downstream.
+                lifetime: ok
+                    .expires_in
+                    .map(|secs| Duration::from_secs(secs.min(MAX_LIFETIME_SECS))),
                 requested_at,
             });
         }

@@ -295,7 +295,7 @@ impl TokenExchange {
     fn lookup(&self, cache: &moka::sync::Cache<Key, Cached>, key: &Key) -> Option<AccessToken> {
         let hit = cache.get(key).filter(|c| Instant::now() < c.fresh_until)?;
         self.inner.cache_hits.fetch_add(1, Ordering::Relaxed);
-        telemetry::token_exchange("cached");
+        telemetry::token_exchange(telemetry::Exchange::Cached);
         Some(hit.token)
     }
 
@@ -370,7 +370,7 @@ impl TokenExchange {
         inner.issuer_calls.fetch_add(1, Ordering::Relaxed);
         match inner.endpoint.request(&params).await {
             Ok(issued) => {
-                telemetry::token_exchange("exchanged");
+                telemetry::token_exchange(telemetry::Exchange::Exchanged);
                 // Without `expires_in` the lifetime is unknown: use it once,
                 // cache nothing.
                 let fresh_until = issued.lifetime.map_or(issued.requested_at, |lifetime| {
@@ -383,7 +383,7 @@ impl TokenExchange {
             }
             Err(e) => {
                 inner.failures.fetch_add(1, Ordering::Relaxed);
-                telemetry::token_exchange("error");
+                telemetry::token_exchange(telemetry::Exchange::Error);
                 tracing::warn!(audience = %audience, error = %e, "token exchange failed");
                 Err(e)
             }

@@ -389,6 +389,8 @@ struct FakeEndpoint {
     issuer: Arc<authlayer::test_util::TestIssuer>,
     calls: Arc<std::sync::Mutex<Vec<Instant>>>,
     fail_next: Arc<AtomicUsize>,
+    /// The `expires_in` answered (100 unless a test changes it).
+    expires_in: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl FakeEndpoint {
@@ -397,6 +399,7 @@ impl FakeEndpoint {
             issuer: Arc::new(authlayer::test_util::TestIssuer::new("https://id.test")),
             calls: Arc::default(),
             fail_next: Arc::default(),
+            expires_in: Arc::new(std::sync::atomic::AtomicU64::new(100)),
         };
         let app = Router::new()
             .route(
@@ -418,7 +421,7 @@ impl FakeEndpoint {
                     let token = fake.issuer.token().sub("svc").claim("n", n).sign();
                     (
                         StatusCode::OK,
-                        axum::Json(json!({"access_token": token, "token_type": "Bearer", "expires_in": 100})),
+                        axum::Json(json!({"access_token": token, "token_type": "Bearer", "expires_in": fake.expires_in.load(Ordering::SeqCst)})),
                     )
                 }),
             )
@@ -441,6 +444,27 @@ async fn until(mut done: impl FnMut() -> bool) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("condition not reached");
+}
+
+#[tokio::test(start_paused = true)]
+async fn absurd_lifetimes_from_the_endpoint_neither_panic_nor_spin() {
+    let (fake, url) = FakeEndpoint::start().await;
+    fake.expires_in.store(u64::MAX, Ordering::SeqCst);
+    let huge = ClientCredentials::builder(url.clone(), "svc", "secret")
+        .build()
+        .unwrap();
+    assert!(huge.token().await.is_ok());
+    fake.expires_in.store(0, Ordering::SeqCst);
+    let zero = ClientCredentials::builder(url, "svc", "secret")
+        .build()
+        .unwrap();
+    // Served once (a zero lifetime is not cached), then renewed at most
+    // once a second, not in a tight loop.
+    let _ = zero.token().await;
+    let before = fake.calls().len();
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let renewals = fake.calls().len() - before;
+    assert!(renewals <= 11, "{renewals} renewals in 10 s");
 }
 
 #[test]

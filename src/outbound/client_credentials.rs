@@ -136,7 +136,8 @@ impl ClientCredentialsBuilder {
                 renew_at: self.renew_at,
                 retry: self.retry,
                 current: ArcSwapOption::empty(),
-                flight: tokio::sync::Mutex::new(()),
+                flight: tokio::sync::Mutex::new(None),
+                attempts: AtomicU64::new(0),
                 renewer: AtomicBool::new(false),
                 renewals: AtomicU64::new(0),
                 failures: AtomicU64::new(0),
@@ -168,8 +169,11 @@ struct Inner {
     renew_at: f64,
     retry: Duration,
     current: ArcSwapOption<Held>,
-    /// Single flight: one request to the endpoint at a time.
-    flight: tokio::sync::Mutex<()>,
+    /// Single flight: one request to the endpoint at a time. Holds the
+    /// outcome of the last request that failed, with its attempt number.
+    flight: tokio::sync::Mutex<Option<(u64, OutboundError)>>,
+    /// Requests made to the endpoint so far.
+    attempts: AtomicU64,
     renewer: AtomicBool,
     renewals: AtomicU64,
     failures: AtomicU64,
@@ -253,12 +257,26 @@ impl ClientCredentials {
         if let Some(token) = self.current() {
             return Ok(token);
         }
-        let _flight = self.inner.flight.lock().await;
+        let seen = self.inner.attempts.load(Ordering::Acquire);
+        let mut flight = self.inner.flight.lock().await;
         // Another caller may have fetched it while this one waited.
         if let Some(token) = self.current() {
             return Ok(token);
         }
-        self.fetch().await
+        // Or tried and failed: share that answer rather than queue one more
+        // request behind it (callers would otherwise wait one timeout each,
+        // one after the other, while the endpoint is down).
+        if let Some((attempt, err)) = flight.as_ref()
+            && *attempt >= seen
+        {
+            return Err(err.clone());
+        }
+        let result = self.fetch().await;
+        *flight = result
+            .as_ref()
+            .err()
+            .map(|e| (self.inner.attempts.load(Ordering::Acquire) - 1, e.clone()));
+        result
     }
 
     /// Where the source stands now.
@@ -286,7 +304,9 @@ impl ClientCredentials {
         if let Some(audience) = &inner.audience {
             params.push(("audience", audience));
         }
-        match inner.endpoint.request(&params).await {
+        let result = inner.endpoint.request(&params).await;
+        inner.attempts.fetch_add(1, Ordering::AcqRel);
+        match result {
             Ok(issued) => {
                 let token = issued.token.clone();
                 inner.current.store(Some(Arc::new(self.hold(&issued))));

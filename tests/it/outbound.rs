@@ -446,6 +446,21 @@ async fn until(mut done: impl FnMut() -> bool) {
     panic!("condition not reached");
 }
 
+#[tokio::test]
+async fn callers_waiting_on_a_failing_fetch_share_its_error_instead_of_queueing() {
+    let (fake, url) = FakeEndpoint::start().await;
+    fake.fail_next.store(100, Ordering::SeqCst);
+    let source = ClientCredentials::builder(url, "svc", "secret")
+        .build()
+        .unwrap();
+    let results = futures_join_all((0..8).map(|_| source.token())).await;
+    assert!(results.iter().all(Result::is_err), "{results:?}");
+    assert_eq!(fake.calls().len(), 1, "one request for eight callers");
+    // A later caller asks again.
+    assert!(source.token().await.is_err());
+    assert_eq!(fake.calls().len(), 2);
+}
+
 #[tokio::test(start_paused = true)]
 async fn absurd_lifetimes_from_the_endpoint_neither_panic_nor_spin() {
     let (fake, url) = FakeEndpoint::start().await;

@@ -334,10 +334,13 @@ impl ClientCredentials {
         // Not served in its last tenth (at most 5 s): it must not expire
         // on the way to the downstream service.
         let skew = (lifetime / 10).min(Duration::from_secs(5));
+        let usable_until = issued.requested_at + lifetime.saturating_sub(skew);
         Held {
             token: issued.token.clone(),
-            renew_at: issued.requested_at + lifetime.mul_f64(self.inner.renew_at),
-            usable_until: issued.requested_at + lifetime.saturating_sub(skew),
+            // Never later than the token stops being served.
+            renew_at: (issued.requested_at + lifetime.mul_f64(self.inner.renew_at))
+                .min(usable_until),
+            usable_until,
         }
     }
 

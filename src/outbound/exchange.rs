@@ -184,7 +184,8 @@ struct Inner {
     scope: Option<String>,
     cache: Option<moka::sync::Cache<Key, Cached>>,
     margin: Duration,
-    flights: Mutex<HashMap<Key, Flight>>,
+    /// The exchanges in flight, each with the number of callers waiting on it.
+    flights: Mutex<HashMap<Key, (Flight, usize)>>,
     issuer_calls: AtomicU64,
     cache_hits: AtomicU64,
     failures: AtomicU64,
@@ -199,9 +200,11 @@ impl fmt::Debug for TokenExchange {
     }
 }
 
-/// Removes a finished or abandoned flight from the map.
+/// Removes a finished or abandoned flight from the map. Callers aboard are
+/// counted under the map's lock, so two cancelled at once cannot both leave
+/// an abandoned flight (holding the subject token) behind.
 struct Leave<'a> {
-    flights: &'a Mutex<HashMap<Key, Flight>>,
+    flights: &'a Mutex<HashMap<Key, (Flight, usize)>>,
     key: &'a Key,
     flight: &'a Flight,
 }
@@ -211,14 +214,15 @@ impl Drop for Leave<'_> {
         let Ok(mut flights) = self.flights.lock() else {
             return;
         };
-        // Done, or abandoned by its last waiter (the map and this guard's
-        // owner hold the only references): a later caller starts afresh.
-        let last = self.flight.initialized() || Arc::strong_count(self.flight) <= 2;
-        if last
-            && flights
-                .get(self.key)
-                .is_some_and(|f| Arc::ptr_eq(f, self.flight))
-        {
+        let Some((current, aboard)) = flights.get_mut(self.key) else {
+            return;
+        };
+        if !Arc::ptr_eq(current, self.flight) {
+            return;
+        }
+        *aboard = aboard.saturating_sub(1);
+        // Done, or abandoned by its last waiter: a later caller starts afresh.
+        if *aboard == 0 || self.flight.initialized() {
             flights.remove(self.key);
         }
     }
@@ -321,7 +325,9 @@ impl TokenExchange {
                 .map_err(|_| OutboundError::Config {
                     reason: "exchange state poisoned by a panic".into(),
                 })?;
-            Arc::clone(flights.entry(key.clone()).or_default())
+            let (flight, aboard) = flights.entry(key.clone()).or_default();
+            *aboard += 1;
+            Arc::clone(flight)
         };
         // Whatever happens to this future (done, failed, cancelled), the
         // flight leaves the map once nobody waits on it.

@@ -287,7 +287,8 @@ async fn proxy(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
             "the upstream did not answer in time",
         ),
         Err(e) => {
-            tracing::warn!(error = %e, "upstream unreachable");
+            // SECURITY: without the URL: its query is the client's and may carry secrets.
+            tracing::warn!(error = %e.without_url(), "upstream unreachable");
             error(
                 StatusCode::BAD_GATEWAY,
                 "bad_gateway",

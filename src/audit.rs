@@ -18,7 +18,7 @@
 //! | `rule` | what decided: `verify`, `scopes`, `roles`, `tenant`, `policy`, `grpc_method` |
 //! | `sub`, `iss`, `client_id`, `tenant`, `jti` | from verified claims only; absent when unknown |
 //! | `required_scopes`, `required_roles` | space-separated; absent when the rule needs none |
-//! | `method`, `path` | the request's; never the query string |
+//! | `method`, `path` | the request's; never the query string; a path longer than 512 bytes is cut there and ends in `…[truncated]` |
 //! | `status` | the HTTP status of the answer, when known |
 //! | `grpc_status` | the `grpc-status` of a trailers-only gRPC answer, when known |
 //! | `request_id` | the `x-request-id` header, when present (visible ASCII, at most 128 bytes) |
@@ -28,6 +28,7 @@
 //! request (`path`, `request_id`) are recorded as the request sent them;
 //! writers must escape them (the JSON writer does).
 
+use std::borrow::Cow;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, Uri};
@@ -219,7 +220,7 @@ fn emit<B>(
         required_scopes = info.scopes.as_deref(),
         required_roles = info.roles.as_deref(),
         method = line.method.as_str(),
-        path = line.uri.path(),
+        path = &*recorded_path(line.uri.path()),
         status,
         grpc_status,
         request_id = line.request_id.as_ref().and_then(request_id),
@@ -236,6 +237,29 @@ fn request_id(value: &HeaderValue) -> Option<&str> {
 
 const MAX_REQUEST_ID: usize = 128;
 
+/// The path as recorded: at most [`MAX_PATH`] bytes of it, and a marker
+/// when it was cut.
+fn recorded_path(path: &str) -> Cow<'_, str> {
+    // SECURITY: the path is the client's, and it is recorded for requests
+    // that carried no valid token: without a cap, anyone could write
+    // kilobytes per request into the audit log.
+    if path.len() <= MAX_PATH {
+        return Cow::Borrowed(path);
+    }
+    let mut end = MAX_PATH;
+    while !path.is_char_boundary(end) {
+        end -= 1;
+    }
+    let head = path.get(..end).unwrap_or_default();
+    Cow::Owned(format!("{head}{TRUNCATED}"))
+}
+
+/// Bytes of the path the record keeps.
+const MAX_PATH: usize = 512;
+
+/// What follows a path that was cut.
+const TRUNCATED: &str = "…[truncated]";
+
 fn grpc_status(headers: &HeaderMap) -> Option<u16> {
     headers
         .get(&GRPC_STATUS)
@@ -246,6 +270,22 @@ fn grpc_status(headers: &HeaderMap) -> Option<u16> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn paths_over_512_bytes_are_cut_at_a_char_boundary_with_a_marker() {
+        assert_eq!(recorded_path("/orders/7"), "/orders/7");
+        let exact = "a".repeat(MAX_PATH);
+        assert_eq!(recorded_path(&exact), exact);
+        let long = format!("/{}", "é".repeat(MAX_PATH));
+        let cut = recorded_path(&long);
+        let head = cut.strip_suffix(TRUNCATED).unwrap();
+        assert!(
+            head.len() <= MAX_PATH && head.len() >= MAX_PATH - 1,
+            "{}",
+            head.len()
+        );
+        assert!(long.starts_with(head));
+    }
 
     #[test]
     fn request_ids_are_cut_to_128_bytes_and_must_be_text() {

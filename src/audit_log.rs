@@ -51,13 +51,16 @@
 //! lingers a millisecond before looking again: a busy writer is not parked,
 //! so a request thread queuing a record never has to wake it.
 //!
-//! The queue holds [`queue_capacity`](AuditLog::queue_capacity) records
-//! (65,536 by default). A full queue drops the record rather than block a
-//! request: an audit log must not become a way to stall the service. The
-//! default is chosen not to drop: the writer keeps up with far more than
-//! 50,000 records/s to a file, and 65,536 records absorb more than a
-//! second of stall of the disk at that rate. The price is memory: a full
-//! queue holds roughly 25 MiB (about 400 bytes per record).
+//! The queue holds at most [`queue_capacity`](AuditLog::queue_capacity)
+//! records (65,536 by default) and at most
+//! [`queue_bytes`](AuditLog::queue_bytes) bytes of them (32 MiB by
+//! default), whichever comes first. A full queue drops the record rather
+//! than block a request: an audit log must not become a way to stall the
+//! service. The defaults are chosen not to drop: the writer keeps up with
+//! far more than 50,000 records/s to a file, and 65,536 records absorb more
+//! than a second of stall of the disk at that rate. A record is about 400
+//! bytes (the path is cut at 512 bytes), so the count bounds the queue at
+//! roughly 25 MiB; the byte bound holds whatever the records carry.
 //!
 //! Drops are never silent: they are counted ([`AuditRecorder::dropped`],
 //! [`AuditLogGuard::dropped`]), exported as `authlayer_audit_dropped_total`
@@ -70,7 +73,7 @@ use std::fmt;
 use std::io::{self, BufWriter, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TryRecvError, TrySendError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
@@ -86,6 +89,9 @@ const TARGET: &str = "authlayer::audit";
 
 /// Records the queue holds by default.
 const DEFAULT_QUEUE: usize = 65_536;
+
+/// Bytes of records the queue holds by default.
+const DEFAULT_QUEUE_BYTES: usize = 32 * 1024 * 1024;
 
 /// The writer's buffer: one `write` per this many bytes under load.
 const BUFFER: usize = 64 * 1024;
@@ -109,6 +115,7 @@ const FLUSH_WAIT: Duration = Duration::from_secs(10);
 pub struct AuditLog {
     sink: Sink,
     queue: usize,
+    queue_bytes: usize,
 }
 
 enum Sink {
@@ -127,6 +134,7 @@ impl fmt::Debug for AuditLog {
         f.debug_struct("AuditLog")
             .field("sink", &sink)
             .field("queue", &self.queue)
+            .field("queue_bytes", &self.queue_bytes)
             .finish()
     }
 }
@@ -136,6 +144,7 @@ impl AuditLog {
         Self {
             sink,
             queue: DEFAULT_QUEUE,
+            queue_bytes: DEFAULT_QUEUE_BYTES,
         }
     }
 
@@ -159,6 +168,16 @@ impl AuditLog {
     /// dropped and counted (at least 1). Defaults to 65,536.
     pub fn queue_capacity(mut self, records: usize) -> Self {
         self.queue = records.max(1);
+        self
+    }
+
+    /// How many bytes of records may wait for the writer; past that,
+    /// records are dropped and counted, as for
+    /// [`queue_capacity`](Self::queue_capacity), whichever bound comes
+    /// first. A record larger than the whole budget is always dropped.
+    /// Defaults to 32 MiB.
+    pub fn queue_bytes(mut self, bytes: usize) -> Self {
+        self.queue_bytes = bytes;
         self
     }
 
@@ -190,7 +209,10 @@ impl AuditLog {
         };
         let (tx, rx) = mpsc::sync_channel(self.queue);
         let (done_tx, done) = mpsc::sync_channel(1);
-        let shared = Arc::new(Shared::default());
+        let shared = Arc::new(Shared {
+            budget: self.queue_bytes,
+            ..Shared::default()
+        });
         let thread = {
             let shared = Arc::clone(&shared);
             std::thread::Builder::new()
@@ -219,9 +241,28 @@ impl AuditLog {
 struct Shared {
     dropped: AtomicU64,
     written: AtomicU64,
+    /// Bytes of the records in the queue, and how many it may hold.
+    queued: AtomicUsize,
+    budget: usize,
 }
 
 impl Shared {
+    /// Takes `n` bytes of the queue's budget; `false`, and nothing taken,
+    /// when they do not fit.
+    fn reserve(&self, n: usize) -> bool {
+        let before = self.queued.fetch_add(n, Ordering::Relaxed);
+        if before.saturating_add(n) <= self.budget {
+            return true;
+        }
+        self.queued.fetch_sub(n, Ordering::Relaxed);
+        false
+    }
+
+    /// Gives back the bytes of a record that left the queue.
+    fn release(&self, n: usize) {
+        self.queued.fetch_sub(n, Ordering::Relaxed);
+    }
+
     fn drop_records(&self, n: u64) {
         self.dropped.fetch_add(n, Ordering::Relaxed);
         telemetry::audit_dropped(n);
@@ -264,10 +305,18 @@ impl<S: Subscriber> Layer<S> for AuditRecorder {
             return;
         }
         let line = format_record(SystemTime::now(), event);
+        let size = line.len();
+        // SECURITY: bounded in bytes as well as in records, so records
+        // that carry long values cannot make the queue hold gigabytes.
+        if !self.shared.reserve(size) {
+            self.shared.drop_records(1);
+            return;
+        }
         // Never wait on the request thread: a full queue drops the record.
         match self.tx.try_send(Message::Record(line)) {
             Ok(()) => {}
             Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                self.shared.release(size);
                 self.shared.drop_records(1);
             }
         }
@@ -398,7 +447,10 @@ impl Writer {
             let mut lingered = false;
             loop {
                 match next.take() {
-                    Some(Message::Record(line)) => self.write(&line),
+                    Some(Message::Record(line)) => {
+                        self.write(&line);
+                        self.shared.release(line.len());
+                    }
                     Some(Message::Flush(ack)) => {
                         let _ = ack.send(self.out.flush());
                     }
@@ -705,6 +757,41 @@ mod tests {
         let lines = sink.lines();
         let written: Vec<u64> = lines.iter().map(|l| l["n"].as_u64().unwrap()).collect();
         assert_eq!(written, [0, 1, 2, 3, 4]);
+    }
+
+    #[test]
+    fn the_queue_is_bounded_in_bytes_as_well_as_in_records() {
+        let sink = Sink::default();
+        let (stalled, entered) = sink.stall();
+        let (recorder, guard) = AuditLog::writer(sink.clone())
+            .queue_bytes(64 * 1024)
+            .start()
+            .unwrap();
+        let counter = recorder.clone();
+        let big = "x".repeat(10_000);
+        with_recorder(recorder, || {
+            tracing::info!(target: "authlayer::audit", n = 0u64);
+            entered.recv().unwrap();
+            // About 10 KB each: six fit in 64 KiB, far fewer than the
+            // 65,536 records the queue would take by count.
+            for n in 1..=100u64 {
+                tracing::info!(target: "authlayer::audit", n, big = big.as_str());
+            }
+        });
+        assert_eq!(counter.dropped(), 94);
+        drop(stalled);
+        guard.flush().unwrap();
+        assert_eq!(guard.written(), 7);
+        // Written records give their bytes back: the queue takes more.
+        let again = AuditRecorder::clone(&counter);
+        with_recorder(again, || {
+            for n in 101..=106u64 {
+                tracing::info!(target: "authlayer::audit", n, big = big.as_str());
+            }
+        });
+        guard.flush().unwrap();
+        assert_eq!(counter.dropped(), 94);
+        assert_eq!(guard.written(), 13);
     }
 
     #[test]

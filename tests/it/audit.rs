@@ -202,6 +202,32 @@ async fn request_ids_are_recorded_and_query_strings_are_not() {
 }
 
 #[tokio::test]
+async fn a_long_path_is_recorded_cut_with_a_marker_for_denied_and_allowed_requests() {
+    let log = Recorded::install();
+    let w = world(config()).await;
+    log.warm_up(&w).await;
+    let token = token_of(&w.alice().await);
+    // 8 KiB of path: no token (denied, unauthenticated), then a valid one.
+    let long = format!("{}/orders/{}", w.orders, "7".repeat(8 * 1024));
+    let res = w.http.get(&long).send().await.unwrap();
+    assert_eq!(res.status(), 401);
+    let res = w.http.get(&long).bearer_auth(&token).send().await.unwrap();
+    assert!(res.status().is_client_error(), "{}", res.status());
+    let (records, _) = log.records();
+    let paths: Vec<&str> = records
+        .iter()
+        .filter(|r| r["action"] == "request")
+        .map(|r| r["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(paths.len(), 2, "{records:?}");
+    for path in paths {
+        assert!(path.len() <= 512 + 32, "{} bytes recorded", path.len());
+        assert!(path.starts_with("/orders/777"), "{path}");
+        assert!(path.ends_with("…[truncated]"), "{path}");
+    }
+}
+
+#[tokio::test]
 async fn the_issuer_records_every_kind_of_decision_in_the_same_schema() {
     let log = Recorded::install();
     let partner = partner_issuer().await;

@@ -761,9 +761,10 @@ async fn find_introspection_endpoints(issuers: &[TrustedIssuer]) -> Result<(), B
 
 fn add_secret(set: &mut KeySet, issuer: &Issuer, algs: AlgSet) -> Result<(), BuildError> {
     if let Some((kid, secret)) = &issuer.settings.secret {
-        let key = secret_key(kid.clone(), secret, algs).map_err(|reason| BuildError::Config {
-            reason: format!("issuer {:?}: {reason}", issuer.iss),
-        })?;
+        let key =
+            secret_key(kid.clone(), &secret.0, algs).map_err(|reason| BuildError::Config {
+                reason: format!("issuer {:?}: {reason}", issuer.iss),
+            })?;
         set.insert(key);
     }
     if set.len() == 0 {

@@ -142,10 +142,22 @@ pub(crate) struct IssuerSettings {
     pub(crate) audiences: Vec<String>,
     pub(crate) any_audience: bool,
     pub(crate) algorithms: Option<AlgSet>,
-    pub(crate) secret: Option<(Option<String>, Vec<u8>)>,
+    pub(crate) secret: Option<(Option<String>, Secret)>,
     pub(crate) claims: ClaimSources,
     pub(crate) audience_from_client_id: bool,
     pub(crate) introspection: Option<Introspection>,
+}
+
+/// A shared HMAC secret.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct Secret(pub(crate) Vec<u8>);
+
+// SECURITY: whoever holds the secret can mint tokens this service accepts;
+// configuration is printed in debug logs, the secret never is.
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -290,7 +302,7 @@ impl Issuer {
     /// With `None`, tokens without `kid` use it when it is the only key that
     /// fits. Defaults to none: HMAC tokens are refused.
     pub fn shared_secret(mut self, kid: Option<&str>, secret: impl Into<Vec<u8>>) -> Self {
-        self.settings.secret = Some((kid.map(str::to_owned), secret.into()));
+        self.settings.secret = Some((kid.map(str::to_owned), Secret(secret.into())));
         self
     }
 
@@ -308,5 +320,32 @@ impl Issuer {
     /// The issuer's identifier (`iss`).
     pub fn iss(&self) -> &str {
         &self.iss
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_redacts_the_shared_secret() {
+        let secret = b"hmac-secret-of-thirty-two-bytes!".to_vec();
+        let issuer = Issuer::new("https://id.example")
+            .shared_secret(Some("hs"), secret.clone())
+            .audience("a");
+        let shown = format!("{issuer:?}");
+        // Derived Debug prints bytes as a list of numbers.
+        let listed = format!("{secret:?}");
+        let numbers = listed.trim_matches(|c| c == '[' || c == ']');
+        assert!(!shown.contains(numbers), "{shown}");
+        assert!(!shown.contains("hmac-secret"), "{shown}");
+        assert!(shown.contains("[redacted]"), "{shown}");
+        assert!(shown.contains("\"hs\""), "the kid is no secret: {shown}");
+        // The builder holds the primary issuer's settings the same way.
+        let builder = crate::Verifier::builder()
+            .issuer("https://id.example")
+            .shared_secret(None, secret);
+        let shown = format!("{builder:?}");
+        assert!(!shown.contains(numbers), "{shown}");
     }
 }

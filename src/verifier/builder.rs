@@ -362,6 +362,7 @@ impl VerifierBuilder {
             };
             let per_tenant = issuer.tenants.is_some() && settings.source == SourceConfig::Discover;
             let keys = if per_tenant {
+                self.check_template(issuer)?;
                 let client = self.client(&mut client, issuer)?;
                 Keys::PerTenant(Box::new(TenantKeys::new(
                     Factory {
@@ -668,6 +669,26 @@ impl VerifierBuilder {
 }
 
 impl VerifierBuilder {
+    /// A tenant template whose tenants discover their own keys: its URL,
+    /// with a tenant in place of the placeholder, must pass the URL policy.
+    fn check_template(&self, issuer: &Issuer) -> Result<(), BuildError> {
+        // SECURITY (key source integrity): each tenant's keys are found
+        // through its own issuer URL, so the template gets the https (or
+        // loopback) policy of every other key URL; each tenant's URL is
+        // checked again before its discovery (tenants.rs).
+        let sample = issuer.iss.replace(TENANT_PLACEHOLDER, "tenant");
+        let url_error = |reason: String| BuildError::Url {
+            url: issuer.iss.clone(),
+            reason,
+        };
+        let url = reqwest::Url::parse(&sample).map_err(|e| {
+            url_error(format!(
+                "tenant template is not a URL, so discovery is impossible: {e}"
+            ))
+        })?;
+        check_url(&url, self.fetch.allow_http).map_err(url_error)
+    }
+
     /// The HTTP client of every fetch: the one given, or one built once
     /// from the fetch settings.
     fn client(
@@ -774,4 +795,58 @@ fn add_secret(set: &mut KeySet, issuer: &Issuer, algs: AlgSet) -> Result<(), Bui
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Verifier;
+
+    async fn template(template: &str, allow_http: bool) -> Result<Verifier, BuildError> {
+        Verifier::builder()
+            .trust(
+                Issuer::tenant_template(template)
+                    .tenants(["t-1"])
+                    .audience("a"),
+            )
+            .allow_insecure_http(allow_http)
+            .build()
+            .await
+    }
+
+    #[tokio::test]
+    async fn tenant_templates_pass_the_same_url_policy_as_issuer_urls() {
+        for refused in [
+            "http://login.example/{tenantid}/v2.0",
+            "http://{tenantid}.login.example/v2.0",
+            "ftp://login.example/{tenantid}/v2.0",
+            "login.example/{tenantid}/v2.0",
+        ] {
+            let err = template(refused, false).await.unwrap_err();
+            assert!(
+                matches!(&err, BuildError::Url { url, .. } if url == refused),
+                "{refused}: {err}"
+            );
+            // As `Issuer::new` refuses the same URL.
+            let plain = Verifier::builder()
+                .trust(Issuer::new(refused.replace(TENANT_PLACEHOLDER, "t-1")).audience("a"))
+                .build()
+                .await
+                .unwrap_err();
+            assert!(matches!(plain, BuildError::Url { .. }), "{plain}");
+        }
+        for accepted in [
+            "https://login.example/{tenantid}/v2.0",
+            "http://127.0.0.1:9/{tenantid}/v2.0",
+            "http://localhost:9/{tenantid}/v2.0",
+        ] {
+            assert!(template(accepted, false).await.is_ok(), "{accepted}");
+        }
+        assert!(
+            template("http://login.example/{tenantid}/v2.0", true)
+                .await
+                .is_ok(),
+            "allow_insecure_http admits it, as it does for every key URL"
+        );
+    }
 }

@@ -366,6 +366,7 @@ impl VerifierBuilder {
                 let client = self.client(&mut client, issuer)?;
                 Keys::PerTenant(Box::new(TenantKeys::new(
                     Factory {
+                        template: issuer.iss.as_str().into(),
                         client,
                         settings: self.fetch.clone(),
                         lifecycle: self.lifecycle.clone(),

@@ -194,8 +194,11 @@ impl Issuer {
     /// Keys: with [`jwks_url`](Self::jwks_url) or
     /// [`jwks_json`](Self::jwks_json), all tenants share them. Without,
     /// each admitted tenant's keys are found by OIDC discovery of its own
-    /// issuer name, on the first token naming it; at most
-    /// [`max_tenants`](Self::max_tenants) tenants get a key source.
+    /// issuer name (which must pass the same https-or-loopback policy as
+    /// every key URL), on the first token naming it; at most
+    /// [`max_tenants`](Self::max_tenants) tenants keep a key source. These
+    /// sources are reported in [`Health::tenants`](crate::Health::tenants)
+    /// and do not decide [`Health::ready`](crate::Health::ready).
     ///
     /// ```
     /// use authlayer::{ClaimSources, Issuer};
@@ -221,8 +224,14 @@ impl Issuer {
     }
 
     /// How many tenants of a [`tenant_template`](Self::tenant_template)
-    /// without a shared JWKS may get their own (discovered) key source;
-    /// tokens of further tenants get 503. Defaults to 64.
+    /// without a shared JWKS keep their own (discovered) key source at
+    /// once: a new tenant whose keys load takes the place of the least
+    /// recently used one (whose next token fetches again). Only loaded
+    /// sources count: a tenant whose first fetch fails keeps none, and is
+    /// not fetched again within the
+    /// [refetch cooldown](crate::VerifierBuilder::refetch_cooldown) (503
+    /// meanwhile). Also the most first fetches running at once; a further
+    /// new tenant gets 503 until one ends. Defaults to 64.
     pub fn max_tenants(mut self, max: usize) -> Self {
         self.max_tenants = Some(max);
         self

@@ -9,7 +9,7 @@ use tokio::sync::oneshot;
 
 use super::cache::TokenCache;
 use super::issuer::{
-    Issuer, IssuerName, IssuerSettings, SourceConfig, TENANT_PLACEHOLDER, Tenants,
+    Issuer, IssuerName, IssuerSettings, Match, SourceConfig, TENANT_PLACEHOLDER, Tenants,
 };
 use super::tenants::{DEFAULT_MAX_TENANTS, Factory, TenantKeys};
 use super::{Inner, Keys, Policy, TrustedIssuer, Verifier};
@@ -603,6 +603,30 @@ impl VerifierBuilder {
                 ));
             }
         }
+        Self::refuse_overlaps(issuers)
+    }
+
+    /// An `iss` must select one issuer whatever the configuration order.
+    fn refuse_overlaps(issuers: &[Issuer]) -> Result<(), BuildError> {
+        // SECURITY: a token's `iss` chooses the keys, audiences and claim
+        // sources that apply; a name both an exact issuer and a template
+        // claim would be decided by the order of `.trust(…)` calls, which
+        // nobody reviewing the configuration would read as a rule.
+        for template in issuers.iter().filter(|i| i.tenants.is_some()) {
+            let name = IssuerName::new(&template.iss, template.tenants.as_ref());
+            for exact in issuers.iter().filter(|i| i.tenants.is_none()) {
+                if let Some(Match::Tenant(tenant)) = name.matches(&exact.iss) {
+                    return Err(BuildError::Config {
+                        reason: format!(
+                            "issuer {:?} is also tenant {tenant:?} of tenant template {:?}: \
+                             remove the tenant from the template's .tenants([…]) or \
+                             .tenant_filter(…), or the exact Issuer",
+                            exact.iss, template.iss
+                        ),
+                    });
+                }
+            }
+        }
         Ok(())
     }
 
@@ -849,5 +873,42 @@ mod tests {
                 .is_ok(),
             "allow_insecure_http admits it, as it does for every key URL"
         );
+    }
+
+    const JWKS: &str = r#"{"keys":[{"kty":"OKP","crv":"Ed25519","kid":"k1",
+        "x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]}"#;
+    const TEMPLATE: &str = "https://login.example/{tenantid}/v2.0";
+    const EXACT: &str = "https://login.example/t-1/v2.0";
+
+    async fn both(template: Issuer, template_first: bool) -> Result<Verifier, BuildError> {
+        let template = template.jwks_json(JWKS).audience("a");
+        let exact = Issuer::new(EXACT).jwks_json(JWKS).audience("b");
+        let (first, second) = if template_first {
+            (template, exact)
+        } else {
+            (exact, template)
+        };
+        Verifier::builder().trust(first).trust(second).build().await
+    }
+
+    #[tokio::test]
+    async fn an_exact_issuer_that_a_tenant_template_also_matches_is_refused() {
+        for template_first in [true, false] {
+            for template in [
+                Issuer::tenant_template(TEMPLATE).tenants(["t-1", "t-2"]),
+                Issuer::tenant_template(TEMPLATE).tenant_filter(|t| t.starts_with("t-")),
+            ] {
+                let err = both(template, template_first).await.unwrap_err();
+                let text = err.to_string();
+                assert!(matches!(err, BuildError::Config { .. }), "{text}");
+                assert!(
+                    text.contains(EXACT) && text.contains(TEMPLATE) && text.contains("\"t-1\""),
+                    "{text}"
+                );
+            }
+        }
+        // A template that does not admit that tenant does not overlap.
+        let apart = Issuer::tenant_template(TEMPLATE).tenants(["t-2"]);
+        assert!(both(apart, true).await.is_ok());
     }
 }

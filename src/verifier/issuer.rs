@@ -189,7 +189,8 @@ impl Issuer {
     /// (one of them is required), and that tenant must equal the token's
     /// tenant claim (`tid` with [`ClaimSources::entra`]). The tenant is
     /// checked before any key lookup, so a tenant not admitted never causes
-    /// a fetch.
+    /// a fetch. An exact [`Issuer::new`] whose `iss` the template admits is
+    /// a build error: one `iss` must select one issuer.
     ///
     /// Keys: with [`jwks_url`](Self::jwks_url) or
     /// [`jwks_json`](Self::jwks_json), all tenants share them. Without,

@@ -61,15 +61,45 @@ pub struct IssuerHealth {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
 pub struct Health {
-    /// Whether every issuer is ready: use it as a readiness probe.
+    /// Whether every issuer in [`issuers`](Self::issuers) is ready: use it
+    /// as a readiness probe. The per-tenant sources of a tenant template do
+    /// not count (see [`tenants`](Self::tenants)).
     pub ready: bool,
-    /// Per issuer, in configuration order.
+    /// Per key source, in configuration order (issuers sharing a JWKS URL
+    /// share one).
     pub issuers: Vec<IssuerHealth>,
+    /// Per tenant template that discovers each tenant's keys, in
+    /// configuration order. Its tenants do not decide
+    /// [`ready`](Self::ready): any token may name an admitted tenant before
+    /// its signature is checked, so a stranger must not be able to take a
+    /// replica out of rotation.
+    pub tenants: Vec<TenantsHealth>,
     /// The introspection endpoint of every issuer that has one, in
     /// configuration order. Its trouble does not clear `ready`: the JWTs of
     /// the same issuers still verify, and a probe that takes every replica
     /// out of rotation would not bring the endpoint back.
     pub introspection: Vec<IntrospectionHealth>,
+}
+
+/// Health of the per-tenant key sources of one tenant template
+/// ([`Issuer::tenant_template`](crate::Issuer::tenant_template) without a
+/// shared JWKS).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct TenantsHealth {
+    /// The template, with its `{tenantid}` placeholder.
+    pub template: String,
+    /// Most tenants with loaded keys at once
+    /// ([`Issuer::max_tenants`](crate::Issuer::max_tenants)); also the most
+    /// first fetches running at once.
+    pub max_tenants: usize,
+    /// Each tenant whose keys loaded, by issuer, sorted.
+    pub loaded: Vec<IssuerHealth>,
+    /// Tenants whose first key fetch is running.
+    pub pending: usize,
+    /// Tenants whose first key fetch failed within the refetch cooldown:
+    /// their tokens get 503 without a fetch until it has passed.
+    pub failed: usize,
 }
 
 /// Health of one issuer's introspection endpoint (RFC 7662).

@@ -67,7 +67,7 @@ pub use crate::axum::ClaimsRejection;
 pub use audit_log::{AuditLog, AuditLogGuard, AuditRecorder};
 pub use claims::{ClaimPath, ClaimSources, Claims, Scopes, StandardClaims, ValueShape};
 pub use error::{AuthError, BuildError, ErrorKind, FetchError, Reason};
-pub use health::{Health, IntrospectionHealth, IssuerHealth, Metrics};
+pub use health::{Health, IntrospectionHealth, IssuerHealth, Metrics, TenantsHealth};
 pub use introspect::{ClientAuth, Introspection};
 pub use jsonwebtoken::Algorithm;
 pub use jws::TypPolicy;

@@ -9,7 +9,7 @@ use tokio::sync::oneshot;
 
 use super::cache::TokenCache;
 use super::issuer::{
-    Issuer, IssuerName, IssuerSettings, SourceConfig, TENANT_PLACEHOLDER, Tenants,
+    Issuer, IssuerName, IssuerSettings, Match, SourceConfig, TENANT_PLACEHOLDER, Tenants,
 };
 use super::tenants::{DEFAULT_MAX_TENANTS, Factory, TenantKeys};
 use super::{Inner, Keys, Policy, TrustedIssuer, Verifier};
@@ -362,9 +362,11 @@ impl VerifierBuilder {
             };
             let per_tenant = issuer.tenants.is_some() && settings.source == SourceConfig::Discover;
             let keys = if per_tenant {
+                self.check_template(issuer)?;
                 let client = self.client(&mut client, issuer)?;
                 Keys::PerTenant(Box::new(TenantKeys::new(
                     Factory {
+                        template: issuer.iss.as_str().into(),
                         client,
                         settings: self.fetch.clone(),
                         lifecycle: self.lifecycle.clone(),
@@ -601,6 +603,30 @@ impl VerifierBuilder {
                 ));
             }
         }
+        Self::refuse_overlaps(issuers)
+    }
+
+    /// An `iss` must select one issuer whatever the configuration order.
+    fn refuse_overlaps(issuers: &[Issuer]) -> Result<(), BuildError> {
+        // SECURITY: a token's `iss` chooses the keys, audiences and claim
+        // sources that apply; a name both an exact issuer and a template
+        // claim would be decided by the order of `.trust(…)` calls, which
+        // nobody reviewing the configuration would read as a rule.
+        for template in issuers.iter().filter(|i| i.tenants.is_some()) {
+            let name = IssuerName::new(&template.iss, template.tenants.as_ref());
+            for exact in issuers.iter().filter(|i| i.tenants.is_none()) {
+                if let Some(Match::Tenant(tenant)) = name.matches(&exact.iss) {
+                    return Err(BuildError::Config {
+                        reason: format!(
+                            "issuer {:?} is also tenant {tenant:?} of tenant template {:?}: \
+                             remove the tenant from the template's .tenants([…]) or \
+                             .tenant_filter(…), or the exact Issuer",
+                            exact.iss, template.iss
+                        ),
+                    });
+                }
+            }
+        }
         Ok(())
     }
 
@@ -668,6 +694,26 @@ impl VerifierBuilder {
 }
 
 impl VerifierBuilder {
+    /// A tenant template whose tenants discover their own keys: its URL,
+    /// with a tenant in place of the placeholder, must pass the URL policy.
+    fn check_template(&self, issuer: &Issuer) -> Result<(), BuildError> {
+        // SECURITY (key source integrity): each tenant's keys are found
+        // through its own issuer URL, so the template gets the https (or
+        // loopback) policy of every other key URL; each tenant's URL is
+        // checked again before its discovery (tenants.rs).
+        let sample = issuer.iss.replace(TENANT_PLACEHOLDER, "tenant");
+        let url_error = |reason: String| BuildError::Url {
+            url: issuer.iss.clone(),
+            reason,
+        };
+        let url = reqwest::Url::parse(&sample).map_err(|e| {
+            url_error(format!(
+                "tenant template is not a URL, so discovery is impossible: {e}"
+            ))
+        })?;
+        check_url(&url, self.fetch.allow_http).map_err(url_error)
+    }
+
     /// The HTTP client of every fetch: the one given, or one built once
     /// from the fetch settings.
     fn client(
@@ -761,9 +807,10 @@ async fn find_introspection_endpoints(issuers: &[TrustedIssuer]) -> Result<(), B
 
 fn add_secret(set: &mut KeySet, issuer: &Issuer, algs: AlgSet) -> Result<(), BuildError> {
     if let Some((kid, secret)) = &issuer.settings.secret {
-        let key = secret_key(kid.clone(), secret, algs).map_err(|reason| BuildError::Config {
-            reason: format!("issuer {:?}: {reason}", issuer.iss),
-        })?;
+        let key =
+            secret_key(kid.clone(), &secret.0, algs).map_err(|reason| BuildError::Config {
+                reason: format!("issuer {:?}: {reason}", issuer.iss),
+            })?;
         set.insert(key);
     }
     if set.len() == 0 {
@@ -773,4 +820,95 @@ fn add_secret(set: &mut KeySet, issuer: &Issuer, algs: AlgSet) -> Result<(), Bui
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Verifier;
+
+    async fn template(template: &str, allow_http: bool) -> Result<Verifier, BuildError> {
+        Verifier::builder()
+            .trust(
+                Issuer::tenant_template(template)
+                    .tenants(["t-1"])
+                    .audience("a"),
+            )
+            .allow_insecure_http(allow_http)
+            .build()
+            .await
+    }
+
+    #[tokio::test]
+    async fn tenant_templates_pass_the_same_url_policy_as_issuer_urls() {
+        for refused in [
+            "http://login.example/{tenantid}/v2.0",
+            "http://{tenantid}.login.example/v2.0",
+            "ftp://login.example/{tenantid}/v2.0",
+            "login.example/{tenantid}/v2.0",
+        ] {
+            let err = template(refused, false).await.unwrap_err();
+            assert!(
+                matches!(&err, BuildError::Url { url, .. } if url == refused),
+                "{refused}: {err}"
+            );
+            // As `Issuer::new` refuses the same URL.
+            let plain = Verifier::builder()
+                .trust(Issuer::new(refused.replace(TENANT_PLACEHOLDER, "t-1")).audience("a"))
+                .build()
+                .await
+                .unwrap_err();
+            assert!(matches!(plain, BuildError::Url { .. }), "{plain}");
+        }
+        for accepted in [
+            "https://login.example/{tenantid}/v2.0",
+            "http://127.0.0.1:9/{tenantid}/v2.0",
+            "http://localhost:9/{tenantid}/v2.0",
+        ] {
+            assert!(template(accepted, false).await.is_ok(), "{accepted}");
+        }
+        assert!(
+            template("http://login.example/{tenantid}/v2.0", true)
+                .await
+                .is_ok(),
+            "allow_insecure_http admits it, as it does for every key URL"
+        );
+    }
+
+    const JWKS: &str = r#"{"keys":[{"kty":"OKP","crv":"Ed25519","kid":"k1",
+        "x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]}"#;
+    const TEMPLATE: &str = "https://login.example/{tenantid}/v2.0";
+    const EXACT: &str = "https://login.example/t-1/v2.0";
+
+    async fn both(template: Issuer, template_first: bool) -> Result<Verifier, BuildError> {
+        let template = template.jwks_json(JWKS).audience("a");
+        let exact = Issuer::new(EXACT).jwks_json(JWKS).audience("b");
+        let (first, second) = if template_first {
+            (template, exact)
+        } else {
+            (exact, template)
+        };
+        Verifier::builder().trust(first).trust(second).build().await
+    }
+
+    #[tokio::test]
+    async fn an_exact_issuer_that_a_tenant_template_also_matches_is_refused() {
+        for template_first in [true, false] {
+            for template in [
+                Issuer::tenant_template(TEMPLATE).tenants(["t-1", "t-2"]),
+                Issuer::tenant_template(TEMPLATE).tenant_filter(|t| t.starts_with("t-")),
+            ] {
+                let err = both(template, template_first).await.unwrap_err();
+                let text = err.to_string();
+                assert!(matches!(err, BuildError::Config { .. }), "{text}");
+                assert!(
+                    text.contains(EXACT) && text.contains(TEMPLATE) && text.contains("\"t-1\""),
+                    "{text}"
+                );
+            }
+        }
+        // A template that does not admit that tenant does not overlap.
+        let apart = Issuer::tenant_template(TEMPLATE).tenants(["t-2"]);
+        assert!(both(apart, true).await.is_ok());
+    }
 }

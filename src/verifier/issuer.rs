@@ -142,10 +142,22 @@ pub(crate) struct IssuerSettings {
     pub(crate) audiences: Vec<String>,
     pub(crate) any_audience: bool,
     pub(crate) algorithms: Option<AlgSet>,
-    pub(crate) secret: Option<(Option<String>, Vec<u8>)>,
+    pub(crate) secret: Option<(Option<String>, Secret)>,
     pub(crate) claims: ClaimSources,
     pub(crate) audience_from_client_id: bool,
     pub(crate) introspection: Option<Introspection>,
+}
+
+/// A shared HMAC secret.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct Secret(pub(crate) Vec<u8>);
+
+// SECURITY: whoever holds the secret can mint tokens this service accepts;
+// configuration is printed in debug logs, the secret never is.
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -177,13 +189,17 @@ impl Issuer {
     /// (one of them is required), and that tenant must equal the token's
     /// tenant claim (`tid` with [`ClaimSources::entra`]). The tenant is
     /// checked before any key lookup, so a tenant not admitted never causes
-    /// a fetch.
+    /// a fetch. An exact [`Issuer::new`] whose `iss` the template admits is
+    /// a build error: one `iss` must select one issuer.
     ///
     /// Keys: with [`jwks_url`](Self::jwks_url) or
     /// [`jwks_json`](Self::jwks_json), all tenants share them. Without,
     /// each admitted tenant's keys are found by OIDC discovery of its own
-    /// issuer name, on the first token naming it; at most
-    /// [`max_tenants`](Self::max_tenants) tenants get a key source.
+    /// issuer name (which must pass the same https-or-loopback policy as
+    /// every key URL), on the first token naming it; at most
+    /// [`max_tenants`](Self::max_tenants) tenants keep a key source. These
+    /// sources are reported in [`Health::tenants`](crate::Health::tenants)
+    /// and do not decide [`Health::ready`](crate::Health::ready).
     ///
     /// ```
     /// use authlayer::{ClaimSources, Issuer};
@@ -209,8 +225,14 @@ impl Issuer {
     }
 
     /// How many tenants of a [`tenant_template`](Self::tenant_template)
-    /// without a shared JWKS may get their own (discovered) key source;
-    /// tokens of further tenants get 503. Defaults to 64.
+    /// without a shared JWKS keep their own (discovered) key source at
+    /// once: a new tenant whose keys load takes the place of the least
+    /// recently used one (whose next token fetches again). Only loaded
+    /// sources count: a tenant whose first fetch fails keeps none, and is
+    /// not fetched again within the
+    /// [refetch cooldown](crate::VerifierBuilder::refetch_cooldown) (503
+    /// meanwhile). Also the most first fetches running at once; a further
+    /// new tenant gets 503 until one ends. Defaults to 64.
     pub fn max_tenants(mut self, max: usize) -> Self {
         self.max_tenants = Some(max);
         self
@@ -290,7 +312,7 @@ impl Issuer {
     /// With `None`, tokens without `kid` use it when it is the only key that
     /// fits. Defaults to none: HMAC tokens are refused.
     pub fn shared_secret(mut self, kid: Option<&str>, secret: impl Into<Vec<u8>>) -> Self {
-        self.settings.secret = Some((kid.map(str::to_owned), secret.into()));
+        self.settings.secret = Some((kid.map(str::to_owned), Secret(secret.into())));
         self
     }
 
@@ -308,5 +330,32 @@ impl Issuer {
     /// The issuer's identifier (`iss`).
     pub fn iss(&self) -> &str {
         &self.iss
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_redacts_the_shared_secret() {
+        let secret = b"hmac-secret-of-thirty-two-bytes!".to_vec();
+        let issuer = Issuer::new("https://id.example")
+            .shared_secret(Some("hs"), secret.clone())
+            .audience("a");
+        let shown = format!("{issuer:?}");
+        // Derived Debug prints bytes as a list of numbers.
+        let listed = format!("{secret:?}");
+        let numbers = listed.trim_matches(|c| c == '[' || c == ']');
+        assert!(!shown.contains(numbers), "{shown}");
+        assert!(!shown.contains("hmac-secret"), "{shown}");
+        assert!(shown.contains("[redacted]"), "{shown}");
+        assert!(shown.contains("\"hs\""), "the kid is no secret: {shown}");
+        // The builder holds the primary issuer's settings the same way.
+        let builder = crate::Verifier::builder()
+            .issuer("https://id.example")
+            .shared_secret(None, secret);
+        let shown = format!("{builder:?}");
+        assert!(!shown.contains(numbers), "{shown}");
     }
 }

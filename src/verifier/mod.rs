@@ -585,7 +585,19 @@ impl Verifier {
 
     /// Health of every issuer's key source, for readiness probes.
     pub fn health(&self) -> Health {
-        let issuers: Vec<_> = self.sources().iter().map(|keys| keys.health()).collect();
+        let mut fixed: Vec<&Arc<KeySource>> = Vec::new();
+        let mut tenants = Vec::new();
+        for issuer in &self.inner.issuers {
+            match &issuer.keys {
+                Keys::Fixed(keys) => {
+                    if !fixed.iter().any(|k| Arc::ptr_eq(k, keys)) {
+                        fixed.push(keys);
+                    }
+                }
+                Keys::PerTenant(per_tenant) => tenants.push(per_tenant.health()),
+            }
+        }
+        let issuers: Vec<_> = fixed.iter().map(|keys| keys.health()).collect();
         let introspection = self
             .inner
             .issuers
@@ -593,8 +605,12 @@ impl Verifier {
             .filter_map(|i| Some(i.introspector.as_ref()?.health()))
             .collect();
         Health {
+            // SECURITY (availability): only the sources the configuration
+            // names decide readiness; per-tenant ones come and go with
+            // tokens nobody has verified yet.
             ready: issuers.iter().all(|i| i.ready),
             issuers,
+            tenants,
             introspection,
         }
     }

@@ -641,12 +641,24 @@ async fn tenant_template_discovers_each_admitted_tenants_keys_on_demand_within_a
     // Not admitted: refused before any fetch.
     let err = verifier.verify(&token("x-1")).await.unwrap_err();
     assert_eq!(err.reason(), Reason::UnknownIssuer);
-    // Admitted, but past the bound: 503, no fetch.
-    let err = verifier.verify(&token("t-3")).await.unwrap_err();
-    assert_eq!(err.reason(), Reason::KeysUnavailable);
-    assert_eq!(hits.load(Ordering::SeqCst), 4);
+    // Admitted, past the bound: the least recently used tenant (t-1) makes
+    // room, and comes back with a fetch of its own.
+    assert!(verifier.verify(&token("t-3")).await.is_ok());
+    assert_eq!(hits.load(Ordering::SeqCst), 6);
     let health = verifier.health();
-    assert_eq!(health.issuers.len(), 2, "{health:?}");
+    let loaded: Vec<_> = health.tenants[0]
+        .loaded
+        .iter()
+        .map(|t| t.issuer.clone())
+        .collect();
+    assert_eq!(
+        loaded,
+        [format!("{base}/t-2/v2.0"), format!("{base}/t-3/v2.0")],
+        "{health:?}"
+    );
+    assert!(health.ready && health.issuers.is_empty(), "{health:?}");
+    assert!(verifier.verify(&token("t-1")).await.is_ok());
+    assert_eq!(hits.load(Ordering::SeqCst), 8);
 }
 
 async fn futures_join(
@@ -665,4 +677,144 @@ async fn futures_join(
         out.push(r.unwrap());
     }
     out
+}
+
+/// A multi-tenant identity provider on loopback where most admitted tenants
+/// are not real: `t-real…` tenants have keys; `t-dead…` tenants name a
+/// JWKS on a closed port; `t-plain…` tenants name a plain-http JWKS on a
+/// remote host (refused without a request); every other tenant has no
+/// discovery document (404). Counts the requests it answers.
+async fn mostly_unreal_idp(
+    issuer: &TestIssuer,
+) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use axum::extract::{Path, State};
+    use axum::http::StatusCode;
+    use axum::response::IntoResponse;
+
+    let closed = {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        format!("http://{}", l.local_addr().unwrap())
+    };
+    let hits = std::sync::Arc::new(AtomicUsize::new(0));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let state = (
+        base.clone(),
+        issuer.jwks_json(),
+        std::sync::Arc::clone(&hits),
+    );
+    let app = Router::new()
+        .route(
+            "/{tenant}/v2.0/.well-known/openid-configuration",
+            get(
+                move |State((base, _, hits)): State<IdpState>, Path(tenant): Path<String>| async move {
+                    hits.fetch_add(1, Ordering::SeqCst);
+                    let jwks_uri = if tenant.starts_with("t-real") {
+                        format!("{base}/{tenant}/keys")
+                    } else if tenant.starts_with("t-dead") {
+                        format!("{closed}/{tenant}/keys")
+                    } else if tenant.starts_with("t-plain") {
+                        format!("http://login.example/{tenant}/keys")
+                    } else {
+                        return StatusCode::NOT_FOUND.into_response();
+                    };
+                    axum::Json(json!({
+                        "issuer": format!("{base}/{tenant}/v2.0"),
+                        "jwks_uri": jwks_uri,
+                    }))
+                    .into_response()
+                },
+            ),
+        )
+        .route(
+            "/{tenant}/keys",
+            get(|State((_, jwks, hits)): State<IdpState>| async move {
+                hits.fetch_add(1, Ordering::SeqCst);
+                ([("content-type", "application/json")], jwks)
+            }),
+        )
+        .with_state(state);
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (base, hits)
+}
+
+#[tokio::test]
+async fn forged_tokens_naming_unreal_tenants_neither_hold_tenant_slots_nor_clear_readiness() {
+    let issuer = TestIssuer::new("pending");
+    let (base, _hits) = mostly_unreal_idp(&issuer).await;
+    let verifier = Verifier::builder()
+        .trust(
+            Issuer::tenant_template(format!("{base}/{{tenantid}}/v2.0"))
+                .tenant_filter(|t| t.starts_with("t-"))
+                .max_tenants(2)
+                .claims(ClaimSources::entra())
+                .audience(AUD),
+        )
+        .build()
+        .await
+        .unwrap();
+    let signed_by = |signer: &TestIssuer, tenant: &str| {
+        signer
+            .token()
+            .audience(AUD)
+            .claim("iss", format!("{base}/{tenant}/v2.0"))
+            .claim("tid", tenant)
+            .sign()
+    };
+    assert!(
+        verifier
+            .verify(&signed_by(&issuer, "t-real-1"))
+            .await
+            .is_ok()
+    );
+
+    // Nobody signed these: a stranger's key, unknown to every tenant.
+    let forger = TestIssuer::new("pending");
+    for i in 0..20 {
+        for kind in ["t-gone", "t-dead", "t-plain"] {
+            let err = verifier
+                .verify(&signed_by(&forger, &format!("{kind}-{i}")))
+                .await
+                .unwrap_err();
+            assert_eq!(err.reason(), Reason::KeysUnavailable, "{kind}-{i}");
+        }
+    }
+    // Repeating one costs no slot either.
+    for _ in 0..5 {
+        assert!(
+            verifier
+                .verify(&signed_by(&forger, "t-gone-0"))
+                .await
+                .is_err()
+        );
+    }
+    let health = verifier.health();
+    assert!(health.ready, "{health:?}");
+    assert!(
+        health.issuers.is_empty(),
+        "tenant sources are reported apart"
+    );
+    let tenants = &health.tenants[0];
+    assert_eq!(
+        (tenants.loaded.len(), tenants.pending, tenants.failed),
+        (1, 0, 60),
+        "{tenants:?}"
+    );
+
+    // The tenant that was here still verifies, and a real one seen for the
+    // first time after the flood gets a source of its own.
+    assert!(
+        verifier
+            .verify(&signed_by(&issuer, "t-real-1"))
+            .await
+            .is_ok()
+    );
+    let ok = verifier
+        .verify(&signed_by(&issuer, "t-real-2"))
+        .await
+        .unwrap();
+    assert_eq!(ok.tenant(), Some("t-real-2"));
+    assert!(verifier.health().ready, "{:?}", verifier.health());
 }

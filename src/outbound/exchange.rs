@@ -116,6 +116,8 @@ impl TokenExchangeBuilder {
     }
 
     /// The HTTP client to use. Defaults to a client that follows no redirects.
+    /// Whatever this client's redirect policy, a token endpoint answering
+    /// 3xx is an error: neither the secret nor the subject token is sent on.
     pub fn http_client(mut self, client: reqwest::Client) -> Self {
         self.http = Some(client);
         self

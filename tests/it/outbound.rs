@@ -578,3 +578,147 @@ async fn a_service_token_is_renewed_before_expiry_and_survives_a_failed_renewal(
     );
     assert_eq!(fake.calls().len(), 3);
 }
+
+/// Two real servers: the first answers every request with `status` and a
+/// `Location` on the second, which records every request it receives and
+/// answers as a token (or introspection) endpoint would.
+pub(crate) struct RedirectTrap {
+    /// The first server's endpoint URL.
+    pub(crate) url: String,
+    /// Requests with a `Content-Length` the first server answered.
+    pub(crate) redirected: Arc<AtomicUsize>,
+    /// Every request the second server received: method, URI, headers and
+    /// body, as text.
+    pub(crate) received: Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl RedirectTrap {
+    pub(crate) async fn start(status: u16) -> Self {
+        let received: Arc<std::sync::Mutex<Vec<String>>> = Arc::default();
+        let record = received.clone();
+        let target = Router::new().fallback(
+            move |method: http::Method, uri: http::Uri, headers: HeaderMap, body: Bytes| {
+                let record = record.clone();
+                async move {
+                    let mut seen = format!("{method} {uri}\n");
+                    for (name, value) in &headers {
+                        seen.push_str(&format!(
+                            "{name}: {}\n",
+                            String::from_utf8_lossy(value.as_bytes())
+                        ));
+                    }
+                    seen.push_str(&String::from_utf8_lossy(&body));
+                    record.lock().unwrap().push(seen);
+                    axum::Json(json!({
+                        "access_token": "handed-out-by-the-redirect-target",
+                        "token_type": "Bearer",
+                        "expires_in": 60,
+                        "active": true,
+                    }))
+                }
+            },
+        );
+        let target = serve_axum(target).await;
+        let redirected: Arc<AtomicUsize> = Arc::default();
+        let count = redirected.clone();
+        let location = format!("http://{target}/collect");
+        let first = Router::new().fallback(move |headers: HeaderMap| {
+            // Counted only when the form came with its length (some token
+            // endpoints refuse a chunked body).
+            if headers.contains_key(http::header::CONTENT_LENGTH) {
+                count.fetch_add(1, Ordering::SeqCst);
+            }
+            let location = location.clone();
+            async move {
+                (
+                    StatusCode::from_u16(status).unwrap(),
+                    [(http::header::LOCATION, location)],
+                )
+            }
+        });
+        let first = serve_axum(first).await;
+        Self {
+            url: format!("http://{first}/token"),
+            redirected,
+            received,
+        }
+    }
+
+    /// Asserts that the second server saw none of `secrets`, no
+    /// `Authorization` and no body; on a 307/308 (which would resend the
+    /// body), no request at all.
+    pub(crate) fn assert_target_got_nothing(&self, status: u16, secrets: &[&str]) {
+        assert!(
+            self.redirected.load(Ordering::SeqCst) > 0,
+            "the endpoint was asked, with a Content-Length"
+        );
+        let received = self.received.lock().unwrap();
+        if matches!(status, 307 | 308) {
+            assert!(received.is_empty(), "HTTP {status}: {received:#?}");
+        }
+        for request in received.iter() {
+            for secret in secrets {
+                assert!(
+                    !request.contains(secret),
+                    "HTTP {status}: {secret:?} reached {request}"
+                );
+            }
+            let lower = request.to_ascii_lowercase();
+            assert!(
+                !lower.contains("authorization:"),
+                "HTTP {status}: {request}"
+            );
+            assert!(request.starts_with("GET "), "HTTP {status}: {request}");
+            assert!(
+                request.ends_with('\n'),
+                "HTTP {status}: a body reached {request}"
+            );
+        }
+    }
+}
+
+/// The redirect statuses a client may follow.
+pub(crate) const REDIRECTS: [u16; 5] = [301, 302, 303, 307, 308];
+
+#[tokio::test]
+async fn a_redirecting_token_endpoint_is_an_error_and_its_target_gets_nothing() {
+    for status in REDIRECTS {
+        // A caller-supplied client that follows redirects (reqwest's
+        // default), and the crate's own client.
+        for supplied in [true, false] {
+            let trap = RedirectTrap::start(status).await;
+            let mut service = ClientCredentials::builder(&trap.url, "svc", "service-secret");
+            let mut exchange = TokenExchange::builder(&trap.url, "gw", "exchange-secret");
+            if supplied {
+                service = service.http_client(reqwest::Client::new());
+                exchange = exchange.http_client(reqwest::Client::new());
+            }
+            let err = service.build().unwrap().token().await.unwrap_err();
+            assert!(
+                matches!(&err, OutboundError::InvalidResponse { reason } if reason.contains("redirect")),
+                "HTTP {status}, supplied {supplied}: {err}"
+            );
+            let subject = AccessToken::new("the-callers-subject-token");
+            let err = exchange
+                .build()
+                .unwrap()
+                .exchange(&subject, "urn:orders")
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(&err, OutboundError::InvalidResponse { reason } if reason.contains("redirect")),
+                "HTTP {status}, supplied {supplied}: {err}"
+            );
+            trap.assert_target_got_nothing(
+                status,
+                &[
+                    "service-secret",
+                    "exchange-secret",
+                    "the-callers-subject-token",
+                    "subject_token",
+                    "grant_type",
+                ],
+            );
+        }
+    }
+}

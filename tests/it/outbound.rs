@@ -722,3 +722,46 @@ async fn a_redirecting_token_endpoint_is_an_error_and_its_target_gets_nothing() 
         }
     }
 }
+
+#[tokio::test]
+async fn a_renamed_identity_header_is_stripped_in_any_spelling() {
+    use authlayer::outbound::{IdentityField, IdentityHeadersLayer};
+    let s = setup().await;
+    // The backend echoes every header whose name is `x-my-sub` give or
+    // take `_` and case.
+    let backend = Router::new()
+        .route(
+            "/whoami",
+            get(|headers: HeaderMap| async move {
+                let seen: Vec<String> = headers
+                    .iter()
+                    .filter(|(name, _)| name.as_str().replace('_', "-") == "x-my-sub")
+                    .map(|(name, value)| format!("{name}: {}", value.to_str().unwrap()))
+                    .collect();
+                axum::Json(seen)
+            }),
+        )
+        .layer(
+            ServiceBuilder::new()
+                .layer(VerifyLayer::new(s.verifier.clone()))
+                .layer(IdentityHeadersLayer::new().name(
+                    IdentityField::Sub,
+                    http::HeaderName::from_static("x-my-sub"),
+                )),
+        );
+    let addr = serve_axum(backend).await;
+    let token = orders_token(&s.issuer).sub("alice").sign();
+    let seen: Vec<String> = reqwest::Client::new()
+        .get(format!("http://{addr}/whoami"))
+        .bearer_auth(token)
+        .header("X_My_Sub", "admin")
+        .header("x-my_sub", "root")
+        .header("x-my-sub", "eve")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(seen, ["x-my-sub: alice"]);
+}

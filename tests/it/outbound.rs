@@ -765,3 +765,58 @@ async fn a_renamed_identity_header_is_stripped_in_any_spelling() {
         .unwrap();
     assert_eq!(seen, ["x-my-sub: alice"]);
 }
+
+#[tokio::test]
+async fn forwarding_sends_exactly_the_verified_token_and_no_other_authorization() {
+    // The downstream service echoes every Authorization value it receives.
+    let echo = Router::new().route(
+        "/echo",
+        get(|headers: HeaderMap| async move {
+            let all: Vec<String> = headers
+                .get_all(http::header::AUTHORIZATION)
+                .iter()
+                .map(|v| v.to_str().unwrap().to_owned())
+                .collect();
+            axum::Json(all)
+        }),
+    );
+    let url = format!("http://{}/echo", serve_axum(echo).await);
+    let caller = AccessToken::new("the-verified-token");
+    let extra = ["Basic dXNlcjpwdw==", "Bearer another-token", "Digest x"];
+
+    // A tower client (hyper): the outbound request already carries other
+    // Authorization values, e.g. copied from the inbound request.
+    let mut req = http::Request::get(&url)
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    for value in extra {
+        req.headers_mut()
+            .append(http::header::AUTHORIZATION, value.parse().unwrap());
+    }
+    req.extensions_mut().insert(caller.clone());
+    let client = ServiceBuilder::new()
+        .layer(AttachTokenLayer::new(OutboundToken::forward()))
+        .service(hyper_client());
+    let res = client.oneshot(req).await.unwrap();
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    let seen: Vec<String> = serde_json::from_slice(&body).unwrap();
+    assert_eq!(seen, ["Bearer the-verified-token"], "hyper");
+
+    // reqwest, through `authorize`.
+    let http = reqwest::Client::new();
+    let mut request = http.get(&url);
+    for value in extra {
+        request = request.header(http::header::AUTHORIZATION, value);
+    }
+    let seen: Vec<String> = OutboundToken::forward()
+        .authorize(request, Some(&caller))
+        .await
+        .unwrap()
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(seen, ["Bearer the-verified-token"], "reqwest");
+}

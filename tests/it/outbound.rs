@@ -2,6 +2,7 @@
 //! own on calls to other services, through a tonic client, a hyper client
 //! and reqwest, against the example issuer and the orders services.
 
+use std::fmt::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -602,10 +603,8 @@ impl RedirectTrap {
                 async move {
                     let mut seen = format!("{method} {uri}\n");
                     for (name, value) in &headers {
-                        seen.push_str(&format!(
-                            "{name}: {}\n",
-                            String::from_utf8_lossy(value.as_bytes())
-                        ));
+                        let value = String::from_utf8_lossy(value.as_bytes());
+                        let _ = writeln!(seen, "{name}: {value}");
                     }
                     seen.push_str(&String::from_utf8_lossy(&body));
                     record.lock().unwrap().push(seen);

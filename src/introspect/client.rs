@@ -9,7 +9,10 @@ use serde::Deserialize;
 
 use super::{ClientAuth, Introspection};
 use crate::error::FetchError;
-use crate::jwks::{discovery_url, jwks_uri_from_discovery, read_json_body, request_error};
+use crate::jwks::{
+    discovery_url, jwks_uri_from_discovery, read_json_body, redirect_refusal, request_error,
+    single_use_body,
+};
 
 /// Posts `token` to `endpoint` and returns the body of a 200 JSON answer,
 /// at most `settings.max_response_bytes` of it. The caller bounds the time.
@@ -46,7 +49,16 @@ pub(crate) async fn call(
         }
         form.finish()
     };
-    let res = req.body(body).send().await.map_err(request_error)?;
+    // SECURITY: the token and the client credentials go to `endpoint` and
+    // nowhere else, whatever the client's redirect policy.
+    let res = req
+        .body(single_use_body(body))
+        .send()
+        .await
+        .map_err(request_error)?;
+    if let Some(reason) = redirect_refusal(endpoint, &res) {
+        return Err(FetchError::Request { reason });
+    }
     read_json_body(res, settings.max_response_bytes, &["application/json"]).await
 }
 

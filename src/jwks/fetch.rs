@@ -211,6 +211,47 @@ pub(crate) fn jwks_uri_from_discovery(
     Ok(jwks_uri)
 }
 
+/// A request body reqwest cannot send twice, for requests that carry a
+/// token or a client secret.
+///
+/// SECURITY (credentials sent on): the caller may supply a client that
+/// follows redirects, and a redirect policy belongs to the client, not the
+/// request. Such a client resends a body it can replay on a 307/308 to
+/// wherever `Location` points; a body it cannot replay makes it hand the
+/// 307/308 back instead. (On 301/302/303 it follows with a `GET` that
+/// carries no body and, to another origin, no `Authorization`.)
+pub(crate) fn single_use_body(form: String) -> reqwest::Body {
+    reqwest::Body::wrap(form)
+}
+
+/// Why `res` is not the answer of `requested` itself: a redirect (3xx),
+/// or an answer from another URL because the client followed one.
+///
+/// SECURITY: redirects are never honoured where credentials travel; the
+/// endpoint is the configured URL, and an answer from anywhere else is
+/// refused, whatever the client's redirect policy.
+pub(crate) fn redirect_refusal(requested: &Url, res: &reqwest::Response) -> Option<String> {
+    if res.status().is_redirection() {
+        return Some(format!(
+            "the endpoint answered with a redirect (HTTP {}); redirects are never followed where credentials are sent",
+            res.status().as_u16()
+        ));
+    }
+    (!same_endpoint(requested, res.url())).then(|| {
+        "the HTTP client followed a redirect away from the endpoint; redirects are refused where credentials are sent".to_owned()
+    })
+}
+
+/// Whether `answered` (a response's URL) is `requested`, which reqwest
+/// sends without its user info (moved into a header) and fragment.
+fn same_endpoint(requested: &Url, answered: &Url) -> bool {
+    let mut expected = requested.clone();
+    let _ = expected.set_username("");
+    let _ = expected.set_password(None);
+    expected.set_fragment(None);
+    *answered == expected
+}
+
 #[allow(clippy::needless_pass_by_value)] // used as `map_err(request_error)`
 pub(crate) fn request_error(e: reqwest::Error) -> FetchError {
     if e.is_timeout() {
@@ -295,6 +336,25 @@ fn max_age(headers: &http::HeaderMap) -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_answer_from_another_url_is_a_followed_redirect() {
+        let url = |s: &str| Url::parse(s).unwrap();
+        let requested = url("https://client:pw@id.example/token?x=1#frag");
+        assert!(same_endpoint(
+            &requested,
+            &url("https://id.example/token?x=1")
+        ));
+        for elsewhere in [
+            "https://id.example/other?x=1",
+            "https://id.example/token",
+            "https://id.example:8443/token?x=1",
+            "http://id.example/token?x=1",
+            "https://evil.example/token?x=1",
+        ] {
+            assert!(!same_endpoint(&requested, &url(elsewhere)), "{elsewhere}");
+        }
+    }
 
     fn headers(values: &[&str]) -> http::HeaderMap {
         let mut h = http::HeaderMap::new();

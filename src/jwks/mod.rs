@@ -13,7 +13,7 @@ mod source;
 
 pub(crate) use fetch::{
     FetchSettings, check_url, discovery_url, jwks_uri_from_discovery, parse_url, read_json_body,
-    request_error,
+    redirect_refusal, request_error, single_use_body,
 };
 pub use keyset::AlgSet;
 pub(crate) use keyset::{KeySet, Origin, VerifyKey, parse_alg, secret_key};

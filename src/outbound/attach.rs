@@ -15,8 +15,9 @@ use tower_service::Service;
 use super::{BoxError, OutboundError, OutboundToken};
 use crate::layer::AccessToken;
 
-/// Layer that sets `Authorization: Bearer …` on outbound requests; builds
-/// [`AttachToken`]. See the [module docs](super).
+/// Layer that sets `Authorization: Bearer …` on outbound requests, in place
+/// of any `Authorization` they had; builds [`AttachToken`]. See the
+/// [module docs](super).
 ///
 /// For [`OutboundToken::forward`] and [`OutboundToken::exchange`], the
 /// caller's token is the [`AccessToken`] in the outbound request's
@@ -90,6 +91,9 @@ fn set<B>(req: &mut Request<B>, token: &AccessToken) -> Result<(), OutboundError
         .ok_or_else(|| OutboundError::InvalidResponse {
             reason: "the token cannot be a header value".into(),
         })?;
+    // SECURITY: `insert` replaces every `Authorization` the request had (a
+    // `Basic` credential or another token copied from the inbound request):
+    // exactly the chosen token goes downstream.
     req.headers_mut().insert(AUTHORIZATION, value);
     Ok(())
 }

@@ -111,7 +111,8 @@ impl ClientCredentialsBuilder {
     }
 
     /// The HTTP client to use (proxies, TLS roots). Defaults to a client that
-    /// follows no redirects.
+    /// follows no redirects. Whatever this client's redirect policy, a token
+    /// endpoint answering 3xx is an error: the secret is not sent on.
     pub fn http_client(mut self, client: reqwest::Client) -> Self {
         self.http = Some(client);
         self

@@ -135,12 +135,18 @@ impl Endpoint {
                 .header(AUTHORIZATION, self.basic.clone())
                 .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
                 .header(ACCEPT, "application/json")
-                .body(body)
+                // SECURITY: the client secret and the tokens in the form go
+                // to the configured URL only, whatever the client's redirect
+                // policy.
+                .body(crate::jwks::single_use_body(body))
                 .send()
                 .await
                 .map_err(|e| OutboundError::Unavailable {
                     reason: describe(&e),
                 })?;
+            if let Some(reason) = crate::jwks::redirect_refusal(&self.url, &res) {
+                return Err(OutboundError::InvalidResponse { reason });
+            }
             let status = res.status();
             if res.content_length().is_some_and(|n| n > MAX_BODY as u64) {
                 return Err(OutboundError::InvalidResponse {

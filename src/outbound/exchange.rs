@@ -54,6 +54,7 @@ pub struct TokenExchangeBuilder {
     actor: Option<ClientCredentials>,
     scope: Option<String>,
     capacity: u64,
+    max_bytes: u64,
     margin: Duration,
     timeout: Duration,
     http: Option<reqwest::Client>,
@@ -66,6 +67,7 @@ impl fmt::Debug for TokenExchangeBuilder {
             .field("url", &self.url)
             .field("client_id", &self.client_id)
             .field("capacity", &self.capacity)
+            .field("max_bytes", &self.max_bytes)
             .finish_non_exhaustive()
     }
 }
@@ -86,10 +88,23 @@ impl TokenExchangeBuilder {
         self
     }
 
-    /// How many exchanged tokens to keep; `0` turns the cache off, so every
-    /// exchange asks the issuer. Defaults to 10 000.
+    /// How many exchanged tokens to keep, at most; `0` turns the cache off,
+    /// so every exchange asks the issuer. The cache is bounded in bytes as
+    /// well ([`cache_max_bytes`](Self::cache_max_bytes)): whichever bound
+    /// is reached first evicts. Defaults to 10 000.
     pub fn cache_capacity(mut self, entries: u64) -> Self {
         self.capacity = entries;
+        self
+    }
+
+    /// How much memory cached tokens may take, at most: each entry is
+    /// charged the lengths of its subject token, audience and exchanged
+    /// token, plus 512 bytes for the key, the value and the cache's own
+    /// bookkeeping (about 350 measured). `0` turns the cache off. Defaults
+    /// to 32 MiB: the default 10 000 entries with two tokens of about
+    /// 1.4 KiB each.
+    pub fn cache_max_bytes(mut self, max_bytes: u64) -> Self {
+        self.max_bytes = max_bytes;
         self
     }
 
@@ -116,6 +131,8 @@ impl TokenExchangeBuilder {
     }
 
     /// The HTTP client to use. Defaults to a client that follows no redirects.
+    /// Whatever this client's redirect policy, a token endpoint answering
+    /// 3xx is an error: neither the secret nor the subject token is sent on.
     pub fn http_client(mut self, client: reqwest::Client) -> Self {
         self.http = Some(client);
         self
@@ -131,9 +148,21 @@ impl TokenExchangeBuilder {
             self.timeout,
             self.allow_http,
         )?;
-        let cache = (self.capacity > 0).then(|| {
+        // SECURITY (memory): a count alone does not bound memory: tokens
+        // are as long as the verifier and the endpoint allow (an answer may
+        // be 64 KiB). moka has one bound, so an entry weighs its size in
+        // bytes but at least `max_bytes / capacity`: neither more than
+        // `capacity` entries nor more than `max_bytes` fit.
+        let cache = (self.capacity > 0 && self.max_bytes > 0).then(|| {
+            let floor = self
+                .max_bytes
+                .div_ceil(self.capacity)
+                .min(u64::from(u32::MAX));
             moka::sync::Cache::builder()
-                .max_capacity(self.capacity)
+                .max_capacity(self.max_bytes.min(floor.saturating_mul(self.capacity)))
+                .weigher(move |key: &Key, value: &Cached| {
+                    u32::try_from(entry_bytes(key, value).max(floor)).unwrap_or(u32::MAX)
+                })
                 .expire_after(Expiry)
                 .build()
         });
@@ -151,6 +180,18 @@ impl TokenExchangeBuilder {
             }),
         })
     }
+}
+
+/// What a cached exchange costs beyond its three strings: the key and the
+/// value, and moka's bookkeeping for the entry (about 350 bytes measured).
+const ENTRY_OVERHEAD: u64 = 512;
+
+/// The bytes a cached exchange is charged.
+fn entry_bytes(key: &Key, value: &Cached) -> u64 {
+    let strings = key.0.as_str().len() + key.1.len() + value.token.as_str().len();
+    u64::try_from(strings)
+        .unwrap_or(u64::MAX)
+        .saturating_add(ENTRY_OVERHEAD)
 }
 
 /// Evicts an entry when it stops being fresh (moka's clock; freshness is
@@ -257,6 +298,7 @@ impl TokenExchange {
             actor: None,
             scope: None,
             capacity: 10_000,
+            max_bytes: 32 * 1024 * 1024,
             margin: Duration::from_secs(30),
             timeout: Duration::from_secs(5),
             http: None,
@@ -416,6 +458,64 @@ mod tests {
     }
 
     #[test]
+    fn the_cache_is_bounded_in_bytes_and_in_entries() {
+        let fresh = || Instant::now() + Duration::from_secs(3600);
+        let audience: Arc<str> = Arc::from("urn:orders");
+        // Tokens of 100 KiB (an endpoint may answer up to 64 KiB, a subject
+        // token is as long as the verifier allows): 100 of them are 10 MiB.
+        let exchange = TokenExchange::builder("https://id.example/token", "c", "s")
+            .cache_max_bytes(1024 * 1024)
+            .build()
+            .unwrap();
+        let cache = exchange.inner.cache.as_ref().unwrap();
+        let big = "x".repeat(100 * 1024);
+        for i in 0..100 {
+            let key = (
+                AccessToken::new(format!("subject-{i}")),
+                Arc::clone(&audience),
+            );
+            let token = AccessToken::new(format!("{big}{i}"));
+            cache.insert(
+                key,
+                Cached {
+                    token,
+                    fresh_until: fresh(),
+                },
+            );
+            cache.run_pending_tasks();
+        }
+        let held: usize = cache
+            .iter()
+            .map(|(k, v)| k.0.as_str().len() + k.1.len() + v.token.as_str().len())
+            .sum();
+        assert!(held > 0 && held <= 1024 * 1024, "{held} bytes held");
+
+        // Small tokens: the entry bound holds as before.
+        let exchange = TokenExchange::builder("https://id.example/token", "c", "s")
+            .cache_capacity(10)
+            .build()
+            .unwrap();
+        let cache = exchange.inner.cache.as_ref().unwrap();
+        for i in 0..100 {
+            let key = (
+                AccessToken::new(format!("subject-{i}")),
+                Arc::clone(&audience),
+            );
+            let token = AccessToken::new(format!("token-{i}"));
+            cache.insert(
+                key,
+                Cached {
+                    token,
+                    fresh_until: fresh(),
+                },
+            );
+            cache.run_pending_tasks();
+        }
+        let count = cache.iter().count();
+        assert!(count > 0 && count <= 10, "{count} entries held");
+    }
+
+    #[test]
     fn a_zero_capacity_turns_the_cache_off() {
         let exchange = TokenExchange::builder("https://id.example/token", "c", "s")
             .cache_capacity(0)
@@ -423,6 +523,11 @@ mod tests {
             .unwrap();
         assert!(exchange.inner.cache.is_none());
         assert_eq!(exchange.cached(&AccessToken::new("t"), "a"), None);
+        let exchange = TokenExchange::builder("https://id.example/token", "c", "s")
+            .cache_max_bytes(0)
+            .build()
+            .unwrap();
+        assert!(exchange.inner.cache.is_none());
     }
 
     #[tokio::test(start_paused = true)]

@@ -185,7 +185,8 @@ impl IdentityHeadersLayer {
     }
 
     /// Use header `name` for `field`; the renamed header is removed from
-    /// inbound requests instead of the default one. Defaults to
+    /// inbound requests in any spelling (any case, `_` for `-`), as every
+    /// `x-auth-*` header is. Defaults to
     /// [`IdentityField::default_name`].
     #[must_use]
     pub fn name(mut self, field: IdentityField, name: HeaderName) -> Self {
@@ -201,11 +202,12 @@ impl IdentityHeadersLayer {
     }
 
     /// Whether `name` is an identity header this layer owns: one of its
-    /// configured names, or any `x-auth-*` name (also with `_`). A proxy
+    /// configured names or any `x-auth-*` name, each also spelled with `_`
+    /// for `-` (names are compared case-insensitively). A proxy
     /// drops such headers from clients and never lets a client remove the
     /// ones this layer set (e.g. by naming them in `Connection`).
     pub fn owns(&self, name: &HeaderName) -> bool {
-        is_identity_name(name.as_str()) || self.names.contains(name)
+        owned(name, &self.names[..])
     }
 }
 
@@ -264,11 +266,11 @@ pub(crate) fn apply(headers: &mut http::HeaderMap, names: &[HeaderName], claims:
     // every repetition, whether or not the request has claims: a client
     // can never make the backend believe it is someone else. "All of them"
     // is every configured name and every `x-auth-*` name, also spelled with
-    // underscores (`x_auth_sub`), which CGI-style backends read as the same
-    // header.
+    // underscores (`x_auth_sub`, `x_my_sub` for a configured `x-my-sub`),
+    // which CGI-style backends read as the same header.
     let spoofable: Vec<HeaderName> = headers
         .keys()
-        .filter(|name| is_identity_name(name.as_str()) || names.contains(name))
+        .filter(|name| owned(name, names))
         .cloned()
         .collect();
     for name in &spoofable {
@@ -280,6 +282,15 @@ pub(crate) fn apply(headers: &mut http::HeaderMap, names: &[HeaderName], claims:
             headers.insert(name.clone(), value);
         }
     }
+}
+
+/// Whether `name` is an identity header: in the `x-auth-` namespace or one
+/// of `names`, with `_` and `-` taken as the same (`http` stores names in
+/// lowercase, so case is folded already).
+fn owned(name: &HeaderName, names: &[HeaderName]) -> bool {
+    let fold = |b: u8| if b == b'_' { b'-' } else { b };
+    let same = |a: &str, b: &str| a.len() == b.len() && a.bytes().map(fold).eq(b.bytes().map(fold));
+    is_identity_name(name.as_str()) || names.iter().any(|n| same(n.as_str(), name.as_str()))
 }
 
 /// Whether `name` (lowercase, as `http` stores names) is in the identity
@@ -399,6 +410,36 @@ mod tests {
             ["alice"]
         );
         assert!(headers.get("x-auth-tenant").is_none());
+        apply(&mut headers, layer.names(), None);
+        assert!(headers.is_empty(), "{headers:?}");
+    }
+
+    #[test]
+    fn configured_names_are_removed_whatever_their_spelling() {
+        let layer = IdentityHeadersLayer::new()
+            .name(IdentityField::Sub, HeaderName::from_static("x-my-sub"))
+            .name(
+                IdentityField::Tenant,
+                HeaderName::from_static("x_my_tenant"),
+            );
+        let mut headers = http::HeaderMap::new();
+        for name in [
+            "X_My_Sub",
+            "x-my_sub",
+            "x-my-sub",
+            "x-my-tenant",
+            "X_MY_TENANT",
+        ] {
+            headers.append(
+                HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                HeaderValue::from_static("spoofed"),
+            );
+        }
+        for name in ["x_my_sub", "X-My-Tenant"] {
+            let name = HeaderName::from_bytes(name.as_bytes()).unwrap();
+            assert!(layer.owns(&name), "{name}");
+        }
+        assert!(!layer.owns(&HeaderName::from_static("x-my-subject")));
         apply(&mut headers, layer.names(), None);
         assert!(headers.is_empty(), "{headers:?}");
     }

@@ -219,20 +219,33 @@ impl OutboundToken {
         }
     }
 
-    /// `request` with `Authorization: Bearer <token>` (marked sensitive): the
-    /// reqwest counterpart of [`AttachTokenLayer`].
+    /// `request` with `Authorization: Bearer <token>` (marked sensitive) as
+    /// its only `Authorization`: the reqwest counterpart of
+    /// [`AttachTokenLayer`]. A `request` that cannot be built (a bad URL or
+    /// header) is an [`OutboundError::Config`], and no token is fetched.
     pub async fn authorize(
         &self,
         request: reqwest::RequestBuilder,
         inbound: Option<&AccessToken>,
     ) -> Result<reqwest::RequestBuilder, OutboundError> {
+        let (client, request) = request.build_split();
+        let mut request = request.map_err(|e| OutboundError::Config {
+            reason: format!("the outbound request cannot be built: {}", e.without_url()),
+        })?;
         let token = self.token(inbound).await?;
         let value = token
             .bearer_header()
             .ok_or_else(|| OutboundError::InvalidResponse {
                 reason: "the token cannot be a header value".into(),
             })?;
-        Ok(request.header(http::header::AUTHORIZATION, value))
+        // SECURITY: exactly the chosen token goes downstream. reqwest's
+        // `header` appends, so values the request already had (a `Basic`
+        // credential or another token copied from the inbound request)
+        // would go along; they are replaced instead.
+        request
+            .headers_mut()
+            .insert(http::header::AUTHORIZATION, value);
+        Ok(reqwest::RequestBuilder::from_parts(client, request))
     }
 }
 
@@ -277,6 +290,16 @@ mod tests {
             policy.ready(None),
             Some(Err(OutboundError::NoToken))
         ));
+    }
+
+    #[tokio::test]
+    async fn a_request_that_cannot_be_built_is_a_config_error() {
+        let http = reqwest::Client::new();
+        let err = OutboundToken::forward()
+            .authorize(http.get("not a url"), Some(&AccessToken::new("t")))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, OutboundError::Config { .. }), "{err}");
     }
 
     #[test]

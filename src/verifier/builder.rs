@@ -311,7 +311,10 @@ impl VerifierBuilder {
     }
 
     /// Use this HTTP client for fetches (proxies, custom roots). Timeouts and
-    /// size limits still apply; its redirect policy is its own.
+    /// size limits still apply; its redirect policy is its own for key and
+    /// discovery fetches, but an introspection call, which carries the token
+    /// and the client secret, never follows a redirect (an endpoint
+    /// answering 3xx is unavailable).
     pub fn http_client(mut self, client: reqwest::Client) -> Self {
         self.client = Some(client);
         self

@@ -783,3 +783,45 @@ async fn a_claims_type_that_does_not_fit_the_answer_is_not_a_cached_refusal_for_
     assert!(verifier.verify(&token).await.is_ok());
     assert_eq!(rig.proxy.hits(), 1);
 }
+
+#[tokio::test]
+async fn a_redirecting_introspection_endpoint_is_unavailable_and_its_target_gets_nothing() {
+    let issuer = authlayer::test_util::TestIssuer::new("https://id.example");
+    for status in crate::outbound::REDIRECTS {
+        for supplied in [true, false] {
+            let trap = crate::outbound::RedirectTrap::start(status).await;
+            let mut builder = Verifier::builder()
+                .issuer(issuer.issuer())
+                .jwks_json(issuer.jwks_json())
+                .audience(AUDIENCE)
+                .introspection(
+                    Introspection::new("orders-service", "introspection-secret")
+                        .endpoint(&trap.url)
+                        .client_auth(authlayer::ClientAuth::Post),
+                );
+            if supplied {
+                // reqwest's default policy follows up to 10 redirects.
+                builder = builder.http_client(reqwest::Client::new());
+            }
+            let verifier = builder.build().await.unwrap();
+            let token = format!("opaque-token-{status}-{supplied}");
+            assert_eq!(
+                reason(verifier.verify(&token).await),
+                Reason::IntrospectionUnavailable,
+                "HTTP {status}, supplied {supplied}"
+            );
+            let error = verifier.health().introspection[0]
+                .last_error
+                .clone()
+                .unwrap();
+            assert!(
+                error.contains("redirect"),
+                "HTTP {status}, supplied {supplied}: {error}"
+            );
+            trap.assert_target_got_nothing(
+                status,
+                &[&token, "introspection-secret", "client_secret"],
+            );
+        }
+    }
+}

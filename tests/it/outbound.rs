@@ -2,6 +2,7 @@
 //! own on calls to other services, through a tonic client, a hyper client
 //! and reqwest, against the example issuer and the orders services.
 
+use std::fmt::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -577,4 +578,244 @@ async fn a_service_token_is_renewed_before_expiry_and_survives_a_failed_renewal(
         (0, 1)
     );
     assert_eq!(fake.calls().len(), 3);
+}
+
+/// Two real servers: the first answers every request with `status` and a
+/// `Location` on the second, which records every request it receives and
+/// answers as a token (or introspection) endpoint would.
+pub(crate) struct RedirectTrap {
+    /// The first server's endpoint URL.
+    pub(crate) url: String,
+    /// Requests with a `Content-Length` the first server answered.
+    pub(crate) redirected: Arc<AtomicUsize>,
+    /// Every request the second server received: method, URI, headers and
+    /// body, as text.
+    pub(crate) received: Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl RedirectTrap {
+    pub(crate) async fn start(status: u16) -> Self {
+        let received: Arc<std::sync::Mutex<Vec<String>>> = Arc::default();
+        let record = received.clone();
+        let target = Router::new().fallback(
+            move |method: http::Method, uri: http::Uri, headers: HeaderMap, body: Bytes| {
+                let record = record.clone();
+                async move {
+                    let mut seen = format!("{method} {uri}\n");
+                    for (name, value) in &headers {
+                        let value = String::from_utf8_lossy(value.as_bytes());
+                        let _ = writeln!(seen, "{name}: {value}");
+                    }
+                    seen.push_str(&String::from_utf8_lossy(&body));
+                    record.lock().unwrap().push(seen);
+                    axum::Json(json!({
+                        "access_token": "handed-out-by-the-redirect-target",
+                        "token_type": "Bearer",
+                        "expires_in": 60,
+                        "active": true,
+                    }))
+                }
+            },
+        );
+        let target = serve_axum(target).await;
+        let redirected: Arc<AtomicUsize> = Arc::default();
+        let count = redirected.clone();
+        let location = format!("http://{target}/collect");
+        let first = Router::new().fallback(move |headers: HeaderMap| {
+            // Counted only when the form came with its length (some token
+            // endpoints refuse a chunked body).
+            if headers.contains_key(http::header::CONTENT_LENGTH) {
+                count.fetch_add(1, Ordering::SeqCst);
+            }
+            let location = location.clone();
+            async move {
+                (
+                    StatusCode::from_u16(status).unwrap(),
+                    [(http::header::LOCATION, location)],
+                )
+            }
+        });
+        let first = serve_axum(first).await;
+        Self {
+            url: format!("http://{first}/token"),
+            redirected,
+            received,
+        }
+    }
+
+    /// Asserts that the second server saw none of `secrets`, no
+    /// `Authorization` and no body; on a 307/308 (which would resend the
+    /// body), no request at all.
+    pub(crate) fn assert_target_got_nothing(&self, status: u16, secrets: &[&str]) {
+        assert!(
+            self.redirected.load(Ordering::SeqCst) > 0,
+            "the endpoint was asked, with a Content-Length"
+        );
+        let received = self.received.lock().unwrap();
+        if matches!(status, 307 | 308) {
+            assert!(received.is_empty(), "HTTP {status}: {received:#?}");
+        }
+        for request in received.iter() {
+            for secret in secrets {
+                assert!(
+                    !request.contains(secret),
+                    "HTTP {status}: {secret:?} reached {request}"
+                );
+            }
+            let lower = request.to_ascii_lowercase();
+            assert!(
+                !lower.contains("authorization:"),
+                "HTTP {status}: {request}"
+            );
+            assert!(request.starts_with("GET "), "HTTP {status}: {request}");
+            assert!(
+                request.ends_with('\n'),
+                "HTTP {status}: a body reached {request}"
+            );
+        }
+    }
+}
+
+/// The redirect statuses a client may follow.
+pub(crate) const REDIRECTS: [u16; 5] = [301, 302, 303, 307, 308];
+
+#[tokio::test]
+async fn a_redirecting_token_endpoint_is_an_error_and_its_target_gets_nothing() {
+    for status in REDIRECTS {
+        // A caller-supplied client that follows redirects (reqwest's
+        // default), and the crate's own client.
+        for supplied in [true, false] {
+            let trap = RedirectTrap::start(status).await;
+            let mut service = ClientCredentials::builder(&trap.url, "svc", "service-secret");
+            let mut exchange = TokenExchange::builder(&trap.url, "gw", "exchange-secret");
+            if supplied {
+                service = service.http_client(reqwest::Client::new());
+                exchange = exchange.http_client(reqwest::Client::new());
+            }
+            let err = service.build().unwrap().token().await.unwrap_err();
+            assert!(
+                matches!(&err, OutboundError::InvalidResponse { reason } if reason.contains("redirect")),
+                "HTTP {status}, supplied {supplied}: {err}"
+            );
+            let subject = AccessToken::new("the-callers-subject-token");
+            let err = exchange
+                .build()
+                .unwrap()
+                .exchange(&subject, "urn:orders")
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(&err, OutboundError::InvalidResponse { reason } if reason.contains("redirect")),
+                "HTTP {status}, supplied {supplied}: {err}"
+            );
+            trap.assert_target_got_nothing(
+                status,
+                &[
+                    "service-secret",
+                    "exchange-secret",
+                    "the-callers-subject-token",
+                    "subject_token",
+                    "grant_type",
+                ],
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_renamed_identity_header_is_stripped_in_any_spelling() {
+    use authlayer::outbound::{IdentityField, IdentityHeadersLayer};
+    let s = setup().await;
+    // The backend echoes every header whose name is `x-my-sub` give or
+    // take `_` and case.
+    let backend = Router::new()
+        .route(
+            "/whoami",
+            get(|headers: HeaderMap| async move {
+                let seen: Vec<String> = headers
+                    .iter()
+                    .filter(|(name, _)| name.as_str().replace('_', "-") == "x-my-sub")
+                    .map(|(name, value)| format!("{name}: {}", value.to_str().unwrap()))
+                    .collect();
+                axum::Json(seen)
+            }),
+        )
+        .layer(
+            ServiceBuilder::new()
+                .layer(VerifyLayer::new(s.verifier.clone()))
+                .layer(IdentityHeadersLayer::new().name(
+                    IdentityField::Sub,
+                    http::HeaderName::from_static("x-my-sub"),
+                )),
+        );
+    let addr = serve_axum(backend).await;
+    let token = orders_token(&s.issuer).sub("alice").sign();
+    let seen: Vec<String> = reqwest::Client::new()
+        .get(format!("http://{addr}/whoami"))
+        .bearer_auth(token)
+        .header("X_My_Sub", "admin")
+        .header("x-my_sub", "root")
+        .header("x-my-sub", "eve")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(seen, ["x-my-sub: alice"]);
+}
+
+#[tokio::test]
+async fn forwarding_sends_exactly_the_verified_token_and_no_other_authorization() {
+    // The downstream service echoes every Authorization value it receives.
+    let echo = Router::new().route(
+        "/echo",
+        get(|headers: HeaderMap| async move {
+            let all: Vec<String> = headers
+                .get_all(http::header::AUTHORIZATION)
+                .iter()
+                .map(|v| v.to_str().unwrap().to_owned())
+                .collect();
+            axum::Json(all)
+        }),
+    );
+    let url = format!("http://{}/echo", serve_axum(echo).await);
+    let caller = AccessToken::new("the-verified-token");
+    let extra = ["Basic dXNlcjpwdw==", "Bearer another-token", "Digest x"];
+
+    // A tower client (hyper): the outbound request already carries other
+    // Authorization values, e.g. copied from the inbound request.
+    let mut req = http::Request::get(&url)
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    for value in extra {
+        req.headers_mut()
+            .append(http::header::AUTHORIZATION, value.parse().unwrap());
+    }
+    req.extensions_mut().insert(caller.clone());
+    let client = ServiceBuilder::new()
+        .layer(AttachTokenLayer::new(OutboundToken::forward()))
+        .service(hyper_client());
+    let res = client.oneshot(req).await.unwrap();
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    let seen: Vec<String> = serde_json::from_slice(&body).unwrap();
+    assert_eq!(seen, ["Bearer the-verified-token"], "hyper");
+
+    // reqwest, through `authorize`.
+    let http = reqwest::Client::new();
+    let mut request = http.get(&url);
+    for value in extra {
+        request = request.header(http::header::AUTHORIZATION, value);
+    }
+    let seen: Vec<String> = OutboundToken::forward()
+        .authorize(request, Some(&caller))
+        .await
+        .unwrap()
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(seen, ["Bearer the-verified-token"], "reqwest");
 }

@@ -22,37 +22,61 @@
 //! Logging as for `orders`: audit JSON lines at `AUDIT_LOG` (unset: stdout;
 //! a path; `off`), the human log on stderr.
 //!
-//! `GET /health` answers here, without a token. Every other request is
-//! verified: a missing or bad token gets 401/403 here and the upstream is
-//! not contacted. Verified requests are forwarded with method, path, query,
-//! headers (minus hop-by-hop headers and any inbound `x-auth-*`) and body;
-//! an unreachable upstream gives 502, one that does not answer in 30 s 504.
-//! In exchange mode a refused exchange gives 502 and an unreachable issuer
-//! 503.
+//! `GET /health` answers here, without a token, with readiness only
+//! (`{"status":"ok"}` 200 or `{"status":"unavailable"}` 503; the details go
+//! to the log). Every other request is verified: a missing or bad token
+//! gets 401/403 here and the upstream is not contacted. Verified requests
+//! are forwarded below `UPSTREAM`'s path with method, path, query, headers
+//! and body; an unreachable upstream gives 502, one that does not answer in
+//! 30 s 504, a response body over 8 MiB 502. In exchange mode a refused
+//! exchange gives 502 and an unreachable issuer 503.
+//!
+//! - Paths: a path with `\`, `;`, a dot segment or an encoded `/` or `\`
+//!   (also double-encoded) gets 400, see `examples/common/upstream_path.rs`.
+//! - Headers: hop-by-hop headers, inbound `x-auth-*` and the client's
+//!   `Forwarded`, `X-Forwarded-*` and `X-Real-IP` are dropped; the gateway
+//!   sets its own `X-Forwarded-For` (the peer's IP), `X-Forwarded-Proto`
+//!   (`http`) and `X-Forwarded-Host` (the host the client asked for).
+//! - Connections: a request head must arrive within 10 s, a request is
+//!   answered within 60 s (else 503), at most 512 connections are served at
+//!   once (`examples/common/limits.rs`).
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use authlayer::outbound::{IdentityHeadersLayer, OutboundError, OutboundToken, TokenExchange};
 use authlayer::{AccessToken, Verifier, VerifyLayer};
 use axum::body::{Body, Bytes};
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::header::{AUTHORIZATION, CONNECTION, CONTENT_LENGTH, HOST};
-use axum::http::{HeaderMap, HeaderName, StatusCode};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{Value, json};
+use upstream_path::Base;
+
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 
 #[path = "common/auth_env.rs"]
 #[allow(clippy::duplicate_mod)] // the demo includes the order services too
 mod auth_env;
+#[path = "common/limits.rs"]
+#[allow(clippy::duplicate_mod, dead_code)] // shared by every example
+pub mod limits;
 #[path = "common/observability.rs"]
 #[allow(clippy::duplicate_mod, dead_code)] // shared by every example
 mod observability;
+#[path = "common/upstream_path.rs"]
+pub mod upstream_path;
 
 /// Request bodies larger than this are refused (413): the gateway buffers them.
 const MAX_BODY: usize = 4 * 1024 * 1024;
+/// Upstream response bodies larger than this give 502: the gateway buffers them.
+pub const MAX_UPSTREAM_BODY: usize = 8 * 1024 * 1024;
 /// Bound on one upstream exchange (connect, request, response).
 const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -84,7 +108,8 @@ impl Mode {
 }
 
 struct Gateway {
-    upstream: String,
+    /// `None` when `UPSTREAM` is not a usable URL: every request gets 502.
+    upstream: Option<Base>,
     mode: Mode,
     policy: Option<OutboundToken>,
     identity: IdentityHeadersLayer,
@@ -108,8 +133,11 @@ pub fn app(verifier: Verifier, upstream: &str, mode: Mode) -> Router {
         .timeout(UPSTREAM_TIMEOUT)
         .build()
         .unwrap_or_default();
+    let upstream = Base::parse(upstream)
+        .inspect_err(|e| tracing::error!(error = %e, "the upstream URL is unusable"))
+        .ok();
     let gateway = Arc::new(Gateway {
-        upstream: upstream.trim_end_matches('/').to_owned(),
+        upstream,
         mode,
         policy,
         identity: identity.clone(),
@@ -130,17 +158,19 @@ pub fn app(verifier: Verifier, upstream: &str, mode: Mode) -> Router {
         .fallback_service(protected)
 }
 
+/// `GET /health`: readiness only. SECURITY: this route is public, so it
+/// shows neither the issuers' URLs nor their errors; those go to the log.
 async fn health(State(verifier): State<Verifier>) -> (StatusCode, Json<Value>) {
     let health = verifier.health();
-    let status = if health.ready {
-        StatusCode::OK
+    if health.ready {
+        (StatusCode::OK, Json(json!({"status": "ok"})))
     } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    (
-        status,
-        Json(json!({"status": if health.ready { "ok" } else { "unavailable" }, "auth": health})),
-    )
+        tracing::warn!(auth = ?health, "not ready");
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "unavailable"})),
+        )
+    }
 }
 
 fn error(status: StatusCode, code: &str, description: &str) -> Response {
@@ -183,9 +213,18 @@ fn hop_by_hop(headers: &HeaderMap, keep: impl Fn(&HeaderName) -> bool) -> Vec<He
     names
 }
 
+/// Whether `name` says where a request came from (`Forwarded`,
+/// `X-Forwarded-*`, `X-Real-IP`), with `_` read as `-` (CGI-style servers
+/// fold them into one name).
+fn forwarding_header(name: &HeaderName) -> bool {
+    let name = name.as_str().replace('_', "-");
+    name == "forwarded" || name == "x-real-ip" || name.starts_with("x-forwarded-")
+}
+
 /// The headers to send on: without hop-by-hop ones, those the client sets
-/// itself (`host`, `content-length`) and, unless `identity_set` (headers
-/// mode: the layer has just set them), any identity header.
+/// itself (`host`, `content-length`), the client's forwarding headers and,
+/// unless `identity_set` (headers mode: the layer has just set them), any
+/// identity header.
 fn forwardable(
     headers: &HeaderMap,
     identity: &IdentityHeadersLayer,
@@ -197,31 +236,66 @@ fn forwardable(
     drop.extend([HOST, CONTENT_LENGTH]);
     let mut out = HeaderMap::with_capacity(headers.len());
     for (name, value) in headers {
-        if !drop.contains(name) && (identity_set || !identity.owns(name)) {
+        if !drop.contains(name)
+            && !forwarding_header(name)
+            && (identity_set || !identity.owns(name))
+        {
             out.append(name.clone(), value.clone());
         }
     }
     out
 }
 
-/// Whether `path` may be appended to the upstream's base: an origin-form
-/// path with no `.` or `..` segment (also percent-encoded), which the
-/// client could use to climb out of the upstream's base path.
-fn safe_path(path: &str) -> bool {
-    path.starts_with('/')
-        && path
-            .split('?')
-            .next()
-            .unwrap_or("")
-            .split('/')
-            .all(|segment| {
-                let decoded = segment.replace("%2e", ".").replace("%2E", ".");
-                decoded != "." && decoded != ".."
-            })
+/// Sets the gateway's own `X-Forwarded-For` (the peer's IP address, when
+/// the server recorded it), `X-Forwarded-Proto` (`http`: the gateway serves
+/// plain HTTP) and `X-Forwarded-Host` (the host the client asked for).
+///
+/// SECURITY: the gateway is the edge: no forwarding header from the client
+/// is trusted or passed on (a backend would take `X-Forwarded-For:
+/// 10.0.0.1` for an internal caller), so the upstream sees only these.
+/// `Forwarded` (RFC 7239) is not set: one set of headers, the one most
+/// frameworks read, and never two that could disagree.
+fn set_forwarding(headers: &mut HeaderMap, parts: &axum::http::request::Parts) {
+    if let Some(ConnectInfo(peer)) = parts.extensions.get::<ConnectInfo<SocketAddr>>()
+        && let Ok(value) = HeaderValue::try_from(peer.ip().to_string())
+    {
+        headers.insert(X_FORWARDED_FOR, value);
+    }
+    headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
+    let host = match parts.uri.authority() {
+        Some(authority) => HeaderValue::try_from(authority.as_str()).ok(),
+        None => parts.headers.get(HOST).cloned(),
+    };
+    if let Some(host) = host {
+        headers.insert(X_FORWARDED_HOST, host);
+    }
 }
 
 async fn proxy(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
+    let Some(upstream) = &gw.upstream else {
+        return error(
+            StatusCode::BAD_GATEWAY,
+            "bad_gateway",
+            "the upstream is misconfigured",
+        );
+    };
+    // SECURITY: the joined URL must stay under the upstream's base path:
+    // `upstream_path` refuses dot segments, `\`, `;` and encoded
+    // separators, and checks the URL it built. Checked before the body is
+    // read or a token exchanged.
+    let path = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
+    let url = match upstream.join(path) {
+        Ok(url) => url,
+        Err(refused) => {
+            tracing::debug!(?refused, "request path refused");
+            return error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "the request path must be absolute, without . or .. segments, \\, ; or encoded / or \\",
+            );
+        }
+    };
     let Ok(body) = axum::body::to_bytes(body, MAX_BODY).await else {
         return error(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -237,6 +311,7 @@ async fn proxy(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
         &gw.identity,
         matches!(gw.mode, Mode::Headers),
     );
+    set_forwarding(&mut headers, &parts);
     match (&gw.mode, &gw.policy) {
         (Mode::Exchange { .. }, Some(policy)) => {
             let inbound = parts.extensions.get::<AccessToken>();
@@ -263,15 +338,6 @@ async fn proxy(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
         }
         _ => {}
     }
-    let path = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
-    if !safe_path(path) {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            "the request path must be absolute, without . or .. segments",
-        );
-    }
-    let url = format!("{}{path}", gw.upstream);
     let sent = gw
         .http
         .request(parts.method, url)
@@ -323,9 +389,20 @@ async fn respond(res: reqwest::Response) -> Response {
             headers.append(name.clone(), value.clone());
         }
     }
-    let body: Bytes = match res.bytes().await {
+    let body = match capped_body(res, MAX_UPSTREAM_BODY).await {
         Ok(body) => body,
-        Err(_) => {
+        Err(UpstreamBody::TooLarge) => {
+            tracing::warn!(
+                cap = MAX_UPSTREAM_BODY,
+                "upstream response body over the cap"
+            );
+            return error(
+                StatusCode::BAD_GATEWAY,
+                "bad_gateway",
+                "the upstream's response is larger than the gateway accepts",
+            );
+        }
+        Err(UpstreamBody::BrokeOff) => {
             return error(
                 StatusCode::BAD_GATEWAY,
                 "bad_gateway",
@@ -337,6 +414,31 @@ async fn respond(res: reqwest::Response) -> Response {
     *response.status_mut() = status;
     *response.headers_mut() = headers;
     response
+}
+
+enum UpstreamBody {
+    TooLarge,
+    BrokeOff,
+}
+
+/// The upstream's body, at most `cap` bytes. SECURITY (DoS): the gateway
+/// buffers the body, so an upstream (or whoever answers in its place) must
+/// not make it hold more than `cap` per request: a declared length over the
+/// cap is refused before reading, a chunked body as soon as it passes it.
+async fn capped_body(mut res: reqwest::Response, cap: usize) -> Result<Bytes, UpstreamBody> {
+    let declared = res.content_length();
+    if declared.is_some_and(|len| len > cap as u64) {
+        return Err(UpstreamBody::TooLarge);
+    }
+    let mut body =
+        Vec::with_capacity(declared.map_or(0, |len| usize::try_from(len).unwrap_or(cap)));
+    while let Some(chunk) = res.chunk().await.map_err(|_| UpstreamBody::BrokeOff)? {
+        if body.len() + chunk.len() > cap {
+            return Err(UpstreamBody::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Bytes::from(body))
 }
 
 fn env(name: &str) -> Option<String> {
@@ -390,9 +492,13 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     observability::announce(listener.local_addr()?);
-    axum::serve(listener, app(verifier, upstream, mode))
-        .with_graceful_shutdown(observability::stop_signal())
-        .await
+    limits::serve(
+        listener,
+        app(verifier, upstream, mode),
+        limits::Limits::default(),
+        observability::stop_signal(),
+    )
+    .await
 }
 
 #[tokio::main]
@@ -403,6 +509,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let _audit_log = observability::init_logging(&audit, "info")?;
     let port = env("PORT").and_then(|p| p.parse().ok()).unwrap_or(8080);
     let upstream = env("UPSTREAM").unwrap_or_else(|| "http://127.0.0.1:3000".into());
+    if let Err(e) = Base::parse(&upstream) {
+        eprintln!("gateway: cannot start: UPSTREAM={e}");
+        return Err(e.into());
+    }
     let mode = mode_from_env().map_err(|e| {
         eprintln!("gateway: cannot start: {e}");
         e

@@ -45,6 +45,9 @@ use serde_json::{Value, json};
 #[allow(clippy::duplicate_mod)] // the demo includes both order services
 mod auth_env;
 pub use auth_env::{active_ttl, verifier_from_env};
+#[path = "common/limits.rs"]
+#[allow(clippy::duplicate_mod, dead_code)] // shared by every example
+mod limits;
 #[path = "common/observability.rs"]
 #[allow(clippy::duplicate_mod, dead_code)] // shared by every example
 mod observability;
@@ -153,9 +156,13 @@ pub async fn serve(
         }));
     }
     observability::announce(listener.local_addr()?);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(observability::stop_signal())
-        .await
+    limits::serve(
+        listener,
+        app,
+        limits::Limits::default(),
+        observability::stop_signal(),
+    )
+    .await
 }
 
 #[tokio::main]

@@ -13,6 +13,8 @@
 //! `RUST_LOG` as for `orders` (`examples/common/observability.rs`); Ctrl-C
 //! or SIGTERM stops it gracefully and flushes the audit log.
 
+use std::time::Duration;
+
 use authlayer::{Claims, MethodRules, MethodRulesLayer, Policy, Verifier, VerifyLayer};
 use tonic::transport::Server;
 use tonic::transport::server::{Router, TcpIncoming};
@@ -93,8 +95,23 @@ pub fn method_rules() -> MethodRulesLayer {
 
 /// The service's server: every call passes `VerifyLayer` first, so a call
 /// to any path, known or not, needs a valid token; then the method table.
+///
+/// Limits (tonic's own; the HTTP examples' `common/limits.rs` serves
+/// HTTP/1 and HTTP/2 through hyper-util, which tonic does not): a call gets
+/// 60 s (`DEADLINE_EXCEEDED` after, or the client's shorter `grpc-timeout`),
+/// a connection at most 64 calls at once and lives at most 30 min (then a
+/// GOAWAY and 60 s to finish), and a peer that stops answering HTTP/2 pings
+/// for 20 s is dropped.
 pub fn router(verifier: Verifier) -> Router<Stack<MethodRulesLayer, Stack<VerifyLayer, Identity>>> {
+    // SECURITY (DoS): bounded calls, streams and connection lifetimes.
     Server::builder()
+        .timeout(Duration::from_secs(60))
+        .concurrency_limit_per_connection(64)
+        .max_concurrent_streams(64)
+        .max_connection_age(Duration::from_secs(30 * 60))
+        .max_connection_age_grace(Duration::from_secs(60))
+        .http2_keepalive_interval(Some(Duration::from_secs(10)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(20)))
         .layer(VerifyLayer::new(verifier))
         .layer(method_rules())
         .add_service(OrdersServer::new(OrdersService))

@@ -54,6 +54,9 @@ pub mod server;
 pub mod store;
 pub mod tokens;
 
+#[path = "../common/limits.rs"]
+#[allow(clippy::duplicate_mod, dead_code)] // shared by every example
+pub mod limits;
 #[path = "../common/observability.rs"]
 #[allow(clippy::duplicate_mod, dead_code)] // shared by every example
 pub mod observability;

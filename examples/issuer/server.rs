@@ -164,12 +164,9 @@ pub async fn start_with_store(
     let (tx, rx) = oneshot::channel::<()>();
     let app = router(Arc::clone(&state));
     let server = tokio::spawn(async move {
-        // SECURITY: the peer address feeds the per-source back-off.
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async {
+        // SECURITY: the peer address (`ConnectInfo`) feeds the per-source
+        // back-off; the limits bound slow and piled-up connections.
+        super::limits::serve(listener, app, super::limits::Limits::default(), async {
             let _ = rx.await;
         })
         .await

@@ -377,3 +377,71 @@ fn gateway_example_refuses_an_unknown_mode() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("GATEWAY_MODE=\"teleport\""), "{stderr}");
 }
+
+/// The status line of a GET with this exact request target, sent on a raw
+/// socket (an HTTP client would normalise `\` and dot segments away).
+async fn raw_status(addr: SocketAddr, target: &str, token: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!(
+        "GET {target} HTTP/1.1\r\nhost: {addr}\r\nauthorization: Bearer {token}\r\nconnection: close\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.unwrap();
+    let text = String::from_utf8_lossy(&response);
+    text.lines().next().unwrap_or_default().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateway_example_keeps_requests_below_the_upstream_path_and_health_terse() {
+    let issuer = TestIssuer::new("pending");
+    let server = issuer.serve().await;
+    let orders = start("orders", &[("AUTH_ISSUER", server.issuer_url())]);
+    let gateway = start(
+        "gateway",
+        &[
+            ("AUTH_ISSUER", server.issuer_url()),
+            ("UPSTREAM", &format!("http://{}/api", orders.addr)),
+        ],
+    );
+    let token = orders_token(&issuer).scope("orders:read").sign();
+    for target in ["/..\\orders/1", "/.%2e\\orders/1", "/..%2forders/1"] {
+        let status = raw_status(gateway.addr, target, &token).await;
+        assert!(status.starts_with("HTTP/1.1 400"), "{target}: {status}");
+    }
+    // Forwarded below /api, where orders has no route.
+    let status = raw_status(gateway.addr, "/orders/1", &token).await;
+    assert!(status.starts_with("HTTP/1.1 404"), "{status}");
+    let health = http_get(
+        &reqwest::Client::new(),
+        &format!("http://{}/health", gateway.addr),
+        None,
+    )
+    .await;
+    assert_eq!(health.status(), 200);
+    let body: serde_json::Value = health.json().await.unwrap();
+    assert_eq!(body, serde_json::json!({"status": "ok"}));
+}
+
+#[test]
+fn gateway_example_refuses_an_unusable_upstream() {
+    for upstream in [
+        "ftp://127.0.0.1/x",
+        "http://127.0.0.1:3000/api?x=1",
+        "not a url",
+    ] {
+        let out = Command::new(example("gateway"))
+            .env("UPSTREAM", upstream)
+            .env("PORT", "0")
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{upstream}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("gateway: cannot start: UPSTREAM="),
+            "{upstream}: {stderr}"
+        );
+        assert!(out.stdout.is_empty(), "{upstream}: it listened");
+    }
+}

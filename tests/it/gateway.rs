@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use authlayer::Verifier;
 use authlayer::outbound::TokenExchange;
@@ -14,8 +15,10 @@ use axum::body::Bytes;
 use axum::extract::{Request, State};
 use axum::http::HeaderMap;
 use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::common::{serve_axum, setup};
+use crate::common::{orders_token, serve_axum, setup};
+use crate::gateway_example::limits::{self, Limits};
 use crate::gateway_example::{self, Mode};
 use crate::issuer;
 use crate::issuer::config::{
@@ -131,7 +134,7 @@ impl System {
     pub async fn gateway(&self, mode: Mode, audience: &str, upstream: SocketAddr) -> String {
         let verifier = verifier(self.issuer.issuer(), audience).await;
         let app = gateway_example::app(verifier, &format!("http://{upstream}"), mode);
-        format!("http://{}", serve_axum(app).await)
+        format!("http://{}", serve_limited(app, Limits::default()).await)
     }
 }
 
@@ -206,6 +209,16 @@ impl Echo {
 
     pub fn hits(&self) -> usize {
         self.hits.load(Ordering::SeqCst)
+    }
+
+    /// The request targets that reached the backend, in order.
+    pub fn uris(&self) -> Vec<String> {
+        self.seen
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|seen| seen.uri.clone())
+            .collect()
     }
 
     pub fn last(&self) -> Seen {
@@ -413,7 +426,6 @@ async fn dot_segments_cannot_climb_out_of_the_upstreams_path() {
 
 /// The status of a GET with this exact request target (no normalisation).
 async fn raw_get(url: &str, token: &str) -> u16 {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let rest = url.strip_prefix("http://").unwrap();
     let (authority, path) = rest.split_at(rest.find('/').unwrap());
     let mut stream = tokio::net::TcpStream::connect(authority).await.unwrap();
@@ -545,4 +557,328 @@ async fn claims_with_line_breaks_reach_the_backend_percent_encoded() {
     assert_eq!(header(&seen.headers, "x-auth-roles"), Some("a%2Cb,c%0Ad"));
     assert_eq!(header(&seen.headers, "x-auth-tenant"), Some("t%00x"));
     assert_eq!(seen.headers.get_all("x-auth-roles").iter().count(), 1);
+}
+
+/// A gateway in forward mode in front of `upstream` (a URL, maybe with a
+/// base path), verifying tokens of `s`'s issuer.
+async fn gateway_to(s: &crate::common::Setup, upstream: &str) -> String {
+    let app = gateway_example::app(s.verifier.clone(), upstream, Mode::Forward);
+    format!("http://{}", serve_limited(app, Limits::default()).await)
+}
+
+#[tokio::test]
+async fn backslashes_encoded_separators_and_dot_segments_never_leave_the_base_path() {
+    let s = setup().await;
+    let echo = Echo::start().await;
+    let gw = gateway_to(&s, &format!("http://{}/api", echo.addr)).await;
+    let token = orders_token(&s.issuer).sign();
+    for path in [
+        "/..\\admin",
+        "/.%2e\\admin",
+        "/a\\..\\..\\admin",
+        "/..%5cadmin",
+        "/..%5Cadmin",
+        "/%2e%2e%5Cadmin",
+        "/..%2fadmin",
+        "/..%2Fadmin",
+        "/x/..%2F..%2Fadmin",
+        "/..;/admin",
+        "/admin;jsessionid=1",
+        "/%2e%2e/admin",
+        "/%2E%2e/admin",
+        "/.%2E/admin",
+        "/%2e/admin",
+        "/%252e%252e/admin",
+        "/%25252E%25252E/admin",
+        "/%252f..%252fadmin",
+        "/a/%00/b",
+        "/a/..?next=/b",
+    ] {
+        let status = raw_get(&format!("{gw}{path}"), &token).await;
+        assert_eq!(status, 400, "{path}");
+    }
+    assert_eq!(
+        echo.hits(),
+        0,
+        "refused paths reached the upstream: {:?}",
+        echo.uris()
+    );
+    // Legitimate paths, percent-encoded characters included, are forwarded
+    // below the base path, unchanged.
+    for (path, forwarded) in [
+        ("/orders/7", "/api/orders/7"),
+        ("/a/b%20c/%41?q=%2e%2e/..", "/api/a/b%20c/%41?q=%2e%2e/.."),
+        ("/100%25/...", "/api/100%25/..."),
+        ("/", "/api/"),
+    ] {
+        let status = raw_get(&format!("{gw}{path}"), &token).await;
+        assert_eq!(status, 200, "{path}");
+        assert_eq!(echo.last().uri, forwarded, "{path}");
+    }
+    for uri in echo.uris() {
+        assert!(uri.starts_with("/api/"), "the upstream saw {uri}");
+    }
+}
+
+#[tokio::test]
+async fn the_upstream_sees_only_the_gateways_forwarding_headers() {
+    let s = setup().await;
+    let echo = Echo::start().await;
+    let gw = gateway_to(&s, &format!("http://{}", echo.addr)).await;
+    let authority = gw.strip_prefix("http://").unwrap().to_owned();
+    let res = reqwest::Client::new()
+        .get(format!("{gw}/x"))
+        .bearer_auth(orders_token(&s.issuer).sign())
+        .header("x-forwarded-for", "203.0.113.9")
+        .header("x-forwarded-host", "admin.internal")
+        .header("x-forwarded-proto", "https")
+        .header("x-forwarded-port", "443")
+        .header("x-forwarded-prefix", "/admin")
+        .header("x_forwarded_for", "203.0.113.10")
+        .header(
+            "forwarded",
+            "for=203.0.113.9;host=admin.internal;proto=https",
+        )
+        .header("x-real-ip", "203.0.113.9")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let seen = echo.last();
+    let all = |name: &str| -> Vec<&str> {
+        seen.headers
+            .get_all(name)
+            .iter()
+            .map(|v| v.to_str().unwrap())
+            .collect()
+    };
+    assert_eq!(all("x-forwarded-for"), ["127.0.0.1"]);
+    assert_eq!(all("x-forwarded-proto"), ["http"]);
+    assert_eq!(all("x-forwarded-host"), [authority.as_str()]);
+    for spoofed in [
+        "x-forwarded-port",
+        "x-forwarded-prefix",
+        "x_forwarded_for",
+        "forwarded",
+        "x-real-ip",
+    ] {
+        assert!(all(spoofed).is_empty(), "{spoofed}: {:?}", all(spoofed));
+    }
+}
+
+#[tokio::test]
+async fn public_health_shows_readiness_only() {
+    let s = setup().await;
+    let echo = Echo::start().await;
+    let gw = gateway_to(&s, &format!("http://{}", echo.addr)).await;
+    let res = reqwest::get(format!("{gw}/health")).await.unwrap();
+    assert_eq!(res.status(), 200);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body, json!({"status": "ok"}));
+
+    // Not ready: keys never loaded from an issuer that is down. Neither its
+    // URL nor the error is shown.
+    let closed = {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        listener.local_addr().unwrap()
+    };
+    let down = format!("http://{closed}");
+    let verifier = Verifier::builder()
+        .issuer(down.as_str())
+        .audience(ORDERS)
+        .lazy(true)
+        .build()
+        .await
+        .unwrap();
+    let app = gateway_example::app(verifier, &format!("http://{}", echo.addr), Mode::Forward);
+    let gw = format!("http://{}", serve_axum(app).await);
+    let res = reqwest::get(format!("{gw}/health")).await.unwrap();
+    assert_eq!(res.status(), 503);
+    let text = res.text().await.unwrap();
+    assert_eq!(
+        serde_json::from_str::<Value>(&text).unwrap(),
+        json!({"status": "unavailable"})
+    );
+    assert!(!text.contains(&closed.port().to_string()), "{text}");
+    assert_eq!(echo.hits(), 0);
+}
+
+/// A bare HTTP/1.1 upstream answering every connection with `head` and
+/// then `body_len` bytes in chunks of 64 KiB (chunked encoding when `head`
+/// says so).
+async fn raw_upstream(head: String, body_len: usize, chunked: bool) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let head = head.clone();
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let mut request = Vec::new();
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => request.extend_from_slice(&buf[..n]),
+                    }
+                }
+                if stream.write_all(head.as_bytes()).await.is_err() {
+                    return;
+                }
+                let chunk = vec![b'x'; 64 * 1024];
+                let mut left = body_len;
+                while left > 0 {
+                    let n = left.min(chunk.len());
+                    let written = if chunked {
+                        let mut framed = format!("{n:x}\r\n").into_bytes();
+                        framed.extend_from_slice(&chunk[..n]);
+                        framed.extend_from_slice(b"\r\n");
+                        stream.write_all(&framed).await
+                    } else {
+                        stream.write_all(&chunk[..n]).await
+                    };
+                    if written.is_err() {
+                        return;
+                    }
+                    left -= n;
+                }
+                if chunked {
+                    let _ = stream.write_all(b"0\r\n\r\n").await;
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn an_upstream_body_over_the_cap_gives_502() {
+    let s = setup().await;
+    let token = orders_token(&s.issuer).sign();
+    let cap = gateway_example::MAX_UPSTREAM_BODY;
+    let http = reqwest::Client::new();
+    for (what, len, chunked) in [
+        ("declared length at the cap", cap, false),
+        ("declared length over the cap", cap + 1, false),
+        ("chunked at the cap", cap, true),
+        ("chunked over the cap", cap + 1, true),
+    ] {
+        let head = if chunked {
+            "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n".to_owned()
+        } else {
+            format!("HTTP/1.1 200 OK\r\ncontent-length: {len}\r\nconnection: close\r\n\r\n")
+        };
+        let upstream = raw_upstream(head, len, chunked).await;
+        let gw = gateway_to(&s, &format!("http://{upstream}")).await;
+        let res = http
+            .get(format!("{gw}/big"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        if len > cap {
+            assert_eq!(res.status(), 502, "{what}");
+            let body: Value = res.json().await.unwrap();
+            assert_eq!(body["error"], "bad_gateway", "{what}");
+        } else {
+            assert_eq!(res.status(), 200, "{what}");
+            assert_eq!(res.bytes().await.unwrap().len(), len, "{what}");
+        }
+    }
+}
+
+/// Serves `app` through the examples' server (`examples/common/limits.rs`)
+/// on 127.0.0.1:0, until the test ends.
+async fn serve_limited(app: axum::Router, limits: Limits) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(limits::serve(listener, app, limits, std::future::pending()));
+    addr
+}
+
+fn ok_app() -> axum::Router {
+    axum::Router::new().route("/ok", axum::routing::get(|| async { "ok" }))
+}
+
+/// Sends one whole `GET /ok` on `stream` and returns the response's text.
+async fn get_ok(stream: &mut tokio::net::TcpStream) -> String {
+    stream
+        .write_all(b"GET /ok HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut response = Vec::new();
+    let _ = stream.read_to_end(&mut response).await;
+    String::from_utf8_lossy(&response).into_owned()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_client_that_sends_half_a_request_head_is_disconnected_after_the_header_read_timeout() {
+    let timeout = Duration::from_secs(2);
+    let addr = serve_limited(ok_app(), Limits::default().header_read_timeout(timeout)).await;
+    for partial in [
+        "",
+        "G",
+        "GET /ok HTTP/1.1\r\nhost: x\r\n",
+        "PRI * HTTP/2.0\r\n",
+    ] {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        stream.write_all(partial.as_bytes()).await.unwrap();
+        let start = tokio::time::Instant::now();
+        let mut rest = Vec::new();
+        let closed =
+            tokio::time::timeout(Duration::from_secs(600), stream.read_to_end(&mut rest)).await;
+        assert!(closed.is_ok(), "{partial:?}: still open after 600 s");
+        assert!(
+            start.elapsed() >= timeout,
+            "{partial:?}: closed after {:?}",
+            start.elapsed()
+        );
+        assert!(
+            !String::from_utf8_lossy(&rest).contains("200"),
+            "{partial:?}"
+        );
+    }
+    // A client that sends its request in time is answered.
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    assert!(get_ok(&mut stream).await.starts_with("HTTP/1.1 200"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_request_not_answered_within_the_request_timeout_gets_503() {
+    let app = axum::Router::new().route(
+        "/slow",
+        axum::routing::get(|| async {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            "late"
+        }),
+    );
+    let timeout = Duration::from_secs(5);
+    let addr = serve_limited(app, Limits::default().request_timeout(timeout)).await;
+    let start = tokio::time::Instant::now();
+    let res = reqwest::get(format!("http://{addr}/slow")).await.unwrap();
+    assert_eq!(res.status(), 503);
+    let elapsed = start.elapsed();
+    assert!(
+        elapsed >= timeout && elapsed < Duration::from_secs(3600),
+        "{elapsed:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn connections_over_the_cap_wait_until_one_closes() {
+    let addr = serve_limited(
+        ok_app(),
+        Limits::default()
+            .max_connections(1)
+            .header_read_timeout(Duration::from_secs(3600)),
+    )
+    .await;
+    let idle = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut second = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let waiting = tokio::time::timeout(Duration::from_secs(60), get_ok(&mut second)).await;
+    assert!(waiting.is_err(), "answered over the cap: {waiting:?}");
+    // The waiting request was sent; it is answered once a slot is free.
+    drop(idle);
+    let mut response = Vec::new();
+    let _ = second.read_to_end(&mut response).await;
+    assert!(String::from_utf8_lossy(&response).starts_with("HTTP/1.1 200"));
 }

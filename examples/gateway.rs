@@ -83,7 +83,8 @@ const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(30);
 /// What reaches the upstream.
 #[derive(Clone, Debug)]
 pub enum Mode {
-    /// The caller's `Authorization`, unchanged.
+    /// The caller's verified token, as the one `Authorization` (no other
+    /// value the caller sent).
     Forward,
     /// A token for `audience`, exchanged for the caller's.
     Exchange {
@@ -222,7 +223,8 @@ fn forwarding_header(name: &HeaderName) -> bool {
 }
 
 /// The headers to send on: without hop-by-hop ones, those the client sets
-/// itself (`host`, `content-length`), the client's forwarding headers and,
+/// itself (`host`, `content-length`), the client's `Authorization` (each
+/// mode sets its own), the client's forwarding headers and,
 /// unless `identity_set` (headers mode: the layer has just set them), any
 /// identity header.
 fn forwardable(
@@ -233,7 +235,7 @@ fn forwardable(
     let mut drop = hop_by_hop(headers, |name| {
         *name == AUTHORIZATION || identity.owns(name)
     });
-    drop.extend([HOST, CONTENT_LENGTH]);
+    drop.extend([HOST, CONTENT_LENGTH, AUTHORIZATION]);
     let mut out = HeaderMap::with_capacity(headers.len());
     for (name, value) in headers {
         if !drop.contains(name)
@@ -331,12 +333,21 @@ async fn proxy(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
                 Err(e) => return exchange_failed(&e),
             }
         }
-        // SECURITY: the backend trusts the x-auth-* headers; the token is
-        // not its business.
-        (Mode::Headers, _) => {
-            headers.remove(AUTHORIZATION);
+        // SECURITY: exactly the token VerifyLayer accepted goes on, as the
+        // request's one `Authorization`: any other value the client sent
+        // (`Basic` credentials, a second token) stays here.
+        (Mode::Forward, _) => {
+            if let Some(value) = parts
+                .extensions
+                .get::<AccessToken>()
+                .and_then(AccessToken::bearer_header)
+            {
+                headers.insert(AUTHORIZATION, value);
+            }
         }
-        _ => {}
+        // SECURITY: the backend trusts the x-auth-* headers; the token is
+        // not its business (`forwardable` dropped the client's).
+        (Mode::Headers | Mode::Exchange { .. }, _) => {}
     }
     let sent = gw
         .http

@@ -882,3 +882,28 @@ async fn connections_over_the_cap_wait_until_one_closes() {
     let _ = second.read_to_end(&mut response).await;
     assert!(String::from_utf8_lossy(&response).starts_with("HTTP/1.1 200"));
 }
+
+#[tokio::test]
+async fn forward_mode_sends_exactly_the_verified_token_and_no_other_authorization() {
+    let s = setup().await;
+    let echo = Echo::start().await;
+    let gw = gateway_to(&s, &format!("http://{}", echo.addr)).await;
+    let token = orders_token(&s.issuer).sign();
+    let res = reqwest::Client::new()
+        .get(format!("{gw}/x"))
+        .header("authorization", format!("Bearer {token}"))
+        .header("authorization", "Basic YWRtaW46aHVudGVyMg==")
+        .header("authorization", "Custom something-else")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let seen = echo.last();
+    let sent: Vec<&str> = seen
+        .headers
+        .get_all("authorization")
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .collect();
+    assert_eq!(sent, [format!("Bearer {token}")]);
+}

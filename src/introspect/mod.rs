@@ -90,6 +90,7 @@ pub struct Introspection {
     pub(crate) inactive_cache_bytes: u64,
     pub(crate) max_concurrency: usize,
     pub(crate) max_pending: usize,
+    pub(crate) require_token_kind: bool,
 }
 
 // Hand-written: the secret never reaches a log line.
@@ -101,6 +102,7 @@ impl fmt::Debug for Introspection {
             .field("auth", &self.auth)
             .field("timeout", &self.timeout)
             .field("cache_ttl", &self.cache_ttl)
+            .field("require_token_kind", &self.require_token_kind)
             .finish_non_exhaustive()
     }
 }
@@ -121,6 +123,7 @@ impl Introspection {
             inactive_cache_bytes: 1024 * 1024,
             max_concurrency: 16,
             max_pending: 256,
+            require_token_kind: false,
         }
     }
 
@@ -190,6 +193,23 @@ impl Introspection {
     /// Defaults to 256.
     pub fn max_pending(mut self, tokens: usize) -> Self {
         self.max_pending = tokens;
+        self
+    }
+
+    /// Whether an active answer must say which kind of token it is about.
+    ///
+    /// An answer may name the kind in `token_type` (RFC 7662), `token_use`
+    /// (Ory Hydra) or `typ` (Keycloak). Whatever this setting, every one of
+    /// them that is present must name an access token, or the token is
+    /// refused (401 `invalid_token`, "wrong token type"). With `true`, an
+    /// answer with none of them is refused too: an endpoint that also
+    /// answers for refresh tokens and leaves the kind out could otherwise
+    /// have one accepted. Turn it on when your endpoint always names the
+    /// kind (Hydra, Keycloak and the bundled issuer do).
+    ///
+    /// Defaults to `false`: RFC 7662 makes `token_type` optional.
+    pub fn require_token_kind(mut self, require: bool) -> Self {
+        self.require_token_kind = require;
         self
     }
 

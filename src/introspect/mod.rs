@@ -190,6 +190,33 @@ impl Introspection {
     /// a request with yet another new token gets 503 at once, so a flood of
     /// random tokens can neither queue without bound nor put more than
     /// [`max_concurrency`](Self::max_concurrency) calls on the endpoint.
+    ///
+    /// # What a flood of random tokens can still do
+    ///
+    /// The limit is shared by every client: nothing before the endpoint's
+    /// answer tells a made-up opaque token from a real new one. Anyone
+    /// sending distinct random opaque tokens faster than the endpoint
+    /// answers them (about `max_pending` per answer time) keeps the pending
+    /// set full, and while it is full:
+    ///
+    /// - every request whose token has no cached answer gets 503 with
+    ///   `Retry-After`: a new opaque token, one whose cached answer is older
+    ///   than [`cache_ttl`](Self::cache_ttl), and every request on a
+    ///   [`RequireActiveLayer`](crate::RequireActiveLayer) route whose answer
+    ///   is older than that route's age;
+    /// - requests whose answer is cached, and JWTs verified locally, are
+    ///   served as before (the flood cannot evict cached answers, see
+    ///   [`cache_bytes`](Self::cache_bytes));
+    /// - the endpoint gets at most `max_concurrency` calls at once from this
+    ///   verifier, one per random token: the short cache of refusals helps
+    ///   only against a token sent again.
+    ///
+    /// It is a denial of service for new sessions, never an acceptance. Rate
+    /// limit unauthenticated or refused requests per client before this layer
+    /// (at the load balancer or with a rate-limiting layer outside it); size
+    /// `max_pending` to the new tokens you expect per answer time, with room
+    /// to spare; watch [`Metrics::introspection_shed`](crate::Metrics::introspection_shed).
+    ///
     /// Defaults to 256.
     pub fn max_pending(mut self, tokens: usize) -> Self {
         self.max_pending = tokens;
@@ -255,6 +282,29 @@ pub(crate) fn is_b64token(token: &str) -> bool {
         && body.bytes().all(|b| {
             b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
         })
+}
+
+/// A hook for the fuzz target `introspection`, not API: it may change or go
+/// in any release.
+#[cfg(feature = "test-util")]
+#[doc(hidden)]
+pub mod fuzzing {
+    use super::response::{Verdict, judge};
+    use crate::error::Reason;
+
+    /// How an answer body from `issuer`'s endpoint is judged before its
+    /// claims are checked: `Ok(None)` active, `Ok(Some(reason))` refused,
+    /// `Err` not an RFC 7662 answer (503).
+    pub fn judge_answer(
+        body: &[u8],
+        issuer: &str,
+        require_token_kind: bool,
+    ) -> Result<Option<Reason>, String> {
+        judge(body, issuer, require_token_kind).map(|verdict| match verdict {
+            Verdict::Active => None,
+            Verdict::Refused(reason) => Some(reason),
+        })
+    }
 }
 
 #[cfg(test)]

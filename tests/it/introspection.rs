@@ -787,7 +787,7 @@ async fn a_claims_type_that_does_not_fit_the_answer_is_not_a_cached_refusal_for_
 /// The issuer's answer reshaped as Ory Hydra writes one: the same claims
 /// (so only the kind decides), Hydra's extra members, `token_type` Bearer
 /// for both kinds and the kind in `token_use`.
-fn hydra(answer: Value, token_use: &str) -> String {
+fn hydra(answer: &Value, token_use: &str) -> String {
     json!({
         "active": true,
         "client_id": answer["client_id"],
@@ -814,7 +814,7 @@ async fn a_hydra_refresh_token_is_refused_through_the_layer_and_its_access_token
     let base = format!("http://{}", serve_axum(orders::app(verifier)).await);
     let order = format!("{base}/orders/7");
 
-    rig.proxy.rewrite(|v| hydra(v, "refresh_token"));
+    rig.proxy.rewrite(|v| hydra(&v, "refresh_token"));
     let refresh = rig.opaque().await;
     let res = rig.call(reqwest::Method::GET, &order, &refresh).await;
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
@@ -824,7 +824,7 @@ async fn a_hydra_refresh_token_is_refused_through_the_layer_and_its_access_token
         challenge(&res)
     );
 
-    rig.proxy.rewrite(|v| hydra(v, "access_token"));
+    rig.proxy.rewrite(|v| hydra(&v, "access_token"));
     let access = rig.opaque().await;
     let res = rig.call(reqwest::Method::GET, &order, &access).await;
     assert_eq!(res.status(), StatusCode::OK);

@@ -77,6 +77,13 @@ pub(crate) fn judge(body: &[u8], issuer: &str, require_kind: bool) -> Result<Ver
     }
     let envelope: Envelope = serde_json::from_str(text)
         .map_err(|e| format!("not an RFC 7662 response: {}", e.classify_text()))?;
+    // SECURITY: serde skips the members the envelope does not name without
+    // checking their `\u` escapes (a lone surrogate passes); a full read
+    // refuses what a strict JSON reader would, so the claims parser and any
+    // later reader see a well-formed answer. Only on a cache miss, after a
+    // network call: the second parse is cheap by comparison.
+    serde_json::from_str::<Value>(text)
+        .map_err(|e| format!("not an RFC 7662 response: {}", e.classify_text()))?;
     match envelope.active {
         Value::Bool(true) => {}
         Value::Bool(false) => return Ok(Verdict::Refused(Reason::Inactive)),
@@ -342,6 +349,20 @@ mod tests {
         assert_eq!(
             judge(HYDRA_REFRESH.as_bytes(), ISS, true),
             Ok(Verdict::Refused(Reason::WrongType))
+        );
+    }
+
+    #[test]
+    fn an_answer_with_a_lone_surrogate_in_a_skipped_member_is_a_broken_answer() {
+        for body in [
+            r#"{"active":true,"x":"\ud800"}"#,
+            r#"{"active":true,"ext":{"a":["\udc00"]}}"#,
+        ] {
+            assert!(judged(body).is_err(), "{body}");
+        }
+        assert_eq!(
+            judged(r#"{"active":true,"x":"\ud83d\ude00"}"#),
+            Ok(Verdict::Active)
         );
     }
 

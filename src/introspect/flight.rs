@@ -224,7 +224,8 @@ impl Introspector {
             Ok(Err(what)) => return Err(self.failed(&what)),
             Err(_) => return Err(self.failed(&format!("timed out: no answer within {timeout:?}"))),
         };
-        let verdict = judge(&body, &self.issuer).map_err(|e| self.failed(&e))?;
+        let verdict = judge(&body, &self.issuer, self.settings.require_token_kind)
+            .map_err(|e| self.failed(&e))?;
         self.succeeded();
         let result = match verdict {
             Verdict::Active => validate(Arc::from(body)),

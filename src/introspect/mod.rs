@@ -90,6 +90,7 @@ pub struct Introspection {
     pub(crate) inactive_cache_bytes: u64,
     pub(crate) max_concurrency: usize,
     pub(crate) max_pending: usize,
+    pub(crate) require_token_kind: bool,
 }
 
 // Hand-written: the secret never reaches a log line.
@@ -101,6 +102,7 @@ impl fmt::Debug for Introspection {
             .field("auth", &self.auth)
             .field("timeout", &self.timeout)
             .field("cache_ttl", &self.cache_ttl)
+            .field("require_token_kind", &self.require_token_kind)
             .finish_non_exhaustive()
     }
 }
@@ -121,6 +123,7 @@ impl Introspection {
             inactive_cache_bytes: 1024 * 1024,
             max_concurrency: 16,
             max_pending: 256,
+            require_token_kind: false,
         }
     }
 
@@ -187,9 +190,53 @@ impl Introspection {
     /// a request with yet another new token gets 503 at once, so a flood of
     /// random tokens can neither queue without bound nor put more than
     /// [`max_concurrency`](Self::max_concurrency) calls on the endpoint.
+    ///
+    /// # What a flood of random tokens can still do
+    ///
+    /// The limit is shared by every client: nothing before the endpoint's
+    /// answer tells a made-up opaque token from a real new one. Anyone
+    /// sending distinct random opaque tokens faster than the endpoint
+    /// answers them (about `max_pending` per answer time) keeps the pending
+    /// set full, and while it is full:
+    ///
+    /// - every request whose token has no cached answer gets 503 with
+    ///   `Retry-After`: a new opaque token, one whose cached answer is older
+    ///   than [`cache_ttl`](Self::cache_ttl), and every request on a
+    ///   [`RequireActiveLayer`](crate::RequireActiveLayer) route whose answer
+    ///   is older than that route's age;
+    /// - requests whose answer is cached, and JWTs verified locally, are
+    ///   served as before (the flood cannot evict cached answers, see
+    ///   [`cache_bytes`](Self::cache_bytes));
+    /// - the endpoint gets at most `max_concurrency` calls at once from this
+    ///   verifier, one per random token: the short cache of refusals helps
+    ///   only against a token sent again.
+    ///
+    /// It is a denial of service for new sessions, never an acceptance. Rate
+    /// limit unauthenticated or refused requests per client before this layer
+    /// (at the load balancer or with a rate-limiting layer outside it); size
+    /// `max_pending` to the new tokens you expect per answer time, with room
+    /// to spare; watch [`Metrics::introspection_shed`](crate::Metrics::introspection_shed).
+    ///
     /// Defaults to 256.
     pub fn max_pending(mut self, tokens: usize) -> Self {
         self.max_pending = tokens;
+        self
+    }
+
+    /// Whether an active answer must say which kind of token it is about.
+    ///
+    /// An answer may name the kind in `token_type` (RFC 7662), `token_use`
+    /// (Ory Hydra) or `typ` (Keycloak). Whatever this setting, every one of
+    /// them that is present must name an access token, or the token is
+    /// refused (401 `invalid_token`, "wrong token type"). With `true`, an
+    /// answer with none of them is refused too: an endpoint that also
+    /// answers for refresh tokens and leaves the kind out could otherwise
+    /// have one accepted. Turn it on when your endpoint always names the
+    /// kind (Hydra, Keycloak and the bundled issuer do).
+    ///
+    /// Defaults to `false`: RFC 7662 makes `token_type` optional.
+    pub fn require_token_kind(mut self, require: bool) -> Self {
+        self.require_token_kind = require;
         self
     }
 
@@ -235,6 +282,29 @@ pub(crate) fn is_b64token(token: &str) -> bool {
         && body.bytes().all(|b| {
             b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
         })
+}
+
+/// A hook for the fuzz target `introspection`, not API: it may change or go
+/// in any release.
+#[cfg(feature = "test-util")]
+#[doc(hidden)]
+pub mod fuzzing {
+    use super::response::{Verdict, judge};
+    use crate::error::Reason;
+
+    /// How an answer body from `issuer`'s endpoint is judged before its
+    /// claims are checked: `Ok(None)` active, `Ok(Some(reason))` refused,
+    /// `Err` not an RFC 7662 answer (503).
+    pub fn judge_answer(
+        body: &[u8],
+        issuer: &str,
+        require_token_kind: bool,
+    ) -> Result<Option<Reason>, String> {
+        judge(body, issuer, require_token_kind).map(|verdict| match verdict {
+            Verdict::Active => None,
+            Verdict::Refused(reason) => Some(reason),
+        })
+    }
 }
 
 #[cfg(test)]

@@ -1,7 +1,8 @@
-//! The RFC 7662 envelope of an answer: `active`, `iss` and `token_type`.
-//! The claims inside go through the verifier's JWT claim checks.
+//! The RFC 7662 envelope of an answer: `active`, `iss` and the members
+//! naming the kind of token (`token_type`, `token_use`, `typ`). The claims
+//! inside go through the verifier's JWT claim checks.
 
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
 use crate::error::Reason;
@@ -15,33 +16,73 @@ pub(crate) enum Verdict {
     Refused(Reason),
 }
 
+/// The members `judge` reads. `Some(Value::Null)` is a member present as
+/// `null`; `None` is an absent one.
 #[derive(Deserialize)]
 struct Envelope {
     active: Value,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     iss: Option<Value>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     token_type: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    token_use: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    typ: Option<Value>,
 }
 
-/// `token_type` values that name an access token usable as a bearer token.
-const ACCESS_TOKEN_TYPES: [&str; 3] = [
-    "bearer",
-    "access_token",
-    "urn:ietf:params:oauth:token-type:access_token",
+/// SECURITY: a member present as `null` is present (serde would read it as
+/// absent): an `iss` or a kind of `null` is refused, not skipped.
+fn present<'de, D: Deserializer<'de>>(de: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(de).map(Some)
+}
+
+/// The members that may name the kind of token, each with the names it gives
+/// an access token usable as a bearer token (compared ASCII
+/// case-insensitively, as RFC 6749 §7.1 compares `token_type`).
+const KINDS: [(&str, &[&str]); 3] = [
+    // RFC 7662 §2.2 (and RFC 8693 token type identifiers).
+    (
+        "token_type",
+        &[
+            "bearer",
+            "access_token",
+            "urn:ietf:params:oauth:token-type:access_token",
+        ],
+    ),
+    // Ory Hydra: `access_token` or `refresh_token` (its `token_type` is
+    // `Bearer` for both); AWS Cognito spells the first `access`.
+    ("token_use", &["access_token", "access"]),
+    // Keycloak: `Bearer` for an access token; `Refresh`, `Offline`, `ID`,
+    // `Logout`, … for the others.
+    ("typ", &["bearer"]),
 ];
 
-/// Judges an answer's envelope. `Err`: not an RFC 7662 response at all, the
+/// Judges an answer's envelope; with `require_kind`, an answer naming no
+/// kind of token is refused. `Err`: not an RFC 7662 response at all, the
 /// endpoint's fault (503), with a description fit for logs (no token, no
 /// body).
-pub(crate) fn judge(body: &[u8], issuer: &str) -> Result<Verdict, String> {
-    // SECURITY: serde refuses a duplicate `active`, so an answer cannot say
-    // both; a string "true" or a 1 is not `true`; only an object is an
-    // answer (serde would read `[true]` as one).
-    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+pub(crate) fn judge(body: &[u8], issuer: &str, require_kind: bool) -> Result<Verdict, String> {
+    // SECURITY: JSON is UTF-8 (RFC 8259 §8.1), and serde does not check the
+    // strings of members it skips: a body that is not UTF-8 as a whole is
+    // broken, never half-read.
+    let Ok(text) = std::str::from_utf8(body) else {
+        return Err("not an RFC 7662 response: not UTF-8".into());
+    };
+    // SECURITY: serde refuses a repeated member (`active`, `iss` or a kind),
+    // so an answer cannot say both; a string "true" or a 1 is not `true`;
+    // only an object is an answer (serde would read `[true]` as one).
+    if !text.trim_start().starts_with('{') {
         return Err("not an RFC 7662 response: not a JSON object".into());
     }
-    let envelope: Envelope = serde_json::from_slice(body)
+    let envelope: Envelope = serde_json::from_str(text)
+        .map_err(|e| format!("not an RFC 7662 response: {}", e.classify_text()))?;
+    // SECURITY: serde skips the members the envelope does not name without
+    // checking their `\u` escapes (a lone surrogate passes); a full read
+    // refuses what a strict JSON reader would, so the claims parser and any
+    // later reader see a well-formed answer. Only on a cache miss, after a
+    // network call: the second parse is cheap by comparison.
+    serde_json::from_str::<Value>(text)
         .map_err(|e| format!("not an RFC 7662 response: {}", e.classify_text()))?;
     match envelope.active {
         Value::Bool(true) => {}
@@ -55,15 +96,30 @@ pub(crate) fn judge(body: &[u8], issuer: &str) -> Result<Verdict, String> {
     {
         return Ok(Verdict::Refused(Reason::UnknownIssuer));
     }
-    // SECURITY: a refresh token (or a DPoP-bound one, which this crate does
-    // not check) is not a bearer access token, however active.
-    if let Some(kind) = envelope.token_type {
-        let ok = kind
+    // SECURITY: a refresh token, an ID token (or a DPoP-bound one, which
+    // this crate does not check here) is not a bearer access token, however
+    // active. Every member that names the kind must name an access token:
+    // one that says otherwise, or is not a string, refuses the answer, so
+    // members that contradict each other refuse it too.
+    let named = [envelope.token_type, envelope.token_use, envelope.typ];
+    let mut any = false;
+    for (value, (member, access)) in named.iter().zip(KINDS) {
+        let Some(value) = value else { continue };
+        any = true;
+        let ok = value
             .as_str()
-            .is_some_and(|k| ACCESS_TOKEN_TYPES.iter().any(|a| a.eq_ignore_ascii_case(k)));
+            .is_some_and(|k| access.iter().any(|a| a.eq_ignore_ascii_case(k)));
         if !ok {
+            tracing::debug!(
+                member,
+                "introspection: the answer is not about an access token"
+            );
             return Ok(Verdict::Refused(Reason::WrongType));
         }
+    }
+    if require_kind && !any {
+        tracing::debug!("introspection: the answer names no kind of token, and one is required");
+        return Ok(Verdict::Refused(Reason::WrongType));
     }
     Ok(Verdict::Active)
 }
@@ -80,7 +136,7 @@ impl Classify for serde_json::Error {
             serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
                 "invalid JSON"
             }
-            serde_json::error::Category::Data => "not an object with a boolean `active`",
+            serde_json::error::Category::Data => "no `active`, or a member repeated",
         }
     }
 }
@@ -92,7 +148,7 @@ mod tests {
     const ISS: &str = "https://id.example";
 
     fn judged(json: &str) -> Result<Verdict, String> {
-        judge(json.as_bytes(), ISS)
+        judge(json.as_bytes(), ISS, false)
     }
 
     #[test]
@@ -120,6 +176,9 @@ mod tests {
             r#"{"active":null}"#,
             r#"{"scope":"a"}"#,
             r#"{"active":true,"active":true}"#,
+            r#"{"active":true,"token_use":"access_token","token_use":"refresh_token"}"#,
+            r#"{"active":true,"typ":"Bearer","typ":"Refresh"}"#,
+            r#"{"active":true,"iss":"https://id.example","iss":"https://evil.example"}"#,
             "[true]",
             "<html>",
         ] {
@@ -150,6 +209,159 @@ mod tests {
         }
         assert_eq!(
             judged(r#"{"active":true,"token_type":"access_token"}"#),
+            Ok(Verdict::Active)
+        );
+    }
+
+    /// What Ory Hydra answers for one of its refresh tokens (`ory_rt_…`):
+    /// `token_type` says Bearer, only `token_use` tells the kinds apart.
+    const HYDRA_REFRESH: &str = r#"{
+        "active": true,
+        "client_id": "orders-app",
+        "sub": "2a9c1c7e-3a43-4f4e-9a64-5f1b5c0e7d21",
+        "scope": "offline_access orders:read",
+        "exp": 4102444800,
+        "iat": 1767225600,
+        "nbf": 1767225600,
+        "aud": ["urn:orders"],
+        "iss": "https://id.example",
+        "token_type": "Bearer",
+        "token_use": "refresh_token",
+        "obfuscated_subject": "",
+        "username": "",
+        "ext": {"tenant": "acme", "roles": ["admin"]}
+    }"#;
+
+    #[test]
+    fn a_hydra_refresh_token_is_refused() {
+        assert_eq!(
+            judged(HYDRA_REFRESH),
+            Ok(Verdict::Refused(Reason::WrongType))
+        );
+    }
+
+    #[test]
+    fn a_hydra_access_token_is_active() {
+        let access = HYDRA_REFRESH.replace(
+            r#""token_use": "refresh_token""#,
+            r#""token_use": "access_token""#,
+        );
+        assert_ne!(access, HYDRA_REFRESH);
+        assert_eq!(judged(&access), Ok(Verdict::Active));
+    }
+
+    /// Keycloak's answer names the kind in `typ` only.
+    fn keycloak(typ: &str) -> String {
+        format!(
+            r#"{{"active":true,"exp":4102444800,"iat":1767225600,"jti":"8f0c","iss":"https://id.example",
+            "aud":"account","sub":"f1e2","typ":"{typ}","azp":"orders-app","sid":"5d1c",
+            "scope":"openid profile","client_id":"orders-app","username":"alice"}}"#
+        )
+    }
+
+    #[test]
+    fn a_keycloak_access_token_is_active() {
+        assert_eq!(judged(&keycloak("Bearer")), Ok(Verdict::Active));
+    }
+
+    #[test]
+    fn keycloak_refresh_offline_and_id_tokens_are_refused() {
+        for typ in ["Refresh", "Offline", "ID", "Logout", "Serialized-ID"] {
+            assert_eq!(
+                judged(&keycloak(typ)),
+                Ok(Verdict::Refused(Reason::WrongType)),
+                "{typ}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_kind_field_that_is_not_a_string_is_refused() {
+        for field in ["token_type", "token_use", "typ"] {
+            for value in ["null", "true", "1", r#"["access_token"]"#, r#"{"a":1}"#] {
+                let body = format!(r#"{{"active":true,"{field}":{value}}}"#);
+                assert_eq!(
+                    judged(&body),
+                    Ok(Verdict::Refused(Reason::WrongType)),
+                    "{body}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn contradictory_kind_fields_are_refused() {
+        for body in [
+            r#"{"active":true,"token_type":"Bearer","token_use":"refresh_token"}"#,
+            r#"{"active":true,"token_type":"refresh_token","token_use":"access_token"}"#,
+            r#"{"active":true,"token_use":"access_token","typ":"Refresh"}"#,
+            r#"{"active":true,"token_type":"Bearer","typ":"ID"}"#,
+        ] {
+            assert_eq!(
+                judged(body),
+                Ok(Verdict::Refused(Reason::WrongType)),
+                "{body}"
+            );
+        }
+        assert_eq!(
+            judged(
+                r#"{"active":true,"token_type":"Bearer","token_use":"access_token","typ":"Bearer"}"#
+            ),
+            Ok(Verdict::Active)
+        );
+    }
+
+    #[test]
+    fn an_iss_of_null_is_another_issuer() {
+        assert_eq!(
+            judged(r#"{"active":true,"iss":null}"#),
+            Ok(Verdict::Refused(Reason::UnknownIssuer))
+        );
+    }
+
+    #[test]
+    fn an_answer_that_is_not_utf8_is_a_broken_answer() {
+        let mut body = br#"{"active":true,"x":"?"}"#.to_vec();
+        let at = body.iter().position(|&b| b == b'?').unwrap();
+        body[at] = 0xff;
+        assert!(judge(&body, ISS, false).is_err());
+    }
+
+    #[test]
+    fn with_a_kind_required_an_answer_naming_none_is_refused() {
+        let none = r#"{"active":true,"iss":"https://id.example","sub":"a"}"#;
+        assert_eq!(judge(none.as_bytes(), ISS, false), Ok(Verdict::Active));
+        assert_eq!(
+            judge(none.as_bytes(), ISS, true),
+            Ok(Verdict::Refused(Reason::WrongType))
+        );
+        for named in [
+            r#"{"active":true,"token_type":"Bearer"}"#,
+            r#"{"active":true,"token_use":"access_token"}"#,
+            r#"{"active":true,"typ":"Bearer"}"#,
+        ] {
+            assert_eq!(
+                judge(named.as_bytes(), ISS, true),
+                Ok(Verdict::Active),
+                "{named}"
+            );
+        }
+        assert_eq!(
+            judge(HYDRA_REFRESH.as_bytes(), ISS, true),
+            Ok(Verdict::Refused(Reason::WrongType))
+        );
+    }
+
+    #[test]
+    fn an_answer_with_a_lone_surrogate_in_a_skipped_member_is_a_broken_answer() {
+        for body in [
+            r#"{"active":true,"x":"\ud800"}"#,
+            r#"{"active":true,"ext":{"a":["\udc00"]}}"#,
+        ] {
+            assert!(judged(body).is_err(), "{body}");
+        }
+        assert_eq!(
+            judged(r#"{"active":true,"x":"\ud83d\ude00"}"#),
             Ok(Verdict::Active)
         );
     }

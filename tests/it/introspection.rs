@@ -825,3 +825,95 @@ async fn a_redirecting_introspection_endpoint_is_unavailable_and_its_target_gets
         }
     }
 }
+
+/// The issuer's answer reshaped as Ory Hydra writes one: the same claims
+/// (so only the kind decides), Hydra's extra members, `token_type` Bearer
+/// for both kinds and the kind in `token_use`.
+fn hydra(answer: &Value, token_use: &str) -> String {
+    json!({
+        "active": true,
+        "client_id": answer["client_id"],
+        "sub": answer["sub"],
+        "scope": answer["scope"],
+        "exp": answer["exp"],
+        "iat": answer["iat"],
+        "nbf": answer["iat"],
+        "aud": answer["aud"],
+        "iss": answer["iss"],
+        "token_type": "Bearer",
+        "token_use": token_use,
+        "obfuscated_subject": "",
+        "username": "",
+        "ext": {"tenant": "acme"},
+    })
+    .to_string()
+}
+
+#[tokio::test]
+async fn a_hydra_refresh_token_is_refused_through_the_layer_and_its_access_token_accepted() {
+    let rig = rig().await;
+    let verifier = rig.verifier(introspection()).await;
+    let base = format!("http://{}", serve_axum(orders::app(verifier)).await);
+    let order = format!("{base}/orders/7");
+
+    rig.proxy.rewrite(|v| hydra(&v, "refresh_token"));
+    let refresh = rig.opaque().await;
+    let res = rig.call(reqwest::Method::GET, &order, &refresh).await;
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    assert!(
+        challenge(&res).contains("error=\"invalid_token\", error_description=\"wrong token type\""),
+        "{}",
+        challenge(&res)
+    );
+
+    rig.proxy.rewrite(|v| hydra(&v, "access_token"));
+    let access = rig.opaque().await;
+    let res = rig.call(reqwest::Method::GET, &order, &access).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(rig.proxy.hits(), 2);
+}
+
+#[tokio::test]
+async fn keycloak_kinds_are_told_apart_by_typ_through_the_layer() {
+    let rig = rig().await;
+    let verifier = rig.verifier(introspection()).await;
+    let base = format!("http://{}", serve_axum(orders::app(verifier)).await);
+    let order = format!("{base}/orders/7");
+    for (typ, status) in [
+        ("Bearer", StatusCode::OK),
+        ("Refresh", StatusCode::UNAUTHORIZED),
+        ("Offline", StatusCode::UNAUTHORIZED),
+        ("ID", StatusCode::UNAUTHORIZED),
+    ] {
+        // Keycloak sends `typ` and no `token_type`.
+        rig.proxy.rewrite(move |mut v| {
+            v.as_object_mut().unwrap().remove("token_type");
+            v["typ"] = json!(typ);
+            v.to_string()
+        });
+        let token = rig.opaque().await;
+        let res = rig.call(reqwest::Method::GET, &order, &token).await;
+        assert_eq!(res.status(), status, "{typ}");
+        if status == StatusCode::UNAUTHORIZED {
+            assert!(challenge(&res).contains("wrong token type"), "{typ}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn with_a_kind_required_an_answer_naming_none_is_refused() {
+    let rig = rig().await;
+    let lenient = rig.verifier(introspection()).await;
+    let strict = rig.verifier(introspection().require_token_kind(true)).await;
+    // The bundled issuer names the kind (`token_type: Bearer`): accepted.
+    let token = rig.opaque().await;
+    strict.verify(&token).await.expect("a named access token");
+    // The same answer without it is accepted only where it is not required.
+    rig.proxy.rewrite(|mut v| {
+        v.as_object_mut().unwrap().remove("token_type");
+        v.to_string()
+    });
+    let token = rig.opaque().await;
+    assert_eq!(reason(strict.verify(&token).await), Reason::WrongType);
+    lenient.verify(&token).await.expect("no kind required");
+}

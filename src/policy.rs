@@ -78,6 +78,20 @@ enum Mode {
 /// a closure that says no [`PolicyDenied`](Reason::PolicyDenied) (plain
 /// 403s). When the claim a rule needs arrived in an unexpected shape, the
 /// reason is [`ClaimShape`](Reason::ClaimShape).
+///
+/// # Claims of an unexpected shape
+///
+/// A policy is evaluated with three values: it holds, it does not, or it
+/// cannot be told. An absent claim is an empty list (a token without
+/// `roles` has no role, so `not(roles_any(["banned"]))` holds). A claim of
+/// an unexpected shape (`"roles": "banned"`, `"roles": ["banned", 1]`) is
+/// unknown: a predicate needing it cannot be told, and neither can its
+/// [`not`](Policy::not). [`all`](Policy::all) and [`any`](Policy::any)
+/// follow Kleene's logic: `any` holds if one part holds, `all` fails if one
+/// part fails, whatever the unknown parts; otherwise an unknown part makes
+/// the whole unknown. A policy that cannot be told is denied with
+/// [`ClaimShape`](Reason::ClaimShape). Your own [`claims`](Policy::claims)
+/// predicates always answer yes or no.
 #[derive(Clone)]
 pub struct Policy(Arc<Node>);
 
@@ -188,56 +202,82 @@ impl Policy {
         self.check(&claims.to_standard()).is_ok()
     }
 
-    /// The decision, with the reason of a denial.
+    /// The decision, with the reason of a denial. A policy that cannot be
+    /// evaluated (see [`Policy`]) is denied with
+    /// [`ClaimShape`](Reason::ClaimShape).
     pub fn check(&self, claims: &Claims) -> Result<(), Reason> {
+        match self.eval(claims) {
+            Truth::Yes => Ok(()),
+            Truth::No(reason) => Err(reason),
+            Truth::Unknown => Err(Reason::ClaimShape),
+        }
+    }
+
+    /// Three-valued evaluation (Kleene logic).
+    ///
+    /// SECURITY: a claim that arrived in an unexpected shape is neither
+    /// "has it" nor "lacks it" but unknown, and `not(unknown)` is still
+    /// unknown: otherwise `not(roles_any(["banned"]))` would allow a token
+    /// whose `roles` is the string `"banned"`. An absent claim is the empty
+    /// set, known.
+    fn eval(&self, claims: &Claims) -> Truth {
+        let odd = |slot| claims.standard().unexpected(slot);
         match &*self.0 {
             Node::Scopes(mode, scopes) => {
                 let granted = claims.scopes();
-                if matches(*mode, scopes, |s| granted.contains(s)) {
-                    Ok(())
-                } else {
-                    Err(Reason::InsufficientScope)
-                }
+                let held = matches(*mode, scopes, |s| granted.contains(s), odd(Slot::Scopes));
+                Truth::of(held, Reason::InsufficientScope)
             }
             Node::Roles(mode, roles) => {
-                if matches(*mode, roles, |r| claims.has_role(r)) {
-                    Ok(())
-                } else if claims.standard().unexpected(Slot::Roles) {
-                    Err(Reason::ClaimShape)
-                } else {
-                    Err(Reason::MissingRole)
-                }
+                let held = matches(*mode, roles, |r| claims.has_role(r), odd(Slot::Roles));
+                Truth::of(held, Reason::MissingRole)
             }
             Node::TenantIn(tenants) => match claims.tenant() {
-                Some(t) if tenants.iter().any(|x| x == t) => Ok(()),
-                Some(_) => Err(Reason::TenantNotAllowed),
-                None => Err(tenant_absent(claims)),
+                Some(t) if tenants.iter().any(|x| x == t) => Truth::Yes,
+                Some(_) => Truth::No(Reason::TenantNotAllowed),
+                None if odd(Slot::Tenant) => Truth::Unknown,
+                None => Truth::No(Reason::TenantMissing),
             },
-            Node::Claims(_, predicate) => {
-                if predicate(claims) {
-                    Ok(())
-                } else {
-                    Err(Reason::PolicyDenied)
-                }
-            }
-            Node::All(policies) => policies.iter().try_for_each(|p| p.check(claims)),
-            Node::Any(policies) => {
-                let mut common: Option<Reason> = None;
+            Node::Claims(_, predicate) => Truth::of(Some(predicate(claims)), Reason::PolicyDenied),
+            Node::All(policies) => {
+                // false wins over unknown; the first false names the reason.
+                let mut unknown = false;
                 for p in policies {
-                    match p.check(claims) {
-                        Ok(()) => return Ok(()),
-                        Err(reason) if common.is_none_or(|c| c == reason) => common = Some(reason),
-                        Err(_) => common = Some(Reason::PolicyDenied),
+                    match p.eval(claims) {
+                        Truth::Yes => {}
+                        no @ Truth::No(_) => return no,
+                        Truth::Unknown => unknown = true,
                     }
                 }
-                Err(common.unwrap_or(Reason::PolicyDenied))
+                if unknown { Truth::Unknown } else { Truth::Yes }
             }
-            Node::Not(policy) => match policy.check(claims) {
-                Ok(()) => Err(Reason::PolicyDenied),
-                Err(_) => Ok(()),
+            Node::Any(policies) => {
+                // true wins over unknown, unknown over false.
+                let mut unknown = false;
+                let mut common: Option<Reason> = None;
+                for p in policies {
+                    match p.eval(claims) {
+                        Truth::Yes => return Truth::Yes,
+                        Truth::Unknown => unknown = true,
+                        Truth::No(reason) if common.is_none_or(|c| c == reason) => {
+                            common = Some(reason);
+                        }
+                        Truth::No(_) => common = Some(Reason::PolicyDenied),
+                    }
+                }
+                if unknown {
+                    Truth::Unknown
+                } else {
+                    Truth::No(common.unwrap_or(Reason::PolicyDenied))
+                }
+            }
+            Node::Not(policy) => match policy.eval(claims) {
+                Truth::Yes => Truth::No(Reason::PolicyDenied),
+                Truth::No(_) => Truth::Yes,
+                Truth::Unknown => Truth::Unknown,
             },
-            Node::Allow => Ok(()),
-            Node::Deny => Err(Reason::PolicyDenied),
+            Node::Allow => Truth::Yes,
+            Node::Deny => Truth::No(Reason::PolicyDenied),
         }
     }
 
@@ -271,10 +311,38 @@ impl Policy {
     }
 }
 
-fn matches(mode: Mode, wanted: &[String], has: impl Fn(&str) -> bool) -> bool {
-    match mode {
+/// Whether the token holds `wanted` (every one, or one of them): `None`
+/// when that depends on a claim that arrived in an unexpected shape (`odd`),
+/// since what it would have held is unknown.
+fn matches(mode: Mode, wanted: &[String], has: impl Fn(&str) -> bool, odd: bool) -> Option<bool> {
+    let held = match mode {
         Mode::All => wanted.iter().all(|w| has(w)),
         Mode::Any => wanted.iter().any(|w| has(w)),
+    };
+    // With nothing wanted the answer holds whatever the claim says.
+    if held || wanted.is_empty() || !odd {
+        Some(held)
+    } else {
+        None
+    }
+}
+
+/// The value of a policy over some claims: holds, does not hold (and
+/// why), or cannot be told because a claim it needs has an unexpected shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Truth {
+    Yes,
+    No(Reason),
+    Unknown,
+}
+
+impl Truth {
+    fn of(held: Option<bool>, reason: Reason) -> Self {
+        match held {
+            Some(true) => Truth::Yes,
+            Some(false) => Truth::No(reason),
+            None => Truth::Unknown,
+        }
     }
 }
 
@@ -525,6 +593,7 @@ impl Rule for MethodRules {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ClaimSources;
 
     fn claims(json: &str) -> Claims {
         Claims::from_json(json).unwrap()
@@ -604,6 +673,78 @@ mod tests {
         assert_eq!(
             Policy::tenant_in(["acme"]).check(&claims(r#"{"tenant":"other"}"#)),
             Err(Reason::TenantNotAllowed)
+        );
+    }
+
+    #[test]
+    fn not_of_an_odd_shaped_claim_is_unknown_and_denies_with_claim_shape() {
+        let p = Policy::not(Policy::roles_any(["banned"]));
+        for json in [
+            r#"{"roles":"banned"}"#,
+            r#"{"roles":["banned",1]}"#,
+            r#"{"roles":7}"#,
+        ] {
+            assert_eq!(p.check(&claims(json)), Err(Reason::ClaimShape), "{json}");
+        }
+        assert_eq!(p.check(&claims("{}")), Ok(()));
+        assert_eq!(p.check(&claims(r#"{"roles":null}"#)), Ok(()));
+        assert_eq!(
+            Policy::not(Policy::scopes_any(["admin"])).check(&claims(r#"{"scp":{"admin":1}}"#)),
+            Err(Reason::ClaimShape)
+        );
+        assert_eq!(
+            Policy::not(Policy::tenant_in(["acme"])).check(&claims(r#"{"tenant":["acme"]}"#)),
+            Err(Reason::ClaimShape)
+        );
+        assert_eq!(
+            Policy::not(Policy::tenant_in(["acme"])).check(&claims("{}")),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn any_and_all_follow_kleene_logic_over_unknown_parts() {
+        let odd = claims(r#"{"roles":"admin","scope":"s"}"#);
+        let unknown = Policy::roles_all(["admin"]);
+        let yes = Policy::scopes_all(["s"]);
+        let no = Policy::scopes_all(["t"]);
+        assert_eq!(
+            Policy::any([unknown.clone(), yes.clone()]).check(&odd),
+            Ok(())
+        );
+        assert_eq!(
+            Policy::any([no.clone(), unknown.clone()]).check(&odd),
+            Err(Reason::ClaimShape)
+        );
+        assert_eq!(
+            Policy::all([unknown.clone(), no.clone()]).check(&odd),
+            Err(Reason::InsufficientScope)
+        );
+        assert_eq!(
+            Policy::all([yes, unknown.clone()]).check(&odd),
+            Err(Reason::ClaimShape)
+        );
+        // Nothing wanted needs nothing from the claim.
+        assert_eq!(Policy::roles_all(Vec::<String>::new()).check(&odd), Ok(()));
+        assert_eq!(
+            Policy::roles_any(Vec::<String>::new()).check(&odd),
+            Err(Reason::MissingRole)
+        );
+        // A role the odd claim's well-formed sibling source grants is known.
+        let sources = ClaimSources::rfc9068().roles([
+            crate::ClaimPath::new("roles", crate::ValueShape::Array),
+            crate::ClaimPath::new("groups", crate::ValueShape::Array),
+        ]);
+        let partly =
+            Claims::from_json_with(r#"{"roles":["admin"],"groups":"x"}"#, &sources).unwrap();
+        assert_eq!(Policy::roles_any(["admin"]).check(&partly), Ok(()));
+        assert_eq!(
+            Policy::roles_all(["admin", "x"]).check(&partly),
+            Err(Reason::ClaimShape)
+        );
+        assert_eq!(
+            Policy::not(Policy::roles_any(["admin"])).check(&partly),
+            Err(Reason::PolicyDenied)
         );
     }
 

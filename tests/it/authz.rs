@@ -666,3 +666,108 @@ async fn futures_join(
     }
     out
 }
+
+/// `not`, `any` and `all` over a claim of an unexpected shape: three-valued,
+/// so "cannot tell" never turns into an allow.
+#[tokio::test]
+async fn not_of_an_odd_shaped_claim_denies_with_claim_shape_over_http() {
+    let issuer = TestIssuer::new("https://idp.test");
+    let verifier = verifier_with(&issuer, ClaimSources::rfc9068()).await;
+    let not_banned = || Policy::not(Policy::roles_any(["banned"]));
+    let app = Router::new()
+        .route(
+            "/not",
+            get(|| async { "ok" }).route_layer(RequirePolicy::new(not_banned())),
+        )
+        .route(
+            "/any",
+            get(|| async { "ok" }).route_layer(RequirePolicy::new(Policy::any([
+                Policy::scopes_all(["orders:read"]),
+                not_banned(),
+            ]))),
+        )
+        .route(
+            "/all",
+            get(|| async { "ok" }).route_layer(RequirePolicy::new(Policy::all([
+                Policy::scopes_all(["orders:read"]),
+                not_banned(),
+            ]))),
+        )
+        .layer(VerifyLayer::new(verifier));
+    let base = format!("http://{}", serve_axum(app).await);
+    let http = reqwest::Client::new();
+    let token = |roles: Option<serde_json::Value>, scope: Option<&str>| {
+        let mut t = orders_token(&issuer).sub("alice");
+        if let Some(roles) = roles {
+            t = t.claim("roles", roles);
+        }
+        if let Some(scope) = scope {
+            t = t.scope(scope);
+        }
+        t.sign()
+    };
+    const SHAPE: &str = "claim has an unexpected shape";
+    let cases: [(
+        &str,
+        Option<serde_json::Value>,
+        Option<&str>,
+        u16,
+        Option<&str>,
+    ); 12] = [
+        // The confirmed cases: a string, and an array with a non-string.
+        ("/not", Some(json!("banned")), None, 403, Some(SHAPE)),
+        ("/not", Some(json!(["banned", 1])), None, 403, Some(SHAPE)),
+        (
+            "/not",
+            Some(json!({"banned": true})),
+            None,
+            403,
+            Some(SHAPE),
+        ),
+        // Absent is the empty set; a well-formed list is read.
+        ("/not", None, None, 200, None),
+        ("/not", Some(json!(["user"])), None, 200, None),
+        ("/not", Some(json!(["user", "banned"])), None, 403, None),
+        // any(true, unknown) = true; any(false, unknown) = unknown.
+        (
+            "/any",
+            Some(json!("banned")),
+            Some("orders:read"),
+            200,
+            None,
+        ),
+        ("/any", Some(json!("banned")), Some("x"), 403, Some(SHAPE)),
+        // all(false, unknown) = false; all(true, unknown) = unknown.
+        (
+            "/all",
+            Some(json!(["banned", 1])),
+            Some("x"),
+            403,
+            Some("insufficient_scope"),
+        ),
+        (
+            "/all",
+            Some(json!(["banned", 1])),
+            Some("orders:read"),
+            403,
+            Some(SHAPE),
+        ),
+        ("/all", None, Some("orders:read"), 200, None),
+        (
+            "/all",
+            Some(json!(["banned"])),
+            Some("orders:read"),
+            403,
+            None,
+        ),
+    ];
+    for (path, roles, scope, status, challenge) in cases {
+        let label = format!("{path} roles={roles:?} scope={scope:?}");
+        let res = http_get(&http, &format!("{base}{path}"), Some(&token(roles, scope))).await;
+        assert_eq!(res.status(), status, "{label}");
+        if let Some(want) = challenge {
+            let got = crate::common::challenge(&res);
+            assert!(got.contains(want), "{label}: {got}");
+        }
+    }
+}

@@ -24,6 +24,7 @@
 //! # Ok::<(), serde_json::Error>(())
 //! ```
 
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 
@@ -61,6 +62,53 @@ pub trait Rule: sealed::Sealed + Send + Sync + 'static {
     /// decide on (anonymous, or no `VerifyLayer`).
     #[doc(hidden)]
     fn info(&self, req: RuleRequest<'_>) -> &RuleInfo;
+
+    /// What an allowed request carries on to the handler: the tenant a
+    /// tenant rule checked.
+    #[doc(hidden)]
+    fn checked(&self, _claims: &Claims) -> Option<CheckedTenant> {
+        None
+    }
+}
+
+/// The tenant a [`RequireTenant`](crate::RequireTenant) rule checked, in
+/// the request extensions of every request it allows: the token's tenant,
+/// which the request names (for [`host`](crate::RequireTenant::host), up
+/// to ASCII case). Handlers read it (`Extension<CheckedTenant>` in axum)
+/// rather than the path, header or host again, so they serve the tenant
+/// that was checked.
+///
+/// A tenant is only meaningful with the issuer that vouched for it: when
+/// you trust several issuers, key your data by
+/// ([`issuer`](Self::issuer), [`as_str`](Self::as_str)).
+#[derive(Clone)]
+pub struct CheckedTenant(Arc<crate::claims::StandardClaims>);
+
+impl CheckedTenant {
+    /// The tenant.
+    pub fn as_str(&self) -> &str {
+        self.0.tenant.as_deref().unwrap_or_default()
+    }
+
+    /// The issuer (`iss`) of the token that named the tenant.
+    pub fn issuer(&self) -> Option<&str> {
+        self.0.iss.as_deref()
+    }
+}
+
+impl fmt::Debug for CheckedTenant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CheckedTenant")
+            .field("tenant", &self.as_str())
+            .field("issuer", &self.issuer())
+            .finish()
+    }
+}
+
+impl fmt::Display for CheckedTenant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -443,8 +491,10 @@ impl TenantRule {
         Self::new(TenantFrom::Host)
     }
 
-    fn named(&self, req: RuleRequest<'_>, token: &str) -> bool {
-        match &self.from {
+    /// Whether the request names tenant `token`; `Err` when it names its
+    /// tenant ambiguously.
+    fn named(&self, req: RuleRequest<'_>, token: &str) -> Result<bool, Reason> {
+        Ok(match &self.from {
             TenantFrom::Segment(i) => req
                 .uri
                 .path()
@@ -460,28 +510,137 @@ impl TenantRule {
                 // SECURITY: two values would let the request name two tenants.
                 match (values.next(), values.next()) {
                     (Some(v), None) => v.as_bytes() == token.as_bytes() && !token.is_empty(),
-                    _ => false,
+                    (Some(_), Some(_)) => return Err(Reason::AmbiguousTenant),
+                    (None, _) => false,
                 }
             }
             TenantFrom::Host => host(req)
+                .ok_or(Reason::AmbiguousTenant)?
+                .as_deref()
                 .and_then(|h| h.split('.').next())
                 .is_some_and(|label| !label.is_empty() && label.eq_ignore_ascii_case(token)),
+        })
+    }
+}
+
+/// The host the request names, without a port: `Some(None)` when it names
+/// none, `None` when the places it names one disagree or cannot be read.
+///
+/// SECURITY: frameworks and proxies read the host from different places in
+/// different orders (`axum_extra`'s `Host` takes `Forwarded`, then
+/// `X-Forwarded-Host`, then `Host`, then the URI). Checking one of them
+/// while the handler reads another would bind the token to one tenant and
+/// serve another, so every place present must name the same host (ASCII
+/// case-insensitive, ports ignored as the tenant label ignores them), and
+/// each value of a list counts.
+fn host(req: RuleRequest<'_>) -> Option<Option<Cow<'_, str>>> {
+    let mut hosts = Hosts::default();
+    for value in req.headers.get_all(http::header::FORWARDED) {
+        forwarded_hosts(value.to_str().ok()?, &mut hosts)?;
+    }
+    for value in req.headers.get_all("x-forwarded-host") {
+        for h in value.to_str().ok()?.split(',') {
+            hosts.add(Cow::Borrowed(h.trim()));
+        }
+    }
+    if let Some(h) = req.uri.host() {
+        hosts.add(Cow::Borrowed(h));
+    }
+    for value in req.headers.get_all(http::header::HOST) {
+        hosts.add(Cow::Borrowed(value.to_str().ok()?.trim()));
+    }
+    hosts.agree.then_some(hosts.first)
+}
+
+/// The hosts named so far: the first one, and whether all agree with it.
+struct Hosts<'a> {
+    first: Option<Cow<'a, str>>,
+    agree: bool,
+}
+
+impl Default for Hosts<'_> {
+    fn default() -> Self {
+        Self {
+            first: None,
+            agree: true,
         }
     }
 }
 
-fn host(req: RuleRequest<'_>) -> Option<&str> {
-    let raw = match req.uri.host() {
-        Some(h) => h,
-        None => req.headers.get(http::header::HOST)?.to_str().ok()?,
-    };
-    Some(raw.rsplit_once(':').map_or(raw, |(h, port)| {
+impl<'a> Hosts<'a> {
+    fn add(&mut self, raw: Cow<'a, str>) {
+        let host = match raw {
+            Cow::Borrowed(h) => Cow::Borrowed(without_port(h)),
+            Cow::Owned(h) => Cow::Owned(without_port(&h).to_owned()),
+        };
+        match &self.first {
+            None => self.first = Some(host),
+            Some(first) => self.agree &= first.eq_ignore_ascii_case(&host),
+        }
+    }
+}
+
+fn without_port(raw: &str) -> &str {
+    raw.rsplit_once(':').map_or(raw, |(h, port)| {
         if port.bytes().all(|b| b.is_ascii_digit()) {
             h
         } else {
             raw
         }
-    }))
+    })
+}
+
+/// Adds the `host=` parameters of one `Forwarded` header value (RFC 7239:
+/// elements separated by `,`, pairs by `;`, values tokens or quoted
+/// strings). `None` when the value cannot be parsed.
+fn forwarded_hosts<'a>(value: &'a str, hosts: &mut Hosts<'a>) -> Option<()> {
+    let mut pair = |text: &'a str| -> Option<()> {
+        let Some((name, value)) = text.split_once('=') else {
+            // Empty list elements are allowed; a name without a value is not.
+            return text.trim().is_empty().then_some(());
+        };
+        if name.trim().eq_ignore_ascii_case("host") {
+            hosts.add(unquote(value.trim())?);
+        }
+        Some(())
+    };
+    let (mut start, mut quoted, mut escaped) = (0, false, false);
+    for (i, b) in value.bytes().enumerate() {
+        if escaped {
+            escaped = false;
+            continue;
+        }
+        match b {
+            b'\\' if quoted => escaped = true,
+            b'"' => quoted = !quoted,
+            b';' | b',' if !quoted => {
+                pair(&value[start..i])?;
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    if quoted {
+        return None;
+    }
+    pair(&value[start..])
+}
+
+/// A token as it is, a quoted string without its quotes and escapes.
+fn unquote(value: &str) -> Option<Cow<'_, str>> {
+    let Some(inner) = value.strip_prefix('"') else {
+        return (!value.contains('"')).then_some(Cow::Borrowed(value));
+    };
+    let inner = inner.strip_suffix('"')?;
+    if !inner.contains('\\') {
+        return Some(Cow::Borrowed(inner));
+    }
+    let mut out = String::with_capacity(inner.len());
+    let mut chars = inner.chars();
+    while let Some(c) = chars.next() {
+        out.push(if c == '\\' { chars.next()? } else { c });
+    }
+    Some(Cow::Owned(out))
 }
 
 impl sealed::Sealed for TenantRule {}
@@ -490,10 +649,18 @@ impl Rule for TenantRule {
     fn decide(&self, req: RuleRequest<'_>, claims: &Claims) -> (Result<(), Reason>, &RuleInfo) {
         let decision = match claims.tenant() {
             None => Err(tenant_absent(claims)),
-            Some(t) if self.named(req, t) => Ok(()),
-            Some(_) => Err(Reason::TenantMismatch),
+            Some(t) => match self.named(req, t) {
+                Ok(true) => Ok(()),
+                Ok(false) => Err(Reason::TenantMismatch),
+                Err(reason) => Err(reason),
+            },
         };
         (decision, &self.info)
+    }
+
+    fn checked(&self, claims: &Claims) -> Option<CheckedTenant> {
+        claims.tenant()?;
+        Some(CheckedTenant(claims.standard_arc()))
     }
 
     fn info(&self, _: RuleRequest<'_>) -> &RuleInfo {
@@ -802,8 +969,94 @@ mod tests {
         h.append("x-tenant", "acme".parse().unwrap());
         assert_eq!(
             rule.decide(req(&uri, &h), &c).0,
-            Err(Reason::TenantMismatch)
+            Err(Reason::AmbiguousTenant)
         );
+    }
+
+    #[test]
+    fn tenant_host_sources_must_all_name_the_same_host() {
+        let rule = TenantRule::host();
+        let c = claims(r#"{"tenant":"acme"}"#);
+        let decide = |uri: &str, headers: &[(&str, &str)]| {
+            let uri: Uri = uri.parse().unwrap();
+            let mut h = HeaderMap::new();
+            for (name, value) in headers {
+                h.append(
+                    HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                    value.parse().unwrap(),
+                );
+            }
+            rule.decide(req(&uri, &h), &c).0
+        };
+        let ok = [
+            ("/x", vec![("forwarded", "host=acme.shop")]),
+            (
+                "/x",
+                vec![
+                    ("forwarded", "for=a, host=\"ACME.shop:1\";proto=https"),
+                    ("host", "acme.shop"),
+                ],
+            ),
+            (
+                "/x",
+                vec![("forwarded", "host=\"ac\\me.shop\""), ("host", "acme.shop")],
+            ),
+            (
+                "/x",
+                vec![("forwarded", "for=\"a,host=evil\""), ("host", "acme.shop")],
+            ),
+            (
+                "/x",
+                vec![("x-forwarded-host", "acme.shop , acme.shop:8080")],
+            ),
+            ("http://acme.shop/x", vec![("host", "ACME.shop")]),
+            ("/x", vec![("forwarded", ",;for=a"), ("host", "acme.shop")]),
+        ];
+        for (uri, headers) in ok {
+            assert_eq!(decide(uri, &headers), Ok(()), "{uri} {headers:?}");
+        }
+        let ambiguous = [
+            ("http://evil.shop/x", vec![("host", "acme.shop")]),
+            ("/x", vec![("host", "acme.shop"), ("host", "evil.shop")]),
+            (
+                "/x",
+                vec![("x-forwarded-host", "acme.shop,"), ("host", "acme.shop")],
+            ),
+            (
+                "/x",
+                vec![("forwarded", "host=\"acme.shop"), ("host", "acme.shop")],
+            ),
+            ("/x", vec![("forwarded", "host"), ("host", "acme.shop")]),
+            (
+                "/x",
+                vec![("forwarded", "host=a\"b"), ("host", "acme.shop")],
+            ),
+            (
+                "/x",
+                vec![
+                    ("forwarded", "host=evil.shop"),
+                    ("x-forwarded-host", "acme.shop"),
+                ],
+            ),
+        ];
+        for (uri, headers) in ambiguous {
+            assert_eq!(
+                decide(uri, &headers),
+                Err(Reason::AmbiguousTenant),
+                "{uri} {headers:?}"
+            );
+        }
+        assert_eq!(decide("/x", &[]), Err(Reason::TenantMismatch));
+    }
+
+    #[test]
+    fn a_checked_tenant_carries_the_tokens_tenant_and_issuer() {
+        let c = claims(r#"{"tenant":"acme","iss":"https://a.test"}"#);
+        let t = TenantRule::host().checked(&c).unwrap();
+        assert_eq!((t.as_str(), t.issuer()), ("acme", Some("https://a.test")));
+        assert_eq!(t.to_string(), "acme");
+        assert!(TenantRule::host().checked(&claims("{}")).is_none());
+        assert!(PolicyRule::new(Policy::allow()).checked(&c).is_none());
     }
 
     #[test]

@@ -771,3 +771,177 @@ async fn not_of_an_odd_shaped_claim_denies_with_claim_shape_over_http() {
         }
     }
 }
+
+/// `RequireTenant::host()` when the request names its host in several
+/// places (`Forwarded`, `X-Forwarded-Host`, `Host`): they must agree, or the
+/// request is malformed (400), since frameworks read them in different
+/// orders and the handler may see another tenant than the rule checked.
+#[tokio::test]
+async fn tenant_host_sources_that_disagree_are_refused_with_400() {
+    let issuer = TestIssuer::new("https://idp.test");
+    let verifier = verifier_with(&issuer, ClaimSources::rfc9068()).await;
+    let app = Router::new()
+        .route(
+            "/t",
+            get(checked_tenant).route_layer(authlayer::RequireTenant::host()),
+        )
+        .layer(VerifyLayer::new(verifier));
+    let base = format!("http://{}", serve_axum(app).await);
+    let http = reqwest::Client::new();
+    let acme = orders_token(&issuer).claim("tenant", "acme").sign();
+    let cases: &[(&[(&str, &str)], u16)] = &[
+        (&[("host", "acme.example")], 200),
+        (
+            &[
+                ("host", "acme.example"),
+                ("x-forwarded-host", "ACME.example:8443"),
+            ],
+            200,
+        ),
+        (
+            &[
+                ("host", "acme.example:80"),
+                (
+                    "forwarded",
+                    "for=192.0.2.1;host=\"acme.example:443\";proto=https",
+                ),
+            ],
+            200,
+        ),
+        // The confirmed case, and the other way round.
+        (
+            &[
+                ("host", "acme.example"),
+                ("x-forwarded-host", "globex.example"),
+            ],
+            400,
+        ),
+        (
+            &[
+                ("host", "globex.example"),
+                ("x-forwarded-host", "acme.example"),
+            ],
+            400,
+        ),
+        // Several values, as a list or as repeated headers.
+        (
+            &[
+                ("host", "acme.example"),
+                ("x-forwarded-host", "acme.example, globex.example"),
+            ],
+            400,
+        ),
+        (
+            &[
+                ("host", "acme.example"),
+                ("x-forwarded-host", "acme.example"),
+                ("x-forwarded-host", "globex.example"),
+            ],
+            400,
+        ),
+        (
+            &[
+                ("host", "acme.example"),
+                ("forwarded", "for=192.0.2.1;host=globex.example"),
+            ],
+            400,
+        ),
+        (
+            &[
+                ("host", "acme.example"),
+                ("forwarded", "host=acme.example, host=globex.example"),
+            ],
+            400,
+        ),
+        (
+            &[
+                ("host", "acme.example"),
+                ("forwarded", "For=\"[2001:db8::1]\";HOST=globex.example"),
+            ],
+            400,
+        ),
+        (
+            &[
+                ("host", "acme.example"),
+                ("x-forwarded-host", "acme.example"),
+                ("forwarded", "host=globex.example"),
+            ],
+            400,
+        ),
+        // Agreeing on another tenant is a plain mismatch.
+        (
+            &[
+                ("host", "globex.example"),
+                ("x-forwarded-host", "globex.example"),
+            ],
+            403,
+        ),
+    ];
+    for (headers, status) in cases {
+        let mut req = http.get(format!("{base}/t")).bearer_auth(&acme);
+        for (name, value) in *headers {
+            req = req.header(*name, *value);
+        }
+        let res = req.send().await.unwrap();
+        assert_eq!(res.status(), *status, "{headers:?}");
+        if *status == 200 {
+            // The handler is handed the tenant that was checked.
+            assert_eq!(res.text().await.unwrap(), "acme from https://idp.test");
+        } else if *status == 400 {
+            let challenge = crate::common::challenge(&res);
+            assert!(
+                challenge.contains("invalid_request"),
+                "{headers:?}: {challenge}"
+            );
+        }
+    }
+}
+
+async fn checked_tenant(
+    axum::Extension(tenant): axum::Extension<authlayer::CheckedTenant>,
+) -> String {
+    format!("{tenant} from {}", tenant.issuer().unwrap_or("?"))
+}
+
+#[tokio::test]
+async fn every_tenant_rule_hands_the_checked_tenant_to_the_handler() {
+    let issuer = TestIssuer::new("https://idp.test");
+    let verifier = verifier_with(&issuer, ClaimSources::rfc9068()).await;
+    let app = Router::new()
+        .route(
+            "/tenants/{tenant}/x",
+            get(checked_tenant).route_layer(authlayer::RequireTenant::path_segment(1)),
+        )
+        .route(
+            "/h",
+            get(checked_tenant).route_layer(authlayer::RequireTenant::header(
+                http::HeaderName::from_static("x-tenant"),
+            )),
+        )
+        .layer(VerifyLayer::new(verifier));
+    let base = format!("http://{}", serve_axum(app).await);
+    let http = reqwest::Client::new();
+    let acme = orders_token(&issuer).claim("tenant", "acme").sign();
+    let res = http_get(&http, &format!("{base}/tenants/%61cme/x"), Some(&acme)).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.text().await.unwrap(), "acme from https://idp.test");
+    let res = http
+        .get(format!("{base}/h"))
+        .bearer_auth(&acme)
+        .header("x-tenant", "acme")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.text().await.unwrap(), "acme from https://idp.test");
+    // Two values of the tenant header: ambiguous, 400.
+    let res = http
+        .get(format!("{base}/h"))
+        .bearer_auth(&acme)
+        .header("x-tenant", "acme")
+        .header("x-tenant", "globex")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+}

@@ -465,6 +465,9 @@ enum TenantFrom {
 #[derive(Debug, Clone)]
 pub struct TenantRule {
     from: TenantFrom,
+    /// Issuer names (`{tenantid}` standing for the tenant) the token must
+    /// come from; empty: any.
+    issuers: Vec<Box<str>>,
     info: RuleInfo,
 }
 
@@ -472,6 +475,7 @@ impl TenantRule {
     fn new(from: TenantFrom) -> Self {
         Self {
             from,
+            issuers: Vec::new(),
             info: RuleInfo {
                 rule: "tenant",
                 ..RuleInfo::default()
@@ -489,6 +493,37 @@ impl TenantRule {
 
     pub(crate) fn host() -> Self {
         Self::new(TenantFrom::Host)
+    }
+
+    pub(crate) fn issued_by(mut self, issuer: String) -> Self {
+        self.issuers.push(issuer.into_boxed_str());
+        self
+    }
+
+    /// Whether the token comes from an issuer this rule binds its tenants
+    /// to (any, when none is named).
+    ///
+    /// SECURITY: a tenant is a name in its issuer's namespace. When several
+    /// issuers are trusted, one may name a tenant that is another's
+    /// customer; binding the rule to the tenant's own issuer name keeps
+    /// them apart.
+    fn issuer_ok(&self, claims: &Claims, tenant: &str) -> bool {
+        if self.issuers.is_empty() {
+            return true;
+        }
+        let Some(iss) = claims.iss() else {
+            return false;
+        };
+        self.issuers
+            .iter()
+            .any(|name| match name.split_once("{tenantid}") {
+                Some((prefix, suffix)) => {
+                    iss.strip_prefix(prefix)
+                        .and_then(|rest| rest.strip_suffix(suffix))
+                        == Some(tenant)
+                }
+                None => **name == *iss,
+            })
     }
 
     /// Whether the request names tenant `token`; `Err` when it names its
@@ -650,8 +685,8 @@ impl Rule for TenantRule {
         let decision = match claims.tenant() {
             None => Err(tenant_absent(claims)),
             Some(t) => match self.named(req, t) {
-                Ok(true) => Ok(()),
-                Ok(false) => Err(Reason::TenantMismatch),
+                Ok(true) if self.issuer_ok(claims, t) => Ok(()),
+                Ok(_) => Err(Reason::TenantMismatch),
                 Err(reason) => Err(reason),
             },
         };
@@ -1047,6 +1082,36 @@ mod tests {
             );
         }
         assert_eq!(decide("/x", &[]), Err(Reason::TenantMismatch));
+    }
+
+    #[test]
+    fn a_tenant_rule_bound_to_issuers_refuses_tokens_of_others() {
+        let rule = TenantRule::host()
+            .issued_by("https://login.b/{tenantid}/v2.0".into())
+            .issued_by("https://c.test".into());
+        let uri: Uri = "/x".parse().unwrap();
+        let mut h = HeaderMap::new();
+        h.insert("host", "acme.shop".parse().unwrap());
+        for (iss, ok) in [
+            ("https://login.b/acme/v2.0", true),
+            ("https://c.test", true),
+            ("https://login.b/globex/v2.0", false),
+            ("https://login.b/acme/v2.0/", false),
+            ("https://a.test", false),
+        ] {
+            let c = claims(&format!(r#"{{"tenant":"acme","iss":"{iss}"}}"#));
+            let want = if ok {
+                Ok(())
+            } else {
+                Err(Reason::TenantMismatch)
+            };
+            assert_eq!(rule.decide(req(&uri, &h), &c).0, want, "{iss}");
+        }
+        assert_eq!(
+            rule.decide(req(&uri, &h), &claims(r#"{"tenant":"acme"}"#))
+                .0,
+            Err(Reason::TenantMismatch)
+        );
     }
 
     #[test]

@@ -186,6 +186,30 @@ impl RequireTenant<()> {
     }
 }
 
+impl<R> RequireLayer<TenantRule, R> {
+    /// Binds the tenant to its issuer: the token must also come from
+    /// `issuer`, where `{tenantid}` stands for the tenant
+    /// (`https://login.microsoftonline.com/{tenantid}/v2.0`), or an exact
+    /// issuer name. Call it again to allow several. Needed when you trust
+    /// several issuers whose tenants are different namespaces: a tenant is
+    /// only a name, and one issuer may name another's customer. Defaults
+    /// to any issuer the verifier trusts.
+    ///
+    /// ```
+    /// use authlayer::RequireTenant;
+    ///
+    /// let rule = RequireTenant::host().issued_by("https://login.example/{tenantid}/v2.0");
+    /// # let _ = rule;
+    /// ```
+    #[must_use]
+    pub fn issued_by(self, issuer: impl Into<String>) -> Self {
+        RequireLayer {
+            rule: Arc::new((*self.rule).clone().issued_by(issuer.into())),
+            on_reject: self.on_reject,
+        }
+    }
+}
+
 impl<S, P, R: Clone> Layer<S> for RequireLayer<P, R> {
     type Service = Require<S, P, R>;
 

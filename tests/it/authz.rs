@@ -945,3 +945,67 @@ async fn every_tenant_rule_hands_the_checked_tenant_to_the_handler() {
         .unwrap();
     assert_eq!(res.status(), 400);
 }
+
+/// Two trusted issuers whose tenants are different namespaces: a token
+/// from one naming the other's tenant passes a plain tenant rule (the
+/// tenant is only a string), and is refused once the rule binds the tenant
+/// to its issuer.
+#[tokio::test]
+async fn a_tenant_rule_bound_to_an_issuer_refuses_the_same_tenant_from_another() {
+    let a = TestIssuer::new("pending");
+    let server = a.serve().await;
+    let verifier = Verifier::builder()
+        .trust(
+            Issuer::new("https://a.test")
+                .jwks_url(server.jwks_url())
+                .audience(AUD),
+        )
+        .trust(
+            Issuer::tenant_template("https://login.b.test/{tenantid}/v2.0")
+                .tenants(["acme"])
+                .jwks_url(server.jwks_url())
+                .audience(AUD),
+        )
+        .allow_insecure_http(true)
+        .build()
+        .await
+        .unwrap();
+    let app = Router::new()
+        .route(
+            "/plain/{tenant}",
+            get(checked_tenant).route_layer(authlayer::RequireTenant::path_segment(1)),
+        )
+        .route(
+            "/bound/{tenant}",
+            get(checked_tenant).route_layer(
+                authlayer::RequireTenant::path_segment(1)
+                    .issued_by("https://login.b.test/{tenantid}/v2.0"),
+            ),
+        )
+        .layer(VerifyLayer::new(verifier));
+    let base = format!("http://{}", serve_axum(app).await);
+    let http = reqwest::Client::new();
+    let from = |iss: &str| {
+        a.token()
+            .audience(AUD)
+            .claim("iss", iss)
+            .claim("tenant", "acme")
+            .sign()
+    };
+    let a_acme = from("https://a.test");
+    let b_acme = from("https://login.b.test/acme/v2.0");
+    // Unbound: the string "acme" is all the rule sees.
+    let res = http_get(&http, &format!("{base}/plain/acme"), Some(&a_acme)).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.text().await.unwrap(), "acme from https://a.test");
+    // Bound: only B's acme.
+    let res = http_get(&http, &format!("{base}/bound/acme"), Some(&a_acme)).await;
+    assert_eq!(res.status(), 403);
+    assert!(crate::common::challenge(&res).contains("tenant mismatch"));
+    let res = http_get(&http, &format!("{base}/bound/acme"), Some(&b_acme)).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(
+        res.text().await.unwrap(),
+        "acme from https://login.b.test/acme/v2.0"
+    );
+}

@@ -549,8 +549,7 @@ impl TenantRule {
                     (None, _) => false,
                 }
             }
-            TenantFrom::Host => host(req)
-                .ok_or(Reason::AmbiguousTenant)?
+            TenantFrom::Host => host(req)?
                 .as_deref()
                 .and_then(|h| h.split('.').next())
                 .is_some_and(|label| !label.is_empty() && label.eq_ignore_ascii_case(token)),
@@ -558,8 +557,8 @@ impl TenantRule {
     }
 }
 
-/// The host the request names, without a port: `Some(None)` when it names
-/// none, `None` when the places it names one disagree or cannot be read.
+/// The host the request names, without a port (`None`: it names none);
+/// `Err` when the places it names one disagree or cannot be read.
 ///
 /// SECURITY: frameworks and proxies read the host from different places in
 /// different orders (`axum_extra`'s `Host` takes `Forwarded`, then
@@ -568,13 +567,15 @@ impl TenantRule {
 /// serve another, so every place present must name the same host (ASCII
 /// case-insensitive, ports ignored as the tenant label ignores them), and
 /// each value of a list counts.
-fn host(req: RuleRequest<'_>) -> Option<Option<Cow<'_, str>>> {
+fn host(req: RuleRequest<'_>) -> Result<Option<Cow<'_, str>>, Reason> {
+    let ambiguous = || Reason::AmbiguousTenant;
     let mut hosts = Hosts::default();
     for value in req.headers.get_all(http::header::FORWARDED) {
-        forwarded_hosts(value.to_str().ok()?, &mut hosts)?;
+        let value = value.to_str().map_err(|_| ambiguous())?;
+        forwarded_hosts(value, &mut hosts).ok_or_else(ambiguous)?;
     }
     for value in req.headers.get_all("x-forwarded-host") {
-        for h in value.to_str().ok()?.split(',') {
+        for h in value.to_str().map_err(|_| ambiguous())?.split(',') {
             hosts.add(Cow::Borrowed(h.trim()));
         }
     }
@@ -582,9 +583,14 @@ fn host(req: RuleRequest<'_>) -> Option<Option<Cow<'_, str>>> {
         hosts.add(Cow::Borrowed(h));
     }
     for value in req.headers.get_all(http::header::HOST) {
-        hosts.add(Cow::Borrowed(value.to_str().ok()?.trim()));
+        let value = value.to_str().map_err(|_| ambiguous())?;
+        hosts.add(Cow::Borrowed(value.trim()));
     }
-    hosts.agree.then_some(hosts.first)
+    if hosts.agree {
+        Ok(hosts.first)
+    } else {
+        Err(ambiguous())
+    }
 }
 
 /// The hosts named so far: the first one, and whether all agree with it.

@@ -667,6 +667,18 @@ async fn futures_join(
     out
 }
 
+const SHAPE: &str = "claim has an unexpected shape";
+
+/// A route, the token's `roles` and `scope`, the status and a text the
+/// challenge must contain.
+type ShapeCase = (
+    &'static str,
+    Option<serde_json::Value>,
+    Option<&'static str>,
+    u16,
+    Option<&'static str>,
+);
+
 /// `not`, `any` and `all` over a claim of an unexpected shape: three-valued,
 /// so "cannot tell" never turns into an allow.
 #[tokio::test]
@@ -706,14 +718,7 @@ async fn not_of_an_odd_shaped_claim_denies_with_claim_shape_over_http() {
         }
         t.sign()
     };
-    const SHAPE: &str = "claim has an unexpected shape";
-    let cases: [(
-        &str,
-        Option<serde_json::Value>,
-        Option<&str>,
-        u16,
-        Option<&str>,
-    ); 12] = [
+    let cases: [ShapeCase; 12] = [
         // The confirmed cases: a string, and an array with a non-string.
         ("/not", Some(json!("banned")), None, 403, Some(SHAPE)),
         ("/not", Some(json!(["banned", 1])), None, 403, Some(SHAPE)),
@@ -777,6 +782,7 @@ async fn not_of_an_odd_shaped_claim_denies_with_claim_shape_over_http() {
 /// request is malformed (400), since frameworks read them in different
 /// orders and the handler may see another tenant than the rule checked.
 #[tokio::test]
+#[allow(clippy::too_many_lines)] // one table of header combinations
 async fn tenant_host_sources_that_disagree_are_refused_with_400() {
     let issuer = TestIssuer::new("https://idp.test");
     let verifier = verifier_with(&issuer, ClaimSources::rfc9068()).await;

@@ -285,6 +285,10 @@ reasons! {
     MissingRole => "missing_role", "required role missing", Forbidden;
     /// The tenant the request names is not the token's tenant.
     TenantMismatch => "tenant_mismatch", "tenant mismatch", Forbidden;
+    /// The request names its tenant in several places that disagree (the
+    /// `Host`, `X-Forwarded-Host` and `Forwarded` hosts, or several values
+    /// of the tenant header), so which tenant it asks for is ambiguous.
+    AmbiguousTenant => "ambiguous_tenant", "the request names its tenant ambiguously", InvalidRequest;
     /// A rule needs the token's tenant and the token has none.
     TenantMissing => "tenant_missing", "token has no tenant", Forbidden;
     /// The token's tenant is not one the rule allows.

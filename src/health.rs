@@ -162,6 +162,16 @@ impl Metrics {
     }
 }
 
+/// One counter per [`Reason`] (arrays derive `Default` only up to 32).
+#[derive(Debug)]
+pub(crate) struct PerReason([AtomicU64; Reason::EVERY.len()]);
+
+impl Default for PerReason {
+    fn default() -> Self {
+        Self(std::array::from_fn(|_| AtomicU64::new(0)))
+    }
+}
+
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
     pub(crate) fetches: AtomicU64,
@@ -171,7 +181,7 @@ pub(crate) struct Counters {
     pub(crate) cooldown_rejections: AtomicU64,
     pub(crate) accepted: AtomicU64,
     pub(crate) cache_hits: AtomicU64,
-    pub(crate) rejected: [AtomicU64; Reason::EVERY.len()],
+    pub(crate) rejected: PerReason,
     pub(crate) introspections: AtomicU64,
     pub(crate) introspection_failures: AtomicU64,
     pub(crate) introspection_cache_hits: AtomicU64,
@@ -180,7 +190,7 @@ pub(crate) struct Counters {
 
 impl Counters {
     pub(crate) fn reject(&self, reason: Reason) {
-        if let Some(c) = self.rejected.get(reason.index()) {
+        if let Some(c) = self.rejected.0.get(reason.index()) {
             c.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -198,7 +208,7 @@ impl Counters {
             cached_tokens,
             rejected: Reason::EVERY
                 .iter()
-                .zip(&self.rejected)
+                .zip(&self.rejected.0)
                 .map(|(r, c)| (r.code(), get(c)))
                 .filter(|(_, n)| *n > 0)
                 .collect(),

@@ -76,7 +76,7 @@ pub use layer::{
     RequirePolicy, RequirePolicyLayer, RequireRoles, RequireRolesLayer, RequireScopes,
     RequireScopesLayer, RequireTenant, RequireTenantLayer, ResponseFuture, Verify, VerifyLayer,
 };
-pub use policy::{MethodRules, Policy, Rule, RuleRequest};
+pub use policy::{CheckedTenant, MethodRules, Policy, Rule, RuleRequest};
 pub use reject::{DefaultReject, OnReject, RejectContext};
 pub use verifier::{Issuer, Stale, Verifier, VerifierBuilder};
 

@@ -24,6 +24,7 @@
 //! # Ok::<(), serde_json::Error>(())
 //! ```
 
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 
@@ -61,6 +62,53 @@ pub trait Rule: sealed::Sealed + Send + Sync + 'static {
     /// decide on (anonymous, or no `VerifyLayer`).
     #[doc(hidden)]
     fn info(&self, req: RuleRequest<'_>) -> &RuleInfo;
+
+    /// What an allowed request carries on to the handler: the tenant a
+    /// tenant rule checked.
+    #[doc(hidden)]
+    fn checked(&self, _claims: &Claims) -> Option<CheckedTenant> {
+        None
+    }
+}
+
+/// The tenant a [`RequireTenant`](crate::RequireTenant) rule checked, in
+/// the request extensions of every request it allows: the token's tenant,
+/// which the request names (for [`host`](crate::RequireTenant::host), up
+/// to ASCII case). Handlers read it (`Extension<CheckedTenant>` in axum)
+/// rather than the path, header or host again, so they serve the tenant
+/// that was checked.
+///
+/// A tenant is only meaningful with the issuer that vouched for it: when
+/// you trust several issuers, key your data by
+/// ([`issuer`](Self::issuer), [`as_str`](Self::as_str)).
+#[derive(Clone)]
+pub struct CheckedTenant(Arc<crate::claims::StandardClaims>);
+
+impl CheckedTenant {
+    /// The tenant.
+    pub fn as_str(&self) -> &str {
+        self.0.tenant.as_deref().unwrap_or_default()
+    }
+
+    /// The issuer (`iss`) of the token that named the tenant.
+    pub fn issuer(&self) -> Option<&str> {
+        self.0.iss.as_deref()
+    }
+}
+
+impl fmt::Debug for CheckedTenant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CheckedTenant")
+            .field("tenant", &self.as_str())
+            .field("issuer", &self.issuer())
+            .finish()
+    }
+}
+
+impl fmt::Display for CheckedTenant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,6 +126,20 @@ enum Mode {
 /// a closure that says no [`PolicyDenied`](Reason::PolicyDenied) (plain
 /// 403s). When the claim a rule needs arrived in an unexpected shape, the
 /// reason is [`ClaimShape`](Reason::ClaimShape).
+///
+/// # Claims of an unexpected shape
+///
+/// A policy is evaluated with three values: it holds, it does not, or it
+/// cannot be told. An absent claim is an empty list (a token without
+/// `roles` has no role, so `not(roles_any(["banned"]))` holds). A claim of
+/// an unexpected shape (`"roles": "banned"`, `"roles": ["banned", 1]`) is
+/// unknown: a predicate needing it cannot be told, and neither can its
+/// [`not`](Policy::not). [`all`](Policy::all) and [`any`](Policy::any)
+/// follow Kleene's logic: `any` holds if one part holds, `all` fails if one
+/// part fails, whatever the unknown parts; otherwise an unknown part makes
+/// the whole unknown. A policy that cannot be told is denied with
+/// [`ClaimShape`](Reason::ClaimShape). Your own [`claims`](Policy::claims)
+/// predicates always answer yes or no.
 #[derive(Clone)]
 pub struct Policy(Arc<Node>);
 
@@ -188,56 +250,82 @@ impl Policy {
         self.check(&claims.to_standard()).is_ok()
     }
 
-    /// The decision, with the reason of a denial.
+    /// The decision, with the reason of a denial. A policy that cannot be
+    /// evaluated (see [`Policy`]) is denied with
+    /// [`ClaimShape`](Reason::ClaimShape).
     pub fn check(&self, claims: &Claims) -> Result<(), Reason> {
+        match self.eval(claims) {
+            Truth::Yes => Ok(()),
+            Truth::No(reason) => Err(reason),
+            Truth::Unknown => Err(Reason::ClaimShape),
+        }
+    }
+
+    /// Three-valued evaluation (Kleene logic).
+    ///
+    /// SECURITY: a claim that arrived in an unexpected shape is neither
+    /// "has it" nor "lacks it" but unknown, and `not(unknown)` is still
+    /// unknown: otherwise `not(roles_any(["banned"]))` would allow a token
+    /// whose `roles` is the string `"banned"`. An absent claim is the empty
+    /// set, known.
+    fn eval(&self, claims: &Claims) -> Truth {
+        let odd = |slot| claims.standard().unexpected(slot);
         match &*self.0 {
             Node::Scopes(mode, scopes) => {
                 let granted = claims.scopes();
-                if matches(*mode, scopes, |s| granted.contains(s)) {
-                    Ok(())
-                } else {
-                    Err(Reason::InsufficientScope)
-                }
+                let held = matches(*mode, scopes, |s| granted.contains(s), odd(Slot::Scopes));
+                Truth::of(held, Reason::InsufficientScope)
             }
             Node::Roles(mode, roles) => {
-                if matches(*mode, roles, |r| claims.has_role(r)) {
-                    Ok(())
-                } else if claims.standard().unexpected(Slot::Roles) {
-                    Err(Reason::ClaimShape)
-                } else {
-                    Err(Reason::MissingRole)
-                }
+                let held = matches(*mode, roles, |r| claims.has_role(r), odd(Slot::Roles));
+                Truth::of(held, Reason::MissingRole)
             }
             Node::TenantIn(tenants) => match claims.tenant() {
-                Some(t) if tenants.iter().any(|x| x == t) => Ok(()),
-                Some(_) => Err(Reason::TenantNotAllowed),
-                None => Err(tenant_absent(claims)),
+                Some(t) if tenants.iter().any(|x| x == t) => Truth::Yes,
+                Some(_) => Truth::No(Reason::TenantNotAllowed),
+                None if odd(Slot::Tenant) => Truth::Unknown,
+                None => Truth::No(Reason::TenantMissing),
             },
-            Node::Claims(_, predicate) => {
-                if predicate(claims) {
-                    Ok(())
-                } else {
-                    Err(Reason::PolicyDenied)
-                }
-            }
-            Node::All(policies) => policies.iter().try_for_each(|p| p.check(claims)),
-            Node::Any(policies) => {
-                let mut common: Option<Reason> = None;
+            Node::Claims(_, predicate) => Truth::of(Some(predicate(claims)), Reason::PolicyDenied),
+            Node::All(policies) => {
+                // false wins over unknown; the first false names the reason.
+                let mut unknown = false;
                 for p in policies {
-                    match p.check(claims) {
-                        Ok(()) => return Ok(()),
-                        Err(reason) if common.is_none_or(|c| c == reason) => common = Some(reason),
-                        Err(_) => common = Some(Reason::PolicyDenied),
+                    match p.eval(claims) {
+                        Truth::Yes => {}
+                        no @ Truth::No(_) => return no,
+                        Truth::Unknown => unknown = true,
                     }
                 }
-                Err(common.unwrap_or(Reason::PolicyDenied))
+                if unknown { Truth::Unknown } else { Truth::Yes }
             }
-            Node::Not(policy) => match policy.check(claims) {
-                Ok(()) => Err(Reason::PolicyDenied),
-                Err(_) => Ok(()),
+            Node::Any(policies) => {
+                // true wins over unknown, unknown over false.
+                let mut unknown = false;
+                let mut common: Option<Reason> = None;
+                for p in policies {
+                    match p.eval(claims) {
+                        Truth::Yes => return Truth::Yes,
+                        Truth::Unknown => unknown = true,
+                        Truth::No(reason) if common.is_none_or(|c| c == reason) => {
+                            common = Some(reason);
+                        }
+                        Truth::No(_) => common = Some(Reason::PolicyDenied),
+                    }
+                }
+                if unknown {
+                    Truth::Unknown
+                } else {
+                    Truth::No(common.unwrap_or(Reason::PolicyDenied))
+                }
+            }
+            Node::Not(policy) => match policy.eval(claims) {
+                Truth::Yes => Truth::No(Reason::PolicyDenied),
+                Truth::No(_) => Truth::Yes,
+                Truth::Unknown => Truth::Unknown,
             },
-            Node::Allow => Ok(()),
-            Node::Deny => Err(Reason::PolicyDenied),
+            Node::Allow => Truth::Yes,
+            Node::Deny => Truth::No(Reason::PolicyDenied),
         }
     }
 
@@ -271,10 +359,38 @@ impl Policy {
     }
 }
 
-fn matches(mode: Mode, wanted: &[String], has: impl Fn(&str) -> bool) -> bool {
-    match mode {
+/// Whether the token holds `wanted` (every one, or one of them): `None`
+/// when that depends on a claim that arrived in an unexpected shape (`odd`),
+/// since what it would have held is unknown.
+fn matches(mode: Mode, wanted: &[String], has: impl Fn(&str) -> bool, odd: bool) -> Option<bool> {
+    let held = match mode {
         Mode::All => wanted.iter().all(|w| has(w)),
         Mode::Any => wanted.iter().any(|w| has(w)),
+    };
+    // With nothing wanted the answer holds whatever the claim says.
+    if held || wanted.is_empty() || !odd {
+        Some(held)
+    } else {
+        None
+    }
+}
+
+/// The value of a policy over some claims: holds, does not hold (and
+/// why), or cannot be told because a claim it needs has an unexpected shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Truth {
+    Yes,
+    No(Reason),
+    Unknown,
+}
+
+impl Truth {
+    fn of(held: Option<bool>, reason: Reason) -> Self {
+        match held {
+            Some(true) => Truth::Yes,
+            Some(false) => Truth::No(reason),
+            None => Truth::Unknown,
+        }
     }
 }
 
@@ -349,6 +465,9 @@ enum TenantFrom {
 #[derive(Debug, Clone)]
 pub struct TenantRule {
     from: TenantFrom,
+    /// Issuer names (`{tenantid}` standing for the tenant) the token must
+    /// come from; empty: any.
+    issuers: Vec<Box<str>>,
     info: RuleInfo,
 }
 
@@ -356,6 +475,7 @@ impl TenantRule {
     fn new(from: TenantFrom) -> Self {
         Self {
             from,
+            issuers: Vec::new(),
             info: RuleInfo {
                 rule: "tenant",
                 ..RuleInfo::default()
@@ -375,8 +495,41 @@ impl TenantRule {
         Self::new(TenantFrom::Host)
     }
 
-    fn named(&self, req: RuleRequest<'_>, token: &str) -> bool {
-        match &self.from {
+    pub(crate) fn issued_by(mut self, issuer: String) -> Self {
+        self.issuers.push(issuer.into_boxed_str());
+        self
+    }
+
+    /// Whether the token comes from an issuer this rule binds its tenants
+    /// to (any, when none is named).
+    ///
+    /// SECURITY: a tenant is a name in its issuer's namespace. When several
+    /// issuers are trusted, one may name a tenant that is another's
+    /// customer; binding the rule to the tenant's own issuer name keeps
+    /// them apart.
+    fn issuer_ok(&self, claims: &Claims, tenant: &str) -> bool {
+        if self.issuers.is_empty() {
+            return true;
+        }
+        let Some(iss) = claims.iss() else {
+            return false;
+        };
+        self.issuers
+            .iter()
+            .any(|name| match name.split_once("{tenantid}") {
+                Some((prefix, suffix)) => {
+                    iss.strip_prefix(prefix)
+                        .and_then(|rest| rest.strip_suffix(suffix))
+                        == Some(tenant)
+                }
+                None => **name == *iss,
+            })
+    }
+
+    /// Whether the request names tenant `token`; `Err` when it names its
+    /// tenant ambiguously.
+    fn named(&self, req: RuleRequest<'_>, token: &str) -> Result<bool, Reason> {
+        Ok(match &self.from {
             TenantFrom::Segment(i) => req
                 .uri
                 .path()
@@ -392,28 +545,143 @@ impl TenantRule {
                 // SECURITY: two values would let the request name two tenants.
                 match (values.next(), values.next()) {
                     (Some(v), None) => v.as_bytes() == token.as_bytes() && !token.is_empty(),
-                    _ => false,
+                    (Some(_), Some(_)) => return Err(Reason::AmbiguousTenant),
+                    (None, _) => false,
                 }
             }
-            TenantFrom::Host => host(req)
+            TenantFrom::Host => host(req)?
+                .as_deref()
                 .and_then(|h| h.split('.').next())
                 .is_some_and(|label| !label.is_empty() && label.eq_ignore_ascii_case(token)),
+        })
+    }
+}
+
+/// The host the request names, without a port (`None`: it names none);
+/// `Err` when the places it names one disagree or cannot be read.
+///
+/// SECURITY: frameworks and proxies read the host from different places in
+/// different orders (`axum_extra`'s `Host` takes `Forwarded`, then
+/// `X-Forwarded-Host`, then `Host`, then the URI). Checking one of them
+/// while the handler reads another would bind the token to one tenant and
+/// serve another, so every place present must name the same host (ASCII
+/// case-insensitive, ports ignored as the tenant label ignores them), and
+/// each value of a list counts.
+fn host(req: RuleRequest<'_>) -> Result<Option<Cow<'_, str>>, Reason> {
+    let ambiguous = || Reason::AmbiguousTenant;
+    let mut hosts = Hosts::default();
+    for value in req.headers.get_all(http::header::FORWARDED) {
+        let value = value.to_str().map_err(|_| ambiguous())?;
+        forwarded_hosts(value, &mut hosts).ok_or_else(ambiguous)?;
+    }
+    for value in req.headers.get_all("x-forwarded-host") {
+        for h in value.to_str().map_err(|_| ambiguous())?.split(',') {
+            hosts.add(Cow::Borrowed(h.trim()));
+        }
+    }
+    if let Some(h) = req.uri.host() {
+        hosts.add(Cow::Borrowed(h));
+    }
+    for value in req.headers.get_all(http::header::HOST) {
+        let value = value.to_str().map_err(|_| ambiguous())?;
+        hosts.add(Cow::Borrowed(value.trim()));
+    }
+    if hosts.agree {
+        Ok(hosts.first)
+    } else {
+        Err(ambiguous())
+    }
+}
+
+/// The hosts named so far: the first one, and whether all agree with it.
+struct Hosts<'a> {
+    first: Option<Cow<'a, str>>,
+    agree: bool,
+}
+
+impl Default for Hosts<'_> {
+    fn default() -> Self {
+        Self {
+            first: None,
+            agree: true,
         }
     }
 }
 
-fn host(req: RuleRequest<'_>) -> Option<&str> {
-    let raw = match req.uri.host() {
-        Some(h) => h,
-        None => req.headers.get(http::header::HOST)?.to_str().ok()?,
-    };
-    Some(raw.rsplit_once(':').map_or(raw, |(h, port)| {
+impl<'a> Hosts<'a> {
+    fn add(&mut self, raw: Cow<'a, str>) {
+        let host = match raw {
+            Cow::Borrowed(h) => Cow::Borrowed(without_port(h)),
+            Cow::Owned(h) => Cow::Owned(without_port(&h).to_owned()),
+        };
+        match &self.first {
+            None => self.first = Some(host),
+            Some(first) => self.agree &= first.eq_ignore_ascii_case(&host),
+        }
+    }
+}
+
+fn without_port(raw: &str) -> &str {
+    raw.rsplit_once(':').map_or(raw, |(h, port)| {
         if port.bytes().all(|b| b.is_ascii_digit()) {
             h
         } else {
             raw
         }
-    }))
+    })
+}
+
+/// Adds the `host=` parameters of one `Forwarded` header value (RFC 7239:
+/// elements separated by `,`, pairs by `;`, values tokens or quoted
+/// strings). `None` when the value cannot be parsed.
+fn forwarded_hosts<'a>(value: &'a str, hosts: &mut Hosts<'a>) -> Option<()> {
+    let mut pair = |text: &'a str| -> Option<()> {
+        let Some((name, value)) = text.split_once('=') else {
+            // Empty list elements are allowed; a name without a value is not.
+            return text.trim().is_empty().then_some(());
+        };
+        if name.trim().eq_ignore_ascii_case("host") {
+            hosts.add(unquote(value.trim())?);
+        }
+        Some(())
+    };
+    let (mut start, mut quoted, mut escaped) = (0, false, false);
+    for (i, b) in value.bytes().enumerate() {
+        if escaped {
+            escaped = false;
+            continue;
+        }
+        match b {
+            b'\\' if quoted => escaped = true,
+            b'"' => quoted = !quoted,
+            b';' | b',' if !quoted => {
+                pair(&value[start..i])?;
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    if quoted {
+        return None;
+    }
+    pair(&value[start..])
+}
+
+/// A token as it is, a quoted string without its quotes and escapes.
+fn unquote(value: &str) -> Option<Cow<'_, str>> {
+    let Some(inner) = value.strip_prefix('"') else {
+        return (!value.contains('"')).then_some(Cow::Borrowed(value));
+    };
+    let inner = inner.strip_suffix('"')?;
+    if !inner.contains('\\') {
+        return Some(Cow::Borrowed(inner));
+    }
+    let mut out = String::with_capacity(inner.len());
+    let mut chars = inner.chars();
+    while let Some(c) = chars.next() {
+        out.push(if c == '\\' { chars.next()? } else { c });
+    }
+    Some(Cow::Owned(out))
 }
 
 impl sealed::Sealed for TenantRule {}
@@ -422,10 +690,18 @@ impl Rule for TenantRule {
     fn decide(&self, req: RuleRequest<'_>, claims: &Claims) -> (Result<(), Reason>, &RuleInfo) {
         let decision = match claims.tenant() {
             None => Err(tenant_absent(claims)),
-            Some(t) if self.named(req, t) => Ok(()),
-            Some(_) => Err(Reason::TenantMismatch),
+            Some(t) => match self.named(req, t) {
+                Ok(true) if self.issuer_ok(claims, t) => Ok(()),
+                Ok(_) => Err(Reason::TenantMismatch),
+                Err(reason) => Err(reason),
+            },
         };
         (decision, &self.info)
+    }
+
+    fn checked(&self, claims: &Claims) -> Option<CheckedTenant> {
+        claims.tenant()?;
+        Some(CheckedTenant(claims.standard_arc()))
     }
 
     fn info(&self, _: RuleRequest<'_>) -> &RuleInfo {
@@ -525,6 +801,7 @@ impl Rule for MethodRules {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ClaimSources;
 
     fn claims(json: &str) -> Claims {
         Claims::from_json(json).unwrap()
@@ -608,6 +885,78 @@ mod tests {
     }
 
     #[test]
+    fn not_of_an_odd_shaped_claim_is_unknown_and_denies_with_claim_shape() {
+        let p = Policy::not(Policy::roles_any(["banned"]));
+        for json in [
+            r#"{"roles":"banned"}"#,
+            r#"{"roles":["banned",1]}"#,
+            r#"{"roles":7}"#,
+        ] {
+            assert_eq!(p.check(&claims(json)), Err(Reason::ClaimShape), "{json}");
+        }
+        assert_eq!(p.check(&claims("{}")), Ok(()));
+        assert_eq!(p.check(&claims(r#"{"roles":null}"#)), Ok(()));
+        assert_eq!(
+            Policy::not(Policy::scopes_any(["admin"])).check(&claims(r#"{"scp":{"admin":1}}"#)),
+            Err(Reason::ClaimShape)
+        );
+        assert_eq!(
+            Policy::not(Policy::tenant_in(["acme"])).check(&claims(r#"{"tenant":["acme"]}"#)),
+            Err(Reason::ClaimShape)
+        );
+        assert_eq!(
+            Policy::not(Policy::tenant_in(["acme"])).check(&claims("{}")),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn any_and_all_follow_kleene_logic_over_unknown_parts() {
+        let odd = claims(r#"{"roles":"admin","scope":"s"}"#);
+        let unknown = Policy::roles_all(["admin"]);
+        let yes = Policy::scopes_all(["s"]);
+        let no = Policy::scopes_all(["t"]);
+        assert_eq!(
+            Policy::any([unknown.clone(), yes.clone()]).check(&odd),
+            Ok(())
+        );
+        assert_eq!(
+            Policy::any([no.clone(), unknown.clone()]).check(&odd),
+            Err(Reason::ClaimShape)
+        );
+        assert_eq!(
+            Policy::all([unknown.clone(), no.clone()]).check(&odd),
+            Err(Reason::InsufficientScope)
+        );
+        assert_eq!(
+            Policy::all([yes, unknown.clone()]).check(&odd),
+            Err(Reason::ClaimShape)
+        );
+        // Nothing wanted needs nothing from the claim.
+        assert_eq!(Policy::roles_all(Vec::<String>::new()).check(&odd), Ok(()));
+        assert_eq!(
+            Policy::roles_any(Vec::<String>::new()).check(&odd),
+            Err(Reason::MissingRole)
+        );
+        // A role the odd claim's well-formed sibling source grants is known.
+        let sources = ClaimSources::rfc9068().roles([
+            crate::ClaimPath::new("roles", crate::ValueShape::Array),
+            crate::ClaimPath::new("groups", crate::ValueShape::Array),
+        ]);
+        let partly =
+            Claims::from_json_with(r#"{"roles":["admin"],"groups":"x"}"#, &sources).unwrap();
+        assert_eq!(Policy::roles_any(["admin"]).check(&partly), Ok(()));
+        assert_eq!(
+            Policy::roles_all(["admin", "x"]).check(&partly),
+            Err(Reason::ClaimShape)
+        );
+        assert_eq!(
+            Policy::not(Policy::roles_any(["admin"])).check(&partly),
+            Err(Reason::PolicyDenied)
+        );
+    }
+
+    #[test]
     fn audit_info_names_every_scope_and_role_mentioned() {
         let p = Policy::any([Policy::roles_all(["admin"]), Policy::scopes_all(["a", "b"])]);
         let info = p.info("policy");
@@ -661,8 +1010,124 @@ mod tests {
         h.append("x-tenant", "acme".parse().unwrap());
         assert_eq!(
             rule.decide(req(&uri, &h), &c).0,
+            Err(Reason::AmbiguousTenant)
+        );
+    }
+
+    #[test]
+    fn tenant_host_sources_must_all_name_the_same_host() {
+        let rule = TenantRule::host();
+        let c = claims(r#"{"tenant":"acme"}"#);
+        let decide = |uri: &str, headers: &[(&str, &str)]| {
+            let uri: Uri = uri.parse().unwrap();
+            let mut h = HeaderMap::new();
+            for (name, value) in headers {
+                h.append(
+                    HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                    value.parse().unwrap(),
+                );
+            }
+            rule.decide(req(&uri, &h), &c).0
+        };
+        let ok = [
+            ("/x", vec![("forwarded", "host=acme.shop")]),
+            (
+                "/x",
+                vec![
+                    ("forwarded", "for=a, host=\"ACME.shop:1\";proto=https"),
+                    ("host", "acme.shop"),
+                ],
+            ),
+            (
+                "/x",
+                vec![("forwarded", "host=\"ac\\me.shop\""), ("host", "acme.shop")],
+            ),
+            (
+                "/x",
+                vec![("forwarded", "for=\"a,host=evil\""), ("host", "acme.shop")],
+            ),
+            (
+                "/x",
+                vec![("x-forwarded-host", "acme.shop , acme.shop:8080")],
+            ),
+            ("http://acme.shop/x", vec![("host", "ACME.shop")]),
+            ("/x", vec![("forwarded", ",;for=a"), ("host", "acme.shop")]),
+        ];
+        for (uri, headers) in ok {
+            assert_eq!(decide(uri, &headers), Ok(()), "{uri} {headers:?}");
+        }
+        let ambiguous = [
+            ("http://evil.shop/x", vec![("host", "acme.shop")]),
+            ("/x", vec![("host", "acme.shop"), ("host", "evil.shop")]),
+            (
+                "/x",
+                vec![("x-forwarded-host", "acme.shop,"), ("host", "acme.shop")],
+            ),
+            (
+                "/x",
+                vec![("forwarded", "host=\"acme.shop"), ("host", "acme.shop")],
+            ),
+            ("/x", vec![("forwarded", "host"), ("host", "acme.shop")]),
+            (
+                "/x",
+                vec![("forwarded", "host=a\"b"), ("host", "acme.shop")],
+            ),
+            (
+                "/x",
+                vec![
+                    ("forwarded", "host=evil.shop"),
+                    ("x-forwarded-host", "acme.shop"),
+                ],
+            ),
+        ];
+        for (uri, headers) in ambiguous {
+            assert_eq!(
+                decide(uri, &headers),
+                Err(Reason::AmbiguousTenant),
+                "{uri} {headers:?}"
+            );
+        }
+        assert_eq!(decide("/x", &[]), Err(Reason::TenantMismatch));
+    }
+
+    #[test]
+    fn a_tenant_rule_bound_to_issuers_refuses_tokens_of_others() {
+        let rule = TenantRule::host()
+            .issued_by("https://login.b/{tenantid}/v2.0".into())
+            .issued_by("https://c.test".into());
+        let uri: Uri = "/x".parse().unwrap();
+        let mut h = HeaderMap::new();
+        h.insert("host", "acme.shop".parse().unwrap());
+        for (iss, ok) in [
+            ("https://login.b/acme/v2.0", true),
+            ("https://c.test", true),
+            ("https://login.b/globex/v2.0", false),
+            ("https://login.b/acme/v2.0/", false),
+            ("https://a.test", false),
+        ] {
+            let c = claims(&format!(r#"{{"tenant":"acme","iss":"{iss}"}}"#));
+            let want = if ok {
+                Ok(())
+            } else {
+                Err(Reason::TenantMismatch)
+            };
+            assert_eq!(rule.decide(req(&uri, &h), &c).0, want, "{iss}");
+        }
+        assert_eq!(
+            rule.decide(req(&uri, &h), &claims(r#"{"tenant":"acme"}"#))
+                .0,
             Err(Reason::TenantMismatch)
         );
+    }
+
+    #[test]
+    fn a_checked_tenant_carries_the_tokens_tenant_and_issuer() {
+        let c = claims(r#"{"tenant":"acme","iss":"https://a.test"}"#);
+        let t = TenantRule::host().checked(&c).unwrap();
+        assert_eq!((t.as_str(), t.issuer()), ("acme", Some("https://a.test")));
+        assert_eq!(t.to_string(), "acme");
+        assert!(TenantRule::host().checked(&claims("{}")).is_none());
+        assert!(PolicyRule::new(Policy::allow()).checked(&c).is_none());
     }
 
     #[test]

@@ -70,7 +70,9 @@ pub type RequirePolicyLayer<R = DefaultReject> = RequireLayer<PolicyRule, R>;
 /// The service built by [`RequirePolicyLayer`].
 pub type RequirePolicy<S, R = DefaultReject> = Require<S, PolicyRule, R>;
 /// [`RequireLayer`] binding the request's tenant to the token's:
-/// `RequireTenant::path_segment(n)`, `::header(name)`, `::host()`.
+/// `RequireTenant::path_segment(n)`, `::header(name)`, `::host()`. An
+/// allowed request carries the [`CheckedTenant`](crate::CheckedTenant) on
+/// to the handler.
 pub type RequireTenantLayer<R = DefaultReject> = RequireLayer<TenantRule, R>;
 /// The service built by [`RequireTenantLayer`].
 pub type RequireTenant<S, R = DefaultReject> = Require<S, TenantRule, R>;
@@ -166,15 +168,45 @@ impl RequireTenant<()> {
         RequireLayer::new(TenantRule::segment(index))
     }
 
-    /// The tenant is the value of header `name` (exactly one value).
+    /// The tenant is the value of header `name`. Two values are refused
+    /// with 400 `invalid_request`.
     pub fn header(name: HeaderName) -> RequireTenantLayer {
         RequireLayer::new(TenantRule::header(name))
     }
 
     /// The tenant is the first label of the host: `acme.shop.example` names
-    /// `acme` (ASCII case-insensitive).
+    /// `acme` (ASCII case-insensitive, port ignored). The host is read from
+    /// every place a framework or proxy may take it (`Forwarded` `host=`,
+    /// `X-Forwarded-Host`, the URI's authority, `Host`): when those present
+    /// disagree, or one lists several hosts that disagree, the request is
+    /// refused with 400 `invalid_request`
+    /// ([`AmbiguousTenant`](crate::Reason::AmbiguousTenant)).
     pub fn host() -> RequireTenantLayer {
         RequireLayer::new(TenantRule::host())
+    }
+}
+
+impl<R> RequireLayer<TenantRule, R> {
+    /// Binds the tenant to its issuer: the token must also come from
+    /// `issuer`, where `{tenantid}` stands for the tenant
+    /// (`https://login.microsoftonline.com/{tenantid}/v2.0`), or an exact
+    /// issuer name. Call it again to allow several. Needed when you trust
+    /// several issuers whose tenants are different namespaces: a tenant is
+    /// only a name, and one issuer may name another's customer. Defaults
+    /// to any issuer the verifier trusts.
+    ///
+    /// ```
+    /// use authlayer::RequireTenant;
+    ///
+    /// let rule = RequireTenant::host().issued_by("https://login.example/{tenantid}/v2.0");
+    /// # let _ = rule;
+    /// ```
+    #[must_use]
+    pub fn issued_by(self, issuer: impl Into<String>) -> Self {
+        RequireLayer {
+            rule: Arc::new((*self.rule).clone().issued_by(issuer.into())),
+            on_reject: self.on_reject,
+        }
     }
 }
 
@@ -244,7 +276,7 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+    fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
         let view = RuleRequest {
             method: req.method(),
             uri: req.uri(),
@@ -259,6 +291,9 @@ where
                     Ok(()) => {
                         if let Some(marker) = marker {
                             marker.trail.allow(info);
+                        }
+                        if let Some(tenant) = self.layer.rule.checked(claims) {
+                            req.extensions_mut().insert(tenant);
                         }
                         return ResponseFuture::inner(self.inner.call(req));
                     }

@@ -817,4 +817,351 @@ async fn forged_tokens_naming_unreal_tenants_neither_hold_tenant_slots_nor_clear
         .unwrap();
     assert_eq!(ok.tenant(), Some("t-real-2"));
     assert!(verifier.health().ready, "{:?}", verifier.health());
+const SHAPE: &str = "claim has an unexpected shape";
+
+/// A route, the token's `roles` and `scope`, the status and a text the
+/// challenge must contain.
+type ShapeCase = (
+    &'static str,
+    Option<serde_json::Value>,
+    Option<&'static str>,
+    u16,
+    Option<&'static str>,
+);
+
+/// `not`, `any` and `all` over a claim of an unexpected shape: three-valued,
+/// so "cannot tell" never turns into an allow.
+#[tokio::test]
+async fn not_of_an_odd_shaped_claim_denies_with_claim_shape_over_http() {
+    let issuer = TestIssuer::new("https://idp.test");
+    let verifier = verifier_with(&issuer, ClaimSources::rfc9068()).await;
+    let not_banned = || Policy::not(Policy::roles_any(["banned"]));
+    let app = Router::new()
+        .route(
+            "/not",
+            get(|| async { "ok" }).route_layer(RequirePolicy::new(not_banned())),
+        )
+        .route(
+            "/any",
+            get(|| async { "ok" }).route_layer(RequirePolicy::new(Policy::any([
+                Policy::scopes_all(["orders:read"]),
+                not_banned(),
+            ]))),
+        )
+        .route(
+            "/all",
+            get(|| async { "ok" }).route_layer(RequirePolicy::new(Policy::all([
+                Policy::scopes_all(["orders:read"]),
+                not_banned(),
+            ]))),
+        )
+        .layer(VerifyLayer::new(verifier));
+    let base = format!("http://{}", serve_axum(app).await);
+    let http = reqwest::Client::new();
+    let token = |roles: Option<serde_json::Value>, scope: Option<&str>| {
+        let mut t = orders_token(&issuer).sub("alice");
+        if let Some(roles) = roles {
+            t = t.claim("roles", roles);
+        }
+        if let Some(scope) = scope {
+            t = t.scope(scope);
+        }
+        t.sign()
+    };
+    let cases: [ShapeCase; 12] = [
+        // The confirmed cases: a string, and an array with a non-string.
+        ("/not", Some(json!("banned")), None, 403, Some(SHAPE)),
+        ("/not", Some(json!(["banned", 1])), None, 403, Some(SHAPE)),
+        (
+            "/not",
+            Some(json!({"banned": true})),
+            None,
+            403,
+            Some(SHAPE),
+        ),
+        // Absent is the empty set; a well-formed list is read.
+        ("/not", None, None, 200, None),
+        ("/not", Some(json!(["user"])), None, 200, None),
+        ("/not", Some(json!(["user", "banned"])), None, 403, None),
+        // any(true, unknown) = true; any(false, unknown) = unknown.
+        (
+            "/any",
+            Some(json!("banned")),
+            Some("orders:read"),
+            200,
+            None,
+        ),
+        ("/any", Some(json!("banned")), Some("x"), 403, Some(SHAPE)),
+        // all(false, unknown) = false; all(true, unknown) = unknown.
+        (
+            "/all",
+            Some(json!(["banned", 1])),
+            Some("x"),
+            403,
+            Some("insufficient_scope"),
+        ),
+        (
+            "/all",
+            Some(json!(["banned", 1])),
+            Some("orders:read"),
+            403,
+            Some(SHAPE),
+        ),
+        ("/all", None, Some("orders:read"), 200, None),
+        (
+            "/all",
+            Some(json!(["banned"])),
+            Some("orders:read"),
+            403,
+            None,
+        ),
+    ];
+    for (path, roles, scope, status, challenge) in cases {
+        let label = format!("{path} roles={roles:?} scope={scope:?}");
+        let res = http_get(&http, &format!("{base}{path}"), Some(&token(roles, scope))).await;
+        assert_eq!(res.status(), status, "{label}");
+        if let Some(want) = challenge {
+            let got = crate::common::challenge(&res);
+            assert!(got.contains(want), "{label}: {got}");
+        }
+    }
+}
+
+/// `RequireTenant::host()` when the request names its host in several
+/// places (`Forwarded`, `X-Forwarded-Host`, `Host`): they must agree, or the
+/// request is malformed (400), since frameworks read them in different
+/// orders and the handler may see another tenant than the rule checked.
+#[tokio::test]
+#[allow(clippy::too_many_lines)] // one table of header combinations
+async fn tenant_host_sources_that_disagree_are_refused_with_400() {
+    let issuer = TestIssuer::new("https://idp.test");
+    let verifier = verifier_with(&issuer, ClaimSources::rfc9068()).await;
+    let app = Router::new()
+        .route(
+            "/t",
+            get(checked_tenant).route_layer(authlayer::RequireTenant::host()),
+        )
+        .layer(VerifyLayer::new(verifier));
+    let base = format!("http://{}", serve_axum(app).await);
+    let http = reqwest::Client::new();
+    let acme = orders_token(&issuer).claim("tenant", "acme").sign();
+    let cases: &[(&[(&str, &str)], u16)] = &[
+        (&[("host", "acme.example")], 200),
+        (
+            &[
+                ("host", "acme.example"),
+                ("x-forwarded-host", "ACME.example:8443"),
+            ],
+            200,
+        ),
+        (
+            &[
+                ("host", "acme.example:80"),
+                (
+                    "forwarded",
+                    "for=192.0.2.1;host=\"acme.example:443\";proto=https",
+                ),
+            ],
+            200,
+        ),
+        // The confirmed case, and the other way round.
+        (
+            &[
+                ("host", "acme.example"),
+                ("x-forwarded-host", "globex.example"),
+            ],
+            400,
+        ),
+        (
+            &[
+                ("host", "globex.example"),
+                ("x-forwarded-host", "acme.example"),
+            ],
+            400,
+        ),
+        // Several values, as a list or as repeated headers.
+        (
+            &[
+                ("host", "acme.example"),
+                ("x-forwarded-host", "acme.example, globex.example"),
+            ],
+            400,
+        ),
+        (
+            &[
+                ("host", "acme.example"),
+                ("x-forwarded-host", "acme.example"),
+                ("x-forwarded-host", "globex.example"),
+            ],
+            400,
+        ),
+        (
+            &[
+                ("host", "acme.example"),
+                ("forwarded", "for=192.0.2.1;host=globex.example"),
+            ],
+            400,
+        ),
+        (
+            &[
+                ("host", "acme.example"),
+                ("forwarded", "host=acme.example, host=globex.example"),
+            ],
+            400,
+        ),
+        (
+            &[
+                ("host", "acme.example"),
+                ("forwarded", "For=\"[2001:db8::1]\";HOST=globex.example"),
+            ],
+            400,
+        ),
+        (
+            &[
+                ("host", "acme.example"),
+                ("x-forwarded-host", "acme.example"),
+                ("forwarded", "host=globex.example"),
+            ],
+            400,
+        ),
+        // Agreeing on another tenant is a plain mismatch.
+        (
+            &[
+                ("host", "globex.example"),
+                ("x-forwarded-host", "globex.example"),
+            ],
+            403,
+        ),
+    ];
+    for (headers, status) in cases {
+        let mut req = http.get(format!("{base}/t")).bearer_auth(&acme);
+        for (name, value) in *headers {
+            req = req.header(*name, *value);
+        }
+        let res = req.send().await.unwrap();
+        assert_eq!(res.status(), *status, "{headers:?}");
+        if *status == 200 {
+            // The handler is handed the tenant that was checked.
+            assert_eq!(res.text().await.unwrap(), "acme from https://idp.test");
+        } else if *status == 400 {
+            let challenge = crate::common::challenge(&res);
+            assert!(
+                challenge.contains("invalid_request"),
+                "{headers:?}: {challenge}"
+            );
+        }
+    }
+}
+
+async fn checked_tenant(
+    axum::Extension(tenant): axum::Extension<authlayer::CheckedTenant>,
+) -> String {
+    format!("{tenant} from {}", tenant.issuer().unwrap_or("?"))
+}
+
+#[tokio::test]
+async fn every_tenant_rule_hands_the_checked_tenant_to_the_handler() {
+    let issuer = TestIssuer::new("https://idp.test");
+    let verifier = verifier_with(&issuer, ClaimSources::rfc9068()).await;
+    let app = Router::new()
+        .route(
+            "/tenants/{tenant}/x",
+            get(checked_tenant).route_layer(authlayer::RequireTenant::path_segment(1)),
+        )
+        .route(
+            "/h",
+            get(checked_tenant).route_layer(authlayer::RequireTenant::header(
+                http::HeaderName::from_static("x-tenant"),
+            )),
+        )
+        .layer(VerifyLayer::new(verifier));
+    let base = format!("http://{}", serve_axum(app).await);
+    let http = reqwest::Client::new();
+    let acme = orders_token(&issuer).claim("tenant", "acme").sign();
+    let res = http_get(&http, &format!("{base}/tenants/%61cme/x"), Some(&acme)).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.text().await.unwrap(), "acme from https://idp.test");
+    let res = http
+        .get(format!("{base}/h"))
+        .bearer_auth(&acme)
+        .header("x-tenant", "acme")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.text().await.unwrap(), "acme from https://idp.test");
+    // Two values of the tenant header: ambiguous, 400.
+    let res = http
+        .get(format!("{base}/h"))
+        .bearer_auth(&acme)
+        .header("x-tenant", "acme")
+        .header("x-tenant", "globex")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+}
+
+/// Two trusted issuers whose tenants are different namespaces: a token
+/// from one naming the other's tenant passes a plain tenant rule (the
+/// tenant is only a string), and is refused once the rule binds the tenant
+/// to its issuer.
+#[tokio::test]
+async fn a_tenant_rule_bound_to_an_issuer_refuses_the_same_tenant_from_another() {
+    let a = TestIssuer::new("pending");
+    let server = a.serve().await;
+    let verifier = Verifier::builder()
+        .trust(
+            Issuer::new("https://a.test")
+                .jwks_url(server.jwks_url())
+                .audience(AUD),
+        )
+        .trust(
+            Issuer::tenant_template("https://login.b.test/{tenantid}/v2.0")
+                .tenants(["acme"])
+                .jwks_url(server.jwks_url())
+                .audience(AUD),
+        )
+        .allow_insecure_http(true)
+        .build()
+        .await
+        .unwrap();
+    let app = Router::new()
+        .route(
+            "/plain/{tenant}",
+            get(checked_tenant).route_layer(authlayer::RequireTenant::path_segment(1)),
+        )
+        .route(
+            "/bound/{tenant}",
+            get(checked_tenant).route_layer(
+                authlayer::RequireTenant::path_segment(1)
+                    .issued_by("https://login.b.test/{tenantid}/v2.0"),
+            ),
+        )
+        .layer(VerifyLayer::new(verifier));
+    let base = format!("http://{}", serve_axum(app).await);
+    let http = reqwest::Client::new();
+    let from = |iss: &str| {
+        a.token()
+            .audience(AUD)
+            .claim("iss", iss)
+            .claim("tenant", "acme")
+            .sign()
+    };
+    let a_acme = from("https://a.test");
+    let b_acme = from("https://login.b.test/acme/v2.0");
+    // Unbound: the string "acme" is all the rule sees.
+    let res = http_get(&http, &format!("{base}/plain/acme"), Some(&a_acme)).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.text().await.unwrap(), "acme from https://a.test");
+    // Bound: only B's acme.
+    let res = http_get(&http, &format!("{base}/bound/acme"), Some(&a_acme)).await;
+    assert_eq!(res.status(), 403);
+    assert!(crate::common::challenge(&res).contains("tenant mismatch"));
+    let res = http_get(&http, &format!("{base}/bound/acme"), Some(&b_acme)).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(
+        res.text().await.unwrap(),
+        "acme from https://login.b.test/acme/v2.0"
+    );
 }

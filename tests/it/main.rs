@@ -23,6 +23,7 @@ mod orders;
 mod orders_grpc;
 
 mod common;
+mod policy_model;
 
 mod attacks;
 #[cfg(all(

@@ -640,3 +640,38 @@ async fn random_header_values_and_key_sets_never_panic() {
         "randomized key sets: 300 mutated sets, {accepted_sets} still verify the genuine token"
     );
 }
+
+impl crate::policy_model::Choose for Rng {
+    fn below(&mut self, n: usize) -> usize {
+        Rng::below(self, n)
+    }
+}
+
+/// Random policy trees (all / any / not over scopes, roles, tenant and a
+/// closure) over random claims (absent, `null`, strings, arrays, arrays
+/// with non-strings, numbers, objects): the crate agrees with the
+/// three-valued reference model of `policy_model`, and `not(p)` never
+/// allows where `p` cannot be evaluated.
+#[test]
+fn random_policies_agree_with_the_three_valued_model() {
+    use crate::policy_model::{Shape, agrees, random_claims};
+
+    let seed = env_u64("AUTHLAYER_RANDOMIZED_SEED").unwrap_or(0x0901_1c1e_5eed_0001);
+    let iterations = env_u64("AUTHLAYER_RANDOMIZED_ITERS").unwrap_or(20_000);
+    let mut rng = Rng(seed | 1);
+    let started = Instant::now();
+    let mut done = 0;
+    while done < iterations && started.elapsed() < TIME_BUDGET {
+        done += 1;
+        let shape = Shape::random(&mut rng, 3);
+        let claims = Value::Object(random_claims(&mut rng)).to_string();
+        if let Err(why) = agrees(&shape, &claims) {
+            panic!("seed {seed:#x}, case {done}: {why}");
+        }
+    }
+    println!(
+        "randomized policies: seed {seed:#x}, {done} cases in {:?}",
+        started.elapsed()
+    );
+    assert!(done >= iterations.min(2000), "too few cases ran: {done}");
+}

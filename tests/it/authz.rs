@@ -817,6 +817,8 @@ async fn forged_tokens_naming_unreal_tenants_neither_hold_tenant_slots_nor_clear
         .unwrap();
     assert_eq!(ok.tenant(), Some("t-real-2"));
     assert!(verifier.health().ready, "{:?}", verifier.health());
+}
+
 const SHAPE: &str = "claim has an unexpected shape";
 
 /// A route, the token's `roles` and `scope`, the status and a text the

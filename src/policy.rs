@@ -252,12 +252,13 @@ impl Policy {
 
     /// The decision, with the reason of a denial. A policy that cannot be
     /// evaluated (see [`Policy`]) is denied with
-    /// [`ClaimShape`](Reason::ClaimShape).
+    /// [`ClaimShape`](Reason::ClaimShape), or with
+    /// [`InsufficientScope`](Reason::InsufficientScope) when only scopes
+    /// were wanted (what a client asks its authorization server for).
     pub fn check(&self, claims: &Claims) -> Result<(), Reason> {
         match self.eval(claims) {
             Truth::Yes => Ok(()),
-            Truth::No(reason) => Err(reason),
-            Truth::Unknown => Err(Reason::ClaimShape),
+            Truth::No(reason) | Truth::Unknown(reason) => Err(reason),
         }
     }
 
@@ -274,55 +275,62 @@ impl Policy {
             Node::Scopes(mode, scopes) => {
                 let granted = claims.scopes();
                 let held = matches(*mode, scopes, |s| granted.contains(s), odd(Slot::Scopes));
-                Truth::of(held, Reason::InsufficientScope)
+                // A scope rule over a `scope` of an unexpected shape still
+                // answers `insufficient_scope`: the client can act on it.
+                Truth::of(held, Reason::InsufficientScope, Reason::InsufficientScope)
             }
             Node::Roles(mode, roles) => {
                 let held = matches(*mode, roles, |r| claims.has_role(r), odd(Slot::Roles));
-                Truth::of(held, Reason::MissingRole)
+                Truth::of(held, Reason::MissingRole, Reason::ClaimShape)
             }
             Node::TenantIn(tenants) => match claims.tenant() {
                 Some(t) if tenants.iter().any(|x| x == t) => Truth::Yes,
                 Some(_) => Truth::No(Reason::TenantNotAllowed),
-                None if odd(Slot::Tenant) => Truth::Unknown,
+                None if odd(Slot::Tenant) => Truth::Unknown(Reason::ClaimShape),
                 None => Truth::No(Reason::TenantMissing),
             },
-            Node::Claims(_, predicate) => Truth::of(Some(predicate(claims)), Reason::PolicyDenied),
+            Node::Claims(_, predicate) => Truth::of(
+                Some(predicate(claims)),
+                Reason::PolicyDenied,
+                Reason::ClaimShape,
+            ),
             Node::All(policies) => {
                 // false wins over unknown; the first false names the reason.
-                let mut unknown = false;
+                let mut unknown = None;
                 for p in policies {
                     match p.eval(claims) {
                         Truth::Yes => {}
                         no @ Truth::No(_) => return no,
-                        Truth::Unknown => unknown = true,
+                        Truth::Unknown(reason) => unknown = Some(same(unknown, reason)),
                     }
                 }
-                if unknown { Truth::Unknown } else { Truth::Yes }
+                unknown.map_or(Truth::Yes, Truth::Unknown)
             }
             Node::Any(policies) => {
                 // true wins over unknown, unknown over false.
-                let mut unknown = false;
+                let mut unknown = None;
                 let mut common: Option<Reason> = None;
                 for p in policies {
                     match p.eval(claims) {
                         Truth::Yes => return Truth::Yes,
-                        Truth::Unknown => unknown = true,
+                        Truth::Unknown(reason) => unknown = Some(same(unknown, reason)),
                         Truth::No(reason) if common.is_none_or(|c| c == reason) => {
                             common = Some(reason);
                         }
                         Truth::No(_) => common = Some(Reason::PolicyDenied),
                     }
                 }
-                if unknown {
-                    Truth::Unknown
-                } else {
-                    Truth::No(common.unwrap_or(Reason::PolicyDenied))
+                match unknown {
+                    Some(reason) => Truth::Unknown(reason),
+                    None => Truth::No(common.unwrap_or(Reason::PolicyDenied)),
                 }
             }
             Node::Not(policy) => match policy.eval(claims) {
                 Truth::Yes => Truth::No(Reason::PolicyDenied),
                 Truth::No(_) => Truth::Yes,
-                Truth::Unknown => Truth::Unknown,
+                // What the inner part would have asked for is beside the
+                // point now: the claim's shape is.
+                Truth::Unknown(_) => Truth::Unknown(Reason::ClaimShape),
             },
             Node::Allow => Truth::Yes,
             Node::Deny => Truth::No(Reason::PolicyDenied),
@@ -376,21 +384,31 @@ fn matches(mode: Mode, wanted: &[String], has: impl Fn(&str) -> bool, odd: bool)
 }
 
 /// The value of a policy over some claims: holds, does not hold (and
-/// why), or cannot be told because a claim it needs has an unexpected shape.
+/// why), or cannot be told because a claim it needs has an unexpected shape
+/// (and the reason a denial then gives).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Truth {
     Yes,
     No(Reason),
-    Unknown,
+    Unknown(Reason),
 }
 
 impl Truth {
-    fn of(held: Option<bool>, reason: Reason) -> Self {
+    fn of(held: Option<bool>, no: Reason, unknown: Reason) -> Self {
         match held {
             Some(true) => Truth::Yes,
-            Some(false) => Truth::No(reason),
-            None => Truth::Unknown,
+            Some(false) => Truth::No(no),
+            None => Truth::Unknown(unknown),
         }
+    }
+}
+
+/// The reason unknown parts give together: theirs if they agree, else
+/// [`ClaimShape`](Reason::ClaimShape).
+fn same(so_far: Option<Reason>, reason: Reason) -> Reason {
+    match so_far {
+        Some(r) if r != reason => Reason::ClaimShape,
+        _ => reason,
     }
 }
 
@@ -851,6 +869,23 @@ mod tests {
         assert_eq!(
             Policy::scopes_any(Vec::<String>::new()).check(&c),
             Err(Reason::InsufficientScope)
+        );
+    }
+
+    #[test]
+    fn scopes_of_the_wrong_shape_deny_with_insufficient_scope_but_not_of_them_with_claim_shape() {
+        let c = claims(r#"{"scope":["orders:read"]}"#);
+        let read = Policy::scopes_all(["orders:read"]);
+        assert_eq!(read.check(&c), Err(Reason::InsufficientScope));
+        assert_eq!(
+            Policy::all([read.clone(), Policy::allow()]).check(&c),
+            Err(Reason::InsufficientScope)
+        );
+        assert_eq!(Policy::not(read.clone()).check(&c), Err(Reason::ClaimShape));
+        assert_eq!(
+            Policy::all([read, Policy::roles_any(["a"])])
+                .check(&claims(r#"{"scope":["x"],"roles":"a"}"#)),
+            Err(Reason::ClaimShape)
         );
     }
 

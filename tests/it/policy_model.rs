@@ -261,7 +261,10 @@ pub fn agrees(shape: &Shape, json: &str) -> Result<(), String> {
     let want = shape.eval(&view);
     let got = shape.policy().check(&claims);
     let ok = match (want, got) {
-        (Some(true), Ok(())) | (None, Err(Reason::ClaimShape)) => true,
+        (Some(true), Ok(())) => true,
+        // Unknown denies: with `claim_shape`, or with `insufficient_scope`
+        // where only scopes could not be told.
+        (None, Err(reason)) => matches!(reason, Reason::ClaimShape | Reason::InsufficientScope),
         (Some(false), Err(reason)) => reason != Reason::ClaimShape,
         _ => false,
     };

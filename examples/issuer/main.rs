@@ -46,10 +46,12 @@
 //! the human log on stderr. `GET /metrics` serves Prometheus text.
 
 pub mod audit;
+pub mod cli;
 pub mod config;
 pub mod credentials;
 pub mod exchange;
 pub mod keys;
+pub mod pg;
 pub mod server;
 pub mod store;
 pub mod tokens;
@@ -73,6 +75,20 @@ async fn main() -> ExitCode {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().is_some_and(|a| a == "hash") {
         return hash_from_stdin();
+    }
+    if args.first().is_some_and(|a| a == "user") {
+        let url = std::env::var("DATABASE_URL").ok();
+        let mut stdin = std::io::stdin().lock();
+        return match cli::user_command(&args[1..], &mut stdin, url.as_deref()).await {
+            Ok(line) => {
+                println!("{line}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::FAILURE
+            }
+        };
     }
     if args.iter().any(|a| a == "--help" || a == "-h") {
         println!("{HELP}");
@@ -114,13 +130,17 @@ async fn main() -> ExitCode {
 const HELP: &str = "\
 usage: issuer [--setting value]...     serve (settings also from NAME=value in the environment)
        issuer hash                     read a secret on stdin, print its Argon2 PHC string
+       issuer user add NAME [--scopes \"a b\"] [--roles \"r\"] [--tenant T]
+                                       add a user to the database (password on stdin)
+       issuer user disable NAME        disable a user and revoke their tokens
 
 settings (flag --access-ttl = variable ACCESS_TTL):
   PORT 4000 | ISSUER_URL http://127.0.0.1:PORT | ACCESS_TTL 15m | REFRESH_TTL 8h
   SIGNING_ALG RS256 (ES256, EdDSA) | USERS_FILE, CLIENTS_FILE, UPSTREAMS_FILE (TOML or JSON)
   KEY_DIR (persist keys) | ROTATE_EVERY 24h (off) | JWKS_MAX_AGE 5m
   KEY_PUBLISH_LEAD 2 x JWKS_MAX_AGE | KEY_RETIRE_GRACE 2m
-  DEFAULT_AUDIENCE urn:orders | LOGIN_CLIENT_ID login";
+  DEFAULT_AUDIENCE urn:orders | LOGIN_CLIENT_ID login
+  DATABASE_URL postgres://… (share state between replicas) | ISSUER_KEY_ENCRYPTION_KEY (base64 of 32 bytes)";
 
 /// Prints what was seeded, loudly: demo credentials must never go unnoticed.
 pub fn announce_seeds(config: &config::Config) {

@@ -1343,4 +1343,35 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
         std::fs::remove_dir_all(&outside).unwrap();
     }
+
+    #[test]
+    fn key_encryption_key_must_be_base64_of_32_bytes() {
+        use base64::engine::general_purpose::STANDARD;
+        assert!(KeyCipher::from_base64(&STANDARD.encode([1u8; 32])).is_ok());
+        assert!(KeyCipher::from_base64(&URL_SAFE_NO_PAD.encode([1u8; 32])).is_ok());
+        let short = KeyCipher::from_base64(&STANDARD.encode([1u8; 16])).unwrap_err();
+        assert!(short.contains("32 bytes"), "{short}");
+        let garbage = KeyCipher::from_base64("not base64 at all!").unwrap_err();
+        assert!(garbage.contains("base64"), "{garbage}");
+        assert_eq!(format!("{:?}", KeyCipher([9; 32])), "KeyCipher(..)");
+    }
+
+    #[test]
+    fn sealed_keys_open_only_with_their_key_and_their_kid() {
+        let cipher = KeyCipher([1; 32]);
+        let sealed = cipher.seal("kid-a", b"private key").unwrap();
+        assert!(!sealed.windows(11).any(|w| w == b"private key"));
+        assert_eq!(cipher.open("kid-a", &sealed).unwrap(), b"private key");
+        let wrong_key = KeyCipher([2; 32]).open("kid-a", &sealed).unwrap_err();
+        assert!(
+            wrong_key.0.contains("ISSUER_KEY_ENCRYPTION_KEY"),
+            "{wrong_key}"
+        );
+        // Moved to another row, it no longer opens.
+        assert!(cipher.open("kid-b", &sealed).is_err());
+        let mut altered = sealed.clone();
+        *altered.last_mut().unwrap() ^= 1;
+        assert!(cipher.open("kid-a", &altered).is_err());
+        assert!(cipher.open("kid-a", &sealed[..5]).is_err());
+    }
 }

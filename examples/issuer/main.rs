@@ -24,6 +24,8 @@
 //! | `KEY_RETIRE_GRACE` | 2m | an old key stays published this long after its last token expired |
 //! | `DEFAULT_AUDIENCE` | `urn:orders` | audience when a request names none |
 //! | `LOGIN_CLIENT_ID` | `login` | `client_id` of tokens from `/login` |
+//! | `DATABASE_URL` | none (memory) | `postgres://user:password@host:port/db`: keys, users, clients, refresh families, revocations and opaque tokens live there, shared by every replica with the same `ISSUER_URL` (see `pg.rs`); not with `KEY_DIR` |
+//! | `ISSUER_KEY_ENCRYPTION_KEY` | none | base64 of 32 bytes: signing keys are AES-256-GCM-encrypted in the database; without it they are stored unencrypted (a warning at start-up), and a database holding encrypted keys refuses to start |
 //!
 //! Password and secret hashes are Argon2 PHC strings; print one with
 //! `cargo run --example issuer -- hash` (reads the secret from stdin).
@@ -35,8 +37,13 @@
 //! `POST /admin/rotate` and `GET /admin/keys` (admin clients), `GET /health`.
 //! `SIGHUP` starts a key rotation.
 //!
-//! State (refresh-token families, revocations) is kept in memory: a restart
-//! ends every session, while access tokens stay valid until they expire.
+//! Without `DATABASE_URL`, state (refresh-token families, revocations) is
+//! kept in memory: a restart ends every session, while access tokens stay
+//! valid until they expire. With it, replicas share everything and a
+//! restart keeps sessions and keys; `issuer user add NAME [--scopes "…"]
+//! [--roles "…"] [--tenant T]` (the password on stdin) and `issuer user
+//! disable NAME` manage the users there. `GET /health` then answers 503
+//! while the database is unreachable, as do logins and refreshes.
 //!
 //! Logs: `AUDIT_LOG` (unset: audit JSON lines on stdout after the
 //! `listening on` line; a path: that file; `off`: none) records every

@@ -95,20 +95,17 @@ async fn main() -> Result<(), String> {
                         post(&http, &format!("{base}/refresh"), body).await
                     }
                 };
-                match answer {
-                    Some(body) => {
-                        ok.fetch_add(1, Ordering::Relaxed);
-                        if let (Some(_), Some(next)) = (&session, body["refresh_token"].as_str()) {
-                            session = Some(next.to_owned());
-                        }
+                let Some(body) = answer else {
+                    errors.fetch_add(1, Ordering::Relaxed);
+                    // A refresh chain that failed cannot continue.
+                    if session.is_some() {
+                        return;
                     }
-                    None => {
-                        errors.fetch_add(1, Ordering::Relaxed);
-                        // A refresh chain that failed cannot continue.
-                        if session.is_some() {
-                            return;
-                        }
-                    }
+                    continue;
+                };
+                ok.fetch_add(1, Ordering::Relaxed);
+                if let (Some(_), Some(next)) = (&session, body["refresh_token"].as_str()) {
+                    session = Some(next.to_owned());
                 }
             }
         });

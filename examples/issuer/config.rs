@@ -543,17 +543,7 @@ impl Config {
         if self.refresh_ttl < self.access_ttl {
             return err("REFRESH_TTL must be at least ACCESS_TTL");
         }
-        if self.database_url.is_some() && self.key_dir.is_some() {
-            return err(
-                "KEY_DIR and DATABASE_URL both would hold the signing keys; with a database the \
-                 keys live there: unset KEY_DIR",
-            );
-        }
-        if let Some(DatabaseUrl(url)) = &self.database_url
-            && !(url.starts_with("postgres://") || url.starts_with("postgresql://"))
-        {
-            return err("DATABASE_URL must be a postgres:// (or postgresql://) URL");
-        }
+        self.check_storage()?;
         if self.jwks_max_age < Duration::from_secs(1) {
             return err("JWKS_MAX_AGE must be at least 1 s");
         }
@@ -646,6 +636,22 @@ impl Config {
             }
         }
         self.check_subjects()
+    }
+
+    /// Where the state lives: `DATABASE_URL` or memory / `KEY_DIR`.
+    fn check_storage(&self) -> Result<(), ConfigError> {
+        if self.database_url.is_some() && self.key_dir.is_some() {
+            return err(
+                "KEY_DIR and DATABASE_URL both would hold the signing keys; with a database the \
+                 keys live there: unset KEY_DIR",
+            );
+        }
+        if let Some(DatabaseUrl(url)) = &self.database_url
+            && !(url.starts_with("postgres://") || url.starts_with("postgresql://"))
+        {
+            return err("DATABASE_URL must be a postgres:// (or postgresql://) URL");
+        }
+        Ok(())
     }
 
     /// Refuses any configuration under which two sources could produce the

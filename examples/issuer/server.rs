@@ -146,65 +146,10 @@ async fn launch(
     config.issuer_url = Some(issuer.clone());
     config.validate()?;
 
-    let keys = match &db {
-        Some(db) => {
-            if config.key_encryption_key.is_none() {
-                tracing::warn!(
-                    "ISSUER_KEY_ENCRYPTION_KEY is not set: signing keys are stored UNENCRYPTED in \
-                     the database; whoever can read it can sign tokens (set it to the base64 of \
-                     32 random bytes, e.g. `openssl rand -base64 32`)"
-                );
-            }
-            KeyManager::open_db(
-                db.clone(),
-                config.key_encryption_key.clone(),
-                config.key_reload_every,
-                config.signing_alg,
-                config.access_ttl,
-                config.retire_grace,
-                config.publish_lead,
-            )
-            .await?
-        }
-        None => {
-            if config.key_encryption_key.is_some() {
-                tracing::warn!(
-                    "ISSUER_KEY_ENCRYPTION_KEY is set but unused: it encrypts keys in the database (DATABASE_URL)"
-                );
-            }
-            KeyManager::open(
-                config.key_dir.clone(),
-                config.signing_alg,
-                config.access_ttl,
-                config.retire_grace,
-                config.publish_lead,
-            )
-            .await?
-        }
-    };
+    let keys = open_keys(&config, db.as_ref()).await?;
     let upstreams = Upstreams::build(&config.upstreams).await?;
 
-    // USERS_FILE / CLIENTS_FILE seed the store; the demo seed only an empty one.
-    store
-        .seed_users(config.users.clone(), config.demo_users)
-        .await
-        .map_err(|e| format!("cannot seed the users: {e}"))?;
-    let (clients, user_hashes) = match &db {
-        Some(db) => {
-            db.seed_clients(&config.clients, config.demo_clients)
-                .await
-                .map_err(|e| format!("cannot seed the clients: {e}"))?;
-            (db.clients().await?, db.password_hashes().await?)
-        }
-        None => (
-            config.clients.clone(),
-            config
-                .users
-                .iter()
-                .map(|u| u.password_hash.clone())
-                .collect(),
-        ),
-    };
+    let (clients, user_hashes) = seed(&config, store.as_ref(), db.as_ref()).await?;
     // Decoys cost what a real check of the same kind costs (see credentials).
     let user_decoys = Decoys::new(user_hashes.iter().map(String::as_str));
     let client_decoys = Decoys::new(clients.iter().map(|c| c.secret_hash.as_str()));
@@ -273,6 +218,69 @@ async fn launch(
         server: Some(server),
         background,
     })
+}
+
+/// The signing keys: in the database (shared by the replicas), else in
+/// memory or `KEY_DIR`.
+async fn open_keys(config: &Config, db: Option<&Db>) -> Result<Arc<KeyManager>, StartError> {
+    let Some(db) = db else {
+        if config.key_encryption_key.is_some() {
+            tracing::warn!(
+                "ISSUER_KEY_ENCRYPTION_KEY is set but unused: it encrypts keys in the database (DATABASE_URL)"
+            );
+        }
+        return Ok(KeyManager::open(
+            config.key_dir.clone(),
+            config.signing_alg,
+            config.access_ttl,
+            config.retire_grace,
+            config.publish_lead,
+        )
+        .await?);
+    };
+    if config.key_encryption_key.is_none() {
+        tracing::warn!(
+            "ISSUER_KEY_ENCRYPTION_KEY is not set: signing keys are stored UNENCRYPTED in \
+             the database; whoever can read it can sign tokens (set it to the base64 of \
+             32 random bytes, e.g. `openssl rand -base64 32`)"
+        );
+    }
+    Ok(KeyManager::open_db(
+        db.clone(),
+        config.key_encryption_key.clone(),
+        config.key_reload_every,
+        config.signing_alg,
+        config.access_ttl,
+        config.retire_grace,
+        config.publish_lead,
+    )
+    .await?)
+}
+
+/// `USERS_FILE` / `CLIENTS_FILE` seed the store (the demo seed only an
+/// empty one); returns the clients and the users' password hashes (the
+/// models of the decoys).
+async fn seed(
+    config: &Config,
+    store: &dyn Store,
+    db: Option<&Db>,
+) -> Result<(Vec<Client>, Vec<String>), StartError> {
+    store
+        .seed_users(config.users.clone(), config.demo_users)
+        .await
+        .map_err(|e| format!("cannot seed the users: {e}"))?;
+    let Some(db) = db else {
+        let hashes = config
+            .users
+            .iter()
+            .map(|u| u.password_hash.clone())
+            .collect();
+        return Ok((config.clients.clone(), hashes));
+    };
+    db.seed_clients(&config.clients, config.demo_clients)
+        .await
+        .map_err(|e| format!("cannot seed the clients: {e}"))?;
+    Ok((db.clients().await?, db.password_hashes().await?))
 }
 
 /// Sets the `issuer_database_up` gauge every few seconds, and logs when

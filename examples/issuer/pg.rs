@@ -30,8 +30,8 @@ use tokio_postgres::{NoTls, Row, Transaction};
 
 use super::config::{Client, User};
 use super::store::{
-    BoxFuture, Family, Grant, Issued, MAX_USED_PER_FAMILY, Redeemed, Store, StoreError,
-    StoreResult, TokenHash,
+    BoxFuture, Family, Grant, Issued, LOGIN_FREE_FAILURES, LOGIN_MAX_LOCK_MS, MAX_USED_PER_FAMILY,
+    Redeemed, Store, StoreError, StoreResult, TokenHash,
 };
 
 /// Advisory lock held while migrating.
@@ -49,9 +49,10 @@ const MAX_ACCESS_PER_FAMILY: i32 = 1024;
 const OPERATION_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The migrations, in order; each runs once, in the start-up transaction.
-const MIGRATIONS: &[(i32, &str)] = &[(
-    1,
-    "
+const MIGRATIONS: &[(i32, &str)] = &[
+    (
+        1,
+        "
     CREATE TABLE issuer_signing_keys (
         kid text PRIMARY KEY,
         alg text NOT NULL,
@@ -113,7 +114,21 @@ const MIGRATIONS: &[(i32, &str)] = &[(
         exp bigint NOT NULL
     );
     ",
-)];
+    ),
+    (
+        2,
+        "
+    CREATE TABLE issuer_login_failures (
+        source text NOT NULL,
+        name text NOT NULL,
+        failures integer NOT NULL,
+        locked_until_ms bigint NOT NULL,
+        last_ms bigint NOT NULL,
+        PRIMARY KEY (source, name)
+    );
+    ",
+    ),
+];
 
 /// A pool of connections to the issuer's database.
 #[derive(Clone)]
@@ -773,7 +788,9 @@ impl Store for PgStore {
                     "DELETE FROM issuer_revoked_access WHERE exp <= {now};
                      DELETE FROM issuer_opaque_tokens WHERE exp <= {now};
                      DELETE FROM issuer_family_access WHERE exp <= {now};
-                     DELETE FROM issuer_refresh_families WHERE expires_at <= {now};"
+                     DELETE FROM issuer_refresh_families WHERE expires_at <= {now};
+                     DELETE FROM issuer_login_failures
+                     WHERE locked_until_ms <= {now} * 1000 AND last_ms < ({now} * 1000) - {LOGIN_MAX_LOCK_MS};"
                 ))
                 .await
                 .map_err(db_err("cannot purge"))
@@ -889,6 +906,83 @@ impl Store for PgStore {
                     .await
                     .map_err(db_err("cannot read a user"))?;
                 Ok(row.is_some())
+            })
+        })
+    }
+
+    fn login_locked(
+        &self,
+        source: String,
+        name: String,
+        now_ms: i64,
+    ) -> BoxFuture<'_, StoreResult<Option<i64>>> {
+        self.read(move |conn| {
+            Box::pin(async move {
+                let row = conn
+                    .query_opt(
+                        "SELECT locked_until_ms FROM issuer_login_failures
+                         WHERE source = $1 AND name = $2 AND locked_until_ms > $3",
+                        &[&source, &name, &now_ms],
+                    )
+                    .await
+                    .map_err(db_err("cannot read login failures"))?;
+                Ok(row.map(|row| row.get::<_, i64>(0) - now_ms))
+            })
+        })
+    }
+
+    fn login_failed(
+        &self,
+        source: String,
+        name: String,
+        now_ms: i64,
+    ) -> BoxFuture<'_, StoreResult<()>> {
+        self.in_tx(move |tx| {
+            Box::pin(async move {
+                let failed = db_err("cannot count a failed login");
+                // Failures long ago do not count against a returning user.
+                let failures: i32 = tx
+                    .query_one(
+                        "INSERT INTO issuer_login_failures (source, name, failures, locked_until_ms, last_ms)
+                         VALUES ($1, $2, 1, 0, $3)
+                         ON CONFLICT (source, name) DO UPDATE SET
+                         failures = CASE WHEN issuer_login_failures.last_ms < $3 - $4
+                                    THEN 1 ELSE issuer_login_failures.failures + 1 END,
+                         last_ms = $3
+                         RETURNING failures",
+                        &[&source, &name, &now_ms, &LOGIN_MAX_LOCK_MS],
+                    )
+                    .await
+                    .map_err(&failed)?
+                    .get(0);
+                if failures > LOGIN_FREE_FAILURES {
+                    let doublings = u32::try_from(failures - LOGIN_FREE_FAILURES - 1)
+                        .unwrap_or(0)
+                        .min(20);
+                    let lock = (1000_i64 << doublings).min(LOGIN_MAX_LOCK_MS);
+                    tx.execute(
+                        "UPDATE issuer_login_failures SET locked_until_ms = $3
+                         WHERE source = $1 AND name = $2",
+                        &[&source, &name, &(now_ms + lock)],
+                    )
+                    .await
+                    .map_err(&failed)?;
+                }
+                Ok(())
+            })
+        })
+    }
+
+    fn login_succeeded(&self, source: String, name: String) -> BoxFuture<'_, StoreResult<()>> {
+        self.read(move |conn| {
+            Box::pin(async move {
+                conn.execute(
+                    "DELETE FROM issuer_login_failures WHERE source = $1 AND name = $2",
+                    &[&source, &name],
+                )
+                .await
+                .map_err(db_err("cannot forget login failures"))?;
+                Ok(())
             })
         })
     }

@@ -180,7 +180,42 @@ pub trait Store: Send + Sync + 'static {
 
     /// Whether `sub` is a disabled user: their tokens are no longer active.
     fn is_disabled(&self, sub: String) -> BoxFuture<'_, StoreResult<bool>>;
+
+    /// Failed logins counted by every replica together: how long logins
+    /// of `name` from `source` are still locked (ms), if they are. The
+    /// memory store has none (each process's own back-off counts).
+    fn login_locked(
+        &self,
+        _source: String,
+        _name: String,
+        _now_ms: i64,
+    ) -> BoxFuture<'_, StoreResult<Option<i64>>> {
+        Box::pin(std::future::ready(Ok(None)))
+    }
+
+    /// Counts a failed login of `name` from `source`; past
+    /// [`LOGIN_FREE_FAILURES`] it locks them for 1 s, 2 s, 4 s … up to
+    /// [`LOGIN_MAX_LOCK_MS`].
+    fn login_failed(
+        &self,
+        _source: String,
+        _name: String,
+        _now_ms: i64,
+    ) -> BoxFuture<'_, StoreResult<()>> {
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    /// Forgets the failed logins of `name` from `source`.
+    fn login_succeeded(&self, _source: String, _name: String) -> BoxFuture<'_, StoreResult<()>> {
+        Box::pin(std::future::ready(Ok(())))
+    }
 }
+
+/// Failed logins allowed per source and name before locks start (the same
+/// as each process's own back-off).
+pub const LOGIN_FREE_FAILURES: i32 = 5;
+/// The longest lock after failed logins.
+pub const LOGIN_MAX_LOCK_MS: i64 = 15 * 60 * 1000;
 
 /// The in-memory [`Store`]: one mutex, no I/O, nothing survives a restart.
 #[derive(Default)]

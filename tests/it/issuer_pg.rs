@@ -435,6 +435,27 @@ async fn users_added_with_the_cli_log_in_at_every_replica_and_disabling_ends_the
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_logins_are_counted_across_replicas() {
+    let Some(db) = TestDb::create().await else {
+        return;
+    };
+    let a = replica(replica_config(&db)).await;
+    let b = replica(bare_config(&db)).await;
+    // Six guesses, three at each replica: neither replica's own back-off
+    // (five free failures) has seen enough, the shared count has.
+    for i in 0..6 {
+        let (status, body) = login(if i % 2 == 0 { &a } else { &b }, "alice", "guess").await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "guess {i}: {body}");
+    }
+    for r in [&a, &b] {
+        let (status, body) = login(r, "alice", "alice-password").await;
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    }
+    drop((a, b));
+    db.drop_db().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_keeps_sessions_and_keys() {
     let Some(db) = TestDb::create().await else {
         return;
@@ -474,7 +495,7 @@ async fn replicas_starting_at_once_migrate_once_and_make_one_key() {
         .await
         .unwrap()
         .get(0);
-    assert_eq!(versions, 1);
+    assert_eq!(versions, 2);
     drop((a, b));
     db.drop_db().await;
 }

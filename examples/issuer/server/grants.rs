@@ -99,7 +99,25 @@ async fn login_grant(
         .backoff
         .begin(peer.0, &format!("user:{username}"))
         .map_err(OAuthError::too_many)?;
-    let user = match s.store.user(username.to_owned()).await {
+    // SECURITY (guessing across replicas): each replica's back-off sees
+    // only the guesses sent to it; the store counts them all (PostgreSQL),
+    // so spreading guesses over the replicas gains nothing.
+    let source = peer.0.to_string();
+    let shared = s
+        .store
+        .login_locked(source.clone(), username.to_owned(), now_ms())
+        .await;
+    let user = match shared {
+        Ok(None) => s.store.user(username.to_owned()).await,
+        Ok(Some(left_ms)) => {
+            drop(attempt);
+            audit.reason = Some("locked");
+            let left = u64::try_from(left_ms).unwrap_or(1000).max(1000);
+            return Err(OAuthError::too_many(std::time::Duration::from_millis(left)));
+        }
+        Err(e) => Err(e),
+    };
+    let user = match user {
         Ok(user) => user,
         Err(e) => {
             // Nothing was checked: the attempt ends without an outcome.
@@ -125,9 +143,19 @@ async fn login_grant(
             "unknown_user"
         });
         tracing::warn!(target: LOG_TARGET, username = %log_safe(username), "login failed");
+        if let Err(e) = s
+            .store
+            .login_failed(source, username.to_owned(), now_ms())
+            .await
+        {
+            tracing::warn!(target: LOG_TARGET, error = %e, "cannot count the failed login in the store");
+        }
         return Err(denied());
     };
     attempt.success();
+    if let Err(e) = s.store.login_succeeded(source, username.to_owned()).await {
+        tracing::warn!(target: LOG_TARGET, error = %e, "cannot clear the failed logins in the store");
+    }
     let grant = Grant {
         sub: user.username.clone(),
         client_id: s.config.login_client_id.clone(),

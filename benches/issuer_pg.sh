@@ -7,14 +7,23 @@
 #
 # Uses AUTHLAYER_TEST_DATABASE_URL when set, else starts a throwaway
 # cluster (.ci/postgres.sh). Each run gets a fresh database and fresh
-# replicas (release build, RUST_LOG=warn, AUDIT_LOG=off). The user `load`
-# has the default Argon2 cost (19 MiB, 2 passes), as `issuer hash` makes.
+# replicas (release build, RUST_LOG=warn, AUDIT_LOG=off). The users
+# `load0` … (one per worker) have the default Argon2 cost (19 MiB, 2
+# passes), as `issuer hash` makes.
+# ISSUER_LOAD_PROFILE=dev uses the dev build instead (Argon2, BLAKE2 and
+# aws-lc optimized there too; the rest not), when a release build is too
+# slow to make.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs="${1:-2}" seconds="${2:-5}" concurrency="${3:-16}"
 
-cargo build --release --example issuer --example issuer_load
-bin=target/release/examples
+if [ "${ISSUER_LOAD_PROFILE:-release}" = dev ]; then
+  cargo build --example issuer --example issuer_load
+  bin=target/debug/examples
+else
+  cargo build --release --example issuer --example issuer_load
+  bin=target/release/examples
+fi
 if [ -z "${AUTHLAYER_TEST_DATABASE_URL:-}" ]; then
   . .ci/postgres.sh
   start_postgres
@@ -30,8 +39,10 @@ cleanup() {
 trap cleanup EXIT
 
 printf 'load-password' | "$bin/issuer" hash >"$work/hash"
-printf '[[users]]\nusername = "load"\npassword_hash = "%s"\nscopes = ["orders:read"]\n' \
-  "$(cat "$work/hash")" >"$work/users.toml"
+for i in $(seq 0 $((concurrency - 1))); do
+  printf '[[users]]\nusername = "load%s"\npassword_hash = "%s"\nscopes = ["orders:read"]\n' \
+    "$i" "$(cat "$work/hash")"
+done >"$work/users.toml"
 
 # Starts a replica on DATABASE_URL=$1; prints its base URL.
 replica() {

@@ -7,9 +7,11 @@
 //!
 //! `CONCURRENCY` workers spread their requests round-robin over the
 //! replicas' base URLs (`http://127.0.0.1:PORT`) for `SECONDS` (at most
-//! 60). `login` posts `/login` again and again; `refresh` logs each worker
-//! in once, then refreshes its own session with the token each answer
-//! returns. Only `127.0.0.1` URLs are accepted. Prints one line:
+//! 60). Worker `i` is user `USERi` (`USER0`, `USER1`, …, all with
+//! `PASSWORD`): the issuer's back-off lets one name from one source have
+//! only a few logins in flight at once, as it should. `login` posts
+//! `/login` again and again; `refresh` logs each worker in once, then
+//! refreshes its own session with the token each answer returns. Only `127.0.0.1` URLs are accepted. Prints one line:
 //! `MODE replicas=N concurrency=C seconds=S ok=… errors=… per_second=…`.
 
 use std::sync::Arc;
@@ -61,13 +63,18 @@ async fn main() -> Result<(), String> {
     let http = reqwest::Client::new();
     let ok = Arc::new(AtomicU64::new(0));
     let errors = Arc::new(AtomicU64::new(0));
-    let login_body = form(&[("username", user), ("password", password)]);
+    let login_body = |worker: usize| {
+        form(&[
+            ("username", format!("{user}{worker}").as_str()),
+            ("password", password),
+        ])
+    };
     // Refresh mode: every worker's session first, outside the measured time.
     let mut sessions = Vec::new();
     for worker in 0..concurrency {
         if mode == "refresh" {
             let url = format!("{}/login", urls[worker % urls.len()]);
-            let body = post(&http, &url, login_body.clone())
+            let body = post(&http, &url, login_body(worker))
                 .await
                 .ok_or("the set-up login failed")?;
             let token = body["refresh_token"].as_str().ok_or("no refresh_token")?;
@@ -82,7 +89,7 @@ async fn main() -> Result<(), String> {
     for (worker, mut session) in sessions.into_iter().enumerate() {
         let (http, ok, errors) = (http.clone(), Arc::clone(&ok), Arc::clone(&errors));
         let urls = urls.to_vec();
-        let login_body = login_body.clone();
+        let login_body = login_body(worker);
         workers.spawn(async move {
             let mut turn = worker;
             while Instant::now() < until {

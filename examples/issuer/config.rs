@@ -47,10 +47,10 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::credentials;
-use super::keys::SigningAlg;
+use super::keys::{KeyCipher, SigningAlg};
 
 /// Everything the issuer needs to start. Build it with [`Config::from_env`]
 /// (the binary) or fill it in directly (tests, the demo).
@@ -94,6 +94,30 @@ pub struct Config {
     /// Serves `GET /metrics` (Prometheus text) from this handle; `None`: no
     /// such route.
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    /// `DATABASE_URL`: keep users, clients, keys and sessions in this
+    /// PostgreSQL database, shared by every replica; `None`: in memory.
+    pub database_url: Option<DatabaseUrl>,
+    /// `ISSUER_KEY_ENCRYPTION_KEY`: encrypts signing keys in the database;
+    /// `None`: they are stored unencrypted (with a warning).
+    pub key_encryption_key: Option<KeyCipher>,
+    /// With a database: how often each replica rereads the signing keys.
+    pub key_reload_every: Duration,
+    /// The users are the demo seed (no `USERS_FILE`): a database gets
+    /// them only if it has no user at all.
+    pub demo_users: bool,
+    /// The clients are the demo seed (no `CLIENTS_FILE`): a database gets
+    /// them only if it has no client at all.
+    pub demo_clients: bool,
+}
+
+/// A PostgreSQL URL, which may hold a password: never printed.
+#[derive(Clone)]
+pub struct DatabaseUrl(pub String);
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("DatabaseUrl(..)")
+    }
 }
 
 impl Default for Config {
@@ -117,6 +141,11 @@ impl Default for Config {
             login_client_id: "login".into(),
             seeded: Vec::new(),
             metrics: None,
+            database_url: None,
+            key_encryption_key: None,
+            key_reload_every: Duration::from_secs(5),
+            demo_users: false,
+            demo_clients: false,
         }
     }
 }
@@ -156,7 +185,7 @@ impl fmt::Debug for User {
 }
 
 /// A confidential OAuth client. Secrets are stored only as Argon2 PHC strings.
-#[derive(Clone, Deserialize)]
+#[derive(Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 // `client_id` is the OAuth parameter name, kept for recognisability.
 #[allow(clippy::struct_field_names)]
@@ -460,12 +489,22 @@ impl Config {
                 .unwrap_or(defaults.login_client_id),
             seeded: Vec::new(),
             metrics: None,
+            database_url: settings.get("DATABASE_URL").map(DatabaseUrl),
+            key_encryption_key: settings
+                .get("ISSUER_KEY_ENCRYPTION_KEY")
+                .map(|k| KeyCipher::from_base64(&k))
+                .transpose()
+                .map_err(ConfigError)?,
+            key_reload_every: defaults.key_reload_every,
+            demo_users: false,
+            demo_clients: false,
         };
 
         if let Some(path) = settings.get("USERS_FILE") {
             config.users = load::<UsersFile>(Path::new(&path))?.users;
         } else {
             config.users.push(demo_user(&config.default_audience)?);
+            config.demo_users = true;
             config.seeded.push(format!(
                 "user {:?} with password {:?} (scopes orders:read orders:write, role customer, tenant acme)",
                 DEMO_USER.0, DEMO_USER.1
@@ -475,6 +514,7 @@ impl Config {
             config.clients = load::<ClientsFile>(Path::new(&path))?.clients;
         } else {
             config.clients.push(demo_client()?);
+            config.demo_clients = true;
             config.seeded.push(format!(
                 "client {:?} with secret {:?} (client_credentials, token exchange)",
                 DEMO_CLIENT.0, DEMO_CLIENT.1
@@ -503,6 +543,7 @@ impl Config {
         if self.refresh_ttl < self.access_ttl {
             return err("REFRESH_TTL must be at least ACCESS_TTL");
         }
+        self.check_storage()?;
         if self.jwks_max_age < Duration::from_secs(1) {
             return err("JWKS_MAX_AGE must be at least 1 s");
         }
@@ -595,6 +636,22 @@ impl Config {
             }
         }
         self.check_subjects()
+    }
+
+    /// Where the state lives: `DATABASE_URL` or memory / `KEY_DIR`.
+    fn check_storage(&self) -> Result<(), ConfigError> {
+        if self.database_url.is_some() && self.key_dir.is_some() {
+            return err(
+                "KEY_DIR and DATABASE_URL both would hold the signing keys; with a database the \
+                 keys live there: unset KEY_DIR",
+            );
+        }
+        if let Some(DatabaseUrl(url)) = &self.database_url
+            && !(url.starts_with("postgres://") || url.starts_with("postgresql://"))
+        {
+            return err("DATABASE_URL must be a postgres:// (or postgresql://) URL");
+        }
+        Ok(())
     }
 
     /// Refuses any configuration under which two sources could produce the

@@ -34,6 +34,7 @@ use serde_json::{Map, Value, json};
 use tokio::sync::Notify;
 
 use super::audit::Audit;
+use super::pg::{Db, KeyRow};
 
 /// The algorithms this issuer signs with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -86,6 +87,159 @@ impl std::fmt::Display for KeyError {
 }
 
 impl std::error::Error for KeyError {}
+
+/// `ISSUER_KEY_ENCRYPTION_KEY`: the AES-256-GCM key that encrypts signing
+/// keys at rest in the database.
+#[derive(Clone)]
+pub struct KeyCipher([u8; 32]);
+
+// Hand-written so that the key never reaches a log line.
+impl std::fmt::Debug for KeyCipher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("KeyCipher(..)")
+    }
+}
+
+/// How a private key is stored: `none` or this.
+const SEALED: &str = "aes-256-gcm";
+
+impl KeyCipher {
+    /// Parses the base64 (standard or URL-safe, padded or not) of exactly
+    /// 32 bytes, e.g. the output of `openssl rand -base64 32`.
+    pub fn from_base64(text: &str) -> Result<Self, String> {
+        use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE};
+        let text = text.trim();
+        let bytes = [&STANDARD, &STANDARD_NO_PAD, &URL_SAFE, &URL_SAFE_NO_PAD]
+            .iter()
+            .find_map(|engine| engine.decode(text).ok())
+            .ok_or(
+                "ISSUER_KEY_ENCRYPTION_KEY is not base64 (make one with `openssl rand -base64 32`)",
+            )?;
+        let key: [u8; 32] = bytes.try_into().map_err(|b: Vec<u8>| {
+            format!(
+                "ISSUER_KEY_ENCRYPTION_KEY must be 32 bytes (base64 of them), not {}",
+                b.len()
+            )
+        })?;
+        Ok(Self(key))
+    }
+
+    fn aead(&self) -> Result<aws_lc_rs::aead::LessSafeKey, KeyError> {
+        aws_lc_rs::aead::UnboundKey::new(&aws_lc_rs::aead::AES_256_GCM, &self.0)
+            .map(aws_lc_rs::aead::LessSafeKey::new)
+            .map_err(key_err("AES key setup"))
+    }
+
+    /// `nonce || ciphertext || tag`, bound to `kid`.
+    // SECURITY: the key id is the associated data, so a sealed key moved to
+    // another row (another kid, another schedule) no longer opens.
+    fn seal(&self, kid: &str, plaintext: &[u8]) -> Result<Vec<u8>, KeyError> {
+        let mut nonce = [0u8; aws_lc_rs::aead::NONCE_LEN];
+        aws_lc_rs::rand::fill(&mut nonce).map_err(key_err("random nonce"))?;
+        let mut sealed = plaintext.to_vec();
+        self.aead()?
+            .seal_in_place_append_tag(
+                aws_lc_rs::aead::Nonce::assume_unique_for_key(nonce),
+                aws_lc_rs::aead::Aad::from(kid.as_bytes()),
+                &mut sealed,
+            )
+            .map_err(key_err("key encryption"))?;
+        let mut out = nonce.to_vec();
+        out.append(&mut sealed);
+        Ok(out)
+    }
+
+    fn open(&self, kid: &str, sealed: &[u8]) -> Result<Vec<u8>, KeyError> {
+        let wrong = || {
+            KeyError(format!(
+                "cannot decrypt signing key {kid}: ISSUER_KEY_ENCRYPTION_KEY is not the key it \
+                 was encrypted with (or the row was altered)"
+            ))
+        };
+        if sealed.len() < aws_lc_rs::aead::NONCE_LEN {
+            return Err(wrong());
+        }
+        let (nonce, body) = sealed.split_at(aws_lc_rs::aead::NONCE_LEN);
+        let nonce =
+            aws_lc_rs::aead::Nonce::try_assume_unique_for_key(nonce).map_err(|_| wrong())?;
+        let mut body = body.to_vec();
+        let plain = self
+            .aead()?
+            .open_in_place(nonce, aws_lc_rs::aead::Aad::from(kid.as_bytes()), &mut body)
+            .map_err(|_| wrong())?;
+        Ok(plain.to_vec())
+    }
+}
+
+/// The keys' home in the database, and the cipher for their private parts.
+struct DbKeys {
+    db: Db,
+    cipher: Option<KeyCipher>,
+    /// How often every replica rereads the keys.
+    reload_every: Duration,
+}
+
+impl DbKeys {
+    /// The row for `key` (its PKCS#8 document `pkcs8`), sealed when a
+    /// cipher is set.
+    fn row(&self, key: &Key, pkcs8: &[u8]) -> Result<KeyRow, KeyError> {
+        let (encryption, private_key) = match &self.cipher {
+            Some(cipher) => (SEALED, cipher.seal(&key.meta.kid, pkcs8)?),
+            None => ("none", pkcs8.to_vec()),
+        };
+        Ok(KeyRow {
+            kid: key.meta.kid.clone(),
+            alg: key.meta.alg.name().to_owned(),
+            created_ms: key.meta.created_ms,
+            activates_ms: key.meta.activates_ms,
+            ttl_ms: key.meta.ttl_ms,
+            encryption: encryption.to_owned(),
+            private_key,
+        })
+    }
+
+    /// The key of `row`: one of `known` if it is there already, else
+    /// decrypted and parsed.
+    fn key(&self, row: &KeyRow, ttl_ms: i64, known: &[Arc<Key>]) -> Result<Arc<Key>, KeyError> {
+        if let Some(key) = known
+            .iter()
+            .find(|k| k.meta.kid == row.kid && k.meta.activates_ms == row.activates_ms)
+        {
+            return Ok(Arc::clone(key));
+        }
+        let alg = SigningAlg::parse(&row.alg).ok_or_else(|| {
+            KeyError(format!(
+                "signing key {}: unknown algorithm {:?}",
+                row.kid, row.alg
+            ))
+        })?;
+        let der = match (row.encryption.as_str(), &self.cipher) {
+            ("none", _) => row.private_key.clone(),
+            (SEALED, Some(cipher)) => cipher.open(&row.kid, &row.private_key)?,
+            (SEALED, None) => {
+                return Err(KeyError(format!(
+                    "the database holds encrypted signing keys (key {}); set \
+                     ISSUER_KEY_ENCRYPTION_KEY to the key they were encrypted with",
+                    row.kid
+                )));
+            }
+            (other, _) => {
+                return Err(KeyError(format!(
+                    "signing key {}: unknown encryption {other:?}",
+                    row.kid
+                )));
+            }
+        };
+        let meta = KeyMeta {
+            kid: row.kid.clone(),
+            alg,
+            created_ms: row.created_ms,
+            activates_ms: row.activates_ms,
+            ttl_ms: row.ttl_ms.max(ttl_ms),
+        };
+        Key::from_pkcs8(meta, &der).map(Arc::new)
+    }
+}
 
 enum Signer {
     Rsa(aws_lc_rs::rsa::KeyPair),
@@ -302,6 +456,7 @@ pub struct Rotation {
 pub struct KeyManager {
     keys: RwLock<Arc<Vec<Arc<Key>>>>,
     dir: Option<PathBuf>,
+    db: Option<DbKeys>,
     alg: SigningAlg,
     ttl_ms: i64,
     grace_ms: i64,
@@ -334,6 +489,7 @@ impl KeyManager {
         let manager = Arc::new(Self {
             keys: RwLock::new(Arc::new(Vec::new())),
             dir: dir.clone(),
+            db: None,
             alg,
             ttl_ms,
             grace_ms: ms(retire_grace),
@@ -370,6 +526,162 @@ impl KeyManager {
             manager.persist_meta(dir).await?;
         }
         Ok(manager)
+    }
+
+    /// Loads the keys from the database, or generates the first one there;
+    /// with `cipher`, private keys are encrypted at rest (and keys found
+    /// unencrypted are encrypted now). Replicas share these keys: each
+    /// rereads them every `reload_every`, and one at a time decides on new
+    /// ones (start-up, rotation) under an advisory lock.
+    pub async fn open_db(
+        db: Db,
+        cipher: Option<KeyCipher>,
+        reload_every: Duration,
+        alg: SigningAlg,
+        access_ttl: Duration,
+        retire_grace: Duration,
+        publish_lead: Duration,
+    ) -> Result<Arc<Self>, KeyError> {
+        let manager = Arc::new(Self {
+            keys: RwLock::new(Arc::new(Vec::new())),
+            dir: None,
+            db: Some(DbKeys {
+                db,
+                cipher,
+                reload_every,
+            }),
+            alg,
+            ttl_ms: ms(access_ttl),
+            grace_ms: ms(retire_grace),
+            lead: publish_lead,
+            wake: Notify::new(),
+            writer: tokio::sync::Mutex::new(()),
+            announced: Mutex::new(None),
+        });
+        manager.db_decide(None).await?;
+        manager.housekeeping().await?;
+        Ok(manager)
+    }
+
+    /// Under the keys' advisory lock: reads the keys, encrypts any stored
+    /// in the clear when a cipher is set, and adds a key when one is due.
+    /// With `rotate_lead`, a rotation (unless a key is pending); without,
+    /// start-up (a first key that signs at once if none signs, or a
+    /// rotation to a key of `SIGNING_ALG` if it changed).
+    async fn db_decide(&self, rotate_lead: Option<Duration>) -> Result<Option<Rotation>, KeyError> {
+        let Some(db) = &self.db else {
+            return Ok(None);
+        };
+        let _writer = self.writer.lock().await;
+        let store = |e: super::store::StoreError| KeyError(e.0);
+        let mut conn = db.db.conn().await.map_err(store)?;
+        let tx = super::pg::keys_transaction(&mut conn)
+            .await
+            .map_err(store)?;
+        let rows = super::pg::load_keys(&tx).await.map_err(store)?;
+        let known = self.snapshot();
+        let mut keys = Vec::new();
+        for row in &rows {
+            let key = db.key(row, self.ttl_ms, &known)?;
+            if row.encryption == "none"
+                && let Some(cipher) = &db.cipher
+            {
+                let sealed = cipher.seal(&row.kid, &pkcs8_of(&key)?)?;
+                super::pg::seal_key(&tx, &row.kid, SEALED, &sealed)
+                    .await
+                    .map_err(store)?;
+                tracing::info!(kid = %row.kid, "signing key encrypted at rest (ISSUER_KEY_ENCRYPTION_KEY)");
+            }
+            keys.push(key);
+        }
+        keys.sort_by_key(|k| k.meta.activates_ms);
+        self.set(keys);
+        let now = now_ms();
+        let replaces = self.signer(now).map(|k| k.meta.kid.clone());
+        let activates_ms = match rotate_lead {
+            Some(lead) => {
+                if let Some(pending) = self.pending(now) {
+                    return Ok(Some(Rotation {
+                        kid: pending.meta.kid.clone(),
+                        activates_ms: pending.meta.activates_ms,
+                        replaces,
+                        already_pending: true,
+                    }));
+                }
+                now.saturating_add(ms(lead))
+            }
+            None if replaces.is_none() => now,
+            None if self.signer(now).is_some_and(|k| k.meta.alg != self.alg)
+                && self.pending(now).is_none() =>
+            {
+                tracing::info!(
+                    alg = self.alg.name(),
+                    "SIGNING_ALG changed: rotating to a new key"
+                );
+                now.saturating_add(ms(self.lead))
+            }
+            None => {
+                tx.commit()
+                    .await
+                    .map_err(|e| KeyError(format!("cannot commit the keys: {e}")))?;
+                return Ok(None);
+            }
+        };
+        let meta = self.new_meta(now, activates_ms)?;
+        let (key, pkcs8) = blocking(move || Key::generate(meta)).await?;
+        super::pg::insert_key(&tx, &db.row(&key, &pkcs8)?)
+            .await
+            .map_err(store)?;
+        tx.commit()
+            .await
+            .map_err(|e| KeyError(format!("cannot commit the new key: {e}")))?;
+        let key = Arc::new(key);
+        let mut keys: Vec<Arc<Key>> = self.snapshot().iter().cloned().collect();
+        keys.push(Arc::clone(&key));
+        keys.sort_by_key(|k| k.meta.activates_ms);
+        self.set(keys);
+        tracing::info!(
+            kid = %key.meta.kid,
+            alg = key.meta.alg.name(),
+            replaces = replaces.as_deref().unwrap_or("-"),
+            "new signing key stored in the database"
+        );
+        self.wake.notify_one();
+        Ok(Some(Rotation {
+            kid: key.meta.kid.clone(),
+            activates_ms,
+            replaces,
+            already_pending: false,
+        }))
+    }
+
+    /// Rereads the keys from the database (no lock: reading needs none). A
+    /// key that cannot be read is an error and the keys in memory stay.
+    pub async fn reload(&self) -> Result<(), KeyError> {
+        let Some(db) = &self.db else {
+            return Ok(());
+        };
+        let rows = db
+            .db
+            .timed(async {
+                let conn = db.db.conn().await?;
+                super::pg::load_keys_from(&conn).await
+            })
+            .await
+            .map_err(|e| KeyError(e.0))?;
+        if rows.is_empty() {
+            return Err(KeyError(
+                "the database holds no signing key; keeping the keys in memory".into(),
+            ));
+        }
+        let known = self.snapshot();
+        let mut keys = rows
+            .iter()
+            .map(|row| db.key(row, self.ttl_ms, &known))
+            .collect::<Result<Vec<_>, _>>()?;
+        keys.sort_by_key(|k| k.meta.activates_ms);
+        self.set(keys);
+        Ok(())
     }
 
     fn snapshot(&self) -> Arc<Vec<Arc<Key>>> {
@@ -522,6 +834,12 @@ impl KeyManager {
     /// Starts a rotation: a new key is published now and signs after `lead`.
     /// If a key is already pending, returns it instead.
     pub async fn rotate(&self, lead: Duration) -> Result<Rotation, KeyError> {
+        if self.db.is_some() {
+            return self
+                .db_decide(Some(lead))
+                .await?
+                .ok_or_else(|| KeyError("no rotation was made".into()));
+        }
         let _writer = self.writer.lock().await;
         let now = now_ms();
         let replaces = self.signer(now).map(|k| k.meta.kid.clone());
@@ -556,11 +874,10 @@ impl KeyManager {
         self.lead
     }
 
-    async fn add_key(&self, activates_ms: i64) -> Result<Arc<Key>, KeyError> {
-        let now = now_ms();
+    fn new_meta(&self, now: i64, activates_ms: i64) -> Result<KeyMeta, KeyError> {
         let mut id = [0u8; 6];
         aws_lc_rs::rand::fill(&mut id).map_err(key_err("random key id"))?;
-        let meta = KeyMeta {
+        Ok(KeyMeta {
             kid: format!(
                 "{}-{:x}-{}",
                 self.alg.name().to_ascii_lowercase(),
@@ -571,7 +888,11 @@ impl KeyManager {
             created_ms: now,
             activates_ms,
             ttl_ms: self.ttl_ms,
-        };
+        })
+    }
+
+    async fn add_key(&self, activates_ms: i64) -> Result<Arc<Key>, KeyError> {
+        let meta = self.new_meta(now_ms(), activates_ms)?;
         let dir = self.dir.clone();
         let key = blocking(move || {
             let (key, pkcs8) = Key::generate(meta)?;
@@ -609,6 +930,7 @@ impl KeyManager {
     /// [`housekeeping`](Self::housekeeping); a key that starts signing in
     /// place of another is an audit record of issuer `iss`, when given.
     async fn housekeeping_audited(&self, iss: Option<&str>) -> Result<(), KeyError> {
+        self.reload().await?;
         let _writer = self.writer.lock().await;
         let now = now_ms();
         let keys = self.snapshot();
@@ -618,6 +940,16 @@ impl KeyManager {
             self.set(keep.iter().map(|&i| Arc::clone(&keys[i])).collect());
             for &i in &gone {
                 tracing::info!(kid = %keys[i].meta.kid, "key retired: every token it signed has expired; removed from the JWK Set");
+            }
+            if let Some(db) = &self.db {
+                let kids: Vec<String> = gone.iter().map(|&i| keys[i].meta.kid.clone()).collect();
+                db.db
+                    .timed(async {
+                        let conn = db.db.conn().await?;
+                        super::pg::delete_keys(&conn, &kids).await
+                    })
+                    .await
+                    .map_err(|e| KeyError(e.0))?;
             }
             if let Some(dir) = &self.dir {
                 self.persist_meta(dir).await?;
@@ -689,11 +1021,16 @@ impl KeyManager {
     /// Runs housekeeping and timed rotation until the task is aborted.
     /// Rotations and key activations are audit records of issuer `iss`.
     pub async fn run(self: Arc<Self>, rotate_every: Option<Duration>, iss: String) {
+        // With the database, every replica rereads the keys this often (a
+        // key published by another replica is seen within it, long before
+        // it signs), and retries as soon after a failure.
+        let reload = self.db.as_ref().map(|db| db.reload_every);
+        let retry = reload.unwrap_or(Duration::from_secs(30));
         loop {
             let mut pause = Duration::ZERO;
             if let Err(e) = self.housekeeping_audited(Some(&iss)).await {
-                tracing::error!(error = %e, "key housekeeping failed; retrying in 30 s");
-                pause = Duration::from_secs(30);
+                tracing::error!(error = %e, retry_ms = retry.as_millis(), "key housekeeping failed; retrying");
+                pause = retry;
             }
             let now = now_ms();
             if pause.is_zero()
@@ -712,8 +1049,8 @@ impl KeyManager {
                         None,
                     ),
                     Err(e) => {
-                        tracing::error!(error = %e, "timed key rotation failed; retrying in 30 s");
-                        pause = Duration::from_secs(30);
+                        tracing::error!(error = %e, retry_ms = retry.as_millis(), "timed key rotation failed; retrying");
+                        pause = retry;
                     }
                 }
             }
@@ -725,12 +1062,34 @@ impl KeyManager {
                     t.saturating_sub(now).saturating_add(5).clamp(5, 60_000)
                 });
                 pause = Duration::from_millis(u64::try_from(wait).unwrap_or(60_000));
+                if let Some(reload) = reload {
+                    pause = pause.min(reload);
+                }
             }
             tokio::select! {
                 () = tokio::time::sleep(pause) => {}
                 () = self.wake.notified() => {}
             }
         }
+    }
+}
+
+/// The PKCS#8 document of `key`'s private part (to encrypt a key found
+/// stored in the clear).
+fn pkcs8_of(key: &Key) -> Result<Vec<u8>, KeyError> {
+    match &key.signer {
+        Signer::Rsa(kp) => kp
+            .as_der()
+            .map(|d| d.as_ref().to_vec())
+            .map_err(key_err("RSA key encoding")),
+        Signer::Ec(kp) => kp
+            .to_pkcs8v1()
+            .map(|d| d.as_ref().to_vec())
+            .map_err(key_err("P-256 key encoding")),
+        Signer::Ed(kp) => kp
+            .to_pkcs8()
+            .map(|d| d.as_ref().to_vec())
+            .map_err(key_err("Ed25519 key encoding")),
     }
 }
 
@@ -983,5 +1342,36 @@ mod tests {
         assert_eq!(meta.permissions().mode() & 0o077, 0, "owner-only");
         std::fs::remove_dir_all(&dir).unwrap();
         std::fs::remove_dir_all(&outside).unwrap();
+    }
+
+    #[test]
+    fn key_encryption_key_must_be_base64_of_32_bytes() {
+        use base64::engine::general_purpose::STANDARD;
+        assert!(KeyCipher::from_base64(&STANDARD.encode([1u8; 32])).is_ok());
+        assert!(KeyCipher::from_base64(&URL_SAFE_NO_PAD.encode([1u8; 32])).is_ok());
+        let short = KeyCipher::from_base64(&STANDARD.encode([1u8; 16])).unwrap_err();
+        assert!(short.contains("32 bytes"), "{short}");
+        let garbage = KeyCipher::from_base64("not base64 at all!").unwrap_err();
+        assert!(garbage.contains("base64"), "{garbage}");
+        assert_eq!(format!("{:?}", KeyCipher([9; 32])), "KeyCipher(..)");
+    }
+
+    #[test]
+    fn sealed_keys_open_only_with_their_key_and_their_kid() {
+        let cipher = KeyCipher([1; 32]);
+        let sealed = cipher.seal("kid-a", b"private key").unwrap();
+        assert!(!sealed.windows(11).any(|w| w == b"private key"));
+        assert_eq!(cipher.open("kid-a", &sealed).unwrap(), b"private key");
+        let wrong_key = KeyCipher([2; 32]).open("kid-a", &sealed).unwrap_err();
+        assert!(
+            wrong_key.0.contains("ISSUER_KEY_ENCRYPTION_KEY"),
+            "{wrong_key}"
+        );
+        // Moved to another row, it no longer opens.
+        assert!(cipher.open("kid-b", &sealed).is_err());
+        let mut altered = sealed.clone();
+        *altered.last_mut().unwrap() ^= 1;
+        assert!(cipher.open("kid-a", &altered).is_err());
+        assert!(cipher.open("kid-a", &sealed[..5]).is_err());
     }
 }

@@ -24,6 +24,8 @@
 //! | `KEY_RETIRE_GRACE` | 2m | an old key stays published this long after its last token expired |
 //! | `DEFAULT_AUDIENCE` | `urn:orders` | audience when a request names none |
 //! | `LOGIN_CLIENT_ID` | `login` | `client_id` of tokens from `/login` |
+//! | `DATABASE_URL` | none (memory) | `postgres://user:password@host:port/db`: keys, users, clients, refresh families, revocations and opaque tokens live there, shared by every replica with the same `ISSUER_URL` (see `pg.rs`); not with `KEY_DIR` |
+//! | `ISSUER_KEY_ENCRYPTION_KEY` | none | base64 of 32 bytes: signing keys are AES-256-GCM-encrypted in the database; without it they are stored unencrypted (a warning at start-up), and a database holding encrypted keys refuses to start |
 //!
 //! Password and secret hashes are Argon2 PHC strings; print one with
 //! `cargo run --example issuer -- hash` (reads the secret from stdin).
@@ -35,8 +37,13 @@
 //! `POST /admin/rotate` and `GET /admin/keys` (admin clients), `GET /health`.
 //! `SIGHUP` starts a key rotation.
 //!
-//! State (refresh-token families, revocations) is kept in memory: a restart
-//! ends every session, while access tokens stay valid until they expire.
+//! Without `DATABASE_URL`, state (refresh-token families, revocations) is
+//! kept in memory: a restart ends every session, while access tokens stay
+//! valid until they expire. With it, replicas share everything and a
+//! restart keeps sessions and keys; `issuer user add NAME [--scopes "…"]
+//! [--roles "…"] [--tenant T]` (the password on stdin) and `issuer user
+//! disable NAME` manage the users there. `GET /health` then answers 503
+//! while the database is unreachable, as do logins and refreshes.
 //!
 //! Logs: `AUDIT_LOG` (unset: audit JSON lines on stdout after the
 //! `listening on` line; a path: that file; `off`: none) records every
@@ -46,10 +53,12 @@
 //! the human log on stderr. `GET /metrics` serves Prometheus text.
 
 pub mod audit;
+pub mod cli;
 pub mod config;
 pub mod credentials;
 pub mod exchange;
 pub mod keys;
+pub mod pg;
 pub mod server;
 pub mod store;
 pub mod tokens;
@@ -76,6 +85,20 @@ async fn main() -> ExitCode {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().is_some_and(|a| a == "hash") {
         return hash_from_stdin();
+    }
+    if args.first().is_some_and(|a| a == "user") {
+        let url = std::env::var("DATABASE_URL").ok();
+        let mut stdin = std::io::stdin().lock();
+        return match cli::user_command(&args[1..], &mut stdin, url.as_deref()).await {
+            Ok(line) => {
+                println!("{line}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::FAILURE
+            }
+        };
     }
     if args.iter().any(|a| a == "--help" || a == "-h") {
         println!("{HELP}");
@@ -117,13 +140,17 @@ async fn main() -> ExitCode {
 const HELP: &str = "\
 usage: issuer [--setting value]...     serve (settings also from NAME=value in the environment)
        issuer hash                     read a secret on stdin, print its Argon2 PHC string
+       issuer user add NAME [--scopes \"a b\"] [--roles \"r\"] [--tenant T]
+                                       add a user to the database (password on stdin)
+       issuer user disable NAME        disable a user and revoke their tokens
 
 settings (flag --access-ttl = variable ACCESS_TTL):
   PORT 4000 | ISSUER_URL http://127.0.0.1:PORT | ACCESS_TTL 15m | REFRESH_TTL 8h
   SIGNING_ALG RS256 (ES256, EdDSA) | USERS_FILE, CLIENTS_FILE, UPSTREAMS_FILE (TOML or JSON)
   KEY_DIR (persist keys) | ROTATE_EVERY 24h (off) | JWKS_MAX_AGE 5m
   KEY_PUBLISH_LEAD 2 x JWKS_MAX_AGE | KEY_RETIRE_GRACE 2m
-  DEFAULT_AUDIENCE urn:orders | LOGIN_CLIENT_ID login";
+  DEFAULT_AUDIENCE urn:orders | LOGIN_CLIENT_ID login
+  DATABASE_URL postgres://… (share state between replicas) | ISSUER_KEY_ENCRYPTION_KEY (base64 of 32 bytes)";
 
 /// Prints what was seeded, loudly: demo credentials must never go unnoticed.
 pub fn announce_seeds(config: &config::Config) {

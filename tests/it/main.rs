@@ -42,6 +42,8 @@ mod examples;
 #[cfg(all(feature = "axum", feature = "tonic"))]
 mod gateway;
 mod introspection;
+#[cfg(all(feature = "axum", feature = "tonic"))]
+mod issuer_pg;
 mod jwks_faults;
 #[cfg(all(feature = "axum", feature = "tonic"))]
 mod outbound;

@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use super::super::keys::KeyError;
+use super::super::store::StoreError;
 use super::LOG_TARGET;
 
 /// An OAuth error response: the status, the `error` code and a
@@ -113,6 +114,16 @@ impl From<KeyError> for OAuthError {
             "server_error",
             "the issuer cannot sign tokens right now",
         )
+    }
+}
+
+impl From<StoreError> for OAuthError {
+    fn from(e: StoreError) -> Self {
+        tracing::error!(target: LOG_TARGET, error = %e, "the store cannot answer");
+        // SECURITY (availability): a database outage is the issuer's
+        // trouble, not the client's: 503 with Retry-After, never a 4xx that
+        // would make a client drop a good refresh token, never a 500.
+        Self::unavailable("the issuer's database is unavailable; retry shortly")
     }
 }
 

@@ -16,7 +16,7 @@ use super::super::config::{
 };
 use super::super::exchange::ExchangeError;
 use super::super::keys::now_ms;
-use super::super::store::{Family, Grant, Redeemed, TokenHash};
+use super::super::store::{Family, Grant, Issued, Redeemed, TokenHash};
 use super::super::tokens::{Minted, mint, mint_delegated, mint_opaque, random_token};
 use super::LOG_TARGET;
 use super::client_auth::{Peer, authenticate};
@@ -32,20 +32,38 @@ const BAD_CREDENTIALS: &str = "invalid username or password";
 const BAD_REFRESH: &str = "the refresh token is invalid, expired, revoked or already used";
 
 /// Mints the access token for `grant`: opaque for a client configured with
-/// `opaque_access_tokens`, a signed JWT otherwise.
-async fn issue(s: &AppState, grant: &Grant) -> Result<Minted, OAuthError> {
+/// `opaque_access_tokens`, a signed JWT otherwise. Returns it with what the
+/// store must record of it; nothing is stored yet.
+fn mint_for(s: &AppState, grant: &Grant) -> Result<(Minted, Issued), OAuthError> {
     let opaque = s
         .clients
         .get(&grant.client_id)
         .is_some_and(|c| c.opaque_access_tokens);
     if !opaque {
-        return Ok(mint(&s.keys, &s.issuer, grant, s.config.access_ttl)?);
+        let minted = mint(&s.keys, &s.issuer, grant, s.config.access_ttl)?;
+        let issued = Issued {
+            jti: minted.jti.clone(),
+            exp: minted.exp,
+            opaque: None,
+        };
+        return Ok((minted, issued));
     }
     let (minted, claims) = mint_opaque(&s.issuer, grant, s.config.access_ttl)?;
     // SECURITY: the store keeps only the token's SHA-256, like refresh tokens.
-    s.store
-        .save_opaque(TokenHash::of(&minted.token), claims.to_string(), minted.exp)
-        .await;
+    let issued = Issued {
+        jti: minted.jti.clone(),
+        exp: minted.exp,
+        opaque: Some((TokenHash::of(&minted.token), claims.to_string())),
+    };
+    Ok((minted, issued))
+}
+
+/// [`mint_for`], and an opaque token saved: for tokens of no family.
+async fn issue(s: &AppState, grant: &Grant) -> Result<Minted, OAuthError> {
+    let (minted, issued) = mint_for(s, grant)?;
+    if let Some((hash, claims)) = issued.opaque {
+        s.store.save_opaque(hash, claims, minted.exp).await?;
+    }
     Ok(minted)
 }
 
@@ -81,7 +99,33 @@ async fn login_grant(
         .backoff
         .begin(peer.0, &format!("user:{username}"))
         .map_err(OAuthError::too_many)?;
-    let user = s.users.get(username);
+    // SECURITY (guessing across replicas): each replica's back-off sees
+    // only the guesses sent to it; the store counts them all (PostgreSQL),
+    // so spreading guesses over the replicas gains nothing.
+    let source = peer.0.to_string();
+    let shared = s
+        .store
+        .login_locked(source.clone(), username.to_owned(), now_ms())
+        .await;
+    let user = match shared {
+        Ok(None) => s.store.user(username.to_owned()).await,
+        Ok(Some(left_ms)) => {
+            drop(attempt);
+            audit.reason = Some("locked");
+            let left = u64::try_from(left_ms).unwrap_or(1000).max(1000);
+            return Err(OAuthError::too_many(std::time::Duration::from_millis(left)));
+        }
+        Err(e) => Err(e),
+    };
+    let user = match user {
+        Ok(user) => user,
+        Err(e) => {
+            // Nothing was checked: the attempt ends without an outcome.
+            drop(attempt);
+            return Err(e.into());
+        }
+    };
+    let user = user.as_ref();
     // SECURITY: one Argon2 check whether or not the user exists (decoy hash
     // of the same cost), compared in constant time by Argon2, and one
     // answer for every failure: neither timing nor message tells which
@@ -99,9 +143,19 @@ async fn login_grant(
             "unknown_user"
         });
         tracing::warn!(target: LOG_TARGET, username = %log_safe(username), "login failed");
+        if let Err(e) = s
+            .store
+            .login_failed(source, username.to_owned(), now_ms())
+            .await
+        {
+            tracing::warn!(target: LOG_TARGET, error = %e, "cannot count the failed login in the store");
+        }
         return Err(denied());
     };
     attempt.success();
+    if let Err(e) = s.store.login_succeeded(source, username.to_owned()).await {
+        tracing::warn!(target: LOG_TARGET, error = %e, "cannot clear the failed logins in the store");
+    }
     let grant = Grant {
         sub: user.username.clone(),
         client_id: s.config.login_client_id.clone(),
@@ -117,13 +171,11 @@ async fn login_grant(
         expires_at: now_ms() / 1000
             + i64::try_from(s.config.refresh_ttl.as_secs()).unwrap_or(i64::MAX / 2),
     };
+    let (minted, issued) = mint_for(s, &grant)?;
+    // One atomic step: the family, its live token and the access token.
     s.store
-        .create_family(family.clone(), TokenHash::of(&refresh_token))
-        .await;
-    let minted = issue(s, &grant).await?;
-    s.store
-        .record_access(family.id.clone(), minted.jti.clone(), minted.exp)
-        .await;
+        .create_family(family.clone(), TokenHash::of(&refresh_token), issued)
+        .await?;
     audit.client_id = Some(grant.client_id.clone());
     audit.tenant.clone_from(&grant.tenant);
     audit.jti = Some(minted.jti.clone());
@@ -164,8 +216,10 @@ async fn refresh_grant(
     let now = now_ms() / 1000;
     // Checks that need the family come before the token is consumed, so a
     // bad request does not burn a good token.
-    let mut scopes = None;
-    if let Some(family) = s.store.live_family(presented, now).await {
+    let next = random_token(32)?;
+    let mut issued = None;
+    let mut grant = None;
+    if let Some(family) = s.store.live_family(presented, now).await? {
         audit.sub = Some(log_safe(&family.grant.sub));
         audit.client_id = Some(family.grant.client_id.clone());
         audit.tenant.clone_from(&family.grant.tenant);
@@ -180,19 +234,30 @@ async fn refresh_grant(
             return Err(OAuthError::invalid_grant(BAD_REFRESH));
         }
         // RFC 6749 §6: the new access token may be narrower, never wider.
-        scopes = Some(choose_scopes(p.get("scope"), &family.grant.scopes)?);
+        let narrowed = Grant {
+            scopes: choose_scopes(p.get("scope"), &family.grant.scopes)?,
+            ..family.grant.clone()
+        };
+        // Minted before the token is consumed: the rotation and the record
+        // of the new access token are then one atomic step, so a failure
+        // (the database gone mid-request) never burns the presented token
+        // without handing out its successor.
+        let (minted, record) = mint_for(s, &narrowed)?;
+        issued = Some((minted, record));
+        grant = Some(narrowed);
     }
-    let next = random_token(32)?;
-    match s.store.rotate(presented, TokenHash::of(&next), now).await {
+    let record = issued.as_ref().map(|(_, record)| record.clone());
+    match s
+        .store
+        .rotate(presented, TokenHash::of(&next), now, record)
+        .await?
+    {
         Redeemed::Rotated(family) => {
-            let grant = Grant {
-                scopes: scopes.unwrap_or_else(|| family.grant.scopes.clone()),
-                ..family.grant.clone()
+            let (Some((minted, _)), Some(grant)) = (issued, grant) else {
+                // The store rotates only when given the new access token.
+                audit.reason = Some("unknown_refresh_token");
+                return Err(OAuthError::invalid_grant(BAD_REFRESH));
             };
-            let minted = issue(s, &grant).await?;
-            s.store
-                .record_access(family.id.clone(), minted.jti.clone(), minted.exp)
-                .await;
             audit.jti = Some(minted.jti.clone());
             tracing::info!(target: LOG_TARGET, sub = %log_safe(&grant.sub), family = %family.id, "refresh token rotated");
             Ok(token_response(&minted, &grant.scopes, Some(&next), None))
@@ -428,7 +493,7 @@ async fn exchange_own_token(
     let not_acceptable =
         |why: &str| OAuthError::invalid_request(format!("subject_token is not acceptable: {why}"));
     let subject = live_access_token(s, subject_token)
-        .await
+        .await?
         .ok_or_else(|| not_acceptable("it is expired or revoked"))?;
     let strings = |v: Option<&Value>| -> Vec<String> {
         match v {
@@ -549,7 +614,7 @@ async fn actor_of<'c>(
         return Ok(None);
     };
     check_token_type(p, "actor_token_type")?;
-    let actor = live_access_token(s, actor_token).await;
+    let actor = live_access_token(s, actor_token).await?;
     if actor
         .as_ref()
         .and_then(|a| a.get("sub"))

@@ -11,7 +11,7 @@ use serde_json::{Map, Value, json};
 
 use super::super::audit::Audit;
 use super::super::keys::now_ms;
-use super::super::store::TokenHash;
+use super::super::store::{StoreError, TokenHash};
 use super::LOG_TARGET;
 use super::client_auth::{Peer, authenticate, require_client};
 use super::error::{OAuthError, log_safe, no_store};
@@ -26,17 +26,27 @@ fn looks_like_jwt(token: &str) -> bool {
 
 /// The claims of one of our access tokens that is still valid (signature or
 /// store entry, issuer, expiry, not revoked): a JWT, or an opaque one.
-pub(super) async fn live_access_token(s: &AppState, token: &str) -> Option<Map<String, Value>> {
+/// `Err` when the store cannot answer.
+pub(super) async fn live_access_token(
+    s: &AppState,
+    token: &str,
+) -> Result<Option<Map<String, Value>>, StoreError> {
     let claims = if looks_like_jwt(token) {
-        s.keys.verify_jwt(token)?
+        let Some(claims) = s.keys.verify_jwt(token) else {
+            return Ok(None);
+        };
+        claims
     } else {
-        let text = s
+        let Some(text) = s
             .store
             .opaque(TokenHash::of(token), now_ms() / 1000)
-            .await?;
-        match serde_json::from_str(&text).ok()? {
-            Value::Object(claims) => claims,
-            _ => return None,
+            .await?
+        else {
+            return Ok(None);
+        };
+        match serde_json::from_str(&text) {
+            Ok(Value::Object(claims)) => claims,
+            _ => return Ok(None),
         }
     };
     let now = now_ms() / 1000;
@@ -46,13 +56,22 @@ pub(super) async fn live_access_token(s: &AppState, token: &str) -> Option<Map<S
             .and_then(Value::as_i64)
             .is_none_or(|exp| exp <= now)
     {
-        return None;
+        return Ok(None);
     }
-    let jti = claims.get("jti").and_then(Value::as_str)?.to_owned();
-    if s.store.is_access_revoked(jti).await {
-        return None;
+    let Some(jti) = claims.get("jti").and_then(Value::as_str) else {
+        return Ok(None);
+    };
+    if s.store.is_access_revoked(jti.to_owned()).await? {
+        return Ok(None);
     }
-    Some(claims)
+    // SECURITY: a disabled user's tokens stop being active at once, on
+    // every replica, whichever way they were issued.
+    if let Some(sub) = claims.get("sub").and_then(Value::as_str)
+        && s.store.is_disabled(sub.to_owned()).await?
+    {
+        return Ok(None);
+    }
+    Ok(Some(claims))
 }
 
 /// `POST /introspect`: whether a token is active, and its claims.
@@ -96,7 +115,7 @@ async fn introspect_token(
     audit.reason = Some("inactive");
     let inactive = || no_store(Json(json!({"active": false})).into_response());
 
-    if let Some(mut claims) = live_access_token(s, token).await {
+    if let Some(mut claims) = live_access_token(s, token).await? {
         // SECURITY (RFC 7662 §4): a client learns about a token only if it is
         // one of its audiences or the token was issued to it.
         let audiences = client
@@ -126,7 +145,7 @@ async fn introspect_token(
     }
 
     let now = now_ms() / 1000;
-    match s.store.live_family(TokenHash::of(token), now).await {
+    match s.store.live_family(TokenHash::of(token), now).await? {
         Some(family) if family.grant.client_id == client.client_id => {
             audit.sub = Some(log_safe(&family.grant.sub));
             audit.tenant.clone_from(&family.grant.tenant);
@@ -182,7 +201,7 @@ async fn revoke_token(
     };
     let refused = || OAuthError::unauthorized_client("this token was issued to another client");
 
-    if let Some(claims) = live_access_token(s, token).await {
+    if let Some(claims) = live_access_token(s, token).await? {
         describe(audit, &claims);
         let owner = claims
             .get("client_id")
@@ -196,7 +215,7 @@ async fn revoke_token(
             claims.get("jti").and_then(Value::as_str),
             claims.get("exp").and_then(Value::as_i64),
         ) {
-            s.store.revoke_access(jti.to_owned(), exp).await;
+            s.store.revoke_access(jti.to_owned(), exp).await?;
             audit.reason = Some("access_token_revoked");
             tracing::info!(target: LOG_TARGET, sub = ?claims.get("sub"), "access token revoked");
         }
@@ -206,14 +225,14 @@ async fn revoke_token(
         return Ok(done());
     }
     let hash = TokenHash::of(token);
-    if let Some(family) = s.store.live_family(hash, now_ms() / 1000).await {
+    if let Some(family) = s.store.live_family(hash, now_ms() / 1000).await? {
         audit.sub = Some(log_safe(&family.grant.sub));
         audit.tenant.clone_from(&family.grant.tenant);
         if !may_revoke(&family.grant.client_id) {
             audit.reason = Some("other_clients_token");
             return Err(refused());
         }
-        s.store.revoke_family_of(hash).await;
+        s.store.revoke_family_of(hash).await?;
         audit.reason = Some("refresh_family_revoked");
         tracing::info!(target: LOG_TARGET, sub = %log_safe(&family.grant.sub), family = %family.id, "refresh token family revoked");
     }

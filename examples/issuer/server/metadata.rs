@@ -8,7 +8,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::super::audit::Audit;
 use super::super::config::{
@@ -59,7 +59,7 @@ pub(super) async fn metadata(State(s): State<Arc<AppState>>) -> Response {
         .users
         .iter()
         .flat_map(|u| &u.scopes)
-        .chain(s.config.clients.iter().flat_map(|c| &c.scopes))
+        .chain(s.clients.values().flat_map(|c| &c.scopes))
         .map(String::as_str)
         .collect();
     scopes.sort_unstable();
@@ -98,9 +98,35 @@ fn public_cache(s: &AppState) -> String {
     format!("public, max-age={}", s.config.jwks_max_age.as_secs().max(1))
 }
 
-/// `GET /health`.
-pub(super) async fn health() -> Json<Value> {
-    Json(json!({"status": "ok"}))
+/// `GET /health`: `{"status":"ok"}`; with a database, also whether it
+/// answers, and 503 while it does not (not ready: logins and refreshes
+/// cannot work).
+pub(super) async fn health(State(s): State<Arc<AppState>>) -> Response {
+    let Some(db) = &s.db else {
+        return Json(json!({"status": "ok"})).into_response();
+    };
+    // SECURITY: the error may name the database's host: logged, not shown.
+    let ready = match db.ping().await {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::warn!(target: LOG_TARGET, error = %e, "health: the database does not answer");
+            false
+        }
+    };
+    metrics::gauge!("issuer_database_up").set(if ready { 1.0 } else { 0.0 });
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        Json(json!({
+            "status": if ready { "ok" } else { "unavailable" },
+            "database": {"ready": ready},
+        })),
+    )
+        .into_response()
 }
 
 /// The authenticated client if it is an admin client, else `access_denied`.

@@ -208,10 +208,10 @@ async fn a_long_path_is_recorded_cut_with_a_marker_for_denied_and_allowed_reques
     log.warm_up(&w).await;
     let token = token_of(&w.alice().await);
     // 8 KiB of path: no token (denied, unauthenticated), then a valid one.
-    let long = format!("{}/orders/{}", w.orders, "7".repeat(8 * 1024));
-    let res = w.http.get(&long).send().await.unwrap();
+    let url = format!("{}/orders/{}", w.orders, "7".repeat(8 * 1024));
+    let res = w.http.get(&url).send().await.unwrap();
     assert_eq!(res.status(), 401);
-    let res = w.http.get(&long).bearer_auth(&token).send().await.unwrap();
+    let res = w.http.get(&url).bearer_auth(&token).send().await.unwrap();
     assert!(res.status().is_client_error(), "{}", res.status());
     let (records, _) = log.records();
     let paths: Vec<&str> = records

@@ -7,8 +7,16 @@
 # to protect), fsync off. It exports AUTHLAYER_TEST_DATABASE_URL (the
 # superuser `postgres`, database `postgres`) and removes everything when
 # the shell exits.
+# The newest server's bin directory: one with initdb and postgres (the
+# client package alone also makes a bin directory, with psql in it).
 pg_bin() {
-  ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1
+  local dir
+  for dir in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V -r); do
+    if [ -x "$dir/initdb" ] && [ -x "$dir/postgres" ]; then
+      echo "$dir"
+      return 0
+    fi
+  done
 }
 start_postgres() {
   if [ -z "$(pg_bin)" ]; then

@@ -18,7 +18,7 @@
 //! | `rule` | what decided: `verify`, `scopes`, `roles`, `tenant`, `policy`, `grpc_method` |
 //! | `sub`, `iss`, `client_id`, `tenant`, `jti` | from verified claims only; absent when unknown |
 //! | `required_scopes`, `required_roles` | space-separated; absent when the rule needs none |
-//! | `method`, `path` | the request's; never the query string; a path longer than 512 bytes is cut there and ends in `…[truncated]` |
+//! | `method`, `path` | the request's; never the query string; a method longer than 32 bytes or a path longer than 512 is cut there and ends in `…[truncated]` |
 //! | `status` | the HTTP status of the answer, when known |
 //! | `grpc_status` | the `grpc-status` of a trailers-only gRPC answer, when known |
 //! | `request_id` | the `x-request-id` header, when present (visible ASCII, at most 128 bytes) |
@@ -219,8 +219,8 @@ fn emit<B>(
         jti = claims.and_then(|c| c.jti.as_deref()),
         required_scopes = info.scopes.as_deref(),
         required_roles = info.roles.as_deref(),
-        method = line.method.as_str(),
-        path = &*recorded_path(line.uri.path()),
+        method = &*cut(line.method.as_str(), MAX_METHOD),
+        path = &*cut(line.uri.path(), MAX_PATH),
         status,
         grpc_status,
         request_id = line.request_id.as_ref().and_then(request_id),
@@ -237,25 +237,30 @@ fn request_id(value: &HeaderValue) -> Option<&str> {
 
 const MAX_REQUEST_ID: usize = 128;
 
-/// The path as recorded: at most [`MAX_PATH`] bytes of it, and a marker
-/// when it was cut.
-fn recorded_path(path: &str) -> Cow<'_, str> {
-    // SECURITY: the path is the client's, and it is recorded for requests
-    // that carried no valid token: without a cap, anyone could write
-    // kilobytes per request into the audit log.
-    if path.len() <= MAX_PATH {
-        return Cow::Borrowed(path);
+/// A value from the request as recorded: at most `max` bytes of it, and a
+/// marker when it was cut.
+fn cut(value: &str, max: usize) -> Cow<'_, str> {
+    // SECURITY: the method and path are the client's, recorded also for
+    // requests that carried no valid token: without a cap, anyone could
+    // write kilobytes per request into the audit log (`http` admits
+    // extension methods of any length).
+    if value.len() <= max {
+        return Cow::Borrowed(value);
     }
-    let mut end = MAX_PATH;
-    while !path.is_char_boundary(end) {
+    let mut end = max;
+    while !value.is_char_boundary(end) {
         end -= 1;
     }
-    let head = path.get(..end).unwrap_or_default();
+    let head = value.get(..end).unwrap_or_default();
     Cow::Owned(format!("{head}{TRUNCATED}"))
 }
 
 /// Bytes of the path the record keeps.
 const MAX_PATH: usize = 512;
+
+/// Bytes of the method the record keeps (the longest registered method,
+/// `BASELINE-CONTROL`, has 16).
+const MAX_METHOD: usize = 32;
 
 /// What follows a path that was cut.
 const TRUNCATED: &str = "…[truncated]";
@@ -273,12 +278,12 @@ mod tests {
 
     #[test]
     fn paths_over_512_bytes_are_cut_at_a_char_boundary_with_a_marker() {
-        assert_eq!(recorded_path("/orders/7"), "/orders/7");
+        assert_eq!(cut("/orders/7", MAX_PATH), "/orders/7");
         let exact = "a".repeat(MAX_PATH);
-        assert_eq!(recorded_path(&exact), exact);
+        assert_eq!(cut(&exact, MAX_PATH), exact);
         let long = format!("/{}", "é".repeat(MAX_PATH));
-        let cut = recorded_path(&long);
-        let head = cut.strip_suffix(TRUNCATED).unwrap();
+        let recorded = cut(&long, MAX_PATH);
+        let head = recorded.strip_suffix(TRUNCATED).unwrap();
         assert!(
             head.len() <= MAX_PATH && head.len() >= MAX_PATH - 1,
             "{}",

@@ -228,6 +228,26 @@ async fn a_long_path_is_recorded_cut_with_a_marker_for_denied_and_allowed_reques
 }
 
 #[tokio::test]
+async fn a_long_extension_method_is_recorded_cut_with_a_marker() {
+    let log = Recorded::install();
+    let w = world(config()).await;
+    log.warm_up(&w).await;
+    // `http` admits extension methods of any length; no token: denied.
+    let method = reqwest::Method::from_bytes("A".repeat(4096).as_bytes()).unwrap();
+    let res = w
+        .http
+        .request(method, format!("{}/orders/7", w.orders))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    let (records, _) = log.records();
+    let record = records.iter().find(|r| r["action"] == "request").unwrap();
+    let recorded = record["method"].as_str().unwrap();
+    assert_eq!(recorded, format!("{}…[truncated]", "A".repeat(32)));
+}
+
+#[tokio::test]
 async fn the_issuer_records_every_kind_of_decision_in_the_same_schema() {
     let log = Recorded::install();
     let partner = partner_issuer().await;

@@ -714,7 +714,22 @@ impl VerifierBuilder {
                 "tenant template is not a URL, so discovery is impossible: {e}"
             ))
         })?;
-        check_url(&url, self.fetch.allow_http).map_err(url_error)
+        check_url(&url, self.fetch.allow_http).map_err(url_error)?;
+        // SECURITY (key source integrity): tenant names may hold dots, so a
+        // placeholder inside a host (`https://login.example{tenantid}/`,
+        // `https://{tenantid}/`) would let a tenant name choose the host its
+        // keys come from. It must not change the origin, or be the first
+        // label of a host under a fixed domain of two labels or more.
+        let dotted = reqwest::Url::parse(&issuer.iss.replace(TENANT_PLACEHOLDER, "a.b"));
+        if dotted.is_ok_and(|d| d.origin() == url.origin()) || leads_a_fixed_domain(&issuer.iss) {
+            Ok(())
+        } else {
+            Err(url_error(format!(
+                "the {TENANT_PLACEHOLDER} placeholder must be a path segment (https://login.example/{TENANT_PLACEHOLDER}/v2.0) \
+                 or the first label of a host under a fixed domain (https://{TENANT_PLACEHOLDER}.login.example/): \
+                 elsewhere a tenant name would choose the host keys are fetched from"
+            )))
+        }
     }
 
     /// The HTTP client of every fetch: the one given, or one built once
@@ -825,6 +840,22 @@ fn add_secret(set: &mut KeySet, issuer: &Issuer, algs: AlgSet) -> Result<(), Bui
     Ok(())
 }
 
+/// Whether the template's placeholder is the first label of its host, under
+/// a fixed domain of at least two labels (`https://{tenantid}.okta.example/`).
+fn leads_a_fixed_domain(template: &str) -> bool {
+    let Some(rest) = template
+        .split_once("://")
+        .and_then(|(_, rest)| rest.strip_prefix(TENANT_PLACEHOLDER))
+    else {
+        return false;
+    };
+    let host = rest.split(['/', ':', '?', '#']).next().unwrap_or_default();
+    host.strip_prefix('.').is_some_and(|domain| {
+        let labels: Vec<&str> = domain.split('.').collect();
+        labels.len() >= 2 && labels.iter().all(|l| !l.is_empty())
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -840,6 +871,26 @@ mod tests {
             .allow_insecure_http(allow_http)
             .build()
             .await
+    }
+
+    #[tokio::test]
+    async fn a_tenant_template_placeholder_cannot_choose_the_host() {
+        // Tenant names may hold dots: `.evil.example` makes the first
+        // `https://login.example.evil.example/`.
+        for refused in [
+            "https://login.example{tenantid}/v2.0",
+            "https://{tenantid}/v2.0",
+            "https://{tenantid}.example/v2.0",
+            "https://login-{tenantid}.example/v2.0",
+            "https://{tenantid}:443/v2.0",
+            "https://a.{tenantid}.example/v2.0",
+        ] {
+            let err = template(refused, false).await.unwrap_err();
+            assert!(
+                matches!(&err, BuildError::Url { url, reason } if url == refused && reason.contains("placeholder")),
+                "{refused}: {err}"
+            );
+        }
     }
 
     #[tokio::test]
@@ -865,6 +916,9 @@ mod tests {
         }
         for accepted in [
             "https://login.example/{tenantid}/v2.0",
+            "https://login.example/t/{tenantid}",
+            "https://login.example/v2.0?tenant={tenantid}",
+            "https://{tenantid}.login.example/v2.0",
             "http://127.0.0.1:9/{tenantid}/v2.0",
             "http://localhost:9/{tenantid}/v2.0",
         ] {

@@ -113,6 +113,10 @@ impl ClientCredentialsBuilder {
     /// The HTTP client to use (proxies, TLS roots). Defaults to a client that
     /// follows no redirects. Whatever this client's redirect policy, a token
     /// endpoint answering 3xx is an error: the secret is not sent on.
+    /// Give it `redirect(reqwest::redirect::Policy::none())` all the same:
+    /// a following client answered 301, 302 or 303 by the endpoint's own
+    /// origin makes one bodiless `GET` there, with `Basic` client
+    /// credentials, before the answer is refused.
     pub fn http_client(mut self, client: reqwest::Client) -> Self {
         self.http = Some(client);
         self

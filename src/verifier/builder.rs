@@ -314,7 +314,11 @@ impl VerifierBuilder {
     /// size limits still apply; its redirect policy is its own for key and
     /// discovery fetches, but an introspection call, which carries the token
     /// and the client secret, never follows a redirect (an endpoint
-    /// answering 3xx is unavailable).
+    /// answering 3xx is unavailable). Build it with
+    /// `redirect(reqwest::redirect::Policy::none())` all the same: a
+    /// following client answered 301, 302 or 303 by the endpoint's own
+    /// origin makes one `GET` there, without the body but with `Basic`
+    /// client credentials, before the answer is refused.
     pub fn http_client(mut self, client: reqwest::Client) -> Self {
         self.client = Some(client);
         self

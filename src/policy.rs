@@ -651,55 +651,56 @@ fn without_port(raw: &str) -> &str {
 
 /// Adds the `host=` parameters of one `Forwarded` header value (RFC 7239:
 /// elements separated by `,`, pairs by `;`, values tokens or quoted
-/// strings). `None` when the value cannot be parsed.
+/// strings). `None` when the value cannot be parsed, or when parsers could
+/// read it differently.
+///
+/// SECURITY: a quoted string hides `,`, `;` and `=` from an RFC 7239 parser
+/// but not from a naive one (`axum_extra`'s `Host` splits on `,` and `;`
+/// and trims quotes, so `for="x;host=evil"` names the host `evil` to it and
+/// none to RFC 7239), and a `\` escape is undone by one and kept by the
+/// other (`"ac\me"`). Every plausible reading must name the same host, so a
+/// quoted string holding any of these is refused, and the `host=` a naive
+/// split finds counts as well as the one RFC 7239 finds.
 fn forwarded_hosts<'a>(value: &'a str, hosts: &mut Hosts<'a>) -> Option<()> {
-    let mut pair = |text: &'a str| -> Option<()> {
-        let Some((name, value)) = text.split_once('=') else {
-            // Empty list elements are allowed; a name without a value is not.
-            return text.trim().is_empty().then_some(());
-        };
-        if name.trim().eq_ignore_ascii_case("host") {
-            hosts.add(unquote(value.trim())?);
-        }
-        Some(())
-    };
-    let (mut start, mut quoted, mut escaped) = (0, false, false);
-    for (i, b) in value.bytes().enumerate() {
-        if escaped {
-            escaped = false;
-            continue;
-        }
+    let mut quoted = false;
+    for b in value.bytes() {
         match b {
-            b'\\' if quoted => escaped = true,
             b'"' => quoted = !quoted,
-            b';' | b',' if !quoted => {
-                pair(&value[start..i])?;
-                start = i + 1;
-            }
+            b',' | b';' | b'=' | b'\\' if quoted => return None,
             _ => {}
         }
     }
     if quoted {
         return None;
     }
-    pair(&value[start..])
+    // No separator is quoted now, so splitting on them is the RFC reading.
+    let naive = |text: &'a str| text.trim_matches(|c: char| c.is_whitespace() || c == '"');
+    for pair in value.split([',', ';']) {
+        let Some((name, value)) = pair.split_once('=') else {
+            // Empty list elements are allowed; a name without a value is not.
+            if pair.trim().is_empty() {
+                continue;
+            }
+            return None;
+        };
+        if name.trim().eq_ignore_ascii_case("host") {
+            hosts.add(Cow::Borrowed(unquote(value.trim())?));
+        }
+        if naive(name).eq_ignore_ascii_case("host") {
+            hosts.add(Cow::Borrowed(naive(value)));
+        }
+    }
+    Some(())
 }
 
-/// A token as it is, a quoted string without its quotes and escapes.
-fn unquote(value: &str) -> Option<Cow<'_, str>> {
-    let Some(inner) = value.strip_prefix('"') else {
-        return (!value.contains('"')).then_some(Cow::Borrowed(value));
-    };
-    let inner = inner.strip_suffix('"')?;
-    if !inner.contains('\\') {
-        return Some(Cow::Borrowed(inner));
+/// A token as it is, a quoted string (without escapes) without its quotes.
+fn unquote(value: &str) -> Option<&str> {
+    match value.strip_prefix('"') {
+        None => (!value.contains('"')).then_some(value),
+        Some(inner) => inner
+            .strip_suffix('"')
+            .filter(|inner| !inner.contains(['"', '\\'])),
     }
-    let mut out = String::with_capacity(inner.len());
-    let mut chars = inner.chars();
-    while let Some(c) = chars.next() {
-        out.push(if c == '\\' { chars.next()? } else { c });
-    }
-    Some(Cow::Owned(out))
 }
 
 impl sealed::Sealed for TenantRule {}
@@ -1075,11 +1076,10 @@ mod tests {
             ),
             (
                 "/x",
-                vec![("forwarded", "host=\"ac\\me.shop\""), ("host", "acme.shop")],
-            ),
-            (
-                "/x",
-                vec![("forwarded", "for=\"a,host=evil\""), ("host", "acme.shop")],
+                vec![
+                    ("forwarded", "for=\"[2001:db8::1]:4711\";host=acme.shop"),
+                    ("host", "acme.shop"),
+                ],
             ),
             (
                 "/x",
@@ -1103,6 +1103,36 @@ mod tests {
                 vec![("forwarded", "host=\"acme.shop"), ("host", "acme.shop")],
             ),
             ("/x", vec![("forwarded", "host"), ("host", "acme.shop")]),
+            // Quoted strings that naive parsers split differently: every
+            // reading must agree, so none may hide a separator or escape.
+            (
+                "/x",
+                vec![("forwarded", "host=\"ac\\me.shop\""), ("host", "acme.shop")],
+            ),
+            (
+                "/x",
+                vec![("forwarded", "for=\"a,host=evil\""), ("host", "acme.shop")],
+            ),
+            (
+                "/x",
+                vec![
+                    ("forwarded", "for=\"x;host=globex.example\""),
+                    ("host", "acme.shop"),
+                ],
+            ),
+            (
+                "/x",
+                vec![("forwarded", "for=\"a=b\""), ("host", "acme.shop")],
+            ),
+            // A name only a naive reading takes for `host`.
+            (
+                "/x",
+                vec![("forwarded", "\"host\"=evil.shop"), ("host", "acme.shop")],
+            ),
+            (
+                "/x",
+                vec![("forwarded", "for=\"x\\\"\""), ("host", "acme.shop")],
+            ),
             (
                 "/x",
                 vec![("forwarded", "host=a\"b"), ("host", "acme.shop")],

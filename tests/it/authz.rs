@@ -929,6 +929,51 @@ async fn not_of_an_odd_shaped_claim_denies_with_claim_shape_over_http() {
     }
 }
 
+/// `RequireTenant::host()` with a `Forwarded` value whose quoted strings
+/// hide separators: RFC 7239 reads no `host=` in `for="x;host=globex.example"`,
+/// a naive split (as `axum_extra`'s `Host` does) reads `globex.example`.
+/// Readings that can differ are refused with 400; a quoted IPv6 `for=` is
+/// still fine.
+#[tokio::test]
+async fn tenant_host_refuses_forwarded_quoted_strings_that_parsers_read_differently() {
+    let issuer = TestIssuer::new("https://idp.test");
+    let verifier = verifier_with(&issuer, ClaimSources::rfc9068()).await;
+    let app = Router::new()
+        .route(
+            "/t",
+            get(checked_tenant).route_layer(authlayer::RequireTenant::host()),
+        )
+        .layer(VerifyLayer::new(verifier));
+    let base = format!("http://{}", serve_axum(app).await);
+    let http = reqwest::Client::new();
+    let acme = orders_token(&issuer).claim("tenant", "acme").sign();
+    for (forwarded, status) in [
+        ("for=\"x;host=globex.example\"", 400),
+        ("for=\"a,host=globex.example\"", 400),
+        ("host=\"ac\\me.example\"", 400),
+        ("for=\"[2001:db8::1]:4711\";host=acme.example", 200),
+    ] {
+        let res = http
+            .get(format!("{base}/t"))
+            .bearer_auth(&acme)
+            .header("host", "acme.example")
+            .header("forwarded", forwarded)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), status, "{forwarded}");
+        if status == 400 {
+            let challenge = crate::common::challenge(&res);
+            assert!(
+                challenge.contains("invalid_request"),
+                "{forwarded}: {challenge}"
+            );
+        } else {
+            assert_eq!(res.text().await.unwrap(), "acme from https://idp.test");
+        }
+    }
+}
+
 /// `RequireTenant::host()` when the request names its host in several
 /// places (`Forwarded`, `X-Forwarded-Host`, `Host`): they must agree, or the
 /// request is malformed (400), since frameworks read them in different

@@ -139,7 +139,10 @@ enum Mode {
 /// part fails, whatever the unknown parts; otherwise an unknown part makes
 /// the whole unknown. A policy that cannot be told is denied with
 /// [`ClaimShape`](Reason::ClaimShape). Your own [`claims`](Policy::claims)
-/// predicates always answer yes or no.
+/// predicates see only the claims of the expected shape, so when one says
+/// no while any claim (scopes, roles or tenant) arrived in an unexpected
+/// shape, its answer is unknown too (it may have looked for what was left
+/// out); when it says yes, it holds.
 #[derive(Clone)]
 pub struct Policy(Arc<Node>);
 
@@ -212,6 +215,14 @@ impl Policy {
     }
 
     /// Your own predicate; `name` identifies it in logs.
+    ///
+    /// The predicate sees the standard view of the claims, which leaves out
+    /// a claim of an unexpected shape (`"roles": "banned"` gives no roles).
+    /// So when it returns `false` while any scope, role or tenant claim
+    /// arrived in an unexpected shape, the result is unknown rather than
+    /// false (see [`Policy`]): alone it still denies, now with
+    /// [`ClaimShape`](Reason::ClaimShape), and `not` of it denies too
+    /// instead of allowing. When it returns `true`, it holds.
     pub fn claims<F>(name: &'static str, predicate: F) -> Self
     where
         F: Fn(&Claims) -> bool + Send + Sync + 'static,
@@ -289,11 +300,23 @@ impl Policy {
                 None if odd(Slot::Tenant) => Truth::Unknown(Reason::ClaimShape),
                 None => Truth::No(Reason::TenantMissing),
             },
-            Node::Claims(_, predicate) => Truth::of(
-                Some(predicate(claims)),
-                Reason::PolicyDenied,
-                Reason::ClaimShape,
-            ),
+            Node::Claims(_, predicate) => {
+                // SECURITY: a closure reads the standard view, which leaves
+                // odd-shaped claims out, so its "no" over such claims may
+                // only mean "not visible" (`has_role("banned")` over
+                // `"roles": "banned"`). Which claims it reads is unknown, so
+                // any odd slot makes its "no" unknown; `not` of it then
+                // denies. Its "yes" stands.
+                let held = predicate(claims);
+                let any_odd = [Slot::Scopes, Slot::Roles, Slot::Tenant]
+                    .into_iter()
+                    .any(odd);
+                Truth::of(
+                    (held || !any_odd).then_some(held),
+                    Reason::PolicyDenied,
+                    Reason::ClaimShape,
+                )
+            }
             Node::All(policies) => {
                 // false wins over unknown; the first false names the reason.
                 let mut unknown = None;
@@ -944,6 +967,41 @@ mod tests {
             Policy::not(Policy::tenant_in(["acme"])).check(&claims("{}")),
             Ok(())
         );
+    }
+
+    #[test]
+    fn a_claims_predicate_saying_no_over_an_odd_shaped_claim_is_unknown() {
+        let banned = Policy::claims("banned", |c| c.has_role("banned"));
+        let not_banned = Policy::not(banned.clone());
+        for json in [
+            r#"{"roles":"banned"}"#,
+            r#"{"roles":["banned",1]}"#,
+            r#"{"roles":{"banned":true}}"#,
+            // Whichever slot is odd: the predicate may read any of them.
+            r#"{"scope":["s"]}"#,
+            r#"{"tenant":7}"#,
+        ] {
+            let c = claims(json);
+            assert_eq!(not_banned.check(&c), Err(Reason::ClaimShape), "{json}");
+            // A plain no still denies.
+            assert_eq!(banned.check(&c), Err(Reason::ClaimShape), "{json}");
+        }
+        // Well-formed claims are known either way.
+        assert_eq!(not_banned.check(&claims("{}")), Ok(()));
+        assert_eq!(not_banned.check(&claims(r#"{"roles":["user"]}"#)), Ok(()));
+        assert_eq!(
+            not_banned.check(&claims(r#"{"roles":["banned"]}"#)),
+            Err(Reason::PolicyDenied)
+        );
+        assert_eq!(
+            banned.check(&claims(r#"{"roles":["user"]}"#)),
+            Err(Reason::PolicyDenied)
+        );
+        // A predicate saying yes holds whatever else is odd.
+        let c = claims(r#"{"roles":"x","sub":"alice"}"#);
+        let alice = Policy::claims("alice", |c| c.sub() == Some("alice"));
+        assert_eq!(alice.check(&c), Ok(()));
+        assert_eq!(Policy::not(alice).check(&c), Err(Reason::PolicyDenied));
     }
 
     #[test]

@@ -139,7 +139,10 @@ enum Mode {
 /// part fails, whatever the unknown parts; otherwise an unknown part makes
 /// the whole unknown. A policy that cannot be told is denied with
 /// [`ClaimShape`](Reason::ClaimShape). Your own [`claims`](Policy::claims)
-/// predicates always answer yes or no.
+/// predicates see only the claims of the expected shape, so when one says
+/// no while any claim (scopes, roles or tenant) arrived in an unexpected
+/// shape, its answer is unknown too (it may have looked for what was left
+/// out); when it says yes, it holds.
 #[derive(Clone)]
 pub struct Policy(Arc<Node>);
 
@@ -212,6 +215,14 @@ impl Policy {
     }
 
     /// Your own predicate; `name` identifies it in logs.
+    ///
+    /// The predicate sees the standard view of the claims, which leaves out
+    /// a claim of an unexpected shape (`"roles": "banned"` gives no roles).
+    /// So when it returns `false` while any scope, role or tenant claim
+    /// arrived in an unexpected shape, the result is unknown rather than
+    /// false (see [`Policy`]): alone it still denies, now with
+    /// [`ClaimShape`](Reason::ClaimShape), and `not` of it denies too
+    /// instead of allowing. When it returns `true`, it holds.
     pub fn claims<F>(name: &'static str, predicate: F) -> Self
     where
         F: Fn(&Claims) -> bool + Send + Sync + 'static,
@@ -289,11 +300,23 @@ impl Policy {
                 None if odd(Slot::Tenant) => Truth::Unknown(Reason::ClaimShape),
                 None => Truth::No(Reason::TenantMissing),
             },
-            Node::Claims(_, predicate) => Truth::of(
-                Some(predicate(claims)),
-                Reason::PolicyDenied,
-                Reason::ClaimShape,
-            ),
+            Node::Claims(_, predicate) => {
+                // SECURITY: a closure reads the standard view, which leaves
+                // odd-shaped claims out, so its "no" over such claims may
+                // only mean "not visible" (`has_role("banned")` over
+                // `"roles": "banned"`). Which claims it reads is unknown, so
+                // any odd slot makes its "no" unknown; `not` of it then
+                // denies. Its "yes" stands.
+                let held = predicate(claims);
+                let any_odd = [Slot::Scopes, Slot::Roles, Slot::Tenant]
+                    .into_iter()
+                    .any(odd);
+                Truth::of(
+                    (held || !any_odd).then_some(held),
+                    Reason::PolicyDenied,
+                    Reason::ClaimShape,
+                )
+            }
             Node::All(policies) => {
                 // false wins over unknown; the first false names the reason.
                 let mut unknown = None;
@@ -651,55 +674,56 @@ fn without_port(raw: &str) -> &str {
 
 /// Adds the `host=` parameters of one `Forwarded` header value (RFC 7239:
 /// elements separated by `,`, pairs by `;`, values tokens or quoted
-/// strings). `None` when the value cannot be parsed.
+/// strings). `None` when the value cannot be parsed, or when parsers could
+/// read it differently.
+///
+/// SECURITY: a quoted string hides `,`, `;` and `=` from an RFC 7239 parser
+/// but not from a naive one (`axum_extra`'s `Host` splits on `,` and `;`
+/// and trims quotes, so `for="x;host=evil"` names the host `evil` to it and
+/// none to RFC 7239), and a `\` escape is undone by one and kept by the
+/// other (`"ac\me"`). Every plausible reading must name the same host, so a
+/// quoted string holding any of these is refused, and the `host=` a naive
+/// split finds counts as well as the one RFC 7239 finds.
 fn forwarded_hosts<'a>(value: &'a str, hosts: &mut Hosts<'a>) -> Option<()> {
-    let mut pair = |text: &'a str| -> Option<()> {
-        let Some((name, value)) = text.split_once('=') else {
-            // Empty list elements are allowed; a name without a value is not.
-            return text.trim().is_empty().then_some(());
-        };
-        if name.trim().eq_ignore_ascii_case("host") {
-            hosts.add(unquote(value.trim())?);
-        }
-        Some(())
-    };
-    let (mut start, mut quoted, mut escaped) = (0, false, false);
-    for (i, b) in value.bytes().enumerate() {
-        if escaped {
-            escaped = false;
-            continue;
-        }
+    let mut quoted = false;
+    for b in value.bytes() {
         match b {
-            b'\\' if quoted => escaped = true,
             b'"' => quoted = !quoted,
-            b';' | b',' if !quoted => {
-                pair(&value[start..i])?;
-                start = i + 1;
-            }
+            b',' | b';' | b'=' | b'\\' if quoted => return None,
             _ => {}
         }
     }
     if quoted {
         return None;
     }
-    pair(&value[start..])
+    // No separator is quoted now, so splitting on them is the RFC reading.
+    let naive = |text: &'a str| text.trim_matches(|c: char| c.is_whitespace() || c == '"');
+    for pair in value.split([',', ';']) {
+        let Some((name, value)) = pair.split_once('=') else {
+            // Empty list elements are allowed; a name without a value is not.
+            if pair.trim().is_empty() {
+                continue;
+            }
+            return None;
+        };
+        if name.trim().eq_ignore_ascii_case("host") {
+            hosts.add(Cow::Borrowed(unquote(value.trim())?));
+        }
+        if naive(name).eq_ignore_ascii_case("host") {
+            hosts.add(Cow::Borrowed(naive(value)));
+        }
+    }
+    Some(())
 }
 
-/// A token as it is, a quoted string without its quotes and escapes.
-fn unquote(value: &str) -> Option<Cow<'_, str>> {
-    let Some(inner) = value.strip_prefix('"') else {
-        return (!value.contains('"')).then_some(Cow::Borrowed(value));
-    };
-    let inner = inner.strip_suffix('"')?;
-    if !inner.contains('\\') {
-        return Some(Cow::Borrowed(inner));
+/// A token as it is, a quoted string (without escapes) without its quotes.
+fn unquote(value: &str) -> Option<&str> {
+    match value.strip_prefix('"') {
+        None => (!value.contains('"')).then_some(value),
+        Some(inner) => inner
+            .strip_suffix('"')
+            .filter(|inner| !inner.contains(['"', '\\'])),
     }
-    let mut out = String::with_capacity(inner.len());
-    let mut chars = inner.chars();
-    while let Some(c) = chars.next() {
-        out.push(if c == '\\' { chars.next()? } else { c });
-    }
-    Some(Cow::Owned(out))
 }
 
 impl sealed::Sealed for TenantRule {}
@@ -946,6 +970,41 @@ mod tests {
     }
 
     #[test]
+    fn a_claims_predicate_saying_no_over_an_odd_shaped_claim_is_unknown() {
+        let banned = Policy::claims("banned", |c| c.has_role("banned"));
+        let not_banned = Policy::not(banned.clone());
+        for json in [
+            r#"{"roles":"banned"}"#,
+            r#"{"roles":["banned",1]}"#,
+            r#"{"roles":{"banned":true}}"#,
+            // Whichever slot is odd: the predicate may read any of them.
+            r#"{"scope":["s"]}"#,
+            r#"{"tenant":7}"#,
+        ] {
+            let c = claims(json);
+            assert_eq!(not_banned.check(&c), Err(Reason::ClaimShape), "{json}");
+            // A plain no still denies.
+            assert_eq!(banned.check(&c), Err(Reason::ClaimShape), "{json}");
+        }
+        // Well-formed claims are known either way.
+        assert_eq!(not_banned.check(&claims("{}")), Ok(()));
+        assert_eq!(not_banned.check(&claims(r#"{"roles":["user"]}"#)), Ok(()));
+        assert_eq!(
+            not_banned.check(&claims(r#"{"roles":["banned"]}"#)),
+            Err(Reason::PolicyDenied)
+        );
+        assert_eq!(
+            banned.check(&claims(r#"{"roles":["user"]}"#)),
+            Err(Reason::PolicyDenied)
+        );
+        // A predicate saying yes holds whatever else is odd.
+        let c = claims(r#"{"roles":"x","sub":"alice"}"#);
+        let alice = Policy::claims("alice", |c| c.sub() == Some("alice"));
+        assert_eq!(alice.check(&c), Ok(()));
+        assert_eq!(Policy::not(alice).check(&c), Err(Reason::PolicyDenied));
+    }
+
+    #[test]
     fn any_and_all_follow_kleene_logic_over_unknown_parts() {
         let odd = claims(r#"{"roles":"admin","scope":"s"}"#);
         let unknown = Policy::roles_all(["admin"]);
@@ -1075,11 +1134,10 @@ mod tests {
             ),
             (
                 "/x",
-                vec![("forwarded", "host=\"ac\\me.shop\""), ("host", "acme.shop")],
-            ),
-            (
-                "/x",
-                vec![("forwarded", "for=\"a,host=evil\""), ("host", "acme.shop")],
+                vec![
+                    ("forwarded", "for=\"[2001:db8::1]:4711\";host=acme.shop"),
+                    ("host", "acme.shop"),
+                ],
             ),
             (
                 "/x",
@@ -1103,6 +1161,36 @@ mod tests {
                 vec![("forwarded", "host=\"acme.shop"), ("host", "acme.shop")],
             ),
             ("/x", vec![("forwarded", "host"), ("host", "acme.shop")]),
+            // Quoted strings that naive parsers split differently: every
+            // reading must agree, so none may hide a separator or escape.
+            (
+                "/x",
+                vec![("forwarded", "host=\"ac\\me.shop\""), ("host", "acme.shop")],
+            ),
+            (
+                "/x",
+                vec![("forwarded", "for=\"a,host=evil\""), ("host", "acme.shop")],
+            ),
+            (
+                "/x",
+                vec![
+                    ("forwarded", "for=\"x;host=globex.example\""),
+                    ("host", "acme.shop"),
+                ],
+            ),
+            (
+                "/x",
+                vec![("forwarded", "for=\"a=b\""), ("host", "acme.shop")],
+            ),
+            // A name only a naive reading takes for `host`.
+            (
+                "/x",
+                vec![("forwarded", "\"host\"=evil.shop"), ("host", "acme.shop")],
+            ),
+            (
+                "/x",
+                vec![("forwarded", "for=\"x\\\"\""), ("host", "acme.shop")],
+            ),
             (
                 "/x",
                 vec![("forwarded", "host=a\"b"), ("host", "acme.shop")],

@@ -929,6 +929,88 @@ async fn not_of_an_odd_shaped_claim_denies_with_claim_shape_over_http() {
     }
 }
 
+/// `not(claims(..))` over a token whose `roles` is a string: the closure's
+/// `has_role` says no because the odd claim is left out, which must not make
+/// `not` allow.
+#[tokio::test]
+async fn not_of_a_claims_predicate_over_an_odd_shaped_claim_denies_with_claim_shape_over_http() {
+    let issuer = TestIssuer::new("https://idp.test");
+    let verifier = verifier_with(&issuer, ClaimSources::rfc9068()).await;
+    let policy = Policy::not(Policy::claims("banned", |c| c.has_role("banned")));
+    let app = Router::new()
+        .route(
+            "/not",
+            get(|| async { "ok" }).route_layer(RequirePolicy::new(policy)),
+        )
+        .layer(VerifyLayer::new(verifier));
+    let base = format!("http://{}", serve_axum(app).await);
+    let http = reqwest::Client::new();
+    let cases: [(Option<serde_json::Value>, u16, Option<&str>); 5] = [
+        (Some(json!("banned")), 403, Some(SHAPE)),
+        (Some(json!(["banned", 1])), 403, Some(SHAPE)),
+        (None, 200, None),
+        (Some(json!(["user"])), 200, None),
+        (Some(json!(["banned"])), 403, None),
+    ];
+    for (roles, status, challenge) in cases {
+        let mut t = orders_token(&issuer).sub("alice");
+        if let Some(roles) = &roles {
+            t = t.claim("roles", roles.clone());
+        }
+        let res = http_get(&http, &format!("{base}/not"), Some(&t.sign())).await;
+        assert_eq!(res.status(), status, "roles={roles:?}");
+        if let Some(want) = challenge {
+            let got = crate::common::challenge(&res);
+            assert!(got.contains(want), "roles={roles:?}: {got}");
+        }
+    }
+}
+
+/// `RequireTenant::host()` with a `Forwarded` value whose quoted strings
+/// hide separators: RFC 7239 reads no `host=` in `for="x;host=globex.example"`,
+/// a naive split (as `axum_extra`'s `Host` does) reads `globex.example`.
+/// Readings that can differ are refused with 400; a quoted IPv6 `for=` is
+/// still fine.
+#[tokio::test]
+async fn tenant_host_refuses_forwarded_quoted_strings_that_parsers_read_differently() {
+    let issuer = TestIssuer::new("https://idp.test");
+    let verifier = verifier_with(&issuer, ClaimSources::rfc9068()).await;
+    let app = Router::new()
+        .route(
+            "/t",
+            get(checked_tenant).route_layer(authlayer::RequireTenant::host()),
+        )
+        .layer(VerifyLayer::new(verifier));
+    let base = format!("http://{}", serve_axum(app).await);
+    let http = reqwest::Client::new();
+    let acme = orders_token(&issuer).claim("tenant", "acme").sign();
+    for (forwarded, status) in [
+        ("for=\"x;host=globex.example\"", 400),
+        ("for=\"a,host=globex.example\"", 400),
+        ("host=\"ac\\me.example\"", 400),
+        ("for=\"[2001:db8::1]:4711\";host=acme.example", 200),
+    ] {
+        let res = http
+            .get(format!("{base}/t"))
+            .bearer_auth(&acme)
+            .header("host", "acme.example")
+            .header("forwarded", forwarded)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), status, "{forwarded}");
+        if status == 400 {
+            let challenge = crate::common::challenge(&res);
+            assert!(
+                challenge.contains("invalid_request"),
+                "{forwarded}: {challenge}"
+            );
+        } else {
+            assert_eq!(res.text().await.unwrap(), "acme from https://idp.test");
+        }
+    }
+}
+
 /// `RequireTenant::host()` when the request names its host in several
 /// places (`Forwarded`, `X-Forwarded-Host`, `Host`): they must agree, or the
 /// request is malformed (400), since frameworks read them in different

@@ -5,9 +5,11 @@
 //! the documented rules, independent of the crate's.
 //!
 //! The rules: an absent (or `null`) claim is an empty list; a claim of
-//! another shape than the sources expect is unknown; `not(unknown)` is
-//! unknown; `all`/`any` follow Kleene's logic; an unknown policy is denied
-//! with `claim_shape`.
+//! another shape than the sources expect is unknown; a `claims` closure
+//! that says no while any claim is of another shape is unknown (one that
+//! says yes holds); `not(unknown)` is unknown; `all`/`any` follow Kleene's
+//! logic; an unknown policy is denied with `claim_shape` (or
+//! `insufficient_scope` where only scopes could not be told).
 
 use authlayer::{Claims, Policy, Reason};
 use serde_json::{Map, Value};
@@ -112,7 +114,12 @@ impl Shape {
                 Some(tenant) => Some(t.contains(tenant)),
                 None => (!v.tenant_odd).then_some(false),
             },
-            Shape::SubIs(sub) => Some(v.sub.as_deref() == Some(sub.as_str())),
+            // A closure may read any claim: its no is unknown while one
+            // is odd, its yes stands.
+            Shape::SubIs(sub) => {
+                let held = v.sub.as_deref() == Some(sub.as_str());
+                (held || !(v.scopes.odd || v.roles.odd || v.tenant_odd)).then_some(held)
+            }
             Shape::All(p) => {
                 let values: Vec<_> = p.iter().map(|p| p.eval(v)).collect();
                 if values.contains(&Some(false)) {

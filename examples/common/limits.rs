@@ -94,6 +94,25 @@ impl Limits {
     }
 }
 
+/// hyper's connection settings: the header-read timeout, HTTP/2 pings.
+fn connection_builder(header_read_timeout: Duration) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    // SECURITY (DoS): a client that sends its request head slowly, or
+    // never, must not keep a connection (slowloris).
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_read_timeout);
+    // SECURITY (DoS): a peer gone silent does not keep an HTTP/2
+    // connection: it is pinged and closed without an answer.
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(H2_PING_INTERVAL)
+        .keep_alive_timeout(H2_PING_TIMEOUT);
+    builder
+}
+
 /// Serves `app` on `listener` within `limits` until `stop` resolves, then
 /// lets the running connections finish their requests.
 pub async fn serve(
@@ -145,20 +164,7 @@ pub async fn serve(
         let header_read_timeout = limits.header_read_timeout;
         let idle_timeout = limits.idle_timeout;
         tokio::spawn(async move {
-            let mut builder = auto::Builder::new(TokioExecutor::new());
-            // SECURITY (DoS): a client that sends its request head slowly,
-            // or never, must not keep a connection (slowloris).
-            builder
-                .http1()
-                .timer(TokioTimer::new())
-                .header_read_timeout(header_read_timeout);
-            // SECURITY (DoS): a peer gone silent does not keep an HTTP/2
-            // connection: it is pinged and closed without an answer.
-            builder
-                .http2()
-                .timer(TokioTimer::new())
-                .keep_alive_interval(H2_PING_INTERVAL)
-                .keep_alive_timeout(H2_PING_TIMEOUT);
+            let builder = connection_builder(header_read_timeout);
             let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
             let mut conn = std::pin::pin!(conn);
             // SECURITY (DoS): hyper's timeout covers HTTP/1 heads only; the
@@ -174,7 +180,8 @@ pub async fn serve(
             // slot of the cap. First gracefully (HTTP/2: GOAWAY), then,
             // one more `idle_timeout` later, at once.
             let mut idle = std::pin::pin!(tokio::time::sleep(idle_timeout));
-            let (mut waiting_first, mut stopping, mut idle_closing) = (true, false, false);
+            let (mut waiting_first, mut stopping) = (true, false);
+            let (mut idle_closing, mut counting) = (false, true);
             loop {
                 tokio::select! {
                     // The count first: an expired timer must not close a
@@ -186,11 +193,15 @@ pub async fn serve(
                         }
                         break;
                     }
-                    changed = in_flight_rx.changed() => {
-                        if changed.is_ok() && *in_flight_rx.borrow_and_update() == 0 {
-                            idle.as_mut().reset(tokio::time::Instant::now() + idle_timeout);
+                    changed = in_flight_rx.changed(), if counting => match changed {
+                        Ok(()) => {
+                            if *in_flight_rx.borrow_and_update() == 0 {
+                                idle.as_mut().reset(tokio::time::Instant::now() + idle_timeout);
+                            }
                         }
-                    }
+                        // The count's sender lives in `conn`: not reached.
+                        Err(_) => counting = false,
+                    },
                     arrived = &mut first, if waiting_first => {
                         waiting_first = false;
                         if arrived.is_err() {

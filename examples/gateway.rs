@@ -214,12 +214,28 @@ fn hop_by_hop(headers: &HeaderMap, keep: impl Fn(&HeaderName) -> bool) -> Vec<He
     names
 }
 
-/// Whether `name` says where a request came from (`Forwarded`,
-/// `X-Forwarded-*`, `X-Real-IP`), with `_` read as `-` (CGI-style servers
-/// fold them into one name).
+/// Whether `name` says where a request came from or what it asked for
+/// before a proxy: `Forwarded`, `X-Forwarded`, `X-Forwarded-*`,
+/// `X-Real-IP`, `True-Client-IP`, `X-Client-IP`, `CF-Connecting-IP`,
+/// `X-Original-URL`, `X-Rewrite-URL`; with `_` read as `-` (CGI-style
+/// servers fold them into one name).
+///
+/// SECURITY: frameworks (Symfony, Laminas, IIS's URL Rewrite) route by
+/// `X-Original-URL` and `X-Rewrite-URL`: from the client, either would take
+/// the backend out of the path the gateway checked.
 fn forwarding_header(name: &HeaderName) -> bool {
     let name = name.as_str().replace('_', "-");
-    name == "forwarded" || name == "x-real-ip" || name.starts_with("x-forwarded-")
+    matches!(
+        name.as_str(),
+        "forwarded"
+            | "x-forwarded"
+            | "x-real-ip"
+            | "true-client-ip"
+            | "x-client-ip"
+            | "cf-connecting-ip"
+            | "x-original-url"
+            | "x-rewrite-url"
+    ) || name.starts_with("x-forwarded-")
 }
 
 /// The headers to send on: without hop-by-hop ones, those the client sets

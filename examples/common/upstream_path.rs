@@ -8,13 +8,19 @@
 //! - `\` and `;` anywhere in the path: the URL parser treats `\` as `/` for
 //!   http(s), and `;` starts path parameters that some servers strip before
 //!   resolving (`/..;/admin`);
+//! - an empty segment (`//host/x`, which a backend may read as a host, and
+//!   `/a//b`); only the last segment may be empty (`/`, `/orders/`);
+//! - a `%` not followed by two hex digits (`%u002e`, IIS's escape, `a%`);
 //! - in any segment, once or repeatedly percent-decoded: `/`, `\`, `;`, a
-//!   control character, or a whole segment `.` or `..` (`%2e%2e`, `%2E.`,
-//!   `%252e%252e`, `%2f`, `%5c`, …); a segment still changing after
-//!   [`MAX_DECODES`] decodings is refused too.
+//!   control character, a byte that is not ASCII (fullwidth `．．` becomes
+//!   `..` on a backend that normalises to NFKC), bytes that are not UTF-8
+//!   (the overlong `%c0%ae` is `.` to lax decoders), a `%u` escape, or a
+//!   segment made only of dots and spaces (`..`, `%2e%2e`, `%252e%252e`,
+//!   `...`, `..%20`: Windows servers trim trailing dots and spaces); a
+//!   segment still changing after [`MAX_DECODES`] decodings is refused too.
 //!
-//! Percent-encoded characters that are none of these pass unchanged
-//! (`/a/b%20c` reaches the upstream as `/a/b%20c`).
+//! Other percent-encoded characters pass unchanged (`/a/b%20c/%41` reaches
+//! the upstream as `/a/b%20c/%41`, `/100%25` as `/100%25`).
 
 use percent_encoding::percent_decode;
 use url::Url;
@@ -27,7 +33,9 @@ pub const MAX_DECODES: usize = 4;
 pub enum Refused {
     /// Not an origin-form path (`/…`).
     NotAbsolute,
-    /// A `\`, `;`, encoded `/` or `\`, control character or dot segment.
+    /// A `\`, `;`, empty segment, bad `%` escape, or a segment that
+    /// (decoded) holds a separator, a control or non-ASCII character, or
+    /// only dots and spaces.
     Unsafe,
     /// The joined URL left the upstream's base (a safety net: the checks
     /// above should make this unreachable).
@@ -44,17 +52,20 @@ pub struct Base {
 
 impl Base {
     /// Parses `upstream` (`http://host:port/base`): an http or https URL
-    /// without query, fragment or credentials.
+    /// without query, fragment or credentials. The error names `upstream`
+    /// with its credentials, if any, replaced by `***`.
     pub fn parse(upstream: &str) -> Result<Self, String> {
-        let url = Url::parse(upstream).map_err(|e| format!("{upstream:?}: {e}"))?;
+        // SECURITY: the error is printed and logged: never with a password.
+        let shown = redacted(upstream);
+        let url = Url::parse(upstream).map_err(|e| format!("{shown:?}: {e}"))?;
         if !matches!(url.scheme(), "http" | "https") {
-            return Err(format!("{upstream:?}: not an http(s) URL"));
+            return Err(format!("{shown:?}: not an http(s) URL"));
         }
         if url.query().is_some() || url.fragment().is_some() {
-            return Err(format!("{upstream:?}: has a query or fragment"));
+            return Err(format!("{shown:?}: has a query or fragment"));
         }
         if !url.username().is_empty() || url.password().is_some() {
-            return Err(format!("{upstream:?}: has credentials"));
+            return Err(format!("{shown:?}: has credentials"));
         }
         let prefix = url.path().trim_end_matches('/').to_owned();
         Ok(Self { url, prefix })
@@ -79,7 +90,7 @@ impl Base {
         // http and https) and `;` starts path parameters that servers such
         // as Tomcat strip before resolving `..`: either lets a request climb
         // out of the base path.
-        if path.contains(['\\', ';']) || !path.split('/').all(safe_segment) {
+        if path.contains(['\\', ';']) || !safe_segments(path) {
             return Err(Refused::Unsafe);
         }
         let mut url = self.url.clone();
@@ -94,6 +105,18 @@ impl Base {
     }
 }
 
+/// `url` with everything from its authority's start (after `://`, or the
+/// start) to its last `@` replaced by `***`: user information is gone even
+/// where `url` does not parse (`http://u:p/w@host`, `http://u:pw@h:99999`),
+/// at the price of hiding more when a path or query has an `@`.
+pub fn redacted(url: &str) -> String {
+    let start = url.find("://").map_or(0, |i| i + 3);
+    match url[start..].rfind('@') {
+        Some(at) => format!("{}***{}", &url[..start], &url[start + at..]),
+        None => url.to_owned(),
+    }
+}
+
 /// Whether `path` is `prefix` or below it.
 pub fn under(path: &str, prefix: &str) -> bool {
     match path.strip_prefix(prefix) {
@@ -102,17 +125,68 @@ pub fn under(path: &str, prefix: &str) -> bool {
     }
 }
 
-/// Whether one raw path segment, decoded up to [`MAX_DECODES`] times, is
-/// never a dot segment nor hides a separator or control character.
+/// Whether every segment of `path` (which starts with `/`) is safe: none
+/// empty but the last, each [`safe_segment`].
+fn safe_segments(path: &str) -> bool {
+    let mut segments = path[1..].split('/').peekable();
+    while let Some(segment) = segments.next() {
+        // SECURITY: `//evil.example/x` is forwarded as is; a backend that
+        // resolves the request target as a URL reference (`new URL(path,
+        // base)`) reads it as another host. Empty segments are refused,
+        // but for a trailing `/`.
+        let last = segments.peek().is_none();
+        if segment.is_empty() && !last {
+            return false;
+        }
+        if !segment.is_empty() && !safe_segment(segment) {
+            return false;
+        }
+    }
+    true
+}
+
+/// Whether `bytes` has a `%` not followed by two hex digits.
+fn bad_escape(bytes: &[u8]) -> bool {
+    bytes.iter().enumerate().any(|(i, &b)| {
+        b == b'%'
+            && !bytes
+                .get(i + 1..i + 3)
+                .is_some_and(|hex| hex.iter().all(u8::is_ascii_hexdigit))
+    })
+}
+
+/// Whether `bytes` has a `%u` escape (`%u002e`, decoded by IIS).
+fn u_escape(bytes: &[u8]) -> bool {
+    bytes.windows(6).any(|w| {
+        w[0] == b'%' && w[1].eq_ignore_ascii_case(&b'u') && w[2..].iter().all(u8::is_ascii_hexdigit)
+    })
+}
+
+/// Whether one raw, non-empty path segment, decoded up to [`MAX_DECODES`]
+/// times, is never made only of dots and spaces nor hides a separator, a
+/// control or non-ASCII character, bytes that are not UTF-8 or a `%u`
+/// escape.
 fn safe_segment(segment: &str) -> bool {
+    // SECURITY: a `%` that starts no escape is passed on by the URL parser
+    // and decoded by some servers in their own way (`%u002e` is `.` to
+    // IIS). Once decoded, a `%` may stand alone (`100%25` is `100%`), but
+    // not as a `%u` escape.
+    if bad_escape(segment.as_bytes()) {
+        return false;
+    }
     let mut current: Vec<u8> = segment.as_bytes().to_vec();
     for _ in 0..=MAX_DECODES {
-        if current == b"." || current == b".." {
+        // SECURITY: servers trim trailing dots and spaces (Windows) or read
+        // bad UTF-8 and non-ASCII leniently (an overlong `%c0%ae`, a
+        // fullwidth `．` normalised to NFKC): each can turn a segment into
+        // `..`. Only dots and spaces, non-ASCII and non-UTF-8 are refused.
+        if current.iter().all(|&b| b == b'.' || b == b' ') {
             return false;
         }
         if current
             .iter()
-            .any(|&b| b == b'/' || b == b'\\' || b == b';' || b.is_ascii_control())
+            .any(|&b| b == b'/' || b == b'\\' || b == b';' || b.is_ascii_control() || !b.is_ascii())
+            || u_escape(&current)
         {
             return false;
         }

@@ -1,8 +1,11 @@
 //! The gateway's path handling (`examples/common/upstream_path.rs`, included
 //! as it is): arbitrary bytes split into an upstream base URL and a request
 //! target. Nothing may panic; a target that is not refused must give a URL
-//! on the base's origin whose path is under the base path, with no dot
-//! segment (also percent-encoded), no `\` and no `;`.
+//! on the base's origin whose path is under the base path, with no `\`, no
+//! `;`, no empty segment but a last one, no `%` that starts no escape, and
+//! segments that, percent-decoded again and again until they stop changing,
+//! are ASCII without control characters, `/`, `\`, `;` or `%u` escapes, and
+//! not made only of dots and spaces.
 
 #![no_main]
 
@@ -23,9 +26,42 @@ const BASES: [&str; 4] = [
     "https://upstream.example/a/b%20c",
 ];
 
-fn is_dot_segment(segment: &str) -> bool {
-    let decoded = percent_encoding::percent_decode_str(segment).decode_utf8_lossy();
-    decoded == "." || decoded == ".."
+/// Whether one segment below the base (not empty), decoded until it stops
+/// changing, is what the gateway may forward.
+fn segment_ok(segment: &str) -> bool {
+    let raw = segment.as_bytes();
+    for (i, &b) in raw.iter().enumerate() {
+        if b == b'%'
+            && !(i + 2 < raw.len()
+                && raw[i + 1].is_ascii_hexdigit()
+                && raw[i + 2].is_ascii_hexdigit())
+        {
+            return false;
+        }
+    }
+    let mut current = raw.to_vec();
+    loop {
+        let Ok(text) = std::str::from_utf8(&current) else {
+            return false;
+        };
+        if !text.is_ascii()
+            || text.chars().all(|c| c == '.' || c == ' ')
+            || text.contains(['/', '\\', ';'])
+            || text.chars().any(|c| c.is_ascii_control())
+            || text
+                .to_ascii_lowercase()
+                .split("%u")
+                .skip(1)
+                .any(|rest| rest.len() >= 4 && rest[..4].chars().all(|c| c.is_ascii_hexdigit()))
+        {
+            return false;
+        }
+        let next: Vec<u8> = percent_encoding::percent_decode(&current).collect();
+        if next == current {
+            return true;
+        }
+        current = next;
+    }
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -48,15 +84,30 @@ fuzz_target!(|data: &[u8]| {
             continue;
         };
         let base_url = url::Url::parse(&base).expect("a base that parsed once parses again");
-        assert_eq!(url.origin(), base_url.origin(), "{base} + {target} -> {url}");
+        assert_eq!(
+            url.origin(),
+            base_url.origin(),
+            "{base} + {target} -> {url}"
+        );
         let path = url.path();
         assert!(under(path, parsed.prefix()), "{base} + {target} -> {url}");
         let below = &path[parsed.prefix().len()..];
-        assert!(
-            !below.split('/').any(is_dot_segment),
-            "{base} + {target} -> {url}: a dot segment"
-        );
         assert!(!below.contains(['\\', ';']), "{base} + {target} -> {url}");
+        let segments: Vec<&str> = below.split('/').skip(1).collect();
+        for (i, segment) in segments.iter().enumerate() {
+            if segment.is_empty() {
+                assert_eq!(
+                    i + 1,
+                    segments.len(),
+                    "{base} + {target} -> {url}: empty segment"
+                );
+            } else {
+                assert!(
+                    segment_ok(segment),
+                    "{base} + {target} -> {url}: {segment:?}"
+                );
+            }
+        }
         // Normalizing the joined URL again (what the upstream would do)
         // changes nothing.
         let again = url::Url::parse(url.as_str()).expect("the joined URL parses");

@@ -430,6 +430,9 @@ fn gateway_example_refuses_an_unusable_upstream() {
         "ftp://127.0.0.1/x",
         "http://127.0.0.1:3000/api?x=1",
         "not a url",
+        "http://alice:hunter2-secret@127.0.0.1:3000/api",
+        "http://alice:hunter2-secret@127.0.0.1:99999/api",
+        "alice:hunter2-secret@127.0.0.1:3000",
     ] {
         let out = Command::new(example("gateway"))
             .env("UPSTREAM", upstream)
@@ -443,5 +446,7 @@ fn gateway_example_refuses_an_unusable_upstream() {
             "{upstream}: {stderr}"
         );
         assert!(out.stdout.is_empty(), "{upstream}: it listened");
+        // SECURITY: the refusal names the URL, never its password.
+        assert!(!stderr.contains("hunter2"), "{upstream}: {stderr}");
     }
 }

@@ -593,6 +593,24 @@ async fn backslashes_encoded_separators_and_dot_segments_never_leave_the_base_pa
         "/%252f..%252fadmin",
         "/a/%00/b",
         "/a/..?next=/b",
+        // Not valid UTF-8 once decoded (an overlong `..`), a `%` that
+        // starts no escape (IIS's `%u`), dots and spaces only, non-ASCII
+        // (fullwidth `．．`, NFKC-normalised to `..`), empty segments.
+        "/%c0%ae%c0%ae/admin",
+        "/%25c0%25ae%25c0%25ae/admin",
+        "/%u002e%u002e/admin",
+        "/%2525u002e%2525u002e/admin",
+        "/a%/b",
+        "/a%2/b",
+        "/.../admin",
+        "/..%20/admin",
+        "/.%20./admin",
+        "/%20/admin",
+        "/%ef%bc%8e%ef%bc%8e/admin",
+        "/caf%C3%A9",
+        "//evil.example/x",
+        "/a//b",
+        "//",
     ] {
         let status = raw_get(&format!("{gw}{path}"), &token).await;
         assert_eq!(status, 400, "{path}");
@@ -608,7 +626,9 @@ async fn backslashes_encoded_separators_and_dot_segments_never_leave_the_base_pa
     for (path, forwarded) in [
         ("/orders/7", "/api/orders/7"),
         ("/a/b%20c/%41?q=%2e%2e/..", "/api/a/b%20c/%41?q=%2e%2e/.."),
-        ("/100%25/...", "/api/100%25/..."),
+        ("/100%25/x", "/api/100%25/x"),
+        ("/orders/", "/api/orders/"),
+        ("/a.b/.c/d./%2e%2ex", "/api/a.b/.c/d./%2e%2ex"),
         ("/", "/api/"),
     ] {
         let status = raw_get(&format!("{gw}{path}"), &token).await;
@@ -640,6 +660,14 @@ async fn the_upstream_sees_only_the_gateways_forwarding_headers() {
             "for=203.0.113.9;host=admin.internal;proto=https",
         )
         .header("x-real-ip", "203.0.113.9")
+        .header("x-original-url", "/admin")
+        .header("x-rewrite-url", "/admin")
+        .header("x_original_url", "/admin")
+        .header("x-forwarded", "for=203.0.113.9")
+        .header("true-client-ip", "203.0.113.9")
+        .header("x-client-ip", "203.0.113.9")
+        .header("x_client_ip", "203.0.113.9")
+        .header("cf-connecting-ip", "203.0.113.9")
         .send()
         .await
         .unwrap();
@@ -661,6 +689,14 @@ async fn the_upstream_sees_only_the_gateways_forwarding_headers() {
         "x_forwarded_for",
         "forwarded",
         "x-real-ip",
+        "x-original-url",
+        "x-rewrite-url",
+        "x_original_url",
+        "x-forwarded",
+        "true-client-ip",
+        "x-client-ip",
+        "x_client_ip",
+        "cf-connecting-ip",
     ] {
         assert!(all(spoofed).is_empty(), "{spoofed}: {:?}", all(spoofed));
     }
@@ -881,6 +917,60 @@ async fn connections_over_the_cap_wait_until_one_closes() {
     let mut response = Vec::new();
     let _ = second.read_to_end(&mut response).await;
     assert!(String::from_utf8_lossy(&response).starts_with("HTTP/1.1 200"));
+}
+
+/// Reads from `stream` until the server closes it; how long that took, or
+/// `None` when it is still open after 600 s.
+async fn time_to_close(stream: &mut tokio::net::TcpStream) -> Option<Duration> {
+    let start = tokio::time::Instant::now();
+    let mut sink = Vec::new();
+    tokio::time::timeout(Duration::from_secs(600), stream.read_to_end(&mut sink))
+        .await
+        .ok()
+        .map(|_| start.elapsed())
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_connection_idle_after_its_first_request_is_closed_and_frees_its_slot() {
+    let idle = Duration::from_secs(5);
+    let addr = serve_limited(
+        ok_app(),
+        Limits::default()
+            .max_connections(1)
+            .header_read_timeout(Duration::from_secs(3600))
+            .idle_timeout(idle),
+    )
+    .await;
+    // HTTP/1.1 keep-alive: one request, answered, then nothing.
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(b"GET /ok HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head).await.unwrap();
+    assert_eq!(&head, b"HTTP/1.1 200");
+    let closed = time_to_close(&mut stream).await;
+    assert!(closed.is_some_and(|t| t >= idle), "HTTP/1.1: {closed:?}");
+    // HTTP/2 (prior knowledge): the preface, empty SETTINGS, then
+    // `GET /` (HPACK static table: :method GET, :scheme http, :path /),
+    // END_STREAM | END_HEADERS on stream 1; then nothing.
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut hello = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    hello.extend([0, 0, 0, 4, 0, 0, 0, 0, 0]);
+    hello.extend([0, 0, 3, 1, 5, 0, 0, 0, 1, 0x82, 0x86, 0x84]);
+    stream.write_all(&hello).await.unwrap();
+    let closed = time_to_close(&mut stream).await;
+    assert!(closed.is_some(), "HTTP/2: still open");
+    // The slot is free again.
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let answer = tokio::time::timeout(Duration::from_secs(60), get_ok(&mut stream)).await;
+    assert!(
+        answer
+            .as_deref()
+            .is_ok_and(|a| a.starts_with("HTTP/1.1 200")),
+        "{answer:?}"
+    );
 }
 
 #[tokio::test]

@@ -224,16 +224,10 @@ impl Db {
     /// Applies the migrations this database lacks, one replica at a time.
     pub async fn migrate(&self) -> Result<(), StoreError> {
         let mut conn = self.conn().await?;
-        let tx = conn
-            .transaction()
-            .await
-            .map_err(db_err("cannot start the migration"))?;
         // SECURITY (integrity): two replicas starting at once would both
         // see a table missing and both create it; the second would fail, or
         // worse, half-apply a migration. One at a time, under this lock.
-        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
-            .await
-            .map_err(db_err("cannot lock the schema"))?;
+        let tx = locked_transaction(&mut conn, MIGRATION_LOCK, "cannot lock the schema").await?;
         // Under the lock, a plain check is enough (and `IF NOT EXISTS`
         // would log a notice on every start).
         let exists = tx
@@ -302,13 +296,7 @@ impl Db {
             documents.push((client.client_id.clone(), document));
         }
         let mut conn = self.conn().await?;
-        let tx = conn
-            .transaction()
-            .await
-            .map_err(db_err("cannot seed clients"))?;
-        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SEED_LOCK])
-            .await
-            .map_err(db_err("cannot seed clients"))?;
+        let tx = locked_transaction(&mut conn, SEED_LOCK, "cannot seed clients").await?;
         if only_if_empty
             && tx
                 .query_opt("SELECT 1 FROM issuer_clients LIMIT 1", &[])
@@ -368,10 +356,7 @@ impl Db {
     /// user or a client).
     pub async fn add_user(&self, user: &User) -> Result<(), StoreError> {
         let mut conn = self.conn().await?;
-        let tx = conn.transaction().await.map_err(db_err("cannot add"))?;
-        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SEED_LOCK])
-            .await
-            .map_err(db_err("cannot add the user"))?;
+        let tx = locked_transaction(&mut conn, SEED_LOCK, "cannot add the user").await?;
         // SECURITY: a login's `sub` is the username, a client-credentials
         // token's the client id: one name must not be both.
         if tx
@@ -1025,13 +1010,20 @@ fn key_row(row: &Row) -> KeyRow {
 pub async fn keys_transaction(
     conn: &mut deadpool_postgres::Object,
 ) -> Result<deadpool_postgres::Transaction<'_>, StoreError> {
-    let tx = conn
-        .transaction()
+    locked_transaction(conn, KEYS_LOCK, "cannot lock the keys").await
+}
+
+/// A transaction holding the advisory lock `lock` until it ends: one
+/// replica at a time. `failed` names what could not be done.
+async fn locked_transaction<'c>(
+    conn: &'c mut deadpool_postgres::Object,
+    lock: i64,
+    failed: &'static str,
+) -> Result<deadpool_postgres::Transaction<'c>, StoreError> {
+    let tx = conn.transaction().await.map_err(db_err(failed))?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&lock])
         .await
-        .map_err(db_err("cannot start a key transaction"))?;
-    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&KEYS_LOCK])
-        .await
-        .map_err(db_err("cannot lock the keys"))?;
+        .map_err(db_err(failed))?;
     Ok(tx)
 }
 

@@ -461,10 +461,26 @@ mod tests {
         drop(listener);
     }
 
+    /// Puts 100 entries (subjects `subject-0`…, tokens `token(i)`), fresh
+    /// for an hour, one at a time.
+    fn fill(cache: &moka::sync::Cache<Key, Cached>, token: impl Fn(usize) -> String) {
+        let audience: Arc<str> = Arc::from("urn:orders");
+        for i in 0..100 {
+            let key = (
+                AccessToken::new(format!("subject-{i}")),
+                Arc::clone(&audience),
+            );
+            let cached = Cached {
+                token: AccessToken::new(token(i)),
+                fresh_until: Instant::now() + Duration::from_secs(3600),
+            };
+            cache.insert(key, cached);
+            cache.run_pending_tasks();
+        }
+    }
+
     #[test]
     fn the_cache_is_bounded_in_bytes_and_in_entries() {
-        let fresh = || Instant::now() + Duration::from_secs(3600);
-        let audience: Arc<str> = Arc::from("urn:orders");
         // Tokens of 100 KiB (an endpoint may answer up to 64 KiB, a subject
         // token is as long as the verifier allows): 100 of them are 10 MiB.
         let exchange = TokenExchange::builder("https://id.example/token", "c", "s")
@@ -473,21 +489,7 @@ mod tests {
             .unwrap();
         let cache = exchange.inner.cache.as_ref().unwrap();
         let big = "x".repeat(100 * 1024);
-        for i in 0..100 {
-            let key = (
-                AccessToken::new(format!("subject-{i}")),
-                Arc::clone(&audience),
-            );
-            let token = AccessToken::new(format!("{big}{i}"));
-            cache.insert(
-                key,
-                Cached {
-                    token,
-                    fresh_until: fresh(),
-                },
-            );
-            cache.run_pending_tasks();
-        }
+        fill(cache, |i| format!("{big}{i}"));
         let held: usize = cache
             .iter()
             .map(|(k, v)| k.0.as_str().len() + k.1.len() + v.token.as_str().len())
@@ -500,21 +502,7 @@ mod tests {
             .build()
             .unwrap();
         let cache = exchange.inner.cache.as_ref().unwrap();
-        for i in 0..100 {
-            let key = (
-                AccessToken::new(format!("subject-{i}")),
-                Arc::clone(&audience),
-            );
-            let token = AccessToken::new(format!("token-{i}"));
-            cache.insert(
-                key,
-                Cached {
-                    token,
-                    fresh_until: fresh(),
-                },
-            );
-            cache.run_pending_tasks();
-        }
+        fill(cache, |i| format!("token-{i}"));
         let count = cache.iter().count();
         assert!(count > 0 && count <= 10, "{count} entries held");
     }

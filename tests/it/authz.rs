@@ -556,45 +556,6 @@ type IdpState = (
     std::sync::Arc<std::sync::atomic::AtomicUsize>,
 );
 
-/// A multi-tenant identity provider on loopback: `/{tenant}/v2.0` issuers,
-/// each with its own discovery document and key set, counting requests.
-async fn multi_tenant_idp(
-    issuer: &TestIssuer,
-) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-
-    use axum::extract::{Path, State};
-
-    let hits = std::sync::Arc::new(AtomicUsize::new(0));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let jwks = issuer.jwks_json();
-    let state = (base.clone(), jwks, std::sync::Arc::clone(&hits));
-    let app = Router::new()
-        .route(
-            "/{tenant}/v2.0/.well-known/openid-configuration",
-            get(
-                |State((base, _, hits)): State<IdpState>, Path(tenant): Path<String>| async move {
-                    hits.fetch_add(1, Ordering::SeqCst);
-                    axum::Json(json!({
-                        "issuer": format!("{base}/{tenant}/v2.0"),
-                        "jwks_uri": format!("{base}/{tenant}/keys"),
-                    }))
-                },
-            ),
-        )
-        .route(
-            "/{tenant}/keys",
-            get(|State((_, jwks, hits)): State<IdpState>| async move {
-                hits.fetch_add(1, Ordering::SeqCst);
-                ([("content-type", "application/json")], jwks)
-            }),
-        )
-        .with_state(state);
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (base, hits)
-}
-
 #[tokio::test]
 async fn tenant_template_discovers_each_admitted_tenants_keys_on_demand_within_a_bound() {
     use std::sync::atomic::Ordering;
@@ -679,12 +640,13 @@ async fn futures_join(
     out
 }
 
-/// A multi-tenant identity provider on loopback where most admitted tenants
-/// are not real: `t-real…` tenants have keys; `t-dead…` tenants name a
-/// JWKS on a closed port; `t-plain…` tenants name a plain-http JWKS on a
-/// remote host (refused without a request); every other tenant has no
-/// discovery document (404). Counts the requests it answers.
-async fn mostly_unreal_idp(
+/// A multi-tenant identity provider on loopback: `/{tenant}/v2.0` issuers,
+/// each with its own discovery document and key set, counting the requests
+/// it answers. Tenants are real but for three kinds: `t-dead…` tenants name
+/// a JWKS on a closed port, `t-plain…` tenants a plain-http JWKS on a remote
+/// host (refused without a request), and `t-gone…` tenants have no
+/// discovery document (404).
+async fn multi_tenant_idp(
     issuer: &TestIssuer,
 ) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
     use std::sync::atomic::{AtomicUsize, Ordering};
@@ -711,14 +673,14 @@ async fn mostly_unreal_idp(
             get(
                 move |State((base, _, hits)): State<IdpState>, Path(tenant): Path<String>| async move {
                     hits.fetch_add(1, Ordering::SeqCst);
-                    let jwks_uri = if tenant.starts_with("t-real") {
-                        format!("{base}/{tenant}/keys")
+                    let jwks_uri = if tenant.starts_with("t-gone") {
+                        return StatusCode::NOT_FOUND.into_response();
                     } else if tenant.starts_with("t-dead") {
                         format!("{closed}/{tenant}/keys")
                     } else if tenant.starts_with("t-plain") {
                         format!("http://login.example/{tenant}/keys")
                     } else {
-                        return StatusCode::NOT_FOUND.into_response();
+                        format!("{base}/{tenant}/keys")
                     };
                     axum::Json(json!({
                         "issuer": format!("{base}/{tenant}/v2.0"),
@@ -743,7 +705,7 @@ async fn mostly_unreal_idp(
 #[tokio::test]
 async fn forged_tokens_naming_unreal_tenants_neither_hold_tenant_slots_nor_clear_readiness() {
     let issuer = TestIssuer::new("pending");
-    let (base, _hits) = mostly_unreal_idp(&issuer).await;
+    let (base, _hits) = multi_tenant_idp(&issuer).await;
     let verifier = Verifier::builder()
         .trust(
             Issuer::tenant_template(format!("{base}/{{tenantid}}/v2.0"))

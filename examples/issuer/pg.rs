@@ -556,6 +556,21 @@ impl PgStore {
             f(&conn).await
         }))
     }
+
+    /// Whether `sql` (one `$1` parameter, `key`) finds a row.
+    fn exists(
+        &self,
+        sql: &'static str,
+        key: String,
+        failed: &'static str,
+    ) -> BoxFuture<'_, StoreResult<bool>> {
+        self.read(move |conn| {
+            Box::pin(async move {
+                let row = conn.query_opt(sql, &[&key]).await.map_err(db_err(failed))?;
+                Ok(row.is_some())
+            })
+        })
+    }
 }
 
 impl Store for PgStore {
@@ -752,18 +767,11 @@ impl Store for PgStore {
     }
 
     fn is_access_revoked(&self, jti: String) -> BoxFuture<'_, StoreResult<bool>> {
-        self.read(move |conn| {
-            Box::pin(async move {
-                let row = conn
-                    .query_opt(
-                        "SELECT 1 FROM issuer_revoked_access WHERE jti = $1",
-                        &[&jti],
-                    )
-                    .await
-                    .map_err(db_err("cannot read revocations"))?;
-                Ok(row.is_some())
-            })
-        })
+        self.exists(
+            "SELECT 1 FROM issuer_revoked_access WHERE jti = $1",
+            jti,
+            "cannot read revocations",
+        )
     }
 
     fn purge(&self, now: i64) -> BoxFuture<'_, StoreResult<()>> {
@@ -881,18 +889,11 @@ impl Store for PgStore {
     }
 
     fn is_disabled(&self, sub: String) -> BoxFuture<'_, StoreResult<bool>> {
-        self.read(move |conn| {
-            Box::pin(async move {
-                let row = conn
-                    .query_opt(
-                        "SELECT 1 FROM issuer_users WHERE username = $1 AND disabled",
-                        &[&sub],
-                    )
-                    .await
-                    .map_err(db_err("cannot read a user"))?;
-                Ok(row.is_some())
-            })
-        })
+        self.exists(
+            "SELECT 1 FROM issuer_users WHERE username = $1 AND disabled",
+            sub,
+            "cannot read a user",
+        )
     }
 
     fn login_locked(

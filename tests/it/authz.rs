@@ -556,13 +556,10 @@ type IdpState = (
     std::sync::Arc<std::sync::atomic::AtomicUsize>,
 );
 
-#[tokio::test]
-async fn tenant_template_discovers_each_admitted_tenants_keys_on_demand_within_a_bound() {
-    use std::sync::atomic::Ordering;
-
-    let issuer = TestIssuer::new("pending");
-    let (base, hits) = multi_tenant_idp(&issuer).await;
-    let verifier = Verifier::builder()
+/// Trusts the `multi_tenant_idp` at `base`: `t-…` tenants, at most two
+/// keeping their keys.
+async fn two_tenant_verifier(base: &str) -> Verifier {
+    Verifier::builder()
         .trust(
             Issuer::tenant_template(format!("{base}/{{tenantid}}/v2.0"))
                 .tenant_filter(|t| t.starts_with("t-"))
@@ -572,7 +569,16 @@ async fn tenant_template_discovers_each_admitted_tenants_keys_on_demand_within_a
         )
         .build()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+#[tokio::test]
+async fn tenant_template_discovers_each_admitted_tenants_keys_on_demand_within_a_bound() {
+    use std::sync::atomic::Ordering;
+
+    let issuer = TestIssuer::new("pending");
+    let (base, hits) = multi_tenant_idp(&issuer).await;
+    let verifier = two_tenant_verifier(&base).await;
     assert_eq!(
         hits.load(Ordering::SeqCst),
         0,
@@ -706,17 +712,7 @@ async fn multi_tenant_idp(
 async fn forged_tokens_naming_unreal_tenants_neither_hold_tenant_slots_nor_clear_readiness() {
     let issuer = TestIssuer::new("pending");
     let (base, _hits) = multi_tenant_idp(&issuer).await;
-    let verifier = Verifier::builder()
-        .trust(
-            Issuer::tenant_template(format!("{base}/{{tenantid}}/v2.0"))
-                .tenant_filter(|t| t.starts_with("t-"))
-                .max_tenants(2)
-                .claims(ClaimSources::entra())
-                .audience(AUD),
-        )
-        .build()
-        .await
-        .unwrap();
+    let verifier = two_tenant_verifier(&base).await;
     let signed_by = |signer: &TestIssuer, tenant: &str| {
         signer
             .token()

@@ -7,7 +7,8 @@
 #
 # Uses AUTHLAYER_TEST_DATABASE_URL when set, else starts a throwaway
 # cluster (.ci/postgres.sh). Each run gets a fresh database and fresh
-# replicas (release build, RUST_LOG=warn, AUDIT_LOG=off). The users
+# replicas (release build, as shipped: default logging, the audit log on
+# standard output, which goes to a file here). The users
 # `load0` … (one per worker) have the default Argon2 cost (19 MiB, 2
 # passes), as `issuer hash` makes.
 # ISSUER_LOAD_PROFILE=dev uses the dev build instead (Argon2, BLAKE2 and
@@ -47,7 +48,7 @@ done >"$work/users.toml"
 # Starts a replica on DATABASE_URL=$1; prints its base URL.
 replica() {
   local out="$work/replica-$RANDOM.out"
-  DATABASE_URL="$1" ISSUER_URL=http://issuer.load.test PORT=0 RUST_LOG=warn AUDIT_LOG=off \
+  DATABASE_URL="$1" ISSUER_URL=http://issuer.load.test PORT=0 \
     USERS_FILE="$work/users.toml" "$bin/issuer" >"$out" 2>"$out.err" &
   pids+=("$!")
   for _ in $(seq 1 200); do

@@ -789,56 +789,10 @@ type ShapeCase = (
     Option<&'static str>,
 );
 
-/// `not`, `any` and `all` (and `not` of a closure) over a claim of an
-/// unexpected shape: three-valued, so "cannot tell" never turns into an
-/// allow.
-#[tokio::test]
-async fn not_of_an_odd_shaped_claim_denies_with_claim_shape_over_http() {
-    let issuer = TestIssuer::new("https://idp.test");
-    let verifier = verifier_with(&issuer, ClaimSources::rfc9068()).await;
-    let not_banned = || Policy::not(Policy::roles_any(["banned"]));
-    let app = Router::new()
-        .route(
-            "/not",
-            get(|| async { "ok" }).route_layer(RequirePolicy::new(not_banned())),
-        )
-        // A closure's no over the odd claim (`has_role` cannot see it) is
-        // unknown too.
-        .route(
-            "/not-claims",
-            get(|| async { "ok" }).route_layer(RequirePolicy::new(Policy::not(Policy::claims(
-                "banned",
-                |c| c.has_role("banned"),
-            )))),
-        )
-        .route(
-            "/any",
-            get(|| async { "ok" }).route_layer(RequirePolicy::new(Policy::any([
-                Policy::scopes_all(["orders:read"]),
-                not_banned(),
-            ]))),
-        )
-        .route(
-            "/all",
-            get(|| async { "ok" }).route_layer(RequirePolicy::new(Policy::all([
-                Policy::scopes_all(["orders:read"]),
-                not_banned(),
-            ]))),
-        )
-        .layer(VerifyLayer::new(verifier));
-    let base = format!("http://{}", serve_axum(app).await);
-    let http = reqwest::Client::new();
-    let token = |roles: Option<serde_json::Value>, scope: Option<&str>| {
-        let mut t = orders_token(&issuer).sub("alice");
-        if let Some(roles) = roles {
-            t = t.claim("roles", roles);
-        }
-        if let Some(scope) = scope {
-            t = t.scope(scope);
-        }
-        t.sign()
-    };
-    let cases: [ShapeCase; 17] = [
+/// The routes of the three-valued HTTP test, the token's `roles` and
+/// `scope`, the status and a text the challenge must contain.
+fn shape_cases() -> [ShapeCase; 17] {
+    [
         ("/not-claims", Some(json!("banned")), None, 403, Some(SHAPE)),
         (
             "/not-claims",
@@ -896,8 +850,59 @@ async fn not_of_an_odd_shaped_claim_denies_with_claim_shape_over_http() {
             403,
             None,
         ),
-    ];
-    for (path, roles, scope, status, challenge) in cases {
+    ]
+}
+
+/// `not`, `any` and `all` (and `not` of a closure) over a claim of an
+/// unexpected shape: three-valued, so "cannot tell" never turns into an
+/// allow.
+#[tokio::test]
+async fn not_of_an_odd_shaped_claim_denies_with_claim_shape_over_http() {
+    let issuer = TestIssuer::new("https://idp.test");
+    let verifier = verifier_with(&issuer, ClaimSources::rfc9068()).await;
+    let not_banned = || Policy::not(Policy::roles_any(["banned"]));
+    let app = Router::new()
+        .route(
+            "/not",
+            get(|| async { "ok" }).route_layer(RequirePolicy::new(not_banned())),
+        )
+        // A closure's no over the odd claim (`has_role` cannot see it) is
+        // unknown too.
+        .route(
+            "/not-claims",
+            get(|| async { "ok" }).route_layer(RequirePolicy::new(Policy::not(Policy::claims(
+                "banned",
+                |c| c.has_role("banned"),
+            )))),
+        )
+        .route(
+            "/any",
+            get(|| async { "ok" }).route_layer(RequirePolicy::new(Policy::any([
+                Policy::scopes_all(["orders:read"]),
+                not_banned(),
+            ]))),
+        )
+        .route(
+            "/all",
+            get(|| async { "ok" }).route_layer(RequirePolicy::new(Policy::all([
+                Policy::scopes_all(["orders:read"]),
+                not_banned(),
+            ]))),
+        )
+        .layer(VerifyLayer::new(verifier));
+    let base = format!("http://{}", serve_axum(app).await);
+    let http = reqwest::Client::new();
+    let token = |roles: Option<serde_json::Value>, scope: Option<&str>| {
+        let mut t = orders_token(&issuer).sub("alice");
+        if let Some(roles) = roles {
+            t = t.claim("roles", roles);
+        }
+        if let Some(scope) = scope {
+            t = t.scope(scope);
+        }
+        t.sign()
+    };
+    for (path, roles, scope, status, challenge) in shape_cases() {
         let label = format!("{path} roles={roles:?} scope={scope:?}");
         let res = http_get(&http, &format!("{base}{path}"), Some(&token(roles, scope))).await;
         assert_eq!(res.status(), status, "{label}");

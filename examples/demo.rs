@@ -740,7 +740,7 @@ struct AuditTrail {
     /// The file, and its length before this run: the summary reads only
     /// this run's records.
     file: Option<(PathBuf, u64)>,
-    guard: Option<authlayer::AuditLogGuard>,
+    guard: Option<authlayer::audit::AuditLogGuard>,
 }
 
 impl AuditTrail {

@@ -33,7 +33,8 @@
 use std::time::Duration;
 
 use authlayer::{
-    Claims, RequireActiveLayer, RequireRoles, RequireScopes, RequireTenant, Verifier, VerifyLayer,
+    Claims, RequireActiveLayer, RequireRolesLayer, RequireScopesLayer, RequireTenantLayer,
+    Verifier, VerifyLayer,
 };
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -57,22 +58,22 @@ pub fn app(verifier: Verifier) -> Router {
     let protected = Router::new()
         .route(
             "/orders/{id}",
-            get(get_order).route_layer(RequireScopes::all(["orders:read"])),
+            get(get_order).route_layer(RequireScopesLayer::all(["orders:read"])),
         )
         .route(
             "/orders",
-            post(create_order).route_layer(RequireScopes::all(["orders:write"])),
+            post(create_order).route_layer(RequireScopesLayer::all(["orders:write"])),
         )
         .route("/me", get(me))
         .route(
             "/admin/orders",
-            get(admin_orders).route_layer(RequireRoles::all(["admin"])),
+            get(admin_orders).route_layer(RequireRolesLayer::all(["admin"])),
         )
         .route(
             "/tenants/{tenant}/orders/{id}",
             get(tenant_order)
-                .route_layer(RequireTenant::path_segment(1))
-                .route_layer(RequireScopes::all(["orders:read"])),
+                .route_layer(RequireTenantLayer::path_segment(1))
+                .route_layer(RequireScopesLayer::all(["orders:read"])),
         )
         .merge(revocable(&verifier, active_ttl()))
         .layer(VerifyLayer::new(verifier.clone()));
@@ -128,7 +129,7 @@ pub fn revocable(verifier: &Verifier, active_ttl: Duration) -> Router {
         "/orders/{id}",
         delete(delete_order)
             .route_layer(RequireActiveLayer::new(active_ttl))
-            .route_layer(RequireScopes::all(["orders:write"])),
+            .route_layer(RequireScopesLayer::all(["orders:write"])),
     )
 }
 

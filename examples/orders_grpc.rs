@@ -15,7 +15,7 @@
 
 use std::time::Duration;
 
-use authlayer::{Claims, MethodRules, MethodRulesLayer, Policy, Verifier, VerifyLayer};
+use authlayer::{Claims, MethodRulesLayer, Policy, Verifier, VerifyLayer};
 use tonic::transport::Server;
 use tonic::transport::server::{Router, TcpIncoming};
 use tonic::{Request, Response, Status};
@@ -80,17 +80,15 @@ impl Orders for OrdersService {
 
 /// Who may call which method; methods not listed are denied.
 pub fn method_rules() -> MethodRulesLayer {
-    MethodRulesLayer::new(
-        MethodRules::new()
-            .method(
-                "/orders.v1.Orders/GetOrder",
-                Policy::scopes_all(["orders:read"]),
-            )
-            .method(
-                "/orders.v1.Orders/CreateOrder",
-                Policy::scopes_all(["orders:write"]),
-            ),
-    )
+    MethodRulesLayer::new()
+        .method(
+            "/orders.v1.Orders/GetOrder",
+            Policy::scopes_all(["orders:read"]),
+        )
+        .method(
+            "/orders.v1.Orders/CreateOrder",
+            Policy::scopes_all(["orders:write"]),
+        )
 }
 
 /// The service's server: every call passes `VerifyLayer` first, so a call

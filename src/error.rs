@@ -348,7 +348,7 @@ impl fmt::Display for Reason {
 /// Why a request was refused.
 ///
 /// Rendered by [`to_response`](AuthError::to_response) as RFC 6750 for HTTP or
-/// as a trailers-only gRPC status (see [`reject`](crate::reject)). A rejection
+/// as a trailers-only gRPC status. A rejection
 /// by the layers is always an `Ok(response)`, never a service error.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]

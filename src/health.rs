@@ -138,8 +138,9 @@ pub struct Metrics {
     pub cache_hits: u64,
     /// Tokens in the verified-token cache now.
     pub cached_tokens: u64,
-    /// Requests refused, by [`Reason::code`].
-    pub rejected: Vec<(&'static str, u64)>,
+    /// Requests refused, by [`Reason::code`] (only reasons counted at
+    /// least once); [`rejected`](Self::rejected) reads one.
+    pub rejections: Vec<(&'static str, u64)>,
     /// Calls made to introspection endpoints.
     pub introspections: u64,
     /// Introspection calls that failed (down, slow, garbage): each request
@@ -155,7 +156,7 @@ pub struct Metrics {
 impl Metrics {
     /// Rejections counted for `reason`.
     pub fn rejected(&self, reason: Reason) -> u64 {
-        self.rejected
+        self.rejections
             .iter()
             .find(|(label, _)| *label == reason.code())
             .map_or(0, |(_, n)| *n)
@@ -206,7 +207,7 @@ impl Counters {
             accepted: get(&self.accepted),
             cache_hits: get(&self.cache_hits),
             cached_tokens,
-            rejected: Reason::EVERY
+            rejections: Reason::EVERY
                 .iter()
                 .zip(&self.rejected.0)
                 .map(|(r, c)| (r.code(), get(c)))

@@ -6,9 +6,9 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
+use crate::algorithm::Algorithm;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jsonwebtoken::Algorithm;
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 
@@ -204,7 +204,12 @@ fn signature_ok(jws: &Compact<'_>, key: &VerifyKey) -> bool {
     // allowed algorithms were checked by the caller.
     key.algs.contains(jws.alg)
         && matches!(
-            jsonwebtoken::crypto::verify(jws.signature, jws.message.as_bytes(), &key.key, jws.alg),
+            jsonwebtoken::crypto::verify(
+                jws.signature,
+                jws.message.as_bytes(),
+                &key.key,
+                jws.alg.to_jwt()
+            ),
             Ok(true)
         )
 }
@@ -216,31 +221,10 @@ pub(crate) fn payload(jws: &Compact<'_>) -> Result<Vec<u8>, Reason> {
         .map_err(|_| Reason::Malformed)
 }
 
-/// Verifies the signature of a compact JWS against a JWK Set — the signature
-/// layer only: the same header checks, key selection and algorithm rules as
-/// for tokens, but no claims. Returns the decoded payload.
-///
-/// For conformance suites (Wycheproof) and tools. The set may hold `oct`
-/// keys (as a static set may); HMAC still needs an HS algorithm in `allowed`.
-/// Fails with [`Reason::KeysUnavailable`] only
-/// when no crypto backend is compiled in.
-///
-/// ```
-/// use authlayer::jwks::AlgSet;
-/// use authlayer::jws::verify_jws;
-/// use authlayer::{Algorithm, Reason};
-///
-/// let jwks = r#"{"keys":[{"kty":"oct","kid":"k","k":"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8"}]}"#;
-/// let allowed = AlgSet::of([Algorithm::HS256]);
-/// // The header `{}` names no algorithm.
-/// assert_eq!(verify_jws("e30.e30.AAAA", jwks, allowed), Err(Reason::Malformed));
-/// // `{"alg":"none"}` is never accepted.
-/// assert_eq!(
-///     verify_jws("eyJhbGciOiJub25lIn0.e30.AAAA", jwks, allowed),
-///     Err(Reason::AlgorithmNotAllowed)
-/// );
-/// ```
-pub fn verify_jws(token: &str, jwks: &str, allowed: AlgSet) -> Result<Vec<u8>, Reason> {
+/// The signature layer alone, for conformance suites and fuzzing (see
+/// [`crate::test_util::verify_jws`]).
+#[cfg(feature = "test-util")]
+pub(crate) fn verify_jws(token: &str, jwks: &str, allowed: AlgSet) -> Result<Vec<u8>, Reason> {
     // As `build()` does: choose the crypto provider before any verification
     // (with no backend at all, nothing can be verified).
     crate::crypto::ensure_provider().map_err(|_| Reason::KeysUnavailable)?;

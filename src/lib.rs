@@ -12,46 +12,49 @@
     )
 )]
 
+// One path per public item. The request path (verify, rules, claims,
+// errors, health) is re-exported here from private modules; three jobs of
+// their own are public modules: `audit` (the record's schema and its
+// writer), `outbound` (tokens on outgoing calls) and `test_util` (test
+// hooks, feature `test-util`).
+//
 // Dependencies point one way, top to bottom of this list; no module imports
 // one above it (checked by `tests::modules_import_only_downwards`):
 //   framework glue   axum, tonic
 //   outbound         propagation, service tokens, exchange, identity headers
-//   layers           layer (VerifyLayer, RequireScopesLayer, RequireActiveLayer),
-//                    audit_log (feature audit-log), audit, reject
+//   layers           layer (VerifyLayer, the rule layers, RequireActiveLayer),
+//                    policy, audit (the record, and its JSON-lines writer),
+//                    reject
 //   engine           verifier (Verifier: the token-to-claims path, builder,
 //                    issuer configuration, token cache)
 //   introspection    introspect (RFC 7662 client, answer cache, single-flight)
-//   keys and JWS     jws, jwks, crypto
+//   keys and JWS     jws, jwks, crypto, algorithm
 //   claims, errors   claims, telemetry (the `metrics` facade), health, error
 
 #[cfg(feature = "axum")]
-#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
-pub mod axum;
+mod axum;
 #[cfg(feature = "tonic")]
-#[cfg_attr(docsrs, doc(cfg(feature = "tonic")))]
-pub mod tonic;
+mod tonic;
 
 pub mod outbound;
 
 pub mod audit;
-#[cfg(feature = "audit-log")]
-#[cfg_attr(docsrs, doc(cfg(feature = "audit-log")))]
-pub mod audit_log;
-pub mod layer;
-pub mod policy;
-pub mod reject;
+mod layer;
+mod policy;
+mod reject;
 
-pub mod verifier;
+mod verifier;
 
-pub mod introspect;
+mod introspect;
 
+mod algorithm;
 mod crypto;
-pub mod jwks;
-pub mod jws;
+mod jwks;
+mod jws;
 
-pub mod claims;
-pub mod error;
-pub mod health;
+mod claims;
+mod error;
+mod health;
 mod telemetry;
 
 #[cfg(feature = "test-util")]
@@ -59,26 +62,30 @@ mod telemetry;
 #[allow(clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 pub mod test_util;
 
+pub use algorithm::{Algorithm, UnknownAlgorithm};
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
-pub use crate::axum::ClaimsRejection;
-#[cfg(feature = "audit-log")]
-#[cfg_attr(docsrs, doc(cfg(feature = "audit-log")))]
-pub use audit_log::{AuditLog, AuditLogGuard, AuditRecorder};
+pub use axum::ClaimsRejection;
 pub use claims::{ClaimPath, ClaimSources, Claims, Scopes, StandardClaims, ValueShape};
 pub use error::{AuthError, BuildError, ErrorKind, FetchError, Reason};
 pub use health::{Health, IntrospectionHealth, IssuerHealth, Metrics, TenantsHealth};
 pub use introspect::{ClientAuth, Introspection};
-pub use jsonwebtoken::Algorithm;
 pub use jws::TypPolicy;
 pub use layer::{
-    AccessToken, MethodRulesLayer, Require, RequireActive, RequireActiveLayer, RequireLayer,
-    RequirePolicy, RequirePolicyLayer, RequireRoles, RequireRolesLayer, RequireScopes,
-    RequireScopesLayer, RequireTenant, RequireTenantLayer, ResponseFuture, Verify, VerifyLayer,
+    AccessToken, MethodRules, MethodRulesLayer, RequireActive, RequireActiveLayer, RequirePolicy,
+    RequirePolicyLayer, RequireRoles, RequireRolesLayer, RequireScopes, RequireScopesLayer,
+    RequireTenant, RequireTenantLayer, ResponseFuture, Verify, VerifyLayer,
 };
-pub use policy::{CheckedTenant, MethodRules, Policy, Rule, RuleRequest};
+pub use policy::{CheckedTenant, Policy};
 pub use reject::{DefaultReject, OnReject, RejectContext};
 pub use verifier::{Issuer, Stale, Verifier, VerifierBuilder};
+
+/// The HTTP client this crate fetches keys, discovery documents and tokens
+/// with, re-exported because the `http_client` settings take its `Client`:
+/// build yours with `authlayer::reqwest` and its version always matches.
+/// A public dependency: a major release of reqwest is a major release of
+/// authlayer.
+pub use reqwest;
 
 #[cfg(test)]
 mod tests {
@@ -197,6 +204,7 @@ mod tests {
             "health",
             "telemetry",
             "claims",
+            "algorithm",
             "crypto",
             "jwks",
             "jws",
@@ -205,7 +213,6 @@ mod tests {
             "reject",
             "audit",
             "policy",
-            "audit_log",
             "layer",
             "outbound",
             "axum",

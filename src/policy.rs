@@ -28,7 +28,7 @@ use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 
-use http::{HeaderMap, HeaderName, Method, Uri};
+use http::{HeaderMap, HeaderName, Uri};
 
 use crate::audit::RuleInfo;
 use crate::claims::{Claims, Slot};
@@ -36,36 +36,27 @@ use crate::error::Reason;
 
 /// The parts of a request a rule may look at.
 #[derive(Debug, Clone, Copy)]
-pub struct RuleRequest<'a> {
-    /// The method.
-    pub method: &'a Method,
+pub(crate) struct RuleRequest<'a> {
     /// The URI (for gRPC, the path is `/package.Service/Method`).
-    pub uri: &'a Uri,
+    pub(crate) uri: &'a Uri,
     /// The headers.
-    pub headers: &'a HeaderMap,
+    pub(crate) headers: &'a HeaderMap,
 }
 
-mod sealed {
-    pub trait Sealed {}
-}
-
-/// A rule the [`Require`](crate::Require) layer applies: scopes, roles,
-/// a policy, a tenant binding or a gRPC method table. Sealed: compose a
-/// [`Policy`] (with closures) for your own logic.
-pub trait Rule: sealed::Sealed + Send + Sync + 'static {
+/// A rule a rule layer applies: scopes, roles, a policy, a tenant binding
+/// or a gRPC method table. Users compose a [`Policy`] (with closures) for
+/// their own logic.
+pub(crate) trait Rule: Send + Sync + 'static {
     /// Checks one verified request; returns the decision and what the
     /// audit record names as the deciding rule.
-    #[doc(hidden)]
     fn decide(&self, req: RuleRequest<'_>, claims: &Claims) -> (Result<(), Reason>, &RuleInfo);
 
     /// What the audit record names for `req` when no claims are there to
     /// decide on (anonymous, or no `VerifyLayer`).
-    #[doc(hidden)]
     fn info(&self, req: RuleRequest<'_>) -> &RuleInfo;
 
     /// What an allowed request carries on to the handler: the tenant a
     /// tenant rule checked.
-    #[doc(hidden)]
     fn checked(&self, _claims: &Claims) -> Option<CheckedTenant> {
         None
     }
@@ -73,7 +64,7 @@ pub trait Rule: sealed::Sealed + Send + Sync + 'static {
 
 /// The tenant a [`RequireTenant`](crate::RequireTenant) rule checked, in
 /// the request extensions of every request it allows: the token's tenant,
-/// which the request names (for [`host`](crate::RequireTenant::host), up
+/// which the request names (for [`host`](crate::RequireTenantLayer::host), up
 /// to ASCII case). Handlers read it (`Extension<CheckedTenant>` in axum)
 /// rather than the path, header or host again, so they serve the tenant
 /// that was checked.
@@ -447,7 +438,7 @@ macro_rules! policy_rule {
     ($(#[$doc:meta])* $name:ident, $rule:literal) => {
         $(#[$doc])*
         #[derive(Debug, Clone)]
-        pub struct $name {
+        pub(crate) struct $name {
             policy: Policy,
             info: RuleInfo,
         }
@@ -458,8 +449,6 @@ macro_rules! policy_rule {
                 Self { policy, info }
             }
         }
-
-        impl sealed::Sealed for $name {}
 
         impl Rule for $name {
             fn decide(&self, _: RuleRequest<'_>, claims: &Claims) -> (Result<(), Reason>, &RuleInfo) {
@@ -504,7 +493,7 @@ enum TenantFrom {
 /// The rule of [`RequireTenant`](crate::RequireTenant): the tenant the
 /// request names must be the token's tenant.
 #[derive(Debug, Clone)]
-pub struct TenantRule {
+pub(crate) struct TenantRule {
     from: TenantFrom,
     /// Issuer names (`{tenantid}` standing for the tenant) the token must
     /// come from; empty: any.
@@ -726,8 +715,6 @@ fn unquote(value: &str) -> Option<&str> {
     }
 }
 
-impl sealed::Sealed for TenantRule {}
-
 impl Rule for TenantRule {
     fn decide(&self, req: RuleRequest<'_>, claims: &Claims) -> (Result<(), Reason>, &RuleInfo) {
         let decision = match claims.tenant() {
@@ -751,22 +738,10 @@ impl Rule for TenantRule {
     }
 }
 
-/// Per-method rules for gRPC: method paths (`/orders.v1.Orders/CreateOrder`)
-/// mapped to policies, with a declared default for the rest. The default
-/// default is to deny ([`MethodNotAllowed`](Reason::MethodNotAllowed)).
-///
-/// ```
-/// use authlayer::{MethodRules, Policy, RequireLayer};
-///
-/// let rules = MethodRules::new()
-///     .method("/orders.v1.Orders/GetOrder", Policy::scopes_all(["orders:read"]))
-///     .method("/orders.v1.Orders/CreateOrder", Policy::scopes_all(["orders:write"]));
-/// // Server::builder().layer(VerifyLayer::new(v)).layer(RequireLayer::new(rules))
-/// let layer = RequireLayer::new(rules);
-/// # let _ = layer;
-/// ```
+/// The table of [`MethodRulesLayer`](crate::MethodRulesLayer): a policy
+/// per gRPC method, and one for the rest (deny unless set).
 #[derive(Debug, Clone, Default)]
-pub struct MethodRules {
+pub(crate) struct MethodTable {
     methods: Vec<(String, PolicyRuleEntry)>,
     default: Option<PolicyRuleEntry>,
     deny: PolicyRuleEntry,
@@ -786,19 +761,12 @@ impl Default for PolicyRuleEntry {
     }
 }
 
-impl MethodRules {
-    /// No method listed, and the rest denied.
-    #[must_use]
-    pub fn new() -> Self {
-        Self::default()
-    }
-
+impl MethodTable {
     /// Requires `policy` for the method at `path` (exact match, e.g.
     /// `/orders.v1.Orders/CreateOrder`). A later entry for the same path
     /// replaces the earlier one.
     #[must_use]
-    pub fn method(mut self, path: impl Into<String>, policy: Policy) -> Self {
-        let path = path.into();
+    pub(crate) fn method(mut self, path: String, policy: Policy) -> Self {
         let info = policy.info("grpc_method");
         self.methods.retain(|(p, _)| *p != path);
         self.methods.push((path, PolicyRuleEntry { policy, info }));
@@ -807,16 +775,14 @@ impl MethodRules {
 
     /// The policy for methods not listed. Defaults to deny.
     #[must_use]
-    pub fn default_policy(mut self, policy: Policy) -> Self {
+    pub(crate) fn default_policy(mut self, policy: Policy) -> Self {
         let info = policy.info("grpc_method");
         self.default = Some(PolicyRuleEntry { policy, info });
         self
     }
 }
 
-impl sealed::Sealed for MethodRules {}
-
-impl MethodRules {
+impl MethodTable {
     fn entry(&self, req: RuleRequest<'_>) -> Option<&PolicyRuleEntry> {
         let path = req.uri.path();
         self.methods
@@ -827,7 +793,7 @@ impl MethodRules {
     }
 }
 
-impl Rule for MethodRules {
+impl Rule for MethodTable {
     fn decide(&self, req: RuleRequest<'_>, claims: &Claims) -> (Result<(), Reason>, &RuleInfo) {
         match self.entry(req) {
             Some(entry) => (entry.policy.check(claims), &entry.info),
@@ -1059,11 +1025,7 @@ mod tests {
     }
 
     fn req<'a>(uri: &'a Uri, headers: &'a HeaderMap) -> RuleRequest<'a> {
-        RuleRequest {
-            method: &Method::GET,
-            uri,
-            headers,
-        }
+        RuleRequest { uri, headers }
     }
 
     #[test]
@@ -1274,7 +1236,7 @@ mod tests {
 
     #[test]
     fn unlisted_methods_are_denied_unless_a_default_is_declared() {
-        let rules = MethodRules::new().method("/p.S/Get", Policy::scopes_all(["r"]));
+        let rules = MethodTable::default().method("/p.S/Get".into(), Policy::scopes_all(["r"]));
         let h = HeaderMap::new();
         let c = claims(r#"{"scope":"r"}"#);
         let get: Uri = "/p.S/Get".parse().unwrap();

@@ -41,8 +41,11 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bytes::Bytes;
 use http_body_util::Full;
-use jsonwebtoken::Algorithm;
 use serde_json::{Value, json};
+
+use crate::algorithm::Algorithm;
+use crate::error::Reason;
+use crate::jwks::AlgSet;
 
 enum Signer {
     Rsa(aws_lc_rs::rsa::KeyPair),
@@ -565,4 +568,44 @@ impl TokenBuilder {
             .sign_raw(&header, &payload, &self.signing_kid, alg)
             .unwrap_or_else(|| panic!("key {:?} cannot sign {alg:?}", self.signing_kid))
     }
+}
+
+/// Verifies the signature of a compact JWS against a JWK Set: the
+/// signature layer alone, with the same header checks, key selection and
+/// algorithm rules as for tokens, but no claims. Returns the decoded
+/// payload. For conformance suites (Wycheproof) and fuzzing.
+///
+/// The set may hold `oct` keys (as a static set may); HMAC still needs an
+/// HS algorithm in `allowed`. Fails with
+/// [`KeysUnavailable`](Reason::KeysUnavailable) only when no crypto
+/// backend is compiled in.
+///
+/// ```
+/// use authlayer::test_util::verify_jws;
+/// use authlayer::{Algorithm, Reason};
+///
+/// let jwks = r#"{"keys":[{"kty":"oct","kid":"k","k":"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8"}]}"#;
+/// // The header `{}` names no algorithm.
+/// assert_eq!(verify_jws("e30.e30.AAAA", jwks, &[Algorithm::HS256]), Err(Reason::Malformed));
+/// // `{"alg":"none"}` is never accepted.
+/// assert_eq!(
+///     verify_jws("eyJhbGciOiJub25lIn0.e30.AAAA", jwks, &[Algorithm::HS256]),
+///     Err(Reason::AlgorithmNotAllowed)
+/// );
+/// ```
+pub fn verify_jws(token: &str, jwks: &str, allowed: &[Algorithm]) -> Result<Vec<u8>, Reason> {
+    crate::jws::verify_jws(token, jwks, AlgSet::of(allowed.iter().copied()))
+}
+
+/// How an RFC 7662 answer body from `issuer`'s endpoint is judged before
+/// its claims are checked: `Ok(None)` active, `Ok(Some(reason))` refused,
+/// `Err` not an RFC 7662 answer (503). A hook for the fuzz target
+/// `introspection`, not API: it may change in any release.
+#[doc(hidden)]
+pub fn judge_introspection_answer(
+    body: &[u8],
+    issuer: &str,
+    require_token_kind: bool,
+) -> Result<Option<Reason>, String> {
+    crate::introspect::fuzzing::judge_answer(body, issuer, require_token_kind)
 }

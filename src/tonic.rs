@@ -15,13 +15,13 @@
 use ::tonic::server::NamedService;
 
 use crate::error::AuthError;
-use crate::layer::{Require, Verify};
+use crate::layer::{RequireActive, Verify};
 
 impl<S: NamedService, E, R> NamedService for Verify<S, E, R> {
     const NAME: &'static str = S::NAME;
 }
 
-impl<S: NamedService, P, R> NamedService for Require<S, P, R> {
+impl<S: NamedService, R> NamedService for RequireActive<S, R> {
     const NAME: &'static str = S::NAME;
 }
 

@@ -8,7 +8,7 @@
 
 #![no_main]
 
-use authlayer::introspect::fuzzing::judge_answer;
+use authlayer::test_util::judge_introspection_answer as judge_answer;
 use authlayer::{Claims, Reason};
 use libfuzzer_sys::fuzz_target;
 use serde_json::{Map, Value};

@@ -284,11 +284,10 @@ pub(crate) fn is_b64token(token: &str) -> bool {
         })
 }
 
-/// A hook for the fuzz target `introspection`, not API: it may change or go
-/// in any release.
+/// A hook for the fuzz target `introspection` (see
+/// [`crate::test_util::judge_introspection_answer`]).
 #[cfg(feature = "test-util")]
-#[doc(hidden)]
-pub mod fuzzing {
+pub(crate) mod fuzzing {
     use super::response::{Verdict, judge};
     use crate::error::Reason;
 

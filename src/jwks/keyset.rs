@@ -5,11 +5,12 @@ use std::sync::Arc;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jsonwebtoken::{Algorithm, DecodingKey};
+use jsonwebtoken::DecodingKey;
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 
 use super::FetchError;
+use crate::algorithm::Algorithm;
 
 /// A set of [`Algorithm`]s as a bit set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -69,42 +70,13 @@ impl AlgSet {
 }
 
 const fn bit(alg: Algorithm) -> u16 {
-    1 << match alg {
-        Algorithm::HS256 => 0,
-        Algorithm::HS384 => 1,
-        Algorithm::HS512 => 2,
-        Algorithm::ES256 => 3,
-        Algorithm::ES384 => 4,
-        Algorithm::RS256 => 5,
-        Algorithm::RS384 => 6,
-        Algorithm::RS512 => 7,
-        Algorithm::PS256 => 8,
-        Algorithm::PS384 => 9,
-        Algorithm::PS512 => 10,
-        Algorithm::EdDSA => 11,
-        // Algorithms added to jsonwebtoken later are in no set until listed here.
-        _ => 15,
-    }
+    1 << alg.index()
 }
 
 /// Parses the `alg` of a JOSE header or JWK. Exact, case-sensitive names
 /// only: `none`, `None`, `rs256` and unknown names are `None`.
 pub(crate) fn parse_alg(name: &str) -> Option<Algorithm> {
-    Some(match name {
-        "HS256" => Algorithm::HS256,
-        "HS384" => Algorithm::HS384,
-        "HS512" => Algorithm::HS512,
-        "ES256" => Algorithm::ES256,
-        "ES384" => Algorithm::ES384,
-        "RS256" => Algorithm::RS256,
-        "RS384" => Algorithm::RS384,
-        "RS512" => Algorithm::RS512,
-        "PS256" => Algorithm::PS256,
-        "PS384" => Algorithm::PS384,
-        "PS512" => Algorithm::PS512,
-        "EdDSA" => Algorithm::EdDSA,
-        _ => return None,
-    })
+    Algorithm::from_name(name)
 }
 
 /// One verification key and the algorithms it may verify.

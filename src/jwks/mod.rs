@@ -11,13 +11,11 @@ mod fetch;
 mod keyset;
 mod source;
 
+pub(crate) use crate::error::FetchError;
 pub(crate) use fetch::{
     FetchSettings, check_url, discovery_url, jwks_uri_from_discovery, parse_url, read_json_body,
     redirect_refusal, request_error, single_use_body,
 };
-pub use keyset::AlgSet;
+pub(crate) use keyset::AlgSet;
 pub(crate) use keyset::{KeySet, Origin, VerifyKey, parse_alg, secret_key};
 pub(crate) use source::{KeySource, Lifecycle, Location, Remote, Shared, Trigger};
-
-/// Moved to [`crate::error`]; kept here, where fetching happens.
-pub use crate::error::FetchError;

@@ -64,7 +64,7 @@ use crate::verifier::Check;
 
 /// Layer confirming that the request's token is active now; builds
 /// [`RequireActive`]. Put it *inside* [`VerifyLayer`](crate::VerifyLayer)
-/// (in axum: `route_layer`). See the [module docs](crate::layer).
+/// (in axum: `route_layer`).
 #[derive(Clone)]
 pub struct RequireActiveLayer<R = DefaultReject> {
     max_age: Duration,
@@ -125,13 +125,6 @@ impl<S: fmt::Debug, R> fmt::Debug for RequireActive<S, R> {
             .field("inner", &self.inner)
             .field("layer", &self.layer)
             .finish()
-    }
-}
-
-impl RequireActive<()> {
-    /// A [`RequireActiveLayer`] accepting answers at most `max_age` old.
-    pub fn layer(max_age: Duration) -> RequireActiveLayer {
-        RequireActiveLayer::new(max_age)
     }
 }
 

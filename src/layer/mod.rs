@@ -26,7 +26,7 @@ mod verify;
 pub use access_token::AccessToken;
 pub use active::{RequireActive, RequireActiveLayer};
 pub use require::{
-    MethodRulesLayer, Require, RequireLayer, RequirePolicy, RequirePolicyLayer, RequireRoles,
+    MethodRules, MethodRulesLayer, RequirePolicy, RequirePolicyLayer, RequireRoles,
     RequireRolesLayer, RequireScopes, RequireScopesLayer, RequireTenant, RequireTenantLayer,
 };
 pub use verify::{Verify, VerifyLayer};
@@ -73,7 +73,7 @@ pub(crate) fn bearer(value: &HeaderValue) -> Result<Option<&str>, Reason> {
 pub(crate) type Waiting<B, E> = Pin<Box<dyn Future<Output = Result<Response<B>, E>> + Send>>;
 
 pin_project! {
-    /// Response future of [`Verify`], [`Require`] and [`RequireActive`].
+    /// Response future of [`Verify`], the rule layers' services and [`RequireActive`].
     pub struct ResponseFuture<F, B, E> {
         #[pin]
         state: State<F, B, E>,
@@ -174,7 +174,7 @@ mod tests {
             .unwrap();
         let svc = ServiceBuilder::new()
             .layer(VerifyLayer::new(verifier.clone()))
-            .layer(RequireScopes::all(["orders:read"]))
+            .layer(RequireScopesLayer::all(["orders:read"]))
             .service(service_fn(|_: Request<()>| async {
                 Ok::<_, std::convert::Infallible>(Response::new(()))
             }));
@@ -200,6 +200,6 @@ mod tests {
         assert_eq!(m.rejected(Reason::EmptyBearer), 1, "{m:?}");
         assert_eq!(m.rejected(Reason::InsufficientScope), 1, "{m:?}");
         assert_eq!(m.accepted, 2);
-        assert_eq!(m.rejected.iter().map(|(_, n)| n).sum::<u64>(), 3);
+        assert_eq!(m.rejections.iter().map(|(_, n)| n).sum::<u64>(), 3);
     }
 }

@@ -14,12 +14,12 @@
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! use authlayer::{Claims, RequireRoles, RequireScopes};
+//! use authlayer::{Claims, RequireRoles, RequireRolesLayer, RequireScopes, RequireScopesLayer};
 //! use http::{Request, Response, StatusCode};
 //! use tower::{Layer, ServiceExt, service_fn};
 //!
-//! let svc = RequireScopes::all(["orders:read"])
-//!     .layer(RequireRoles::any(["admin", "support"])
+//! let svc = RequireScopesLayer::all(["orders:read"])
+//!     .layer(RequireRolesLayer::any(["admin", "support"])
 //!         .layer(service_fn(|_req: Request<()>| async { Ok::<_, ()>(Response::new(())) })));
 //!
 //! // Normally VerifyLayer puts the claims there.
@@ -45,133 +45,285 @@ use crate::audit;
 use crate::claims::Claims;
 use crate::error::{AuthError, Reason};
 use crate::policy::{
-    MethodRules, Policy, PolicyRule, RoleRule, Rule, RuleRequest, ScopeRule, TenantRule,
+    MethodTable, Policy, PolicyRule, RoleRule, Rule, RuleRequest, ScopeRule, TenantRule,
 };
 use crate::reject::{DefaultReject, OnReject, RejectContext};
 
-/// Layer applying a [`Rule`] to verified requests; builds [`Require`].
-/// Put it *inside* [`VerifyLayer`](crate::VerifyLayer) (in axum:
-/// `route_layer` on a route, with `VerifyLayer` as a router-wide `layer`).
-pub struct RequireLayer<P, R = DefaultReject> {
+/// A [`Rule`] shared by the clones of a rule layer and its services.
+pub(crate) struct RequireLayer<P> {
     rule: Arc<P>,
-    on_reject: R,
 }
 
-/// [`RequireLayer`] for scopes: `RequireScopes::all([…])`, `::any([…])`.
-pub type RequireScopesLayer<R = DefaultReject> = RequireLayer<ScopeRule, R>;
-/// The service built by [`RequireScopesLayer`].
-pub type RequireScopes<S, R = DefaultReject> = Require<S, ScopeRule, R>;
-/// [`RequireLayer`] for roles: `RequireRoles::all([…])`, `::any([…])`.
-pub type RequireRolesLayer<R = DefaultReject> = RequireLayer<RoleRule, R>;
-/// The service built by [`RequireRolesLayer`].
-pub type RequireRoles<S, R = DefaultReject> = Require<S, RoleRule, R>;
-/// [`RequireLayer`] for a [`Policy`]: `RequirePolicy::new(policy)`.
-pub type RequirePolicyLayer<R = DefaultReject> = RequireLayer<PolicyRule, R>;
-/// The service built by [`RequirePolicyLayer`].
-pub type RequirePolicy<S, R = DefaultReject> = Require<S, PolicyRule, R>;
-/// [`RequireLayer`] binding the request's tenant to the token's:
-/// `RequireTenant::path_segment(n)`, `::header(name)`, `::host()`. An
-/// allowed request carries the [`CheckedTenant`](crate::CheckedTenant) on
-/// to the handler.
-pub type RequireTenantLayer<R = DefaultReject> = RequireLayer<TenantRule, R>;
-/// The service built by [`RequireTenantLayer`].
-pub type RequireTenant<S, R = DefaultReject> = Require<S, TenantRule, R>;
-/// [`RequireLayer`] with a per-method table for gRPC:
-/// `RequireLayer::new(MethodRules::new().method(…))`.
-pub type MethodRulesLayer<R = DefaultReject> = RequireLayer<MethodRules, R>;
-
-impl<P, R: Clone> Clone for RequireLayer<P, R> {
+impl<P> Clone for RequireLayer<P> {
     fn clone(&self) -> Self {
         Self {
             rule: Arc::clone(&self.rule),
-            on_reject: self.on_reject.clone(),
         }
     }
 }
 
-impl<P: fmt::Debug, R> fmt::Debug for RequireLayer<P, R> {
+impl<P: fmt::Debug> fmt::Debug for RequireLayer<P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RequireLayer")
             .field("rule", &self.rule)
-            .finish_non_exhaustive()
+            .finish()
     }
 }
 
 impl<P: Rule> RequireLayer<P> {
-    /// A layer applying `rule`.
-    pub fn new(rule: P) -> Self {
+    pub(crate) fn new(rule: P) -> Self {
         Self {
             rule: Arc::new(rule),
-            on_reject: DefaultReject,
+        }
+    }
+
+    fn layer<S>(&self, inner: S) -> Require<S, P> {
+        Require {
+            inner,
+            layer: self.clone(),
         }
     }
 }
 
-impl<P, R> RequireLayer<P, R> {
-    /// Render rejections with `handler` instead of [`DefaultReject`].
-    pub fn on_reject<R2>(self, handler: R2) -> RequireLayer<P, R2> {
-        RequireLayer {
-            rule: self.rule,
-            on_reject: handler,
+/// The service every rule layer builds: applies its rule, then calls `inner`.
+pub(crate) struct Require<S, P> {
+    inner: S,
+    layer: RequireLayer<P>,
+}
+
+impl<S: Clone, P> Clone for Require<S, P> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            layer: self.layer.clone(),
         }
     }
 }
+
+/// One rule layer and the service it builds, named for the rule, tower-http
+/// style: `$layer` builds `$service<S>`.
+macro_rules! rule_layer {
+    (
+        $(#[$layer_doc:meta])* $layer:ident,
+        $(#[$service_doc:meta])* $service:ident,
+        $rule:ty
+    ) => {
+        $(#[$layer_doc])*
+        #[derive(Clone)]
+        pub struct $layer(RequireLayer<$rule>);
+
+        impl fmt::Debug for $layer {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_tuple(stringify!($layer)).field(&self.0.rule).finish()
+            }
+        }
+
+        impl<S> Layer<S> for $layer {
+            type Service = $service<S>;
+
+            fn layer(&self, inner: S) -> Self::Service {
+                $service(self.0.layer(inner))
+            }
+        }
+
+        $(#[$service_doc])*
+        #[derive(Clone)]
+        pub struct $service<S>(Require<S, $rule>);
+
+        impl<S: fmt::Debug> fmt::Debug for $service<S> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_struct(stringify!($service))
+                    .field("inner", &self.0.inner)
+                    .field("rule", &self.0.layer.rule)
+                    .finish()
+            }
+        }
+
+        impl<S> $service<S> {
+            /// The inner service.
+            pub fn get_ref(&self) -> &S {
+                &self.0.inner
+            }
+
+            /// The inner service, mutably.
+            pub fn get_mut(&mut self) -> &mut S {
+                &mut self.0.inner
+            }
+
+            /// Unwraps the inner service.
+            pub fn into_inner(self) -> S {
+                self.0.inner
+            }
+        }
+
+        impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for $service<S>
+        where
+            S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+            ResBody: Default,
+        {
+            type Response = Response<ResBody>;
+            type Error = S::Error;
+            type Future = ResponseFuture<S::Future, ResBody, S::Error>;
+
+            fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+                self.0.poll_ready(cx)
+            }
+
+            fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+                self.0.call(req)
+            }
+        }
+
+        #[cfg(feature = "tonic")]
+        impl<S: tonic::server::NamedService> tonic::server::NamedService for $service<S> {
+            const NAME: &'static str = S::NAME;
+        }
+    };
+}
+
+rule_layer!(
+    /// Refuses verified requests that lack scopes: [`all`](Self::all) or
+    /// [`any`](Self::any) of a list, matched exactly. Builds [`RequireScopes`].
+    ///
+    /// Put it *inside* [`VerifyLayer`](crate::VerifyLayer) (in axum:
+    /// `route_layer` on a route, with `VerifyLayer` as a router-wide
+    /// `layer`). A refusal is 403 `insufficient_scope` naming the scopes
+    /// (gRPC `PERMISSION_DENIED`).
+    RequireScopesLayer,
+    /// The service built by [`RequireScopesLayer`].
+    RequireScopes,
+    ScopeRule
+);
+
+rule_layer!(
+    /// Refuses verified requests that lack roles: [`all`](Self::all) or
+    /// [`any`](Self::any) of a list, matched exactly, read from the claim
+    /// the verifier's [`ClaimSources`](crate::ClaimSources) name. Builds
+    /// [`RequireRoles`]. A refusal is a plain 403 (gRPC `PERMISSION_DENIED`).
+    RequireRolesLayer,
+    /// The service built by [`RequireRolesLayer`].
+    RequireRoles,
+    RoleRule
+);
+
+rule_layer!(
+    /// Refuses verified requests a [`Policy`] does not allow. Builds
+    /// [`RequirePolicy`].
+    RequirePolicyLayer,
+    /// The service built by [`RequirePolicyLayer`].
+    RequirePolicy,
+    PolicyRule
+);
+
+rule_layer!(
+    /// Binds the tenant a request names (a path segment, a header or the
+    /// host) to the token's tenant. Builds [`RequireTenant`]. An allowed
+    /// request carries the [`CheckedTenant`](crate::CheckedTenant) on to the
+    /// handler.
+    RequireTenantLayer,
+    /// The service built by [`RequireTenantLayer`].
+    RequireTenant,
+    TenantRule
+);
+
+rule_layer!(
+    /// A per-method table of [`Policy`]s for gRPC servers: each method
+    /// (`/package.Service/Method`) has its policy, and a method the table
+    /// does not name is denied unless a [`default_policy`](Self::default_policy)
+    /// is set. Builds [`MethodRules`].
+    ///
+    /// ```
+    /// use authlayer::{MethodRulesLayer, Policy};
+    ///
+    /// let rules = MethodRulesLayer::new()
+    ///     .method("/orders.v1.Orders/GetOrder", Policy::scopes_all(["orders:read"]))
+    ///     .method("/orders.v1.Orders/CreateOrder", Policy::scopes_all(["orders:write"]))
+    ///     .method("/grpc.health.v1.Health/Check", Policy::allow());
+    /// # let _ = rules;
+    /// ```
+    MethodRulesLayer,
+    /// The service built by [`MethodRulesLayer`].
+    MethodRules,
+    MethodTable
+);
 
 impl RequireScopesLayer {
     /// Require every one of `scopes`. With no scopes, any verified token passes.
     pub fn all<I: IntoIterator<Item = S>, S: Into<String>>(scopes: I) -> Self {
-        Self::new(ScopeRule::new(Policy::scopes_all(scopes)))
+        Self(RequireLayer::new(ScopeRule::new(Policy::scopes_all(
+            scopes,
+        ))))
     }
 
     /// Require at least one of `scopes`. With no scopes, nothing passes.
     pub fn any<I: IntoIterator<Item = S>, S: Into<String>>(scopes: I) -> Self {
-        Self::new(ScopeRule::new(Policy::scopes_any(scopes)))
+        Self(RequireLayer::new(ScopeRule::new(Policy::scopes_any(
+            scopes,
+        ))))
     }
 }
 
-impl RequireScopes<()> {
-    /// [`RequireScopesLayer::all`]: require every one of `scopes`.
-    pub fn all<I: IntoIterator<Item = S>, S: Into<String>>(scopes: I) -> RequireScopesLayer {
-        RequireScopesLayer::all(scopes)
-    }
-
-    /// [`RequireScopesLayer::any`]: require at least one of `scopes`.
-    pub fn any<I: IntoIterator<Item = S>, S: Into<String>>(scopes: I) -> RequireScopesLayer {
-        RequireScopesLayer::any(scopes)
-    }
-}
-
-impl RequireRoles<()> {
+impl RequireRolesLayer {
     /// Require every one of `roles` (exact match).
-    pub fn all<I: IntoIterator<Item = S>, S: Into<String>>(roles: I) -> RequireRolesLayer {
-        RequireLayer::new(RoleRule::new(Policy::roles_all(roles)))
+    pub fn all<I: IntoIterator<Item = S>, S: Into<String>>(roles: I) -> Self {
+        Self(RequireLayer::new(RoleRule::new(Policy::roles_all(roles))))
     }
 
     /// Require at least one of `roles`. With no roles, nothing passes.
-    pub fn any<I: IntoIterator<Item = S>, S: Into<String>>(roles: I) -> RequireRolesLayer {
-        RequireLayer::new(RoleRule::new(Policy::roles_any(roles)))
+    pub fn any<I: IntoIterator<Item = S>, S: Into<String>>(roles: I) -> Self {
+        Self(RequireLayer::new(RoleRule::new(Policy::roles_any(roles))))
     }
 }
 
-impl RequirePolicy<()> {
+impl RequirePolicyLayer {
     /// Require `policy`.
-    #[allow(clippy::new_ret_no_self)] // builds the layer, as `RequireScopes::all` does
-    pub fn new(policy: Policy) -> RequirePolicyLayer {
-        RequireLayer::new(PolicyRule::new(policy))
+    pub fn new(policy: Policy) -> Self {
+        Self(RequireLayer::new(PolicyRule::new(policy)))
     }
 }
 
-impl RequireTenant<()> {
+impl MethodRulesLayer {
+    /// An empty table: every method is denied until named.
+    pub fn new() -> Self {
+        Self(RequireLayer::new(MethodTable::default()))
+    }
+
+    /// Apply `policy` to the method at `path` (`/package.Service/Method`,
+    /// exact match). Naming a method again replaces its policy.
+    #[must_use]
+    pub fn method(self, path: impl Into<String>, policy: Policy) -> Self {
+        Self(RequireLayer::new(self.table().method(path.into(), policy)))
+    }
+
+    /// Apply `policy` to every method the table does not name. Defaults to
+    /// [`Policy::deny`].
+    #[must_use]
+    pub fn default_policy(self, policy: Policy) -> Self {
+        Self(RequireLayer::new(self.table().default_policy(policy)))
+    }
+
+    fn table(self) -> MethodTable {
+        Arc::try_unwrap(self.0.rule).unwrap_or_else(|shared| (*shared).clone())
+    }
+}
+
+impl Default for MethodRulesLayer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl RequireTenantLayer {
     /// The tenant is the `index`-th path segment (0-based, after the
     /// leading `/`), percent-decoded: for `/tenants/{tenant}/orders`, 1.
-    pub fn path_segment(index: usize) -> RequireTenantLayer {
-        RequireLayer::new(TenantRule::segment(index))
+    pub fn path_segment(index: usize) -> Self {
+        Self(RequireLayer::new(TenantRule::segment(index)))
     }
 
     /// The tenant is the value of header `name`. Two values are refused
     /// with 400 `invalid_request`.
-    pub fn header(name: HeaderName) -> RequireTenantLayer {
-        RequireLayer::new(TenantRule::header(name))
+    pub fn header(name: HeaderName) -> Self {
+        Self(RequireLayer::new(TenantRule::header(name)))
     }
 
     /// The tenant is the first label of the host: `acme.shop.example` names
@@ -181,12 +333,10 @@ impl RequireTenant<()> {
     /// disagree, or one lists several hosts that disagree, the request is
     /// refused with 400 `invalid_request`
     /// ([`AmbiguousTenant`](crate::Reason::AmbiguousTenant)).
-    pub fn host() -> RequireTenantLayer {
-        RequireLayer::new(TenantRule::host())
+    pub fn host() -> Self {
+        Self(RequireLayer::new(TenantRule::host()))
     }
-}
 
-impl<R> RequireLayer<TenantRule, R> {
     /// Binds the tenant to its issuer: the token must also come from
     /// `issuer`, where `{tenantid}` stands for the tenant
     /// (`https://login.microsoftonline.com/{tenantid}/v2.0`), or an exact
@@ -196,77 +346,23 @@ impl<R> RequireLayer<TenantRule, R> {
     /// to any issuer the verifier trusts.
     ///
     /// ```
-    /// use authlayer::RequireTenant;
+    /// use authlayer::{RequireTenant, RequireTenantLayer};
     ///
-    /// let rule = RequireTenant::host().issued_by("https://login.example/{tenantid}/v2.0");
+    /// let rule = RequireTenantLayer::host().issued_by("https://login.example/{tenantid}/v2.0");
     /// # let _ = rule;
     /// ```
     #[must_use]
     pub fn issued_by(self, issuer: impl Into<String>) -> Self {
-        RequireLayer {
-            rule: Arc::new((*self.rule).clone().issued_by(issuer.into())),
-            on_reject: self.on_reject,
-        }
+        let rule = Arc::try_unwrap(self.0.rule).unwrap_or_else(|shared| (*shared).clone());
+        Self(RequireLayer::new(rule.issued_by(issuer.into())))
     }
 }
 
-impl<S, P, R: Clone> Layer<S> for RequireLayer<P, R> {
-    type Service = Require<S, P, R>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        Require {
-            inner,
-            layer: self.clone(),
-        }
-    }
-}
-
-/// The service built by [`RequireLayer`].
-pub struct Require<S, P, R = DefaultReject> {
-    inner: S,
-    layer: RequireLayer<P, R>,
-}
-
-impl<S: Clone, P, R: Clone> Clone for Require<S, P, R> {
-    fn clone(&self) -> Self {
-        Self {
-            inner: self.inner.clone(),
-            layer: self.layer.clone(),
-        }
-    }
-}
-
-impl<S: fmt::Debug, P: fmt::Debug, R> fmt::Debug for Require<S, P, R> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Require")
-            .field("inner", &self.inner)
-            .field("layer", &self.layer)
-            .finish()
-    }
-}
-
-impl<S, P, R> Require<S, P, R> {
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The inner service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// Unwraps the inner service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
-}
-
-impl<S, P, R, ReqBody, ResBody> Service<Request<ReqBody>> for Require<S, P, R>
+impl<S, P, ReqBody, ResBody> Service<Request<ReqBody>> for Require<S, P>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
     P: Rule,
-    R: OnReject<ResBody>,
+    ResBody: Default,
 {
     type Response = Response<ResBody>;
     type Error = S::Error;
@@ -278,7 +374,6 @@ where
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
         let view = RuleRequest {
-            method: req.method(),
             uri: req.uri(),
             headers: req.headers(),
         };
@@ -327,7 +422,7 @@ where
                 (AuthError::new(Reason::LayerMissing), info, None)
             }
         };
-        let response = self.layer.on_reject.on_reject(
+        let response = DefaultReject.on_reject(
             &err,
             &RejectContext::of(&req, realm.as_deref().unwrap_or("")),
         );
@@ -351,11 +446,8 @@ mod tests {
     type Ready = std::future::Ready<Result<Response<()>, ()>>;
     type Inner = tower::util::ServiceFn<fn(Request<()>) -> Ready>;
 
-    fn svc<P>(layer: &RequireLayer<P>) -> Require<Inner, P> {
-        fn ok(_: Request<()>) -> Ready {
-            std::future::ready(Ok(Response::new(())))
-        }
-        layer.layer(tower::service_fn(ok as fn(_) -> _))
+    fn ok(_: Request<()>) -> Ready {
+        std::future::ready(Ok(Response::new(())))
     }
 
     fn with_claims(json: &str) -> Request<()> {
@@ -369,15 +461,20 @@ mod tests {
         with_claims(&format!(r#"{{"scope":"{scope}"}}"#))
     }
 
-    async fn status<P: Rule>(layer: &RequireLayer<P>, req: Request<()>) -> Response<()> {
-        svc(layer).oneshot(req).await.unwrap()
+    async fn status<L>(layer: &L, req: Request<()>) -> Response<()>
+    where
+        L: Layer<Inner>,
+        L::Service: Service<Request<()>, Response = Response<()>, Error = ()>,
+    {
+        let svc = layer.layer(tower::service_fn(ok as fn(_) -> _));
+        svc.oneshot(req).await.unwrap()
     }
 
     #[tokio::test]
     async fn all_requires_every_scope() {
-        let res = status(&RequireScopes::all(["a", "b"]), with_scopes("a b c")).await;
+        let res = status(&RequireScopesLayer::all(["a", "b"]), with_scopes("a b c")).await;
         assert_eq!(res.status(), 200);
-        let res = status(&RequireScopes::all(["a", "b"]), with_scopes("a")).await;
+        let res = status(&RequireScopesLayer::all(["a", "b"]), with_scopes("a")).await;
         assert_eq!(res.status(), 403);
         let challenge = res.headers()["www-authenticate"].to_str().unwrap();
         assert!(challenge.contains("insufficient_scope"), "{challenge}");
@@ -387,13 +484,13 @@ mod tests {
     #[tokio::test]
     async fn any_requires_one_scope() {
         assert_eq!(
-            status(&RequireScopes::any(["a", "b"]), with_scopes("b"))
+            status(&RequireScopesLayer::any(["a", "b"]), with_scopes("b"))
                 .await
                 .status(),
             200
         );
         assert_eq!(
-            status(&RequireScopes::any(["a", "b"]), with_scopes("c"))
+            status(&RequireScopesLayer::any(["a", "b"]), with_scopes("c"))
                 .await
                 .status(),
             403
@@ -403,7 +500,7 @@ mod tests {
     #[tokio::test]
     async fn look_alike_scope_is_403() {
         let res = status(
-            &RequireScopes::all(["orders:read"]),
+            &RequireScopesLayer::all(["orders:read"]),
             with_scopes("orders:reader orders:rea orders"),
         )
         .await;
@@ -412,7 +509,7 @@ mod tests {
 
     #[tokio::test]
     async fn missing_role_is_a_plain_403_without_insufficient_scope() {
-        let layer = RequireRoles::all(["admin"]);
+        let layer = RequireRolesLayer::all(["admin"]);
         let res = status(&layer, with_claims(r#"{"roles":["buyer"]}"#)).await;
         assert_eq!(res.status(), 403);
         let challenge = res.headers()["www-authenticate"].to_str().unwrap();
@@ -422,7 +519,7 @@ mod tests {
         assert_eq!(res.status(), 200);
         assert_eq!(
             status(
-                &RequireRoles::any(["a", "admin"]),
+                &RequireRolesLayer::any(["a", "admin"]),
                 with_claims(r#"{"roles":["admin"]}"#)
             )
             .await
@@ -433,7 +530,8 @@ mod tests {
 
     #[tokio::test]
     async fn policy_closures_decide() {
-        let layer = RequirePolicy::new(Policy::claims("alice only", |c| c.sub() == Some("alice")));
+        let layer =
+            RequirePolicyLayer::new(Policy::claims("alice only", |c| c.sub() == Some("alice")));
         assert_eq!(
             status(&layer, with_claims(r#"{"sub":"alice"}"#))
                 .await
@@ -450,7 +548,7 @@ mod tests {
 
     #[tokio::test]
     async fn tenant_binding_refuses_other_and_missing_tenants() {
-        let layer = RequireTenant::path_segment(1);
+        let layer = RequireTenantLayer::path_segment(1);
         let at = |json: &str, path: &str| {
             let mut req = with_claims(json);
             *req.uri_mut() = path.parse().unwrap();
@@ -478,18 +576,18 @@ mod tests {
 
     #[tokio::test]
     async fn missing_layer_is_a_wiring_mistake_answered_500() {
-        let res = status(&RequireScopes::all(["a"]), Request::new(())).await;
+        let res = status(&RequireScopesLayer::all(["a"]), Request::new(())).await;
         assert_eq!(res.status(), 500);
         let mut req = Request::new(());
         req.headers_mut()
             .insert("content-type", "application/grpc".parse().unwrap());
-        let res = status(&RequireRoles::all(["a"]), req).await;
+        let res = status(&RequireRolesLayer::all(["a"]), req).await;
         assert_eq!(res.headers()["grpc-status"], "13");
     }
 
     #[tokio::test]
     async fn grpc_refusals_are_permission_denied() {
-        for layer in [RequireScopes::all(["a"])] {
+        for layer in [RequireScopesLayer::all(["a"])] {
             let mut req = with_scopes("x");
             req.headers_mut()
                 .insert("content-type", "application/grpc".parse().unwrap());
@@ -500,7 +598,7 @@ mod tests {
         let mut req = with_claims(r#"{"roles":[]}"#);
         req.headers_mut()
             .insert("content-type", "application/grpc".parse().unwrap());
-        let res = status(&RequireRoles::all(["a"]), req).await;
+        let res = status(&RequireRolesLayer::all(["a"]), req).await;
         assert_eq!(res.headers()["grpc-status"], "7");
     }
 
@@ -508,8 +606,12 @@ mod tests {
     fn services_and_futures_are_send_sync_static() {
         fn check<T: Send + Sync + 'static>() {}
         fn send<T: Send + 'static>() {}
-        check::<Require<Inner, ScopeRule>>();
-        check::<Require<Inner, MethodRules>>();
-        send::<<Require<Inner, PolicyRule> as Service<Request<()>>>::Future>();
+        check::<RequireScopesLayer>();
+        check::<RequireScopes<Inner>>();
+        check::<RequireRoles<Inner>>();
+        check::<RequireTenant<Inner>>();
+        check::<MethodRules<Inner>>();
+        check::<MethodRulesLayer>();
+        send::<<RequirePolicy<Inner> as Service<Request<()>>>::Future>();
     }
 }

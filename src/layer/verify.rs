@@ -68,8 +68,7 @@ struct Config {
     optional: bool,
 }
 
-/// Layer that verifies bearer tokens and builds [`Verify`]. See the
-/// [module docs](crate::layer).
+/// Layer that verifies bearer tokens and builds [`Verify`].
 ///
 /// `E` is your own claims type (default `()`); `R` renders rejections.
 pub struct VerifyLayer<E = (), R = DefaultReject> {

@@ -109,7 +109,7 @@ where
 {
     type Response = S::Response;
     type Error = BoxError;
-    type Future = AttachFuture<S::Future, S::Response>;
+    type Future = ResponseFuture<S::Future, S::Response>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx).map_err(Into::into)
@@ -121,10 +121,10 @@ where
             // Fast path: forwarding, or a token already held: no allocation
             // beyond the header value.
             Some(Ok(token)) => match set(&mut req, &token) {
-                Ok(()) => AttachFuture::inner(self.inner.call(req)),
-                Err(e) => AttachFuture::fail(e),
+                Ok(()) => ResponseFuture::inner(self.inner.call(req)),
+                Err(e) => ResponseFuture::fail(e),
             },
-            Some(Err(e)) => AttachFuture::fail(e),
+            Some(Err(e)) => ResponseFuture::fail(e),
             None => {
                 // Slow path: a token must be fetched. Take the service that
                 // was made ready, leave a clone in its place.
@@ -132,7 +132,7 @@ where
                 let policy = self.policy.clone();
                 let clone = self.inner.clone();
                 let mut inner = std::mem::replace(&mut self.inner, clone);
-                AttachFuture::waiting(Box::pin(async move {
+                ResponseFuture::waiting(Box::pin(async move {
                     let token = policy.token(inbound.as_ref()).await?;
                     set(&mut req, &token)?;
                     inner.call(req).await.map_err(Into::into)
@@ -144,7 +144,7 @@ where
 
 pin_project! {
     /// Response future of [`AttachToken`].
-    pub struct AttachFuture<F, T> {
+    pub struct ResponseFuture<F, T> {
         #[pin]
         state: State<F, T>,
     }
@@ -159,7 +159,7 @@ pin_project! {
     }
 }
 
-impl<F, T> AttachFuture<F, T> {
+impl<F, T> ResponseFuture<F, T> {
     fn inner(future: F) -> Self {
         Self {
             state: State::Inner { future },
@@ -179,7 +179,7 @@ impl<F, T> AttachFuture<F, T> {
     }
 }
 
-impl<F, T, E> Future for AttachFuture<F, T>
+impl<F, T, E> Future for ResponseFuture<F, T>
 where
     F: Future<Output = Result<T, E>>,
     E: Into<BoxError>,
@@ -198,9 +198,9 @@ where
     }
 }
 
-impl<F, T> fmt::Debug for AttachFuture<F, T> {
+impl<F, T> fmt::Debug for ResponseFuture<F, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AttachFuture").finish_non_exhaustive()
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
     }
 }
 
@@ -278,7 +278,8 @@ mod tests {
         assert_send_sync::<
             AttachToken<tower::util::BoxCloneSyncService<Request<()>, Response<()>, BoxError>>,
         >();
-        assert_send::<AttachFuture<std::future::Ready<Result<Response<()>, BoxError>>, Response<()>>>(
-        );
+        assert_send::<
+            ResponseFuture<std::future::Ready<Result<Response<()>, BoxError>>, Response<()>>,
+        >();
     }
 }

@@ -154,8 +154,7 @@ fn encode_list<'a>(items: impl Iterator<Item = &'a str>, separator: u8) -> Optio
 
 /// Layer that removes inbound identity headers and sets them from the
 /// verified [`Claims`]; builds [`IdentityHeaders`]. Place it after
-/// [`VerifyLayer`](crate::VerifyLayer) (inside it). See the
-/// [module docs](self).
+/// [`VerifyLayer`](crate::VerifyLayer) (inside it).
 #[derive(Clone)]
 pub struct IdentityHeadersLayer {
     names: Arc<[HeaderName; 6]>,

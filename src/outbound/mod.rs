@@ -9,10 +9,9 @@
 //!   [`ClientCredentials`]).
 //! - [`AttachTokenLayer`] puts it on every request of a tower client: a
 //!   tonic `Channel`, a hyper client.
-//! - reqwest has no per-request middleware of its own:
-//!   [`OutboundToken::authorize`] sets the header on a `RequestBuilder`
-//!   (a helper rather than an integration crate: one call, no extra
-//!   dependency).
+//! - clients without tower middleware (reqwest): [`OutboundToken::authorize`]
+//!   sets the header in a request's `http::HeaderMap` (one call, no
+//!   dependency on the client's version).
 //! - [`IdentityHeadersLayer`] strips inbound `x-auth-*` headers and sets
 //!   them from the verified claims, for backends behind a gateway.
 //!
@@ -46,8 +45,9 @@
 //!
 //! // With reqwest: the same policy, one call.
 //! let http = reqwest::Client::new();
-//! let request = OutboundToken::forward()
-//!     .authorize(http.get("http://127.0.0.1:1/orders/1"), Some(&AccessToken::new("t")))
+//! let mut request = http.get("http://127.0.0.1:1/orders/1").build()?;
+//! OutboundToken::forward()
+//!     .authorize(request.headers_mut(), Some(&AccessToken::new("t")))
 //!     .await?;
 //! # let _ = request;
 //! # Ok(()) }
@@ -57,13 +57,13 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub mod attach;
-pub mod client_credentials;
+mod attach;
+mod client_credentials;
 mod endpoint;
-pub mod exchange;
-pub mod identity_headers;
+mod exchange;
+mod identity_headers;
 
-pub use attach::{AttachFuture, AttachToken, AttachTokenLayer};
+pub use attach::{AttachToken, AttachTokenLayer, ResponseFuture};
 pub use client_credentials::{ClientCredentials, ClientCredentialsBuilder, ServiceTokenHealth};
 pub use exchange::{ExchangeStats, TokenExchange, TokenExchangeBuilder};
 pub use identity_headers::{IdentityField, IdentityHeaders, IdentityHeadersLayer};
@@ -71,7 +71,7 @@ pub use identity_headers::{IdentityField, IdentityHeaders, IdentityHeadersLayer}
 use crate::layer::AccessToken;
 
 /// The error type of [`AttachToken`] (as tower's own layers use it).
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// RFC 8693 token type of an OAuth access token.
 pub(crate) const TOKEN_TYPE_ACCESS: &str = "urn:ietf:params:oauth:token-type:access_token";
@@ -219,33 +219,45 @@ impl OutboundToken {
         }
     }
 
-    /// `request` with `Authorization: Bearer <token>` (marked sensitive) as
-    /// its only `Authorization`: the reqwest counterpart of
-    /// [`AttachTokenLayer`]. A `request` that cannot be built (a bad URL or
-    /// header) is an [`OutboundError::Config`], and no token is fetched.
+    /// Sets `Authorization: Bearer <token>` (marked sensitive) in
+    /// `headers` as their only `Authorization`: the counterpart of
+    /// [`AttachTokenLayer`] for clients without tower middleware. Any HTTP
+    /// client built on the `http` 1.x types takes it, whichever version of
+    /// it you use: with reqwest, build the request, then
+    /// `authorize(request.headers_mut(), …)` and `execute` it.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use authlayer::AccessToken;
+    /// use authlayer::outbound::OutboundToken;
+    ///
+    /// let caller = AccessToken::new("eyJ.caller.token");
+    /// let mut headers = http::HeaderMap::new();
+    /// // A credential copied from elsewhere does not go along.
+    /// headers.insert("authorization", "Basic dXNlcjpwdw==".parse()?);
+    /// OutboundToken::forward().authorize(&mut headers, Some(&caller)).await?;
+    /// assert_eq!(headers.get_all("authorization").iter().count(), 1);
+    /// assert_eq!(headers["authorization"], "Bearer eyJ.caller.token");
+    /// assert!(headers["authorization"].is_sensitive());
+    /// # Ok(()) }
+    /// ```
     pub async fn authorize(
         &self,
-        request: reqwest::RequestBuilder,
+        headers: &mut http::HeaderMap,
         inbound: Option<&AccessToken>,
-    ) -> Result<reqwest::RequestBuilder, OutboundError> {
-        let (client, request) = request.build_split();
-        let mut request = request.map_err(|e| OutboundError::Config {
-            reason: format!("the outbound request cannot be built: {}", e.without_url()),
-        })?;
+    ) -> Result<(), OutboundError> {
         let token = self.token(inbound).await?;
         let value = token
             .bearer_header()
             .ok_or_else(|| OutboundError::InvalidResponse {
                 reason: "the token cannot be a header value".into(),
             })?;
-        // SECURITY: exactly the chosen token goes downstream. reqwest's
-        // `header` appends, so values the request already had (a `Basic`
-        // credential or another token copied from the inbound request)
-        // would go along; they are replaced instead.
-        request
-            .headers_mut()
-            .insert(http::header::AUTHORIZATION, value);
-        Ok(reqwest::RequestBuilder::from_parts(client, request))
+        // SECURITY: exactly the chosen token goes downstream: values the
+        // request already had (a `Basic` credential or another token copied
+        // from the inbound request) are replaced, not appended to.
+        headers.insert(http::header::AUTHORIZATION, value);
+        Ok(())
     }
 }
 
@@ -293,13 +305,16 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_request_that_cannot_be_built_is_a_config_error() {
-        let http = reqwest::Client::new();
+    async fn authorize_without_a_token_changes_no_header() {
+        let mut headers = http::HeaderMap::new();
+        headers.insert("authorization", "Basic dXNlcjpwdw==".parse().unwrap());
+        let before = headers.clone();
         let err = OutboundToken::forward()
-            .authorize(http.get("not a url"), Some(&AccessToken::new("t")))
+            .authorize(&mut headers, None)
             .await
             .unwrap_err();
-        assert!(matches!(err, OutboundError::Config { .. }), "{err}");
+        assert_eq!(err, OutboundError::NoToken);
+        assert_eq!(headers, before);
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use jsonwebtoken::Algorithm;
+use crate::algorithm::Algorithm;
 use tokio::sync::oneshot;
 
 use super::cache::TokenCache;
@@ -133,11 +133,6 @@ impl VerifierBuilder {
     /// Use a static JWK Set (JSON) for the primary issuer.
     pub fn jwks_json(self, json: impl Into<String>) -> Self {
         self.primary(|i| i.jwks_json(json))
-    }
-
-    /// Use a static [`JwkSet`](jsonwebtoken::jwk::JwkSet) for the primary issuer.
-    pub fn jwk_set(self, set: &jsonwebtoken::jwk::JwkSet) -> Self {
-        self.primary(|i| i.jwk_set(set))
     }
 
     /// An accepted audience of the primary issuer; see [`Issuer::audience`].

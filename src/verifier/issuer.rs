@@ -3,7 +3,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use jsonwebtoken::Algorithm;
+use crate::algorithm::Algorithm;
 
 use crate::claims::ClaimSources;
 use crate::introspect::Introspection;
@@ -274,11 +274,6 @@ impl Issuer {
     pub fn jwks_json(mut self, json: impl Into<String>) -> Self {
         self.settings.source = SourceConfig::Static(json.into());
         self
-    }
-
-    /// Use this static [`JwkSet`](jsonwebtoken::jwk::JwkSet).
-    pub fn jwk_set(self, set: &jsonwebtoken::jwk::JwkSet) -> Self {
-        self.jwks_json(serde_json::to_string(set).unwrap_or_else(|_| "{}".into()))
     }
 
     /// Accept tokens whose `aud` contains `audience`. May be called several

@@ -710,8 +710,8 @@ fn unix_now() -> i64 {
 #[cfg(all(test, feature = "test-util"))]
 mod tests {
     use super::*;
+    use crate::Algorithm;
     use crate::test_util::TestIssuer;
-    use jsonwebtoken::Algorithm;
 
     async fn verifier(issuer: &TestIssuer) -> Verifier {
         Verifier::builder()

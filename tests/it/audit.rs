@@ -5,7 +5,7 @@
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
-use authlayer::audit_log::{AuditLog, AuditLogGuard};
+use authlayer::audit::{AuditLog, AuditLogGuard};
 use authlayer::test_util::TestIssuer;
 use reqwest::StatusCode;
 use serde_json::Value;

@@ -4,7 +4,7 @@
 
 use authlayer::test_util::TestIssuer;
 use authlayer::{
-    ClaimSources, Claims, Issuer, Policy, Reason, RequirePolicy, RequireRoles, Verifier,
+    ClaimSources, Claims, Issuer, Policy, Reason, RequirePolicyLayer, RequireRolesLayer, Verifier,
     VerifyLayer,
 };
 use axum::Router;
@@ -278,14 +278,13 @@ async fn roles_and_policies_answer_403_over_http() {
     let app = Router::new()
         .route(
             "/admin",
-            get(|| async { "ok" }).route_layer(RequireRoles::all(["admin"])),
+            get(|| async { "ok" }).route_layer(RequireRolesLayer::all(["admin"])),
         )
         .route(
             "/weekday",
-            get(|| async { "ok" }).route_layer(RequirePolicy::new(Policy::not(Policy::claims(
-                "blocked",
-                |c| c.sub() == Some("mallory"),
-            )))),
+            get(|| async { "ok" }).route_layer(RequirePolicyLayer::new(Policy::not(
+                Policy::claims("blocked", |c| c.sub() == Some("mallory")),
+            ))),
         )
         .layer(VerifyLayer::new(verifier));
     let base = format!("http://{}", serve_axum(app).await);
@@ -864,27 +863,26 @@ async fn not_of_an_odd_shaped_claim_denies_with_claim_shape_over_http() {
     let app = Router::new()
         .route(
             "/not",
-            get(|| async { "ok" }).route_layer(RequirePolicy::new(not_banned())),
+            get(|| async { "ok" }).route_layer(RequirePolicyLayer::new(not_banned())),
         )
         // A closure's no over the odd claim (`has_role` cannot see it) is
         // unknown too.
         .route(
             "/not-claims",
-            get(|| async { "ok" }).route_layer(RequirePolicy::new(Policy::not(Policy::claims(
-                "banned",
-                |c| c.has_role("banned"),
-            )))),
+            get(|| async { "ok" }).route_layer(RequirePolicyLayer::new(Policy::not(
+                Policy::claims("banned", |c| c.has_role("banned")),
+            ))),
         )
         .route(
             "/any",
-            get(|| async { "ok" }).route_layer(RequirePolicy::new(Policy::any([
+            get(|| async { "ok" }).route_layer(RequirePolicyLayer::new(Policy::any([
                 Policy::scopes_all(["orders:read"]),
                 not_banned(),
             ]))),
         )
         .route(
             "/all",
-            get(|| async { "ok" }).route_layer(RequirePolicy::new(Policy::all([
+            get(|| async { "ok" }).route_layer(RequirePolicyLayer::new(Policy::all([
                 Policy::scopes_all(["orders:read"]),
                 not_banned(),
             ]))),
@@ -913,7 +911,7 @@ async fn not_of_an_odd_shaped_claim_denies_with_claim_shape_over_http() {
     }
 }
 
-/// `RequireTenant::host()` with a `Forwarded` value whose quoted strings
+/// `RequireTenantLayer::host()` with a `Forwarded` value whose quoted strings
 /// hide separators: RFC 7239 reads no `host=` in `for="x;host=globex.example"`,
 /// a naive split (as `axum_extra`'s `Host` does) reads `globex.example`.
 /// Readings that can differ are refused with 400; a quoted IPv6 `for=` is
@@ -925,7 +923,7 @@ async fn tenant_host_refuses_forwarded_quoted_strings_that_parsers_read_differen
     let app = Router::new()
         .route(
             "/t",
-            get(checked_tenant).route_layer(authlayer::RequireTenant::host()),
+            get(checked_tenant).route_layer(authlayer::RequireTenantLayer::host()),
         )
         .layer(VerifyLayer::new(verifier));
     let base = format!("http://{}", serve_axum(app).await);
@@ -958,7 +956,7 @@ async fn tenant_host_refuses_forwarded_quoted_strings_that_parsers_read_differen
     }
 }
 
-/// `RequireTenant::host()` when the request names its host in several
+/// `RequireTenantLayer::host()` when the request names its host in several
 /// places (`Forwarded`, `X-Forwarded-Host`, `Host`): they must agree, or the
 /// request is malformed (400), since frameworks read them in different
 /// orders and the handler may see another tenant than the rule checked.
@@ -970,7 +968,7 @@ async fn tenant_host_sources_that_disagree_are_refused_with_400() {
     let app = Router::new()
         .route(
             "/t",
-            get(checked_tenant).route_layer(authlayer::RequireTenant::host()),
+            get(checked_tenant).route_layer(authlayer::RequireTenantLayer::host()),
         )
         .layer(VerifyLayer::new(verifier));
     let base = format!("http://{}", serve_axum(app).await);
@@ -1097,11 +1095,11 @@ async fn every_tenant_rule_hands_the_checked_tenant_to_the_handler() {
     let app = Router::new()
         .route(
             "/tenants/{tenant}/x",
-            get(checked_tenant).route_layer(authlayer::RequireTenant::path_segment(1)),
+            get(checked_tenant).route_layer(authlayer::RequireTenantLayer::path_segment(1)),
         )
         .route(
             "/h",
-            get(checked_tenant).route_layer(authlayer::RequireTenant::header(
+            get(checked_tenant).route_layer(authlayer::RequireTenantLayer::header(
                 http::HeaderName::from_static("x-tenant"),
             )),
         )
@@ -1160,12 +1158,12 @@ async fn a_tenant_rule_bound_to_an_issuer_refuses_the_same_tenant_from_another()
     let app = Router::new()
         .route(
             "/plain/{tenant}",
-            get(checked_tenant).route_layer(authlayer::RequireTenant::path_segment(1)),
+            get(checked_tenant).route_layer(authlayer::RequireTenantLayer::path_segment(1)),
         )
         .route(
             "/bound/{tenant}",
             get(checked_tenant).route_layer(
-                authlayer::RequireTenant::path_segment(1)
+                authlayer::RequireTenantLayer::path_segment(1)
                     .issued_by("https://login.b.test/{tenantid}/v2.0"),
             ),
         )

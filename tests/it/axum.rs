@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use authlayer::test_util::{TestIssuer, TokenBuilder, kids};
 use authlayer::{
-    Algorithm, AuthError, Claims, RejectContext, RequireScopes, Verifier, VerifyLayer,
+    Algorithm, AuthError, Claims, RejectContext, RequireScopesLayer, Verifier, VerifyLayer,
 };
 use axum::Router;
 use axum::routing::get;
@@ -453,7 +453,7 @@ async fn optional_mode_lets_anonymous_requests_through_but_not_bad_tokens() {
         .route("/hello", get(hello))
         .route(
             "/private",
-            get(|| async { "secret" }).route_layer(RequireScopes::all(["orders:read"])),
+            get(|| async { "secret" }).route_layer(RequireScopesLayer::all(["orders:read"])),
         )
         .layer(VerifyLayer::new(s.verifier.clone()).optional(true));
     let base = format!("http://{}", serve_axum(app).await);
@@ -494,7 +494,7 @@ async fn extractor_without_the_layer_is_a_500() {
 async fn require_scopes_without_the_layer_is_500_and_logged() {
     let app = Router::new().route(
         "/x",
-        get(|| async { "x" }).route_layer(RequireScopes::all(["a"])),
+        get(|| async { "x" }).route_layer(RequireScopesLayer::all(["a"])),
     );
     let base = format!("http://{}", serve_axum(app).await);
     let logs = LogBuffer::default();
@@ -543,7 +543,7 @@ async fn custom_claims_type_is_extracted() {
         .route(
             "/scoped",
             get(|c: Claims| async move { c.sub().unwrap_or_default().to_owned() })
-                .route_layer(RequireScopes::all(["orders:read"])),
+                .route_layer(RequireScopesLayer::all(["orders:read"])),
         )
         .layer(VerifyLayer::new(s.verifier.clone()).with_claims::<Mine>());
     let base = format!("http://{}", serve_axum(app).await);

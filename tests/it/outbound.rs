@@ -135,13 +135,12 @@ async fn the_callers_token_reaches_an_http_service_through_a_hyper_client_and_re
 
     // reqwest: the same policy through `authorize`.
     let http = reqwest::Client::new();
-    let res = OutboundToken::forward()
-        .authorize(http.get(&me), Some(&token))
-        .await
-        .unwrap()
-        .send()
+    let mut request = http.get(&me).build().unwrap();
+    OutboundToken::forward()
+        .authorize(request.headers_mut(), Some(&token))
         .await
         .unwrap();
+    let res = http.execute(request).await.unwrap();
     assert_eq!(res.status(), 200);
     assert_eq!(res.json::<Value>().await.unwrap()["sub"], "alice");
 
@@ -161,11 +160,13 @@ async fn the_callers_token_reaches_an_http_service_through_a_hyper_client_and_re
         err.downcast_ref::<OutboundError>(),
         Some(&OutboundError::NoToken)
     );
+    let mut request = http.get(&me).build().unwrap();
     let err = OutboundToken::forward()
-        .authorize(http.get(&me), None)
+        .authorize(request.headers_mut(), None)
         .await
         .unwrap_err();
     assert_eq!(err, OutboundError::NoToken);
+    assert!(request.headers().get("authorization").is_none());
 }
 
 /// A `/token` endpoint in front of `target` that counts the requests it
@@ -807,15 +808,11 @@ async fn forwarding_sends_exactly_the_verified_token_and_no_other_authorization(
     for value in extra {
         request = request.header(http::header::AUTHORIZATION, value);
     }
-    let seen: Vec<String> = OutboundToken::forward()
-        .authorize(request, Some(&caller))
-        .await
-        .unwrap()
-        .send()
-        .await
-        .unwrap()
-        .json()
+    let mut request = request.build().unwrap();
+    OutboundToken::forward()
+        .authorize(request.headers_mut(), Some(&caller))
         .await
         .unwrap();
+    let seen: Vec<String> = http.execute(request).await.unwrap().json().await.unwrap();
     assert_eq!(seen, ["Bearer the-verified-token"], "reqwest");
 }

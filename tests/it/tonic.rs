@@ -1,6 +1,6 @@
 //! The `orders.v1.Orders` tonic service behind `VerifyLayer`, over real gRPC.
 
-use authlayer::{RequireScopes, VerifyLayer};
+use authlayer::{RequireScopesLayer, VerifyLayer};
 use tonic::Code;
 use tonic::transport::{Channel, Server};
 use tower::Layer;
@@ -109,7 +109,9 @@ async fn require_scopes_wraps_a_generated_server() {
     // forwards its NamedService name.
     let read_only = Server::builder()
         .layer(VerifyLayer::new(s.verifier.clone()))
-        .add_service(RequireScopes::all(["orders:read"]).layer(OrdersServer::new(OrdersService)));
+        .add_service(
+            RequireScopesLayer::all(["orders:read"]).layer(OrdersServer::new(OrdersService)),
+        );
     let mut c = grpc_client(serve_grpc(read_only).await).await;
     let reader = orders_token(&s.issuer).scope("orders:read").sign();
     assert!(

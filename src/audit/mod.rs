@@ -35,6 +35,12 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, Uri};
 
 use crate::claims::{Claims, StandardClaims};
 
+#[cfg(feature = "audit-log")]
+mod log;
+#[cfg(feature = "audit-log")]
+#[cfg_attr(docsrs, doc(cfg(feature = "audit-log")))]
+pub use log::{AuditLog, AuditLogGuard, AuditRecorder};
+
 /// The version of the record's schema; bumped on any incompatible change.
 pub const SCHEMA_VERSION: u64 = 1;
 
@@ -42,9 +48,8 @@ pub const SCHEMA_VERSION: u64 = 1;
 pub const TARGET: &str = "authlayer::audit";
 
 /// What the audit record names as the deciding rule, and what it required.
-/// Opaque: built by the rules themselves.
 #[derive(Debug, Clone, Default)]
-pub struct RuleInfo {
+pub(crate) struct RuleInfo {
     pub(crate) rule: &'static str,
     pub(crate) scopes: Option<Arc<str>>,
     pub(crate) roles: Option<Arc<str>>,

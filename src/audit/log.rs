@@ -11,7 +11,7 @@
 //! # Example
 //!
 //! ```
-//! use authlayer::audit_log::AuditLog;
+//! use authlayer::audit::AuditLog;
 //! use tracing_subscriber::layer::SubscriberExt as _;
 //!
 //! # fn main() -> std::io::Result<()> {

@@ -27,6 +27,62 @@
 //! signature or query string is ever recorded. Values taken from the
 //! request (`path`, `request_id`) are recorded as the request sent them;
 //! writers must escape them (the JSON writer does).
+//!
+//! # Writing the records
+//!
+//! The records are ordinary `tracing` events at level `INFO` on
+//! [`TARGET`]: route them with your own subscriber, or write them as JSON
+//! lines, off the request path, with [`AuditLog`] (feature `audit-log`).
+//!
+//! # Keeping the audit log apart from the human log
+//!
+//! Every layer of your subscriber sees every event, so a `fmt` layer prints
+//! the audit records too (one line per request) unless it filters them out.
+//! Give the `fmt` layer a filter of its own that drops [`TARGET`]:
+//! `filter_fn(|m| m.target() != authlayer::audit::TARGET)`, or the
+//! directive `authlayer::audit=off` in its `EnvFilter`. Put the filter on
+//! that layer (`.with_filter(…)`), not on the whole subscriber: a global
+//! filter below `INFO` (`RUST_LOG=warn`) would drop the audit records as
+//! well.
+//!
+//! ```
+//! # #[cfg(feature = "audit-log")]
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use tracing_subscriber::Layer as _;
+//! use tracing_subscriber::filter::filter_fn;
+//! use tracing_subscriber::layer::SubscriberExt as _;
+//!
+//! # #[derive(Clone, Default)]
+//! # struct Buffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+//! # impl std::io::Write for Buffer {
+//! #     fn write(&mut self, b: &[u8]) -> std::io::Result<usize> { self.0.lock().unwrap().extend_from_slice(b); Ok(b.len()) }
+//! #     fn flush(&mut self) -> std::io::Result<()> { Ok(()) }
+//! # }
+//! # let (stderr, audit_file) = (Buffer::default(), Buffer::default());
+//! # let (human_log, audit_sink) = (stderr.clone(), audit_file.clone());
+//! // The human log (here written to `human_log`, usually stderr): every
+//! // event except the audit records.
+//! let human = tracing_subscriber::fmt::layer()
+//!     .with_writer(move || human_log.clone())
+//!     .with_filter(filter_fn(|meta| meta.target() != authlayer::audit::TARGET));
+//! // The audit log: the recorder keeps the audit records and nothing else.
+//! let (audit, guard) = authlayer::audit::AuditLog::writer(audit_sink).start()?;
+//! let subscriber = tracing_subscriber::registry().with(human).with(audit);
+//! // In a program: `subscriber.init()` (`SubscriberInitExt`), and keep
+//! // `guard` until it ends.
+//! tracing::subscriber::with_default(subscriber, || {
+//!     tracing::info!(target: authlayer::audit::TARGET, decision = "allow", "audit record");
+//!     tracing::info!("listening on 127.0.0.1:3000");
+//! });
+//! guard.flush()?;
+//! # let human = String::from_utf8(stderr.0.lock().unwrap().clone())?;
+//! # let audit = String::from_utf8(audit_file.0.lock().unwrap().clone())?;
+//! # assert!(human.contains("listening on") && !human.contains("audit record"), "{human}");
+//! # assert!(audit.contains(r#""decision":"allow""#) && !audit.contains("listening"), "{audit}");
+//! # Ok(()) }
+//! # #[cfg(not(feature = "audit-log"))]
+//! # fn main() {}
+//! ```
 
 use std::borrow::Cow;
 use std::sync::{Arc, Mutex, PoisonError};

@@ -81,7 +81,7 @@ impl ClaimPath {
 /// | preset | scopes | roles | tenant |
 /// |---|---|---|---|
 /// | [`rfc9068`](Self::rfc9068) (default) | `scope` (spaced), `scp` (array or spaced) | `roles` (array) | `tenant` |
-/// | [`keycloak`](Self::keycloak) | `scope` | `realm_access.roles`, `resource_access.<client>.roles` | — |
+/// | [`keycloak`](Self::keycloak) | `scope` | `realm_access.roles`, `resource_access.<client>.roles` | — (mind the audience: [`keycloak`](Self::keycloak)) |
 /// | [`entra`](Self::entra) | `scp` (spaced) | `roles` | `tid` |
 /// | [`auth0`](Self::auth0) | `scope` | `permissions` | `org_id` |
 /// | [`okta`](Self::okta) | `scp` (array) | `groups` | — |

@@ -1,5 +1,5 @@
 //! What an introspected (opaque) token costs, against the JWT figures of the
-//! same run (issue 12).
+//! same run (target: a cached opaque token at most twice a cached JWT).
 //!
 //! Criterion group `introspection` (medians):
 //!

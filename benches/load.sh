@@ -16,7 +16,7 @@
 # repeated-token load against the hand-written jsonwebtoken middleware
 # (examples/bench_baseline.rs, same key, same token, same core).
 #
-# Targets (issue 11), checked within each run: repeated_token >= 0.8 x
+# Targets, checked within each run: repeated_token >= 0.8 x
 # health; repeated_token >= 3 x baseline; no audit record lost.
 #
 # Loopback only; every run is bounded in time (DURATION seconds, wrk inside

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Prints the criterion medians of `cargo bench --bench verify` as Markdown
-tables, with the ratios of issue 5's targets.
+tables, with the ratios against the targets of BENCHMARKS.md.
 
 Usage: python3 benches/report.py [CRITERION_DIR ...]
 (default: $CARGO_TARGET_DIR/criterion or target/criterion)
@@ -46,8 +46,9 @@ OTHER = [
     ("axum", "peer_from_fn_decode_EdDSA", "axum router + `from_fn` + decode, EdDSA"),
     ("axum", "peer_from_fn_decode_HS256", "axum router + `from_fn` + decode, HS256"),
 ]
-# Peer figures quoted in issue 5 (µs): the best of jwt-authorizer 0.15 and a
-# hand-written axum `from_fn` + decode, per algorithm.
+# Reference peer figures (µs), fixed with the targets: the best of
+# jwt-authorizer 0.15 and a hand-written axum `from_fn` + decode, per
+# algorithm.
 PEERS = {"RS256": 18.2, "ES256": 39.3, "EdDSA": 28.1, "HS256": 4.2}
 
 
@@ -136,7 +137,7 @@ def main():
             return []
         return [div(PEERS[g] * 1000, x) for x in get(g, "verify_cached")]
 
-    row("issue's best peer figure ÷ cached (≥ 15)", peers, 15.0, at_most=False)
+    row("reference peer figure ÷ cached (≥ 15)", peers, 15.0, at_most=False)
 
     def in_run_peer(g):
         if g not in PEERS:

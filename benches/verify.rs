@@ -450,7 +450,7 @@ fn claims(c: &mut Criterion) {
 }
 
 /// The same comparison through an axum router (one route, `/orders/{id}`),
-/// the stack the peer figures were taken on, with a hand-written
+/// the stack the reference peer figures were taken on, with a hand-written
 /// `from_fn` + `jsonwebtoken::decode` middleware as the in-run peer.
 fn axum_stack(c: &mut Criterion) {
     use axum::Router;

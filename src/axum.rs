@@ -1,22 +1,6 @@
-//! axum integration (feature `axum`): [`Claims`] as an extractor.
-//!
-//! # Example
-//!
-//! ```
-//! use authlayer::Claims;
-//!
-//! // Needs `VerifyLayer` on the router; without it the extractor answers 500.
-//! async fn me(claims: Claims) -> String {
-//!     claims.sub().unwrap_or("anonymous").to_owned()
-//! }
-//!
-//! // In mixed routers (`VerifyLayer::optional(true)`), `Option<Claims>`
-//! // is `None` for anonymous requests.
-//! async fn greet(claims: Option<Claims>) -> String {
-//!     format!("hello {}", claims.as_ref().and_then(|c| c.sub()).unwrap_or("stranger"))
-//! }
-//! # let _ = (me, greet);
-//! ```
+//! axum integration (feature `axum`): [`Claims`] and
+//! [`AccessToken`](crate::AccessToken) as extractors, and their rejection.
+//! The user's documentation is on [`Claims`].
 
 use axum_core::extract::{FromRequestParts, OptionalFromRequestParts};
 use axum_core::response::{IntoResponse, Response};

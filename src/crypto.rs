@@ -3,7 +3,8 @@
 //! jsonwebtoken 12 has no default provider when both of its backends are
 //! compiled in (as `--all-features` does) and would panic on the first
 //! verification. [`VerifierBuilder::build`](crate::VerifierBuilder::build)
-//! and [`verify_jws`](crate::jwks::verify_jws) choose one here first,
+//! and [`verify_jws`](crate::jws::verify_jws) (public as
+//! `test_util::verify_jws`) choose one here first,
 //! preferring aws-lc, so no request can reach that panic.
 
 use crate::error::BuildError;

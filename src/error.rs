@@ -1,22 +1,9 @@
-//! Errors: [`BuildError`] when a [`Verifier`](crate::Verifier) cannot be
-//! built, [`FetchError`] when keys cannot be fetched, and [`AuthError`] when a
-//! request is refused, with its [`Reason`].
-//!
-//! How a refusal becomes a response (RFC 6750, gRPC) lives in
-//! [`reject`](crate::reject).
-//!
-//! # Example
-//!
-//! ```
-//! use authlayer::{AuthError, ErrorKind, Reason};
-//!
-//! let err = AuthError::missing_token();
-//! assert_eq!(err.kind(), ErrorKind::MissingToken);
-//! assert_eq!(err.status(), http::StatusCode::UNAUTHORIZED);
-//! assert_eq!(Reason::Expired.code(), "expired");
-//! assert_eq!(Reason::Expired.description(), "token expired");
-//! assert_eq!(Reason::Expired.status(), http::StatusCode::UNAUTHORIZED);
-//! ```
+//! The errors and the one table of refusal reasons: [`BuildError`] when a
+//! [`Verifier`](crate::Verifier) cannot be built, [`FetchError`] when keys
+//! cannot be fetched, [`AuthError`] when a request is refused, with its
+//! [`Reason`] (code, description and [`ErrorKind`] defined once, by the
+//! `reasons!` table). How a refusal becomes a response (RFC 6750, gRPC)
+//! lives in `crate::reject`. The user's documentation is on the types.
 
 use std::fmt;
 use std::sync::Arc;
@@ -350,6 +337,50 @@ impl fmt::Display for Reason {
 /// Rendered by [`to_response`](AuthError::to_response) as RFC 6750 for HTTP or
 /// as a trailers-only gRPC status. A rejection
 /// by the layers is always an `Ok(response)`, never a service error.
+///
+/// Each refusal has a [`Reason`] (a stable code for logs, metrics and the
+/// audit record, and a fixed description that never echoes the request),
+/// and the reason an [`ErrorKind`], which decides the status: 401 for a
+/// missing or invalid token, 400 for a malformed request, 403 for a rule
+/// that refuses (`insufficient_scope` only when scopes are missing), 503
+/// when keys or the introspection endpoint are unavailable (the server's
+/// fault, never 401), 500 for a wiring mistake. The layers render it with
+/// [`DefaultReject`](crate::DefaultReject) unless you give
+/// [`VerifyLayer::on_reject`](crate::VerifyLayer::on_reject) your own
+/// [`OnReject`](crate::OnReject).
+///
+/// # Example
+///
+/// ```
+/// use authlayer::{AuthError, ErrorKind, Reason};
+///
+/// let err = AuthError::missing_token();
+/// assert_eq!(err.kind(), ErrorKind::MissingToken);
+/// assert_eq!(err.status(), http::StatusCode::UNAUTHORIZED);
+/// assert_eq!(Reason::Expired.code(), "expired");
+/// assert_eq!(Reason::Expired.description(), "token expired");
+/// assert_eq!(Reason::Expired.status(), http::StatusCode::UNAUTHORIZED);
+///
+/// // The default rendering: an RFC 6750 challenge for HTTP…
+/// let res: http::Response<String> = err.to_response("orders", false);
+/// assert_eq!(res.headers()["www-authenticate"], r#"Bearer realm="orders""#);
+/// // …and for gRPC: HTTP 200, the status in the headers, an empty body.
+/// let res: http::Response<String> = err.to_response("orders", true);
+/// assert_eq!(res.headers()["grpc-status"], "16");
+/// ```
+///
+/// With feature `tonic`, an `AuthError` converts into a `tonic::Status`
+/// (for handlers that check scopes themselves, with `?`):
+///
+/// ```
+/// # #[cfg(feature = "tonic")] {
+/// use authlayer::{AuthError, Reason};
+///
+/// let status = tonic::Status::from(AuthError::missing_token());
+/// assert_eq!(status.code(), tonic::Code::Unauthenticated);
+/// assert_eq!(status.message(), Reason::MissingToken.description());
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct AuthError {

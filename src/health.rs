@@ -1,27 +1,6 @@
-//! Health of the key sources and counters for operators.
-//!
-//! # Example
-//!
-//! ```
-//! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() -> Result<(), authlayer::BuildError> {
-//! use authlayer::Verifier;
-//!
-//! let jwks = r#"{"keys":[{"kty":"OKP","crv":"Ed25519","kid":"k1",
-//!     "x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]}"#;
-//! let verifier = Verifier::builder()
-//!     .issuer("https://id.example")
-//!     .jwks_json(jwks)
-//!     .audience("urn:orders")
-//!     .build()
-//!     .await?;
-//!
-//! let health = verifier.health();
-//! assert!(health.ready);
-//! assert_eq!(health.issuers[0].key_count, 1);
-//! assert_eq!(verifier.metrics().fetches, 0);
-//! # Ok(()) }
-//! ```
+//! What operators read: [`Health`] (key sources, tenant templates,
+//! introspection endpoints) and the lock-free counters behind [`Metrics`].
+//! The user's documentation is on the types.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -57,7 +36,33 @@ pub struct IssuerHealth {
     pub source: &'static str,
 }
 
-/// Health of every issuer of a verifier.
+/// Health of every issuer of a verifier, from
+/// [`Verifier::health`](crate::Verifier::health): for readiness probes
+/// ([`ready`](Self::ready)) and dashboards (key-set age, last success, last
+/// error per source). Serializes to JSON.
+///
+/// # Example
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), authlayer::BuildError> {
+/// use authlayer::Verifier;
+///
+/// let jwks = r#"{"keys":[{"kty":"OKP","crv":"Ed25519","kid":"k1",
+///     "x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]}"#;
+/// let verifier = Verifier::builder()
+///     .issuer("https://id.example")
+///     .jwks_json(jwks)
+///     .audience("urn:orders")
+///     .build()
+///     .await?;
+///
+/// let health = verifier.health();
+/// assert!(health.ready);
+/// assert_eq!(health.issuers[0].key_count, 1);
+/// assert_eq!(verifier.metrics().fetches, 0);
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
 pub struct Health {
@@ -118,7 +123,31 @@ pub struct IntrospectionHealth {
     pub consecutive_failures: u32,
 }
 
-/// Counters since the verifier was built.
+/// Counters since the verifier was built, from
+/// [`Verifier::metrics`](crate::Verifier::metrics): read without locks or
+/// cache housekeeping, so a scrape handler may call it freely. For
+/// measurements through the `metrics` facade (feature `metrics`), see the
+/// [crate documentation](crate#metrics).
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), authlayer::BuildError> {
+/// use authlayer::{Reason, Verifier};
+///
+/// # let jwks = r#"{"keys":[{"kty":"OKP","crv":"Ed25519","kid":"k1",
+/// #     "x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]}"#;
+/// let verifier = Verifier::builder()
+///     .issuer("https://id.example")
+///     .jwks_json(jwks)
+///     .audience("urn:orders")
+///     .build()
+///     .await?;
+/// assert!(verifier.verify("not-a-token").await.is_err());
+/// let metrics = verifier.metrics();
+/// assert_eq!(metrics.rejected(Reason::Malformed), 1);
+/// assert_eq!(metrics.accepted, 0);
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
 pub struct Metrics {

@@ -1,7 +1,7 @@
 //! The JWS compact serialization: split, header checks (including the
 //! [`TypPolicy`]), key selection and signature verification. Used by the
-//! [`Verifier`](crate::Verifier) for every token, and by [`verify_jws`] for
-//! the signature layer alone.
+//! [`Verifier`](crate::Verifier) for every token, and by [`verify_jws`]
+//! (public as `test_util::verify_jws`) for the signature layer alone.
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -19,7 +19,36 @@ use crate::jwks::{AlgSet, KeySet, Origin, VerifyKey, parse_alg};
 /// any signature check (real headers are under 200 bytes).
 const MAX_HEADER_LEN: usize = 4096;
 
-/// What the `typ` header of a token must say.
+/// What the `typ` header of a token must say; set with
+/// [`VerifierBuilder::typ`](crate::VerifierBuilder::typ).
+///
+/// [`AccessToken`](Self::AccessToken) is RFC 9068's defence against token
+/// confusion: an ID token (or any other JWT the issuer signs with the same
+/// keys, for the same audience) is refused. Use it when your issuer marks
+/// its access tokens `at+jwt` (the bundled example issuer does; look at a
+/// token's header); Keycloak, Authentik and most providers send `JWT`, so
+/// the default is [`Any`](Self::Any).
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use authlayer::test_util::TestIssuer;
+/// use authlayer::{Reason, TypPolicy, Verifier};
+///
+/// let issuer = TestIssuer::new("https://id.example");
+/// let verifier = Verifier::builder()
+///     .issuer(issuer.issuer())
+///     .jwks_json(issuer.jwks_json())
+///     .audience("urn:orders")
+///     .typ(TypPolicy::AccessToken)
+///     .build()
+///     .await?;
+/// let access = issuer.token().audience("urn:orders").header("typ", "at+jwt").sign();
+/// assert!(verifier.verify(&access).await.is_ok());
+/// let id_token = issuer.token().audience("urn:orders").header("typ", "JWT").sign();
+/// assert_eq!(verifier.verify(&id_token).await.unwrap_err().reason(), Reason::WrongType);
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum TypPolicy {

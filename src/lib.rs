@@ -1,4 +1,176 @@
-#![doc = include_str!("../README.md")]
+//! Verify issuer-signed JWT access tokens in any tower stack (axum, tonic,
+//! hyper) and authorize each request from their claims.
+//!
+//! A central issuer signs access tokens; every service verifies them
+//! locally against the issuer's published keys (JWKS), gets typed
+//! [`Claims`] and enforces scopes, roles, tenants or policies per route.
+//! authlayer is that downstream half: one [`VerifyLayer`], rule layers
+//! inside it, and the means to carry the caller's identity on to the
+//! services you call ([`outbound`]).
+//!
+//! # Example
+//!
+//! An axum route that needs the scope `orders:read` (tokens minted by a
+//! [`test_util::TestIssuer`] here; in production the verifier finds the
+//! issuer's keys by OIDC discovery, and nothing else changes):
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use authlayer::test_util::TestIssuer;
+//! use authlayer::{Claims, RequireScopesLayer, Verifier, VerifyLayer};
+//! use axum::{Router, body::Body, routing::get};
+//! use http::{Request, StatusCode};
+//! use tower::ServiceExt as _;
+//!
+//! async fn get_order(claims: Claims) -> String {
+//!     format!("order for {}", claims.sub().unwrap_or("?"))
+//! }
+//!
+//! let issuer = TestIssuer::new("https://id.example");
+//! let verifier = Verifier::builder()
+//!     .issuer(issuer.issuer()) // alone: OIDC discovery → jwks_uri
+//!     .jwks_json(issuer.jwks_json()) // here: pinned keys, no network
+//!     .audience("urn:orders")
+//!     .build()
+//!     .await?;
+//!
+//! let app = Router::new()
+//!     .route("/orders/{id}", get(get_order).route_layer(RequireScopesLayer::all(["orders:read"])))
+//!     .layer(VerifyLayer::new(verifier));
+//!
+//! let get = |token: &str| {
+//!     Request::get("/orders/7").header("authorization", format!("Bearer {token}")).body(Body::empty())
+//! };
+//! let reader = issuer.token().sub("alice").audience("urn:orders").scope("orders:read").sign();
+//! assert_eq!(app.clone().oneshot(get(&reader)?).await?.status(), StatusCode::OK);
+//!
+//! // A valid token without the scope: 403 `insufficient_scope`.
+//! let other = issuer.token().sub("bob").audience("urn:orders").scope("profile").sign();
+//! assert_eq!(app.clone().oneshot(get(&other)?).await?.status(), StatusCode::FORBIDDEN);
+//! // No token, or a forged one: 401 with an RFC 6750 challenge.
+//! assert_eq!(app.oneshot(get("a.b.c")?).await?.status(), StatusCode::UNAUTHORIZED);
+//! # Ok(()) }
+//! ```
+//!
+//! With tonic, the same layers wrap a server:
+//! `Server::builder().layer(VerifyLayer::new(verifier)).add_service(RequireScopesLayer::all([…]).layer(svc))`
+//! (every service keeps its `NamedService` name), or one
+//! [`MethodRulesLayer`] table for all methods; handlers read
+//! `request.extensions().get::<Claims>()`.
+//!
+//! # Where things are
+//!
+//! **Verifying.** [`Verifier`] turns a token into [`Claims`]: configured
+//! with [`VerifierBuilder`] (keys by OIDC discovery, a JWKS URL or a pinned
+//! JWK Set; audiences, [`Algorithm`]s, [`TypPolicy`], leeway, limits,
+//! [`Stale`] keys through an outage), more issuers with [`Issuer`]. It
+//! refreshes keys in the background and verifies a token whose key is
+//! known without I/O. [`VerifyLayer`] (service [`Verify`]) runs it on every
+//! request and puts the [`Claims`] and the raw [`AccessToken`] into the
+//! request extensions.
+//!
+//! **Rules**, layers inside `VerifyLayer` (in axum: `route_layer`), each
+//! `XLayer` building the service `X<S>`:
+//!
+//! | layer | refuses requests whose token… |
+//! |---|---|
+//! | [`RequireScopesLayer`] | lacks scopes (`all` / `any`): 403 `insufficient_scope` |
+//! | [`RequireRolesLayer`] | lacks roles (`all` / `any`) |
+//! | [`RequirePolicyLayer`] | a [`Policy`] does not allow (scopes, roles, tenants, your closures; all / any / not) |
+//! | [`RequireTenantLayer`] | names another tenant than the request (path segment, header or host); allowed requests carry a [`CheckedTenant`] |
+//! | [`MethodRulesLayer`] | is not allowed the gRPC method by a per-method table of policies |
+//! | [`RequireActiveLayer`] | is no longer active at the issuer's introspection endpoint (revocation within seconds) |
+//!
+//! **Claims.** [`Claims`] (and `Claims<E>` with your own type `E`), its
+//! [`StandardClaims`] and [`Scopes`]; where each provider puts roles,
+//! scopes and the tenant: [`ClaimSources`] (presets for Keycloak, Entra ID,
+//! Auth0, Okta, Cognito, Authentik, ZITADEL), [`ClaimPath`],
+//! [`ValueShape`]. With feature `axum`, `Claims` and `AccessToken` are
+//! extractors (rejection: [`ClaimsRejection`]).
+//!
+//! **Errors and responses.** A refused request is an [`AuthError`] with a
+//! [`Reason`] and an [`ErrorKind`] (one table: code, description, status),
+//! answered as an RFC 6750 challenge or a trailers-only gRPC status by
+//! [`DefaultReject`], or your way through [`OnReject`] (with the
+//! [`RejectContext`]) and [`VerifyLayer::on_reject`]. The layers' services
+//! share one [`ResponseFuture`]. Building fails with a [`BuildError`]; key
+//! fetches with a [`FetchError`].
+//!
+//! **Health.** [`Verifier::health`] gives a [`Health`] (readiness, and per
+//! source [`IssuerHealth`], [`TenantsHealth`], [`IntrospectionHealth`]);
+//! [`Verifier::metrics`] gives [`Metrics`], counters since start.
+//!
+//! **Introspection** (RFC 7662). [`Introspection`] (with [`ClientAuth`])
+//! lets an issuer's opaque tokens be checked at its endpoint, and
+//! [`RequireActiveLayer`] confirms any token there.
+//!
+//! **Modules.**
+//! - [`audit`]: the audit record (one `tracing` event per request decision,
+//!   versioned schema, [`audit::TARGET`]) and, with feature `audit-log`,
+//!   its JSON-lines writer.
+//! - [`outbound`]: tokens on the calls your service makes (the caller's own,
+//!   one exchanged by RFC 8693, or the service's own by
+//!   `client_credentials`), and identity headers for backends that do not
+//!   verify tokens.
+//! - [`test_util`] (feature `test-util`): [`TestIssuer`](test_util::TestIssuer)
+//!   mints tokens and serves a JWKS on 127.0.0.1 for your handlers' tests.
+//! - The re-exported crate [`reqwest`](https://docs.rs/reqwest/0.13), the
+//!   HTTP client authlayer fetches keys and tokens with, for the
+//!   `http_client` settings.
+//!
+//! # Features
+//!
+//! | feature | what |
+//! |---|---|
+//! | `aws-lc-rs` (default) | crypto backend: aws-lc |
+//! | `rust-crypto` | crypto backend: the RustCrypto crates; with both, aws-lc is chosen at `build()` |
+//! | `axum` | [`Claims`] and [`AccessToken`] as axum extractors |
+//! | `tonic` | tonic `NamedService` for every layer's service; `AuthError` → `tonic::Status` |
+//! | `test-util` | [`test_util`]: `TestIssuer` |
+//! | `audit-log` | [`audit::AuditLog`]: the audit records as JSON lines, written off the request path |
+//! | `metrics` | measurements through the [`metrics`](https://docs.rs/metrics) facade (below) |
+//!
+//! # Metrics
+//!
+//! With feature `metrics`, authlayer measures through the `metrics` facade
+//! (install any recorder, e.g. `metrics-exporter-prometheus`). Names follow
+//! the Prometheus conventions; labels have bounded cardinality: an issuer
+//! label is one of the configured issuers (anything else is `other`), the
+//! others come from fixed sets. Never a subject, a token or a raw path.
+//!
+//! | name | kind | labels |
+//! |---|---|---|
+//! | `authlayer_decisions_total` | counter | `issuer`, `decision`, `reason` |
+//! | `authlayer_verify_duration_seconds` | histogram | `token` (`first_seen`, `cached`) |
+//! | `authlayer_jwks_fetches_total` | counter | `issuer`, `outcome` (`updated`, `not_modified`, `error`) |
+//! | `authlayer_jwks_keys` | gauge | `issuer` |
+//! | `authlayer_jwks_age_seconds` | gauge | `issuer` |
+//! | `authlayer_jwks_stale` | gauge (0/1) | `issuer` |
+//! | `authlayer_jwks_next_refresh_seconds` | gauge | `issuer` |
+//! | `authlayer_token_cache_hits_total` | counter | |
+//! | `authlayer_token_cache_entries` | gauge | |
+//! | `authlayer_audit_dropped_total` | counter | |
+//! | `authlayer_service_token_requests_total` | counter | `outcome` (`issued`, `error`) |
+//! | `authlayer_token_exchanges_total` | counter | `outcome` (`exchanged`, `cached`, `error`) |
+//!
+//! The key-set gauges are set after every fetch and whenever
+//! [`Verifier::record_key_metrics`](crate::Verifier::record_key_metrics)
+//! runs (call it from a scrape handler: age and next refresh are then
+//! exact at scrape time).
+
+//!
+//! # Security
+//!
+//! The algorithm comes from configuration and the key, never from the
+//! token alone: no `none`, no HMAC with a public key, no `jwk`, `jku`,
+//! `x5u` or `x5c` header used to find keys, no `crit`, no nested tokens;
+//! limits on token, header and JWK Set size. Rejections carry fixed
+//! descriptions; tokens and signatures never reach responses or logs.
+//! The repository's `SECURITY.md` has the RFC 8725 checklist and how each
+//! point is tested.
+//!
+//! MSRV: Rust 1.88.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 // No input may panic the request path: these are errors in library code
 // (unit tests and the test-util module, whose panics are documented, opt out).
@@ -86,6 +258,12 @@ pub use verifier::{Issuer, Stale, Verifier, VerifierBuilder};
 /// A public dependency: a major release of reqwest is a major release of
 /// authlayer.
 pub use reqwest;
+
+// The README's code blocks are compiled and run as doctests: it is not the
+// crate documentation, but its examples must keep working.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
 
 #[cfg(test)]
 mod tests {

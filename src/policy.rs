@@ -1,28 +1,9 @@
 //! Authorization rules over verified claims: [`Policy`] (scopes, roles,
-//! tenants and your own predicates, composed with all / any / not), the
-//! tenant binding [`TenantRule`] and the per-method table [`MethodRules`]
-//! for gRPC. The layers in [`crate::layer`] apply them to requests.
-//!
-//! # Example
-//!
-//! ```
-//! use authlayer::{Claims, Policy};
-//!
-//! // Admins, or buyers with the write scope, but never suspended accounts.
-//! let policy = Policy::all([
-//!     Policy::any([
-//!         Policy::roles_all(["admin"]),
-//!         Policy::all([Policy::roles_all(["buyer"]), Policy::scopes_all(["orders:write"])]),
-//!     ]),
-//!     Policy::not(Policy::claims("suspended", |c: &Claims| c.sub() == Some("mallory"))),
-//! ]);
-//!
-//! let buyer = Claims::<()>::from_json(r#"{"sub":"bob","roles":["buyer"],"scope":"orders:write"}"#)?;
-//! assert!(policy.allows(&buyer));
-//! let reader = Claims::<()>::from_json(r#"{"sub":"bob","roles":["buyer"],"scope":"orders:read"}"#)?;
-//! assert!(!policy.allows(&reader));
-//! # Ok::<(), serde_json::Error>(())
-//! ```
+//! tenants and the user's predicates, composed with all / any / not and
+//! evaluated three-valued), the tenant binding [`TenantRule`] and the
+//! per-method table [`MethodTable`] for gRPC, behind the crate-private
+//! [`Rule`] trait that the rule layers (`crate::layer::require`) apply to
+//! requests. The user's documentation is on [`Policy`] and the layers.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -134,6 +115,30 @@ enum Mode {
 /// no while any claim (scopes, roles or tenant) arrived in an unexpected
 /// shape, its answer is unknown too (it may have looked for what was left
 /// out); when it says yes, it holds.
+///
+/// # Example
+///
+/// ```
+/// use authlayer::{Claims, Policy};
+///
+/// // Admins, or buyers with the write scope, but never suspended accounts.
+/// let policy = Policy::all([
+///     Policy::any([
+///         Policy::roles_all(["admin"]),
+///         Policy::all([Policy::roles_all(["buyer"]), Policy::scopes_all(["orders:write"])]),
+///     ]),
+///     Policy::not(Policy::claims("suspended", |c: &Claims| c.sub() == Some("mallory"))),
+/// ]);
+///
+/// let buyer = Claims::<()>::from_json(r#"{"sub":"bob","roles":["buyer"],"scope":"orders:write"}"#)?;
+/// assert!(policy.allows(&buyer));
+/// let reader = Claims::<()>::from_json(r#"{"sub":"bob","roles":["buyer"],"scope":"orders:read"}"#)?;
+/// assert!(!policy.allows(&reader));
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+///
+/// On a route: [`RequirePolicyLayer::new(policy)`](crate::RequirePolicyLayer::new);
+/// per gRPC method: [`MethodRulesLayer`](crate::MethodRulesLayer).
 #[derive(Clone)]
 pub struct Policy(Arc<Node>);
 

@@ -4,19 +4,7 @@
 //! Every layer of this crate renders its refusals here, so a `VerifyLayer`
 //! and a `RequireScopes` answer alike.
 //!
-//! # Example
-//!
-//! ```
-//! use authlayer::{AuthError, Reason};
-//!
-//! let res: http::Response<String> = AuthError::missing_token().to_response("orders", false);
-//! assert_eq!(res.headers()["www-authenticate"], r#"Bearer realm="orders""#);
-//!
-//! // gRPC: HTTP 200, status in the headers, empty body.
-//! let res: http::Response<String> = AuthError::missing_token().to_response("orders", true);
-//! assert_eq!(res.headers()["grpc-status"], "16");
-//! assert_eq!(Reason::MissingToken.code(), "missing_token");
-//! ```
+//! The user's documentation is on [`AuthError`] and [`OnReject`].
 
 use http::{HeaderValue, Request, Response, header};
 

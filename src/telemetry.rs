@@ -8,25 +8,9 @@
 //! come from fixed sets (`decision`, a [`Reason::code`](crate::Reason::code),
 //! a fetch outcome). Never a subject, a token or a raw path.
 //!
-//! | name | kind | labels |
-//! |---|---|---|
-//! | `authlayer_decisions_total` | counter | `issuer`, `decision`, `reason` |
-//! | `authlayer_verify_duration_seconds` | histogram | `token` (`first_seen`, `cached`) |
-//! | `authlayer_jwks_fetches_total` | counter | `issuer`, `outcome` (`updated`, `not_modified`, `error`) |
-//! | `authlayer_jwks_keys` | gauge | `issuer` |
-//! | `authlayer_jwks_age_seconds` | gauge | `issuer` |
-//! | `authlayer_jwks_stale` | gauge (0/1) | `issuer` |
-//! | `authlayer_jwks_next_refresh_seconds` | gauge | `issuer` |
-//! | `authlayer_token_cache_hits_total` | counter | |
-//! | `authlayer_token_cache_entries` | gauge | |
-//! | `authlayer_audit_dropped_total` | counter | |
-//! | `authlayer_service_token_requests_total` | counter | `outcome` (`issued`, `error`) |
-//! | `authlayer_token_exchanges_total` | counter | `outcome` (`exchanged`, `cached`, `error`) |
-//!
-//! The key-set gauges are set after every fetch and whenever
-//! [`Verifier::record_key_metrics`](crate::Verifier::record_key_metrics)
-//! runs (call it from a scrape handler: age and next refresh are then
-//! exact at scrape time).
+//! The table of names and labels, for users, is in the crate
+//! documentation (`src/lib.rs`, section "Metrics"): a new measurement adds
+//! its row there.
 
 #![cfg_attr(not(feature = "metrics"), allow(unused_variables))]
 

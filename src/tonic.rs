@@ -1,16 +1,6 @@
 //! tonic integration (feature `tonic`): the layers keep the wrapped server's
-//! `NamedService` name, and an
-//! [`AuthError`] converts into a `tonic::Status`.
-//!
-//! # Example
-//!
-//! ```
-//! use authlayer::{AuthError, Reason};
-//!
-//! let status = tonic::Status::from(AuthError::missing_token());
-//! assert_eq!(status.code(), tonic::Code::Unauthenticated);
-//! assert_eq!(status.message(), Reason::MissingToken.description());
-//! ```
+//! `NamedService` name, and an [`AuthError`] converts into a
+//! `tonic::Status` (documented on [`AuthError`]).
 
 use ::tonic::server::NamedService;
 

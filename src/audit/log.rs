@@ -1,73 +1,15 @@
-//! The audit log as JSON lines, written off the request path (feature
-//! `audit-log`).
+//! The JSON-lines writer of the audit records (feature `audit-log`): the
+//! [`AuditRecorder`] layer formats each record on the request thread and
+//! queues it; one writer thread batches the lines to the sink. The user's
+//! documentation (format, queue bounds, drops) is on [`AuditLog`].
 //!
-//! [`AuditRecorder`] is a [`tracing_subscriber::Layer`]: it picks the
-//! events of the audit target (`authlayer::audit`, see [`audit`](crate::audit))
-//! out of everything the application logs, turns each into one JSON line
-//! and hands the line to a writer thread. [`AuditLogGuard`] flushes and
-//! stops that thread when dropped; keep it alive as long as the program
-//! runs.
-//!
-//! # Example
-//!
-//! ```
-//! use authlayer::audit::AuditLog;
-//! use tracing_subscriber::layer::SubscriberExt as _;
-//!
-//! # fn main() -> std::io::Result<()> {
-//! let path = std::env::temp_dir().join(format!("audit-doc-{}.jsonl", std::process::id()));
-//! let (recorder, guard) = AuditLog::file(&path).start()?;
-//! let subscriber = tracing_subscriber::registry().with(recorder);
-//! tracing::subscriber::with_default(subscriber, || {
-//!     tracing::info!(target: "authlayer::audit", schema_version = 1u64, decision = "allow");
-//!     tracing::info!("not an audit event: not in the audit log");
-//! });
-//! guard.flush()?;
-//! let log = std::fs::read_to_string(&path)?;
-//! assert_eq!(log.lines().count(), 1);
-//! assert!(log.contains(r#""schema_version":1,"decision":"allow""#));
-//! assert_eq!(guard.dropped(), 0);
-//! # drop(guard);
-//! # std::fs::remove_file(&path)
-//! # }
-//! ```
-//!
-//! # One line
-//!
-//! `{"ts":"2026-12-01T21:13:12.345Z", …the event's fields in order…}`: `ts`
-//! is the time the event was recorded (RFC 3339, UTC, milliseconds), then
-//! every field of the event under its own name. Strings are JSON-escaped
-//! (serde_json); integers and booleans stay numbers and booleans; `%` and
-//! `?` fields become strings. No field is added or dropped, so the line has
-//! exactly the schema the emitter documents.
-//!
-//! # Design: a large bounded queue and a batching writer
-//!
-//! The request thread only formats the line (about a microsecond) and
-//! offers it to a bounded queue without waiting (`try_send`). One writer
-//! thread takes every line that is queued at once, writes them into a
-//! 64 KiB buffer and hands the buffer to the OS when the queue is empty, so
-//! under load one `write` carries hundreds of records. After a batch it
-//! lingers a millisecond before looking again: a busy writer is not parked,
-//! so a request thread queuing a record never has to wake it.
-//!
-//! The queue holds at most [`queue_capacity`](AuditLog::queue_capacity)
-//! records (65,536 by default) and at most
-//! [`queue_bytes`](AuditLog::queue_bytes) bytes of them (32 MiB by
-//! default), whichever comes first. A full queue drops the record rather
-//! than block a request: an audit log must not become a way to stall the
-//! service. The defaults are chosen not to drop: the writer keeps up with
-//! far more than 50,000 records/s to a file, and 65,536 records absorb more
-//! than a second of stall of the disk at that rate. A record is about 400
-//! bytes (the path is cut at 512 bytes), so the count bounds the queue at
-//! roughly 25 MiB; the byte bound holds whatever the records carry.
-//!
-//! Drops are never silent: they are counted ([`AuditRecorder::dropped`],
-//! [`AuditLogGuard::dropped`]), exported as `authlayer_audit_dropped_total`
-//! with the `metrics` feature, and reported as a `warn!` on target
-//! `authlayer::audit_log` at most every ten seconds while they happen and
-//! once more, with the total, at shutdown. A record that cannot be written
-//! (an I/O error) counts as dropped too.
+//! Why this shape: the request thread must never wait on I/O, so it only
+//! formats the line (about a microsecond) and offers it to a bounded queue
+//! with `try_send`. The writer takes every line queued at once into a
+//! 64 KiB buffer and writes when the queue is empty, so under load one
+//! `write` carries hundreds of records; after a batch it lingers a
+//! millisecond before looking again, so a busy writer is not parked and a
+//! request thread never has to wake it.
 
 use std::fmt;
 use std::io::{self, BufWriter, Write};
@@ -111,6 +53,70 @@ const FLUSH_WAIT: Duration = Duration::from_secs(10);
 
 /// Configures the JSON-lines audit log; [`start`](Self::start) starts its
 /// writer thread.
+///
+/// The [`AuditRecorder`] it gives is a [`tracing_subscriber::Layer`]: it
+/// picks the events of the audit target ([`TARGET`](crate::audit::TARGET))
+/// out of everything the application logs, turns each into one JSON line
+/// and hands the line to the writer thread. The [`AuditLogGuard`] flushes
+/// and stops that thread when dropped; keep it alive as long as the program
+/// runs. Other layers of the same subscriber (a `fmt` layer) see the audit
+/// events too: [filter them there](crate::audit#keeping-the-audit-log-apart-from-the-human-log).
+///
+/// # Example
+///
+/// ```
+/// use authlayer::audit::AuditLog;
+/// use tracing_subscriber::layer::SubscriberExt as _;
+///
+/// # fn main() -> std::io::Result<()> {
+/// let path = std::env::temp_dir().join(format!("audit-doc-{}.jsonl", std::process::id()));
+/// let (recorder, guard) = AuditLog::file(&path).start()?;
+/// let subscriber = tracing_subscriber::registry().with(recorder);
+/// tracing::subscriber::with_default(subscriber, || {
+///     tracing::info!(target: "authlayer::audit", schema_version = 1u64, decision = "allow");
+///     tracing::info!("not an audit event: not in the audit log");
+/// });
+/// guard.flush()?;
+/// let log = std::fs::read_to_string(&path)?;
+/// assert_eq!(log.lines().count(), 1);
+/// assert!(log.contains(r#""schema_version":1,"decision":"allow""#));
+/// assert_eq!(guard.dropped(), 0);
+/// # drop(guard);
+/// # std::fs::remove_file(&path)
+/// # }
+/// ```
+///
+/// # One line
+///
+/// `{"ts":"2026-12-01T21:13:12.345Z", …the event's fields in order…}`: `ts`
+/// is the time the event was recorded (RFC 3339, UTC, milliseconds), then
+/// every field of the event under its own name. Strings are JSON-escaped
+/// (serde_json); integers and booleans stay numbers and booleans; `%` and
+/// `?` fields become strings. No field is added or dropped, so the line has
+/// exactly the [schema](crate::audit#schema-version-1) the emitter
+/// documents.
+///
+/// # A bounded queue, off the request path
+///
+/// The request thread only formats the line and offers it to a bounded
+/// queue without waiting; one writer thread batches the lines to the sink.
+/// The queue holds at most [`queue_capacity`](AuditLog::queue_capacity)
+/// records (65,536 by default) and at most
+/// [`queue_bytes`](AuditLog::queue_bytes) bytes of them (32 MiB by
+/// default), whichever comes first. A full queue drops the record rather
+/// than block a request: an audit log must not become a way to stall the
+/// service. The defaults are chosen not to drop: the writer keeps up with
+/// far more than 50,000 records/s to a file, and 65,536 records absorb more
+/// than a second of stall of the disk at that rate. A record is about 400
+/// bytes (the path is cut at 512 bytes), so the count bounds the queue at
+/// roughly 25 MiB; the byte bound holds whatever the records carry.
+///
+/// Drops are never silent: they are counted ([`AuditRecorder::dropped`],
+/// [`AuditLogGuard::dropped`]), exported as `authlayer_audit_dropped_total`
+/// with the `metrics` feature, and reported as a `warn!` on target
+/// `authlayer::audit_log` at most every ten seconds while they happen and
+/// once more, with the total, at shutdown. A record that cannot be written
+/// (an I/O error) counts as dropped too.
 #[must_use]
 pub struct AuditLog {
     sink: Sink,
@@ -276,7 +282,13 @@ enum Message {
 }
 
 /// The [`Layer`] that turns audit events into JSON lines for the writer
-/// thread. Cheap to clone; every clone feeds the same writer.
+/// thread; built by [`AuditLog::start`]. Cheap to clone; every clone feeds
+/// the same writer.
+///
+/// It keeps the events of the audit target and ignores every other one;
+/// the other layers of your subscriber still see the audit events, so give
+/// your `fmt` layer a filter that drops them (see
+/// [`audit`](crate::audit#keeping-the-audit-log-apart-from-the-human-log)).
 #[derive(Clone)]
 pub struct AuditRecorder {
     tx: SyncSender<Message>,

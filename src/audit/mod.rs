@@ -15,9 +15,9 @@
 //! | `action` | `request` (the bundled issuer writes its own actions with the same fields) |
 //! | `decision` | `allow` or `deny` |
 //! | `reason` | a [`Reason::code`](crate::Reason::code) when denied; `valid_token`, `no_token` (optional mode) or `granted` when allowed |
-//! | `rule` | what decided: `verify`, `scopes`, `roles`, `tenant`, `policy`, `grpc_method` |
+//! | `rule` | what decided: `verify`, `scopes`, `roles`, `tenant`, `policy`, `grpc_method`, `active`. A denial names the rule that refused; an allowed request the last rule that allowed it (the innermost layer), or `verify` when the route has none |
 //! | `sub`, `iss`, `client_id`, `tenant`, `jti` | from verified claims only; absent when unknown |
-//! | `required_scopes`, `required_roles` | space-separated; absent when the rule needs none |
+//! | `required_scopes`, `required_roles` | space-separated, each name once; a denial: what the refusing rule required; an allowed request: what every rule that allowed it required together (a route with `RequireScopesLayer` and `RequireRolesLayer` names both). Absent when no such rule needs any |
 //! | `method`, `path` | the request's; never the query string; a method longer than 32 bytes or a path longer than 512 is cut there and ends in `…[truncated]` |
 //! | `status` | the HTTP status of the answer, when known |
 //! | `grpc_status` | the `grpc-status` of a trailers-only gRPC answer, when known |
@@ -27,6 +27,62 @@
 //! signature or query string is ever recorded. Values taken from the
 //! request (`path`, `request_id`) are recorded as the request sent them;
 //! writers must escape them (the JSON writer does).
+//!
+//! # Writing the records
+//!
+//! The records are ordinary `tracing` events at level `INFO` on
+//! [`TARGET`]: route them with your own subscriber, or write them as JSON
+//! lines, off the request path, with [`AuditLog`] (feature `audit-log`).
+//!
+//! # Keeping the audit log apart from the human log
+//!
+//! Every layer of your subscriber sees every event, so a `fmt` layer prints
+//! the audit records too (one line per request) unless it filters them out.
+//! Give the `fmt` layer a filter of its own that drops [`TARGET`]:
+//! `filter_fn(|m| m.target() != authlayer::audit::TARGET)`, or the
+//! directive `authlayer::audit=off` in its `EnvFilter`. Put the filter on
+//! that layer (`.with_filter(…)`), not on the whole subscriber: a global
+//! filter below `INFO` (`RUST_LOG=warn`) would drop the audit records as
+//! well.
+//!
+//! ```
+//! # #[cfg(feature = "audit-log")]
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use tracing_subscriber::Layer as _;
+//! use tracing_subscriber::filter::filter_fn;
+//! use tracing_subscriber::layer::SubscriberExt as _;
+//!
+//! # #[derive(Clone, Default)]
+//! # struct Buffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+//! # impl std::io::Write for Buffer {
+//! #     fn write(&mut self, b: &[u8]) -> std::io::Result<usize> { self.0.lock().unwrap().extend_from_slice(b); Ok(b.len()) }
+//! #     fn flush(&mut self) -> std::io::Result<()> { Ok(()) }
+//! # }
+//! # let (stderr, audit_file) = (Buffer::default(), Buffer::default());
+//! # let (human_log, audit_sink) = (stderr.clone(), audit_file.clone());
+//! // The human log (here written to `human_log`, usually stderr): every
+//! // event except the audit records.
+//! let human = tracing_subscriber::fmt::layer()
+//!     .with_writer(move || human_log.clone())
+//!     .with_filter(filter_fn(|meta| meta.target() != authlayer::audit::TARGET));
+//! // The audit log: the recorder keeps the audit records and nothing else.
+//! let (audit, guard) = authlayer::audit::AuditLog::writer(audit_sink).start()?;
+//! let subscriber = tracing_subscriber::registry().with(human).with(audit);
+//! // In a program: `subscriber.init()` (`SubscriberInitExt`), and keep
+//! // `guard` until it ends.
+//! tracing::subscriber::with_default(subscriber, || {
+//!     tracing::info!(target: authlayer::audit::TARGET, decision = "allow", "audit record");
+//!     tracing::info!("listening on 127.0.0.1:3000");
+//! });
+//! guard.flush()?;
+//! # let human = String::from_utf8(stderr.0.lock().unwrap().clone())?;
+//! # let audit = String::from_utf8(audit_file.0.lock().unwrap().clone())?;
+//! # assert!(human.contains("listening on") && !human.contains("audit record"), "{human}");
+//! # assert!(audit.contains(r#""decision":"allow""#) && !audit.contains("listening"), "{audit}");
+//! # Ok(()) }
+//! # #[cfg(not(feature = "audit-log"))]
+//! # fn main() {}
+//! ```
 
 use std::borrow::Cow;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -62,22 +118,56 @@ pub(crate) struct Trail(Arc<Mutex<Note>>);
 
 #[derive(Debug, Default)]
 struct Note {
-    /// A rule allowed the request: the last one to do so.
+    /// The rules that allowed the request: the last one's name, and what
+    /// all of them required.
     rule: Option<RuleInfo>,
     /// A layer recorded the decision already (a denial).
     done: bool,
 }
 
 impl Trail {
-    /// A rule allowed the request; the record names the last such rule.
+    /// A rule allowed the request. The record names the last such rule
+    /// (the innermost: rules run outside in) and the scopes and roles that
+    /// every one of them required, so a route guarded by two rules does not
+    /// lose the first one's requirement.
     pub(crate) fn allow(&self, info: &RuleInfo) {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner).rule = Some(info.clone());
+        let mut note = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        note.rule = Some(match note.rule.take() {
+            None => info.clone(),
+            Some(before) => RuleInfo {
+                rule: info.rule,
+                scopes: merged(before.scopes, info.scopes.as_ref()),
+                roles: merged(before.roles, info.roles.as_ref()),
+            },
+        });
     }
 
     /// A layer denied the request and recorded it.
     fn close(&self) {
         self.0.lock().unwrap_or_else(PoisonError::into_inner).done = true;
     }
+}
+
+/// The space-separated names of `before` followed by those of `more` that
+/// it lacks, in order of first appearance.
+fn merged(before: Option<Arc<str>>, more: Option<&Arc<str>>) -> Option<Arc<str>> {
+    let Some(more) = more else {
+        return before;
+    };
+    let Some(before) = before else {
+        return Some(Arc::clone(more));
+    };
+    let mut names: Vec<&str> = before.split(' ').collect();
+    let known = names.len();
+    for name in more.split(' ') {
+        if !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    if names.len() == known {
+        return Some(before);
+    }
+    Some(Arc::from(names.join(" ")))
 }
 
 /// The request's side of a record, taken before the request moves on.
@@ -295,6 +385,56 @@ mod tests {
             head.len()
         );
         assert!(long.starts_with(head));
+    }
+
+    fn info(rule: &'static str, scopes: Option<&str>, roles: Option<&str>) -> RuleInfo {
+        RuleInfo {
+            rule,
+            scopes: scopes.map(Arc::from),
+            roles: roles.map(Arc::from),
+        }
+    }
+
+    fn allowed(trail: &Trail) -> RuleInfo {
+        trail.0.lock().unwrap().rule.clone().unwrap()
+    }
+
+    #[test]
+    fn allow_record_names_what_every_allowing_rule_required() {
+        let trail = Trail::default();
+        trail.allow(&info("scopes", Some("orders:read orders:write"), None));
+        trail.allow(&info("roles", None, Some("buyer support")));
+        trail.allow(&info(
+            "policy",
+            Some("orders:write admin:read"),
+            Some("support"),
+        ));
+        let merged = allowed(&trail);
+        assert_eq!(merged.rule, "policy", "the last rule that allowed");
+        assert_eq!(
+            merged.scopes.as_deref(),
+            Some("orders:read orders:write admin:read")
+        );
+        assert_eq!(merged.roles.as_deref(), Some("buyer support"));
+    }
+
+    #[test]
+    fn allow_record_of_one_rule_is_that_rule_unchanged() {
+        let trail = Trail::default();
+        let scopes = info("scopes", Some("orders:read"), None);
+        trail.allow(&scopes);
+        let recorded = allowed(&trail);
+        assert_eq!(recorded.rule, "scopes");
+        assert!(Arc::ptr_eq(
+            recorded.scopes.as_ref().unwrap(),
+            scopes.scopes.as_ref().unwrap()
+        ));
+        assert_eq!(recorded.roles, None);
+        // A rule requiring nothing keeps what the others required.
+        trail.allow(&info("active", None, None));
+        let recorded = allowed(&trail);
+        assert_eq!(recorded.rule, "active");
+        assert_eq!(recorded.scopes.as_deref(), Some("orders:read"));
     }
 
     #[test]

@@ -1,28 +1,8 @@
-//! Verified claims: the registered JWT claims, scopes, roles, tenant and your
-//! own claims as a type parameter.
-//!
-//! # Example
-//!
-//! ```
-//! use authlayer::Claims;
-//! use serde::Deserialize;
-//!
-//! #[derive(Debug, Deserialize)]
-//! struct Mine {
-//!     plan: String,
-//! }
-//!
-//! // Claims are produced by the `Verifier`; `from_json` is for tests and docs.
-//! let claims: Claims<Mine> = Claims::from_json(
-//!     r#"{"iss":"https://id.example","sub":"alice","aud":["urn:orders"],
-//!         "exp":2000000000,"scope":"orders:read orders:write","plan":"pro"}"#,
-//! )?;
-//! assert_eq!(claims.sub(), Some("alice"));
-//! assert!(claims.scopes().contains("orders:read"));
-//! assert!(!claims.scopes().contains("orders"));
-//! assert_eq!(claims.extra().plan, "pro");
-//! # Ok::<(), serde_json::Error>(())
-//! ```
+//! The claims of a verified token: [`Claims`] (the standard view and the
+//! user's own type), [`Scopes`], the wire payload parsed once per token
+//! (`payload`) and the claim sources that say where roles, scopes and the
+//! tenant are read (`sources`). The user's documentation is on [`Claims`]
+//! and [`ClaimSources`].
 
 use std::fmt;
 use std::sync::Arc;
@@ -42,6 +22,58 @@ pub use sources::{ClaimPath, ClaimSources, ValueShape};
 /// (default `()`: none). The layer puts a `Claims<E>` into the request
 /// extensions; with a custom `E` it also puts the standard view
 /// `Claims<()>`, which is what [`RequireScopes`](crate::RequireScopes) reads.
+/// Where roles, scopes and the tenant are read from is configured per
+/// issuer with [`ClaimSources`].
+///
+/// # Example
+///
+/// ```
+/// use authlayer::Claims;
+/// use serde::Deserialize;
+///
+/// #[derive(Debug, Deserialize)]
+/// struct Mine {
+///     plan: String,
+/// }
+///
+/// // Claims are produced by the `Verifier`; `from_json` is for tests and docs.
+/// let claims: Claims<Mine> = Claims::from_json(
+///     r#"{"iss":"https://id.example","sub":"alice","aud":["urn:orders"],
+///         "exp":2000000000,"scope":"orders:read orders:write","plan":"pro"}"#,
+/// )?;
+/// assert_eq!(claims.sub(), Some("alice"));
+/// assert!(claims.scopes().contains("orders:read"));
+/// assert!(!claims.scopes().contains("orders"));
+/// assert_eq!(claims.extra().plan, "pro");
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+///
+/// # In axum (feature `axum`)
+///
+/// `Claims` and `Claims<E>` are extractors (and so is
+/// [`AccessToken`](crate::AccessToken)). They read what
+/// [`VerifyLayer`](crate::VerifyLayer) put into the request; without the
+/// layer on the router, the extractor answers 500 and logs the wiring
+/// mistake.
+///
+/// ```
+/// use authlayer::Claims;
+///
+/// async fn me(claims: Claims) -> String {
+///     claims.sub().unwrap_or("anonymous").to_owned()
+/// }
+///
+/// // In mixed routers (`VerifyLayer::optional(true)`), `Option<Claims>`
+/// // is `None` for anonymous requests.
+/// async fn greet(claims: Option<Claims>) -> String {
+///     format!("hello {}", claims.as_ref().and_then(|c| c.sub()).unwrap_or("stranger"))
+/// }
+/// # let _ = (me, greet);
+/// ```
+///
+/// In tonic handlers, read them from the request:
+/// `request.extensions().get::<Claims>()`, and check per-method scopes with
+/// [`require_scopes`](Self::require_scopes).
 pub struct Claims<E = ()> {
     standard: Arc<StandardClaims>,
     extra: Arc<E>,

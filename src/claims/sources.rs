@@ -81,7 +81,7 @@ impl ClaimPath {
 /// | preset | scopes | roles | tenant |
 /// |---|---|---|---|
 /// | [`rfc9068`](Self::rfc9068) (default) | `scope` (spaced), `scp` (array or spaced) | `roles` (array) | `tenant` |
-/// | [`keycloak`](Self::keycloak) | `scope` | `realm_access.roles`, `resource_access.<client>.roles` | — |
+/// | [`keycloak`](Self::keycloak) | `scope` | `realm_access.roles`, `resource_access.<client>.roles` | — (mind the audience: [`keycloak`](Self::keycloak)) |
 /// | [`entra`](Self::entra) | `scp` (spaced) | `roles` | `tid` |
 /// | [`auth0`](Self::auth0) | `scope` | `permissions` | `org_id` |
 /// | [`okta`](Self::okta) | `scp` (array) | `groups` | — |
@@ -141,6 +141,59 @@ impl ClaimSources {
     /// Keycloak: realm roles (`realm_access.roles`) plus the roles of
     /// `client` (`resource_access.<client>.roles`); scopes from `scope`.
     /// Keycloak sends no tenant claim.
+    ///
+    /// # The audience
+    ///
+    /// By default a Keycloak access token does not name your API in `aud`:
+    /// it names the client that asked for it in `azp`, and its `aud` is
+    /// `"account"` (Keycloak's own account console, whenever the user has
+    /// its default roles) or absent. Do not accept `account` as an audience,
+    /// and do not turn the check off: nearly every token of the realm
+    /// carries `account`, so either would accept tokens that any application
+    /// of the realm obtained for itself. Make Keycloak name your API instead, and
+    /// configure that name with [`audience`](crate::VerifierBuilder::audience):
+    ///
+    /// - an *Audience* mapper (Client scopes → a scope assigned to the
+    ///   calling clients, or the calling client's dedicated scope → Add
+    ///   mapper → By configuration → Audience), *Included Client Audience*
+    ///   = your API's client id (`orders-api`), *Add to access token* on; or
+    /// - client roles of your API's client granted to the users (and in the
+    ///   calling client's scope, as they are by default): Keycloak's default
+    ///   `roles` scope (mapper *Audience Resolve*) then adds your API's
+    ///   client to `aud` by itself.
+    ///
+    /// `client` here is also your API's client id: the client whose roles
+    /// [`RequireRolesLayer`](crate::RequireRolesLayer) reads.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use authlayer::{ClaimSources, Reason, Verifier};
+    /// # use authlayer::test_util::TestIssuer;
+    ///
+    /// # let realm = TestIssuer::new("https://keycloak.example/realms/acme");
+    /// let verifier = Verifier::builder()
+    ///     .issuer("https://keycloak.example/realms/acme")
+    /// #   .jwks_json(realm.jwks_json())
+    ///     .audience("orders-api")
+    ///     .claims(ClaimSources::keycloak("orders-api"))
+    ///     .build()
+    ///     .await?;
+    ///
+    /// // Keycloak's default: the web app's token, not meant for this API.
+    /// # let token = realm.token().claim("azp", "web-app").claim("aud", "account").sign();
+    /// let err = verifier.verify(&token).await.unwrap_err();
+    /// assert_eq!(err.reason(), Reason::WrongAudience);
+    ///
+    /// // With the Audience mapper: `aud` names the API.
+    /// # let token = realm.token().claim("azp", "web-app")
+    /// #     .claim("aud", serde_json::json!(["orders-api", "account"]))
+    /// #     .claim("resource_access", serde_json::json!({"orders-api": {"roles": ["admin"]}}))
+    /// #     .sign();
+    /// let claims = verifier.verify(&token).await?;
+    /// assert!(claims.has_role("admin"));
+    /// # Ok(()) }
+    /// ```
     pub fn keycloak(client: &str) -> Self {
         Self {
             scopes: vec![ClaimPath::spaced("scope")],

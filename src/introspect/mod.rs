@@ -1,52 +1,8 @@
-//! Token introspection (RFC 7662): opaque tokens, and tokens that must be
-//! active right now.
-//!
-//! An issuer configured with [`Introspection`] has the tokens that are not
-//! JWTs (not three dot-separated segments) checked at its introspection
-//! endpoint; its JWTs are still verified locally. A route wrapped in
-//! [`RequireActiveLayer`](crate::RequireActiveLayer) has even a locally
-//! valid JWT confirmed there, with its own short cache age.
-//!
-//! An answer becomes [`Claims`](crate::Claims) through the same parse and the
-//! same `exp`/`nbf`/`aud`/required-claims checks as a JWT payload, so scopes,
-//! extractors and the audit record work unchanged. Answers are cached by
-//! exact token; concurrent requests carrying one new token share one call;
-//! calls to the endpoint are bounded. When the endpoint is down, slow or
-//! answers garbage, requests get 503 with `Retry-After` (gRPC
-//! `UNAVAILABLE`): never 200 for an unconfirmed token, never a 401 that
-//! blames the client for the server's outage.
-//!
-//! # Example
-//!
-//! ```
-//! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() -> Result<(), authlayer::BuildError> {
-//! use std::time::Duration;
-//!
-//! use authlayer::{ClientAuth, Introspection, Verifier};
-//!
-//! let jwks = r#"{"keys":[{"kty":"OKP","crv":"Ed25519","kid":"k1",
-//!     "x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]}"#;
-//! let verifier = Verifier::builder()
-//!     .issuer("https://id.example")
-//!     .jwks_json(jwks)
-//!     .audience("urn:orders")
-//!     .introspection(
-//!         Introspection::new("orders-service", "s3cret")
-//!             // Without it, `introspection_endpoint` comes from discovery.
-//!             .endpoint("https://id.example/introspect")
-//!             .client_auth(ClientAuth::Post)
-//!             .cache_ttl(Duration::from_secs(30)),
-//!     )
-//!     // Do not call the endpoint before the first request.
-//!     .lazy(true)
-//!     .build()
-//!     .await?;
-//!
-//! let health = verifier.health();
-//! assert_eq!(health.introspection[0].endpoint.as_deref(), Some("https://id.example/introspect"));
-//! # Ok(()) }
-//! ```
+//! Token introspection (RFC 7662): the settings ([`Introspection`]), the
+//! endpoint client (`client`), the answer cache keyed by exact token
+//! (`cache`), the single-flight and concurrency bounds (`flight`) and the
+//! judgement of an answer before its claims are checked (`response`). The
+//! user's documentation is on [`Introspection`].
 
 use std::fmt;
 use std::time::Duration;
@@ -75,6 +31,53 @@ pub enum ClientAuth {
 /// The introspection settings of one issuer. Add them with
 /// [`Issuer::introspection`](crate::Issuer::introspection) or
 /// [`VerifierBuilder::introspection`](crate::VerifierBuilder::introspection).
+///
+/// An issuer configured with [`Introspection`] has the tokens that are not
+/// JWTs (not three dot-separated segments) checked at its introspection
+/// endpoint; its JWTs are still verified locally. A route wrapped in
+/// [`RequireActiveLayer`](crate::RequireActiveLayer) has even a locally
+/// valid JWT confirmed there, with its own short cache age.
+///
+/// An answer becomes [`Claims`](crate::Claims) through the same parse and the
+/// same `exp`/`nbf`/`aud`/required-claims checks as a JWT payload, so scopes,
+/// extractors and the audit record work unchanged. Answers are cached by
+/// exact token; concurrent requests carrying one new token share one call;
+/// calls to the endpoint are bounded. When the endpoint is down, slow or
+/// answers garbage, requests get 503 with `Retry-After` (gRPC
+/// `UNAVAILABLE`): never 200 for an unconfirmed token, never a 401 that
+/// blames the client for the server's outage.
+///
+/// # Example
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), authlayer::BuildError> {
+/// use std::time::Duration;
+///
+/// use authlayer::{ClientAuth, Introspection, Verifier};
+///
+/// let jwks = r#"{"keys":[{"kty":"OKP","crv":"Ed25519","kid":"k1",
+///     "x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]}"#;
+/// let verifier = Verifier::builder()
+///     .issuer("https://id.example")
+///     .jwks_json(jwks)
+///     .audience("urn:orders")
+///     .introspection(
+///         Introspection::new("orders-service", "s3cret")
+///             // Without it, `introspection_endpoint` comes from discovery.
+///             .endpoint("https://id.example/introspect")
+///             .client_auth(ClientAuth::Post)
+///             .cache_ttl(Duration::from_secs(30)),
+///     )
+///     // Do not call the endpoint before the first request.
+///     .lazy(true)
+///     .build()
+///     .await?;
+///
+/// let health = verifier.health();
+/// assert_eq!(health.introspection[0].endpoint.as_deref(), Some("https://id.example/introspect"));
+/// # Ok(()) }
+/// ```
 #[derive(Clone, PartialEq, Eq)]
 #[must_use]
 pub struct Introspection {

@@ -1,38 +1,6 @@
-//! [`AccessToken`]: the verified raw token of a request, for handlers that
-//! call other services on the caller's behalf.
-//!
-//! # Example
-//!
-//! ```
-//! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! use authlayer::{AccessToken, Verifier, VerifyLayer};
-//! use authlayer::test_util::TestIssuer;
-//! use http::{Request, Response};
-//! use tower::{ServiceBuilder, ServiceExt, service_fn};
-//!
-//! let issuer = TestIssuer::new("https://id.example");
-//! let verifier = Verifier::builder()
-//!     .issuer(issuer.issuer())
-//!     .jwks_json(issuer.jwks_json())
-//!     .audience("urn:orders")
-//!     .build()
-//!     .await?;
-//! let service = ServiceBuilder::new()
-//!     .layer(VerifyLayer::new(verifier))
-//!     .service(service_fn(|req: Request<()>| async move {
-//!         let token = req.extensions().get::<AccessToken>().cloned();
-//!         // Debug never shows the token itself.
-//!         Ok::<_, std::convert::Infallible>(Response::new(format!("{token:?}")))
-//!     }));
-//! let token = issuer.token().audience("urn:orders").sign();
-//! let req = Request::builder()
-//!     .header("authorization", format!("Bearer {token}"))
-//!     .body(())?;
-//! let res = service.oneshot(req).await?;
-//! assert_eq!(res.body(), "Some(AccessToken(<redacted>))");
-//! # Ok(()) }
-//! ```
+//! [`AccessToken`]: the verified raw token of a request, kept as a slice of
+//! the header it came from so that the hot path copies nothing. The user's
+//! documentation is on the type.
 
 use std::fmt;
 use std::hash::{Hash, Hasher};
@@ -47,6 +15,46 @@ use http::{HeaderValue, Request};
 ///
 /// Its `Debug` never prints the token: it can be logged by accident without
 /// leaking a credential.
+///
+/// For handlers that call other services on the caller's behalf: extract
+/// it like the claims (with feature `axum` it is an extractor, and
+/// `Option<AccessToken>` too) and hand it to
+/// [`outbound::OutboundToken`](crate::outbound::OutboundToken), which
+/// forwards it, exchanges it for a token meant for the downstream service,
+/// or uses the service's own token instead.
+///
+/// # Example
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use authlayer::{AccessToken, Verifier, VerifyLayer};
+/// use authlayer::test_util::TestIssuer;
+/// use http::{Request, Response};
+/// use tower::{ServiceBuilder, ServiceExt, service_fn};
+///
+/// let issuer = TestIssuer::new("https://id.example");
+/// let verifier = Verifier::builder()
+///     .issuer(issuer.issuer())
+///     .jwks_json(issuer.jwks_json())
+///     .audience("urn:orders")
+///     .build()
+///     .await?;
+/// let service = ServiceBuilder::new()
+///     .layer(VerifyLayer::new(verifier))
+///     .service(service_fn(|req: Request<()>| async move {
+///         let token = req.extensions().get::<AccessToken>().cloned();
+///         // Debug never shows the token itself.
+///         Ok::<_, std::convert::Infallible>(Response::new(format!("{token:?}")))
+///     }));
+/// let token = issuer.token().audience("urn:orders").sign();
+/// let req = Request::builder()
+///     .header("authorization", format!("Bearer {token}"))
+///     .body(())?;
+/// let res = service.oneshot(req).await?;
+/// assert_eq!(res.body(), "Some(AccessToken(<redacted>))");
+/// # Ok(()) }
+/// ```
 #[derive(Clone)]
 pub struct AccessToken(Repr);
 

@@ -1,50 +1,7 @@
-//! [`RequireActiveLayer`]: a route that must honour revocation at once has
-//! the request's token confirmed at its issuer's introspection endpoint
-//! (RFC 7662), even a JWT that verified locally.
-//!
-//! Answers are cached per token for at most the layer's `max_age`, so a
-//! revocation is seen at most that late. The token's issuer must have
-//! [`Introspection`](crate::Introspection) configured. An inactive token
-//! gets 401 `invalid_token`; an endpoint that is down or slow gets 503 with
-//! `Retry-After` (gRPC `UNAVAILABLE`).
-//!
-//! The token confirmed is the one [`VerifyLayer`](crate::VerifyLayer)
-//! accepted (from `Authorization`, a cookie or a custom header), never
-//! another credential the request also carries.
-//!
-//! # Example
-//!
-//! ```
-//! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! use std::time::Duration;
-//!
-//! use authlayer::{Introspection, RequireActiveLayer, Verifier, VerifyLayer};
-//! use http::{Request, Response, StatusCode};
-//! use tower::{ServiceBuilder, ServiceExt, service_fn};
-//!
-//! let jwks = r#"{"keys":[{"kty":"OKP","crv":"Ed25519","kid":"k1",
-//!     "x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]}"#;
-//! let verifier = Verifier::builder()
-//!     .issuer("https://id.example")
-//!     .jwks_json(jwks)
-//!     .audience("urn:orders")
-//!     .introspection(Introspection::new("orders", "secret").endpoint("https://id.example/introspect"))
-//!     .build()
-//!     .await?;
-//!
-//! // Payments: a revoked token stops working within 5 s.
-//! let payments = ServiceBuilder::new()
-//!     .layer(VerifyLayer::new(verifier))
-//!     .layer(RequireActiveLayer::new(Duration::from_secs(5)))
-//!     .service(service_fn(|_: Request<()>| async {
-//!         Ok::<_, std::convert::Infallible>(Response::new(()))
-//!     }));
-//!
-//! let res = payments.oneshot(Request::new(())).await?;
-//! assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
-//! # Ok(()) }
-//! ```
+//! [`RequireActiveLayer`] and its service [`RequireActive`]: confirm the
+//! verified token at its issuer's introspection endpoint through the
+//! verifier (`Verifier::check_active`), which owns the endpoint client and
+//! the answer cache. The user's documentation is on [`RequireActiveLayer`].
 
 use std::fmt;
 use std::sync::Arc;
@@ -62,9 +19,56 @@ use crate::error::{AuthError, Reason};
 use crate::reject::{DefaultReject, OnReject, RejectContext};
 use crate::verifier::Check;
 
-/// Layer confirming that the request's token is active now; builds
-/// [`RequireActive`]. Put it *inside* [`VerifyLayer`](crate::VerifyLayer)
-/// (in axum: `route_layer`).
+/// Confirms that the request's token is still active at its issuer's
+/// introspection endpoint (RFC 7662), even a JWT that verified locally:
+/// for routes that must honour revocation within seconds. Builds
+/// [`RequireActive`].
+///
+/// Put it *inside* [`VerifyLayer`](crate::VerifyLayer) (in axum:
+/// `route_layer`). Answers are cached per token for at most the layer's
+/// `max_age`, so a revocation is seen at most that late. The token's issuer
+/// must have [`Introspection`](crate::Introspection) configured (else 500:
+/// a wiring mistake, logged). An inactive token gets 401 `invalid_token`;
+/// an endpoint that is down or slow gets 503 with `Retry-After` (gRPC
+/// `UNAVAILABLE`).
+///
+/// The token confirmed is the one [`VerifyLayer`](crate::VerifyLayer)
+/// accepted (from `Authorization`, a cookie or a custom header), never
+/// another credential the request also carries.
+///
+/// # Example
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use std::time::Duration;
+///
+/// use authlayer::{Introspection, RequireActiveLayer, Verifier, VerifyLayer};
+/// use http::{Request, Response, StatusCode};
+/// use tower::{ServiceBuilder, ServiceExt, service_fn};
+///
+/// let jwks = r#"{"keys":[{"kty":"OKP","crv":"Ed25519","kid":"k1",
+///     "x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]}"#;
+/// let verifier = Verifier::builder()
+///     .issuer("https://id.example")
+///     .jwks_json(jwks)
+///     .audience("urn:orders")
+///     .introspection(Introspection::new("orders", "secret").endpoint("https://id.example/introspect"))
+///     .build()
+///     .await?;
+///
+/// // Payments: a revoked token stops working within 5 s.
+/// let payments = ServiceBuilder::new()
+///     .layer(VerifyLayer::new(verifier))
+///     .layer(RequireActiveLayer::new(Duration::from_secs(5)))
+///     .service(service_fn(|_: Request<()>| async {
+///         Ok::<_, std::convert::Infallible>(Response::new(()))
+///     }));
+///
+/// let res = payments.oneshot(Request::new(())).await?;
+/// assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+/// # Ok(()) }
+/// ```
 #[derive(Clone)]
 pub struct RequireActiveLayer<R = DefaultReject> {
     max_age: Duration,

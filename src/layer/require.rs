@@ -1,36 +1,8 @@
-//! [`RequireLayer`]: refuse verified requests a [`Rule`] does not allow,
-//! and its named forms: [`RequireScopes`], [`RequireRoles`],
-//! [`RequirePolicy`], [`RequireTenant`] and, for gRPC, a
-//! [`MethodRules`](crate::MethodRules) table.
-//!
-//! Refusals are 403: `insufficient_scope` when scopes are what is missing,
-//! otherwise a plain 403 with a fixed description; gRPC
-//! `PERMISSION_DENIED`. An anonymous request (optional mode) is asked for a
-//! token (401). Without [`VerifyLayer`](crate::VerifyLayer) in front, every
-//! request is answered 500 and the wiring mistake is logged.
-//!
-//! # Example
-//!
-//! ```
-//! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! use authlayer::{Claims, RequireRoles, RequireRolesLayer, RequireScopes, RequireScopesLayer};
-//! use http::{Request, Response, StatusCode};
-//! use tower::{Layer, ServiceExt, service_fn};
-//!
-//! let svc = RequireScopesLayer::all(["orders:read"])
-//!     .layer(RequireRolesLayer::any(["admin", "support"])
-//!         .layer(service_fn(|_req: Request<()>| async { Ok::<_, ()>(Response::new(())) })));
-//!
-//! // Normally VerifyLayer puts the claims there.
-//! let mut req = Request::new(());
-//! req.extensions_mut().insert(Claims::<()>::from_json(
-//!     r#"{"scope":"orders:read","roles":["buyer"]}"#,
-//! )?);
-//! let res = svc.oneshot(req).await.unwrap();
-//! assert_eq!(res.status(), StatusCode::FORBIDDEN);
-//! # Ok(()) }
-//! ```
+//! The rule layers: the private generic [`RequireLayer`] / [`Require`]
+//! that apply a [`Rule`] to verified requests, and the `rule_layer!` macro
+//! that gives each rule its named public pair (`RequireScopesLayer` builds
+//! `RequireScopes<S>`, tower-http style). The user's documentation is on
+//! the named layers.
 
 use std::fmt;
 use std::sync::Arc;
@@ -183,12 +155,52 @@ macro_rules! rule_layer {
 
 rule_layer!(
     /// Refuses verified requests that lack scopes: [`all`](Self::all) or
-    /// [`any`](Self::any) of a list, matched exactly. Builds [`RequireScopes`].
+    /// [`any`](Self::any) of a list, matched exactly (`orders:reader` is not
+    /// `orders:read`). Builds [`RequireScopes`].
     ///
     /// Put it *inside* [`VerifyLayer`](crate::VerifyLayer) (in axum:
     /// `route_layer` on a route, with `VerifyLayer` as a router-wide
     /// `layer`). A refusal is 403 `insufficient_scope` naming the scopes
-    /// (gRPC `PERMISSION_DENIED`).
+    /// (gRPC `PERMISSION_DENIED`), and is the request's audit record.
+    ///
+    /// What every rule layer shares: a refusal of another rule is a plain
+    /// 403 with a fixed description; an anonymous request (let through by
+    /// [`VerifyLayer::optional`](crate::VerifyLayer::optional)) is asked for
+    /// a token with 401; without `VerifyLayer` in front, every request is
+    /// answered 500 and the wiring mistake is logged. Rules stack: each
+    /// layer is one more condition, and the audit record of an allowed
+    /// request names what all of them required.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use authlayer::{Claims, RequireRolesLayer, RequireScopesLayer};
+    /// use http::{Request, Response, StatusCode};
+    /// use tower::{Layer, ServiceExt, service_fn};
+    ///
+    /// // `orders:read`, and the role `admin` or `support`.
+    /// let svc = RequireScopesLayer::all(["orders:read"])
+    ///     .layer(RequireRolesLayer::any(["admin", "support"])
+    ///         .layer(service_fn(|_req: Request<()>| async { Ok::<_, ()>(Response::new(())) })));
+    ///
+    /// // Normally VerifyLayer puts the claims there.
+    /// let request = |claims: &str| -> Result<Request<()>, serde_json::Error> {
+    ///     let mut req = Request::new(());
+    ///     req.extensions_mut().insert(Claims::<()>::from_json(claims)?);
+    ///     Ok(req)
+    /// };
+    /// let support = request(r#"{"scope":"orders:read","roles":["support"]}"#)?;
+    /// assert_eq!(svc.clone().oneshot(support).await.unwrap().status(), StatusCode::OK);
+    /// let buyer = request(r#"{"scope":"orders:read","roles":["buyer"]}"#)?;
+    /// assert_eq!(svc.clone().oneshot(buyer).await.unwrap().status(), StatusCode::FORBIDDEN);
+    /// let no_scope = request(r#"{"scope":"orders:write","roles":["admin"]}"#)?;
+    /// let res = svc.oneshot(no_scope).await.unwrap();
+    /// assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    /// assert!(res.headers()["www-authenticate"].to_str()?.contains(r#"scope="orders:read""#));
+    /// # Ok(()) }
+    /// ```
     RequireScopesLayer,
     /// The service built by [`RequireScopesLayer`].
     RequireScopes,
@@ -199,7 +211,20 @@ rule_layer!(
     /// Refuses verified requests that lack roles: [`all`](Self::all) or
     /// [`any`](Self::any) of a list, matched exactly, read from the claim
     /// the verifier's [`ClaimSources`](crate::ClaimSources) name. Builds
-    /// [`RequireRoles`]. A refusal is a plain 403 (gRPC `PERMISSION_DENIED`).
+    /// [`RequireRoles`]. A refusal is a plain 403 (gRPC `PERMISSION_DENIED`);
+    /// a roles claim of an unexpected shape refuses with
+    /// [`ClaimShape`](crate::Reason::ClaimShape). See
+    /// [`RequireScopesLayer`] for what every rule layer shares, and an
+    /// example with both.
+    ///
+    /// ```
+    /// use authlayer::{ClaimSources, RequireRolesLayer};
+    ///
+    /// // Keycloak realm or client roles: configure where roles are read
+    /// // on the verifier, with `.claims(ClaimSources::keycloak("orders-api"))`.
+    /// let admins = RequireRolesLayer::any(["admin", "orders-admin"]);
+    /// # let _ = (admins, ClaimSources::keycloak("orders-api"));
+    /// ```
     RequireRolesLayer,
     /// The service built by [`RequireRolesLayer`].
     RequireRoles,
@@ -208,7 +233,24 @@ rule_layer!(
 
 rule_layer!(
     /// Refuses verified requests a [`Policy`] does not allow. Builds
-    /// [`RequirePolicy`].
+    /// [`RequirePolicy`]. A refusal is a plain 403 (gRPC
+    /// `PERMISSION_DENIED`) with the reason of the part that failed.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), serde_json::Error> {
+    /// use authlayer::{Claims, Policy, RequirePolicyLayer};
+    ///
+    /// // Admins, or support staff of the tenant `acme`.
+    /// let refunds = Policy::any([
+    ///     Policy::roles_all(["admin"]),
+    ///     Policy::all([Policy::roles_all(["support"]), Policy::tenant_in(["acme"])]),
+    /// ]);
+    /// let staff = Claims::<()>::from_json(r#"{"roles":["support"],"tenant":"acme"}"#)?;
+    /// assert!(refunds.allows(&staff));
+    /// let layer = RequirePolicyLayer::new(refunds);
+    /// # let _ = layer;
+    /// # Ok(()) }
+    /// ```
     RequirePolicyLayer,
     /// The service built by [`RequirePolicyLayer`].
     RequirePolicy,
@@ -219,7 +261,33 @@ rule_layer!(
     /// Binds the tenant a request names (a path segment, a header or the
     /// host) to the token's tenant. Builds [`RequireTenant`]. An allowed
     /// request carries the [`CheckedTenant`](crate::CheckedTenant) on to the
-    /// handler.
+    /// handler. A token without a tenant, or naming another one, gets a
+    /// plain 403 (gRPC `PERMISSION_DENIED`).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use authlayer::{CheckedTenant, Claims, RequireTenantLayer};
+    /// use http::{Request, Response, StatusCode};
+    /// use tower::{Layer, ServiceExt, service_fn};
+    ///
+    /// // `/tenants/{tenant}/orders`: the tenant is segment 1.
+    /// let svc = RequireTenantLayer::path_segment(1).layer(service_fn(|req: Request<()>| async move {
+    ///     let tenant = req.extensions().get::<CheckedTenant>().map(|t| t.as_str().to_owned());
+    ///     Ok::<_, ()>(Response::new(tenant.unwrap_or_default()))
+    /// }));
+    /// let request = |path: &str| -> Result<Request<()>, Box<dyn std::error::Error>> {
+    ///     let mut req = Request::builder().uri(path).body(())?;
+    ///     // Normally VerifyLayer puts the claims there.
+    ///     req.extensions_mut().insert(Claims::<()>::from_json(r#"{"tenant":"acme"}"#)?);
+    ///     Ok(req)
+    /// };
+    /// let own = svc.clone().oneshot(request("/tenants/acme/orders")?).await.unwrap();
+    /// assert_eq!(own.body(), "acme");
+    /// let other = svc.oneshot(request("/tenants/globex/orders")?).await.unwrap();
+    /// assert_eq!(other.status(), StatusCode::FORBIDDEN);
+    /// # Ok(()) }
+    /// ```
     RequireTenantLayer,
     /// The service built by [`RequireTenantLayer`].
     RequireTenant,

@@ -1,40 +1,8 @@
-//! [`VerifyLayer`]: verify the bearer token of every request and put its
-//! [`Claims`] into the request extensions.
-//!
-//! The layer finds the credential and hands it to the engine,
-//! [`Verifier`]; everything about tokens and keys happens there.
-//!
-//! # Example
-//!
-//! ```
-//! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! use authlayer::{Claims, Verifier, VerifyLayer};
-//! use http::{Request, Response, StatusCode};
-//! use tower::{ServiceBuilder, ServiceExt, service_fn};
-//!
-//! let jwks = r#"{"keys":[{"kty":"OKP","crv":"Ed25519","kid":"k1",
-//!     "x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]}"#;
-//! let verifier = Verifier::builder()
-//!     .issuer("https://id.example")
-//!     .jwks_json(jwks)
-//!     .audience("urn:orders")
-//!     .build()
-//!     .await?;
-//!
-//! let service = ServiceBuilder::new()
-//!     .layer(VerifyLayer::new(verifier))
-//!     .service(service_fn(|req: Request<String>| async move {
-//!         let claims = req.extensions().get::<Claims>().cloned();
-//!         Ok::<_, std::convert::Infallible>(Response::new(format!("{:?}", claims.map(|c| c.sub().map(str::to_owned)))))
-//!     }));
-//!
-//! // No token: 401 with an RFC 6750 challenge.
-//! let res = service.oneshot(Request::new(String::new())).await?;
-//! assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
-//! assert_eq!(res.headers()["www-authenticate"], r#"Bearer realm="https://id.example""#);
-//! # Ok(()) }
-//! ```
+//! [`VerifyLayer`] and its service [`Verify`]: find the credential of a
+//! request, hand it to the engine ([`Verifier`]), put the claims into the
+//! extensions and keep the request's audit trail until its response is
+//! known. Everything about tokens and keys happens in the verifier; the
+//! user's documentation is on [`VerifyLayer`].
 
 use std::fmt;
 use std::marker::PhantomData;
@@ -68,9 +36,64 @@ struct Config {
     optional: bool,
 }
 
-/// Layer that verifies bearer tokens and builds [`Verify`].
+/// Verifies the bearer token of every request and puts its [`Claims`] into
+/// the request extensions; builds [`Verify`].
+///
+/// The token comes from `Authorization: Bearer` (the scheme in any case),
+/// or from a cookie or header you name
+/// ([`token_from_cookie`](Self::token_from_cookie),
+/// [`token_from_header`](Self::token_from_header)); a request carrying two
+/// credentials is refused with 400 `invalid_request`. The [`Verifier`]
+/// checks it; an accepted request goes on with its [`Claims`] (and, with
+/// [`with_claims`](Self::with_claims), your own `Claims<E>`) and the raw
+/// [`AccessToken`] in its extensions. A refused one is answered here: 401
+/// with an RFC 6750 challenge, or 503 with `Retry-After` when the keys are
+/// unavailable (gRPC: `UNAUTHENTICATED`, `UNAVAILABLE`), rendered by
+/// [`DefaultReject`] unless you set [`on_reject`](Self::on_reject).
+///
+/// Authorization goes *inside* this layer: the rule layers
+/// ([`RequireScopesLayer`](crate::RequireScopesLayer),
+/// [`RequireRolesLayer`](crate::RequireRolesLayer),
+/// [`RequirePolicyLayer`](crate::RequirePolicyLayer),
+/// [`RequireTenantLayer`](crate::RequireTenantLayer),
+/// [`MethodRulesLayer`](crate::MethodRulesLayer),
+/// [`RequireActiveLayer`](crate::RequireActiveLayer)) read the claims it
+/// put there. In axum, add `VerifyLayer` with `Router::layer` and the rules
+/// with `route_layer`.
 ///
 /// `E` is your own claims type (default `()`); `R` renders rejections.
+///
+/// # Example
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use authlayer::{Claims, Verifier, VerifyLayer};
+/// use http::{Request, Response, StatusCode};
+/// use tower::{ServiceBuilder, ServiceExt, service_fn};
+///
+/// let jwks = r#"{"keys":[{"kty":"OKP","crv":"Ed25519","kid":"k1",
+///     "x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]}"#;
+/// let verifier = Verifier::builder()
+///     .issuer("https://id.example")
+///     .jwks_json(jwks)
+///     .audience("urn:orders")
+///     .build()
+///     .await?;
+///
+/// let service = ServiceBuilder::new()
+///     .layer(VerifyLayer::new(verifier))
+///     .service(service_fn(|req: Request<String>| async move {
+///         let claims = req.extensions().get::<Claims>().cloned();
+///         Ok::<_, std::convert::Infallible>(Response::new(format!("{:?}", claims.map(|c| c.sub().map(str::to_owned)))))
+///     }));
+///
+/// // No token: 401 with an RFC 6750 challenge.
+/// let res = service.oneshot(Request::new(String::new())).await?;
+/// assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+/// assert_eq!(res.headers()["www-authenticate"], r#"Bearer realm="https://id.example""#);
+/// # Ok(()) }
+/// ```
 pub struct VerifyLayer<E = (), R = DefaultReject> {
     config: Arc<Config>,
     on_reject: R,
@@ -153,8 +176,10 @@ impl<E, R> VerifyLayer<E, R> {
         self
     }
 
-    /// Ignore `Authorization: Bearer` (use only the cookie or header sources).
-    /// Defaults to `true`.
+    /// Whether to read the token from `Authorization: Bearer`; `false`
+    /// ignores that header and reads only the
+    /// [cookie](Self::token_from_cookie) or [header](Self::token_from_header)
+    /// sources you add. Defaults to `true`.
     #[must_use]
     pub fn authorization_header(mut self, enabled: bool) -> Self {
         self.config_mut().authorization = enabled;
@@ -503,6 +528,20 @@ mod tests {
             extract_token(&header_and_cookie, &c),
             Err(Reason::MultipleCredentials)
         );
+    }
+
+    #[test]
+    fn authorization_header_false_reads_only_the_other_sources() {
+        let layer = VerifyLayer::new(config().verifier)
+            .token_from_header(HeaderName::from_static("x-token"))
+            .authorization_header(false);
+        let c = &layer.config;
+        assert_eq!(
+            extract_token(&req(&[("authorization", "Bearer a")]), c),
+            Ok(None)
+        );
+        let both = req(&[("authorization", "Bearer a"), ("x-token", "b")]);
+        assert_eq!(extract_token(&both, c), Ok(Some("b")));
     }
 
     #[test]

@@ -17,7 +17,7 @@ use crate::layer::AccessToken;
 
 /// Layer that sets `Authorization: Bearer …` on outbound requests, in place
 /// of any `Authorization` they had; builds [`AttachToken`]. See the
-/// [module docs](super).
+/// [`outbound`](super) module for an example.
 ///
 /// For [`OutboundToken::forward`] and [`OutboundToken::exchange`], the
 /// caller's token is the [`AccessToken`] in the outbound request's

@@ -1,20 +1,6 @@
 //! [`ClientCredentials`]: the service's own token (RFC 6749 §4.4), cached
-//! and renewed ahead of expiry.
-//!
-//! # Example
-//!
-//! ```no_run
-//! # async fn run() -> Result<(), authlayer::outbound::OutboundError> {
-//! use authlayer::outbound::ClientCredentials;
-//!
-//! let tokens = ClientCredentials::builder("https://id.example/token", "orders-service", "secret")
-//!     .scope("inventory:read")
-//!     .audience("urn:inventory")
-//!     .build()?;
-//! let token = tokens.token().await?; // fetched once, then served from memory
-//! assert!(tokens.health().ready);
-//! # let _ = token; Ok(()) }
-//! ```
+//! and renewed ahead of expiry by a background task. The user's
+//! documentation is on the type.
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -162,6 +148,25 @@ impl ClientCredentialsBuilder {
 /// A failed renewal is retried with jittered back-off and shows in
 /// [`health`](Self::health); meanwhile the current token is served until
 /// it expires. The background task ends when the last clone is dropped.
+///
+/// Put it on outbound calls with
+/// [`OutboundToken::service`](super::OutboundToken::service), or use it as
+/// the actor of a [`TokenExchange`](super::TokenExchange).
+///
+/// # Example
+///
+/// ```no_run
+/// # async fn run() -> Result<(), authlayer::outbound::OutboundError> {
+/// use authlayer::outbound::ClientCredentials;
+///
+/// let tokens = ClientCredentials::builder("https://id.example/token", "orders-service", "secret")
+///     .scope("inventory:read")
+///     .audience("urn:inventory")
+///     .build()?;
+/// let token = tokens.token().await?; // fetched once, then served from memory
+/// assert!(tokens.health().ready);
+/// # let _ = token; Ok(()) }
+/// ```
 #[derive(Clone)]
 pub struct ClientCredentials {
     inner: Arc<Inner>,

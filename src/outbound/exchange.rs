@@ -1,21 +1,6 @@
 //! [`TokenExchange`]: trade the caller's token for one meant for the
-//! downstream service (RFC 8693), cached and single-flight.
-//!
-//! # Example
-//!
-//! ```no_run
-//! # async fn run(caller: authlayer::AccessToken) -> Result<(), authlayer::outbound::OutboundError> {
-//! use authlayer::outbound::TokenExchange;
-//!
-//! let exchange = TokenExchange::builder("https://id.example/token", "gateway", "secret").build()?;
-//! // The caller's token (audience urn:gateway) becomes one for urn:orders.
-//! let for_orders = exchange.exchange(&caller, "urn:orders").await?;
-//! // Asked again before it nears its expiry: answered from the cache.
-//! let again = exchange.exchange(&caller, "urn:orders").await?;
-//! assert_eq!(for_orders, again);
-//! assert_eq!(exchange.stats().issuer_calls, 1);
-//! # Ok(()) }
-//! ```
+//! downstream service (RFC 8693), cached and single-flight. The user's
+//! documentation is on the type.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -218,6 +203,25 @@ impl moka::Expiry<Key, Cached> for Expiry {
 /// Exchanged tokens are cached per (subject token, audience) until shortly
 /// before they expire; concurrent exchanges of the same pair share one
 /// request to the issuer. Refusals and failures are not cached.
+///
+/// Put it on outbound calls with
+/// [`OutboundToken::exchange`](super::OutboundToken::exchange).
+///
+/// # Example
+///
+/// ```no_run
+/// # async fn run(caller: authlayer::AccessToken) -> Result<(), authlayer::outbound::OutboundError> {
+/// use authlayer::outbound::TokenExchange;
+///
+/// let exchange = TokenExchange::builder("https://id.example/token", "gateway", "secret").build()?;
+/// // The caller's token (audience urn:gateway) becomes one for urn:orders.
+/// let for_orders = exchange.exchange(&caller, "urn:orders").await?;
+/// // Asked again before it nears its expiry: answered from the cache.
+/// let again = exchange.exchange(&caller, "urn:orders").await?;
+/// assert_eq!(for_orders, again);
+/// assert_eq!(exchange.stats().issuer_calls, 1);
+/// # Ok(()) }
+/// ```
 #[derive(Clone)]
 pub struct TokenExchange {
     inner: Arc<Inner>,

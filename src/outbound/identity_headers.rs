@@ -1,49 +1,6 @@
 //! [`IdentityHeadersLayer`]: pass the verified identity to a backend that
 //! does not verify tokens itself, in `x-auth-*` headers that no client can
-//! spoof.
-//!
-//! # Example
-//!
-//! ```
-//! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! use authlayer::outbound::IdentityHeadersLayer;
-//! use authlayer::test_util::TestIssuer;
-//! use authlayer::{Verifier, VerifyLayer};
-//! use http::{Request, Response};
-//! use tower::{ServiceBuilder, ServiceExt, service_fn};
-//!
-//! let issuer = TestIssuer::new("https://id.example");
-//! let verifier = Verifier::builder()
-//!     .issuer(issuer.issuer())
-//!     .jwks_json(issuer.jwks_json())
-//!     .audience("urn:orders")
-//!     .build()
-//!     .await?;
-//! let backend = ServiceBuilder::new()
-//!     .layer(VerifyLayer::new(verifier))
-//!     .layer(IdentityHeadersLayer::new())
-//!     .service(service_fn(|req: Request<()>| async move {
-//!         let sub = req.headers()["x-auth-sub"].to_str().unwrap().to_owned();
-//!         Ok::<_, std::convert::Infallible>(Response::new(sub))
-//!     }));
-//! let token = issuer.token().audience("urn:orders").sub("alice").sign();
-//! let req = Request::builder()
-//!     .header("authorization", format!("Bearer {token}"))
-//!     .header("x-auth-sub", "admin") // spoofed: removed before it is set
-//!     .body(())?;
-//! assert_eq!(backend.oneshot(req).await?.body(), "alice");
-//! # Ok(()) }
-//! ```
-//!
-//! # Values
-//!
-//! Every value is visible ASCII. Bytes outside `!`..`~`, `%` itself, and
-//! the list separator inside one list item (space in a scope, `,` in a
-//! role) are percent-encoded (`%0D%0A`, `%C3%A9`, `%2C`): a claim holding a
-//! line break can neither start a new header nor split a value, and a
-//! backend recovers the exact claim by percent-decoding each value (each
-//! list item). Claims that are absent give no header.
+//! spoof. The user's documentation is on the layer.
 
 use std::fmt;
 use std::sync::Arc;
@@ -155,6 +112,55 @@ fn encode_list<'a>(items: impl Iterator<Item = &'a str>, separator: u8) -> Optio
 /// Layer that removes inbound identity headers and sets them from the
 /// verified [`Claims`]; builds [`IdentityHeaders`]. Place it after
 /// [`VerifyLayer`](crate::VerifyLayer) (inside it).
+///
+/// For a backend that does not verify tokens itself (behind a gateway):
+/// the identity arrives in `x-auth-*` headers that no client can spoof,
+/// because inbound ones are always removed first (in any case, with `_`
+/// for `-`, renamed ones too).
+///
+/// # Example
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use authlayer::outbound::IdentityHeadersLayer;
+/// use authlayer::test_util::TestIssuer;
+/// use authlayer::{Verifier, VerifyLayer};
+/// use http::{Request, Response};
+/// use tower::{ServiceBuilder, ServiceExt, service_fn};
+///
+/// let issuer = TestIssuer::new("https://id.example");
+/// let verifier = Verifier::builder()
+///     .issuer(issuer.issuer())
+///     .jwks_json(issuer.jwks_json())
+///     .audience("urn:orders")
+///     .build()
+///     .await?;
+/// let backend = ServiceBuilder::new()
+///     .layer(VerifyLayer::new(verifier))
+///     .layer(IdentityHeadersLayer::new())
+///     .service(service_fn(|req: Request<()>| async move {
+///         let sub = req.headers()["x-auth-sub"].to_str().unwrap().to_owned();
+///         Ok::<_, std::convert::Infallible>(Response::new(sub))
+///     }));
+/// let token = issuer.token().audience("urn:orders").sub("alice").sign();
+/// let req = Request::builder()
+///     .header("authorization", format!("Bearer {token}"))
+///     .header("x-auth-sub", "admin") // spoofed: removed before it is set
+///     .body(())?;
+/// assert_eq!(backend.oneshot(req).await?.body(), "alice");
+/// # Ok(()) }
+/// ```
+///
+///
+/// # Values
+///
+/// Every value is visible ASCII. Bytes outside `!`..`~`, `%` itself, and
+/// the list separator inside one list item (space in a scope, `,` in a
+/// role) are percent-encoded (`%0D%0A`, `%C3%A9`, `%2C`): a claim holding a
+/// line break can neither start a new header nor split a value, and a
+/// backend recovers the exact claim by percent-decoding each value (each
+/// list item). Claims that are absent give no header.
 #[derive(Clone)]
 pub struct IdentityHeadersLayer {
     names: Arc<[HeaderName; 6]>,

@@ -132,7 +132,14 @@ impl OutboundError {
     }
 }
 
-/// Which token an outbound call carries. Cheap to clone.
+/// Which token an outbound call carries: the caller's own
+/// ([`forward`](Self::forward)), one exchanged for the downstream audience
+/// ([`exchange`](Self::exchange)) or the service's own
+/// ([`service`](Self::service)). Cheap to clone.
+///
+/// Put it on every request of a tower client with [`AttachTokenLayer`], or
+/// on one request's headers with [`authorize`](Self::authorize). See the
+/// [module](self) for an example of both.
 #[derive(Clone)]
 pub struct OutboundToken {
     mode: Mode,
@@ -223,8 +230,11 @@ impl OutboundToken {
     /// `headers` as their only `Authorization`: the counterpart of
     /// [`AttachTokenLayer`] for clients without tower middleware. Any HTTP
     /// client built on the `http` 1.x types takes it, whichever version of
-    /// it you use: with reqwest, build the request, then
-    /// `authorize(request.headers_mut(), …)` and `execute` it.
+    /// it you use: with reqwest (0.12 or 0.13, not necessarily the one
+    /// authlayer fetches keys with), build the request, then
+    /// `authorize(request.headers_mut(), …)` and `execute` it. It takes the
+    /// headers rather than a client's request type so that no client's
+    /// version is tied to authlayer's.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]

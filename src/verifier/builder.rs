@@ -42,7 +42,8 @@ impl From<Duration> for Stale {
     }
 }
 
-/// Configures and builds a [`Verifier`].
+/// Configures and builds a [`Verifier`] (example there); each setting
+/// names its default.
 ///
 /// The issuer methods (`issuer`, `jwks_url`, `audience`, …) configure the
 /// primary issuer; [`trust`](Self::trust) adds more, and may be used alone.

@@ -1,5 +1,6 @@
-//! [`Verifier`]: token → [`Claims`], against the keys of one or more
-//! trusted issuers.
+//! [`Verifier`], the engine: token → [`Claims`], against the keys of one
+//! or more trusted issuers. The user's documentation is on [`Verifier`]
+//! and [`VerifierBuilder`].
 //!
 //! This file is the whole path from a token to its claims, top to bottom:
 //! the verified-token cache (`check`), then the header, the
@@ -12,29 +13,6 @@
 //! The builder, the issuer configuration and the cache live in the
 //! submodules; the introspection client and its cache in
 //! [`crate::introspect`].
-//!
-//! # Example
-//!
-//! ```
-//! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! use authlayer::{ErrorKind, Verifier};
-//!
-//! // A pinned key set; in production use `.issuer(url)` (OIDC discovery)
-//! // or `.jwks_url(url)`.
-//! let jwks = r#"{"keys":[{"kty":"OKP","crv":"Ed25519","kid":"k1",
-//!     "x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]}"#;
-//! let verifier = Verifier::builder()
-//!     .issuer("https://id.example")
-//!     .jwks_json(jwks)
-//!     .audience("urn:orders")
-//!     .build()
-//!     .await?;
-//!
-//! let err = verifier.verify("not-a-token").await.unwrap_err();
-//! assert_eq!(err.kind(), ErrorKind::InvalidToken);
-//! # Ok(()) }
-//! ```
 
 use std::fmt;
 use std::sync::atomic::Ordering;
@@ -66,6 +44,41 @@ use issuer::{IssuerName, Match};
 ///
 /// Cheap to clone: clones share the key sets, the background refreshers and
 /// the counters. The refreshers stop when the last clone is dropped.
+///
+/// Built with [`Verifier::builder`]: keys come from OIDC discovery
+/// ([`issuer`](VerifierBuilder::issuer)), a JWKS URL or a pinned JWK Set;
+/// the first fetch happens in [`build`](VerifierBuilder::build), which fails
+/// loudly when the issuer is unreachable (unless
+/// [`lazy`](VerifierBuilder::lazy)). Keys are then refreshed in the
+/// background; a token whose key is known is verified without I/O or
+/// locks, and an unknown `kid` triggers one shared, rate-limited refetch.
+/// [`VerifyLayer`](crate::VerifyLayer) uses it for every request;
+/// [`verify`](Self::verify) and [`verify_as`](Self::verify_as) serve code
+/// outside a layer. [`health`](Self::health) and [`metrics`](Self::metrics)
+/// report on it.
+///
+/// # Example
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use authlayer::{ErrorKind, Verifier};
+///
+/// // A pinned key set; in production use `.issuer(url)` (OIDC discovery)
+/// // or `.jwks_url(url)`.
+/// let jwks = r#"{"keys":[{"kty":"OKP","crv":"Ed25519","kid":"k1",
+///     "x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]}"#;
+/// let verifier = Verifier::builder()
+///     .issuer("https://id.example")
+///     .jwks_json(jwks)
+///     .audience("urn:orders")
+///     .build()
+///     .await?;
+///
+/// let err = verifier.verify("not-a-token").await.unwrap_err();
+/// assert_eq!(err.kind(), ErrorKind::InvalidToken);
+/// # Ok(()) }
+/// ```
 #[derive(Clone)]
 pub struct Verifier {
     inner: Arc<Inner>,

@@ -1,4 +1,4 @@
-//! Authorization (issue 10): claims of real providers' shapes, rule layers
+//! Authorization: claims of real providers' shapes, rule layers
 //! over HTTP and gRPC, tenant templates, the `orders` routes, and one audit
 //! record per request.
 

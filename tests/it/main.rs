@@ -33,6 +33,8 @@ mod attacks;
     feature = "metrics"
 ))]
 mod audit;
+#[cfg(feature = "audit-log")]
+mod audit_rules;
 mod authz;
 mod axum;
 mod cache;

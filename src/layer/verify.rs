@@ -153,8 +153,11 @@ impl<E, R> VerifyLayer<E, R> {
         self
     }
 
-    /// Ignore `Authorization: Bearer` (use only the cookie or header sources).
-    /// Defaults to `true`.
+    /// Whether the token is read from `Authorization: Bearer`. With `false`,
+    /// that header is ignored and only the sources added with
+    /// [`token_from_cookie`](Self::token_from_cookie) and
+    /// [`token_from_header`](Self::token_from_header) are read (with none
+    /// of them, no request carries a token). Defaults to `true`.
     #[must_use]
     pub fn authorization_header(mut self, enabled: bool) -> Self {
         self.config_mut().authorization = enabled;

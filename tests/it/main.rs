@@ -36,6 +36,7 @@ mod audit;
 mod authz;
 mod axum;
 mod cache;
+mod config;
 #[cfg(all(feature = "axum", feature = "tonic"))]
 mod e2e;
 mod examples;

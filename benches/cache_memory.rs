@@ -22,7 +22,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
 use authlayer::test_util::TestIssuer;
-use authlayer::{Algorithm, Verifier};
+use authlayer::{Algorithm, CacheSize, Verifier};
 
 const AUD: &str = "urn:orders";
 const SECRET: [u8; 32] = [7; 32];
@@ -53,14 +53,14 @@ fn ready<F: Future>(future: F) -> F::Output {
     }
 }
 
-fn verifier(rt: &tokio::runtime::Runtime, issuer: &TestIssuer, cache: Option<u64>) -> Verifier {
+fn verifier(rt: &tokio::runtime::Runtime, issuer: &TestIssuer, cache: CacheSize) -> Verifier {
     rt.block_on(
         Verifier::builder()
             .issuer(issuer.issuer())
             .jwks_json(issuer.jwks_json())
             .audience(AUD)
             .algorithms([Algorithm::HS256])
-            .shared_secret(Some("hs"), SECRET.to_vec())
+            .shared_secret_with_kid("hs", SECRET.to_vec())
             .token_cache(cache)
             .build(),
     )
@@ -109,7 +109,7 @@ fn main() {
 
     // 1. Control: no cache.
     let (start, _) = rss();
-    let off = verifier(&rt, &issuer, None);
+    let off = verifier(&rt, &issuer, CacheSize::Off);
     let len = feed(&issuer, &off, 100_000, |_| {});
     drop(off);
     let (_, control_peak) = rss();
@@ -122,7 +122,7 @@ fn main() {
 
     // 2a. A 1 MiB cache, to separate what grows with the capacity from
     // what does not.
-    let small = verifier(&rt, &issuer, Some(1024 * 1024));
+    let small = verifier(&rt, &issuer, CacheSize::Bytes(1024 * 1024));
     feed(&issuer, &small, 200_000, |_| {});
     small.settle_cache();
     let (now, peak) = rss();
@@ -137,7 +137,7 @@ fn main() {
     drop(small);
 
     // 2b. The default capacity under 1,000,000 distinct tokens.
-    let default = verifier(&rt, &issuer, Some(16 * 1024 * 1024));
+    let default = verifier(&rt, &issuer, CacheSize::Bytes(16 * 1024 * 1024));
     let began = Instant::now();
     feed(&issuer, &default, 1_000_000, |i| {
         if i % 200_000 == 0 {
@@ -166,7 +166,7 @@ fn main() {
 
     // 3. Bytes per entry: a cache that keeps every token.
     let n = 200_000;
-    let big = verifier(&rt, &issuer, Some(4 * 1024 * 1024 * 1024));
+    let big = verifier(&rt, &issuer, CacheSize::Bytes(4 * 1024 * 1024 * 1024));
     // Warm the allocator with the same churn, then measure from here.
     feed(&issuer, &big, 1_000, |_| {});
     let (before, _) = rss();

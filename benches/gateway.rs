@@ -39,8 +39,8 @@ mod orders;
 
 use std::time::Duration;
 
-use authlayer::Verifier;
 use authlayer::outbound::TokenExchange;
+use authlayer::{CacheSize, Verifier};
 use criterion::{Criterion, criterion_group, criterion_main};
 use issuer::config::{Config, DEMO_USER, GATEWAY_AUDIENCE, GATEWAY_CLIENT, Settings};
 use tokio::runtime::Runtime;
@@ -102,14 +102,14 @@ async fn start() -> Bench {
     };
     let orders = serve(orders::app(verifier("urn:orders").await.expect("verifier"))).await;
     let echo = serve(axum::Router::new().fallback(|| async { "ok" })).await;
-    let exchange = |capacity| {
+    let exchange = |cache: CacheSize| {
         TokenExchange::builder(format!("{iss}/token"), GATEWAY_CLIENT.0, GATEWAY_CLIENT.1)
-            .cache_capacity(capacity)
+            .cache_bytes(cache)
             .build()
             .expect("exchange client")
     };
-    let mode = |capacity| gateway::Mode::Exchange {
-        exchange: exchange(capacity),
+    let mode = |cache| gateway::Mode::Exchange {
+        exchange: exchange(cache),
         audience: "urn:orders".into(),
     };
     let forward = serve(gateway::app(
@@ -121,13 +121,13 @@ async fn start() -> Bench {
     let exchange_cached = serve(gateway::app(
         verifier(GATEWAY_AUDIENCE).await.expect("verifier"),
         &orders,
-        mode(10_000),
+        mode(CacheSize::Bytes(32 * 1024 * 1024)),
     ))
     .await;
     let exchange_uncached = serve(gateway::app(
         verifier(GATEWAY_AUDIENCE).await.expect("verifier"),
         &orders,
-        mode(0),
+        mode(CacheSize::Off),
     ))
     .await;
     let headers = serve(gateway::app(

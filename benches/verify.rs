@@ -30,7 +30,8 @@ use std::time::{Duration, Instant};
 
 use authlayer::test_util::{TestIssuer, kids};
 use authlayer::{
-    Algorithm, Claims, Policy, RequirePolicyLayer, RequireScopesLayer, Verifier, VerifyLayer,
+    Algorithm, CacheSize, Claims, Policy, RequirePolicyLayer, RequireScopesLayer, Verifier,
+    VerifyLayer,
 };
 use criterion::{BenchmarkGroup, Criterion, criterion_group, criterion_main};
 use http::header::AUTHORIZATION;
@@ -146,7 +147,7 @@ fn token(issuer: &TestIssuer, alg: Algorithm) -> String {
         .sign()
 }
 
-fn verifier(rt: &Runtime, issuer: &TestIssuer, alg: Algorithm, cache: Option<u64>) -> Verifier {
+fn verifier(rt: &Runtime, issuer: &TestIssuer, alg: Algorithm, cache: CacheSize) -> Verifier {
     let mut builder = Verifier::builder()
         .issuer(issuer.issuer())
         .jwks_json(issuer.jwks_json())
@@ -155,7 +156,7 @@ fn verifier(rt: &Runtime, issuer: &TestIssuer, alg: Algorithm, cache: Option<u64
     if alg == Algorithm::HS256 {
         builder = builder
             .algorithms([Algorithm::HS256])
-            .shared_secret(Some(HS_KID), SECRET.to_vec());
+            .shared_secret_with_kid(HS_KID, SECRET.to_vec());
     }
     rt.block_on(builder.build()).expect("verifier")
 }
@@ -169,7 +170,7 @@ fn decoding_key(issuer: &TestIssuer, alg: Algorithm) -> DecodingKey {
 }
 
 /// The default cache size, as `Verifier::builder()` sets it.
-const DEFAULT_CACHE: Option<u64> = Some(8 * 1024 * 1024);
+const DEFAULT_CACHE: CacheSize = CacheSize::Bytes(8 * 1024 * 1024);
 
 fn algorithms(c: &mut Criterion) {
     let rt = runtime();
@@ -199,7 +200,7 @@ fn bench_algorithm(
     let auth = bearer(&token);
     // Building a verifier installs the crypto provider jsonwebtoken needs.
     let cached = verifier(rt, issuer, alg, DEFAULT_CACHE);
-    let uncached = verifier(rt, issuer, alg, None);
+    let uncached = verifier(rt, issuer, alg, CacheSize::Off);
 
     let key = decoding_key(issuer, alg);
     let (message, signature) = token.rsplit_once('.').expect("compact token");

@@ -10,21 +10,36 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::StatusCode;
-/// What went wrong while building a [`Verifier`](crate::Verifier).
+/// What went wrong while building a [`Verifier`](crate::Verifier), a
+/// [`ClientCredentials`](crate::outbound::ClientCredentials) or a
+/// [`TokenExchange`](crate::outbound::TokenExchange).
 ///
-/// Every variant names what to fix; none of them ever carries key material.
+/// A refused value is an [`InvalidSetting`](Self::InvalidSetting) or, for a
+/// URL, a [`Url`](Self::Url): both name the setting to fix, as its setter is
+/// spelled ([`setting`](Self::setting)). Every variant names what to fix;
+/// none of them ever carries key material or a secret.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum BuildError {
-    /// A setting has a value that cannot work.
-    #[error("invalid configuration: {reason}")]
-    Config {
+    /// A setting has a value that cannot work, alone or with another one.
+    #[error("invalid setting {setting}{}: {reason}", of_issuer(issuer.as_deref()))]
+    InvalidSetting {
+        /// The setting, spelled as its setter: `fetch_timeout`, `audience`,
+        /// `introspection.timeout`, `client_credentials.timeout`,
+        /// `token_exchange.cache_bytes`.
+        setting: &'static str,
+        /// The issuer whose setting it is, for a per-issuer setting.
+        issuer: Option<String>,
         /// What is wrong and how to fix it.
         reason: String,
     },
-    /// A URL was rejected before any request was made.
-    #[error("refusing key URL {url}: {reason}")]
+    /// A URL was refused before any request was made.
+    #[error("refusing URL {url} ({setting}): {reason}")]
     Url {
+        /// The setting that gave the URL, spelled as its setter: `issuer`,
+        /// `jwks_url`, `tenant_template`, `introspection.endpoint`,
+        /// `client_credentials.token_url`, `token_exchange.token_url`.
+        setting: &'static str,
         /// The configured URL.
         url: String,
         /// Why it was refused.
@@ -55,6 +70,49 @@ pub enum BuildError {
         "no jsonwebtoken crypto provider: enable feature \"aws-lc-rs\" or \"rust-crypto\", or install one with jsonwebtoken::crypto::CryptoProvider::install_default"
     )]
     NoCryptoProvider,
+    /// `build()` ran outside a tokio runtime, which the key refreshers need.
+    #[error("build() must run inside a tokio runtime")]
+    NoRuntime,
+}
+
+impl BuildError {
+    /// The setting to fix, spelled as its setter (`fetch_timeout`,
+    /// `introspection.timeout`), when one value is to blame.
+    pub fn setting(&self) -> Option<&'static str> {
+        match self {
+            Self::InvalidSetting { setting, .. } | Self::Url { setting, .. } => Some(setting),
+            _ => None,
+        }
+    }
+
+    /// An [`InvalidSetting`](Self::InvalidSetting) of no issuer.
+    pub(crate) fn setting_error(setting: &'static str, reason: impl Into<String>) -> Self {
+        Self::InvalidSetting {
+            setting,
+            issuer: None,
+            reason: reason.into(),
+        }
+    }
+
+    /// An [`InvalidSetting`](Self::InvalidSetting) of the issuer `iss`.
+    pub(crate) fn issuer_setting(
+        setting: &'static str,
+        iss: &str,
+        reason: impl Into<String>,
+    ) -> Self {
+        Self::InvalidSetting {
+            setting,
+            issuer: Some(iss.to_owned()),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// ` of issuer "…"`, or nothing.
+fn of_issuer(issuer: Option<&str>) -> String {
+    issuer
+        .map(|iss| format!(" of issuer {iss:?}"))
+        .unwrap_or_default()
 }
 
 /// Why fetching or parsing a key set or discovery document failed.

@@ -250,7 +250,7 @@ pub use layer::{
 };
 pub use policy::{CheckedTenant, Policy};
 pub use reject::{DefaultReject, OnReject, RejectContext};
-pub use verifier::{Issuer, Stale, Verifier, VerifierBuilder};
+pub use verifier::{CacheSize, Issuer, Stale, Verifier, VerifierBuilder};
 
 /// The HTTP client this crate fetches keys, discovery documents and tokens
 /// with, re-exported because the `http_client` settings take its `Client`:

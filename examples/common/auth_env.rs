@@ -99,7 +99,9 @@ fn introspection_from_env() -> Result<Option<Introspection>, BuildError> {
         None | Some("basic" | "client_secret_basic") => ClientAuth::Basic,
         Some("post" | "client_secret_post") => ClientAuth::Post,
         Some(other) => {
-            return Err(BuildError::Config {
+            return Err(BuildError::InvalidSetting {
+                setting: "introspection.client_auth",
+                issuer: None,
                 reason: format!("AUTH_INTROSPECTION_AUTH={other:?}: use basic or post"),
             });
         }

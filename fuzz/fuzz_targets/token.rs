@@ -55,8 +55,8 @@ static FIXTURE: LazyLock<Fixture> = LazyLock::new(|| {
                     Algorithm::EdDSA,
                     Algorithm::HS256,
                 ])
-                .shared_secret(Some(HMAC_KID), SECRET.to_vec())
-                .max_token_len(MAX_TOKEN_LEN)
+                .shared_secret_with_kid(HMAC_KID, SECRET.to_vec())
+                .max_token_bytes(MAX_TOKEN_LEN)
                 .build(),
         )
         .expect("verifier");

@@ -249,6 +249,16 @@ mod tests {
         assert!(matches!(r.lookup("t", None), Lookup::Miss));
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn zero_lifetimes_reuse_no_answer() {
+        let r = Results::new(1 << 20, 1 << 16, Duration::ZERO, Duration::ZERO);
+        r.confirm("active", confirmed(unix_now() + 3600));
+        r.refuse("refused", Reason::Inactive);
+        // Not even at the instant it was stored: every request asks.
+        assert!(matches!(r.lookup("active", None), Lookup::Miss));
+        assert!(matches!(r.lookup("refused", None), Lookup::Miss));
+    }
+
     #[test]
     fn an_already_expired_answer_is_not_kept() {
         let r = results();

@@ -7,6 +7,8 @@
 use std::fmt;
 use std::time::Duration;
 
+use crate::error::BuildError;
+
 mod cache;
 mod client;
 mod flight;
@@ -111,7 +113,7 @@ impl fmt::Debug for Introspection {
 }
 
 impl Introspection {
-    /// Introspect as the client `client_id` with `client_secret`.
+    /// Introspect as the client `client_id` (not empty) with `client_secret`.
     pub fn new(client_id: impl Into<String>, client_secret: impl Into<String>) -> Self {
         Self {
             client_id: client_id.into(),
@@ -145,14 +147,14 @@ impl Introspection {
     }
 
     /// The longest a request waits for an answer, queueing for a free call
-    /// included; past it, the request gets 503. Defaults to 2 s.
+    /// included; past it, the request gets 503. Not zero. Defaults to 2 s.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
     }
 
-    /// Largest response body accepted; a larger one counts as a failure
-    /// (503). Defaults to 64 KiB.
+    /// Largest response body accepted, in bytes; a larger one counts as a
+    /// failure (503). Not zero. Defaults to 64 KiB.
     pub fn max_response_bytes(mut self, bytes: usize) -> Self {
         self.max_response_bytes = bytes;
         self
@@ -161,29 +163,42 @@ impl Introspection {
     /// How long an active answer is reused; never past the token's `exp`.
     /// A revocation is seen at most this late (a
     /// [`RequireActiveLayer`](crate::RequireActiveLayer) route asks for a
-    /// younger answer). Defaults to 30 s.
+    /// younger answer). Zero reuses no answer: every request asks the
+    /// endpoint (concurrent ones for one token share a call). At most a day.
+    /// Defaults to 30 s.
     pub fn cache_ttl(mut self, ttl: Duration) -> Self {
         self.cache_ttl = ttl;
         self
     }
 
-    /// How long an inactive (or refused) answer is reused. Defaults to 5 s.
+    /// How long an inactive (or refused) answer is reused; zero reuses none.
+    /// At most a day. Defaults to 5 s.
     pub fn inactive_ttl(mut self, ttl: Duration) -> Self {
         self.inactive_ttl = ttl;
         self
     }
 
-    /// Memory for cached active answers, and separately for inactive ones:
-    /// each entry is charged its token length plus a fixed overhead, so a
-    /// flood of unknown tokens fills only the inactive cache and never evicts
-    /// a good answer. Defaults to 8 MiB and 1 MiB.
-    pub fn cache_bytes(mut self, active: u64, inactive: u64) -> Self {
-        self.cache_bytes = active;
-        self.inactive_cache_bytes = inactive;
+    /// Memory for cached active answers, in bytes: each entry is charged its
+    /// token length, its answer and a fixed overhead. Inactive answers have
+    /// their own budget ([`inactive_cache_bytes`](Self::inactive_cache_bytes)),
+    /// so a flood of unknown tokens never evicts a good answer. Not zero: to
+    /// reuse no answer, set [`cache_ttl`](Self::cache_ttl) to zero. Defaults
+    /// to 8 MiB.
+    pub fn cache_bytes(mut self, bytes: u64) -> Self {
+        self.cache_bytes = bytes;
         self
     }
 
-    /// Most calls to the endpoint in flight at once. Defaults to 16.
+    /// Memory for cached inactive (or refused) answers, in bytes; see
+    /// [`cache_bytes`](Self::cache_bytes). Not zero: to reuse no refusal,
+    /// set [`inactive_ttl`](Self::inactive_ttl) to zero. Defaults to 1 MiB.
+    pub fn inactive_cache_bytes(mut self, bytes: u64) -> Self {
+        self.inactive_cache_bytes = bytes;
+        self
+    }
+
+    /// Most calls to the endpoint in flight at once. Not zero. Defaults to
+    /// 16.
     pub fn max_concurrency(mut self, calls: usize) -> Self {
         self.max_concurrency = calls;
         self
@@ -220,7 +235,7 @@ impl Introspection {
     /// `max_pending` to the new tokens you expect per answer time, with room
     /// to spare; watch [`Metrics::introspection_shed`](crate::Metrics::introspection_shed).
     ///
-    /// Defaults to 256.
+    /// At least [`max_concurrency`](Self::max_concurrency). Defaults to 256.
     pub fn max_pending(mut self, tokens: usize) -> Self {
         self.max_pending = tokens;
         self
@@ -243,28 +258,51 @@ impl Introspection {
         self
     }
 
-    /// What is wrong with these settings, if anything.
-    pub(crate) fn problem(&self) -> Option<&'static str> {
+    /// Refuses settings that cannot work, naming the setting and `issuer`.
+    pub(crate) fn validate(&self, issuer: &str) -> Result<(), BuildError> {
+        let fail = |setting, reason: &str| Err(BuildError::issuer_setting(setting, issuer, reason));
         if self.client_id.is_empty() {
-            return Some("introspection: the client_id must not be empty");
+            return fail("introspection.client_id", "must not be empty");
         }
         if self.timeout.is_zero() {
-            return Some("introspection: the timeout must be positive");
+            return fail("introspection.timeout", "must be positive");
         }
-        if self.max_response_bytes == 0 || self.cache_bytes == 0 || self.inactive_cache_bytes == 0 {
-            return Some("introspection: max_response_bytes and cache_bytes must be positive");
+        if self.max_response_bytes == 0 {
+            return fail(
+                "introspection.max_response_bytes",
+                "must be positive: 0 admits no answer",
+            );
+        }
+        if self.cache_bytes == 0 {
+            return fail(
+                "introspection.cache_bytes",
+                "must be positive (to reuse no answer, set cache_ttl to zero)",
+            );
+        }
+        if self.inactive_cache_bytes == 0 {
+            return fail(
+                "introspection.inactive_cache_bytes",
+                "must be positive (to reuse no refusal, set inactive_ttl to zero)",
+            );
         }
         // moka refuses (panics on) lifetimes beyond 1000 years; a day is
         // far more than any answer should be trusted.
-        if self.cache_ttl > MAX_TTL || self.inactive_ttl > MAX_TTL {
-            return Some("introspection: cache_ttl and inactive_ttl must be at most one day");
+        if self.cache_ttl > MAX_TTL {
+            return fail("introspection.cache_ttl", "must be at most one day");
         }
-        if self.max_concurrency == 0 || self.max_pending < self.max_concurrency {
-            return Some(
-                "introspection: max_concurrency must be at least 1 and max_pending at least max_concurrency",
+        if self.inactive_ttl > MAX_TTL {
+            return fail("introspection.inactive_ttl", "must be at most one day");
+        }
+        if self.max_concurrency == 0 {
+            return fail("introspection.max_concurrency", "must be at least 1");
+        }
+        if self.max_pending < self.max_concurrency {
+            return fail(
+                "introspection.max_pending",
+                "must be at least max_concurrency",
             );
         }
-        None
+        Ok(())
     }
 }
 
@@ -313,14 +351,23 @@ pub(crate) mod fuzzing {
 mod tests {
     use super::*;
 
+    /// The setting `introspection` names in its build error, if any.
+    fn refused(introspection: &Introspection) -> Option<&'static str> {
+        let err = introspection.validate("https://id.example").err()?;
+        assert!(
+            matches!(&err, BuildError::InvalidSetting { issuer: Some(i), .. } if i == "https://id.example"),
+            "{err}"
+        );
+        err.setting()
+    }
+
     #[test]
     fn cache_lifetimes_beyond_a_day_are_a_configuration_error() {
-        let ok = Introspection::new("c", "s");
-        assert_eq!(ok.problem(), None);
+        assert_eq!(refused(&Introspection::new("c", "s")), None);
         let long = Introspection::new("c", "s").inactive_ttl(Duration::MAX);
-        assert!(long.problem().unwrap().contains("at most one day"));
+        assert_eq!(refused(&long), Some("introspection.inactive_ttl"));
         let long = Introspection::new("c", "s").cache_ttl(Duration::from_secs(90_000));
-        assert!(long.problem().is_some());
+        assert_eq!(refused(&long), Some("introspection.cache_ttl"));
     }
 
     #[tokio::test]
@@ -341,6 +388,7 @@ mod tests {
                 .contains("introspection needs one issuer name"),
             "{err}"
         );
+        assert_eq!(err.setting(), Some("introspection"));
     }
 
     #[test]
@@ -367,13 +415,36 @@ mod tests {
     }
 
     #[test]
-    fn inconsistent_limits_are_explained() {
+    fn every_refused_value_names_its_setting() {
         let base = || Introspection::new("id", "s");
-        assert!(base().problem().is_none());
-        assert!(Introspection::new("", "s").problem().is_some());
-        assert!(base().timeout(Duration::ZERO).problem().is_some());
-        assert!(base().max_concurrency(0).problem().is_some());
-        assert!(base().max_concurrency(8).max_pending(4).problem().is_some());
-        assert!(base().cache_bytes(0, 1).problem().is_some());
+        assert_eq!(refused(&base()), None);
+        for (introspection, setting) in [
+            (Introspection::new("", "s"), "introspection.client_id"),
+            (base().timeout(Duration::ZERO), "introspection.timeout"),
+            (
+                base().max_response_bytes(0),
+                "introspection.max_response_bytes",
+            ),
+            (base().cache_bytes(0), "introspection.cache_bytes"),
+            (
+                base().inactive_cache_bytes(0),
+                "introspection.inactive_cache_bytes",
+            ),
+            (base().max_concurrency(0), "introspection.max_concurrency"),
+            (
+                base().max_concurrency(8).max_pending(4),
+                "introspection.max_pending",
+            ),
+        ] {
+            assert_eq!(refused(&introspection), Some(setting), "{introspection:?}");
+        }
+    }
+
+    #[test]
+    fn zero_lifetimes_mean_no_reuse_and_are_accepted() {
+        let none = Introspection::new("id", "s")
+            .cache_ttl(Duration::ZERO)
+            .inactive_ttl(Duration::ZERO);
+        assert_eq!(refused(&none), None);
     }
 }

@@ -176,10 +176,11 @@ impl<E, R> VerifyLayer<E, R> {
         self
     }
 
-    /// Whether to read the token from `Authorization: Bearer`; `false`
-    /// ignores that header and reads only the
-    /// [cookie](Self::token_from_cookie) or [header](Self::token_from_header)
-    /// sources you add. Defaults to `true`.
+    /// Whether the token is read from `Authorization: Bearer`. With `false`,
+    /// that header is ignored and only the sources added with
+    /// [`token_from_cookie`](Self::token_from_cookie) and
+    /// [`token_from_header`](Self::token_from_header) are read (with none
+    /// of them, no request carries a token). Defaults to `true`.
     #[must_use]
     pub fn authorization_header(mut self, enabled: bool) -> Self {
         self.config_mut().authorization = enabled;

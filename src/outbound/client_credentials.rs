@@ -11,8 +11,9 @@ use arc_swap::ArcSwapOption;
 use serde::Serialize;
 use tokio::time::Instant;
 
-use super::endpoint::{Endpoint, Issued};
+use super::endpoint::{Endpoint, Issued, Names};
 use super::{OutboundError, jitter};
+use crate::error::BuildError;
 use crate::layer::AccessToken;
 use crate::telemetry;
 
@@ -24,6 +25,18 @@ const MIN_WAIT: Duration = Duration::from_secs(1);
 const ASSUMED_LIFETIME: Duration = Duration::from_secs(60);
 /// Retries after failed renewals never wait longer than this.
 const MAX_RETRY: Duration = Duration::from_secs(60);
+
+/// The fractions of a token's lifetime [`ClientCredentialsBuilder::renew_at`]
+/// accepts: not so early that tokens are renewed all the time, not so late
+/// that a slow renewal lets the token lapse.
+const RENEW_AT: std::ops::RangeInclusive<f64> = 0.1..=0.95;
+
+/// The settings of the builder, as build errors name them.
+const NAMES: Names = Names {
+    token_url: "client_credentials.token_url",
+    client_id: "client_credentials.client_id",
+    timeout: "client_credentials.timeout",
+};
 
 /// Builds a [`ClientCredentials`].
 #[must_use]
@@ -66,15 +79,16 @@ impl ClientCredentialsBuilder {
         self
     }
 
-    /// Renew when this fraction of the token's lifetime has passed (clamped
-    /// to 0.1–0.95). Defaults to 0.8.
+    /// Renew when this fraction of the token's lifetime has passed: from
+    /// 0.1 to 0.95, anything else (NaN included) is a build error. Defaults
+    /// to 0.8.
     pub fn renew_at(mut self, fraction: f64) -> Self {
-        self.renew_at = fraction.clamp(0.1, 0.95);
+        self.renew_at = fraction;
         self
     }
 
     /// Bound on one request to the token endpoint (connect, send, read).
-    /// Defaults to 5 s.
+    /// Not zero. Defaults to 5 s.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
@@ -82,7 +96,8 @@ impl ClientCredentialsBuilder {
 
     /// Wait before the first retry of a failed renewal; doubled on every
     /// further failure up to 60 s, each wait shortened by up to half at
-    /// random (jitter) so that replicas do not retry in step. Defaults to 1 s.
+    /// random (jitter) so that replicas do not retry in step. Retries are at
+    /// least 1 s apart whatever this is (zero included). Defaults to 1 s.
     pub fn retry_backoff(mut self, base: Duration) -> Self {
         self.retry = base;
         self
@@ -96,22 +111,39 @@ impl ClientCredentialsBuilder {
         self
     }
 
-    /// The HTTP client to use (proxies, TLS roots). Defaults to a client that
-    /// follows no redirects. Whatever this client's redirect policy, a token
+    /// The HTTP client to use (proxies, TLS roots). Whatever this client's redirect policy, a token
     /// endpoint answering 3xx is an error: the secret is not sent on.
     /// Give it `redirect(reqwest::redirect::Policy::none())` all the same:
     /// a following client answered 301, 302 or 303 by the endpoint's own
     /// origin makes one bodiless `GET` there, with `Basic` client
-    /// credentials, before the answer is refused.
+    /// credentials, before the answer is refused. Defaults to a client that
+    /// follows no redirects.
     pub fn http_client(mut self, client: reqwest::Client) -> Self {
         self.http = Some(client);
         self
     }
 
-    /// Builds the source; no request is made until the first
-    /// [`token`](ClientCredentials::token).
-    pub fn build(self) -> Result<ClientCredentials, OutboundError> {
+    /// Checks the settings and builds the source; no request is made until
+    /// the first [`token`](ClientCredentials::token). A value that cannot
+    /// work is a [`BuildError`] naming the setting
+    /// (`client_credentials.timeout`, …).
+    pub fn build(self) -> Result<ClientCredentials, BuildError> {
+        // SECURITY (availability): `Duration::mul_f64` panics on NaN, so an
+        // unchecked fraction would panic the renewal; out of range, it
+        // renews constantly or too late.
+        if !RENEW_AT.contains(&self.renew_at) {
+            return Err(BuildError::setting_error(
+                "client_credentials.renew_at",
+                format!(
+                    "{} is not a fraction from {} to {} of the token's lifetime",
+                    self.renew_at,
+                    RENEW_AT.start(),
+                    RENEW_AT.end()
+                ),
+            ));
+        }
         let endpoint = Endpoint::new(
+            &NAMES,
             &self.url,
             &self.client_id,
             &self.secret,
@@ -156,13 +188,13 @@ impl ClientCredentialsBuilder {
 /// # Example
 ///
 /// ```no_run
-/// # async fn run() -> Result<(), authlayer::outbound::OutboundError> {
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 /// use authlayer::outbound::ClientCredentials;
 ///
 /// let tokens = ClientCredentials::builder("https://id.example/token", "orders-service", "secret")
 ///     .scope("inventory:read")
 ///     .audience("urn:inventory")
-///     .build()?;
+///     .build()?; // a BuildError naming the setting to fix
 /// let token = tokens.token().await?; // fetched once, then served from memory
 /// assert!(tokens.health().ready);
 /// # let _ = token; Ok(()) }
@@ -411,12 +443,60 @@ async fn renew_loop(weak: Weak<Inner>) {
 mod tests {
     use super::*;
 
+    fn builder() -> ClientCredentialsBuilder {
+        ClientCredentials::builder("https://id.example/token", "c", "s")
+    }
+
     #[test]
-    fn renew_fraction_is_clamped() {
-        let b = ClientCredentials::builder("https://id.example/token", "c", "s").renew_at(2.0);
-        assert!((b.renew_at - 0.95).abs() < f64::EPSILON);
-        let b = ClientCredentials::builder("https://id.example/token", "c", "s").renew_at(0.0);
-        assert!((b.renew_at - 0.1).abs() < f64::EPSILON);
+    fn a_renew_fraction_out_of_range_is_refused_not_clamped() {
+        for fraction in [2.0, 0.0, 0.05, 0.96, -1.0, f64::NAN, f64::INFINITY] {
+            let err = builder().renew_at(fraction).build().unwrap_err();
+            assert_eq!(
+                err.setting(),
+                Some("client_credentials.renew_at"),
+                "{fraction}: {err}"
+            );
+        }
+        for fraction in [0.1, 0.5, 0.95] {
+            let source = builder().renew_at(fraction).build().unwrap();
+            assert!((source.inner.renew_at - fraction).abs() < f64::EPSILON);
+        }
+    }
+
+    #[test]
+    fn values_that_cannot_work_are_build_errors_naming_the_setting() {
+        let refused = |b: ClientCredentialsBuilder| b.build().unwrap_err().setting();
+        assert_eq!(
+            refused(builder().timeout(Duration::ZERO)),
+            Some("client_credentials.timeout")
+        );
+        assert_eq!(
+            refused(ClientCredentials::builder(
+                "https://id.example/token",
+                "",
+                "s"
+            )),
+            Some("client_credentials.client_id")
+        );
+        let err = ClientCredentials::builder("http://id.example/token", "c", "s")
+            .build()
+            .unwrap_err();
+        assert!(
+            matches!(
+                &err,
+                BuildError::Url {
+                    setting: "client_credentials.token_url",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(
+            ClientCredentials::builder("http://id.example/token", "c", "s")
+                .allow_insecure_http(true)
+                .build()
+                .is_ok()
+        );
     }
 
     #[test]

@@ -13,6 +13,7 @@ use serde::Deserialize;
 use tokio::time::Instant;
 
 use super::OutboundError;
+use crate::error::{BuildError, FetchError};
 use crate::layer::AccessToken;
 
 /// Lifetimes beyond a year are read as a year.
@@ -21,6 +22,14 @@ const MAX_LIFETIME_SECS: u64 = 365 * 24 * 60 * 60;
 /// SECURITY (DoS): a token response is a few hundred bytes; a larger body is
 /// refused before it is buffered.
 const MAX_BODY: usize = 64 * 1024;
+
+/// How the builder of an endpoint spells the settings it is made of, for
+/// the [`BuildError`] naming the one to fix.
+pub(crate) struct Names {
+    pub(crate) token_url: &'static str,
+    pub(crate) client_id: &'static str,
+    pub(crate) timeout: &'static str,
+}
 
 /// Where and as whom to ask for tokens.
 #[derive(Clone)]
@@ -76,27 +85,36 @@ fn form(value: &str) -> String {
 }
 
 impl Endpoint {
+    /// Checks the settings (named as `names` spells them) and builds the
+    /// HTTP client, if none is given.
     pub(crate) fn new(
+        names: &Names,
         url: &str,
         client_id: &str,
         secret: &str,
         http: Option<reqwest::Client>,
         timeout: Duration,
         allow_http: bool,
-    ) -> Result<Self, OutboundError> {
+    ) -> Result<Self, BuildError> {
         // SECURITY: the client secret and the tokens travel here; plain http
         // only to this machine (unless explicitly allowed), as for key URLs.
-        let url =
-            crate::jwks::parse_url(url, allow_http).map_err(|reason| OutboundError::Config {
-                reason: format!("token endpoint {url:?}: {reason}"),
-            })?;
+        let parsed = crate::jwks::parse_url(url, allow_http).map_err(|reason| BuildError::Url {
+            setting: names.token_url,
+            url: url.to_owned(),
+            reason,
+        })?;
+        if client_id.is_empty() {
+            return Err(BuildError::setting_error(
+                names.client_id,
+                "must not be empty",
+            ));
+        }
+        if timeout.is_zero() {
+            return Err(BuildError::setting_error(names.timeout, "must be positive"));
+        }
         let credentials = STANDARD.encode(format!("{}:{}", form(client_id), form(secret)));
-        let mut basic =
-            http::HeaderValue::try_from(format!("Basic {credentials}")).map_err(|_| {
-                OutboundError::Config {
-                    reason: "client credentials cannot form a header".into(),
-                }
-            })?;
+        let mut basic = http::HeaderValue::try_from(format!("Basic {credentials}"))
+            .map_err(|_| BuildError::setting_error(names.client_id, "cannot form a header"))?;
         basic.set_sensitive(true);
         let http = match http {
             Some(client) => client,
@@ -104,10 +122,14 @@ impl Endpoint {
                 .redirect(reqwest::redirect::Policy::none())
                 .user_agent(concat!("authlayer/", env!("CARGO_PKG_VERSION")))
                 .build()
-                .map_err(|e| OutboundError::Config {
-                    reason: format!("cannot build HTTP client: {e}"),
+                .map_err(|e| BuildError::Fetch {
+                    url: url.to_owned(),
+                    cause: FetchError::Request {
+                        reason: format!("cannot build the HTTP client: {e}"),
+                    },
                 })?,
         };
+        let url = parsed;
         Ok(Self {
             url,
             basic,
@@ -249,9 +271,16 @@ fn describe(e: &reqwest::Error) -> String {
 mod tests {
     use super::*;
 
+    const NAMES: Names = Names {
+        token_url: "test.token_url",
+        client_id: "test.client_id",
+        timeout: "test.timeout",
+    };
+
     #[test]
     fn remote_plain_http_endpoint_is_refused() {
         let e = Endpoint::new(
+            &NAMES,
             "http://id.example/token",
             "c",
             "s",
@@ -260,9 +289,13 @@ mod tests {
             false,
         )
         .unwrap_err();
-        assert!(matches!(e, OutboundError::Config { .. }), "{e}");
+        assert!(
+            matches!(&e, BuildError::Url { setting: "test.token_url", url, .. } if url == "http://id.example/token"),
+            "{e}"
+        );
         assert!(
             Endpoint::new(
+                &NAMES,
                 "http://id.example/token",
                 "c",
                 "s",
@@ -275,6 +308,7 @@ mod tests {
         );
         assert!(
             Endpoint::new(
+                &NAMES,
                 "http://127.0.0.1:1/token",
                 "c",
                 "s",
@@ -289,6 +323,7 @@ mod tests {
     #[test]
     fn debug_hides_the_secret() {
         let e = Endpoint::new(
+            &NAMES,
             "https://id.example/token",
             "c",
             "hunter2",
@@ -307,6 +342,7 @@ mod tests {
     #[test]
     fn credentials_are_form_encoded_before_base64() {
         let e = Endpoint::new(
+            &NAMES,
             "https://id.example/token",
             "a:b",
             "p w",

@@ -12,12 +12,21 @@ use serde::Serialize;
 use tokio::sync::OnceCell;
 use tokio::time::Instant;
 
-use super::endpoint::Endpoint;
+use super::endpoint::{Endpoint, Names};
 use super::{ClientCredentials, OutboundError, TOKEN_TYPE_ACCESS};
+use crate::error::BuildError;
 use crate::layer::AccessToken;
 use crate::telemetry;
+use crate::verifier::CacheSize;
 
 const GRANT_TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+
+/// The settings of the builder, as build errors name them.
+const NAMES: Names = Names {
+    token_url: "token_exchange.token_url",
+    client_id: "token_exchange.client_id",
+    timeout: "token_exchange.timeout",
+};
 
 /// (subject token, audience).
 type Key = (AccessToken, Arc<str>);
@@ -38,8 +47,8 @@ pub struct TokenExchangeBuilder {
     secret: String,
     actor: Option<ClientCredentials>,
     scope: Option<String>,
-    capacity: u64,
-    max_bytes: u64,
+    entries: u64,
+    cache: CacheSize,
     margin: Duration,
     timeout: Duration,
     http: Option<reqwest::Client>,
@@ -51,8 +60,8 @@ impl fmt::Debug for TokenExchangeBuilder {
         f.debug_struct("TokenExchangeBuilder")
             .field("url", &self.url)
             .field("client_id", &self.client_id)
-            .field("capacity", &self.capacity)
-            .field("max_bytes", &self.max_bytes)
+            .field("entries", &self.entries)
+            .field("cache", &self.cache)
             .finish_non_exhaustive()
     }
 }
@@ -73,35 +82,36 @@ impl TokenExchangeBuilder {
         self
     }
 
-    /// How many exchanged tokens to keep, at most; `0` turns the cache off,
-    /// so every exchange asks the issuer. The cache is bounded in bytes as
-    /// well ([`cache_max_bytes`](Self::cache_max_bytes)): whichever bound
-    /// is reached first evicts. Defaults to 10 000.
-    pub fn cache_capacity(mut self, entries: u64) -> Self {
-        self.capacity = entries;
+    /// How many exchanged tokens to keep, at most. The cache is bounded in
+    /// bytes as well ([`cache_bytes`](Self::cache_bytes)): whichever bound
+    /// is reached first evicts. Not zero: turn the cache off with
+    /// `cache_bytes(CacheSize::Off)`. Defaults to 10 000.
+    pub fn cache_entries(mut self, entries: u64) -> Self {
+        self.entries = entries;
         self
     }
 
     /// How much memory cached tokens may take, at most: each entry is
     /// charged the lengths of its subject token, audience and exchanged
     /// token, plus 512 bytes for the key, the value and the cache's own
-    /// bookkeeping (about 350 measured). `0` turns the cache off. Defaults
-    /// to 32 MiB: the default 10 000 entries with two tokens of about
-    /// 1.4 KiB each.
-    pub fn cache_max_bytes(mut self, max_bytes: u64) -> Self {
-        self.max_bytes = max_bytes;
+    /// bookkeeping (about 350 measured). A number of bytes, or
+    /// [`CacheSize::Off`]: every exchange asks the issuer. Zero bytes is a
+    /// build error. Defaults to 32 MiB: the default 10 000 entries with two
+    /// tokens of about 1.4 KiB each.
+    pub fn cache_bytes(mut self, size: impl Into<CacheSize>) -> Self {
+        self.cache = size.into();
         self
     }
 
     /// A cached token is not served in its last `margin` (at most a fifth
-    /// of its lifetime), so that it never expires on the way. Defaults to
-    /// 30 s.
+    /// of its lifetime), so that it never expires on the way; zero serves
+    /// it to the end. Defaults to 30 s.
     pub fn refresh_margin(mut self, margin: Duration) -> Self {
         self.margin = margin;
         self
     }
 
-    /// Bound on one request to the token endpoint. Defaults to 5 s.
+    /// Bound on one request to the token endpoint. Not zero. Defaults to 5 s.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
@@ -115,21 +125,32 @@ impl TokenExchangeBuilder {
         self
     }
 
-    /// The HTTP client to use. Defaults to a client that follows no redirects.
-    /// Whatever this client's redirect policy, a token endpoint answering
-    /// 3xx is an error: neither the secret nor the subject token is sent on.
-    /// Give it `redirect(reqwest::redirect::Policy::none())` all the same:
-    /// a following client answered 301, 302 or 303 by the endpoint's own
+    /// The HTTP client to use. Whatever this client's redirect policy, a
+    /// token endpoint answering 3xx is an error: neither the secret nor the
+    /// subject token is sent on. Give it
+    /// `redirect(reqwest::redirect::Policy::none())` all the same: a
+    /// following client answered 301, 302 or 303 by the endpoint's own
     /// origin makes one bodiless `GET` there, with `Basic` client
-    /// credentials, before the answer is refused.
+    /// credentials, before the answer is refused. Defaults to a client that
+    /// follows no redirects.
     pub fn http_client(mut self, client: reqwest::Client) -> Self {
         self.http = Some(client);
         self
     }
 
-    /// Builds the client; no request is made until the first exchange.
-    pub fn build(self) -> Result<TokenExchange, OutboundError> {
+    /// Checks the settings and builds the client; no request is made until
+    /// the first exchange. A value that cannot work is a [`BuildError`]
+    /// naming the setting (`token_exchange.timeout`, …).
+    pub fn build(self) -> Result<TokenExchange, BuildError> {
+        let max_bytes = self.cache.budget("token_exchange.cache_bytes")?;
+        if self.entries == 0 {
+            return Err(BuildError::setting_error(
+                "token_exchange.cache_entries",
+                "a cache of 0 entries holds nothing: turn it off with cache_bytes(CacheSize::Off)",
+            ));
+        }
         let endpoint = Endpoint::new(
+            &NAMES,
             &self.url,
             &self.client_id,
             &self.secret,
@@ -140,15 +161,13 @@ impl TokenExchangeBuilder {
         // SECURITY (memory): a count alone does not bound memory: tokens
         // are as long as the verifier and the endpoint allow (an answer may
         // be 64 KiB). moka has one bound, so an entry weighs its size in
-        // bytes but at least `max_bytes / capacity`: neither more than
-        // `capacity` entries nor more than `max_bytes` fit.
-        let cache = (self.capacity > 0 && self.max_bytes > 0).then(|| {
-            let floor = self
-                .max_bytes
-                .div_ceil(self.capacity)
-                .min(u64::from(u32::MAX));
+        // bytes but at least `max_bytes / entries`: neither more than
+        // `entries` entries nor more than `max_bytes` fit.
+        let entries = self.entries;
+        let cache = max_bytes.map(|max_bytes| {
+            let floor = max_bytes.div_ceil(entries).min(u64::from(u32::MAX));
             moka::sync::Cache::builder()
-                .max_capacity(self.max_bytes.min(floor.saturating_mul(self.capacity)))
+                .max_capacity(max_bytes.min(floor.saturating_mul(entries)))
                 .weigher(move |key: &Key, value: &Cached| {
                     u32::try_from(entry_bytes(key, value).max(floor)).unwrap_or(u32::MAX)
                 })
@@ -210,7 +229,7 @@ impl moka::Expiry<Key, Cached> for Expiry {
 /// # Example
 ///
 /// ```no_run
-/// # async fn run(caller: authlayer::AccessToken) -> Result<(), authlayer::outbound::OutboundError> {
+/// # async fn run(caller: authlayer::AccessToken) -> Result<(), Box<dyn std::error::Error>> {
 /// use authlayer::outbound::TokenExchange;
 ///
 /// let exchange = TokenExchange::builder("https://id.example/token", "gateway", "secret").build()?;
@@ -260,9 +279,10 @@ struct Leave<'a> {
 
 impl Drop for Leave<'_> {
     fn drop(&mut self) {
-        let Ok(mut flights) = self.flights.lock() else {
-            return;
-        };
+        let mut flights = self
+            .flights
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let Some((current, aboard)) = flights.get_mut(self.key) else {
             return;
         };
@@ -305,8 +325,8 @@ impl TokenExchange {
             secret: client_secret.into(),
             actor: None,
             scope: None,
-            capacity: 10_000,
-            max_bytes: 32 * 1024 * 1024,
+            entries: 10_000,
+            cache: CacheSize::Bytes(32 * 1024 * 1024),
             margin: Duration::from_secs(30),
             timeout: Duration::from_secs(5),
             http: None,
@@ -368,13 +388,13 @@ impl TokenExchange {
         // Single flight per key: the first caller asks, the others wait for
         // its answer. If the first is cancelled, a waiter takes over.
         let flight: Flight = {
+            // The map holds no invariant a panic elsewhere could break
+            // (entries are counted and removed under this lock only).
             let mut flights = self
                 .inner
                 .flights
                 .lock()
-                .map_err(|_| OutboundError::Config {
-                    reason: "exchange state poisoned by a panic".into(),
-                })?;
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             let (flight, aboard) = flights.entry(key.clone()).or_default();
             *aboard += 1;
             Arc::clone(flight)
@@ -488,7 +508,7 @@ mod tests {
         // Tokens of 100 KiB (an endpoint may answer up to 64 KiB, a subject
         // token is as long as the verifier allows): 100 of them are 10 MiB.
         let exchange = TokenExchange::builder("https://id.example/token", "c", "s")
-            .cache_max_bytes(1024 * 1024)
+            .cache_bytes(1024 * 1024)
             .build()
             .unwrap();
         let cache = exchange.inner.cache.as_ref().unwrap();
@@ -502,7 +522,7 @@ mod tests {
 
         // Small tokens: the entry bound holds as before.
         let exchange = TokenExchange::builder("https://id.example/token", "c", "s")
-            .cache_capacity(10)
+            .cache_entries(10)
             .build()
             .unwrap();
         let cache = exchange.inner.cache.as_ref().unwrap();
@@ -511,19 +531,49 @@ mod tests {
         assert!(count > 0 && count <= 10, "{count} entries held");
     }
 
+    fn builder() -> TokenExchangeBuilder {
+        TokenExchange::builder("https://id.example/token", "c", "s")
+    }
+
     #[test]
-    fn a_zero_capacity_turns_the_cache_off() {
-        let exchange = TokenExchange::builder("https://id.example/token", "c", "s")
-            .cache_capacity(0)
-            .build()
-            .unwrap();
+    fn cache_size_off_turns_the_cache_off() {
+        let exchange = builder().cache_bytes(CacheSize::Off).build().unwrap();
         assert!(exchange.inner.cache.is_none());
         assert_eq!(exchange.cached(&AccessToken::new("t"), "a"), None);
-        let exchange = TokenExchange::builder("https://id.example/token", "c", "s")
-            .cache_max_bytes(0)
-            .build()
-            .unwrap();
-        assert!(exchange.inner.cache.is_none());
+        assert!(builder().build().unwrap().inner.cache.is_some());
+    }
+
+    #[test]
+    fn a_zero_cache_is_refused_naming_the_setting() {
+        let refused = |b: TokenExchangeBuilder| b.build().unwrap_err().setting();
+        assert_eq!(
+            refused(builder().cache_entries(0)),
+            Some("token_exchange.cache_entries")
+        );
+        assert_eq!(
+            refused(builder().cache_bytes(0)),
+            Some("token_exchange.cache_bytes")
+        );
+        assert_eq!(
+            refused(builder().timeout(Duration::ZERO)),
+            Some("token_exchange.timeout")
+        );
+        assert_eq!(
+            refused(TokenExchange::builder("https://id.example/token", "", "s")),
+            Some("token_exchange.client_id")
+        );
+        assert_eq!(
+            refused(TokenExchange::builder("http://id.example/token", "c", "s")),
+            Some("token_exchange.token_url")
+        );
+        // With the cache off, its entry bound is irrelevant.
+        assert!(
+            builder()
+                .cache_bytes(CacheSize::Off)
+                .cache_entries(1)
+                .build()
+                .is_ok()
+        );
     }
 
     #[tokio::test(start_paused = true)]

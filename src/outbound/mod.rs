@@ -77,7 +77,8 @@ pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub(crate) const TOKEN_TYPE_ACCESS: &str = "urn:ietf:params:oauth:token-type:access_token";
 
 /// Why no token could be put on an outbound call. Never contains a token
-/// or a secret.
+/// or a secret. (A configuration that cannot work is refused earlier, by
+/// the builders' `build()`, with a [`BuildError`](crate::BuildError).)
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum OutboundError {
@@ -112,12 +113,6 @@ pub enum OutboundError {
     #[error("the token endpoint's answer is unusable: {reason}")]
     InvalidResponse {
         /// What is wrong with it.
-        reason: String,
-    },
-    /// The configuration cannot work (bad URL, plain http to a remote host).
-    #[error("invalid outbound configuration: {reason}")]
-    Config {
-        /// What to fix.
         reason: String,
     },
 }

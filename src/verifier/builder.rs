@@ -42,15 +42,63 @@ impl From<Duration> for Stale {
     }
 }
 
+/// How much memory a cache may take. A number of bytes (`u64`) converts
+/// into [`CacheSize::Bytes`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CacheSize {
+    /// At most this many bytes. Zero holds nothing and is a build error:
+    /// turn the cache off with [`CacheSize::Off`].
+    Bytes(u64),
+    /// No cache: every token is checked afresh.
+    Off,
+}
+
+impl From<u64> for CacheSize {
+    fn from(bytes: u64) -> Self {
+        CacheSize::Bytes(bytes)
+    }
+}
+
+impl CacheSize {
+    /// The byte budget, `None` when off; zero is refused with `setting` named.
+    pub(crate) fn budget(self, setting: &'static str) -> Result<Option<u64>, BuildError> {
+        match self {
+            CacheSize::Bytes(0) => Err(BuildError::setting_error(
+                setting,
+                "a cache of 0 bytes holds nothing: turn it off with CacheSize::Off",
+            )),
+            CacheSize::Bytes(bytes) => Ok(Some(bytes)),
+            CacheSize::Off => Ok(None),
+        }
+    }
+}
+
 /// Configures and builds a [`Verifier`] (example there); each setting
 /// names its default.
 ///
 /// The issuer methods (`issuer`, `jwks_url`, `audience`, …) configure the
 /// primary issuer; [`trust`](Self::trust) adds more, and may be used alone.
 ///
-/// Optional settings follow one rule: `None` turns a feature off
-/// ([`token_cache(None)`](Self::token_cache)); "without limit" is spelled
-/// out ([`Stale::Forever`]).
+/// # One grammar for every setting
+///
+/// The same rules hold here, on [`Issuer`], on [`Introspection`], on
+/// [`VerifyLayer`](crate::VerifyLayer) and on the outbound builders
+/// ([`ClientCredentialsBuilder`](crate::outbound::ClientCredentialsBuilder),
+/// [`TokenExchangeBuilder`](crate::outbound::TokenExchangeBuilder)):
+///
+/// - A setter takes the value, never an `Option`: a switch takes a `bool`
+///   ([`allow_any_audience(true)`](Self::allow_any_audience)); "off" and
+///   "without limit" are spelled out where they mean something
+///   ([`CacheSize::Off`], [`Stale::Forever`]).
+/// - Zero means "none" for a tolerance, an age or a wait
+///   ([`leeway`](Self::leeway), [`Introspection::cache_ttl`],
+///   [`refetch_cooldown`](Self::refetch_cooldown)). For a timeout, a size,
+///   a count or an interval, where nothing could work, zero is refused.
+/// - `build()` checks every value before anything is fetched; a value that
+///   cannot work is a [`BuildError::InvalidSetting`] (or
+///   [`BuildError::Url`]) naming the setting as its setter is spelled. No
+///   value is silently clamped.
 #[derive(Debug)]
 #[must_use]
 pub struct VerifierBuilder {
@@ -63,12 +111,12 @@ pub struct VerifierBuilder {
     max_token_len: usize,
     required: Vec<String>,
     typ: TypPolicy,
-    realm: String,
+    realm: Option<String>,
     fetch: FetchSettings,
     lifecycle: Lifecycle,
     lazy: bool,
     client: Option<reqwest::Client>,
-    cache_bytes: Option<u64>,
+    cache: CacheSize,
 }
 
 impl Default for VerifierBuilder {
@@ -81,7 +129,7 @@ impl Default for VerifierBuilder {
             max_token_len: 8 * 1024,
             required: Vec::new(),
             typ: TypPolicy::Any,
-            realm: String::new(),
+            realm: None,
             fetch: FetchSettings {
                 timeout: Duration::from_secs(5),
                 max_body: 256 * 1024,
@@ -98,7 +146,7 @@ impl Default for VerifierBuilder {
             },
             lazy: false,
             client: None,
-            cache_bytes: Some(16 * 1024 * 1024),
+            cache: CacheSize::Bytes(16 * 1024 * 1024),
         }
     }
 }
@@ -126,12 +174,14 @@ impl VerifierBuilder {
         self
     }
 
-    /// Fetch the primary issuer's keys from this JWKS URL (no discovery).
+    /// Fetch the primary issuer's keys from this JWKS URL (no discovery);
+    /// see [`Issuer::jwks_url`]. Defaults to OIDC discovery.
     pub fn jwks_url(self, url: impl Into<String>) -> Self {
         self.primary(|i| i.jwks_url(url))
     }
 
-    /// Use a static JWK Set (JSON) for the primary issuer.
+    /// Use a static JWK Set (JSON) for the primary issuer; see
+    /// [`Issuer::jwks_json`]. Defaults to OIDC discovery.
     pub fn jwks_json(self, json: impl Into<String>) -> Self {
         self.primary(|i| i.jwks_json(json))
     }
@@ -142,19 +192,32 @@ impl VerifierBuilder {
         self.primary(|i| i.audience(audience))
     }
 
-    /// Skip the `aud` check for the primary issuer; see [`Issuer::allow_any_audience`].
-    pub fn allow_any_audience(self) -> Self {
-        self.primary(Issuer::allow_any_audience)
+    /// Skip the `aud` check for the primary issuer; see
+    /// [`Issuer::allow_any_audience`]. Defaults to `false`.
+    pub fn allow_any_audience(self, allow: bool) -> Self {
+        self.primary(|i| i.allow_any_audience(allow))
     }
 
     /// The primary issuer's algorithm allow-list; see [`Issuer::algorithms`].
+    /// Defaults to RS256/384/512, PS256/384/512, ES256/384 and EdDSA.
     pub fn algorithms(self, algs: impl IntoIterator<Item = Algorithm>) -> Self {
         self.primary(|i| i.algorithms(algs))
     }
 
-    /// A shared HMAC secret for the primary issuer; see [`Issuer::shared_secret`].
-    pub fn shared_secret(self, kid: Option<&str>, secret: impl Into<Vec<u8>>) -> Self {
-        self.primary(|i| i.shared_secret(kid, secret))
+    /// A shared HMAC secret for the primary issuer's tokens without `kid`;
+    /// see [`Issuer::shared_secret`]. Defaults to none.
+    pub fn shared_secret(self, secret: impl Into<Vec<u8>>) -> Self {
+        self.primary(|i| i.shared_secret(secret))
+    }
+
+    /// A shared HMAC secret for the primary issuer's tokens naming `kid`;
+    /// see [`Issuer::shared_secret_with_kid`]. Defaults to none.
+    pub fn shared_secret_with_kid(
+        self,
+        kid: impl Into<String>,
+        secret: impl Into<Vec<u8>>,
+    ) -> Self {
+        self.primary(|i| i.shared_secret_with_kid(kid, secret))
     }
 
     /// Where the primary issuer's tokens carry roles, scopes and tenant;
@@ -164,33 +227,35 @@ impl VerifierBuilder {
     }
 
     /// Check the primary issuer's audience against `client_id`; see
-    /// [`Issuer::audience_from_client_id`].
-    pub fn audience_from_client_id(self) -> Self {
-        self.primary(Issuer::audience_from_client_id)
+    /// [`Issuer::audience_from_client_id`]. Defaults to `false`.
+    pub fn audience_from_client_id(self, on: bool) -> Self {
+        self.primary(|i| i.audience_from_client_id(on))
     }
 
     /// Introspection for the primary issuer; see [`Issuer::introspection`].
+    /// Defaults to none.
     pub fn introspection(self, introspection: Introspection) -> Self {
         self.primary(|i| i.introspection(introspection))
     }
 
     /// Trust another issuer too. A token's `iss` selects the issuer whose keys,
     /// audiences and algorithms apply; keys of one issuer never verify another's
-    /// tokens.
+    /// tokens. Defaults to none besides the primary issuer.
     pub fn trust(mut self, issuer: Issuer) -> Self {
         self.trusted.push(issuer);
         self
     }
 
-    /// Clock skew tolerated on `exp` and `nbf`. Defaults to 60 s; at most 10 min.
+    /// Clock skew tolerated on `exp` and `nbf`: at most 10 min, zero for
+    /// none. Defaults to 60 s.
     pub fn leeway(mut self, leeway: Duration) -> Self {
         self.leeway = leeway;
         self
     }
 
-    /// Longest token accepted, in bytes; longer ones are refused before any
-    /// decoding. Defaults to 8 KiB.
-    pub fn max_token_len(mut self, bytes: usize) -> Self {
+    /// Longest token accepted, in bytes (64 B to 1 MiB); longer ones are
+    /// refused before any decoding. Defaults to 8 KiB.
+    pub fn max_token_bytes(mut self, bytes: usize) -> Self {
         self.max_token_len = bytes;
         self
     }
@@ -213,27 +278,29 @@ impl VerifierBuilder {
         self
     }
 
-    /// The realm in `WWW-Authenticate` challenges. Defaults to the primary issuer.
+    /// The realm in `WWW-Authenticate` challenges; not empty. Defaults to
+    /// the primary issuer (the first configured).
     pub fn realm(mut self, realm: impl Into<String>) -> Self {
-        self.realm = realm.into();
+        self.realm = Some(realm.into());
         self
     }
 
     /// Timeout of one fetch (connect, headers and body), and the longest a
-    /// request waits for a refetch. Defaults to 5 s.
+    /// request waits for a refetch; not zero. Defaults to 5 s.
     pub fn fetch_timeout(mut self, timeout: Duration) -> Self {
         self.fetch.timeout = timeout;
         self
     }
 
-    /// Largest JWKS or discovery body accepted. Defaults to 256 KiB.
+    /// Largest JWKS or discovery body accepted, in bytes; not zero. Defaults
+    /// to 256 KiB.
     pub fn max_jwks_bytes(mut self, bytes: usize) -> Self {
         self.fetch.max_body = bytes;
         self
     }
 
-    /// Most keys accepted in one JWK Set; a larger set is refused whole.
-    /// Defaults to 64.
+    /// Most keys accepted in one JWK Set; a larger set is refused whole. Not
+    /// zero. Defaults to 64.
     pub fn max_jwks_keys(mut self, keys: usize) -> Self {
         self.fetch.max_keys = keys;
         self
@@ -254,13 +321,16 @@ impl VerifierBuilder {
     }
 
     /// How often keys are refetched in the background when the server sends no
-    /// `Cache-Control: max-age`; up to 10 % earlier (jitter). Defaults to 5 min.
+    /// `Cache-Control: max-age`; up to 10 % earlier (jitter). At least 1 s.
+    /// Defaults to 5 min.
     pub fn refresh_interval(mut self, interval: Duration) -> Self {
         self.lifecycle.refresh_interval = interval;
         self
     }
 
-    /// Bounds for a server's `Cache-Control: max-age`. Defaults to 1 min … 1 h.
+    /// Bounds for a server's `Cache-Control: max-age`: `min` at least 1 s (a
+    /// server's `max-age=0` must not make the refresher spin), `min <= max`.
+    /// Defaults to 1 min … 1 h.
     pub fn max_age_bounds(mut self, min: Duration, max: Duration) -> Self {
         self.lifecycle.min_refresh = min;
         self.lifecycle.max_refresh = max;
@@ -270,7 +340,8 @@ impl VerifierBuilder {
     /// Least time between two fetches forced by tokens naming unknown keys:
     /// a flood of random `kid`s costs at most one fetch per window. Scheduled
     /// refreshes and the first load do not start a window, so a key that
-    /// appears right after them is fetched on first sight. Defaults to 30 s.
+    /// appears right after them is fetched on first sight. Zero puts no
+    /// bound on them (every unknown `kid` may cost a fetch). Defaults to 30 s.
     pub fn refetch_cooldown(mut self, cooldown: Duration) -> Self {
         self.lifecycle.cooldown = cooldown;
         self
@@ -278,7 +349,13 @@ impl VerifierBuilder {
 
     /// How long the last good key set keeps being used while the issuer
     /// cannot be reached; past it, requests get 503. A `Duration`, or
-    /// [`Stale::Forever`]. Defaults to 24 h.
+    /// [`Stale::Forever`]. The age counts from the issuer's last
+    /// confirmation, so a duration shorter than
+    /// [`refresh_interval`](Self::refresh_interval) (zero included) would
+    /// refuse good keys between refreshes and is a build error; keep it
+    /// above the upper bound of [`max_age_bounds`](Self::max_age_bounds)
+    /// too, or a server's long `max-age` has the same effect. Defaults to
+    /// 24 h.
     pub fn max_stale(mut self, max_stale: impl Into<Stale>) -> Self {
         self.lifecycle.max_stale = match max_stale.into() {
             Stale::After(d) => Some(d),
@@ -295,14 +372,15 @@ impl VerifierBuilder {
         self
     }
 
-    /// Remember verified tokens in at most `max_bytes` of memory (each entry
-    /// is charged its token length plus 1,152 bytes, its measured size), so a
-    /// token seen before is accepted without a second signature check;
-    /// `None` turns the cache off (`Some(0)` is a build error). Entries never outlive `exp` (+ leeway),
-    /// `exp`/`nbf` are re-checked on every hit, and an entry dies with the key
-    /// that verified it. Defaults to 16 MiB (about 8,000 tokens of 900 bytes).
-    pub fn token_cache(mut self, max_bytes: Option<u64>) -> Self {
-        self.cache_bytes = max_bytes;
+    /// Remember verified tokens in at most this much memory (each entry is
+    /// charged its token length plus 1,152 bytes, its measured size), so a
+    /// token seen before is accepted without a second signature check. A
+    /// number of bytes, or [`CacheSize::Off`]; zero bytes is a build error.
+    /// Entries never outlive `exp` (+ leeway), `exp`/`nbf` are re-checked on
+    /// every hit, and an entry dies with the key that verified it. Defaults
+    /// to 16 MiB (about 8,000 tokens of 900 bytes).
+    pub fn token_cache(mut self, size: impl Into<CacheSize>) -> Self {
+        self.cache = size.into();
         self
     }
 
@@ -314,7 +392,8 @@ impl VerifierBuilder {
     /// `redirect(reqwest::redirect::Policy::none())` all the same: a
     /// following client answered 301, 302 or 303 by the endpoint's own
     /// origin makes one `GET` there, without the body but with `Basic`
-    /// client credentials, before the answer is refused.
+    /// client credentials, before the answer is refused. Defaults to a
+    /// client built from the fetch settings.
     pub fn http_client(mut self, client: reqwest::Client) -> Self {
         self.client = Some(client);
         self
@@ -329,22 +408,22 @@ impl VerifierBuilder {
         crate::crypto::ensure_provider()?;
         let configured = self.issuers()?;
         self.validate(&configured)?;
-        let runtime = tokio::runtime::Handle::try_current().map_err(|_| BuildError::Config {
-            reason: "build() must run inside a tokio runtime".into(),
-        })?;
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| BuildError::NoRuntime)?;
         let counters = Arc::new(Counters::default());
-        let cache = self.cache_bytes.map(|b| Arc::new(TokenCache::new(b)));
+        let cache = self
+            .cache
+            .budget("token_cache")?
+            .map(|b| Arc::new(TokenCache::new(b)));
         let on_new_keys = cache.clone().map(|cache| {
             let hook: Arc<dyn Fn() + Send + Sync> = Arc::new(move || cache.purge_retired());
             hook
         });
-        let realm = if self.realm.is_empty() {
-            configured
+        let realm = match self.realm.take() {
+            Some(realm) => realm,
+            None => configured
                 .first()
                 .map(|i| i.iss.clone())
-                .unwrap_or_default()
-        } else {
-            std::mem::take(&mut self.realm)
+                .unwrap_or_default(),
         };
 
         let mut client = self.client.clone();
@@ -471,11 +550,6 @@ impl VerifierBuilder {
 
     /// The configured issuers, the primary one first.
     fn issuers(&mut self) -> Result<Vec<Issuer>, BuildError> {
-        let fail = |reason: &str| {
-            Err(BuildError::Config {
-                reason: reason.into(),
-            })
-        };
         let primary = std::mem::take(&mut self.primary);
         let mut issuers = Vec::with_capacity(self.trusted.len() + 1);
         match self.primary_iss.take() {
@@ -486,18 +560,20 @@ impl VerifierBuilder {
                 max_tenants: None,
             }),
             None if primary != IssuerSettings::default() => {
-                return fail(
+                return Err(BuildError::setting_error(
+                    "issuer",
                     "issuer settings (jwks_url, audience, …) were given without .issuer(\"…\"): \
                      name the issuer they belong to, or configure it with .trust(Issuer::new(…))",
-                );
+                ));
             }
             None => {}
         }
         issuers.append(&mut self.trusted);
         if issuers.is_empty() {
-            return fail(
+            return Err(BuildError::setting_error(
+                "issuer",
                 "an issuer is required: call .issuer(\"https://…\") or .trust(Issuer::new(…))",
-            );
+            ));
         }
         // Configured issuers are the only issuer label values of metrics.
         for issuer in &issuers {
@@ -521,92 +597,135 @@ impl VerifierBuilder {
             "tenant",
             "roles",
         ];
-        let fail = |reason: String| Err(BuildError::Config { reason });
+        let fail = |setting, reason: &str| Err(BuildError::setting_error(setting, reason));
         let lc = &self.lifecycle;
         if self.leeway > Duration::from_secs(600) {
-            return fail("leeway must be at most 10 minutes".into());
+            return fail("leeway", "must be at most 10 minutes");
         }
         if !(64..=1024 * 1024).contains(&self.max_token_len) {
-            return fail("max_token_len must be between 64 bytes and 1 MiB".into());
+            return fail("max_token_bytes", "must be between 64 bytes and 1 MiB");
         }
         if self.fetch.timeout.is_zero() {
-            return fail("fetch_timeout must be positive".into());
+            return fail("fetch_timeout", "must be positive");
         }
-        if self.fetch.max_keys == 0 || self.fetch.max_body == 0 {
-            return fail("max_jwks_keys and max_jwks_bytes must be positive".into());
+        if self.fetch.max_keys == 0 {
+            return fail("max_jwks_keys", "must be positive: 0 admits no key");
         }
-        if lc.refresh_interval < Duration::from_secs(1) || lc.min_refresh > lc.max_refresh {
+        if self.fetch.max_body == 0 {
+            return fail("max_jwks_bytes", "must be positive: 0 admits no body");
+        }
+        if lc.refresh_interval < Duration::from_secs(1) {
+            return fail("refresh_interval", "must be at least 1 s");
+        }
+        if lc.min_refresh < Duration::from_secs(1) || lc.min_refresh > lc.max_refresh {
             return fail(
-                "refresh_interval must be at least 1 s and max_age_bounds min <= max".into(),
+                "max_age_bounds",
+                "min must be at least 1 s (a server's max-age=0 would make the refresher spin) \
+                 and at most max",
             );
         }
-        if self.cache_bytes == Some(0) {
-            return fail("token_cache(Some(0)) holds nothing: use None to turn it off".into());
+        if let Some(max_stale) = lc.max_stale
+            && max_stale < lc.refresh_interval
+        {
+            // The age counts from the issuer's last confirmation: a bound
+            // shorter than the wait between two scheduled refreshes refuses
+            // good keys while the issuer is up.
+            return Err(BuildError::setting_error(
+                "max_stale",
+                format!(
+                    "{max_stale:?} is shorter than refresh_interval ({:?}): keys would be refused \
+                     between refreshes; lengthen it, shorten refresh_interval, or use Stale::Forever",
+                    lc.refresh_interval
+                ),
+            ));
+        }
+        self.cache.budget("token_cache")?;
+        if self.realm.as_deref() == Some("") {
+            return fail(
+                "realm",
+                "must not be empty: leave it unset for the primary issuer's name",
+            );
         }
         if let Some(c) = self.required.iter().find(|c| !KNOWN.contains(&c.as_str())) {
-            return fail(format!(
-                "require_claims: unknown claim {c:?} (known: {})",
-                KNOWN.join(" ")
+            return Err(BuildError::setting_error(
+                "require_claims",
+                format!("unknown claim {c:?} (known: {})", KNOWN.join(" ")),
             ));
         }
         for (n, issuer) in issuers.iter().enumerate() {
-            let settings = &issuer.settings;
-            if issuer.iss.is_empty() {
-                return fail("an issuer's identifier (iss) must not be empty".into());
-            }
+            Self::validate_issuer(issuer)?;
             if issuers.iter().take(n).any(|i| i.iss == issuer.iss) {
-                return fail(format!("issuer {:?} is configured twice", issuer.iss));
-            }
-            if settings.audiences.is_empty() && !settings.any_audience {
-                return fail(format!(
-                    "issuer {:?}: set .audience(…) (or explicitly allow_any_audience())",
-                    issuer.iss
-                ));
-            }
-            if let Err(reason) = settings.claims.validate() {
-                return fail(format!("issuer {:?}: {reason}", issuer.iss));
-            }
-            if let Some(tenants) = &issuer.tenants {
-                if issuer.iss.matches(TENANT_PLACEHOLDER).count() != 1 {
-                    return fail(format!(
-                        "tenant template {:?} must contain {TENANT_PLACEHOLDER} exactly once",
-                        issuer.iss
-                    ));
-                }
-                if matches!(tenants, Tenants::Unset) {
-                    return fail(format!(
-                        "tenant template {:?}: admit tenants with .tenants([…]) or .tenant_filter(…)",
-                        issuer.iss
-                    ));
-                }
-                if issuer.max_tenants == Some(0) {
-                    return fail(format!(
-                        "tenant template {:?}: max_tenants(0) admits no tenant",
-                        issuer.iss
-                    ));
-                }
-            }
-            if issuer.tenants.is_some() && settings.introspection.is_some() {
-                return fail(format!(
-                    "tenant template {:?}: introspection needs one issuer name (configure it on each tenant's Issuer)",
-                    issuer.iss
-                ));
-            }
-            if let Some(problem) = settings
-                .introspection
-                .as_ref()
-                .and_then(Introspection::problem)
-            {
-                return fail(format!("issuer {:?}: {problem}", issuer.iss));
-            }
-            if settings.algorithms.is_some_and(AlgSet::is_empty) {
-                return fail(format!(
-                    "issuer {:?}: the algorithm allow-list is empty",
-                    issuer.iss
+                return Err(BuildError::issuer_setting(
+                    "trust",
+                    &issuer.iss,
+                    "the issuer is configured twice",
                 ));
             }
         }
         Self::refuse_overlaps(issuers)
+    }
+
+    /// The settings of one issuer.
+    fn validate_issuer(issuer: &Issuer) -> Result<(), BuildError> {
+        let iss = issuer.iss.as_str();
+        let fail = |setting, reason: String| Err(BuildError::issuer_setting(setting, iss, reason));
+        let settings = &issuer.settings;
+        if iss.is_empty() {
+            return fail(
+                "issuer",
+                "an issuer's identifier (iss) must not be empty".into(),
+            );
+        }
+        if settings.audiences.is_empty() && !settings.any_audience {
+            return fail(
+                "audience",
+                "set .audience(…) (or explicitly allow_any_audience(true))".into(),
+            );
+        }
+        if let Err(reason) = settings.claims.validate() {
+            return fail("claims", reason);
+        }
+        if let Some(tenants) = &issuer.tenants {
+            if iss.matches(TENANT_PLACEHOLDER).count() != 1 {
+                return fail(
+                    "tenant_template",
+                    format!("must contain {TENANT_PLACEHOLDER} exactly once"),
+                );
+            }
+            match tenants {
+                Tenants::Unset => {
+                    return fail(
+                        "tenants",
+                        "admit tenants with .tenants([…]) or .tenant_filter(…)".into(),
+                    );
+                }
+                Tenants::List(list) if list.is_empty() => {
+                    return fail(
+                        "tenants",
+                        "the list is empty, so no tenant is admitted".into(),
+                    );
+                }
+                _ => {}
+            }
+            if issuer.max_tenants == Some(0) {
+                return fail("max_tenants", "must be positive: 0 admits no tenant".into());
+            }
+            if settings.introspection.is_some() {
+                return fail(
+                    "introspection",
+                    "a tenant template cannot introspect: introspection needs one issuer name \
+                     (configure it on each tenant's Issuer)"
+                        .into(),
+                );
+            }
+        }
+        if let Some(introspection) = &settings.introspection {
+            introspection.validate(iss)?;
+        }
+        if settings.algorithms.is_some_and(AlgSet::is_empty) {
+            return fail("algorithms", "the allow-list is empty".into());
+        }
+        Ok(())
     }
 
     /// An `iss` must select one issuer whatever the configuration order.
@@ -619,14 +738,16 @@ impl VerifierBuilder {
             let name = IssuerName::new(&template.iss, template.tenants.as_ref());
             for exact in issuers.iter().filter(|i| i.tenants.is_none()) {
                 if let Some(Match::Tenant(tenant)) = name.matches(&exact.iss) {
-                    return Err(BuildError::Config {
-                        reason: format!(
-                            "issuer {:?} is also tenant {tenant:?} of tenant template {:?}: \
+                    return Err(BuildError::issuer_setting(
+                        "trust",
+                        &exact.iss,
+                        format!(
+                            "the issuer is also tenant {tenant:?} of tenant template {:?}: \
                              remove the tenant from the template's .tenants([…]) or \
                              .tenant_filter(…), or the exact Issuer",
-                            exact.iss, template.iss
+                            template.iss
                         ),
-                    });
+                    ));
                 }
             }
         }
@@ -640,7 +761,8 @@ impl VerifierBuilder {
         algs: AlgSet,
         client: &mut Option<reqwest::Client>,
     ) -> Result<(Option<KeySet>, Option<Remote>), BuildError> {
-        let url_error = |url: &str, reason: String| BuildError::Url {
+        let url_error = |setting, url: &str, reason: String| BuildError::Url {
+            setting,
             url: url.to_owned(),
             reason,
         };
@@ -663,26 +785,30 @@ impl VerifierBuilder {
                 return Ok((Some(set), None));
             }
             SourceConfig::JwksUrl(url) => Location::Jwks(
-                parse_url(url, self.fetch.allow_http).map_err(|reason| url_error(url, reason))?,
+                parse_url(url, self.fetch.allow_http)
+                    .map_err(|reason| url_error("jwks_url", url, reason))?,
             ),
             SourceConfig::Discover => {
                 let url = reqwest::Url::parse(&issuer.iss).map_err(|e| {
                     url_error(
+                        "issuer",
                         &issuer.iss,
                         format!("issuer is not a URL, so discovery is impossible: {e}"),
                     )
                 })?;
                 check_url(&url, self.fetch.allow_http)
-                    .map_err(|reason| url_error(&issuer.iss, reason))?;
+                    .map_err(|reason| url_error("issuer", &issuer.iss, reason))?;
                 Location::Discover {
                     issuer: issuer.iss.clone(),
                 }
             }
         };
         if settings.secret.is_some() {
-            return Err(BuildError::Config {
-                reason: "a shared secret goes with a static key set, not a remote one".into(),
-            });
+            return Err(BuildError::issuer_setting(
+                "shared_secret",
+                &issuer.iss,
+                "a shared secret goes with a static key set (jwks_json), not a remote one",
+            ));
         }
         let client = self.client(client, issuer)?;
         Ok((
@@ -706,6 +832,7 @@ impl VerifierBuilder {
         // checked again before its discovery (tenants.rs).
         let sample = issuer.iss.replace(TENANT_PLACEHOLDER, "tenant");
         let url_error = |reason: String| BuildError::Url {
+            setting: "tenant_template",
             url: issuer.iss.clone(),
             reason,
         };
@@ -764,18 +891,21 @@ impl VerifierBuilder {
         // followed (a 307 would resend the secret to wherever it points).
         let endpoint = if let Some(raw) = &settings.endpoint {
             let url = parse_url(raw, self.fetch.allow_http).map_err(|reason| BuildError::Url {
+                setting: "introspection.endpoint",
                 url: raw.clone(),
                 reason,
             })?;
             Some(url)
         } else {
             let url = reqwest::Url::parse(&issuer.iss).map_err(|e| BuildError::Url {
+                setting: "issuer",
                 url: issuer.iss.clone(),
                 reason: format!(
                     "issuer is not a URL, so the introspection endpoint cannot be discovered: {e}"
                 ),
             })?;
             check_url(&url, self.fetch.allow_http).map_err(|reason| BuildError::Url {
+                setting: "issuer",
                 url: issuer.iss.clone(),
                 reason,
             })?;
@@ -825,10 +955,8 @@ async fn find_introspection_endpoints(issuers: &[TrustedIssuer]) -> Result<(), B
 
 fn add_secret(set: &mut KeySet, issuer: &Issuer, algs: AlgSet) -> Result<(), BuildError> {
     if let Some((kid, secret)) = &issuer.settings.secret {
-        let key =
-            secret_key(kid.clone(), &secret.0, algs).map_err(|reason| BuildError::Config {
-                reason: format!("issuer {:?}: {reason}", issuer.iss),
-            })?;
+        let key = secret_key(kid.clone(), &secret.0, algs)
+            .map_err(|reason| BuildError::issuer_setting("shared_secret", &issuer.iss, reason))?;
         set.insert(key);
     }
     if set.len() == 0 {
@@ -887,7 +1015,7 @@ mod tests {
         ] {
             let err = template(refused, false).await.unwrap_err();
             assert!(
-                matches!(&err, BuildError::Url { url, reason } if url == refused && reason.contains("placeholder")),
+                matches!(&err, BuildError::Url { setting: "tenant_template", url, reason } if url == refused && reason.contains("placeholder")),
                 "{refused}: {err}"
             );
         }
@@ -957,7 +1085,10 @@ mod tests {
             ] {
                 let err = both(template, template_first).await.unwrap_err();
                 let text = err.to_string();
-                assert!(matches!(err, BuildError::Config { .. }), "{text}");
+                assert!(
+                    matches!(&err, BuildError::InvalidSetting { setting: "trust", issuer: Some(i), .. } if i == EXACT),
+                    "{text}"
+                );
                 assert!(
                     text.contains(EXACT) && text.contains(TEMPLATE) && text.contains("\"t-1\""),
                     "{text}"
@@ -967,5 +1098,249 @@ mod tests {
         // A template that does not admit that tenant does not overlap.
         let apart = Issuer::tenant_template(TEMPLATE).tenants(["t-2"]);
         assert!(both(apart, true).await.is_ok());
+    }
+
+    /// A builder for the primary issuer with static keys.
+    fn primary() -> VerifierBuilder {
+        Verifier::builder()
+            .issuer("https://id.example")
+            .jwks_json(JWKS)
+            .audience("a")
+    }
+
+    /// The setting `builder` is refused for; `None` if it builds.
+    async fn refused(builder: VerifierBuilder) -> Option<&'static str> {
+        let err = builder.build().await.err()?;
+        assert!(
+            matches!(
+                err,
+                BuildError::InvalidSetting { .. } | BuildError::Url { .. }
+            ),
+            "{err}"
+        );
+        Some(err.setting().expect("a setting error names its setting"))
+    }
+
+    #[tokio::test]
+    async fn values_that_cannot_work_are_refused_naming_the_setting() {
+        let secs = Duration::from_secs;
+        for (builder, setting) in [
+            (primary().max_jwks_keys(0), "max_jwks_keys"),
+            (primary().max_jwks_bytes(0), "max_jwks_bytes"),
+            (
+                primary().refresh_interval(Duration::ZERO),
+                "refresh_interval",
+            ),
+            (primary().token_cache(0), "token_cache"),
+            (primary().require_claims(["nope"]), "require_claims"),
+            (primary().shared_secret(b"short".to_vec()), "shared_secret"),
+            (
+                primary().claims(
+                    ClaimSources::rfc9068()
+                        .roles([crate::ClaimPath::new("a..b", crate::ValueShape::Any)]),
+                ),
+                "claims",
+            ),
+            (
+                primary().trust(
+                    Issuer::tenant_template("https://login.example/{tenantid}")
+                        .tenants(["t"])
+                        .max_tenants(0)
+                        .audience("a"),
+                ),
+                "max_tenants",
+            ),
+            (
+                primary().trust(
+                    Issuer::tenant_template("https://login.example/v2.0")
+                        .tenants(["t"])
+                        .audience("a"),
+                ),
+                "tenant_template",
+            ),
+            (
+                primary().trust(Issuer::tenant_template(TEMPLATE).audience("a")),
+                "tenants",
+            ),
+            (primary().max_stale(secs(60)), "max_stale"),
+        ] {
+            assert_eq!(refused(builder).await, Some(setting));
+        }
+    }
+
+    #[tokio::test]
+    async fn per_issuer_errors_name_the_issuer() {
+        let err = Verifier::builder()
+            .trust(Issuer::new("https://id.example").jwks_json(JWKS))
+            .build()
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, BuildError::InvalidSetting { setting: "audience", issuer: Some(i), .. } if i == "https://id.example"),
+            "{err}"
+        );
+        assert!(
+            err.to_string()
+                .starts_with("invalid setting audience of issuer \"https://id.example\": "),
+            "{err}"
+        );
+        let err = primary()
+            .introspection(Introspection::new("c", "s").timeout(Duration::ZERO))
+            .build()
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, BuildError::InvalidSetting { setting: "introspection.timeout", issuer: Some(i), .. } if i == "https://id.example"),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn refused_urls_name_the_setting_that_gave_them() {
+        let remote = "http://keys.example/jwks.json";
+        for (builder, setting, url) in [
+            (
+                Verifier::builder()
+                    .issuer("https://id.example")
+                    .jwks_url(remote)
+                    .audience("a"),
+                "jwks_url",
+                remote,
+            ),
+            (
+                Verifier::builder()
+                    .issuer("http://id.example")
+                    .audience("a"),
+                "issuer",
+                "http://id.example",
+            ),
+            (
+                primary().introspection(
+                    Introspection::new("c", "s").endpoint("http://id.example/introspect"),
+                ),
+                "introspection.endpoint",
+                "http://id.example/introspect",
+            ),
+        ] {
+            let err = builder.build().await.unwrap_err();
+            assert!(
+                matches!(&err, BuildError::Url { setting: s, url: u, .. } if *s == setting && u == url),
+                "{err}"
+            );
+            assert!(err.to_string().contains(&format!("({setting})")), "{err}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_max_stale_shorter_than_the_refresh_interval_is_refused() {
+        let secs = Duration::from_secs;
+        // Zero would refuse keys as soon as they arrive.
+        assert_eq!(
+            refused(primary().max_stale(Duration::ZERO)).await,
+            Some("max_stale")
+        );
+        assert_eq!(
+            refused(primary().max_stale(secs(299))).await,
+            Some("max_stale")
+        );
+        assert_eq!(refused(primary().max_stale(secs(300))).await, None);
+        assert_eq!(
+            refused(primary().refresh_interval(secs(10)).max_stale(secs(60))).await,
+            None
+        );
+        assert_eq!(refused(primary().max_stale(Stale::Forever)).await, None);
+    }
+
+    #[tokio::test]
+    async fn a_max_age_lower_bound_under_a_second_is_refused() {
+        let secs = Duration::from_secs;
+        // A server's `max-age=0` would otherwise make the refresher spin.
+        assert_eq!(
+            refused(primary().max_age_bounds(Duration::ZERO, secs(3600))).await,
+            Some("max_age_bounds")
+        );
+        assert_eq!(
+            refused(primary().max_age_bounds(secs(7200), secs(3600))).await,
+            Some("max_age_bounds")
+        );
+        assert_eq!(
+            refused(primary().max_age_bounds(secs(1), secs(1))).await,
+            None
+        );
+    }
+
+    #[tokio::test]
+    async fn an_empty_realm_is_refused_not_replaced() {
+        assert_eq!(refused(primary().realm("")).await, Some("realm"));
+        let named = primary().realm("orders").build().await.unwrap();
+        assert_eq!(named.realm(), "orders");
+        let default = primary().build().await.unwrap();
+        assert_eq!(default.realm(), "https://id.example");
+    }
+
+    #[tokio::test]
+    async fn an_empty_tenant_list_is_refused() {
+        let none: [&str; 0] = [];
+        let err = Verifier::builder()
+            .trust(
+                Issuer::tenant_template(TEMPLATE)
+                    .tenants(none)
+                    .jwks_json(JWKS)
+                    .audience("a"),
+            )
+            .build()
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, BuildError::InvalidSetting { setting: "tenants", issuer: Some(i), .. } if i == TEMPLATE),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn cache_size_off_turns_the_token_cache_off() {
+        let off = primary().token_cache(CacheSize::Off).build().await.unwrap();
+        assert!(off.inner.cache.is_none());
+        let on = primary().token_cache(1 << 20).build().await.unwrap();
+        assert!(on.inner.cache.is_some());
+    }
+
+    #[tokio::test]
+    async fn switches_take_their_value() {
+        // `false` is the default: the audience is required again.
+        assert_eq!(
+            refused(
+                Verifier::builder()
+                    .issuer("https://id.example")
+                    .jwks_json(JWKS)
+                    .allow_any_audience(true)
+                    .allow_any_audience(false)
+            )
+            .await,
+            Some("audience")
+        );
+        assert_eq!(
+            refused(
+                Verifier::builder()
+                    .issuer("https://id.example")
+                    .jwks_json(JWKS)
+                    .allow_any_audience(true)
+            )
+            .await,
+            None
+        );
+    }
+
+    #[test]
+    fn building_outside_a_tokio_runtime_is_an_error_not_a_panic() {
+        use std::future::Future;
+        use std::task::{Context, Poll, Waker};
+        let mut build = std::pin::pin!(primary().build());
+        let polled = build.as_mut().poll(&mut Context::from_waker(Waker::noop()));
+        assert!(
+            matches!(polled, Poll::Ready(Err(BuildError::NoRuntime))),
+            "{:?}",
+            polled.map(|r| r.map(|_| ()))
+        );
     }
 }

@@ -218,7 +218,9 @@ impl Issuer {
         }
     }
 
-    /// The tenants a [`tenant_template`](Self::tenant_template) admits.
+    /// The tenants a [`tenant_template`](Self::tenant_template) admits; an
+    /// empty list is a build error. Replaces an earlier list or filter.
+    /// Defaults to none, a build error for a template.
     pub fn tenants<I: IntoIterator<Item = S>, S: Into<String>>(mut self, tenants: I) -> Self {
         self.tenants = Some(Tenants::List(tenants.into_iter().map(Into::into).collect()));
         self
@@ -232,14 +234,15 @@ impl Issuer {
     /// not fetched again within the
     /// [refetch cooldown](crate::VerifierBuilder::refetch_cooldown) (503
     /// meanwhile). Also the most first fetches running at once; a further
-    /// new tenant gets 503 until one ends. Defaults to 64.
+    /// new tenant gets 503 until one ends. Not zero. Defaults to 64.
     pub fn max_tenants(mut self, max: usize) -> Self {
         self.max_tenants = Some(max);
         self
     }
 
     /// A predicate choosing the tenants a
-    /// [`tenant_template`](Self::tenant_template) admits.
+    /// [`tenant_template`](Self::tenant_template) admits. Replaces an earlier
+    /// list or filter. Defaults to none, a build error for a template.
     pub fn tenant_filter<F>(mut self, filter: F) -> Self
     where
         F: Fn(&str) -> bool + Send + Sync + 'static,
@@ -257,20 +260,21 @@ impl Issuer {
 
     /// Check the audience against `client_id` instead of `aud`, for
     /// providers whose access tokens carry no `aud` (Amazon Cognito).
-    /// Defaults to off.
-    pub fn audience_from_client_id(mut self) -> Self {
-        self.settings.audience_from_client_id = true;
+    /// Defaults to `false`.
+    pub fn audience_from_client_id(mut self, on: bool) -> Self {
+        self.settings.audience_from_client_id = on;
         self
     }
 
-    /// Fetch keys from this JWKS URL instead of discovering it.
+    /// Fetch keys from this JWKS URL instead of discovering it. Defaults to
+    /// OIDC discovery.
     pub fn jwks_url(mut self, url: impl Into<String>) -> Self {
         self.settings.source = SourceConfig::JwksUrl(url.into());
         self
     }
 
     /// Use this static JWK Set (JSON) instead of fetching keys: pinned keys,
-    /// tests. Never refreshed.
+    /// tests. Never refreshed. Defaults to OIDC discovery.
     pub fn jwks_json(mut self, json: impl Into<String>) -> Self {
         self.settings.source = SourceConfig::Static(json.into());
         self
@@ -278,36 +282,53 @@ impl Issuer {
 
     /// Accept tokens whose `aud` contains `audience`. May be called several
     /// times; any one matching is enough. Required unless
-    /// [`allow_any_audience`](Self::allow_any_audience).
+    /// [`allow_any_audience`](Self::allow_any_audience): defaults to none,
+    /// a build error.
     pub fn audience(mut self, audience: impl Into<String>) -> Self {
         self.settings.audiences.push(audience.into());
         self
     }
 
-    /// Do not check `aud`. Only for issuers whose tokens are meant for this
-    /// service alone; RFC 9068 requires the check. Defaults to off.
-    pub fn allow_any_audience(mut self) -> Self {
-        self.settings.any_audience = true;
+    /// With `true`, do not check `aud`. Only for issuers whose tokens are
+    /// meant for this service alone; RFC 9068 requires the check. Defaults
+    /// to `false`.
+    pub fn allow_any_audience(mut self, allow: bool) -> Self {
+        self.settings.any_audience = allow;
         self
     }
 
-    /// The algorithms accepted from this issuer. Defaults to RS256/384/512,
-    /// PS256/384/512, ES256/384 and EdDSA. HMAC algorithms only ever verify
-    /// with a [`shared_secret`](Self::shared_secret).
+    /// The algorithms accepted from this issuer; an empty list is a build
+    /// error. HMAC algorithms only ever verify with a
+    /// [`shared_secret`](Self::shared_secret). Defaults to RS256/384/512,
+    /// PS256/384/512, ES256/384 and EdDSA.
     pub fn algorithms(mut self, algs: impl IntoIterator<Item = Algorithm>) -> Self {
         self.settings.algorithms = Some(AlgSet::of(algs));
         self
     }
 
     /// A shared secret for HS256/384/512, which must also be listed in
-    /// [`algorithms`](Self::algorithms); it verifies only the HMAC algorithms
-    /// its length allows (RFC 7518 §3.2: 32 bytes for HS256, 48 for HS384, 64
-    /// for HS512; shorter for all of them is a build error). With `Some(kid)`,
-    /// only tokens naming that kid use it: a token without `kid` never does.
-    /// With `None`, tokens without `kid` use it when it is the only key that
-    /// fits. Defaults to none: HMAC tokens are refused.
-    pub fn shared_secret(mut self, kid: Option<&str>, secret: impl Into<Vec<u8>>) -> Self {
-        self.settings.secret = Some((kid.map(str::to_owned), Secret(secret.into())));
+    /// [`algorithms`](Self::algorithms), and which goes with a static key
+    /// set ([`jwks_json`](Self::jwks_json), which may hold no key). It
+    /// verifies only the HMAC algorithms its length allows (RFC 7518 §3.2:
+    /// 32 bytes for HS256, 48 for HS384, 64 for HS512; shorter for all of
+    /// them is a build error). Tokens without `kid` use it when it is the
+    /// only key that fits; to bind it to a `kid`, use
+    /// [`shared_secret_with_kid`](Self::shared_secret_with_kid). Replaces
+    /// an earlier shared secret. Defaults to none: HMAC tokens are refused.
+    pub fn shared_secret(mut self, secret: impl Into<Vec<u8>>) -> Self {
+        self.settings.secret = Some((None, Secret(secret.into())));
+        self
+    }
+
+    /// A [`shared_secret`](Self::shared_secret) only tokens naming `kid`
+    /// use: a token without `kid` never does. Replaces an earlier shared
+    /// secret. Defaults to none: HMAC tokens are refused.
+    pub fn shared_secret_with_kid(
+        mut self,
+        kid: impl Into<String>,
+        secret: impl Into<Vec<u8>>,
+    ) -> Self {
+        self.settings.secret = Some((Some(kid.into()), Secret(secret.into())));
         self
     }
 
@@ -336,7 +357,7 @@ mod tests {
     fn debug_output_redacts_the_shared_secret() {
         let secret = b"hmac-secret-of-thirty-two-bytes!".to_vec();
         let issuer = Issuer::new("https://id.example")
-            .shared_secret(Some("hs"), secret.clone())
+            .shared_secret_with_kid("hs", secret.clone())
             .audience("a");
         let shown = format!("{issuer:?}");
         // Derived Debug prints bytes as a list of numbers.
@@ -349,7 +370,7 @@ mod tests {
         // The builder holds the primary issuer's settings the same way.
         let builder = crate::Verifier::builder()
             .issuer("https://id.example")
-            .shared_secret(None, secret);
+            .shared_secret(secret);
         let shown = format!("{builder:?}");
         assert!(!shown.contains(numbers), "{shown}");
     }

@@ -35,7 +35,7 @@ mod cache;
 mod issuer;
 mod tenants;
 
-pub use builder::{Stale, VerifierBuilder};
+pub use builder::{CacheSize, Stale, VerifierBuilder};
 use cache::{Entry as CacheEntry, TokenCache};
 pub use issuer::Issuer;
 use issuer::{IssuerName, Match};
@@ -826,7 +826,7 @@ mod tests {
                 .to_string()
                 .contains("audience")
         );
-        let v = b().allow_any_audience().build().await.unwrap();
+        let v = b().allow_any_audience(true).build().await.unwrap();
         assert!(v.verify(&issuer.token().sign()).await.is_ok());
     }
 
@@ -862,17 +862,27 @@ mod tests {
                 .jwks_json(issuer.jwks_json())
                 .audience("a")
         };
-        for (builder, needle) in [
-            (b().leeway(Duration::from_secs(3600)), "leeway"),
-            (b().max_token_len(10), "max_token_len"),
-            (b().fetch_timeout(Duration::ZERO), "fetch_timeout"),
-            (b().algorithms([]), "allow-list is empty"),
+        for (builder, setting, needle) in [
             (
-                b().trust(Issuer::new(issuer.issuer()).allow_any_audience()),
+                b().leeway(Duration::from_secs(3600)),
+                "leeway",
+                "10 minutes",
+            ),
+            (b().max_token_bytes(10), "max_token_bytes", "64 bytes"),
+            (
+                b().fetch_timeout(Duration::ZERO),
+                "fetch_timeout",
+                "positive",
+            ),
+            (b().algorithms([]), "algorithms", "allow-list is empty"),
+            (
+                b().trust(Issuer::new(issuer.issuer()).allow_any_audience(true)),
+                "trust",
                 "configured twice",
             ),
         ] {
             let err = builder.build().await.unwrap_err();
+            assert_eq!(err.setting(), Some(setting), "{err}");
             assert!(err.to_string().contains(needle), "{needle}: {err}");
         }
     }
@@ -969,7 +979,7 @@ mod tests {
         let v = Verifier::builder()
             .issuer(issuer.issuer())
             .jwks_json(r#"{"keys":[]}"#)
-            .shared_secret(Some("hs"), secret)
+            .shared_secret_with_kid("hs", secret)
             .algorithms([Algorithm::HS256])
             .audience("a")
             .build()
@@ -997,7 +1007,7 @@ mod tests {
         let unbound = Verifier::builder()
             .issuer(issuer.issuer())
             .jwks_json(r#"{"keys":[]}"#)
-            .shared_secret(None, secret)
+            .shared_secret(secret)
             .algorithms([Algorithm::HS256])
             .audience("a")
             .build()
@@ -1041,7 +1051,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn none_means_off_and_forever_is_spelled_out() {
+    async fn off_and_forever_are_spelled_out() {
         let issuer = TestIssuer::new("x");
         let server = issuer.serve().await;
         let build = |stale: Stale| {
@@ -1049,13 +1059,13 @@ mod tests {
                 .issuer(server.issuer_url())
                 .jwks_url(server.jwks_url())
                 .audience("a")
-                .token_cache(None)
+                .token_cache(CacheSize::Off)
                 .max_stale(stale)
                 .build()
         };
         let forever = build(Stale::Forever).await.unwrap();
         let day = build(Duration::from_secs(24 * 3600).into()).await.unwrap();
-        assert!(forever.inner.cache.is_none(), "token_cache(None) is off");
+        assert!(forever.inner.cache.is_none(), "CacheSize::Off is off");
         let token = issuer.token().audience("a").sign();
         drop(server);
         skip(Duration::from_secs(48 * 3600)).await;
@@ -1076,12 +1086,13 @@ mod tests {
     #[tokio::test]
     async fn issuer_configuration_mistakes_are_explained() {
         let issuer = TestIssuer::new("https://t.test");
-        for (builder, needle) in [
-            (Verifier::builder(), "an issuer is required"),
+        for (builder, setting, needle) in [
+            (Verifier::builder(), "issuer", "an issuer is required"),
             (
                 Verifier::builder()
                     .jwks_json(issuer.jwks_json())
                     .audience("a"),
+                "issuer",
                 "without .issuer",
             ),
             (
@@ -1089,15 +1100,18 @@ mod tests {
                     .issuer(issuer.issuer())
                     .jwks_json(issuer.jwks_json())
                     .audience("a")
-                    .token_cache(Some(0)),
-                "use None to turn it off",
+                    .token_cache(0),
+                "token_cache",
+                "turn it off with CacheSize::Off",
             ),
             (
-                Verifier::builder().trust(Issuer::new("").allow_any_audience()),
+                Verifier::builder().trust(Issuer::new("").allow_any_audience(true)),
+                "issuer",
                 "must not be empty",
             ),
         ] {
             let err = builder.build().await.unwrap_err();
+            assert_eq!(err.setting(), Some(setting), "{err}");
             assert!(err.to_string().contains(needle), "{needle}: {err}");
         }
     }

@@ -454,7 +454,7 @@ async fn cognito_audience_is_checked_against_client_id_when_configured() {
         .issuer(issuer.issuer())
         .jwks_json(issuer.jwks_json())
         .audience("app-client-1")
-        .audience_from_client_id()
+        .audience_from_client_id(true)
         .claims(ClaimSources::cognito())
         .build()
         .await

@@ -182,7 +182,7 @@ async fn hs256_only_with_an_explicit_shared_secret() {
 
     let with_secret = Verifier::builder()
         .issuer("https://hmac.test")
-        .shared_secret(Some("hs"), secret.to_vec())
+        .shared_secret_with_kid("hs", secret.to_vec())
         .jwks_json(r#"{"keys":[]}"#)
         .algorithms([Algorithm::HS256])
         .audience(AUDIENCE)
@@ -203,7 +203,7 @@ async fn hs256_only_with_an_explicit_shared_secret() {
 async fn short_shared_secret_is_a_build_error() {
     let err = Verifier::builder()
         .issuer("https://hmac.test")
-        .shared_secret(None, b"short".to_vec())
+        .shared_secret(b"short".to_vec())
         .jwks_json(r#"{"keys":[]}"#)
         .algorithms([Algorithm::HS256])
         .audience(AUDIENCE)

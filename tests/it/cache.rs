@@ -1,11 +1,11 @@
 //! The verified-token cache: what it remembers, and what it must not.
 
 use authlayer::test_util::{TestIssuer, kids};
-use authlayer::{Algorithm, Reason, Verifier};
+use authlayer::{Algorithm, CacheSize, Reason, Verifier};
 
 use crate::common::{AUDIENCE, orders_token, setup};
 
-async fn verifier_for(issuer: &TestIssuer, cache: Option<u64>) -> Verifier {
+async fn verifier_for(issuer: &TestIssuer, cache: CacheSize) -> Verifier {
     Verifier::builder()
         .issuer(issuer.issuer())
         .jwks_json(issuer.jwks_json())
@@ -19,7 +19,7 @@ async fn verifier_for(issuer: &TestIssuer, cache: Option<u64>) -> Verifier {
 #[tokio::test]
 async fn repeated_token_is_answered_from_the_cache() {
     let issuer = TestIssuer::new("https://cache.test");
-    let verifier = verifier_for(&issuer, Some(1 << 20)).await;
+    let verifier = verifier_for(&issuer, CacheSize::Bytes(1 << 20)).await;
     let token = orders_token(&issuer).sub("a").sign();
     for _ in 0..5 {
         assert_eq!(verifier.verify(&token).await.unwrap().sub(), Some("a"));
@@ -32,7 +32,7 @@ async fn repeated_token_is_answered_from_the_cache() {
 #[tokio::test]
 async fn cache_can_be_switched_off() {
     let issuer = TestIssuer::new("https://cache.test");
-    let verifier = verifier_for(&issuer, None).await;
+    let verifier = verifier_for(&issuer, CacheSize::Off).await;
     let token = orders_token(&issuer).sign();
     for _ in 0..3 {
         verifier.verify(&token).await.unwrap();
@@ -45,7 +45,7 @@ async fn cache_can_be_switched_off() {
 #[tokio::test]
 async fn only_the_exact_token_hits() {
     let issuer = TestIssuer::new("https://cache.test");
-    let verifier = verifier_for(&issuer, Some(1 << 20)).await;
+    let verifier = verifier_for(&issuer, CacheSize::Bytes(1 << 20)).await;
     let token = orders_token(&issuer).key(kids::ED).sign();
     verifier.verify(&token).await.unwrap();
     // Same header and payload, another (forged) signature; and a prefix.
@@ -62,7 +62,7 @@ async fn only_the_exact_token_hits() {
 #[tokio::test]
 async fn failures_are_not_cached() {
     let issuer = TestIssuer::new("https://cache.test");
-    let verifier = verifier_for(&issuer, Some(1 << 20)).await;
+    let verifier = verifier_for(&issuer, CacheSize::Bytes(1 << 20)).await;
     let wrong_aud = issuer.token().audience("urn:other").sign();
     for _ in 0..3 {
         assert!(verifier.verify(&wrong_aud).await.is_err());
@@ -114,11 +114,11 @@ async fn memory_is_bounded_by_the_configured_size() {
     issuer.add_secret("hs", Algorithm::HS256, &[7; 32]);
     let verifier = Verifier::builder()
         .issuer(issuer.issuer())
-        .shared_secret(Some("hs"), vec![7; 32])
+        .shared_secret_with_kid("hs", vec![7; 32])
         .jwks_json(issuer.jwks_json())
         .algorithms([Algorithm::HS256])
         .audience(AUDIENCE)
-        .token_cache(Some(64 * 1024))
+        .token_cache(64 * 1024)
         .build()
         .await
         .unwrap();
@@ -142,7 +142,7 @@ async fn claims_types_do_not_mix() {
         plan: String,
     }
     let issuer = TestIssuer::new("https://cache.test");
-    let verifier = verifier_for(&issuer, Some(1 << 20)).await;
+    let verifier = verifier_for(&issuer, CacheSize::Bytes(1 << 20)).await;
     let token = orders_token(&issuer).claim("plan", "pro").sign();
     verifier.verify(&token).await.unwrap();
     let mine = verifier.verify_as::<Mine>(&token).await.unwrap();

@@ -38,6 +38,7 @@ mod audit_rules;
 mod authz;
 mod axum;
 mod cache;
+mod config;
 #[cfg(all(feature = "axum", feature = "tonic"))]
 mod e2e;
 mod examples;

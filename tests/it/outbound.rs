@@ -10,7 +10,7 @@ use std::time::Duration;
 use authlayer::outbound::{
     AttachTokenLayer, ClientCredentials, OutboundError, OutboundToken, TokenExchange,
 };
-use authlayer::{AccessToken, VerifyLayer};
+use authlayer::{AccessToken, CacheSize, VerifyLayer};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -251,7 +251,7 @@ async fn an_exchanged_token_carries_the_downstream_audience_and_is_cached() {
 
     // Without the cache every exchange asks the issuer.
     let uncached = TokenExchange::builder(&url, "gateway", "gateway-secret")
-        .cache_capacity(0)
+        .cache_bytes(CacheSize::Off)
         .build()
         .unwrap();
     uncached.exchange(&subject, ORDERS).await.unwrap();

@@ -406,7 +406,7 @@ async fn fixture() -> Fixture {
             Algorithm::EdDSA,
             Algorithm::HS256,
         ])
-        .shared_secret(Some(HS_KID), SECRET.to_vec())
+        .shared_secret_with_kid(HS_KID, SECRET.to_vec())
         .build()
         .await
         .expect("verifier");

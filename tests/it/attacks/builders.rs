@@ -183,8 +183,8 @@ pub async fn verifier(profile: Profile, issuer: &TestIssuer) -> Verifier {
                 Algorithm::HS384,
                 Algorithm::HS512,
             ])
-            .shared_secret(Some(HS_KID), SECRET.to_vec()),
-        Profile::BigTokens => builder.max_token_len(BIG_CAP),
+            .shared_secret_with_kid(HS_KID, SECRET.to_vec()),
+        Profile::BigTokens => builder.max_token_bytes(BIG_CAP),
     };
     builder.build().await.expect("verifier builds")
 }

@@ -84,7 +84,7 @@ pub enum Profile {
     Hmac,
     /// The issuer configured as `https://id.attack.test/` (trailing slash).
     SlashIssuer,
-    /// `max_token_len` raised to 12 KiB.
+    /// `max_token_bytes` raised to 12 KiB.
     BigTokens,
 }
 

@@ -483,7 +483,7 @@ async fn cognito_audience_is_checked_against_client_id_when_configured() {
 async fn exactly_one_audit_record_per_request_allowed_or_denied() {
     let issuer = TestIssuer::new("https://idp.test");
     let verifier = verifier_with(&issuer, ClaimSources::rfc9068()).await;
-    let app = crate::orders::app(verifier);
+    let app = crate::common::orders_app(verifier);
     let call = |path: &str, token: Option<&str>| {
         let mut req = http::Request::get(path).header("x-request-id", "req-7");
         if let Some(token) = token {

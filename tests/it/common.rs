@@ -92,6 +92,73 @@ pub fn challenge(res: &reqwest::Response) -> String {
         .to_owned()
 }
 
+/// The library's own test service: an axum router serving the routes of
+/// the `orders` example, built here from the public API so that the
+/// library's tests compile no example source.
+///
+/// `GET /health` (no token: the verifier's health as JSON, 503 when not
+/// ready), `GET /orders/{id}` (scope `orders:read`: the id and the owner),
+/// `POST /orders` (scope `orders:write`: 201), `GET /me` (any valid token:
+/// the verified claims), `GET /admin/orders` (role `admin`) and
+/// `GET /tenants/{tenant}/orders/{id}` (scope `orders:read`, and the
+/// token's tenant must be `{tenant}`).
+pub fn orders_app(verifier: Verifier) -> axum::Router {
+    use authlayer::{Claims, RequireRoles, RequireScopes, RequireTenant, VerifyLayer};
+    use axum::Json;
+    use axum::extract::{Path, State};
+    use axum::http::StatusCode;
+    use axum::routing::{get, post};
+    use serde_json::{Value, json};
+
+    async fn health(State(verifier): State<Verifier>) -> (StatusCode, Json<Value>) {
+        let health = verifier.health();
+        let (status, text) = if health.ready {
+            (StatusCode::OK, "ok")
+        } else {
+            (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
+        };
+        (status, Json(json!({"status": text, "auth": health})))
+    }
+    async fn get_order(claims: Claims, Path(id): Path<u64>) -> Json<Value> {
+        Json(json!({"id": id, "owner": claims.sub()}))
+    }
+    async fn create_order(claims: Claims, Json(body): Json<Value>) -> (StatusCode, Json<Value>) {
+        let order = json!({"id": 42, "order": body, "owner": claims.sub()});
+        (StatusCode::CREATED, Json(order))
+    }
+    async fn me(claims: Claims) -> Json<Claims> {
+        Json(claims)
+    }
+
+    let protected = axum::Router::new()
+        .route(
+            "/orders/{id}",
+            get(get_order).route_layer(RequireScopes::all(["orders:read"])),
+        )
+        .route(
+            "/orders",
+            post(create_order).route_layer(RequireScopes::all(["orders:write"])),
+        )
+        .route("/me", get(me))
+        .route(
+            "/admin/orders",
+            get(|| async { Json(json!([])) }).route_layer(RequireRoles::all(["admin"])),
+        )
+        .route(
+            "/tenants/{tenant}/orders/{id}",
+            get(|Path((tenant, id)): Path<(String, u64)>| async move {
+                Json(json!({"tenant": tenant, "id": id}))
+            })
+            .route_layer(RequireTenant::path_segment(1))
+            .route_layer(RequireScopes::all(["orders:read"])),
+        )
+        .layer(VerifyLayer::new(verifier.clone()));
+    axum::Router::new()
+        .route("/health", get(health))
+        .with_state(verifier)
+        .merge(protected)
+}
+
 /// Serves an axum router on 127.0.0.1:0.
 pub async fn serve_axum(app: axum::Router) -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

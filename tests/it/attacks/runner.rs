@@ -1,5 +1,5 @@
-//! The runner: serves each [`Profile`] over HTTP (the `orders` axum
-//! example) and gRPC (the `orders_grpc` tonic example), and checks one case
+//! The runner: serves each [`Profile`] over HTTP (`common::orders_app`)
+//! and gRPC (the `orders_grpc` tonic example), and checks one case
 //! through `Verifier::verify`, HTTP and gRPC.
 
 use std::collections::BTreeMap;
@@ -14,8 +14,7 @@ use tonic::transport::Channel;
 
 use super::builders::verifier;
 use super::{Accept, Case, Credential, PROFILES, Profile, Reject};
-use crate::common::{grpc_client, serve_axum, serve_grpc};
-use crate::orders;
+use crate::common::{grpc_client, orders_app, serve_axum, serve_grpc};
 use crate::orders_grpc;
 use crate::orders_grpc::pb::GetOrderRequest;
 use crate::orders_grpc::pb::orders_client::OrdersClient;
@@ -30,7 +29,7 @@ pub struct Target {
 
 async fn target(profile: Profile, issuer: &TestIssuer) -> Target {
     let verifier = verifier(profile, issuer).await;
-    let http = format!("http://{}", serve_axum(orders::app(verifier.clone())).await);
+    let http = format!("http://{}", serve_axum(orders_app(verifier.clone())).await);
     let grpc_addr = serve_grpc(orders_grpc::router(verifier.clone())).await;
     Target {
         verifier,

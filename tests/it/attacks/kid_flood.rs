@@ -9,8 +9,8 @@ use reqwest::StatusCode;
 use reqwest::header::WWW_AUTHENTICATE;
 use serde_json::{Value, json};
 
-use super::builders::{claims_with, header, now, sign};
-use super::{AUD, ISS};
+use super::corpus::builders::{claims_with, header, now, sign};
+use super::corpus::{AUD, ISS};
 use crate::common::{http_get, orders_app, serve_axum};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,5 +1,5 @@
-//! Authorization (issue 10): claims of real providers' shapes, rule layers
-//! over HTTP and gRPC, tenant templates, the `orders` routes, and one audit
+//! Authorization: claims of real providers' shapes, rule layers over HTTP,
+//! tenant templates, the routes of `common::orders_app`, and one audit
 //! record per request.
 
 use authlayer::test_util::TestIssuer;
@@ -11,12 +11,8 @@ use axum::Router;
 use axum::routing::get;
 use serde::Deserialize;
 use serde_json::json;
-use tonic::Code;
 
-use crate::common::{
-    LogBuffer, grpc_client, http_get, orders_token, serve_axum, serve_grpc, with_token,
-};
-use crate::orders_grpc::pb::{CreateOrderRequest, GetOrderRequest};
+use crate::common::{LogBuffer, http_get, orders_token, serve_axum};
 
 const AUD: &str = "urn:orders";
 
@@ -320,38 +316,6 @@ async fn roles_and_policies_answer_403_over_http() {
             .status(),
         403
     );
-}
-
-#[tokio::test]
-async fn grpc_method_table_replaces_handler_checks_with_the_same_statuses() {
-    let issuer = TestIssuer::new("https://idp.test");
-    let verifier = verifier_with(&issuer, ClaimSources::rfc9068()).await;
-    let addr = serve_grpc(crate::orders_grpc::router(verifier)).await;
-    let mut client = grpc_client(addr).await;
-    let reader = orders_token(&issuer)
-        .sub("alice")
-        .scope("orders:read")
-        .sign();
-    let order = client
-        .get_order(with_token(GetOrderRequest { id: 7 }, &reader))
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!((order.id, order.owner.as_str()), (7, "alice"));
-    let create = CreateOrderRequest {
-        item: "x".into(),
-        quantity: 1,
-    };
-    let status = client
-        .create_order(with_token(create.clone(), &reader))
-        .await
-        .unwrap_err();
-    assert_eq!(status.code(), Code::PermissionDenied);
-    let status = client
-        .create_order(tonic::Request::new(create))
-        .await
-        .unwrap_err();
-    assert_eq!(status.code(), Code::Unauthenticated);
 }
 
 #[tokio::test]

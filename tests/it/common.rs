@@ -1,6 +1,9 @@
 //! What every surface shares: a real issuer JWKS server, the protected
-//! services (HTTP and gRPC) on 127.0.0.1 with port 0, and the helpers for
+//! HTTP test service on 127.0.0.1 with port 0, and the helpers for
 //! requests, the clock, base64url, tokens and captured logs.
+//!
+//! The examples' test binary includes this file too (by path, as its
+//! `common::shared`), so each helper exists once in the repository.
 //!
 //! Nothing here is process-wide: all tests share one process, so servers,
 //! clients and log subscribers belong to the test (and runtime) that made
@@ -13,10 +16,6 @@ use authlayer::Verifier;
 use authlayer::test_util::{TestIssuer, TestServer, TokenBuilder};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use tonic::transport::Channel;
-use tonic::transport::server::{Router, TcpIncoming};
-
-use crate::orders_grpc::pb::orders_client::OrdersClient;
 
 pub const AUDIENCE: &str = "urn:orders";
 
@@ -165,45 +164,6 @@ pub async fn serve_axum(app: axum::Router) -> SocketAddr {
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     addr
-}
-
-/// Serves a tonic server whose every call passes `VerifyLayer` (as
-/// `orders_grpc::router` builds it) on 127.0.0.1:0.
-pub async fn serve_grpc<L>(router: Router<L>) -> SocketAddr
-where
-    L: tower::Layer<tonic::service::Routes> + Send + 'static,
-    L::Service: tower::Service<
-            http::Request<tonic::body::Body>,
-            Response = http::Response<tonic::body::Body>,
-            Error = std::convert::Infallible,
-        > + Clone
-        + Send
-        + 'static,
-    <L::Service as tower::Service<http::Request<tonic::body::Body>>>::Future: Send,
-{
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let incoming = TcpIncoming::from(listener);
-    tokio::spawn(async move { router.serve_with_incoming(incoming).await.unwrap() });
-    addr
-}
-
-/// A client of the `orders.v1.Orders` service at `addr`.
-pub async fn grpc_client(addr: SocketAddr) -> OrdersClient<Channel> {
-    let channel = Channel::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap_or_else(|e| panic!("gRPC connect to {addr}: {e}"));
-    OrdersClient::new(channel)
-}
-
-/// A gRPC request carrying `authorization: Bearer <token>`.
-pub fn with_token<T>(message: T, token: &str) -> tonic::Request<T> {
-    let mut req = tonic::Request::new(message);
-    req.metadata_mut()
-        .insert("authorization", format!("Bearer {token}").parse().unwrap());
-    req
 }
 
 /// A tracing subscriber capturing formatted events into a buffer.

@@ -11,7 +11,6 @@
 //! flood, is a test of its own.
 
 mod corpus;
-mod grpc;
 mod kid_flood;
 mod runner;
 

@@ -52,7 +52,7 @@ async fn check_http(
         Accept if status == StatusCode::OK => Ok(()),
         Accept => Err(format!("HTTP: want 200, got {status} {challenge:?}")),
         Reject(reason) => {
-            let realm = &target.realm;
+            let realm = case.profile.issuer();
             let (want_status, want_challenge) = if reason == Reason::MissingToken {
                 (
                     StatusCode::UNAUTHORIZED,

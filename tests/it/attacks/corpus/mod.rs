@@ -212,8 +212,6 @@ pub struct Attack {
 /// One profile's verifier and a client of a server that verifies with it.
 pub struct Target<C> {
     pub verifier: Verifier,
-    /// The realm of the profile's challenges: its configured issuer.
-    pub realm: String,
     pub client: C,
 }
 
@@ -252,7 +250,6 @@ impl Attack {
             let verifier = builders::verifier(profile, &self.issuer).await;
             let target = Target {
                 verifier: verifier.clone(),
-                realm: profile.issuer(),
                 client: serve(verifier).await,
             };
             targets.insert(profile, target);

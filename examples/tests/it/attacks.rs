@@ -1,17 +1,21 @@
-//! The gRPC leg of the attack corpus: every case through the real
+//! The attack corpus of the library's tests (tests/it/attacks/corpus, one
+//! copy, included here by path) over gRPC: every case through the real
 //! `VerifyLayer` of the `orders_grpc` tonic example (`UNAUTHENTICATED` or
 //! `INVALID_ARGUMENT`, with the exact message), one server per
-//! [`Profile`](super::corpus::Profile) on 127.0.0.1:0.
+//! [`Profile`](corpus::Profile) on 127.0.0.1:0.
+
+#[path = "../../../tests/it/attacks/corpus/mod.rs"]
+mod corpus;
 
 use tonic::Code;
 use tonic::metadata::MetadataValue;
 use tonic::transport::Channel;
 
-use super::corpus::{Accept, Attack, Case, Reject, Target, header_values, is_invalid_request};
 use crate::common::{grpc_client, serve_grpc};
 use crate::orders_grpc;
 use crate::orders_grpc::pb::GetOrderRequest;
 use crate::orders_grpc::pb::orders_client::OrdersClient;
+use corpus::{Accept, Attack, Case, Reject, Target, header_values, is_invalid_request};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_attack_is_refused_over_grpc() {

@@ -1,5 +1,5 @@
-//! Authorization: claims of real providers' shapes, rule layers
-//! over HTTP and gRPC, tenant templates, the `orders` routes, and one audit
+//! Authorization: claims of real providers' shapes, rule layers over HTTP,
+//! tenant templates, the routes of `common::orders_app`, and one audit
 //! record per request.
 
 use authlayer::test_util::TestIssuer;
@@ -11,12 +11,8 @@ use axum::Router;
 use axum::routing::get;
 use serde::Deserialize;
 use serde_json::json;
-use tonic::Code;
 
-use crate::common::{
-    LogBuffer, grpc_client, http_get, orders_token, serve_axum, serve_grpc, with_token,
-};
-use crate::orders_grpc::pb::{CreateOrderRequest, GetOrderRequest};
+use crate::common::{LogBuffer, http_get, orders_token, serve_axum};
 
 const AUD: &str = "urn:orders";
 
@@ -322,38 +318,6 @@ async fn roles_and_policies_answer_403_over_http() {
 }
 
 #[tokio::test]
-async fn grpc_method_table_replaces_handler_checks_with_the_same_statuses() {
-    let issuer = TestIssuer::new("https://idp.test");
-    let verifier = verifier_with(&issuer, ClaimSources::rfc9068()).await;
-    let addr = serve_grpc(crate::orders_grpc::router(verifier)).await;
-    let mut client = grpc_client(addr).await;
-    let reader = orders_token(&issuer)
-        .sub("alice")
-        .scope("orders:read")
-        .sign();
-    let order = client
-        .get_order(with_token(GetOrderRequest { id: 7 }, &reader))
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!((order.id, order.owner.as_str()), (7, "alice"));
-    let create = CreateOrderRequest {
-        item: "x".into(),
-        quantity: 1,
-    };
-    let status = client
-        .create_order(with_token(create.clone(), &reader))
-        .await
-        .unwrap_err();
-    assert_eq!(status.code(), Code::PermissionDenied);
-    let status = client
-        .create_order(tonic::Request::new(create))
-        .await
-        .unwrap_err();
-    assert_eq!(status.code(), Code::Unauthenticated);
-}
-
-#[tokio::test]
 async fn tenant_templates_admit_listed_tenants_whose_tid_matches_and_never_fetch_for_others() {
     let issuer = TestIssuer::new("pending");
     let server = issuer.serve().await;
@@ -482,7 +446,7 @@ async fn cognito_audience_is_checked_against_client_id_when_configured() {
 async fn exactly_one_audit_record_per_request_allowed_or_denied() {
     let issuer = TestIssuer::new("https://idp.test");
     let verifier = verifier_with(&issuer, ClaimSources::rfc9068()).await;
-    let app = crate::orders::app(verifier);
+    let app = crate::common::orders_app(verifier);
     let call = |path: &str, token: Option<&str>| {
         let mut req = http::Request::get(path).header("x-request-id", "req-7");
         if let Some(token) = token {

@@ -1,4 +1,5 @@
-//! The `orders` axum service behind `VerifyLayer`, over real HTTP.
+//! axum services behind `VerifyLayer`, over real HTTP: the test service of
+//! `common::orders_app` and routers built in the tests.
 
 use std::time::Duration;
 
@@ -12,9 +13,9 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::common::{
-    self, AUDIENCE, LogBuffer, b64, challenge, http_get, orders_token, serve_axum, setup,
+    self, AUDIENCE, LogBuffer, b64, challenge, http_get, orders_app, orders_token, serve_axum,
+    setup,
 };
-use crate::orders;
 
 struct Orders {
     setup: common::Setup,
@@ -24,7 +25,7 @@ struct Orders {
 
 async fn orders() -> Orders {
     let setup = setup().await;
-    let addr = serve_axum(orders::app(setup.verifier.clone())).await;
+    let addr = serve_axum(orders_app(setup.verifier.clone())).await;
     Orders {
         setup,
         base: format!("http://{addr}"),
@@ -189,7 +190,7 @@ async fn hs256_only_with_an_explicit_shared_secret() {
         .build()
         .await
         .unwrap();
-    let addr = serve_axum(orders::app(with_secret)).await;
+    let addr = serve_axum(orders_app(with_secret)).await;
     let res = http_get(
         &reqwest::Client::new(),
         &format!("http://{addr}/orders/1"),

@@ -1,6 +1,9 @@
 //! What every surface shares: a real issuer JWKS server, the protected
-//! services (HTTP and gRPC) on 127.0.0.1 with port 0, and the helpers for
+//! HTTP test service on 127.0.0.1 with port 0, and the helpers for
 //! requests, the clock, base64url, tokens and captured logs.
+//!
+//! The examples' test binary includes this file too (by path, as its
+//! `common::shared`), so each helper exists once in the repository.
 //!
 //! Nothing here is process-wide: all tests share one process, so servers,
 //! clients and log subscribers belong to the test (and runtime) that made
@@ -13,10 +16,6 @@ use authlayer::Verifier;
 use authlayer::test_util::{TestIssuer, TestServer, TokenBuilder};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use tonic::transport::Channel;
-use tonic::transport::server::{Router, TcpIncoming};
-
-use crate::orders_grpc::pb::orders_client::OrdersClient;
 
 pub const AUDIENCE: &str = "urn:orders";
 
@@ -92,51 +91,81 @@ pub fn challenge(res: &reqwest::Response) -> String {
         .to_owned()
 }
 
+/// The library's own test service: an axum router serving the routes of
+/// the `orders` example, built here from the public API so that the
+/// library's tests compile no example source.
+///
+/// `GET /health` (no token: the verifier's health as JSON, 503 when not
+/// ready), `GET /orders/{id}` (scope `orders:read`: the id and the owner),
+/// `POST /orders` (scope `orders:write`: 201), `GET /me` (any valid token:
+/// the verified claims), `GET /admin/orders` (role `admin`) and
+/// `GET /tenants/{tenant}/orders/{id}` (scope `orders:read`, and the
+/// token's tenant must be `{tenant}`).
+pub fn orders_app(verifier: Verifier) -> axum::Router {
+    use authlayer::{
+        Claims, RequireRolesLayer, RequireScopesLayer, RequireTenantLayer, VerifyLayer,
+    };
+    use axum::Json;
+    use axum::extract::{Path, State};
+    use axum::http::StatusCode;
+    use axum::routing::{get, post};
+    use serde_json::{Value, json};
+
+    async fn health(State(verifier): State<Verifier>) -> (StatusCode, Json<Value>) {
+        let health = verifier.health();
+        let (status, text) = if health.ready {
+            (StatusCode::OK, "ok")
+        } else {
+            (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
+        };
+        (status, Json(json!({"status": text, "auth": health})))
+    }
+    async fn get_order(claims: Claims, Path(id): Path<u64>) -> Json<Value> {
+        Json(json!({"id": id, "owner": claims.sub()}))
+    }
+    async fn create_order(claims: Claims, Json(body): Json<Value>) -> (StatusCode, Json<Value>) {
+        let order = json!({"id": 42, "order": body, "owner": claims.sub()});
+        (StatusCode::CREATED, Json(order))
+    }
+    async fn me(claims: Claims) -> Json<Claims> {
+        Json(claims)
+    }
+
+    let protected = axum::Router::new()
+        .route(
+            "/orders/{id}",
+            get(get_order).route_layer(RequireScopesLayer::all(["orders:read"])),
+        )
+        .route(
+            "/orders",
+            post(create_order).route_layer(RequireScopesLayer::all(["orders:write"])),
+        )
+        .route("/me", get(me))
+        .route(
+            "/admin/orders",
+            get(|| async { Json(json!([])) }).route_layer(RequireRolesLayer::all(["admin"])),
+        )
+        .route(
+            "/tenants/{tenant}/orders/{id}",
+            get(|Path((tenant, id)): Path<(String, u64)>| async move {
+                Json(json!({"tenant": tenant, "id": id}))
+            })
+            .route_layer(RequireTenantLayer::path_segment(1))
+            .route_layer(RequireScopesLayer::all(["orders:read"])),
+        )
+        .layer(VerifyLayer::new(verifier.clone()));
+    axum::Router::new()
+        .route("/health", get(health))
+        .with_state(verifier)
+        .merge(protected)
+}
+
 /// Serves an axum router on 127.0.0.1:0.
 pub async fn serve_axum(app: axum::Router) -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     addr
-}
-
-/// Serves a tonic server whose every call passes `VerifyLayer` (as
-/// `orders_grpc::router` builds it) on 127.0.0.1:0.
-pub async fn serve_grpc<L>(router: Router<L>) -> SocketAddr
-where
-    L: tower::Layer<tonic::service::Routes> + Send + 'static,
-    L::Service: tower::Service<
-            http::Request<tonic::body::Body>,
-            Response = http::Response<tonic::body::Body>,
-            Error = std::convert::Infallible,
-        > + Clone
-        + Send
-        + 'static,
-    <L::Service as tower::Service<http::Request<tonic::body::Body>>>::Future: Send,
-{
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let incoming = TcpIncoming::from(listener);
-    tokio::spawn(async move { router.serve_with_incoming(incoming).await.unwrap() });
-    addr
-}
-
-/// A client of the `orders.v1.Orders` service at `addr`.
-pub async fn grpc_client(addr: SocketAddr) -> OrdersClient<Channel> {
-    let channel = Channel::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap_or_else(|e| panic!("gRPC connect to {addr}: {e}"));
-    OrdersClient::new(channel)
-}
-
-/// A gRPC request carrying `authorization: Bearer <token>`.
-pub fn with_token<T>(message: T, token: &str) -> tonic::Request<T> {
-    let mut req = tonic::Request::new(message);
-    req.metadata_mut()
-        .insert("authorization", format!("Bearer {token}").parse().unwrap());
-    req
 }
 
 /// A tracing subscriber capturing formatted events into a buffer.

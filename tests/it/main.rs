@@ -1,55 +1,22 @@
-//! The integration tests, in one binary (each test binary links the whole
-//! dependency tree again): one module per surface, real servers on
-//! 127.0.0.1 with port 0.
+//! The library's integration tests, in one binary (each test binary links
+//! the whole dependency tree again): one module per surface, real servers
+//! on 127.0.0.1 with port 0. They compile no example source: the examples
+//! and the suites that run them are the package `authlayer-examples`
+//! (examples/tests/it).
 //!
-//! The example services are compiled in once, here, and used by every
-//! module that needs them. The modules `axum` and `tonic` are named for the
-//! surface they test: only here, at the root, do they hide the crates of the
-//! same name (write `::axum` here); everywhere else `axum::` is the crate.
-
-#[cfg(all(feature = "axum", feature = "tonic"))]
-#[path = "../../examples/gateway.rs"]
-#[allow(dead_code)] // its `main`, `serve` and env parsing belong to the example binary
-mod gateway_example;
-#[cfg(all(feature = "axum", feature = "tonic"))]
-#[path = "../../examples/issuer/main.rs"]
-#[allow(dead_code)] // the issuer's own `main` and CLI helpers are unused here
-mod issuer;
-#[path = "../../examples/orders.rs"]
-#[allow(dead_code)] // its `main` and `serve` belong to the example binary
-mod orders;
-#[path = "../../examples/orders_grpc.rs"]
-#[allow(dead_code)] // its `main` and `serve` belong to the example binary
-mod orders_grpc;
+//! The module `axum` is named for the surface it tests: only here, at the
+//! root, does it hide the crate of the same name (write `::axum` here);
+//! everywhere else `axum::` is the crate.
 
 mod common;
 mod policy_model;
 
 mod attacks;
-#[cfg(all(
-    feature = "axum",
-    feature = "tonic",
-    feature = "audit-log",
-    feature = "metrics"
-))]
-mod audit;
-#[cfg(feature = "audit-log")]
 mod audit_rules;
 mod authz;
 mod axum;
 mod cache;
 mod config;
-#[cfg(all(feature = "axum", feature = "tonic"))]
-mod e2e;
-mod examples;
-#[cfg(all(feature = "axum", feature = "tonic"))]
-mod gateway;
-mod introspection;
-#[cfg(all(feature = "axum", feature = "tonic"))]
-mod issuer_pg;
 mod jwks_faults;
-#[cfg(all(feature = "axum", feature = "tonic"))]
-mod outbound;
 mod randomized;
-mod tonic;
 mod wycheproof;

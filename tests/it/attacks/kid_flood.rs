@@ -9,10 +9,9 @@ use reqwest::StatusCode;
 use reqwest::header::WWW_AUTHENTICATE;
 use serde_json::{Value, json};
 
-use super::builders::{claims_with, header, now, sign};
-use super::{AUD, ISS};
-use crate::common::{http_get, serve_axum};
-use crate::orders;
+use super::corpus::builders::{claims_with, header, now, sign};
+use super::corpus::{AUD, ISS};
+use crate::common::{http_get, orders_app, serve_axum};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn random_kid_flood_costs_at_most_one_fetch() {
@@ -28,7 +27,7 @@ async fn random_kid_flood_costs_at_most_one_fetch() {
         .expect("verifier");
     let fetches_at_start = server.requests();
     assert_eq!(fetches_at_start, 1, "one fetch at build time");
-    let addr = serve_axum(orders::app(verifier.clone())).await;
+    let addr = serve_axum(orders_app(verifier.clone())).await;
     let url = format!("http://{addr}/orders/1");
     let http = reqwest::Client::new();
     let payload = claims_with("iss", json!(server.issuer_url()));

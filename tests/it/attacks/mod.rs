@@ -1,279 +1,33 @@
-//! The attack suite: forged, malformed and policy-violating tokens and
-//! requests, one group per attack class of the JWT CVE history, each case
-//! with its exact expected outcome.
+//! The attack suite: every case of the [`corpus`] (forged, malformed and
+//! policy-violating tokens and requests, one group per attack class of the
+//! JWT CVE history) with its exact expected outcome, through
+//! `Verifier::verify` (the exact `Reason`) and over HTTP through the real
+//! `VerifyLayer` (401 `invalid_token` or 400 `invalid_request`, with the
+//! exact `WWW-Authenticate` challenge) of `common::orders_app`, one server
+//! per [`corpus::Profile`] on 127.0.0.1:0. The same corpus runs over gRPC
+//! in the examples' tests.
 //!
-//! The corpus is generated here from `TestIssuer` keys (the issuer's and an
-//! attacker's), then every case runs three ways:
-//! - `Verifier::verify` (the exact [`Reason`]),
-//! - HTTP through the real `VerifyLayer` in the `orders` axum example
-//!   (401 `invalid_token` or 400 `invalid_request`, with the exact
-//!   `WWW-Authenticate` challenge),
-//! - gRPC through the real `VerifyLayer` in the `orders_grpc` tonic example
-//!   (`UNAUTHENTICATED` or `INVALID_ARGUMENT`, with the exact message).
-//!
-//! Servers listen on 127.0.0.1:0. Where the outcome is a policy choice
-//! (typ, leeway, fractional dates, issuer spelling, length cap, HMAC) the
-//! case runs against the default verifier and a stricter or differently
-//! configured one (see [`Profile`]).
-//!
-//! Layout: [`builders`] makes the tokens and the verifier of each profile,
-//! [`runner`] serves every profile and checks a case three ways, and each
-//! attack class adds its cases from a module of its own (see [`CLASSES`]).
-//! [`kid_flood`], the random-`kid` flood, is a test of its own.
+//! [`runner`] checks a case both ways; [`kid_flood`], the random-`kid`
+//! flood, is a test of its own.
 
-mod builders;
+mod corpus;
+mod kid_flood;
 mod runner;
 
-// The attack classes, one module each; `CLASSES` gives their order.
-mod alg_none;
-mod audience;
-mod bad_alg;
-mod controls;
-mod crit_and_b64;
-mod dates;
-mod duplicate_keys;
-mod ecdsa_signatures;
-mod embedded_jwk;
-mod encoding;
-mod foreign_signature;
-mod hmac_with_public_key;
-mod issuer_claim;
-mod key_url_headers;
-mod kid_injection;
-mod mangled_signatures;
-mod nested;
-mod request_shape;
-mod segment_count;
-mod sizes;
-mod tampering;
-mod typ_policy;
-mod utf8;
+use corpus::Attack;
 
-mod kid_flood;
-
-use std::collections::{BTreeMap, BTreeSet};
-
-use authlayer::test_util::TestIssuer;
-use authlayer::{Algorithm, Reason};
-
-use crate::common::AUDIENCE;
-
-pub const ISS: &str = "https://id.attack.test";
-pub const AUD: &str = AUDIENCE;
-/// The HMAC shared secret of [`Profile::Hmac`] (64 bytes: enough for HS512).
-pub const SECRET: &[u8; 64] = b"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
-pub const HS_KID: &str = "hs-1";
-/// A second RSA key in the issuer's set: kid-less RS256 tokens are ambiguous.
-pub const RSA_2: &str = "rsa-2";
-/// The token cap of [`Profile::BigTokens`].
-pub const BIG_CAP: usize = 12 * 1024;
-/// The default token cap.
-pub const CAP: usize = 8 * 1024;
-
-/// One verifier configuration; each gets its own HTTP and gRPC server.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Profile {
-    /// The defaults: asymmetric algorithms only, leeway 60 s, `typ` not
-    /// checked, 8 KiB token cap, `exp` required.
-    Default,
-    /// RFC 9068 strict: `TypPolicy::AccessToken`, leeway 0, and `sub`,
-    /// `iat`, `jti`, `client_id` required.
-    Strict,
-    /// HS256/384/512 allowed, with a 64-byte shared secret (kid `hs-1`)
-    /// next to the public keys.
-    Hmac,
-    /// The issuer configured as `https://id.attack.test/` (trailing slash).
-    SlashIssuer,
-    /// `max_token_bytes` raised to 12 KiB.
-    BigTokens,
-}
-
-const PROFILES: [Profile; 5] = [
-    Profile::Default,
-    Profile::Strict,
-    Profile::Hmac,
-    Profile::SlashIssuer,
-    Profile::BigTokens,
-];
-
-impl Profile {
-    pub fn issuer(self) -> String {
-        match self {
-            Profile::SlashIssuer => format!("{ISS}/"),
-            _ => ISS.to_owned(),
-        }
-    }
-}
-
-pub enum Credential {
-    /// `Authorization: Bearer <token>`; also checked with `Verifier::verify`.
-    Bearer(String),
-    /// These raw `Authorization` header values, in order (one header each).
-    Raw(Vec<Vec<u8>>),
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Expect {
-    Accept,
-    Reject(Reason),
-}
-pub use Expect::{Accept, Reject};
-
-pub struct Case {
-    pub class: &'static str,
-    pub name: String,
-    pub profile: Profile,
-    pub credential: Credential,
-    pub expect: Expect,
-}
-
-/// The keys the corpus is made from.
-pub struct Keys {
-    /// The trusted issuer: rsa-1, ec-1, ed-1, rsa-2 published, hs-1 secret.
-    pub issuer: TestIssuer,
-    /// Someone else's keys, and a place to put HMAC keys made of public keys.
-    pub attacker: TestIssuer,
-    /// The attacker's JWKS URL, served on loopback (must never be fetched).
-    pub attacker_jwks: String,
-}
-
-#[derive(Default)]
-pub struct Corpus {
-    pub cases: Vec<Case>,
-}
-
-impl Corpus {
-    pub fn token(
-        &mut self,
-        class: &'static str,
-        name: impl Into<String>,
-        token: String,
-        expect: Expect,
-    ) {
-        self.token_on(Profile::Default, class, name, token, expect);
-    }
-
-    pub fn token_on(
-        &mut self,
-        profile: Profile,
-        class: &'static str,
-        name: impl Into<String>,
-        token: String,
-        expect: Expect,
-    ) {
-        self.cases.push(Case {
-            class,
-            name: name.into(),
-            profile,
-            credential: Credential::Bearer(token),
-            expect,
-        });
-    }
-
-    pub fn raw(&mut self, class: &'static str, name: &str, values: Vec<Vec<u8>>, expect: Expect) {
-        self.cases.push(Case {
-            class,
-            name: name.to_owned(),
-            profile: Profile::Default,
-            credential: Credential::Raw(values),
-            expect,
-        });
-    }
-}
-
-/// Every attack class, in the order its cases run.
-const CLASSES: [fn(&mut Corpus, &Keys); 23] = [
-    controls::cases,
-    alg_none::cases,
-    bad_alg::cases,
-    hmac_with_public_key::cases,
-    embedded_jwk::cases,
-    key_url_headers::cases,
-    kid_injection::cases,
-    foreign_signature::cases,
-    ecdsa_signatures::cases,
-    mangled_signatures::cases,
-    tampering::cases,
-    segment_count::cases,
-    encoding::cases,
-    utf8::cases,
-    dates::cases,
-    issuer_claim::cases,
-    audience::cases,
-    duplicate_keys::cases,
-    crit_and_b64::cases,
-    nested::cases,
-    sizes::cases,
-    request_shape::cases,
-    typ_policy::cases,
-];
+use crate::common::{orders_app, serve_axum};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_attack_is_refused_over_http_and_grpc() {
-    let issuer = TestIssuer::new(ISS);
-    issuer.add_key(RSA_2, Algorithm::RS256);
-    issuer.add_secret(HS_KID, Algorithm::HS256, SECRET);
-    let attacker = TestIssuer::new(ISS);
-    let attacker_server = attacker.serve().await;
-    let keys = Keys {
-        issuer: issuer.clone(),
-        attacker,
-        attacker_jwks: attacker_server.jwks_url(),
-    };
-
-    let mut corpus = Corpus::default();
-    for class in CLASSES {
-        class(&mut corpus, &keys);
-    }
-
-    let targets = runner::targets(&issuer).await;
+async fn every_attack_is_refused_by_verify_and_over_http() {
+    let attack = Attack::new().await;
+    let targets = attack
+        .targets(async |verifier| format!("http://{}", serve_axum(orders_app(verifier)).await))
+        .await;
     let http = reqwest::Client::new();
-    let mut failures = Vec::new();
-    let mut per_class: BTreeMap<&str, usize> = BTreeMap::new();
-    let mut names = BTreeSet::new();
-    for case in &corpus.cases {
-        assert!(
-            names.insert((case.profile, case.class, case.name.as_str())),
-            "duplicate case name: {}",
-            case.name
-        );
-        *per_class.entry(case.class).or_default() += 1;
-        let target = &targets[&case.profile];
-        let problems = runner::check(&http, target, case).await;
-        if !problems.is_empty() {
-            failures.push(format!(
-                "[{:?}] {} / {}: {}",
-                case.profile,
-                case.class,
-                case.name,
-                problems.join("; ")
-            ));
-        }
-    }
-
-    let rejections = corpus.cases.iter().filter(|c| c.expect != Accept).count();
-    println!(
-        "attack corpus: {} cases ({} rejections, {} acceptance controls) in {} classes, each run through verify(), HTTP and gRPC",
-        corpus.cases.len(),
-        rejections,
-        corpus.cases.len() - rejections,
-        per_class.len()
-    );
-    for (class, count) in &per_class {
-        println!("  {count:4}  {class}");
-    }
-    assert!(
-        failures.is_empty(),
-        "{} case(s) failed:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
-    // No key was ever fetched from a URL named in a token.
-    assert_eq!(attacker_server.requests(), 0, "a jku/x5u URL was fetched");
-    // Every profile saw traffic, and only the controls got through.
-    let accepted: u64 = targets
-        .values()
-        .map(|t| t.verifier.metrics().accepted)
-        .sum();
-    assert!(accepted > 0);
+    attack
+        .run(&targets, "verify() and HTTP", async |target, case| {
+            runner::check(&http, target, case).await
+        })
+        .await;
 }

@@ -1,57 +1,15 @@
-//! The runner: serves each [`Profile`] over HTTP (the `orders` axum
-//! example) and gRPC (the `orders_grpc` tonic example), and checks one case
-//! through `Verifier::verify`, HTTP and gRPC.
+//! The library's legs of a case: `Verifier::verify` (bearer tokens only)
+//! and HTTP, against the base URL of a `common::orders_app` server.
 
-use std::collections::BTreeMap;
-
-use authlayer::test_util::TestIssuer;
-use authlayer::{Reason, Verifier};
+use authlayer::Reason;
 use reqwest::StatusCode;
 use reqwest::header::{AUTHORIZATION, HeaderValue, WWW_AUTHENTICATE};
-use tonic::Code;
-use tonic::metadata::MetadataValue;
-use tonic::transport::Channel;
 
-use super::builders::verifier;
-use super::{Accept, Case, Credential, PROFILES, Profile, Reject};
-use crate::common::{grpc_client, serve_axum, serve_grpc};
-use crate::orders;
-use crate::orders_grpc;
-use crate::orders_grpc::pb::GetOrderRequest;
-use crate::orders_grpc::pb::orders_client::OrdersClient;
+use super::corpus::{Accept, Case, Credential, Reject, Target, header_values, is_invalid_request};
 
-/// One profile's verifier, served over HTTP and gRPC.
-pub struct Target {
-    pub verifier: Verifier,
-    pub http: String,
-    pub grpc: OrdersClient<Channel>,
-    pub realm: String,
-}
-
-async fn target(profile: Profile, issuer: &TestIssuer) -> Target {
-    let verifier = verifier(profile, issuer).await;
-    let http = format!("http://{}", serve_axum(orders::app(verifier.clone())).await);
-    let grpc_addr = serve_grpc(orders_grpc::router(verifier.clone())).await;
-    Target {
-        verifier,
-        http,
-        grpc: grpc_client(grpc_addr).await,
-        realm: profile.issuer(),
-    }
-}
-
-/// A server pair for every profile.
-pub async fn targets(issuer: &TestIssuer) -> BTreeMap<Profile, Target> {
-    let mut targets = BTreeMap::new();
-    for profile in PROFILES {
-        targets.insert(profile, target(profile, issuer).await);
-    }
-    targets
-}
-
-/// Runs `case` through `Verifier::verify` (bearer tokens only), HTTP and
-/// gRPC; returns what went wrong.
-pub async fn check(http: &reqwest::Client, target: &Target, case: &Case) -> Vec<String> {
+/// Runs `case` through `Verifier::verify` (bearer tokens only) and HTTP;
+/// returns what went wrong.
+pub async fn check(http: &reqwest::Client, target: &Target<String>, case: &Case) -> Vec<String> {
     let mut problems = Vec::new();
     if let Credential::Bearer(token) = &case.credential {
         let outcome = target
@@ -63,19 +21,7 @@ pub async fn check(http: &reqwest::Client, target: &Target, case: &Case) -> Vec<
         problems.extend(check_verify(case, outcome).err());
     }
     problems.extend(check_http(http, target, case).await.err());
-    problems.extend(check_grpc(target, case).await.err());
     problems
-}
-
-fn header_values(credential: &Credential) -> Vec<Vec<u8>> {
-    match credential {
-        Credential::Bearer(token) => vec![format!("Bearer {token}").into_bytes()],
-        Credential::Raw(values) => values.clone(),
-    }
-}
-
-fn is_invalid_request(reason: Reason) -> bool {
-    matches!(reason, Reason::MultipleCredentials | Reason::EmptyBearer)
 }
 
 fn check_verify(case: &Case, outcome: Result<(), Reason>) -> Result<(), String> {
@@ -86,8 +32,12 @@ fn check_verify(case: &Case, outcome: Result<(), Reason>) -> Result<(), String> 
     }
 }
 
-async fn check_http(http: &reqwest::Client, target: &Target, case: &Case) -> Result<(), String> {
-    let mut request = http.get(format!("{}/orders/7", target.http));
+async fn check_http(
+    http: &reqwest::Client,
+    target: &Target<String>,
+    case: &Case,
+) -> Result<(), String> {
+    let mut request = http.get(format!("{}/orders/7", target.client));
     for value in header_values(&case.credential) {
         let value = HeaderValue::from_bytes(&value).map_err(|e| format!("header value: {e}"))?;
         request = request.header(AUTHORIZATION, value);
@@ -102,7 +52,7 @@ async fn check_http(http: &reqwest::Client, target: &Target, case: &Case) -> Res
         Accept if status == StatusCode::OK => Ok(()),
         Accept => Err(format!("HTTP: want 200, got {status} {challenge:?}")),
         Reject(reason) => {
-            let realm = &target.realm;
+            let realm = case.profile.issuer();
             let (want_status, want_challenge) = if reason == Reason::MissingToken {
                 (
                     StatusCode::UNAUTHORIZED,
@@ -130,37 +80,5 @@ async fn check_http(http: &reqwest::Client, target: &Target, case: &Case) -> Res
                 ))
             }
         }
-    }
-}
-
-async fn check_grpc(target: &Target, case: &Case) -> Result<(), String> {
-    let mut request = tonic::Request::new(GetOrderRequest { id: 7 });
-    for value in header_values(&case.credential) {
-        let value =
-            MetadataValue::try_from(value.as_slice()).map_err(|e| format!("metadata: {e}"))?;
-        request.metadata_mut().append("authorization", value);
-    }
-    let result = target.grpc.clone().get_order(request).await;
-    match (case.expect, result) {
-        (Accept, Ok(response)) if response.get_ref().id == 7 => Ok(()),
-        (Accept, other) => Err(format!("gRPC: want OK, got {other:?}")),
-        (Reject(reason), Err(status)) => {
-            let want_code = if is_invalid_request(reason) {
-                Code::InvalidArgument
-            } else {
-                Code::Unauthenticated
-            };
-            if status.code() == want_code && status.message() == reason.description() {
-                Ok(())
-            } else {
-                Err(format!(
-                    "gRPC: want {want_code:?} {:?}, got {:?} {:?}",
-                    reason.description(),
-                    status.code(),
-                    status.message()
-                ))
-            }
-        }
-        (Reject(reason), Ok(_)) => Err(format!("gRPC: want {reason:?}, got OK")),
     }
 }

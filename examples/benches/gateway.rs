@@ -24,17 +24,17 @@
 //! examples' default filter (`info,authlayer::audit=info`), writing to a
 //! sink, so every audit and issuer line is formatted but not printed.
 
-#[path = "../examples/gateway.rs"]
-#[allow(dead_code)]
+#[path = "../gateway.rs"]
+#[allow(dead_code)] // its `main` and env parsing belong to the example binary
 mod gateway;
-#[path = "../examples/issuer/main.rs"]
+#[path = "../issuer/main.rs"]
 // Its unit tests compile here too (bench targets build with cfg(test)) but
 // never run: criterion's main replaces the test harness. The issuer is
 // linted as its own example target.
 #[allow(dead_code, unused_imports, clippy::pedantic)]
 mod issuer;
-#[path = "../examples/orders.rs"]
-#[allow(dead_code)]
+#[path = "../orders.rs"]
+#[allow(dead_code)] // its `main` and `serve` belong to the example binary
 mod orders;
 
 use std::time::Duration;

@@ -1,11 +1,13 @@
-//! The `orders.v1.Orders` tonic service behind `VerifyLayer`, over real gRPC.
+//! The `orders.v1.Orders` tonic service of the `orders_grpc` example behind
+//! `VerifyLayer`, with its per-method rule table, over real gRPC.
 
-use authlayer::{RequireScopesLayer, VerifyLayer};
+use authlayer::test_util::TestIssuer;
+use authlayer::{ClaimSources, RequireScopesLayer, Verifier, VerifyLayer};
 use tonic::Code;
 use tonic::transport::{Channel, Server};
 use tower::Layer;
 
-use crate::common::{Setup, grpc_client, orders_token, serve_grpc, setup, with_token};
+use crate::common::{AUDIENCE, Setup, grpc_client, orders_token, serve_grpc, setup, with_token};
 use crate::orders_grpc;
 use crate::orders_grpc::OrdersService;
 use crate::orders_grpc::pb::orders_client::OrdersClient;
@@ -175,4 +177,43 @@ async fn raw_grpc_rejection_is_trailers_only() {
     assert_eq!(res.headers()["grpc-status"], "16");
     assert_eq!(res.headers()["content-type"], "application/grpc");
     assert!(res.bytes().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn grpc_method_table_replaces_handler_checks_with_the_same_statuses() {
+    let issuer = TestIssuer::new("https://idp.test");
+    let verifier = Verifier::builder()
+        .issuer(issuer.issuer())
+        .jwks_json(issuer.jwks_json())
+        .audience(AUDIENCE)
+        .claims(ClaimSources::rfc9068())
+        .build()
+        .await
+        .unwrap();
+    let addr = serve_grpc(orders_grpc::router(verifier)).await;
+    let mut client = grpc_client(addr).await;
+    let reader = orders_token(&issuer)
+        .sub("alice")
+        .scope("orders:read")
+        .sign();
+    let order = client
+        .get_order(with_token(GetOrderRequest { id: 7 }, &reader))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((order.id, order.owner.as_str()), (7, "alice"));
+    let create = CreateOrderRequest {
+        item: "x".into(),
+        quantity: 1,
+    };
+    let status = client
+        .create_order(with_token(create.clone(), &reader))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied);
+    let status = client
+        .create_order(tonic::Request::new(create))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unauthenticated);
 }

@@ -77,7 +77,7 @@ pub use layer::{
     RequireTenant, RequireTenantLayer, ResponseFuture, Verify, VerifyLayer,
 };
 pub use policy::{CheckedTenant, Policy};
-pub use reject::{DefaultReject, OnReject, RejectContext};
+pub use reject::{DefaultReject, RejectContext, RejectFn};
 pub use verifier::{Issuer, Stale, Verifier, VerifierBuilder};
 
 /// The HTTP client this crate fetches keys, discovery documents and tokens

@@ -48,5 +48,7 @@ mod jwks_faults;
 #[cfg(all(feature = "axum", feature = "tonic"))]
 mod outbound;
 mod randomized;
+#[cfg(all(feature = "axum", feature = "tonic"))]
+mod rejections;
 mod tonic;
 mod wycheproof;

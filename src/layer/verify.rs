@@ -121,7 +121,17 @@ impl<E, R> VerifyLayer<E, R> {
     }
 
     /// Parse your own claims type `E2` from each token, and put `Claims<E2>`
-    /// (and the standard view `Claims`) into the extensions.
+    /// (and the standard view `Claims`) into the extensions. Defaults to
+    /// `()`: the standard view only.
+    ///
+    /// A token that does not fit `E2` (a field missing, or of another type)
+    /// is refused on every route with 401 `invalid_token`
+    /// ([`InvalidClaim`](crate::Reason::InvalidClaim)), as Spring's resource
+    /// server and Envoy refuse a token whose claims they cannot read: it is
+    /// not a token this service can use, and the client's remedy is another
+    /// token. The field and the kind of problem are logged at `warn` (never
+    /// the value). Make a claim some tokens lack an `Option` or
+    /// `#[serde(default)]`.
     pub fn with_claims<E2>(self) -> VerifyLayer<E2, R> {
         VerifyLayer {
             config: self.config,

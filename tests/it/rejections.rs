@@ -351,3 +351,54 @@ async fn the_on_reject_handler_renders_grpc_refusals_as_grpc_statuses() {
         (tonic::Code::NotFound, "reached")
     );
 }
+
+#[tokio::test]
+async fn a_token_that_does_not_fit_your_claims_type_is_401_and_the_field_is_logged_never_its_value()
+{
+    #[derive(Debug, serde::Deserialize)]
+    struct Mine {
+        plan: u64,
+    }
+    let (issuer, verifier) = verifier().await;
+    let app = Router::new()
+        .route(
+            "/plan",
+            get(|c: Claims<Mine>| async move { c.extra().plan.to_string() }),
+        )
+        .layer(VerifyLayer::new(verifier).with_claims::<Mine>());
+    let base = format!("http://{}", serve_axum(app).await);
+    let http = reqwest::Client::new();
+    let good = issuer.token().audience(AUDIENCE).claim("plan", 3).sign();
+    let res = http_get(&http, &format!("{base}/plan"), Some(&good)).await;
+    assert_eq!(res.text().await.unwrap(), "3");
+
+    let logs = LogBuffer::default();
+    let _guard = logs.install();
+    let wrong = issuer
+        .token()
+        .audience(AUDIENCE)
+        .claim("plan", "value-that-must-stay-secret")
+        .sign();
+    let missing = issuer.token().audience(AUDIENCE).sign();
+    for (token, problem) in [(&wrong, "wrong type"), (&missing, "missing")] {
+        let res = http_get(&http, &format!("{base}/plan"), Some(token)).await;
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+        assert!(
+            res.headers()["www-authenticate"]
+                .to_str()
+                .unwrap()
+                .contains(r#"error="invalid_token", error_description="invalid claim""#)
+        );
+        let log = logs.contents();
+        let line = log
+            .lines()
+            .find(|l| l.contains(&format!(r#"problem="{problem}""#)))
+            .unwrap_or_else(|| panic!("no {problem} line in {log}"));
+        assert!(line.contains("WARN"), "{line}");
+        assert!(line.contains(r#"field="plan""#), "{line}");
+        assert!(line.contains("rejections::"), "names the type: {line}");
+    }
+    let log = logs.contents();
+    assert!(!log.contains("value-that-must-stay-secret"), "{log}");
+    assert!(!log.contains(&wrong) && !log.contains(&missing), "{log}");
+}

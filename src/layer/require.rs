@@ -376,12 +376,14 @@ where
     }
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
+        let claims = req.extensions().get::<Claims>();
+        let marker = req.extensions().get::<Authenticated>();
         let view = RuleRequest {
             uri: req.uri(),
             headers: req.headers(),
+            extensions: req.extensions(),
+            claims_type: marker.and_then(|m| m.claims_type),
         };
-        let claims = req.extensions().get::<Claims>();
-        let marker = req.extensions().get::<Authenticated>();
         let (err, info, realm) = match (claims, marker) {
             (Some(claims), marker) => {
                 let (decision, info) = self.layer.rule.decide(view, claims);

@@ -1,7 +1,7 @@
 //! How the stack refuses: one `VerifyLayer::on_reject` handler renders every
 //! refusal (verify, rule layers, `RequireActive`, the axum extractors and
-//! gRPC), a handler asking for another claims type, and a claims type the
-//! token does not fit.
+//! gRPC), a handler or a policy asking for another claims type, and a
+//! claims type the token does not fit.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use authlayer::test_util::TestIssuer;
 use authlayer::{
-    AccessToken, Claims, RejectFn, RequireActiveLayer, RequireRolesLayer, RequireScopesLayer,
-    RequireTenantLayer, Verifier, VerifyLayer,
+    AccessToken, Claims, Policy, RejectFn, RequireActiveLayer, RequirePolicyLayer,
+    RequireRolesLayer, RequireScopesLayer, RequireTenantLayer, Verifier, VerifyLayer,
 };
 use axum::Router;
 use axum::body::Body;
@@ -401,4 +401,75 @@ async fn a_token_that_does_not_fit_your_claims_type_is_401_and_the_field_is_logg
     let log = logs.contents();
     assert!(!log.contains("value-that-must-stay-secret"), "{log}");
     assert!(!log.contains(&wrong) && !log.contains(&missing), "{log}");
+}
+
+#[tokio::test]
+async fn policies_over_your_own_claims_type_decide_in_the_rule_layers_and_a_wrong_type_never_allows()
+ {
+    #[derive(Debug, serde::Deserialize)]
+    struct Mine {
+        plan: String,
+    }
+    let pro = || Policy::claims_as::<Mine>("pro plan", |c| c.extra().plan == "pro");
+    let wrong = || Policy::claims_as::<Other>("other type", |_| true);
+    let (issuer, verifier) = verifier().await;
+    let ok = || get(|| async { "ok" });
+    let app = Router::new()
+        .route("/pro", ok().route_layer(RequirePolicyLayer::new(pro())))
+        .route(
+            "/not-pro",
+            ok().route_layer(RequirePolicyLayer::new(Policy::not(pro()))),
+        )
+        .route("/wrong", ok().route_layer(RequirePolicyLayer::new(wrong())))
+        .route(
+            "/not-wrong",
+            ok().route_layer(RequirePolicyLayer::new(Policy::not(wrong()))),
+        )
+        .route(
+            "/twice-wrong",
+            ok().route_layer(RequirePolicyLayer::new(Policy::all([
+                wrong(),
+                Policy::not(wrong()),
+            ]))),
+        )
+        .layer(VerifyLayer::new(verifier).with_claims::<Mine>());
+    let base = format!("http://{}", serve_axum(app).await);
+    let http = reqwest::Client::new();
+    let token = |plan: &str| issuer.token().audience(AUDIENCE).claim("plan", plan).sign();
+    let (pro_token, free_token) = (token("pro"), token("free"));
+    let status = |path: &'static str, token: String| {
+        let http = http.clone();
+        let url = format!("{base}{path}");
+        async move { http_get(&http, &url, Some(&token)).await.status() }
+    };
+    assert_eq!(status("/pro", pro_token.clone()).await, StatusCode::OK);
+    assert_eq!(
+        status("/pro", free_token.clone()).await,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(status("/not-pro", free_token.clone()).await, StatusCode::OK);
+    assert_eq!(
+        status("/not-pro", pro_token.clone()).await,
+        StatusCode::FORBIDDEN
+    );
+
+    let logs = LogBuffer::default();
+    let _guard = logs.install();
+    for path in ["/wrong", "/not-wrong", "/twice-wrong"] {
+        let res = http_get(&http, &format!("{base}{path}"), Some(&pro_token)).await;
+        assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR, "{path}");
+    }
+    let log = logs.contents();
+    let wiring = log
+        .lines()
+        .filter(|l| l.contains("has no Claims<it::rejections::Other> to read"))
+        .collect::<Vec<_>>();
+    // One line per request, even where the policy names the type twice.
+    assert_eq!(wiring.len(), 3, "{log}");
+    assert!(
+        wiring.iter().all(|l| l.contains("ERROR")
+            && l.contains("claims are Claims<it::rejections::policies_over")
+            && l.contains("with_claims::<it::rejections::Other>()")),
+        "{log}"
+    );
 }

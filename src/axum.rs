@@ -2,44 +2,106 @@
 //! [`AccessToken`](crate::AccessToken) as extractors, and their rejection.
 //! The user's documentation is on [`Claims`].
 
+use std::fmt;
+use std::sync::Arc;
+
 use axum_core::extract::{FromRequestParts, OptionalFromRequestParts};
 use axum_core::response::{IntoResponse, Response};
+use http::StatusCode;
 use http::request::Parts;
 
 use crate::claims::Claims;
 use crate::error::{AuthError, Reason};
 use crate::layer::Authenticated;
+use crate::reject::{self, Erased, RejectContext};
 
-/// Why the `Claims` extractor failed: the request is anonymous (401) or
-/// `VerifyLayer` is not installed (500, logged).
-#[derive(Debug)]
+/// Why the [`Claims`] or [`AccessToken`](crate::AccessToken) extractor
+/// refused the request: it is anonymous (401, `VerifyLayer` in optional
+/// mode), the handler asks for another claims type than `VerifyLayer`
+/// parses (500, logged), or no `VerifyLayer` runs before it (500, logged).
+///
+/// Like axum's own rejections it has a [`status`](Self::status), a
+/// `Display` and `std::error::Error`. As a response it is rendered as the
+/// stack renders every refusal: with the handler of
+/// [`VerifyLayer::on_reject`](crate::VerifyLayer::on_reject), or as an RFC
+/// 6750 challenge with the verifier's realm (a gRPC status for gRPC
+/// requests).
 pub struct ClaimsRejection {
     error: AuthError,
-    realm: Option<std::sync::Arc<str>>,
+    /// The verifier's realm; `None` without `VerifyLayer`.
+    realm: Option<Arc<str>>,
+    grpc: bool,
+    /// `VerifyLayer`'s own handler, if it has one.
+    on_reject: Option<Erased>,
 }
 
 impl ClaimsRejection {
+    fn new(error: AuthError, parts: &Parts, marker: Option<&Authenticated>) -> Self {
+        Self {
+            realm: marker.map(|m| m.refuse(error.reason())),
+            error,
+            grpc: reject::is_grpc(&parts.headers),
+            on_reject: marker.and_then(|m| m.on_reject.clone()),
+        }
+    }
+
     /// The underlying error.
     pub fn error(&self) -> &AuthError {
         &self.error
+    }
+
+    /// The HTTP status of this refusal: 401 for an anonymous request, 500
+    /// for a wiring mistake ([`AuthError::status`]). A handler installed
+    /// with [`on_reject`](crate::VerifyLayer::on_reject) may answer with
+    /// another.
+    pub fn status(&self) -> StatusCode {
+        self.error.status()
+    }
+}
+
+impl fmt::Debug for ClaimsRejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClaimsRejection")
+            .field("error", &self.error)
+            .field("realm", &self.realm)
+            .field("grpc", &self.grpc)
+            .field("on_reject", &self.on_reject.is_some())
+            .finish()
+    }
+}
+
+/// The description of the error (`no bearer token`, `claims type mismatch`…).
+impl fmt::Display for ClaimsRejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.error, f)
+    }
+}
+
+impl std::error::Error for ClaimsRejection {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        std::error::Error::source(&self.error)
     }
 }
 
 impl IntoResponse for ClaimsRejection {
     fn into_response(self) -> Response {
-        self.error
-            .to_response(self.realm.as_deref().unwrap_or(""), false)
+        let ctx = RejectContext {
+            grpc: self.grpc,
+            realm: self.realm.as_deref().unwrap_or(""),
+        };
+        reject::render(self.on_reject.as_deref(), &self.error, &ctx)
     }
 }
 
-fn layer_missing() -> ClaimsRejection {
+fn layer_missing(parts: &Parts) -> ClaimsRejection {
     tracing::error!(
         "Claims extractor used on a route without VerifyLayer: add .layer(VerifyLayer::new(verifier)) to the router"
     );
-    ClaimsRejection {
-        error: AuthError::new(Reason::LayerMissing),
-        realm: None,
-    }
+    ClaimsRejection::new(AuthError::new(Reason::LayerMissing), parts, None)
+}
+
+fn anonymous(parts: &Parts, marker: &Authenticated) -> ClaimsRejection {
+    ClaimsRejection::new(AuthError::missing_token(), parts, Some(marker))
 }
 
 impl<S, E> FromRequestParts<S> for Claims<E>
@@ -54,30 +116,31 @@ where
             return Ok(claims.clone());
         }
         match parts.extensions.get::<Authenticated>() {
-            Some(marker) if marker.claims_type.is_some() => Err(type_mismatch::<E>(marker)),
-            Some(marker) => Err(ClaimsRejection {
-                error: AuthError::missing_token(),
-                realm: Some(marker.refuse(Reason::MissingToken)),
-            }),
-            None => Err(layer_missing()),
+            Some(marker) => match marker.claims_type {
+                Some(configured) => Err(type_mismatch::<E>(parts, marker, configured)),
+                None => Err(anonymous(parts, marker)),
+            },
+            None => Err(layer_missing(parts)),
         }
     }
 }
 
 /// The request was verified, but into another claims type than the handler
 /// asks for: the service's wiring mistake, not the client's (500).
-fn type_mismatch<E>(marker: &Authenticated) -> ClaimsRejection {
+fn type_mismatch<E>(parts: &Parts, marker: &Authenticated, configured: &str) -> ClaimsRejection {
+    let requested = std::any::type_name::<E>();
     tracing::error!(
-        layer_claims = marker.claims_type.unwrap_or("()"),
-        handler_claims = std::any::type_name::<Claims<E>>(),
-        "the handler extracts another claims type than VerifyLayer was configured with: \
-         use VerifyLayer::with_claims::<T>() with the same T, or extract Claims (the \
-         standard view, always present)"
+        configured,
+        requested,
+        "the handler extracts Claims<{requested}> but VerifyLayer parses Claims<{configured}>: \
+         configure VerifyLayer::with_claims::<{requested}>(), or extract Claims<{configured}> \
+         or Claims (the standard view, always present)"
     );
-    ClaimsRejection {
-        error: AuthError::new(Reason::ClaimsTypeMismatch),
-        realm: None,
-    }
+    ClaimsRejection::new(
+        AuthError::new(Reason::ClaimsTypeMismatch),
+        parts,
+        Some(marker),
+    )
 }
 
 impl<S, E> OptionalFromRequestParts<S> for Claims<E>
@@ -95,9 +158,11 @@ where
             return Ok(Some(claims.clone()));
         }
         match parts.extensions.get::<Authenticated>() {
-            Some(marker) if marker.claims_type.is_some() => Err(type_mismatch::<E>(marker)),
-            Some(_) => Ok(None),
-            None => Err(layer_missing()),
+            Some(marker) => match marker.claims_type {
+                Some(configured) => Err(type_mismatch::<E>(parts, marker, configured)),
+                None => Ok(None),
+            },
+            None => Err(layer_missing(parts)),
         }
     }
 }
@@ -115,11 +180,8 @@ where
             return Ok(token.clone());
         }
         match parts.extensions.get::<Authenticated>() {
-            Some(marker) => Err(ClaimsRejection {
-                error: AuthError::missing_token(),
-                realm: Some(marker.refuse(Reason::MissingToken)),
-            }),
-            None => Err(layer_missing()),
+            Some(marker) => Err(anonymous(parts, marker)),
+            None => Err(layer_missing(parts)),
         }
     }
 }
@@ -140,7 +202,27 @@ where
         if parts.extensions.get::<Authenticated>().is_some() {
             Ok(None)
         } else {
-            Err(layer_missing())
+            Err(layer_missing(parts))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_rejection_has_a_status_a_display_and_is_an_error_like_axums() {
+        let (mut parts, ()) = http::Request::new(()).into_parts();
+        let rejection = <Claims as FromRequestParts<()>>::from_request_parts(&mut parts, &())
+            .await
+            .unwrap_err();
+        assert_eq!(rejection.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(rejection.error().reason(), Reason::LayerMissing);
+        assert_eq!(rejection.to_string(), "authentication layer missing");
+        let as_error: &(dyn std::error::Error + Send + Sync + 'static) = &rejection;
+        assert!(as_error.source().is_none());
+        let res = rejection.into_response();
+        assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
     }
 }

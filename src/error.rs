@@ -404,8 +404,8 @@ impl fmt::Display for Reason {
 /// when keys or the introspection endpoint are unavailable (the server's
 /// fault, never 401), 500 for a wiring mistake. The layers render it with
 /// [`DefaultReject`](crate::DefaultReject) unless you give
-/// [`VerifyLayer::on_reject`](crate::VerifyLayer::on_reject) your own
-/// [`OnReject`](crate::OnReject).
+/// [`VerifyLayer::on_reject`](crate::VerifyLayer::on_reject) a handler of
+/// your own.
 ///
 /// # Example
 ///

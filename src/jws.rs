@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde::de::IgnoredAny;
 
 use crate::error::Reason;
-use crate::jwks::{AlgSet, KeySet, Origin, VerifyKey, parse_alg};
+use crate::jwks::{AlgSet, KeySet, VerifyKey, parse_alg};
 
 /// Largest decoded JOSE header accepted: bounds the JSON work done before
 /// any signature check (real headers are under 200 bytes).
@@ -257,7 +257,7 @@ pub(crate) fn verify_jws(token: &str, jwks: &str, allowed: AlgSet) -> Result<Vec
     // As `build()` does: choose the crypto provider before any verification
     // (with no backend at all, nothing can be verified).
     crate::crypto::ensure_provider().map_err(|_| Reason::KeysUnavailable)?;
-    let set = KeySet::from_json(jwks.as_bytes(), allowed, 64, Origin::Static)
+    let set = KeySet::from_json(jwks.as_bytes(), allowed, 64, crate::jwks::Origin::Static)
         .map_err(|_| Reason::UnknownKey)?;
     let compact = parse(token, 64 * 1024, allowed, TypPolicy::Any)?;
     verify_with(&set, &compact).map_err(|miss| match miss {

@@ -92,8 +92,9 @@
 //! **Errors and responses.** A refused request is an [`AuthError`] with a
 //! [`Reason`] and an [`ErrorKind`] (one table: code, description, status),
 //! answered as an RFC 6750 challenge or a trailers-only gRPC status by
-//! [`DefaultReject`], or your way through [`OnReject`] (with the
-//! [`RejectContext`]) and [`VerifyLayer::on_reject`]. The layers' services
+//! [`DefaultReject`], or your way: a closure given to
+//! [`VerifyLayer::on_reject`] (it gets the [`RejectContext`]; kept as a
+//! [`RejectFn`]) renders every refusal of the stack. The layers' services
 //! share one [`ResponseFuture`]. Building fails with a [`BuildError`]; key
 //! fetches with a [`FetchError`].
 //!
@@ -249,7 +250,7 @@ pub use layer::{
     RequireTenant, RequireTenantLayer, ResponseFuture, Verify, VerifyLayer,
 };
 pub use policy::{CheckedTenant, Policy};
-pub use reject::{DefaultReject, OnReject, RejectContext};
+pub use reject::{DefaultReject, RejectContext, RejectFn};
 pub use verifier::{CacheSize, Issuer, Stale, Verifier, VerifierBuilder};
 
 /// The HTTP client this crate fetches keys, discovery documents and tokens

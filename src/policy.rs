@@ -5,11 +5,13 @@
 //! [`Rule`] trait that the rule layers (`crate::layer::require`) apply to
 //! requests. The user's documentation is on [`Policy`] and the layers.
 
+use std::any::Any;
 use std::borrow::Cow;
+use std::cell::Cell;
 use std::fmt;
 use std::sync::Arc;
 
-use http::{HeaderMap, HeaderName, Uri};
+use http::{Extensions, HeaderMap, HeaderName, Uri};
 
 use crate::audit::RuleInfo;
 use crate::claims::{Claims, Slot};
@@ -22,6 +24,12 @@ pub(crate) struct RuleRequest<'a> {
     pub(crate) uri: &'a Uri,
     /// The headers.
     pub(crate) headers: &'a HeaderMap,
+    /// The extensions, where `VerifyLayer` put the claims of your own type
+    /// that [`Policy::claims_as`] predicates read.
+    pub(crate) extensions: &'a Extensions,
+    /// The claims type `VerifyLayer` parsed (for the log of a
+    /// `claims_as` over another type).
+    pub(crate) claims_type: Option<&'static str>,
 }
 
 /// A rule a rule layer applies: scopes, roles, a policy, a tenant binding
@@ -114,7 +122,10 @@ enum Mode {
 /// predicates see only the claims of the expected shape, so when one says
 /// no while any claim (scopes, roles or tenant) arrived in an unexpected
 /// shape, its answer is unknown too (it may have looked for what was left
-/// out); when it says yes, it holds.
+/// out); when it says yes, it holds. A [`claims_as`](Policy::claims_as)
+/// predicate over a claims type the request does not carry is unknown as
+/// well, denied with [`ClaimsTypeMismatch`](Reason::ClaimsTypeMismatch)
+/// (500: the service's wiring mistake, logged).
 ///
 /// # Example
 ///
@@ -144,11 +155,43 @@ pub struct Policy(Arc<Node>);
 
 type Predicate = dyn Fn(&Claims) -> bool + Send + Sync;
 
+/// A [`Policy::claims_as`] predicate: `None` when the claims of its type
+/// are not there.
+type TypedPredicate = dyn Fn(Typed<'_>) -> Option<bool> + Send + Sync;
+
+/// Where a [`Policy::claims_as`] predicate finds the claims of its type.
+#[derive(Clone, Copy)]
+enum Typed<'a> {
+    /// A request's extensions, where `VerifyLayer` put `Claims<E>`.
+    Extensions(&'a Extensions),
+    /// The `Claims<E>` given to [`Policy::allows`] or [`Policy::check`].
+    Given(&'a dyn Any),
+}
+
+impl<'a> Typed<'a> {
+    fn get<E: Send + Sync + 'static>(self) -> Option<&'a Claims<E>> {
+        match self {
+            Typed::Extensions(extensions) => extensions.get::<Claims<E>>(),
+            Typed::Given(claims) => claims.downcast_ref::<Claims<E>>(),
+        }
+    }
+}
+
+/// One evaluation of a policy: the standard view, the claims of your own
+/// type, and the first `claims_as` that found no claims of its type.
+struct Eval<'a> {
+    claims: &'a Claims,
+    typed: Typed<'a>,
+    /// The name and type of the first `claims_as` over a missing type.
+    mismatch: Cell<Option<(&'static str, &'static str)>>,
+}
+
 enum Node {
     Scopes(Mode, Vec<String>),
     Roles(Mode, Vec<String>),
     TenantIn(Vec<String>),
     Claims(&'static str, Box<Predicate>),
+    ClaimsAs(&'static str, &'static str, Box<TypedPredicate>),
     All(Vec<Policy>),
     Any(Vec<Policy>),
     Not(Policy),
@@ -163,6 +206,7 @@ impl fmt::Debug for Policy {
             Node::Roles(mode, r) => write!(f, "roles_{mode:?}({r:?})"),
             Node::TenantIn(t) => write!(f, "tenant_in({t:?})"),
             Node::Claims(name, _) => write!(f, "claims({name:?})"),
+            Node::ClaimsAs(name, ty, _) => write!(f, "claims_as::<{ty}>({name:?})"),
             Node::All(p) => f.debug_tuple("all").field(p).finish(),
             Node::Any(p) => f.debug_tuple("any").field(p).finish(),
             Node::Not(p) => f.debug_tuple("not").field(p).finish(),
@@ -226,6 +270,49 @@ impl Policy {
         Self::node(Node::Claims(name, Box::new(predicate)))
     }
 
+    /// Your own predicate over the claims of your own type `E`, the
+    /// `Claims<E>` that [`VerifyLayer::with_claims`](crate::VerifyLayer::with_claims)
+    /// parses; `name` identifies it in logs.
+    ///
+    /// ```
+    /// use authlayer::{Claims, Policy};
+    ///
+    /// #[derive(serde::Deserialize)]
+    /// struct Mine {
+    ///     plan: String,
+    /// }
+    ///
+    /// let pro = Policy::claims_as::<Mine>("pro plan", |c| c.extra().plan == "pro");
+    /// let claims = Claims::<Mine>::from_json(r#"{"plan":"pro"}"#)?;
+    /// assert!(pro.allows(&claims));
+    /// // Over claims of another type, it cannot be told: denied, and so is its `not`.
+    /// let standard = Claims::<()>::from_json(r#"{"plan":"pro"}"#)?;
+    /// assert!(!pro.allows(&standard));
+    /// assert!(!Policy::not(pro).allows(&standard));
+    /// # Ok::<(), serde_json::Error>(())
+    /// ```
+    ///
+    /// The rule layers evaluate it against the `Claims<E>` `VerifyLayer`
+    /// put into the request, [`allows`](Self::allows) against the claims
+    /// it is given. Where
+    /// there are no claims of type `E` (`VerifyLayer` parses another type),
+    /// the wiring is wrong: the predicate is unknown, never true, so alone
+    /// or under [`not`](Self::not) it denies, with
+    /// [`ClaimsTypeMismatch`](Reason::ClaimsTypeMismatch) (500), and the
+    /// mistake is logged once per evaluation. A claim of an unexpected
+    /// shape in the standard view makes its "no" unknown, as for
+    /// [`claims`](Self::claims).
+    pub fn claims_as<E: Send + Sync + 'static>(
+        name: &'static str,
+        predicate: impl Fn(&Claims<E>) -> bool + Send + Sync + 'static,
+    ) -> Self {
+        Self::node(Node::ClaimsAs(
+            name,
+            std::any::type_name::<E>(),
+            Box::new(move |typed| typed.get::<E>().map(&predicate)),
+        ))
+    }
+
     /// Every one of `policies` holds (with none: always true).
     pub fn all<I: IntoIterator<Item = Policy>>(policies: I) -> Self {
         Self::node(Node::All(policies.into_iter().collect()))
@@ -252,18 +339,67 @@ impl Policy {
         Self::node(Node::Deny)
     }
 
-    /// Whether `claims` satisfy this policy.
-    pub fn allows<E>(&self, claims: &Claims<E>) -> bool {
-        self.check(&claims.to_standard()).is_ok()
+    /// Whether `claims` satisfy this policy. [`claims_as`](Self::claims_as)
+    /// predicates over type `E` read them; over another type they deny.
+    pub fn allows<E: Send + Sync + 'static>(&self, claims: &Claims<E>) -> bool {
+        self.check_typed(claims).is_ok()
     }
 
-    /// The decision, with the reason of a denial. A policy that cannot be
-    /// evaluated (see [`Policy`]) is denied with
+    /// [`allows`](Self::allows), with the reason of a denial.
+    fn check_typed<E: Send + Sync + 'static>(&self, claims: &Claims<E>) -> Result<(), Reason> {
+        let given: &dyn Any = claims;
+        let standard;
+        let view = if let Some(view) = given.downcast_ref::<Claims>() {
+            view
+        } else {
+            standard = claims.to_standard();
+            &standard
+        };
+        self.decide_over(view, Typed::Given(given), Some(std::any::type_name::<E>()))
+    }
+
+    /// The decision over the standard view, with the reason of a denial.
+    /// A policy that cannot be evaluated (see [`Policy`]) is denied with
     /// [`ClaimShape`](Reason::ClaimShape), or with
     /// [`InsufficientScope`](Reason::InsufficientScope) when only scopes
-    /// were wanted (what a client asks its authorization server for).
+    /// were wanted (what a client asks its authorization server for), or
+    /// with [`ClaimsTypeMismatch`](Reason::ClaimsTypeMismatch) when it
+    /// holds a [`claims_as`](Self::claims_as) predicate over your own
+    /// claims type, which the standard view does not have.
     pub fn check(&self, claims: &Claims) -> Result<(), Reason> {
-        match self.eval(claims) {
+        self.decide_over(claims, Typed::Given(claims), Some("()"))
+    }
+
+    /// The decision for a request: your own claims types are read from its
+    /// extensions.
+    pub(crate) fn decide(&self, req: RuleRequest<'_>, claims: &Claims) -> Result<(), Reason> {
+        self.decide_over(claims, Typed::Extensions(req.extensions), req.claims_type)
+    }
+
+    fn decide_over(
+        &self,
+        claims: &Claims,
+        typed: Typed<'_>,
+        configured: Option<&'static str>,
+    ) -> Result<(), Reason> {
+        let eval = Eval {
+            claims,
+            typed,
+            mismatch: Cell::new(None),
+        };
+        let truth = self.eval(&eval);
+        if let Some((name, wanted)) = eval.mismatch.get() {
+            let configured = configured.unwrap_or("()");
+            tracing::error!(
+                policy = name,
+                wanted,
+                configured,
+                "Policy::claims_as::<{wanted}>({name:?}) has no Claims<{wanted}> to read, the \
+                 claims are Claims<{configured}>: configure VerifyLayer::with_claims::<{wanted}>() \
+                 (the predicate counts as unknown and never allows)"
+            );
+        }
+        match truth {
             Truth::Yes => Ok(()),
             Truth::No(reason) | Truth::Unknown(reason) => Err(reason),
         }
@@ -276,8 +412,14 @@ impl Policy {
     /// unknown: otherwise `not(roles_any(["banned"]))` would allow a token
     /// whose `roles` is the string `"banned"`. An absent claim is the empty
     /// set, known.
-    fn eval(&self, claims: &Claims) -> Truth {
+    fn eval(&self, ctx: &Eval<'_>) -> Truth {
+        let claims = ctx.claims;
         let odd = |slot| claims.standard().unexpected(slot);
+        let any_odd = || {
+            [Slot::Scopes, Slot::Roles, Slot::Tenant]
+                .into_iter()
+                .any(odd)
+        };
         match &*self.0 {
             Node::Scopes(mode, scopes) => {
                 let granted = claims.scopes();
@@ -304,20 +446,35 @@ impl Policy {
                 // any odd slot makes its "no" unknown; `not` of it then
                 // denies. Its "yes" stands.
                 let held = predicate(claims);
-                let any_odd = [Slot::Scopes, Slot::Roles, Slot::Tenant]
-                    .into_iter()
-                    .any(odd);
                 Truth::of(
-                    (held || !any_odd).then_some(held),
+                    (held || !any_odd()).then_some(held),
                     Reason::PolicyDenied,
                     Reason::ClaimShape,
                 )
             }
+            Node::ClaimsAs(name, ty, predicate) => match predicate(ctx.typed) {
+                // SECURITY: no claims of the predicate's type means a wiring
+                // mistake, not an answer: unknown, so it never allows,
+                // alone or under `not`.
+                None => {
+                    if ctx.mismatch.get().is_none() {
+                        ctx.mismatch.set(Some((name, ty)));
+                    }
+                    Truth::Unknown(Reason::ClaimsTypeMismatch)
+                }
+                // The typed claims share the standard view's odd slots:
+                // the same rule as `claims`.
+                Some(held) => Truth::of(
+                    (held || !any_odd()).then_some(held),
+                    Reason::PolicyDenied,
+                    Reason::ClaimShape,
+                ),
+            },
             Node::All(policies) => {
                 // false wins over unknown; the first false names the reason.
                 let mut unknown = None;
                 for p in policies {
-                    match p.eval(claims) {
+                    match p.eval(ctx) {
                         Truth::Yes => {}
                         no @ Truth::No(_) => return no,
                         Truth::Unknown(reason) => unknown = Some(same(unknown, reason)),
@@ -330,7 +487,7 @@ impl Policy {
                 let mut unknown = None;
                 let mut common: Option<Reason> = None;
                 for p in policies {
-                    match p.eval(claims) {
+                    match p.eval(ctx) {
                         Truth::Yes => return Truth::Yes,
                         Truth::Unknown(reason) => unknown = Some(same(unknown, reason)),
                         Truth::No(reason) if common.is_none_or(|c| c == reason) => {
@@ -344,9 +501,13 @@ impl Policy {
                     None => Truth::No(common.unwrap_or(Reason::PolicyDenied)),
                 }
             }
-            Node::Not(policy) => match policy.eval(claims) {
+            Node::Not(policy) => match policy.eval(ctx) {
                 Truth::Yes => Truth::No(Reason::PolicyDenied),
                 Truth::No(_) => Truth::Yes,
+                // A wiring mistake stays one.
+                Truth::Unknown(Reason::ClaimsTypeMismatch) => {
+                    Truth::Unknown(Reason::ClaimsTypeMismatch)
+                }
                 // What the inner part would have asked for is beside the
                 // point now: the claim's shape is.
                 Truth::Unknown(_) => Truth::Unknown(Reason::ClaimShape),
@@ -371,7 +532,11 @@ impl Policy {
             Node::Roles(_, r) => roles.extend(r.iter().map(String::as_str)),
             Node::All(p) | Node::Any(p) => p.iter().for_each(|p| p.collect(scopes, roles)),
             Node::Not(p) => p.collect(scopes, roles),
-            Node::TenantIn(_) | Node::Claims(..) | Node::Allow | Node::Deny => {}
+            Node::TenantIn(_)
+            | Node::Claims(..)
+            | Node::ClaimsAs(..)
+            | Node::Allow
+            | Node::Deny => {}
         }
     }
 
@@ -422,11 +587,13 @@ impl Truth {
     }
 }
 
-/// The reason unknown parts give together: theirs if they agree, else
-/// [`ClaimShape`](Reason::ClaimShape).
+/// The reason unknown parts give together: a wiring mistake
+/// ([`ClaimsTypeMismatch`](Reason::ClaimsTypeMismatch)) if one is, theirs
+/// if they agree, else [`ClaimShape`](Reason::ClaimShape).
 fn same(so_far: Option<Reason>, reason: Reason) -> Reason {
     match so_far {
-        Some(r) if r != reason => Reason::ClaimShape,
+        Some(Reason::ClaimsTypeMismatch) => Reason::ClaimsTypeMismatch,
+        Some(r) if r != reason && reason != Reason::ClaimsTypeMismatch => Reason::ClaimShape,
         _ => reason,
     }
 }
@@ -456,8 +623,8 @@ macro_rules! policy_rule {
         }
 
         impl Rule for $name {
-            fn decide(&self, _: RuleRequest<'_>, claims: &Claims) -> (Result<(), Reason>, &RuleInfo) {
-                (self.policy.check(claims), &self.info)
+            fn decide(&self, req: RuleRequest<'_>, claims: &Claims) -> (Result<(), Reason>, &RuleInfo) {
+                (self.policy.decide(req, claims), &self.info)
             }
 
             fn info(&self, _: RuleRequest<'_>) -> &RuleInfo {
@@ -801,7 +968,7 @@ impl MethodTable {
 impl Rule for MethodTable {
     fn decide(&self, req: RuleRequest<'_>, claims: &Claims) -> (Result<(), Reason>, &RuleInfo) {
         match self.entry(req) {
-            Some(entry) => (entry.policy.check(claims), &entry.info),
+            Some(entry) => (entry.policy.decide(req, claims), &entry.info),
             None => (Err(Reason::MethodNotAllowed), &self.deny.info),
         }
     }
@@ -975,6 +1142,107 @@ mod tests {
         assert_eq!(Policy::not(alice).check(&c), Err(Reason::PolicyDenied));
     }
 
+    #[derive(Debug, serde::Deserialize)]
+    struct Mine {
+        plan: String,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    struct Other {}
+
+    fn mine(json: &str) -> Claims<Mine> {
+        Claims::from_json(json).unwrap()
+    }
+
+    fn pro() -> Policy {
+        Policy::claims_as::<Mine>("pro", |c| c.extra().plan == "pro")
+    }
+
+    #[test]
+    fn claims_as_reads_your_own_claims_type() {
+        assert_eq!(pro().check_typed(&mine(r#"{"plan":"pro"}"#)), Ok(()));
+        assert!(pro().allows(&mine(r#"{"plan":"pro"}"#)));
+        assert_eq!(
+            pro().check_typed(&mine(r#"{"plan":"free"}"#)),
+            Err(Reason::PolicyDenied)
+        );
+        assert_eq!(
+            Policy::not(pro()).check_typed(&mine(r#"{"plan":"free"}"#)),
+            Ok(())
+        );
+        // Beside the standard rules, over the same claims.
+        let both = Policy::all([pro(), Policy::scopes_all(["s"])]);
+        assert_eq!(
+            both.check_typed(&mine(r#"{"plan":"pro","scope":"s"}"#)),
+            Ok(())
+        );
+        assert_eq!(
+            both.check_typed(&mine(r#"{"plan":"pro"}"#)),
+            Err(Reason::InsufficientScope)
+        );
+        assert_eq!(
+            format!("{:?}", pro()),
+            format!("claims_as::<{}>(\"pro\")", std::any::type_name::<Mine>())
+        );
+    }
+
+    #[test]
+    fn claims_as_over_a_type_the_claims_are_not_denies_and_so_does_its_not() {
+        let wrong = Policy::claims_as::<Other>("other", |_| true);
+        let c = mine(r#"{"plan":"pro","scope":"s"}"#);
+        assert_eq!(wrong.check_typed(&c), Err(Reason::ClaimsTypeMismatch));
+        assert_eq!(
+            Policy::not(wrong.clone()).check_typed(&c),
+            Err(Reason::ClaimsTypeMismatch)
+        );
+        assert!(!Policy::not(wrong.clone()).allows(&c));
+        // The standard view is not your type either.
+        assert_eq!(
+            pro().check(&claims(r#"{"plan":"pro"}"#)),
+            Err(Reason::ClaimsTypeMismatch)
+        );
+        assert_eq!(
+            Policy::not(pro()).check(&claims(r#"{"plan":"pro"}"#)),
+            Err(Reason::ClaimsTypeMismatch)
+        );
+        // Kleene: unknown beside a yes in `any` does not matter, beside a
+        // no in `all` neither; otherwise the wiring mistake is the reason.
+        assert_eq!(
+            Policy::any([wrong.clone(), Policy::scopes_all(["s"])]).check_typed(&c),
+            Ok(())
+        );
+        assert_eq!(
+            Policy::all([wrong.clone(), Policy::scopes_all(["t"])]).check_typed(&c),
+            Err(Reason::InsufficientScope)
+        );
+        assert_eq!(
+            Policy::all([wrong.clone(), Policy::scopes_all(["s"])]).check_typed(&c),
+            Err(Reason::ClaimsTypeMismatch)
+        );
+        assert_eq!(
+            Policy::any([Policy::roles_all(["a"]), wrong.clone()])
+                .check_typed(&mine(r#"{"plan":"x","roles":"a"}"#)),
+            Err(Reason::ClaimsTypeMismatch),
+            "beside an odd-shaped claim, the wiring mistake is named"
+        );
+        assert_eq!(
+            Policy::any([wrong, Policy::roles_all(["a"])])
+                .check_typed(&mine(r#"{"plan":"x","roles":"a"}"#)),
+            Err(Reason::ClaimsTypeMismatch)
+        );
+    }
+
+    #[test]
+    fn a_claims_as_predicate_saying_no_over_an_odd_shaped_claim_is_unknown() {
+        let c = mine(r#"{"plan":"free","roles":"banned"}"#);
+        assert_eq!(pro().check_typed(&c), Err(Reason::ClaimShape));
+        assert_eq!(Policy::not(pro()).check_typed(&c), Err(Reason::ClaimShape));
+        assert_eq!(
+            pro().check_typed(&mine(r#"{"plan":"pro","roles":"banned"}"#)),
+            Ok(())
+        );
+    }
+
     #[test]
     fn any_and_all_follow_kleene_logic_over_unknown_parts() {
         let odd = claims(r#"{"roles":"admin","scope":"s"}"#);
@@ -1030,7 +1298,13 @@ mod tests {
     }
 
     fn req<'a>(uri: &'a Uri, headers: &'a HeaderMap) -> RuleRequest<'a> {
-        RuleRequest { uri, headers }
+        static NONE: std::sync::LazyLock<Extensions> = std::sync::LazyLock::new(Extensions::new);
+        RuleRequest {
+            uri,
+            headers,
+            extensions: &NONE,
+            claims_type: None,
+        }
     }
 
     #[test]

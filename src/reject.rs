@@ -1,21 +1,23 @@
 //! How a refused request is answered: an RFC 6750 challenge for HTTP, a
-//! trailers-only status for gRPC, or whatever an [`OnReject`] handler builds.
+//! trailers-only status for gRPC ([`DefaultReject`]), or whatever the
+//! handler of [`VerifyLayer::on_reject`](crate::VerifyLayer::on_reject)
+//! builds ([`RejectFn`]).
 //!
-//! Every layer of this crate renders its refusals here, so a `VerifyLayer`
-//! and a `RequireScopes` answer alike.
+//! Every layer of this crate renders its refusals here, with the handler
+//! `VerifyLayer` hands on in the request, so a `VerifyLayer`, a
+//! `RequireScopes` and the `Claims` extractor answer alike.
 //!
-//! The user's documentation is on [`AuthError`] and [`OnReject`].
+//! The user's documentation is on [`AuthError`] and
+//! [`VerifyLayer::on_reject`](crate::VerifyLayer::on_reject).
+
+use std::any::Any;
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use http::{HeaderValue, Request, Response, header};
 
 use crate::error::{AuthError, ErrorKind};
-
-/// Renders a rejection as a response. Implemented by [`DefaultReject`] and by
-/// any `Fn(&AuthError, &RejectContext) -> Response<B>`.
-pub trait OnReject<B> {
-    /// Builds the response for `err`.
-    fn on_reject(&self, err: &AuthError, ctx: &RejectContext<'_>) -> Response<B>;
-}
 
 /// What a rejection handler knows about the refused request.
 #[derive(Debug)]
@@ -30,29 +32,118 @@ pub struct RejectContext<'a> {
 impl<'a> RejectContext<'a> {
     pub(crate) fn of<B>(req: &Request<B>, realm: &'a str) -> Self {
         Self {
-            grpc: is_grpc(req),
+            grpc: is_grpc(req.headers()),
             realm,
         }
     }
 }
 
-/// The default rendering: [`AuthError::to_response`].
+/// The default rendering of refusals: [`AuthError::to_response`], an RFC 6750
+/// challenge for HTTP and a trailers-only status for gRPC. What a
+/// [`VerifyLayer`](crate::VerifyLayer) renders with until
+/// [`on_reject`](crate::VerifyLayer::on_reject) installs a [`RejectFn`].
 #[derive(Debug, Clone, Copy, Default)]
 pub struct DefaultReject;
 
-impl<B: Default> OnReject<B> for DefaultReject {
-    fn on_reject(&self, err: &AuthError, ctx: &RejectContext<'_>) -> Response<B> {
-        err.to_response(ctx.realm, ctx.grpc)
+/// Your rejection handler, for responses with body `B`, as
+/// [`VerifyLayer::on_reject`](crate::VerifyLayer::on_reject) installs it:
+/// the type to name a layer by (`VerifyLayer<(), RejectFn<axum::body::Body>>`).
+///
+/// The stack renders every refusal with it: `VerifyLayer`'s own, every rule
+/// layer's and [`RequireActiveLayer`](crate::RequireActiveLayer)'s behind
+/// it, and the axum extractors' (feature `axum`).
+pub struct RejectFn<B>(Arc<Handler<B>>);
+
+type HandlerFn<B> = dyn Fn(&AuthError, &RejectContext<'_>) -> Response<B> + Send + Sync;
+
+/// The handler behind a [`RejectFn`]: a sized type, so that the layers
+/// behind `VerifyLayer`, which know the response body type but not the
+/// handler's, can find it in a `dyn Any`.
+struct Handler<B>(Box<HandlerFn<B>>);
+
+/// The stack's handler with its type erased, as the request carries it to
+/// the layers and extractors behind `VerifyLayer`.
+pub(crate) type Erased = Arc<dyn Any + Send + Sync>;
+
+impl<B> Clone for RejectFn<B> {
+    fn clone(&self) -> Self {
+        Self(Arc::clone(&self.0))
     }
 }
 
-impl<B, F> OnReject<B> for F
-where
-    F: Fn(&AuthError, &RejectContext<'_>) -> Response<B>,
-{
-    fn on_reject(&self, err: &AuthError, ctx: &RejectContext<'_>) -> Response<B> {
-        self(err, ctx)
+impl<B> fmt::Debug for RejectFn<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("RejectFn")
+            .field(&std::any::type_name::<B>())
+            .finish()
     }
+}
+
+impl<B: 'static> RejectFn<B> {
+    pub(crate) fn new<F>(handler: F) -> Self
+    where
+        F: Fn(&AuthError, &RejectContext<'_>) -> Response<B> + Send + Sync + 'static,
+    {
+        Self(Arc::new(Handler(Box::new(handler))))
+    }
+}
+
+/// How a layer renders its refusals and what it hands on to the layers
+/// behind it: [`DefaultReject`] or a [`RejectFn`].
+pub(crate) trait Render<B> {
+    fn render(&self, err: &AuthError, ctx: &RejectContext<'_>) -> Response<B>;
+
+    /// The handler for the layers behind, `None` for the default (which
+    /// they know): the common case costs the request nothing.
+    fn erased(&self) -> Option<Erased>;
+}
+
+impl<B: Default> Render<B> for DefaultReject {
+    fn render(&self, err: &AuthError, ctx: &RejectContext<'_>) -> Response<B> {
+        err.to_response(ctx.realm, ctx.grpc)
+    }
+
+    fn erased(&self) -> Option<Erased> {
+        None
+    }
+}
+
+impl<B: 'static> Render<B> for RejectFn<B> {
+    fn render(&self, err: &AuthError, ctx: &RejectContext<'_>) -> Response<B> {
+        (self.0.0)(err, ctx)
+    }
+
+    fn erased(&self) -> Option<Erased> {
+        Some(Arc::clone(&self.0) as Erased)
+    }
+}
+
+/// Renders `err` with the stack's handler when there is one for body `B`,
+/// otherwise by default.
+///
+/// A handler for another body type means a layer between `VerifyLayer` and
+/// this one changed the body type: that refusal falls back to the default
+/// rendering, and the first such refusal is logged.
+pub(crate) fn render<B: Default + 'static>(
+    handler: Option<&(dyn Any + Send + Sync)>,
+    err: &AuthError,
+    ctx: &RejectContext<'_>,
+) -> Response<B> {
+    static WARNED: AtomicBool = AtomicBool::new(false);
+    if let Some(handler) = handler {
+        if let Some(handler) = handler.downcast_ref::<Handler<B>>() {
+            return (handler.0)(err, ctx);
+        }
+        if !WARNED.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                body = std::any::type_name::<B>(),
+                "the VerifyLayer::on_reject handler renders another response body type than \
+                 this layer answers with (a layer between them maps the body): this refusal \
+                 and others like it use the default rendering"
+            );
+        }
+    }
+    err.to_response(ctx.realm, ctx.grpc)
 }
 
 impl AuthError {
@@ -152,9 +243,9 @@ fn percent_encode(message: &str) -> String {
     out
 }
 
-/// Is this request gRPC (`content-type: application/grpc…`)?
-pub(crate) fn is_grpc<B>(req: &Request<B>) -> bool {
-    req.headers()
+/// Is the request with these headers gRPC (`content-type: application/grpc…`)?
+pub(crate) fn is_grpc(headers: &http::HeaderMap) -> bool {
+    headers
         .get(header::CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
 }
@@ -238,6 +329,31 @@ mod tests {
     fn realm_quotes_are_escaped() {
         let challenge = AuthError::missing_token().www_authenticate("a\"b\\c\r\n");
         assert_eq!(challenge, "Bearer realm=\"a\\\"b\\\\c\"");
+    }
+
+    #[test]
+    fn the_stacks_handler_renders_for_its_body_type_and_the_default_for_another() {
+        let handler = RejectFn::new(|err: &AuthError, ctx: &RejectContext<'_>| {
+            let mut res = Response::new(format!("{} in {}", err.reason().code(), ctx.realm));
+            *res.status_mut() = StatusCode::IM_A_TEAPOT;
+            res
+        });
+        let erased = Render::<String>::erased(&handler).unwrap();
+        let ctx = RejectContext {
+            grpc: false,
+            realm: "api",
+        };
+        let err = AuthError::missing_token();
+        let res: Response<String> = render(Some(&*erased), &err, &ctx);
+        assert_eq!(res.status(), StatusCode::IM_A_TEAPOT);
+        assert_eq!(res.body(), "missing_token in api");
+        // A layer answering with another body type cannot use it.
+        let res: Response<()> = render(Some(&*erased), &err, &ctx);
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(res.headers()["www-authenticate"], "Bearer realm=\"api\"");
+        let res: Response<String> = render(None, &err, &ctx);
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+        assert!(Render::<String>::erased(&DefaultReject).is_none());
     }
 
     #[test]

@@ -11,7 +11,7 @@ impl<S: NamedService, E, R> NamedService for Verify<S, E, R> {
     const NAME: &'static str = S::NAME;
 }
 
-impl<S: NamedService, R> NamedService for RequireActive<S, R> {
+impl<S: NamedService> NamedService for RequireActive<S> {
     const NAME: &'static str = S::NAME;
 }
 

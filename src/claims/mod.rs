@@ -13,7 +13,7 @@ use serde::de::DeserializeOwned;
 mod payload;
 mod sources;
 
-pub(crate) use payload::{ParsePlan, Payload, Resolved, extra, has};
+pub(crate) use payload::{ParsePlan, Payload, Resolved, extra, has, report_misfit};
 pub use sources::{ClaimPath, ClaimSources, ValueShape};
 
 /// The claims of a verified token, cheap to clone (`Arc` inside).

@@ -284,6 +284,105 @@ pub(crate) fn extra<E: DeserializeOwned + 'static>(json: &str) -> Result<E, serd
     serde_json::from_str(json)
 }
 
+/// Logs why the token's claims (`json`) do not fit your claims type `E`:
+/// the field and the kind of problem, never a value.
+///
+/// At `warn`: only a token whose signature, issuer, audience and dates all
+/// passed gets this far, so anonymous traffic cannot flood the log with it,
+/// and it means the issuer's tokens and the service's type disagree, which
+/// refuses such tokens on every route until someone fixes one or the other.
+///
+/// The deserialization runs again on this failure path only, tracking the
+/// path to the error; the accepting path pays nothing for it.
+pub(crate) fn report_misfit<E: DeserializeOwned>(json: &str) {
+    let mut de = serde_json::Deserializer::from_str(json);
+    let Err(err) = serde_path_to_error::deserialize::<_, E>(&mut de) else {
+        return;
+    };
+    let full = err.inner().to_string();
+    let at = format!(
+        " at line {} column {}",
+        err.inner().line(),
+        err.inner().column()
+    );
+    let misfit = Misfit::parse(full.strip_suffix(&at).unwrap_or(&full));
+    let path = err.path().to_string();
+    let field = match misfit.field {
+        Some(name) if path == "." => name.to_owned(),
+        Some(name) => format!("{path}.{name}"),
+        None => path,
+    };
+    tracing::warn!(
+        claims_type = std::any::type_name::<E>(),
+        field = ?bounded(&field),
+        problem = misfit.problem,
+        expected = misfit.expected.map(bounded),
+        "a verified token does not fit the claims type of VerifyLayer::with_claims: refused \
+         with invalid_claim"
+    );
+}
+
+/// What a serde error says went wrong, without what the token said.
+#[derive(Debug, PartialEq, Eq)]
+struct Misfit<'a> {
+    /// `missing`, `wrong type`, …
+    problem: &'static str,
+    /// A field the message names that the path does not (a missing one):
+    /// a name from your type, not from the token.
+    field: Option<&'a str>,
+    /// What your type expected there (`u64`, `a string`, `one of …`).
+    expected: Option<&'a str>,
+}
+
+impl<'a> Misfit<'a> {
+    /// Reads serde's message (without serde_json's position suffix).
+    ///
+    /// SECURITY (no token values in logs): serde's messages quote the
+    /// value they refused (`invalid type: string "…", expected u64`); only
+    /// the parts that come from your type are kept, and a message of
+    /// another form (your own `Deserialize`, which may quote anything) is
+    /// dropped.
+    fn parse(message: &'a str) -> Self {
+        // The expected part comes last and from your type; the value, if
+        // any, comes before it, so the last separator is the real one.
+        let expected = |rest: &'a str| {
+            rest.rfind(", expected ")
+                .map(|at| &rest[at + ", expected ".len()..])
+        };
+        let named = |rest: &'a str| rest.split_once('`').map(|(name, _)| name);
+        let (problem, field, expected) = if let Some(rest) = message.strip_prefix("missing field `")
+        {
+            ("missing", named(rest), None)
+        } else if let Some(rest) = message.strip_prefix("invalid type: ") {
+            ("wrong type", None, expected(rest))
+        } else if let Some(rest) = message.strip_prefix("invalid value: ") {
+            ("invalid value", None, expected(rest))
+        } else if let Some(rest) = message.strip_prefix("invalid length ") {
+            ("wrong length", None, expected(rest))
+        } else if let Some(rest) = message.strip_prefix("unknown variant `") {
+            ("unknown variant", None, expected(rest))
+        } else if message.starts_with("unknown field `") {
+            ("unknown field", None, None)
+        } else if let Some(rest) = message.strip_prefix("duplicate field `") {
+            ("duplicate field", named(rest), None)
+        } else {
+            ("invalid", None, None)
+        };
+        Self {
+            problem,
+            field,
+            expected,
+        }
+    }
+}
+
+/// At most 128 characters of a name: map keys in the path come from the token.
+fn bounded(text: &str) -> &str {
+    text.char_indices()
+        .nth(128)
+        .map_or(text, |(at, _)| &text[..at])
+}
+
 struct PayloadSeed<'a>(&'a ParsePlan);
 
 enum Field {
@@ -829,5 +928,120 @@ mod tests {
         let s = ClaimSources::rfc9068().roles([ClaimPath::new("a..b", ValueShape::Array)]);
         assert!(s.validate().unwrap_err().contains("a..b"));
         assert!(ClaimSources::keycloak("c").validate().is_ok());
+    }
+
+    /// The log lines `f` writes, captured on this thread.
+    fn logged(f: impl FnOnce()) -> String {
+        #[derive(Clone, Default)]
+        struct Buffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+        impl std::io::Write for Buffer {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(buf);
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let buffer = Buffer::default();
+        let writer = buffer.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        tracing::subscriber::with_default(subscriber, f);
+        String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap()
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)] // only what parses matters
+    struct Mine {
+        plan: u64,
+        org: Org,
+        tier: Option<Tier>,
+        limits: Option<std::collections::BTreeMap<String, u32>>,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Org {
+        id: String,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    enum Tier {
+        Free,
+        Pro,
+    }
+
+    /// Logs the misfit of `json` as the verifier does when `Mine` fails.
+    fn misfit(json: &str) -> String {
+        assert!(extra::<Mine>(json).is_err(), "{json}");
+        logged(|| report_misfit::<Mine>(json))
+    }
+
+    #[test]
+    fn a_missing_field_of_your_type_is_logged_by_name() {
+        let log = misfit(r#"{"org":{"id":"o"}}"#);
+        assert!(log.contains("WARN"), "{log}");
+        assert!(log.contains(r#"field="plan""#), "{log}");
+        assert!(log.contains(r#"problem="missing""#), "{log}");
+        assert!(log.contains("payload::tests::Mine"), "{log}");
+        let log = misfit(r#"{"plan":1,"org":{}}"#);
+        assert!(log.contains(r#"field="org.id""#), "{log}");
+        assert!(log.contains(r#"problem="missing""#), "{log}");
+    }
+
+    #[test]
+    fn a_field_of_the_wrong_type_is_logged_by_name_and_kind_never_with_its_value() {
+        let log = misfit(r#"{"plan":"secret-plan-value","org":{"id":"o"}}"#);
+        assert!(log.contains(r#"field="plan""#), "{log}");
+        assert!(log.contains(r#"problem="wrong type""#), "{log}");
+        assert!(log.contains(r#"expected="u64""#), "{log}");
+        assert!(!log.contains("secret-plan-value"), "{log}");
+        // A value that looks like the end of serde's message.
+        let log = misfit(r#"{"plan":1,"org":{"id":["s3cret, expected x"]}}"#);
+        assert!(log.contains(r#"field="org.id""#), "{log}");
+        assert!(!log.contains("s3cret"), "{log}");
+        // An unknown enum variant and a wrong map value: the values stay out.
+        let log = misfit(r#"{"plan":1,"org":{"id":"o"},"tier":"secret-tier"}"#);
+        assert!(log.contains(r#"problem="unknown variant""#), "{log}");
+        assert!(log.contains(r#"field="tier""#), "{log}");
+        assert!(!log.contains("secret-tier"), "{log}");
+        let log = misfit(r#"{"plan":1,"org":{"id":"o"},"limits":{"calls":-7777}}"#);
+        assert!(log.contains(r#"field="limits.calls""#), "{log}");
+        assert!(log.contains(r#"problem="invalid value""#), "{log}");
+        assert!(!log.contains("7777"), "{log}");
+    }
+
+    #[test]
+    fn only_the_parts_of_serdes_message_that_come_from_your_type_are_kept() {
+        assert_eq!(
+            Misfit::parse("invalid type: string \"a, expected b\", expected u64"),
+            Misfit {
+                problem: "wrong type",
+                field: None,
+                expected: Some("u64")
+            }
+        );
+        assert_eq!(
+            Misfit::parse("missing field `plan`"),
+            Misfit {
+                problem: "missing",
+                field: Some("plan"),
+                expected: None
+            }
+        );
+        // Your own Deserialize may say anything: nothing of it is kept.
+        assert_eq!(
+            Misfit::parse("bad plan secret"),
+            Misfit {
+                problem: "invalid",
+                field: None,
+                expected: None
+            }
+        );
+        assert_eq!(bounded(&"x".repeat(500)).len(), 128);
     }
 }

@@ -12,11 +12,10 @@ use http::{Request, Response};
 use tower_layer::Layer;
 use tower_service::Service;
 
-use super::{AccessToken, Authenticated, ResponseFuture};
+use super::{AccessToken, Authenticated, ResponseFuture, render};
 use crate::audit::{self, RuleInfo};
 use crate::claims::Claims;
 use crate::error::{AuthError, Reason};
-use crate::reject::{DefaultReject, OnReject, RejectContext};
 use crate::verifier::Check;
 
 /// Confirms that the request's token is still active at its issuer's
@@ -34,7 +33,9 @@ use crate::verifier::Check;
 ///
 /// The token confirmed is the one [`VerifyLayer`](crate::VerifyLayer)
 /// accepted (from `Authorization`, a cookie or a custom header), never
-/// another credential the request also carries.
+/// another credential the request also carries. Its refusals are rendered
+/// as `VerifyLayer` renders its own (see
+/// [`on_reject`](crate::VerifyLayer::on_reject)).
 ///
 /// # Example
 ///
@@ -69,18 +70,9 @@ use crate::verifier::Check;
 /// assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
 /// # Ok(()) }
 /// ```
-#[derive(Clone)]
-pub struct RequireActiveLayer<R = DefaultReject> {
+#[derive(Debug, Clone)]
+pub struct RequireActiveLayer {
     max_age: Duration,
-    on_reject: R,
-}
-
-impl<R> fmt::Debug for RequireActiveLayer<R> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RequireActiveLayer")
-            .field("max_age", &self.max_age)
-            .finish_non_exhaustive()
-    }
 }
 
 impl RequireActiveLayer {
@@ -88,25 +80,12 @@ impl RequireActiveLayer {
     /// the issuer's [`cache_ttl`](crate::Introspection::cache_ttl));
     /// `Duration::ZERO` asks the endpoint on every request.
     pub fn new(max_age: Duration) -> Self {
-        Self {
-            max_age,
-            on_reject: DefaultReject,
-        }
+        Self { max_age }
     }
 }
 
-impl<R> RequireActiveLayer<R> {
-    /// Render rejections with `handler` instead of [`DefaultReject`].
-    pub fn on_reject<R2>(self, handler: R2) -> RequireActiveLayer<R2> {
-        RequireActiveLayer {
-            max_age: self.max_age,
-            on_reject: handler,
-        }
-    }
-}
-
-impl<S, R: Clone> Layer<S> for RequireActiveLayer<R> {
-    type Service = RequireActive<S, R>;
+impl<S> Layer<S> for RequireActiveLayer {
+    type Service = RequireActive<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
         RequireActive {
@@ -118,12 +97,12 @@ impl<S, R: Clone> Layer<S> for RequireActiveLayer<R> {
 
 /// The service built by [`RequireActiveLayer`].
 #[derive(Clone)]
-pub struct RequireActive<S, R = DefaultReject> {
+pub struct RequireActive<S> {
     inner: S,
-    layer: RequireActiveLayer<R>,
+    layer: RequireActiveLayer,
 }
 
-impl<S: fmt::Debug, R> fmt::Debug for RequireActive<S, R> {
+impl<S: fmt::Debug> fmt::Debug for RequireActive<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RequireActive")
             .field("inner", &self.inner)
@@ -132,7 +111,7 @@ impl<S: fmt::Debug, R> fmt::Debug for RequireActive<S, R> {
     }
 }
 
-impl<S, R> RequireActive<S, R> {
+impl<S> RequireActive<S> {
     /// The inner service.
     pub fn get_ref(&self) -> &S {
         &self.inner
@@ -162,14 +141,13 @@ fn token_of<B>(req: &Request<B>) -> Result<&str, Reason> {
         .ok_or(Reason::MissingToken)
 }
 
-impl<S, R, ReqBody, ResBody> Service<Request<ReqBody>> for RequireActive<S, R>
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for RequireActive<S>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
     S::Future: Send + 'static,
     S::Error: 'static,
     ReqBody: Send + 'static,
-    ResBody: 'static,
-    R: OnReject<ResBody> + Clone + Send + Sync + 'static,
+    ResBody: Default + 'static,
 {
     type Response = Response<ResBody>;
     type Error = S::Error;
@@ -194,7 +172,7 @@ where
                 );
                 (Reason::LayerMissing, Arc::from(""))
             };
-            return self.reject(&req, None, &AuthError::new(reason), &realm);
+            return ResponseFuture::reject(refuse(&req, None, &AuthError::new(reason), &realm));
         };
         let verifier = marker.verifier.clone();
         let token = match token_of(&req) {
@@ -202,7 +180,12 @@ where
             Err(reason) => {
                 let realm = marker.refuse(reason);
                 let claims = claims.clone();
-                return self.reject(&req, Some(&claims), &AuthError::new(reason), &realm);
+                return ResponseFuture::reject(refuse(
+                    &req,
+                    Some(&claims),
+                    &AuthError::new(reason),
+                    &realm,
+                ));
             }
         };
         match verifier.check_active(token, claims.iss(), self.layer.max_age) {
@@ -214,7 +197,7 @@ where
             }
             Check::Done(Err(err)) => {
                 let claims = claims.clone();
-                self.reject(&req, Some(&claims), &err, &verifier.realm_arc())
+                ResponseFuture::reject(refuse(&req, Some(&claims), &err, verifier.realm()))
             }
             Check::Wait(wait) => {
                 // Take the service that was made ready, leave a clone in its
@@ -223,7 +206,6 @@ where
                 let claims = claims.clone();
                 let clone = self.inner.clone();
                 let mut inner = std::mem::replace(&mut self.inner, clone);
-                let on_reject = self.layer.on_reject.clone();
                 ResponseFuture::waiting(Box::pin(async move {
                     match verifier.wait::<()>(wait, &token).await {
                         Ok(_) => {
@@ -234,13 +216,7 @@ where
                             }
                             inner.call(req).await
                         }
-                        Err(err) => Ok(render(
-                            &req,
-                            Some(&claims),
-                            &err,
-                            verifier.realm(),
-                            &on_reject,
-                        )),
+                        Err(err) => Ok(refuse(&req, Some(&claims), &err, verifier.realm())),
                     }
                 }))
             }
@@ -248,17 +224,24 @@ where
     }
 }
 
-fn render<B, ResB, R: OnReject<ResB>>(
+/// Renders a refusal as the stack does, and records it.
+fn refuse<B, ResB: Default + 'static>(
     req: &Request<B>,
     claims: Option<&Claims>,
     err: &AuthError,
     realm: &str,
-    on_reject: &R,
 ) -> Response<ResB> {
     tracing::debug!(reason = %err, "request refused: token not confirmed active");
-    let response = on_reject.on_reject(err, &RejectContext::of(req, realm));
-    let trail = req.extensions().get::<Authenticated>().map(|m| &m.trail);
-    audit::deny_rule(req, trail, claims, &ACTIVE, err.reason().code(), &response);
+    let marker = req.extensions().get::<Authenticated>();
+    let response = render(req, marker, err, realm);
+    audit::deny_rule(
+        req,
+        marker.map(|m| &m.trail),
+        claims,
+        &ACTIVE,
+        err.reason().code(),
+        &response,
+    );
     response
 }
 
@@ -268,21 +251,6 @@ const ACTIVE: RuleInfo = RuleInfo {
     scopes: None,
     roles: None,
 };
-
-impl<S, R> RequireActive<S, R> {
-    fn reject<B, ResB, F, Er>(
-        &self,
-        req: &Request<B>,
-        claims: Option<&Claims>,
-        err: &AuthError,
-        realm: &str,
-    ) -> ResponseFuture<F, ResB, Er>
-    where
-        R: OnReject<ResB>,
-    {
-        ResponseFuture::reject(render(req, claims, err, realm, &self.layer.on_reject))
-    }
-}
 
 #[cfg(test)]
 mod tests {

@@ -11,11 +11,12 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
-use http::{HeaderValue, Response};
+use http::{HeaderValue, Request, Response};
 use pin_project_lite::pin_project;
 
 use crate::audit::{Pending, Trail};
-use crate::error::Reason;
+use crate::error::{AuthError, Reason};
+use crate::reject::{self, Erased, RejectContext};
 use crate::verifier::Verifier;
 
 mod access_token;
@@ -44,6 +45,10 @@ pub(crate) struct Authenticated {
     pub(crate) claims_type: Option<&'static str>,
     /// The request's audit record so far, which rule layers add to.
     pub(crate) trail: Trail,
+    /// `VerifyLayer`'s rejection handler, when it has one of its own
+    /// (`None`: the default rendering), so that every refusal of the stack
+    /// is rendered alike.
+    pub(crate) on_reject: Option<Erased>,
 }
 
 impl Authenticated {
@@ -52,6 +57,22 @@ impl Authenticated {
         self.verifier.count_rejection(reason);
         self.verifier.realm_arc()
     }
+}
+
+/// Renders a refusal of a layer behind `VerifyLayer` as the stack does:
+/// with `VerifyLayer`'s handler when the request carries one (`marker`),
+/// otherwise by default.
+pub(crate) fn render<B: Default + 'static, ReqBody>(
+    req: &Request<ReqBody>,
+    marker: Option<&Authenticated>,
+    err: &AuthError,
+    realm: &str,
+) -> Response<B> {
+    reject::render(
+        marker.and_then(|m| m.on_reject.as_deref()),
+        err,
+        &RejectContext::of(req, realm),
+    )
 }
 
 /// The token of an `Authorization: Bearer` header value (scheme

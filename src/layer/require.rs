@@ -12,14 +12,13 @@ use http::{HeaderName, Request, Response};
 use tower_layer::Layer;
 use tower_service::Service;
 
-use super::{Authenticated, ResponseFuture};
+use super::{Authenticated, ResponseFuture, render};
 use crate::audit;
 use crate::claims::Claims;
 use crate::error::{AuthError, Reason};
 use crate::policy::{
     MethodTable, Policy, PolicyRule, RoleRule, Rule, RuleRequest, ScopeRule, TenantRule,
 };
-use crate::reject::{DefaultReject, OnReject, RejectContext};
 
 /// A [`Rule`] shared by the clones of a rule layer and its services.
 pub(crate) struct RequireLayer<P> {
@@ -81,6 +80,10 @@ macro_rules! rule_layer {
         $rule:ty
     ) => {
         $(#[$layer_doc])*
+        ///
+        /// Its refusals are rendered as [`VerifyLayer`](crate::VerifyLayer)
+        /// renders its own: by the handler of
+        /// [`on_reject`](crate::VerifyLayer::on_reject) when it has one.
         #[derive(Clone)]
         pub struct $layer(RequireLayer<$rule>);
 
@@ -131,7 +134,7 @@ macro_rules! rule_layer {
         impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for $service<S>
         where
             S: Service<Request<ReqBody>, Response = Response<ResBody>>,
-            ResBody: Default,
+            ResBody: Default + 'static,
         {
             type Response = Response<ResBody>;
             type Error = S::Error;
@@ -430,7 +433,7 @@ impl<S, P, ReqBody, ResBody> Service<Request<ReqBody>> for Require<S, P>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
     P: Rule,
-    ResBody: Default,
+    ResBody: Default + 'static,
 {
     type Response = Response<ResBody>;
     type Error = S::Error;
@@ -441,12 +444,14 @@ where
     }
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
+        let claims = req.extensions().get::<Claims>();
+        let marker = req.extensions().get::<Authenticated>();
         let view = RuleRequest {
             uri: req.uri(),
             headers: req.headers(),
+            extensions: req.extensions(),
+            claims_type: marker.and_then(|m| m.claims_type),
         };
-        let claims = req.extensions().get::<Claims>();
-        let marker = req.extensions().get::<Authenticated>();
         let (err, info, realm) = match (claims, marker) {
             (Some(claims), marker) => {
                 let (decision, info) = self.layer.rule.decide(view, claims);
@@ -490,10 +495,7 @@ where
                 (AuthError::new(Reason::LayerMissing), info, None)
             }
         };
-        let response = DefaultReject.on_reject(
-            &err,
-            &RejectContext::of(&req, realm.as_deref().unwrap_or("")),
-        );
+        let response = render(&req, marker, &err, realm.as_deref().unwrap_or(""));
         audit::deny_rule(
             &req,
             marker.map(|m| &m.trail),

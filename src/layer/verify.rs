@@ -19,7 +19,7 @@ use super::{AccessToken, Authenticated, ResponseFuture, bearer};
 use crate::audit::{self, Pending, Subject, Trail};
 use crate::claims::Claims;
 use crate::error::{AuthError, Reason};
-use crate::reject::{DefaultReject, OnReject, RejectContext};
+use crate::reject::{DefaultReject, Erased, RejectContext, RejectFn, Render};
 use crate::verifier::{Check, Verifier};
 
 #[derive(Debug, Clone)]
@@ -61,7 +61,10 @@ struct Config {
 /// put there. In axum, add `VerifyLayer` with `Router::layer` and the rules
 /// with `route_layer`.
 ///
-/// `E` is your own claims type (default `()`); `R` renders rejections.
+/// `E` is your own claims type (default `()`, see
+/// [`with_claims`](Self::with_claims)); `R` renders refusals:
+/// [`DefaultReject`], or your handler as a [`RejectFn`] (see
+/// [`on_reject`](Self::on_reject)).
 ///
 /// # Example
 ///
@@ -141,7 +144,17 @@ impl<E, R> VerifyLayer<E, R> {
     }
 
     /// Parse your own claims type `E2` from each token, and put `Claims<E2>`
-    /// (and the standard view `Claims`) into the extensions.
+    /// (and the standard view `Claims`) into the extensions. Defaults to
+    /// `()`: the standard view only.
+    ///
+    /// A token that does not fit `E2` (a field missing, or of another type)
+    /// is refused on every route with 401 `invalid_token`
+    /// ([`InvalidClaim`](crate::Reason::InvalidClaim)), as Spring's resource
+    /// server and Envoy refuse a token whose claims they cannot read: it is
+    /// not a token this service can use, and the client's remedy is another
+    /// token. The field and the kind of problem are logged at `warn` (never
+    /// the value). Make a claim some tokens lack an `Option` or
+    /// `#[serde(default)]`.
     pub fn with_claims<E2>(self) -> VerifyLayer<E2, R> {
         VerifyLayer {
             config: self.config,
@@ -187,11 +200,57 @@ impl<E, R> VerifyLayer<E, R> {
         self
     }
 
-    /// Render rejections with `handler` instead of [`DefaultReject`].
-    pub fn on_reject<R2>(self, handler: R2) -> VerifyLayer<E, R2> {
+    /// Render every refusal of the stack with `handler` instead of
+    /// [`DefaultReject`]: this layer's own, those of the rule layers
+    /// ([`RequireScopesLayer`](crate::RequireScopesLayer) and its siblings)
+    /// and [`RequireActiveLayer`](crate::RequireActiveLayer) behind it, and
+    /// the answers of the axum `Claims` and `AccessToken` extractors. So one
+    /// API answers in one format. Defaults to [`DefaultReject`].
+    ///
+    /// `handler` returns the response body type of the service the layer
+    /// wraps (in axum, `axum::body::Body`; in tonic, `tonic::body::Body`).
+    /// A layer between this one and a rule layer that changes the body type
+    /// makes that rule layer fall back to the default rendering (logged
+    /// once). For gRPC requests ([`RejectContext::grpc`]), answer with a
+    /// gRPC status, as [`AuthError::to_response`] does.
+    ///
+    /// ```
+    /// use authlayer::{Verifier, VerifyLayer};
+    /// use http::{Response, header};
+    ///
+    /// # async fn build(verifier: Verifier) {
+    /// // RFC 9457 problem details, and the default rendering for gRPC.
+    /// let layer = VerifyLayer::new(verifier).on_reject(|err, ctx| {
+    ///     if ctx.grpc {
+    ///         return err.to_response(ctx.realm, true);
+    ///     }
+    ///     let body = format!(
+    ///         r#"{{"type":"about:blank","title":"{}","status":{}}}"#,
+    ///         err.reason().description(),
+    ///         err.status().as_u16(),
+    ///     );
+    ///     let mut res = Response::new(body);
+    ///     *res.status_mut() = err.status();
+    ///     res.headers_mut().insert(
+    ///         header::CONTENT_TYPE,
+    ///         header::HeaderValue::from_static("application/problem+json"),
+    ///     );
+    ///     if let Ok(challenge) = err.www_authenticate(ctx.realm).parse() {
+    ///         res.headers_mut().insert(header::WWW_AUTHENTICATE, challenge);
+    ///     }
+    ///     res
+    /// });
+    /// # let _ = layer;
+    /// # }
+    /// ```
+    pub fn on_reject<B, F>(self, handler: F) -> VerifyLayer<E, RejectFn<B>>
+    where
+        F: Fn(&AuthError, &RejectContext<'_>) -> Response<B> + Send + Sync + 'static,
+        B: 'static,
+    {
         VerifyLayer {
             config: self.config,
-            on_reject: handler,
+            on_reject: RejectFn::new(handler),
             _claims: PhantomData,
         }
     }
@@ -316,15 +375,16 @@ fn extract_token<'a, B>(req: &'a Request<B>, config: &Config) -> Result<Option<&
     Ok(found)
 }
 
-impl<S, E, R, ReqBody, ResBody> Service<Request<ReqBody>> for Verify<S, E, R>
+/// With the default rendering: any response body with a `Default` (axum's
+/// and tonic's bodies both have one).
+impl<S, E, ReqBody, ResBody> Service<Request<ReqBody>> for Verify<S, E, DefaultReject>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
     S::Future: Send + 'static,
     S::Error: 'static,
     ReqBody: Send + 'static,
-    ResBody: 'static,
+    ResBody: Default + 'static,
     E: DeserializeOwned + Send + Sync + 'static,
-    R: OnReject<ResBody> + Clone + Send + Sync + 'static,
 {
     type Response = Response<ResBody>;
     type Error = S::Error;
@@ -334,7 +394,48 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
+    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+        self.serve(req)
+    }
+}
+
+/// With your handler ([`VerifyLayer::on_reject`]): the body type it renders.
+impl<S, E, ReqBody, ResBody> Service<Request<ReqBody>> for Verify<S, E, RejectFn<ResBody>>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: 'static,
+    ReqBody: Send + 'static,
+    ResBody: 'static,
+    E: DeserializeOwned + Send + Sync + 'static,
+{
+    type Response = Response<ResBody>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future, ResBody, S::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+        self.serve(req)
+    }
+}
+
+impl<S, E, R> Verify<S, E, R> {
+    fn serve<ReqBody, ResBody>(
+        &mut self,
+        mut req: Request<ReqBody>,
+    ) -> ResponseFuture<S::Future, ResBody, S::Error>
+    where
+        S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
+        S::Future: Send + 'static,
+        S::Error: 'static,
+        ReqBody: Send + 'static,
+        ResBody: 'static,
+        E: DeserializeOwned + Send + Sync + 'static,
+        R: Render<ResBody> + Clone + Send + Sync + 'static,
+    {
         let config = &*self.config;
         let verifier = &config.verifier;
         let token = match extract_token(&req, config) {
@@ -350,6 +451,7 @@ where
                     verifier: verifier.clone(),
                     claims_type: None,
                     trail,
+                    on_reject: self.on_reject.erased(),
                 });
                 return ResponseFuture::audited(self.inner.call(req), pending);
             }
@@ -365,7 +467,8 @@ where
         match verifier.check::<E>(token) {
             Check::Done(Ok(claims)) => {
                 let token = AccessToken::from_request(&req, token);
-                let pending = admit(&mut req, claims, token, verifier);
+                let on_reject = self.on_reject.erased();
+                let pending = admit(&mut req, claims, token, verifier, on_reject);
                 ResponseFuture::audited(self.inner.call(req), pending)
             }
             Check::Done(Err(err)) => self.reject(&req, &err),
@@ -382,7 +485,8 @@ where
                     match verifier.wait::<E>(wait, &token).await {
                         Ok(claims) => {
                             let token = AccessToken::from(token);
-                            let mut pending = admit(&mut req, claims, token, &verifier);
+                            let erased = on_reject.erased();
+                            let mut pending = admit(&mut req, claims, token, &verifier, erased);
                             let result = inner.call(req).await;
                             pending.finish(result.as_ref().ok());
                             result
@@ -393,6 +497,17 @@ where
             }
         }
     }
+
+    fn reject<B, ResB, F, Er>(
+        &self,
+        req: &Request<B>,
+        err: &AuthError,
+    ) -> ResponseFuture<F, ResB, Er>
+    where
+        R: Render<ResB>,
+    {
+        ResponseFuture::reject(render(req, err, &self.config.verifier, &self.on_reject))
+    }
 }
 
 /// Puts the verified claims into the request; returns its audit record,
@@ -402,6 +517,7 @@ fn admit<B, E: Send + Sync + 'static>(
     claims: Claims<E>,
     token: AccessToken,
     verifier: &Verifier,
+    on_reject: Option<Erased>,
 ) -> Pending {
     let trail = Trail::default();
     let pending = Pending::new(
@@ -421,33 +537,21 @@ fn admit<B, E: Send + Sync + 'static>(
         verifier: verifier.clone(),
         claims_type: Some(std::any::type_name::<E>()),
         trail,
+        on_reject,
     });
     pending
 }
 
-fn render<B, ResB, R: OnReject<ResB>>(
+fn render<B, ResB, R: Render<ResB>>(
     req: &Request<B>,
     err: &AuthError,
     verifier: &Verifier,
     on_reject: &R,
 ) -> Response<ResB> {
     tracing::debug!(reason = %err, "request refused");
-    let response = on_reject.on_reject(err, &RejectContext::of(req, verifier.realm()));
+    let response = on_reject.render(err, &RejectContext::of(req, verifier.realm()));
     audit::deny_verify(req, err.reason().code(), &response);
     response
-}
-
-impl<S, E, R> Verify<S, E, R> {
-    fn reject<B, ResB, F, Er>(
-        &self,
-        req: &Request<B>,
-        err: &AuthError,
-    ) -> ResponseFuture<F, ResB, Er>
-    where
-        R: OnReject<ResB>,
-    {
-        ResponseFuture::reject(render(req, err, &self.config.verifier, &self.on_reject))
-    }
 }
 
 #[cfg(test)]
@@ -564,6 +668,14 @@ mod tests {
         fn assert_send_sync<T: Send + Sync + 'static>() {}
         fn assert_send<T: Send + 'static>() {}
         assert_send_sync::<VerifyLayer>();
+        assert_send_sync::<VerifyLayer<(), RejectFn<()>>>();
+        assert_send_sync::<
+            Verify<
+                tower::util::BoxCloneSyncService<Request<()>, Response<()>, ()>,
+                (),
+                RejectFn<()>,
+            >,
+        >();
         assert_send_sync::<Verify<tower::util::BoxCloneSyncService<Request<()>, Response<()>, ()>>>(
         );
         assert_send::<ResponseFuture<std::future::Ready<Result<Response<()>, ()>>, (), ()>>();

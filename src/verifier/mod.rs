@@ -429,7 +429,10 @@ impl Verifier {
         {
             return Err(Reason::MissingClaim);
         }
-        let extra = claims::extra::<E>(text).map_err(|e| parse_error(&e))?;
+        let extra = claims::extra::<E>(text).map_err(|e| {
+            claims::report_misfit::<E>(text);
+            parse_error(&e)
+        })?;
         Ok(Claims::new(standard, extra))
     }
 

@@ -19,4 +19,5 @@ mod cache;
 mod config;
 mod jwks_faults;
 mod randomized;
+mod rejections;
 mod wycheproof;

@@ -29,17 +29,31 @@ const OTHER_ISSUER: &str = "other";
 const MAX_ISSUERS: usize = 64;
 
 #[cfg(feature = "metrics")]
+const DECISIONS: &str = "authlayer_decisions_total";
+
+#[cfg(feature = "metrics")]
 mod issuers {
     use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
     use arc_swap::ArcSwap;
-    use metrics::SharedString;
+    use metrics::{Key, Label, SharedString};
+
+    /// The reasons of an allowed request: for each known issuer their keys
+    /// are built once, so counting the usual decision hashes and allocates
+    /// nothing.
+    const ALLOWED: [&str; 3] = ["granted", "valid_token", "no_token"];
+
+    /// A configured issuer: its label and its allow keys (as [`ALLOWED`]).
+    struct Known {
+        name: Arc<str>,
+        allow: [Key; 3],
+    }
 
     /// The issuer names that may be label values: read lock-free on every
     /// request, written when a key source is built.
     #[derive(Default)]
     pub(super) struct Issuers {
-        known: ArcSwap<Vec<Arc<str>>>,
+        known: ArcSwap<Vec<Arc<Known>>>,
         write: Mutex<()>,
     }
 
@@ -48,15 +62,39 @@ mod issuers {
         GLOBAL.get_or_init(Issuers::default)
     }
 
+    /// The key of `authlayer_decisions_total` for these labels.
+    pub(super) fn decision_key(
+        issuer: SharedString,
+        decision: &'static str,
+        reason: &'static str,
+    ) -> Key {
+        Key::from_parts(
+            super::DECISIONS,
+            vec![
+                Label::new("issuer", issuer),
+                Label::from_static_parts("decision", decision),
+                Label::from_static_parts("reason", reason),
+            ],
+        )
+    }
+
     impl Issuers {
         pub(super) fn register(&self, iss: &str) {
             let _write = self.write.lock().unwrap_or_else(PoisonError::into_inner);
             let current = self.known.load();
-            if current.len() >= super::MAX_ISSUERS || current.iter().any(|k| **k == *iss) {
+            if current.len() >= super::MAX_ISSUERS || current.iter().any(|k| *k.name == *iss) {
                 return;
             }
+            let name: Arc<str> = Arc::from(iss);
+            let allow = ALLOWED.map(|reason| {
+                decision_key(
+                    SharedString::from_shared(Arc::clone(&name)),
+                    "allow",
+                    reason,
+                )
+            });
             let mut next = Vec::clone(&current);
-            next.push(Arc::from(iss));
+            next.push(Arc::new(Known { name, allow }));
             self.known.store(Arc::new(next));
         }
 
@@ -69,10 +107,29 @@ mod issuers {
             self.known
                 .load()
                 .iter()
-                .find(|k| ***k == *iss)
+                .find(|k| *k.name == *iss)
                 .map_or(SharedString::const_str(super::OTHER_ISSUER), |k| {
-                    SharedString::from_shared(Arc::clone(k))
+                    SharedString::from_shared(Arc::clone(&k.name))
                 })
+        }
+
+        /// Calls `f` with the key of this decision: the one built in advance
+        /// for an allowed request of a configured issuer, otherwise a new one.
+        pub(super) fn with_key<T>(
+            &self,
+            iss: Option<&str>,
+            decision: &'static str,
+            reason: &'static str,
+            f: impl FnOnce(&Key) -> T,
+        ) -> T {
+            if let Some(iss) = iss
+                && decision == "allow"
+                && let Some(index) = ALLOWED.iter().position(|r| *r == reason)
+                && let Some(known) = self.known.load().iter().find(|k| *k.name == *iss)
+            {
+                return f(&known.allow[index]);
+            }
+            f(&decision_key(self.label(iss), decision, reason))
         }
     }
 }
@@ -88,25 +145,32 @@ pub(crate) fn known_issuer(iss: &str) {
 /// code ([`Reason::code`](crate::Reason::code) or `granted`). `iss` is the
 /// verified issuer (`None` when no token was verified).
 pub(crate) fn decision(iss: Option<&str>, decision: &'static str, reason: &'static str) {
+    // What `metrics::counter!` does, with a key built in advance where it
+    // can be: the macro would build (allocate, hash) the key every time.
     #[cfg(feature = "metrics")]
-    metrics::counter!(
-        "authlayer_decisions_total",
-        "issuer" => issuers::global().label(iss),
-        "decision" => decision,
-        "reason" => reason
-    )
-    .increment(1);
+    {
+        static METADATA: metrics::Metadata<'static> =
+            metrics::Metadata::new(module_path!(), metrics::Level::INFO, Some(module_path!()));
+        issuers::global()
+            .with_key(iss, decision, reason, |key| {
+                metrics::with_recorder(|recorder| recorder.register_counter(key, &METADATA))
+            })
+            .increment(1);
+    }
 }
 
 /// How long one synchronous verification took; `cached`: answered from the
 /// verified-token cache.
 pub(crate) fn verify_seconds(cached: bool, took: Duration) {
+    // Literal labels: the macro then builds its key once, statically.
     #[cfg(feature = "metrics")]
-    metrics::histogram!(
-        "authlayer_verify_duration_seconds",
-        "token" => if cached { "cached" } else { "first_seen" }
-    )
-    .record(took.as_secs_f64());
+    if cached {
+        metrics::histogram!("authlayer_verify_duration_seconds", "token" => "cached")
+            .record(took.as_secs_f64());
+    } else {
+        metrics::histogram!("authlayer_verify_duration_seconds", "token" => "first_seen")
+            .record(took.as_secs_f64());
+    }
 }
 
 /// Whether measuring is compiled in: callers skip reading the clock when not.
@@ -217,6 +281,33 @@ mod tests {
         assert_eq!(&*issuers.label(Some("https://id.test")), "https://id.test");
         assert_eq!(&*issuers.label(Some("https://attacker.test")), "other");
         assert_eq!(&*issuers.label(None), "");
+    }
+
+    #[test]
+    fn a_decision_key_built_in_advance_equals_the_one_built_on_the_spot() {
+        let issuers = Issuers::default();
+        issuers.register("https://id.test");
+        for (iss, decision, reason) in [
+            (Some("https://id.test"), "allow", "granted"),
+            (Some("https://id.test"), "allow", "valid_token"),
+            (Some("https://id.test"), "allow", "no_token"),
+            (Some("https://id.test"), "deny", "expired"),
+            (Some("https://attacker.test"), "allow", "granted"),
+            (None, "allow", "no_token"),
+        ] {
+            let built = issuers::decision_key(issuers.label(iss), decision, reason);
+            issuers.with_key(iss, decision, reason, |key| assert_eq!(*key, built));
+        }
+        let key = issuers.with_key(Some("https://id.test"), "allow", "granted", Clone::clone);
+        let labels: Vec<_> = key.labels().map(|l| (l.key(), l.value())).collect();
+        assert_eq!(
+            labels,
+            [
+                ("issuer", "https://id.test"),
+                ("decision", "allow"),
+                ("reason", "granted")
+            ]
+        );
     }
 
     #[test]

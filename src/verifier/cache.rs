@@ -47,11 +47,11 @@ pub(crate) struct Entry {
 
 struct Ttl;
 
-impl moka::Expiry<Arc<str>, Entry> for Ttl {
+impl moka::Expiry<Arc<str>, Arc<Entry>> for Ttl {
     fn expire_after_create(
         &self,
         _key: &Arc<str>,
-        value: &Entry,
+        value: &Arc<Entry>,
         _now: Instant,
     ) -> Option<Duration> {
         Some(value.ttl)
@@ -59,14 +59,16 @@ impl moka::Expiry<Arc<str>, Entry> for Ttl {
 }
 
 pub(crate) struct TokenCache {
-    map: Cache<Arc<str>, Entry, foldhash::fast::RandomState>,
+    /// Values behind an `Arc`: moka clones the value on every hit, and one
+    /// reference count is cheaper than the entry's three.
+    map: Cache<Arc<str>, Arc<Entry>, foldhash::fast::RandomState>,
 }
 
 impl TokenCache {
     pub(crate) fn new(max_bytes: u64) -> Self {
         let map = Cache::builder()
             .max_capacity(max_bytes)
-            .weigher(|token: &Arc<str>, _: &Entry| {
+            .weigher(|token: &Arc<str>, _: &Arc<Entry>| {
                 u32::try_from(token.len())
                     .unwrap_or(u32::MAX)
                     .saturating_add(ENTRY_OVERHEAD)
@@ -78,7 +80,7 @@ impl TokenCache {
     }
 
     /// The cached entry for exactly this token, if any.
-    pub(crate) fn get(&self, token: &str) -> Option<Entry> {
+    pub(crate) fn get(&self, token: &str) -> Option<Arc<Entry>> {
         self.map.get(token)
     }
 
@@ -109,7 +111,7 @@ impl TokenCache {
         }
         self.map.insert(
             Arc::from(token),
-            Entry {
+            Arc::new(Entry {
                 claims: Arc::new(claims.clone()),
                 claims_type: TypeId::of::<E>(),
                 exp,
@@ -117,7 +119,7 @@ impl TokenCache {
                 keys: Arc::clone(keys),
                 key,
                 ttl: Duration::from_secs(secs),
-            },
+            }),
         );
         crate::telemetry::token_cache_entries(self.map.entry_count());
     }
@@ -140,9 +142,10 @@ impl TokenCache {
     /// Rewrites the `exp` of a cached entry, as if time had passed.
     #[cfg(test)]
     pub(crate) fn set_exp(&self, token: &str, exp: i64) {
-        if let Some(mut entry) = self.map.get(token) {
+        if let Some(entry) = self.map.get(token) {
+            let mut entry = Entry::clone(&entry);
             entry.exp = exp;
-            self.map.insert(Arc::from(token), entry);
+            self.map.insert(Arc::from(token), Arc::new(entry));
         }
     }
 

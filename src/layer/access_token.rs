@@ -79,25 +79,37 @@ impl AccessToken {
 
     /// The token `token`, a slice of one of `req`'s header values (as the
     /// layer's extraction returns it), sharing that value's bytes.
+    #[cfg(test)]
     pub(crate) fn from_request<B>(req: &Request<B>, token: &str) -> Self {
-        let addr = token.as_ptr().addr();
-        let holds = |value: &HeaderValue| {
-            let base = value.as_bytes().as_ptr().addr();
-            (addr >= base && addr + token.len() <= base + value.len()).then(|| Repr::Header {
-                value: value.clone(),
-                start: addr - base,
-                end: addr - base + token.len(),
-            })
-        };
         // Authorization first (the usual source), then cookies and custom
         // headers; a copy only if none holds it.
         let found = req
             .headers()
             .get_all(http::header::AUTHORIZATION)
             .iter()
-            .find_map(holds)
-            .or_else(|| req.headers().values().find_map(holds));
+            .find_map(|value| Self::slice_of(value, token))
+            .or_else(|| {
+                req.headers()
+                    .values()
+                    .find_map(|value| Self::slice_of(value, token))
+            });
         Self(found.unwrap_or_else(|| Repr::Owned(Arc::from(token))))
+    }
+
+    /// The token `token`, found in the header value `value`: a slice of it,
+    /// sharing its bytes (a copy if `token` is not a slice of `value`).
+    pub(crate) fn from_value(value: &HeaderValue, token: &str) -> Self {
+        Self(Self::slice_of(value, token).unwrap_or_else(|| Repr::Owned(Arc::from(token))))
+    }
+
+    fn slice_of(value: &HeaderValue, token: &str) -> Option<Repr> {
+        let addr = token.as_ptr().addr();
+        let base = value.as_bytes().as_ptr().addr();
+        (addr >= base && addr + token.len() <= base + value.len()).then(|| Repr::Header {
+            value: value.clone(),
+            start: addr - base,
+            end: addr - base + token.len(),
+        })
     }
 
     /// The token itself. Handle with care: it is a credential.
@@ -189,6 +201,14 @@ mod tests {
         let elsewhere = AccessToken::from_request(&req, "tok-123");
         assert!(matches!(elsewhere.0, Repr::Owned(_)));
         assert_eq!(elsewhere, token);
+        let value = &req.headers()["authorization"];
+        let from_value = AccessToken::from_value(value, &value.to_str().unwrap()[7..]);
+        assert!(matches!(from_value.0, Repr::Header { .. }));
+        assert_eq!(from_value, token);
+        assert!(matches!(
+            AccessToken::from_value(value, "tok-123").0,
+            Repr::Owned(_)
+        ));
     }
 
     #[test]

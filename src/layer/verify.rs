@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use http::header::{AUTHORIZATION, COOKIE};
-use http::{HeaderName, Request, Response};
+use http::{HeaderName, HeaderValue, Request, Response};
 use serde::de::DeserializeOwned;
 use tower_layer::Layer;
 use tower_service::Service;
@@ -328,14 +328,18 @@ impl<S, E, R> Verify<S, E, R> {
     }
 }
 
-/// Finds the credential. `Ok(None)`: none at all.
+/// Finds the credential and the header value it is a slice of.
+/// `Ok(None)`: none at all.
 ///
 /// SECURITY (RFC 6750 §2): exactly one credential per request; two (even
 /// identical) are a malformed request, so no component has to pick one.
-fn extract_token<'a, B>(req: &'a Request<B>, config: &Config) -> Result<Option<&'a str>, Reason> {
-    let mut found: Option<&str> = None;
-    let mut take = |token: &'a str| -> Result<(), Reason> {
-        if found.replace(token).is_some() {
+fn extract_token<'a, B>(
+    req: &'a Request<B>,
+    config: &Config,
+) -> Result<Option<(&'a HeaderValue, &'a str)>, Reason> {
+    let mut found: Option<(&HeaderValue, &str)> = None;
+    let mut take = |value: &'a HeaderValue, token: &'a str| -> Result<(), Reason> {
+        if found.replace((value, token)).is_some() {
             return Err(Reason::MultipleCredentials);
         }
         Ok(())
@@ -343,7 +347,7 @@ fn extract_token<'a, B>(req: &'a Request<B>, config: &Config) -> Result<Option<&
     if config.authorization {
         for value in req.headers().get_all(AUTHORIZATION) {
             if let Some(token) = bearer(value)? {
-                take(token)?;
+                take(value, token)?;
             }
         }
     }
@@ -353,19 +357,19 @@ fn extract_token<'a, B>(req: &'a Request<B>, config: &Config) -> Result<Option<&
                 for value in req.headers().get_all(name) {
                     let token = value.to_str().map_err(|_| Reason::Malformed)?.trim();
                     if !token.is_empty() {
-                        take(token)?;
+                        take(value, token)?;
                     }
                 }
             }
             TokenSource::Cookie(name) => {
                 for value in req.headers().get_all(COOKIE) {
-                    let Ok(value) = value.to_str() else { continue };
-                    for pair in value.split(';') {
+                    let Ok(text) = value.to_str() else { continue };
+                    for pair in text.split(';') {
                         if let Some((k, v)) = pair.trim().split_once('=')
                             && k == name
                             && !v.is_empty()
                         {
-                            take(v)?;
+                            take(value, v)?;
                         }
                     }
                 }
@@ -438,8 +442,8 @@ impl<S, E, R> Verify<S, E, R> {
     {
         let config = &*self.config;
         let verifier = &config.verifier;
-        let token = match extract_token(&req, config) {
-            Ok(Some(token)) => token,
+        let (value, token) = match extract_token(&req, config) {
+            Ok(Some(found)) => found,
             Ok(None) if config.optional => {
                 let trail = Trail::default();
                 let pending = Pending::new(
@@ -466,7 +470,7 @@ impl<S, E, R> Verify<S, E, R> {
         };
         match verifier.check::<E>(token) {
             Check::Done(Ok(claims)) => {
-                let token = AccessToken::from_request(&req, token);
+                let token = AccessToken::from_value(value, token);
                 let on_reject = self.on_reject.erased();
                 let pending = admit(&mut req, claims, token, verifier, on_reject);
                 ResponseFuture::audited(self.inner.call(req), pending)
@@ -583,6 +587,11 @@ mod tests {
         }
     }
 
+    /// The token `extract_token` finds, without its header value.
+    fn token_of<'a>(req: &'a Request<()>, config: &Config) -> Result<Option<&'a str>, Reason> {
+        extract_token(req, config).map(|found| found.map(|(_, token)| token))
+    }
+
     fn req(headers: &[(&str, &str)]) -> Request<()> {
         let mut b = Request::builder();
         for (k, v) in headers {
@@ -596,7 +605,7 @@ mod tests {
         let c = config();
         for scheme in ["Bearer", "bearer", "BEARER", "bEaReR"] {
             let r = req(&[("authorization", &format!("{scheme} abc"))]);
-            assert_eq!(extract_token(&r, &c), Ok(Some("abc")));
+            assert_eq!(token_of(&r, &c), Ok(Some("abc")));
         }
     }
 
@@ -604,18 +613,18 @@ mod tests {
     fn other_schemes_are_no_token() {
         let c = config();
         let r = req(&[("authorization", "Basic dXNlcjpwdw==")]);
-        assert_eq!(extract_token(&r, &c), Ok(None));
+        assert_eq!(token_of(&r, &c), Ok(None));
     }
 
     #[test]
     fn empty_bearer_is_invalid_request() {
         let c = config();
         assert_eq!(
-            extract_token(&req(&[("authorization", "Bearer ")]), &c),
+            token_of(&req(&[("authorization", "Bearer ")]), &c),
             Err(Reason::EmptyBearer)
         );
         assert_eq!(
-            extract_token(&req(&[("authorization", "Bearer")]), &c),
+            token_of(&req(&[("authorization", "Bearer")]), &c),
             Err(Reason::EmptyBearer)
         );
     }
@@ -624,13 +633,10 @@ mod tests {
     fn two_credentials_are_refused() {
         let c = config();
         let two_headers = req(&[("authorization", "Bearer a"), ("authorization", "Bearer a")]);
-        assert_eq!(
-            extract_token(&two_headers, &c),
-            Err(Reason::MultipleCredentials)
-        );
+        assert_eq!(token_of(&two_headers, &c), Err(Reason::MultipleCredentials));
         let header_and_cookie = req(&[("authorization", "Bearer a"), ("cookie", "x=1; at=b")]);
         assert_eq!(
-            extract_token(&header_and_cookie, &c),
+            token_of(&header_and_cookie, &c),
             Err(Reason::MultipleCredentials)
         );
     }
@@ -642,25 +648,22 @@ mod tests {
             .authorization_header(false);
         let c = &layer.config;
         assert_eq!(
-            extract_token(&req(&[("authorization", "Bearer a")]), c),
+            token_of(&req(&[("authorization", "Bearer a")]), c),
             Ok(None)
         );
         let both = req(&[("authorization", "Bearer a"), ("x-token", "b")]);
-        assert_eq!(extract_token(&both, c), Ok(Some("b")));
+        assert_eq!(token_of(&both, c), Ok(Some("b")));
     }
 
     #[test]
     fn cookie_and_custom_header_are_sources() {
         let c = config();
         assert_eq!(
-            extract_token(&req(&[("cookie", "x=1; at=tok; y=2")]), &c),
+            token_of(&req(&[("cookie", "x=1; at=tok; y=2")]), &c),
             Ok(Some("tok"))
         );
-        assert_eq!(
-            extract_token(&req(&[("x-token", "tok2")]), &c),
-            Ok(Some("tok2"))
-        );
-        assert_eq!(extract_token(&req(&[("cookie", "att=tok")]), &c), Ok(None));
+        assert_eq!(token_of(&req(&[("x-token", "tok2")]), &c), Ok(Some("tok2")));
+        assert_eq!(token_of(&req(&[("cookie", "att=tok")]), &c), Ok(None));
     }
 
     #[test]

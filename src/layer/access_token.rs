@@ -6,7 +6,7 @@ use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
-use http::{HeaderValue, Request};
+use http::HeaderValue;
 
 /// The raw token a request was verified with, as
 /// [`VerifyLayer`](crate::VerifyLayer) found it (without the `Bearer`
@@ -75,25 +75,6 @@ impl AccessToken {
     /// Wraps a token, e.g. one a token endpoint returned.
     pub fn new(token: impl Into<Arc<str>>) -> Self {
         Self(Repr::Owned(token.into()))
-    }
-
-    /// The token `token`, a slice of one of `req`'s header values (as the
-    /// layer's extraction returns it), sharing that value's bytes.
-    #[cfg(test)]
-    pub(crate) fn from_request<B>(req: &Request<B>, token: &str) -> Self {
-        // Authorization first (the usual source), then cookies and custom
-        // headers; a copy only if none holds it.
-        let found = req
-            .headers()
-            .get_all(http::header::AUTHORIZATION)
-            .iter()
-            .find_map(|value| Self::slice_of(value, token))
-            .or_else(|| {
-                req.headers()
-                    .values()
-                    .find_map(|value| Self::slice_of(value, token))
-            });
-        Self(found.unwrap_or_else(|| Repr::Owned(Arc::from(token))))
     }
 
     /// The token `token`, found in the header value `value`: a slice of it,
@@ -165,7 +146,26 @@ impl From<String> for AccessToken {
 
 #[cfg(test)]
 mod tests {
+    use http::Request;
+
     use super::*;
+
+    /// The token `token`, a slice of one of `req`'s header values, as the
+    /// layer would find it: Authorization first, then the other headers; a
+    /// copy if none holds it.
+    fn from_request<B>(req: &Request<B>, token: &str) -> AccessToken {
+        let found = req
+            .headers()
+            .get_all(http::header::AUTHORIZATION)
+            .iter()
+            .find_map(|value| AccessToken::slice_of(value, token))
+            .or_else(|| {
+                req.headers()
+                    .values()
+                    .find_map(|value| AccessToken::slice_of(value, token))
+            });
+        AccessToken(found.unwrap_or_else(|| Repr::Owned(Arc::from(token))))
+    }
 
     #[test]
     fn debug_never_prints_the_token() {
@@ -190,15 +190,15 @@ mod tests {
             .body(())
             .unwrap();
         let value = req.headers()["authorization"].to_str().unwrap();
-        let token = AccessToken::from_request(&req, &value[7..]);
+        let token = from_request(&req, &value[7..]);
         assert!(matches!(token.0, Repr::Header { .. }));
         assert_eq!(token.as_str(), "tok-123");
         assert_eq!(token, AccessToken::new("tok-123"));
         let cookie = req.headers()["cookie"].to_str().unwrap();
-        let from_cookie = AccessToken::from_request(&req, &cookie[8..]);
+        let from_cookie = from_request(&req, &cookie[8..]);
         assert_eq!(from_cookie.as_str(), "tok-from-cookie");
         // Not a slice of any header: copied.
-        let elsewhere = AccessToken::from_request(&req, "tok-123");
+        let elsewhere = from_request(&req, "tok-123");
         assert!(matches!(elsewhere.0, Repr::Owned(_)));
         assert_eq!(elsewhere, token);
         let value = &req.headers()["authorization"];

@@ -17,7 +17,7 @@
 use std::fmt;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use serde::de::DeserializeOwned;
 use tokio::sync::oneshot;
@@ -212,16 +212,19 @@ impl Verifier {
         {
             return self.check_opaque(index, token);
         }
-        // Read the clock only when measuring is compiled in.
-        let started = telemetry::ON.then(Instant::now);
+        // One clock read serves a cache hit's date checks and, when
+        // measuring is compiled in, the start of the timing (a wall-clock
+        // step during the verification distorts that one sample only; a
+        // step back reads as zero).
+        let started = SystemTime::now();
         let took = |cached| {
-            if let Some(started) = started {
-                telemetry::verify_seconds(cached, started.elapsed());
+            if telemetry::ON {
+                telemetry::verify_seconds(cached, started.elapsed().unwrap_or_default());
             }
         };
         if let Some(cache) = &inner.cache
             && let Some(entry) = cache.get(token)
-            && let Some(result) = self.check_cached(cache, token, &entry)
+            && let Some(result) = self.check_cached(cache, token, &entry, unix(started))
         {
             took(true);
             return Check::Done(result);
@@ -247,6 +250,7 @@ impl Verifier {
         cache: &TokenCache,
         token: &str,
         entry: &CacheEntry,
+        now: i64,
     ) -> Option<Result<Claims<E>, AuthError>> {
         let inner = &*self.inner;
         // SECURITY (rotation, compromise): a cached acceptance holds only while
@@ -258,7 +262,6 @@ impl Verifier {
         if entry.keys.usable().is_err() {
             return Some(Err(self.count(AuthError::new(Reason::KeysUnavailable))));
         }
-        let now = unix_now();
         let leeway = inner.policy.leeway;
         if entry.exp.saturating_add(leeway) <= now {
             cache.remove(token);
@@ -718,8 +721,12 @@ fn parse_error(e: &serde_json::Error) -> Reason {
 }
 
 fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
+    unix(SystemTime::now())
+}
+
+/// `time` in seconds since the epoch.
+fn unix(time: SystemTime) -> i64 {
+    time.duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 

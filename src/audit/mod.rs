@@ -175,8 +175,10 @@ fn merged(before: Option<Arc<str>>, more: Option<&Arc<str>>) -> Option<Arc<str>>
 pub(crate) struct Subject {
     claims: Option<Arc<StandardClaims>>,
     /// Method, URI and request id: taken only when a subscriber records the
-    /// audit target (the decision counter needs the claims alone).
-    line: Option<Line>,
+    /// audit target (the decision counter needs the claims alone). Boxed:
+    /// without a subscriber, the record each response future carries stays
+    /// two words.
+    line: Option<Box<Line>>,
 }
 
 #[derive(Debug)]
@@ -194,10 +196,12 @@ impl Subject {
         let recorded = tracing::enabled!(target: TARGET, tracing::Level::INFO);
         Self {
             claims: claims.map(Claims::standard_arc),
-            line: recorded.then(|| Line {
-                method: req.method().clone(),
-                uri: req.uri().clone(),
-                request_id: req.headers().get(&REQUEST_ID).cloned(),
+            line: recorded.then(|| {
+                Box::new(Line {
+                    method: req.method().clone(),
+                    uri: req.uri().clone(),
+                    request_id: req.headers().get(&REQUEST_ID).cloned(),
+                })
             }),
         }
     }

@@ -85,6 +85,7 @@
 //! ```
 
 use std::borrow::Cow;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, Uri};
@@ -114,7 +115,15 @@ pub(crate) struct RuleInfo {
 /// The decision so far, shared by `VerifyLayer`'s response future and the
 /// rule layers of one request (a request extension).
 #[derive(Debug, Clone, Default)]
-pub(crate) struct Trail(Arc<Mutex<Note>>);
+pub(crate) struct Trail(Arc<Shared>);
+
+#[derive(Debug, Default)]
+struct Shared {
+    /// Set once a layer wrote to `note`: a request no rule touched (most,
+    /// on routes without rule layers) is recorded without taking the lock.
+    written: AtomicBool,
+    note: Mutex<Note>,
+}
 
 #[derive(Debug, Default)]
 struct Note {
@@ -131,7 +140,8 @@ impl Trail {
     /// every one of them required, so a route guarded by two rules does not
     /// lose the first one's requirement.
     pub(crate) fn allow(&self, info: &RuleInfo) {
-        let mut note = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut note = self.lock();
+        self.0.written.store(true, Ordering::Release);
         note.rule = Some(match note.rule.take() {
             None => info.clone(),
             Some(before) => RuleInfo {
@@ -144,7 +154,23 @@ impl Trail {
 
     /// A layer denied the request and recorded it.
     fn close(&self) {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner).done = true;
+        let mut note = self.lock();
+        self.0.written.store(true, Ordering::Release);
+        note.done = true;
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Note> {
+        self.0.note.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// What the rules wrote: the last allowing rule (taken: the request is
+    /// over), and whether a layer recorded a denial already.
+    fn take(&self) -> (Option<RuleInfo>, bool) {
+        if !self.0.written.load(Ordering::Acquire) {
+            return (None, false);
+        }
+        let mut note = self.lock();
+        (note.rule.take(), note.done)
     }
 }
 
@@ -230,10 +256,7 @@ impl Pending {
         let Some(subject) = self.subject.take() else {
             return;
         };
-        let (rule, done) = {
-            let note = self.trail.0.lock().unwrap_or_else(PoisonError::into_inner);
-            (note.rule.clone(), note.done)
-        };
+        let (rule, done) = self.trail.take();
         if done {
             return;
         }
@@ -400,7 +423,7 @@ mod tests {
     }
 
     fn allowed(trail: &Trail) -> RuleInfo {
-        trail.0.lock().unwrap().rule.clone().unwrap()
+        trail.0.note.lock().unwrap().rule.clone().unwrap()
     }
 
     #[test]

@@ -126,8 +126,9 @@ mod issuers {
                 && decision == "allow"
                 && let Some(index) = ALLOWED.iter().position(|r| *r == reason)
                 && let Some(known) = self.known.load().iter().find(|k| *k.name == *iss)
+                && let Some(key) = known.allow.get(index)
             {
-                return f(&known.allow[index]);
+                return f(key);
             }
             f(&decision_key(self.label(iss), decision, reason))
         }

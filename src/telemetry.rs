@@ -33,9 +33,9 @@ const DECISIONS: &str = "authlayer_decisions_total";
 
 #[cfg(feature = "metrics")]
 mod issuers {
+    use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
-    use arc_swap::ArcSwap;
     use metrics::{Key, Label, SharedString};
 
     /// The reasons of an allowed request: for each known issuer their keys
@@ -50,11 +50,22 @@ mod issuers {
     }
 
     /// The issuer names that may be label values: read lock-free on every
-    /// request, written when a key source is built.
-    #[derive(Default)]
+    /// request, written when a key source is built. Append-only: slots
+    /// `..len` are set, and a set slot never changes.
     pub(super) struct Issuers {
-        known: ArcSwap<Vec<Arc<Known>>>,
+        slots: [OnceLock<Known>; super::MAX_ISSUERS],
+        len: AtomicUsize,
         write: Mutex<()>,
+    }
+
+    impl Default for Issuers {
+        fn default() -> Self {
+            Self {
+                slots: [const { OnceLock::new() }; super::MAX_ISSUERS],
+                len: AtomicUsize::new(0),
+                write: Mutex::new(()),
+            }
+        }
     }
 
     pub(super) fn global() -> &'static Issuers {
@@ -81,8 +92,11 @@ mod issuers {
     impl Issuers {
         pub(super) fn register(&self, iss: &str) {
             let _write = self.write.lock().unwrap_or_else(PoisonError::into_inner);
-            let current = self.known.load();
-            if current.len() >= super::MAX_ISSUERS || current.iter().any(|k| *k.name == *iss) {
+            let len = self.len.load(Ordering::Acquire);
+            let Some(slot) = self.slots.get(len) else {
+                return;
+            };
+            if self.find(iss).is_some() {
                 return;
             }
             let name: Arc<str> = Arc::from(iss);
@@ -93,9 +107,19 @@ mod issuers {
                     reason,
                 )
             });
-            let mut next = Vec::clone(&current);
-            next.push(Arc::new(Known { name, allow }));
-            self.known.store(Arc::new(next));
+            // Slots are set only here, one writer at a time (the lock): this
+            // one is free.
+            let _ = slot.set(Known { name, allow });
+            self.len.store(len + 1, Ordering::Release);
+        }
+
+        fn find(&self, iss: &str) -> Option<&Known> {
+            let len = self.len.load(Ordering::Acquire);
+            self.slots
+                .iter()
+                .take(len)
+                .filter_map(OnceLock::get)
+                .find(|k| *k.name == *iss)
         }
 
         /// The label for `iss`: a shared (`Arc`) copy of the configured
@@ -104,10 +128,7 @@ mod issuers {
             let Some(iss) = iss else {
                 return SharedString::const_str("");
             };
-            self.known
-                .load()
-                .iter()
-                .find(|k| *k.name == *iss)
+            self.find(iss)
                 .map_or(SharedString::const_str(super::OTHER_ISSUER), |k| {
                     SharedString::from_shared(Arc::clone(&k.name))
                 })
@@ -125,7 +146,7 @@ mod issuers {
             if let Some(iss) = iss
                 && decision == "allow"
                 && let Some(index) = ALLOWED.iter().position(|r| *r == reason)
-                && let Some(known) = self.known.load().iter().find(|k| *k.name == *iss)
+                && let Some(known) = self.find(iss)
                 && let Some(key) = known.allow.get(index)
             {
                 return f(key);

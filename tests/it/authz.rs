@@ -875,13 +875,9 @@ async fn not_of_an_odd_shaped_claim_denies_with_claim_shape_over_http() {
     }
 }
 
-/// `RequireTenantLayer::host()` with a `Forwarded` value whose quoted strings
-/// hide separators: RFC 7239 reads no `host=` in `for="x;host=globex.example"`,
-/// a naive split (as `axum_extra`'s `Host` does) reads `globex.example`.
-/// Readings that can differ are refused with 400; a quoted IPv6 `for=` is
-/// still fine.
-#[tokio::test]
-async fn tenant_host_refuses_forwarded_quoted_strings_that_parsers_read_differently() {
+/// A `/t` route behind `RequireTenantLayer::host()` answering the checked
+/// tenant, on 127.0.0.1; returns its base URL and a token of tenant `acme`.
+async fn tenant_host_server() -> (String, String) {
     let issuer = TestIssuer::new("https://idp.test");
     let verifier = verifier_with(&issuer, ClaimSources::rfc9068()).await;
     let app = Router::new()
@@ -891,8 +887,19 @@ async fn tenant_host_refuses_forwarded_quoted_strings_that_parsers_read_differen
         )
         .layer(VerifyLayer::new(verifier));
     let base = format!("http://{}", serve_axum(app).await);
-    let http = reqwest::Client::new();
     let acme = orders_token(&issuer).claim("tenant", "acme").sign();
+    (base, acme)
+}
+
+/// `RequireTenantLayer::host()` with a `Forwarded` value whose quoted strings
+/// hide separators: RFC 7239 reads no `host=` in `for="x;host=globex.example"`,
+/// a naive split (as `axum_extra`'s `Host` does) reads `globex.example`.
+/// Readings that can differ are refused with 400; a quoted IPv6 `for=` is
+/// still fine.
+#[tokio::test]
+async fn tenant_host_refuses_forwarded_quoted_strings_that_parsers_read_differently() {
+    let (base, acme) = tenant_host_server().await;
+    let http = reqwest::Client::new();
     for (forwarded, status) in [
         ("for=\"x;host=globex.example\"", 400),
         ("for=\"a,host=globex.example\"", 400),
@@ -927,17 +934,8 @@ async fn tenant_host_refuses_forwarded_quoted_strings_that_parsers_read_differen
 #[tokio::test]
 #[allow(clippy::too_many_lines)] // one table of header combinations
 async fn tenant_host_sources_that_disagree_are_refused_with_400() {
-    let issuer = TestIssuer::new("https://idp.test");
-    let verifier = verifier_with(&issuer, ClaimSources::rfc9068()).await;
-    let app = Router::new()
-        .route(
-            "/t",
-            get(checked_tenant).route_layer(authlayer::RequireTenantLayer::host()),
-        )
-        .layer(VerifyLayer::new(verifier));
-    let base = format!("http://{}", serve_axum(app).await);
+    let (base, acme) = tenant_host_server().await;
     let http = reqwest::Client::new();
-    let acme = orders_token(&issuer).claim("tenant", "acme").sign();
     let cases: &[(&[(&str, &str)], u16)] = &[
         (&[("host", "acme.example")], 200),
         (

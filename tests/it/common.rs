@@ -19,6 +19,17 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 pub const AUDIENCE: &str = "urn:orders";
 
+/// Every algorithm the crate verifies, the nine asymmetric ones (the
+/// verifier's default allow-list) first.
+pub const EVERY_ALGORITHM: [authlayer::Algorithm; 12] = {
+    use authlayer::Algorithm::{
+        ES256, ES384, EdDSA, HS256, HS384, HS512, PS256, PS384, PS512, RS256, RS384, RS512,
+    };
+    [
+        RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, EdDSA, HS256, HS384, HS512,
+    ]
+};
+
 pub struct Setup {
     pub issuer: TestIssuer,
     pub server: TestServer,

@@ -115,27 +115,12 @@ fn load(name: &str) -> Value {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name} is not JSON: {e}"))
 }
 
-/// Everything the crate can verify: the key's own type then decides.
-const EVERY_ALGORITHM: [Algorithm; 12] = [
-    Algorithm::RS256,
-    Algorithm::RS384,
-    Algorithm::RS512,
-    Algorithm::PS256,
-    Algorithm::PS384,
-    Algorithm::PS512,
-    Algorithm::ES256,
-    Algorithm::ES384,
-    Algorithm::EdDSA,
-    Algorithm::HS256,
-    Algorithm::HS384,
-    Algorithm::HS512,
-];
-
 /// Every asymmetric algorithm (the verifier's default allow-list).
-const ASYMMETRIC: &[Algorithm] = EVERY_ALGORITHM.split_at(9).0;
+const ASYMMETRIC: &[Algorithm] = crate::common::EVERY_ALGORITHM.split_at(9).0;
 
+/// Everything the crate can verify: the key's own type then decides.
 fn every_algorithm() -> &'static [Algorithm] {
-    &EVERY_ALGORITHM
+    &crate::common::EVERY_ALGORITHM
 }
 
 #[derive(Default)]

@@ -201,6 +201,7 @@
 //   engine           verifier (Verifier: the token-to-claims path, builder,
 //                    issuer configuration, token cache)
 //   introspection    introspect (RFC 7662 client, answer cache, single-flight)
+//   proofs           dpop (DPoP proofs, server nonces, the replay store)
 //   keys and JWS     jws, jwks, crypto, algorithm
 //   claims, errors   claims, telemetry (the `metrics` facade), health, error
 
@@ -222,6 +223,7 @@ mod introspect;
 
 mod algorithm;
 mod crypto;
+mod dpop;
 mod jwks;
 mod jws;
 
@@ -387,6 +389,7 @@ mod tests {
             "crypto",
             "jwks",
             "jws",
+            "dpop",
             "introspect",
             "verifier",
             "reject",

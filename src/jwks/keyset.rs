@@ -396,6 +396,16 @@ fn parse_jwk(
     })
 }
 
+/// A key carried by a message rather than published in a set (a DPoP
+/// proof's `jwk` header), checked as a fetched set's keys are: public keys
+/// only, verifying only `allowed` algorithms that fit its type.
+pub(crate) fn public_key_from_jwk(
+    value: serde_json::Value,
+    allowed: AlgSet,
+) -> Result<VerifyKey, String> {
+    parse_jwk(value, allowed, Origin::Remote)
+}
+
 /// The HMAC algorithms a secret of `len` bytes may verify.
 ///
 /// SECURITY (RFC 7518 §3.2): "a key of the same size as the hash output or

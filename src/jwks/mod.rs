@@ -17,5 +17,6 @@ pub(crate) use fetch::{
     redirect_refusal, request_error, single_use_body,
 };
 pub(crate) use keyset::AlgSet;
+pub(crate) use keyset::public_key_from_jwk;
 pub(crate) use keyset::{KeySet, Origin, VerifyKey, parse_alg, secret_key};
 pub(crate) use source::{KeySource, Lifecycle, Location, Remote, Shared, Trigger};

@@ -21,6 +21,8 @@ mod htu;
 mod jkt;
 mod nonce;
 mod proof;
+#[cfg(feature = "redis")]
+mod redis_store;
 mod replay;
 
 use std::fmt;
@@ -944,6 +946,29 @@ mod tests {
         let nonce = error.fresh_nonce().unwrap().to_owned();
         let proof = client.proof_with(|c| c["nonce"] = json!(nonce));
         assert!(check_with(&proof, &request(), NOW + 1, &b).await.is_ok());
+    }
+
+    #[cfg(feature = "redis")]
+    #[tokio::test]
+    async fn a_proof_accepted_by_one_replica_is_refused_by_another_sharing_redis() {
+        let Some(url) = redis_store::test_redis_url() else {
+            return;
+        };
+        let replica = || async {
+            let store = redis_store::RedisReplayStore::connect(&url).await.unwrap();
+            ProofPolicy::new().replay_store(Arc::new(store))
+        };
+        let (a, b) = (replica().await, replica().await);
+        let client = Client::es256();
+        let proof = client.proof();
+        assert!(check_with(&proof, &request(), NOW, &a).await.is_ok());
+        let error = check_with(&proof, &request(), NOW, &b).await.unwrap_err();
+        assert_eq!(error.reason(), ProofReason::Replayed);
+        assert!(
+            check_with(&client.proof(), &request(), NOW, &b)
+                .await
+                .is_ok()
+        );
     }
 
     #[test]

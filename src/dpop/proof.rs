@@ -148,7 +148,7 @@ pub(crate) fn check(
         return Err(ProofReason::Typ);
     }
 
-    // Check 6: `jwk` is a public key (check 7 is the signature with it).
+    // Check 7: `jwk` is a public key (check 6 is the signature with it).
     let Some(Value::Object(jwk)) = header.jwk else {
         return Err(ProofReason::Jwk);
     };
@@ -172,9 +172,10 @@ pub(crate) fn check(
     // The proof's key is the only candidate; a `kid` in the header means
     // nothing here.
     compact.kid = None;
+    // Check 6: the signature, by the proof's key.
     jws::verify_with(&one_key, &compact).map_err(|_| ProofReason::Signature)?;
 
-    // Check 3: the claims.
+    // Check 3: the claims (each required one is checked below).
     let claims_json = json_segment(compact.payload_b64)?;
     let claims: Claims<'_> =
         serde_json::from_str(&claims_json).map_err(|_| ProofReason::Malformed)?;
@@ -212,7 +213,7 @@ pub(crate) fn check(
             return Err(ProofReason::Ath);
         }
     }
-    // The token's binding (RFC 9449 §7.1): its `cnf.jkt` is this key.
+    // Check 12 too: the token's binding (`cnf.jkt`, RFC 9449 §6.1) is this key.
     if let Some(expected) = request.expected_jkt
         && expected != jkt
     {

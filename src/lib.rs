@@ -200,6 +200,8 @@
 //                    reject
 //   engine           verifier (Verifier: the token-to-claims path, builder,
 //                    issuer configuration, token cache)
+//   resource         metadata (RFC 9728: the document the verifier is
+//                    configured with, served, and named in challenges)
 //   introspection    introspect (RFC 7662 client, answer cache, single-flight)
 //   keys and JWS     jws, jwks, crypto, algorithm
 //   claims, errors   claims, telemetry (the `metrics` facade), health, error
@@ -217,6 +219,8 @@ mod policy;
 mod reject;
 
 mod verifier;
+
+mod metadata;
 
 mod introspect;
 
@@ -249,6 +253,7 @@ pub use layer::{
     RequirePolicyLayer, RequireRoles, RequireRolesLayer, RequireScopes, RequireScopesLayer,
     RequireTenant, RequireTenantLayer, ResponseFuture, Verify, VerifyLayer,
 };
+pub use metadata::{ResourceMetadata, ResourceMetadataService};
 pub use policy::{CheckedTenant, Policy};
 pub use reject::{DefaultReject, RejectContext, RejectFn};
 pub use verifier::{CacheSize, Issuer, Stale, Verifier, VerifierBuilder};
@@ -388,6 +393,7 @@ mod tests {
             "jwks",
             "jws",
             "introspect",
+            "metadata",
             "verifier",
             "reject",
             "audit",

@@ -106,6 +106,12 @@
 //! lets an issuer's opaque tokens be checked at its endpoint, and
 //! [`RequireActiveLayer`] confirms any token there.
 //!
+//! **Resource metadata** (RFC 9728). [`ResourceMetadata`], given to
+//! [`VerifierBuilder::resource_metadata`], describes the resource (its URL,
+//! authorization servers, scopes); [`Verifier::resource_metadata`] serves
+//! it ([`ResourceMetadataService`], a tower service for any server), and
+//! every challenge names it (`resource_metadata="…"`).
+//!
 //! **Modules.**
 //! - [`audit`]: the audit record (one `tracing` event per request decision,
 //!   versioned schema, [`audit::TARGET`]) and, with feature `audit-log`,

@@ -227,7 +227,10 @@ async fn the_claims_extractor_of_an_anonymous_request_challenges_with_the_docume
     let issuer = TestIssuer::new(ISSUER);
     let v = verifier(&issuer, Some(ResourceMetadata::new("https://api.example"))).await;
     let layer = VerifyLayer::new(v.clone()).optional(true);
-    let base = format!("http://{}", serve_axum(app(&v, |r| r.route_layer(layer))).await);
+    let base = format!(
+        "http://{}",
+        serve_axum(app(&v, |r| r.route_layer(layer))).await
+    );
     let http = reqwest::Client::new();
     let res = http_get(&http, &format!("{base}/maybe"), None).await;
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
@@ -272,7 +275,10 @@ async fn a_handler_of_the_users_own_renders_the_same_challenge_from_its_context(
         );
         res
     });
-    let base = format!("http://{}", serve_axum(app(&v, |r| r.route_layer(layer))).await);
+    let base = format!(
+        "http://{}",
+        serve_axum(app(&v, |r| r.route_layer(layer))).await
+    );
     let http = reqwest::Client::new();
 
     let res = http_get(&http, &format!("{base}/me"), None).await;

@@ -79,7 +79,7 @@ const CACHE_CONTROL: &str = "public, max-age=3600";
 /// // In axum: `Router::new().route_service(metadata.path(), metadata.clone())`.
 /// # Ok(()) }
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 #[must_use]
 pub struct ResourceMetadata {
     resource: String,

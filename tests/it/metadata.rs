@@ -125,15 +125,15 @@ async fn a_resource_with_a_path_is_described_at_the_path_suffixed_well_known_url
     assert_eq!(res.status(), StatusCode::OK);
     let doc: serde_json::Value = res.json().await.unwrap();
     assert_eq!(doc["resource"], "https://api.example/api/v1");
-    // RFC 9728 §3.3: a client that fetched the bare well-known URL would
+    // RFC 9728 §3.3: a client that fetched the unsuffixed well-known URL would
     // find another resource than the one it asked about; not served.
-    let bare = http_get(
+    let unsuffixed = http_get(
         &http,
         &format!("{base}/.well-known/oauth-protected-resource"),
         None,
     )
     .await;
-    assert_eq!(bare.status(), StatusCode::NOT_FOUND);
+    assert_eq!(unsuffixed.status(), StatusCode::NOT_FOUND);
 }
 
 #[tokio::test]

@@ -217,10 +217,9 @@ mod backend {
     const RSA_BITS: std::ops::RangeInclusive<usize> = 2048..=8192;
 
     pub(super) enum Parsed {
-        /// One parsed key per RSA algorithm the key may verify, in the
-        /// order of [`RSA_ALGORITHMS`]: aws-lc binds a parsed key to one
-        /// padding and hash.
-        Rsa([Option<ParsedPublicKey>; 6]),
+        /// One parsed key per RSA algorithm the key may verify: aws-lc
+        /// binds a parsed key to one padding and hash.
+        Rsa(Box<[(Algorithm, ParsedPublicKey)]>),
         /// An EC or Ed25519 key, parsed for its one algorithm.
         One(ParsedPublicKey),
     }
@@ -235,18 +234,17 @@ mod backend {
         // `n` and `e` as given: aws-lc refuses leading zero bytes, as it did
         // on every verification before.
         let components = sig::RsaPublicKeyComponents { n, e };
-        let mut parsed: [Option<ParsedPublicKey>; 6] = Default::default();
-        for ((alg, params), slot) in RSA_ALGORITHMS.iter().zip(RSA_PARAMETERS).zip(&mut parsed) {
-            if algs & bit(*alg) != 0 {
-                *slot = Some(
-                    components
-                        .to_parsed_public_key(params)
-                        .map_err(|_| "RSA key refused by aws-lc")?,
-                );
+        let mut parsed = Vec::with_capacity(algs.count_ones() as usize);
+        for (alg, params) in RSA_ALGORITHMS.into_iter().zip(RSA_PARAMETERS) {
+            if algs & bit(alg) != 0 {
+                let key = components
+                    .to_parsed_public_key(params)
+                    .map_err(|_| "RSA key refused by aws-lc")?;
                 parsed_once();
+                parsed.push((alg, key));
             }
         }
-        Ok(Parsed::Rsa(parsed))
+        Ok(Parsed::Rsa(parsed.into()))
     }
 
     /// The size of a big-endian unsigned number, in bits.
@@ -279,11 +277,7 @@ mod backend {
         /// The caller checked that `alg` is one this key was parsed for.
         pub(super) fn verify(&self, alg: Algorithm, message: &[u8], signature: &[u8]) -> bool {
             let key = match self {
-                Parsed::Rsa(keys) => RSA_ALGORITHMS
-                    .iter()
-                    .position(|a| *a == alg)
-                    .and_then(|i| keys.get(i))
-                    .and_then(Option::as_ref),
+                Parsed::Rsa(keys) => keys.iter().find(|(a, _)| *a == alg).map(|(_, key)| key),
                 Parsed::One(key) => Some(key),
             };
             key.is_some_and(|key| key.verify_sig(message, signature).is_ok())
@@ -623,7 +617,7 @@ mod tests {
             // Non-canonical trailing bits: the last character's unused low
             // bits set (the next character of the alphabet), the same bytes
             // to a lenient decoder.
-            if sig.len() % 3 != 0 {
+            if !sig.len().is_multiple_of(3) {
                 let mut chars = good.clone().into_bytes();
                 *chars.last_mut().expect("non-empty") += 1;
                 let lenient = base64::engine::GeneralPurpose::new(

@@ -14,7 +14,7 @@
 //!   parse costs a few microseconds once per key set fetch, it keeps every
 //!   failure at load time (where the key is skipped and logged) and the
 //!   request path never waits for another request's parse. A JWK that names
-//!   its `alg`, as most issuers publish them, has one.
+//!   its `alg`, as most issuers publish them, is parsed once.
 //! - RustCrypto (feature `rust-crypto` alone): `rsa::PublicKey` (padding
 //!   and hash are chosen per call), `p256`/`p384` and `ed25519-dalek`
 //!   verifying keys.

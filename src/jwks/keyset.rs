@@ -359,12 +359,12 @@ pub(crate) fn parse_jwk(
     {
         return Err("`key_ops` does not include \"verify\"".into());
     }
-    let material = match (jwk.kty.as_str(), jwk.crv.as_deref()) {
+    let decoded = match (jwk.kty.as_str(), jwk.crv.as_deref()) {
         ("RSA", _) => {
             let n = decode_b64(jwk.n.as_deref(), "n")?;
             let e = decode_b64(jwk.e.as_deref(), "e")?;
             check_rsa(&n, &e)?;
-            Material::Rsa { n, e }
+            Decoded::Rsa { n, e }
         }
         ("EC", Some(crv @ ("P-256" | "P-384"))) => {
             let (alg, len) = if crv == "P-256" {
@@ -377,21 +377,21 @@ pub(crate) fn parse_jwk(
             if x.len() != len || y.len() != len {
                 return Err(format!("{crv} coordinates must be {len} bytes"));
             }
-            Material::Ec { alg, x, y }
+            Decoded::Ec { alg, x, y }
         }
         ("OKP", Some("Ed25519")) => {
             let x = decode_b64(jwk.x.as_deref(), "x")?;
             if x.len() != 32 {
                 return Err("Ed25519 key must be 32 bytes".into());
             }
-            Material::Ed25519 { x }
+            Decoded::Ed25519 { x }
         }
         ("oct", _) if origin == Origin::Static => {
             let k = decode_b64(jwk.k.as_deref(), "k")?;
             if k.len() < 32 {
                 return Err("symmetric key shorter than 32 bytes".into());
             }
-            Material::Secret { k }
+            Decoded::Secret { k }
         }
         (kty, crv) => {
             return Err(format!(
@@ -400,11 +400,11 @@ pub(crate) fn parse_jwk(
             ));
         }
     };
-    let family = match &material {
-        Material::Rsa { .. } => AlgSet::RSA,
-        Material::Ec { alg, .. } => AlgSet::of([*alg]),
-        Material::Ed25519 { .. } => AlgSet::of([Algorithm::EdDSA]),
-        Material::Secret { k } => hmac_algs_for(k.len()),
+    let family = match &decoded {
+        Decoded::Rsa { .. } => AlgSet::RSA,
+        Decoded::Ec { alg, .. } => AlgSet::of([*alg]),
+        Decoded::Ed25519 { .. } => AlgSet::of([Algorithm::EdDSA]),
+        Decoded::Secret { k } => hmac_algs_for(k.len()),
     };
     let mut algs = family.and(allowed);
     if let Some(alg) = &jwk.alg {
@@ -415,14 +415,14 @@ pub(crate) fn parse_jwk(
         return Err("no allowed algorithm fits this key".into());
     }
     // Parsed for exactly the algorithms the key may verify.
-    let key = match material {
-        Material::Rsa { n, e } => {
+    let key = match decoded {
+        Decoded::Rsa { n, e } => {
             let rsa_algs = RSA_ALGORITHMS.into_iter().filter(|a| algs.contains(*a));
             Key::Public(PublicKey::rsa(&n, &e, rsa_algs)?)
         }
-        Material::Ec { alg, x, y } => Key::Public(PublicKey::ec(alg, &x, &y)?),
-        Material::Ed25519 { x } => Key::Public(PublicKey::ed25519(&x)?),
-        Material::Secret { k } => {
+        Decoded::Ec { alg, x, y } => Key::Public(PublicKey::ec(alg, &x, &y)?),
+        Decoded::Ed25519 { x } => Key::Public(PublicKey::ed25519(&x)?),
+        Decoded::Secret { k } => {
             Key::Secret(DecodingKey::from_secret(&k).map_err(|e| e.to_string())?)
         }
     };
@@ -435,7 +435,7 @@ pub(crate) fn parse_jwk(
 }
 
 /// A JWK's key material, decoded and checked, not yet parsed.
-enum Material {
+enum Decoded {
     Rsa {
         n: Vec<u8>,
         e: Vec<u8>,

@@ -16,15 +16,16 @@
 # repeated-token load against the hand-written jsonwebtoken middleware
 # (examples/bench_baseline.rs, same key, same token, same core).
 #
-# Targets, checked within each run: repeated_token >= 0.8 x
-# health; repeated_token >= 3 x baseline; no audit record lost.
+# Targets, checked within each run: repeated_token >= 0.9 x
+# health; repeated_token >= 4 x baseline; no audit record lost. RS256
+# tokens by default: what most identity providers sign with.
 #
 # Loopback only; every run is bounded in time (DURATION seconds, wrk inside
 # `timeout`), and the helper processes stop with the script (and the test
 # issuer by itself after 15 minutes at most).
 #
 # Settings (environment): DURATION=5 RUNS=2 WARMUP=1 CONNECTIONS=32
-# ALG=EdDSA (EdDSA | ES256 | RS256) FRESH=0 POOL=200000 SERVER_CPU=0
+# ALG=RS256 (RS256 | ES256 | EdDSA) FRESH=0 POOL=200000 SERVER_CPU=0
 # CLIENT_CPU=1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,7 +34,7 @@ DURATION=${DURATION:-5}
 RUNS=${RUNS:-2}
 WARMUP=${WARMUP:-1}
 CONNECTIONS=${CONNECTIONS:-32}
-ALG=${ALG:-EdDSA}
+ALG=${ALG:-RS256}
 FRESH=${FRESH:-0}
 POOL=${POOL:-200000}
 SERVER_CPU=${SERVER_CPU:-0}
@@ -221,11 +222,11 @@ def show(name, table, a, b, target):
     print(f"{name}: median {med:.2f} (runs: {each}); target >= {target}: "
           f"{'met' if min(values) >= target else 'MISSED'}")
 print("req/s (as wrk saw them):")
-show("  repeated token / health", rps, "repeated_token", "health", 0.8)
-show("  repeated token / hand-written middleware", rps, "repeated_token", "baseline", 3.0)
+show("  repeated token / health", rps, "repeated_token", "health", 0.9)
+show("  repeated token / hand-written middleware", rps, "repeated_token", "baseline", 4.0)
 print("req per server CPU-second (robust when the server did not get its whole core):")
-show("  repeated token / health", per_cpu, "repeated_token", "health", 0.8)
-show("  repeated token / hand-written middleware", per_cpu, "repeated_token", "baseline", 3.0)
+show("  repeated token / health", per_cpu, "repeated_token", "health", 0.9)
+show("  repeated token / hand-written middleware", per_cpu, "repeated_token", "baseline", 4.0)
 for run, r in sorted(per_cpu.items()):
     print(f"  run {run}: " + ", ".join(f"{k} {1e6 / v:.1f} us CPU/request" for k, v in r.items()))
 for line in open(sys.argv[2]):

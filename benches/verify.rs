@@ -3,7 +3,12 @@
 //!
 //! Groups (one per algorithm, plus `flood` and `claims`):
 //!
-//! - `raw_verify`: `jsonwebtoken::crypto::verify` on the signature alone;
+//! - `raw_verify`: `jsonwebtoken::crypto::verify` on the signature alone
+//!   (it rebuilds the public key from the JWK's components on every call);
+//! - `raw_verify_parsed` (RS256, PS256, ES256, EdDSA): aws-lc's
+//!   `ParsedPublicKey::verify_sig` with the key parsed and the signature
+//!   decoded outside the loop: the signature check alone, the floor of a
+//!   first-seen token (compare `verify_cache_off` and `verify_fresh`);
 //! - `bare`: a bare tower service: build the request with its
 //!   `Authorization` header, call, poll the response (the stack's floor);
 //! - `decode_value`, `decode_typed`: `jsonwebtoken::decode` into a
@@ -33,6 +38,7 @@ use authlayer::{
     Algorithm, CacheSize, Claims, Policy, RequirePolicyLayer, RequireScopesLayer, Verifier,
     VerifyLayer,
 };
+use aws_lc_rs::signature::ParsedPublicKey;
 use criterion::{BenchmarkGroup, Criterion, criterion_group, criterion_main};
 use http::header::AUTHORIZATION;
 use http::{HeaderValue, Request, Response, StatusCode};
@@ -161,6 +167,40 @@ fn verifier(rt: &Runtime, issuer: &TestIssuer, alg: Algorithm, cache: CacheSize)
     rt.block_on(builder.build()).expect("verifier")
 }
 
+/// The key of `alg` parsed once by aws-lc, for the signature floor; `None`
+/// for HMAC (nothing to parse).
+fn parsed_key(issuer: &TestIssuer, alg: Algorithm) -> Option<ParsedPublicKey> {
+    use aws_lc_rs::signature as sig;
+
+    let jwk = issuer.jwk(kid(alg))?;
+    let part = |name: &str| {
+        let text = jwk[name].as_str().expect("JWK member");
+        base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, text)
+            .expect("base64url")
+    };
+    let key = match alg {
+        Algorithm::RS256 | Algorithm::PS256 => {
+            let params = if alg == Algorithm::RS256 {
+                &sig::RSA_PKCS1_2048_8192_SHA256
+            } else {
+                &sig::RSA_PSS_2048_8192_SHA256
+            };
+            sig::RsaPublicKeyComponents {
+                n: part("n"),
+                e: part("e"),
+            }
+            .to_parsed_public_key(params)
+        }
+        Algorithm::ES256 => {
+            let point = [vec![4], part("x"), part("y")].concat();
+            ParsedPublicKey::new(&sig::ECDSA_P256_SHA256_FIXED, point)
+        }
+        Algorithm::EdDSA => ParsedPublicKey::new(&sig::ED25519, part("x")),
+        _ => return None,
+    };
+    Some(key.expect("aws-lc parses the issuer's key"))
+}
+
 fn decoding_key(issuer: &TestIssuer, alg: Algorithm) -> DecodingKey {
     if alg == Algorithm::HS256 {
         return DecodingKey::from_secret(&SECRET).expect("hmac key");
@@ -215,6 +255,19 @@ fn bench_algorithm(
             assert!(matches!(ok, Ok(true)));
         });
     });
+
+    if let Some(parsed) = parsed_key(issuer, alg) {
+        let signature =
+            base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, signature)
+                .expect("base64url signature");
+        assert!(parsed.verify_sig(message.as_bytes(), &signature).is_ok());
+        group.bench_function("raw_verify_parsed", |b| {
+            b.iter(|| {
+                let ok = parsed.verify_sig(black_box(message.as_bytes()), black_box(&signature));
+                assert!(ok.is_ok());
+            });
+        });
+    }
 
     let mut service = bare();
     group.bench_function("bare", |b| b.iter(|| call(&mut service, black_box(&auth))));

@@ -7,13 +7,21 @@
 //! Environment (all optional): `AUTH_ISSUER` (default `http://127.0.0.1:4000`),
 //! `AUTH_JWKS_URL`, `AUTH_AUDIENCE` (default `urn:orders`), `AUTH_LAZY`,
 //! `AUTH_ALLOW_HTTP` and the lifecycle settings described in
-//! `examples/common/auth_env.rs`; `PORT` — listen port on 127.0.0.1 (default 3000);
+//! `examples/common/auth_env.rs`; `AUTH_PUBLIC_URL` — the URL clients call
+//! this service at, its RFC 9728 resource identifier (default
+//! `http://127.0.0.1:$PORT`, the port actually bound);
+//! `PORT` — listen port on 127.0.0.1 (default 3000);
 //! `AUDIT_LOG` (unset: audit JSON lines on stdout; a path: that file; `off`)
 //! and `RUST_LOG` (human log on stderr, default `info`), described in
 //! `examples/common/observability.rs`.
 //!
 //! Routes: `GET /health` (no auth: key-set health as JSON, 503 when not
-//! ready), `GET /metrics` (no auth: Prometheus text), `GET /orders/{id}`
+//! ready), `GET /metrics` (no auth: Prometheus text),
+//! `GET /.well-known/oauth-protected-resource` (no auth: the RFC 9728
+//! metadata, `resource` = `AUTH_PUBLIC_URL`, `authorization_servers` =
+//! [`AUTH_ISSUER`], `scopes_supported` = the scopes below; every
+//! `WWW-Authenticate` challenge names it as `resource_metadata`; the
+//! path-suffixed form when `AUTH_PUBLIC_URL` has a path), `GET /orders/{id}`
 //! (scope `orders:read`), `POST /orders` (scope `orders:write`, 201),
 //! `GET /me` (any valid token: the verified claims), `GET /admin/orders`
 //! (role `admin`: a JSON array), `GET /tenants/{tenant}/orders/{id}` (scope
@@ -33,8 +41,8 @@
 use std::time::Duration;
 
 use authlayer::{
-    Claims, RequireActiveLayer, RequireRolesLayer, RequireScopesLayer, RequireTenantLayer,
-    Verifier, VerifyLayer,
+    BuildError, Claims, RequireActiveLayer, RequireRolesLayer, RequireScopesLayer,
+    RequireTenantLayer, ResourceMetadata, Verifier, VerifyLayer,
 };
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -45,7 +53,7 @@ use serde_json::{Value, json};
 #[path = "common/auth_env.rs"]
 #[allow(clippy::duplicate_mod)] // the demo includes both order services
 mod auth_env;
-pub use auth_env::{active_ttl, verifier_from_env};
+pub use auth_env::active_ttl;
 #[path = "common/limits.rs"]
 #[allow(clippy::duplicate_mod, dead_code)] // shared by every example
 mod limits;
@@ -53,7 +61,20 @@ mod limits;
 #[allow(clippy::duplicate_mod, dead_code)] // shared by every example
 mod observability;
 
-/// The service's router.
+/// The scopes the routes ask for: `scopes_supported` of the metadata.
+pub const SCOPES: [&str; 2] = ["orders:read", "orders:write"];
+
+/// The verifier configured from the environment (`auth_env.rs`), with the
+/// RFC 9728 metadata of this service at `public_url`.
+pub async fn verifier_for(public_url: String) -> Result<Verifier, BuildError> {
+    auth_env::builder_from_env_for("urn:orders")?
+        .resource_metadata(ResourceMetadata::new(public_url).scopes_supported(SCOPES))
+        .build()
+        .await
+}
+
+/// The service's router; with the verifier's RFC 9728 document when it has
+/// one, served without a token.
 pub fn app(verifier: Verifier) -> Router {
     let protected = Router::new()
         .route(
@@ -77,10 +98,18 @@ pub fn app(verifier: Verifier) -> Router {
         )
         .merge(revocable(&verifier, active_ttl()))
         .layer(VerifyLayer::new(verifier.clone()));
-    Router::new()
+    let metadata = verifier.resource_metadata().cloned();
+    let app = Router::new()
         .route("/health", get(health))
         .with_state(verifier)
-        .merge(protected)
+        .merge(protected);
+    match metadata {
+        Some(metadata) => {
+            let path = metadata.path().to_owned();
+            app.route_service(&path, metadata)
+        }
+        None => app,
+    }
 }
 
 async fn health(State(verifier): State<Verifier>) -> (StatusCode, Json<Value>) {
@@ -141,15 +170,13 @@ async fn me(claims: Claims) -> Json<Claims> {
     Json(claims)
 }
 
-/// Serves on 127.0.0.1:`port` (0: any free port), with `GET /metrics` when
-/// a Prometheus handle is given; prints the address when ready and stops
-/// on Ctrl-C or SIGTERM.
+/// Serves on `listener`, with `GET /metrics` when a Prometheus handle is
+/// given; prints the address when ready and stops on Ctrl-C or SIGTERM.
 pub async fn serve(
+    listener: tokio::net::TcpListener,
     verifier: Verifier,
-    port: u16,
     metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
 ) -> std::io::Result<()> {
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     let mut app = app(verifier.clone());
     if let Some(handle) = metrics {
         app = app.merge(observability::metrics_route(handle, move || {
@@ -175,10 +202,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .ok()
         .and_then(|p| p.parse().ok())
         .unwrap_or(3000);
-    let verifier = verifier_from_env().await.map_err(|e| {
+    // Bound first: the default public URL names the port actually bound
+    // (PORT=0 picks any free one).
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+    let public_url = auth_env::public_url(listener.local_addr()?.port());
+    let verifier = verifier_for(public_url).await.map_err(|e| {
         eprintln!("orders: cannot start: {e}");
         e
     })?;
-    serve(verifier, port, Some(metrics)).await?;
+    serve(listener, verifier, Some(metrics)).await?;
     Ok(())
 }

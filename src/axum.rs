@@ -3,7 +3,6 @@
 //! The user's documentation is on [`Claims`].
 
 use std::fmt;
-use std::sync::Arc;
 
 use axum_core::extract::{FromRequestParts, OptionalFromRequestParts};
 use axum_core::response::{IntoResponse, Response};
@@ -14,6 +13,7 @@ use crate::claims::Claims;
 use crate::error::{AuthError, Reason};
 use crate::layer::Authenticated;
 use crate::reject::{self, Erased, RejectContext};
+use crate::verifier::Verifier;
 
 /// Why the [`Claims`] or [`AccessToken`](crate::AccessToken) extractor
 /// refused the request: it is anonymous (401, `VerifyLayer` in optional
@@ -28,8 +28,9 @@ use crate::reject::{self, Erased, RejectContext};
 /// requests).
 pub struct ClaimsRejection {
     error: AuthError,
-    /// The verifier's realm; `None` without `VerifyLayer`.
-    realm: Option<Arc<str>>,
+    /// The verifier that challenges (realm, metadata); `None` without
+    /// `VerifyLayer`.
+    verifier: Option<Verifier>,
     grpc: bool,
     /// `VerifyLayer`'s own handler, if it has one.
     on_reject: Option<Erased>,
@@ -38,7 +39,10 @@ pub struct ClaimsRejection {
 impl ClaimsRejection {
     fn new(error: AuthError, parts: &Parts, marker: Option<&Authenticated>) -> Self {
         Self {
-            realm: marker.map(|m| m.refuse(error.reason())),
+            verifier: marker.map(|m| {
+                m.refuse(error.reason());
+                m.verifier.clone()
+            }),
             error,
             grpc: reject::is_grpc(&parts.headers),
             on_reject: marker.and_then(|m| m.on_reject.clone()),
@@ -63,7 +67,7 @@ impl fmt::Debug for ClaimsRejection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ClaimsRejection")
             .field("error", &self.error)
-            .field("realm", &self.realm)
+            .field("realm", &self.verifier.as_ref().map(Verifier::realm))
             .field("grpc", &self.grpc)
             .field("on_reject", &self.on_reject.is_some())
             .finish()
@@ -85,10 +89,9 @@ impl std::error::Error for ClaimsRejection {
 
 impl IntoResponse for ClaimsRejection {
     fn into_response(self) -> Response {
-        let ctx = RejectContext {
-            grpc: self.grpc,
-            realm: self.realm.as_deref().unwrap_or(""),
-        };
+        let mut ctx = RejectContext::new(self.verifier.as_ref().map_or("", Verifier::realm));
+        ctx.grpc = self.grpc;
+        ctx.resource_metadata = self.verifier.as_ref().and_then(reject::metadata_url);
         reject::render(self.on_reject.as_deref(), &self.error, &ctx)
     }
 }

@@ -6,6 +6,15 @@
 //! and [`verify_jws`](crate::jws::verify_jws) (public as
 //! `test_util::verify_jws`) choose one here first,
 //! preferring aws-lc, so no request can reach that panic.
+//!
+//! Public keys do not go through that provider: [`PublicKey`] holds the
+//! chosen backend's parsed key (see its module).
+
+mod public_key;
+
+#[cfg(test)]
+pub(crate) use public_key::parses_on_this_thread;
+pub(crate) use public_key::{PublicKey, RSA_ALGORITHMS};
 
 use crate::error::BuildError;
 

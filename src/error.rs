@@ -38,7 +38,8 @@ pub enum BuildError {
     Url {
         /// The setting that gave the URL, spelled as its setter: `issuer`,
         /// `jwks_url`, `tenant_template`, `introspection.endpoint`,
-        /// `client_credentials.token_url`, `token_exchange.token_url`.
+        /// `resource_metadata`, `client_credentials.token_url`,
+        /// `token_exchange.token_url`.
         setting: &'static str,
         /// The configured URL.
         url: String,
@@ -410,7 +411,7 @@ impl fmt::Display for Reason {
 /// # Example
 ///
 /// ```
-/// use authlayer::{AuthError, ErrorKind, Reason};
+/// use authlayer::{AuthError, ErrorKind, Reason, RejectContext};
 ///
 /// let err = AuthError::missing_token();
 /// assert_eq!(err.kind(), ErrorKind::MissingToken);
@@ -420,10 +421,12 @@ impl fmt::Display for Reason {
 /// assert_eq!(Reason::Expired.status(), http::StatusCode::UNAUTHORIZED);
 ///
 /// // The default rendering: an RFC 6750 challenge for HTTP…
-/// let res: http::Response<String> = err.to_response("orders", false);
+/// let mut ctx = RejectContext::new("orders");
+/// let res: http::Response<String> = err.to_response(&ctx);
 /// assert_eq!(res.headers()["www-authenticate"], r#"Bearer realm="orders""#);
 /// // …and for gRPC: HTTP 200, the status in the headers, an empty body.
-/// let res: http::Response<String> = err.to_response("orders", true);
+/// ctx.grpc = true;
+/// let res: http::Response<String> = err.to_response(&ctx);
 /// assert_eq!(res.headers()["grpc-status"], "16");
 /// ```
 ///

@@ -106,6 +106,12 @@
 //! lets an issuer's opaque tokens be checked at its endpoint, and
 //! [`RequireActiveLayer`] confirms any token there.
 //!
+//! **Resource metadata** (RFC 9728). [`ResourceMetadata`], given to
+//! [`VerifierBuilder::resource_metadata`], describes the resource (its URL,
+//! authorization servers, scopes); [`Verifier::resource_metadata`] serves
+//! it ([`ResourceMetadataService`], a tower service for any server), and
+//! every challenge names it (`resource_metadata="…"`).
+//!
 //! **Modules.**
 //! - [`audit`]: the audit record (one `tracing` event per request decision,
 //!   versioned schema, [`audit::TARGET`]) and, with feature `audit-log`,
@@ -200,6 +206,8 @@
 //                    reject
 //   engine           verifier (Verifier: the token-to-claims path, builder,
 //                    issuer configuration, token cache)
+//   resource         metadata (RFC 9728: the document the verifier is
+//                    configured with, served, and named in challenges)
 //   introspection    introspect (RFC 7662 client, answer cache, single-flight)
 //   proofs           dpop (DPoP proofs, server nonces, the replay store)
 //   keys and JWS     jws, jwks, crypto, algorithm
@@ -218,6 +226,8 @@ mod policy;
 mod reject;
 
 mod verifier;
+
+mod metadata;
 
 mod introspect;
 
@@ -251,6 +261,7 @@ pub use layer::{
     RequirePolicyLayer, RequireRoles, RequireRolesLayer, RequireScopes, RequireScopesLayer,
     RequireTenant, RequireTenantLayer, ResponseFuture, Verify, VerifyLayer,
 };
+pub use metadata::{ResourceMetadata, ResourceMetadataService};
 pub use policy::{CheckedTenant, Policy};
 pub use reject::{DefaultReject, RejectContext, RejectFn};
 pub use verifier::{CacheSize, Issuer, Stale, Verifier, VerifierBuilder};
@@ -391,6 +402,7 @@ mod tests {
             "jws",
             "dpop",
             "introspect",
+            "metadata",
             "verifier",
             "reject",
             "audit",

@@ -18,24 +18,70 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use http::{HeaderValue, Request, Response, header};
 
 use crate::error::{AuthError, ErrorKind};
+use crate::metadata::ResourceMetadataService;
+use crate::verifier::Verifier;
 
-/// What a rejection handler knows about the refused request.
-#[derive(Debug)]
+/// What a rejection handler knows about the refused request, and what the
+/// challenge it renders names: pass it on to
+/// [`AuthError::www_authenticate`] or [`AuthError::to_response`].
+#[derive(Debug, Clone, Copy)]
 #[non_exhaustive]
 pub struct RejectContext<'a> {
     /// Whether the request is gRPC (`content-type: application/grpc…`).
     pub grpc: bool,
     /// The realm configured on the verifier.
     pub realm: &'a str,
+    /// The URL of the verifier's RFC 9728 metadata document
+    /// ([`ResourceMetadataService::url`](crate::ResourceMetadataService::url)),
+    /// named by every challenge as `resource_metadata`; `None` without
+    /// [`VerifierBuilder::resource_metadata`](crate::VerifierBuilder::resource_metadata).
+    pub resource_metadata: Option<&'a str>,
 }
 
 impl<'a> RejectContext<'a> {
-    pub(crate) fn of<B>(req: &Request<B>, realm: &'a str) -> Self {
+    /// A context for an HTTP request and `realm`, without metadata: set the
+    /// other fields on it, e.g. to render a refusal outside the layers or
+    /// to test your handler.
+    ///
+    /// ```
+    /// use authlayer::{AuthError, RejectContext};
+    ///
+    /// let mut ctx = RejectContext::new("orders");
+    /// ctx.resource_metadata = Some("https://api.example/.well-known/oauth-protected-resource");
+    /// assert_eq!(
+    ///     AuthError::missing_token().www_authenticate(&ctx),
+    ///     r#"Bearer realm="orders", resource_metadata="https://api.example/.well-known/oauth-protected-resource""#
+    /// );
+    /// ```
+    pub fn new(realm: &'a str) -> Self {
+        Self {
+            grpc: false,
+            realm,
+            resource_metadata: None,
+        }
+    }
+
+    /// The context of `req`, challenged with `realm` and, when there is one,
+    /// the document of [`metadata_url`].
+    pub(crate) fn of<B>(
+        req: &Request<B>,
+        realm: &'a str,
+        resource_metadata: Option<&'a str>,
+    ) -> Self {
         Self {
             grpc: is_grpc(req.headers()),
             realm,
+            resource_metadata,
         }
     }
+}
+
+/// The URL of `verifier`'s metadata document, for
+/// [`RejectContext::resource_metadata`].
+pub(crate) fn metadata_url(verifier: &Verifier) -> Option<&str> {
+    verifier
+        .resource_metadata()
+        .map(ResourceMetadataService::url)
 }
 
 /// The default rendering of refusals: [`AuthError::to_response`], an RFC 6750
@@ -100,7 +146,7 @@ pub(crate) trait Render<B> {
 
 impl<B: Default> Render<B> for DefaultReject {
     fn render(&self, err: &AuthError, ctx: &RejectContext<'_>) -> Response<B> {
-        err.to_response(ctx.realm, ctx.grpc)
+        err.to_response(ctx)
     }
 
     fn erased(&self) -> Option<Erased> {
@@ -143,48 +189,50 @@ pub(crate) fn render<B: Default + 'static>(
             );
         }
     }
-    err.to_response(ctx.realm, ctx.grpc)
+    err.to_response(ctx)
 }
 
 impl AuthError {
-    /// The `WWW-Authenticate` challenge (RFC 6750 §3) for `realm`.
+    /// The `WWW-Authenticate` challenge (RFC 6750 §3) for the context:
+    /// `Bearer` with the realm, the error code and its fixed description
+    /// when there is one, the required `scope` of an `insufficient_scope`
+    /// refusal, and `resource_metadata` (RFC 9728 §5.1) when the verifier
+    /// has metadata. What the default rendering sends, for a handler of
+    /// your own to send too.
     ///
-    /// `realm` comes from configuration; quotes and backslashes in it are escaped.
-    pub fn www_authenticate(&self, realm: &str) -> String {
-        let mut out = String::from("Bearer realm=\"");
-        push_quoted(&mut out, realm);
-        out.push('"');
-        let Some(code) = self.kind().challenge_code() else {
-            if self.kind() == ErrorKind::Forbidden {
-                // RFC 6750 has no error code for "valid token, but not
-                // allowed by roles / tenant / policy": a fixed description only.
-                out.push_str(", error_description=\"");
-                out.push_str(self.reason().description());
-                out.push('"');
+    /// Values from configuration are quoted: quotes and backslashes
+    /// escaped, anything but visible ASCII dropped.
+    pub fn www_authenticate(&self, ctx: &RejectContext<'_>) -> String {
+        let mut challenge = Challenges::default();
+        challenge.scheme("Bearer").param("realm", ctx.realm);
+        if let Some(code) = self.kind().challenge_code() {
+            challenge
+                .param("error", code)
+                .param("error_description", self.reason().description());
+            if let Some(scope) = self.required_scope() {
+                challenge.param("scope", scope);
             }
-            return out;
-        };
-        out.push_str(", error=\"");
-        out.push_str(code);
-        out.push_str("\", error_description=\"");
-        out.push_str(self.reason().description());
-        out.push('"');
-        if let Some(scope) = self.required_scope() {
-            out.push_str(", scope=\"");
-            push_quoted(&mut out, scope);
-            out.push('"');
+        } else if self.kind() == ErrorKind::Forbidden {
+            // RFC 6750 has no error code for "valid token, but not
+            // allowed by roles / tenant / policy": a fixed description only.
+            challenge.param("error_description", self.reason().description());
         }
-        out
+        if let Some(url) = ctx.resource_metadata {
+            challenge.param("resource_metadata", url);
+        }
+        challenge.finish()
     }
 
-    /// The default rendering: RFC 6750 for HTTP, trailers-only status for gRPC.
+    /// The default rendering: RFC 6750 for HTTP (the challenge of
+    /// [`www_authenticate`](Self::www_authenticate), `Retry-After` on a
+    /// 503), a trailers-only status for gRPC.
     ///
     /// gRPC answers are HTTP 200 with `content-type: application/grpc`,
     /// `grpc-status` and a percent-encoded `grpc-message` in the headers and an
     /// empty body, as the gRPC spec allows for errors before any message.
-    pub fn to_response<B: Default>(&self, realm: &str, grpc: bool) -> Response<B> {
+    pub fn to_response<B: Default>(&self, ctx: &RejectContext<'_>) -> Response<B> {
         let mut res = Response::new(B::default());
-        if grpc {
+        if ctx.grpc {
             let headers = res.headers_mut();
             headers.insert(
                 header::CONTENT_TYPE,
@@ -200,7 +248,7 @@ impl AuthError {
         }
         *res.status_mut() = self.status();
         let headers = res.headers_mut();
-        if let Ok(value) = HeaderValue::from_str(&self.www_authenticate(realm)) {
+        if let Ok(value) = HeaderValue::from_str(&self.www_authenticate(ctx)) {
             headers.insert(header::WWW_AUTHENTICATE, value);
         }
         if matches!(
@@ -210,6 +258,43 @@ impl AuthError {
             headers.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
         }
         res
+    }
+}
+
+/// A `WWW-Authenticate` value of one or more challenges (RFC 9110 §11.6.1):
+/// `Bearer realm="a", error="b", DPoP algs="c"`. Each [`scheme`](Self::scheme)
+/// starts a challenge, each [`param`](Self::param) adds a quoted parameter
+/// to the current one.
+#[derive(Default)]
+pub(crate) struct Challenges {
+    out: String,
+    /// Whether the current challenge has a parameter yet.
+    params: bool,
+}
+
+impl Challenges {
+    pub(crate) fn scheme(&mut self, scheme: &str) -> &mut Self {
+        if !self.out.is_empty() {
+            self.out.push_str(", ");
+        }
+        self.out.push_str(scheme);
+        self.params = false;
+        self
+    }
+
+    /// `name="value"`; `name` is a fixed token of this crate.
+    pub(crate) fn param(&mut self, name: &str, value: &str) -> &mut Self {
+        self.out.push_str(if self.params { ", " } else { " " });
+        self.params = true;
+        self.out.push_str(name);
+        self.out.push_str("=\"");
+        push_quoted(&mut self.out, value);
+        self.out.push('"');
+        self
+    }
+
+    pub(crate) fn finish(self) -> String {
+        self.out
     }
 }
 
@@ -257,16 +342,89 @@ mod tests {
     use super::*;
     use crate::error::Reason;
 
+    fn http_ctx() -> RejectContext<'static> {
+        RejectContext::new("api")
+    }
+
+    fn grpc_ctx() -> RejectContext<'static> {
+        let mut ctx = RejectContext::new("api");
+        ctx.grpc = true;
+        ctx
+    }
+
+    const METADATA: &str = "https://api.example/.well-known/oauth-protected-resource";
+
+    fn with_metadata() -> RejectContext<'static> {
+        let mut ctx = RejectContext::new("api");
+        ctx.resource_metadata = Some(METADATA);
+        ctx
+    }
+
+    #[test]
+    fn every_challenge_names_the_metadata_document_when_there_is_one() {
+        let missing = AuthError::missing_token().www_authenticate(&with_metadata());
+        assert_eq!(
+            missing,
+            format!(r#"Bearer realm="api", resource_metadata="{METADATA}""#)
+        );
+        let invalid = AuthError::new(Reason::Expired).www_authenticate(&with_metadata());
+        assert_eq!(
+            invalid,
+            format!(
+                r#"Bearer realm="api", error="invalid_token", error_description="token expired", resource_metadata="{METADATA}""#
+            )
+        );
+        let scope = AuthError::insufficient_scope("orders:write orders:read".into())
+            .www_authenticate(&with_metadata());
+        assert_eq!(
+            scope,
+            format!(
+                r#"Bearer realm="api", error="insufficient_scope", error_description="insufficient scope", scope="orders:write orders:read", resource_metadata="{METADATA}""#
+            )
+        );
+        let role = AuthError::new(Reason::MissingRole).www_authenticate(&with_metadata());
+        assert_eq!(
+            role,
+            format!(
+                r#"Bearer realm="api", error_description="required role missing", resource_metadata="{METADATA}""#
+            )
+        );
+        let res: Response<()> = AuthError::missing_token().to_response(&with_metadata());
+        assert_eq!(res.headers()["www-authenticate"], missing.as_str());
+        // gRPC answers carry no challenge, with or without metadata.
+        let mut grpc = with_metadata();
+        grpc.grpc = true;
+        let res: Response<()> = AuthError::missing_token().to_response(&grpc);
+        assert!(res.headers().get("www-authenticate").is_none());
+    }
+
+    #[test]
+    fn challenges_follow_one_another_each_with_its_parameters() {
+        let mut two = Challenges::default();
+        two.scheme("Bearer")
+            .param("realm", "a")
+            .param("error", "invalid_token")
+            .scheme("DPoP")
+            .param("algs", "ES256 EdDSA");
+        assert_eq!(
+            two.finish(),
+            r#"Bearer realm="a", error="invalid_token", DPoP algs="ES256 EdDSA""#
+        );
+        let mut bare = Challenges::default();
+        bare.scheme("Bearer").scheme("DPoP");
+        assert_eq!(bare.finish(), "Bearer, DPoP");
+    }
+
     #[test]
     fn missing_token_challenge_has_no_error_code() {
-        let res: Response<()> = AuthError::missing_token().to_response("api", false);
+        let res: Response<()> = AuthError::missing_token().to_response(&http_ctx());
         assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
         assert_eq!(res.headers()["www-authenticate"], "Bearer realm=\"api\"");
     }
 
     #[test]
     fn invalid_token_challenge_names_error_and_description() {
-        let res: Response<()> = AuthError::new(Reason::Expired).to_response("api", false);
+        let res: Response<()> = AuthError::new(Reason::Expired).to_response(&http_ctx());
         assert_eq!(
             res.headers()["www-authenticate"],
             "Bearer realm=\"api\", error=\"invalid_token\", error_description=\"token expired\""
@@ -276,7 +434,7 @@ mod tests {
     #[test]
     fn insufficient_scope_is_403_with_scope() {
         let err = AuthError::insufficient_scope("orders:read".into());
-        let res: Response<()> = err.to_response("api", false);
+        let res: Response<()> = err.to_response(&http_ctx());
         assert_eq!(res.status(), StatusCode::FORBIDDEN);
         assert!(
             res.headers()["www-authenticate"]
@@ -288,7 +446,7 @@ mod tests {
 
     #[test]
     fn keys_unavailable_is_503_with_retry_after() {
-        let res: Response<()> = AuthError::new(Reason::KeysUnavailable).to_response("api", false);
+        let res: Response<()> = AuthError::new(Reason::KeysUnavailable).to_response(&http_ctx());
         assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(res.headers()["retry-after"], "5");
     }
@@ -296,38 +454,39 @@ mod tests {
     #[test]
     fn introspection_unavailable_is_503_with_retry_after_and_no_error_code() {
         let err = AuthError::new(Reason::IntrospectionUnavailable);
-        let res: Response<()> = err.to_response("api", false);
+        let res: Response<()> = err.to_response(&http_ctx());
         assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(res.headers()["retry-after"], "5");
         assert_eq!(res.headers()["www-authenticate"], "Bearer realm=\"api\"");
-        let res: Response<()> = err.to_response("api", true);
+        let res: Response<()> = err.to_response(&grpc_ctx());
         assert_eq!(res.headers()["grpc-status"], "14");
     }
 
     #[test]
     fn layer_missing_is_500_without_error_code() {
-        let res: Response<()> = AuthError::new(Reason::LayerMissing).to_response("api", false);
+        let res: Response<()> = AuthError::new(Reason::LayerMissing).to_response(&http_ctx());
         assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
         assert_eq!(res.headers()["www-authenticate"], "Bearer realm=\"api\"");
-        let res: Response<()> = AuthError::new(Reason::LayerMissing).to_response("api", true);
+        let res: Response<()> = AuthError::new(Reason::LayerMissing).to_response(&grpc_ctx());
         assert_eq!(res.headers()["grpc-status"], "13");
     }
 
     #[test]
     fn grpc_rejection_is_trailers_only_200() {
-        let res: Response<()> = AuthError::new(Reason::BadSignature).to_response("api", true);
+        let res: Response<()> = AuthError::new(Reason::BadSignature).to_response(&grpc_ctx());
         assert_eq!(res.status(), StatusCode::OK);
         assert_eq!(res.headers()["grpc-status"], "16");
         assert_eq!(res.headers()["grpc-message"], "invalid signature");
-        let res: Response<()> = AuthError::insufficient_scope("a".into()).to_response("api", true);
+        let res: Response<()> = AuthError::insufficient_scope("a".into()).to_response(&grpc_ctx());
         assert_eq!(res.headers()["grpc-status"], "7");
-        let res: Response<()> = AuthError::new(Reason::KeysUnavailable).to_response("api", true);
+        let res: Response<()> = AuthError::new(Reason::KeysUnavailable).to_response(&grpc_ctx());
         assert_eq!(res.headers()["grpc-status"], "14");
     }
 
     #[test]
     fn realm_quotes_are_escaped() {
-        let challenge = AuthError::missing_token().www_authenticate("a\"b\\c\r\n");
+        let challenge =
+            AuthError::missing_token().www_authenticate(&RejectContext::new("a\"b\\c\r\n"));
         assert_eq!(challenge, "Bearer realm=\"a\\\"b\\\\c\"");
     }
 
@@ -339,10 +498,7 @@ mod tests {
             res
         });
         let erased = Render::<String>::erased(&handler).unwrap();
-        let ctx = RejectContext {
-            grpc: false,
-            realm: "api",
-        };
+        let ctx = http_ctx();
         let err = AuthError::missing_token();
         let res: Response<String> = render(Some(&*erased), &err, &ctx);
         assert_eq!(res.status(), StatusCode::IM_A_TEAPOT);

@@ -25,11 +25,17 @@
 //!   timeout and cache TTL of answers (defaults 2000, 30)
 //! - `AUTH_ACTIVE_TTL` — seconds a revocation-sensitive route may rely on an
 //!   earlier answer (default 5)
+//!
+//! The service's public URL (`orders` only):
+//! - `AUTH_PUBLIC_URL` — the URL clients call the service at: its RFC 9728
+//!   resource identifier (default `http://127.0.0.1:$PORT`, with the port
+//!   actually bound)
 
 use std::time::Duration;
 
 use authlayer::{
     BuildError, ClaimPath, ClaimSources, ClientAuth, Introspection, ValueShape, Verifier,
+    VerifierBuilder,
 };
 
 fn env(name: &str) -> Option<String> {
@@ -62,6 +68,12 @@ pub async fn verifier_from_env() -> Result<Verifier, BuildError> {
 /// [`verifier_from_env`] with another default for `AUTH_AUDIENCE`.
 #[allow(dead_code)] // the order services use `verifier_from_env`
 pub async fn verifier_from_env_for(default_audience: &str) -> Result<Verifier, BuildError> {
+    builder_from_env_for(default_audience)?.build().await
+}
+
+/// The builder of [`verifier_from_env_for`], for settings of one service
+/// on top.
+pub fn builder_from_env_for(default_audience: &str) -> Result<VerifierBuilder, BuildError> {
     let secs = |name, default| duration(name, Duration::from_secs(default), Duration::from_secs);
     let mut builder = Verifier::builder()
         .issuer(env("AUTH_ISSUER").unwrap_or_else(|| "http://127.0.0.1:4000".into()))
@@ -83,7 +95,14 @@ pub async fn verifier_from_env_for(default_audience: &str) -> Result<Verifier, B
     if let Some(introspection) = introspection_from_env()? {
         builder = builder.introspection(introspection);
     }
-    builder.build().await
+    Ok(builder)
+}
+
+/// The URL clients call the service at: `AUTH_PUBLIC_URL`, or
+/// `http://127.0.0.1:{port}` with the port the service bound.
+#[allow(dead_code)] // orders only
+pub fn public_url(port: u16) -> String {
+    env("AUTH_PUBLIC_URL").unwrap_or_else(|| format!("http://127.0.0.1:{port}"))
 }
 
 /// The introspection settings, when `AUTH_INTROSPECTION_CLIENT_ID` and

@@ -1,22 +1,27 @@
 //! The JSON-lines writer of the audit records (feature `audit-log`): the
-//! [`AuditRecorder`] layer formats each record on the request thread and
-//! queues it; one writer thread batches the lines to the sink. The user's
-//! documentation (format, queue bounds, drops) is on [`AuditLog`].
+//! [`AuditRecorder`] layer renders each record on the request thread and
+//! appends it to a shared batch; one writer thread writes the batches to
+//! the sink. The user's documentation (format, queue bounds, drops) is on
+//! [`AuditLog`].
 //!
-//! Why this shape: the request thread must never wait on I/O, so it only
-//! formats the line (about a microsecond) and offers it to a bounded queue
-//! with `try_send`. The writer takes every line queued at once into a
-//! 64 KiB buffer and writes when the queue is empty, so under load one
-//! `write` carries hundreds of records; after a batch it lingers a
-//! millisecond before looking again, so a busy writer is not parked and a
-//! request thread never has to wake it.
+//! Why this shape: the request thread must never wait on I/O, and under
+//! load it pays for every byte of work here (the writer thread shares its
+//! core when the process is pinned to one). So a record costs one render
+//! into a reused per-thread buffer and one copy into the batch under a
+//! short lock: no allocation, no channel operation, no cross-thread free.
+//! The records `emit` makes arrive rendered ([`Rendered`]): the generic
+//! field visitor only serves other events on the audit target. The writer
+//! swaps the whole batch out at once and writes it with one `write`; after
+//! a batch it lingers a millisecond before looking again, so under load it
+//! is never parked and a request thread never has to wake it.
 
+use std::cell::{Cell, RefCell};
 use std::fmt;
-use std::io::{self, BufWriter, Write};
+use std::io::{self, Write};
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TryRecvError, TrySendError};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -24,6 +29,7 @@ use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
 use tracing_subscriber::layer::{Context, Layer};
 
+use super::Record;
 use crate::telemetry;
 
 /// The target of the audit events.
@@ -35,8 +41,9 @@ const DEFAULT_QUEUE: usize = 65_536;
 /// Bytes of records the queue holds by default.
 const DEFAULT_QUEUE_BYTES: usize = 32 * 1024 * 1024;
 
-/// The writer's buffer: one `write` per this many bytes under load.
-const BUFFER: usize = 64 * 1024;
+/// The batch's starting capacity (it grows as the load needs, and keeps
+/// its capacity from batch to batch).
+const BATCH: usize = 64 * 1024;
 
 /// After a batch, the writer waits this long before looking again, so that
 /// it is not parked (and need not be woken) while records keep coming.
@@ -213,28 +220,32 @@ impl AuditLog {
             }
             Sink::Writer(w) => w,
         };
-        let (tx, rx) = mpsc::sync_channel(self.queue);
-        let (done_tx, done) = mpsc::sync_channel(1);
         let shared = Arc::new(Shared {
+            capacity: self.queue,
             budget: self.queue_bytes,
+            queue: Mutex::new(Queue {
+                batch: Vec::with_capacity(BATCH),
+                ..Queue::default()
+            }),
             ..Shared::default()
         });
+        let (done_tx, done) = mpsc::sync_channel(1);
         let thread = {
             let shared = Arc::clone(&shared);
             std::thread::Builder::new()
                 .name("authlayer-audit-log".into())
                 .spawn(move || {
-                    Writer::new(out, shared).run(&rx);
+                    Writer::new(out, Arc::clone(&shared)).run();
+                    shared.lock().stopped = true;
                     let _ = done_tx.send(());
                 })?
         };
+        LIVE.fetch_add(1, Ordering::Relaxed);
         Ok((
             AuditRecorder {
-                tx: tx.clone(),
                 shared: Arc::clone(&shared),
             },
             AuditLogGuard {
-                tx,
                 shared,
                 done,
                 thread: Some(thread),
@@ -243,42 +254,76 @@ impl AuditLog {
     }
 }
 
+/// Writers started and not yet stopped: while there is none, `emit` does
+/// not render its records for one.
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+
 #[derive(Default)]
 struct Shared {
     dropped: AtomicU64,
     written: AtomicU64,
-    /// Bytes of the records in the queue, and how many it may hold.
-    queued: AtomicUsize,
+    /// How many records, and how many bytes of them, may wait.
+    capacity: usize,
     budget: usize,
+    queue: Mutex<Queue>,
+    /// The writer waits here for records, a flush or the shutdown.
+    wake: Condvar,
+}
+
+/// What waits for the writer.
+#[derive(Default)]
+struct Queue {
+    /// Whole lines, one after another.
+    batch: Vec<u8>,
+    records: usize,
+    /// Callers of [`AuditLogGuard::flush`] waiting for the batch.
+    flushes: Vec<SyncSender<io::Result<()>>>,
+    shutdown: bool,
+    /// The writer thread has returned: nothing is written any more.
+    stopped: bool,
+    /// The writer waits on `wake` and must be woken for new records.
+    parked: bool,
+}
+
+impl Queue {
+    fn is_idle(&self) -> bool {
+        self.records == 0 && self.flushes.is_empty() && !self.shutdown
+    }
 }
 
 impl Shared {
-    /// Takes `n` bytes of the queue's budget; `false`, and nothing taken,
-    /// when they do not fit.
-    fn reserve(&self, n: usize) -> bool {
-        let before = self.queued.fetch_add(n, Ordering::Relaxed);
-        if before.saturating_add(n) <= self.budget {
-            return true;
-        }
-        self.queued.fetch_sub(n, Ordering::Relaxed);
-        false
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Gives back the bytes of a record that left the queue.
-    fn release(&self, n: usize) {
-        self.queued.fetch_sub(n, Ordering::Relaxed);
+    /// Appends one line to the batch, or drops it (and counts it) when the
+    /// batch is full or the writer has stopped. Never waits for the writer.
+    fn push(&self, line: &[u8]) {
+        let mut queue = self.lock();
+        // SECURITY: bounded in bytes as well as in records, so records
+        // that carry long values cannot make the queue hold gigabytes.
+        if queue.shutdown
+            || queue.stopped
+            || queue.records >= self.capacity
+            || queue.batch.len().saturating_add(line.len()) > self.budget
+        {
+            drop(queue);
+            self.drop_records(1);
+            return;
+        }
+        queue.batch.extend_from_slice(line);
+        queue.records += 1;
+        let wake = std::mem::take(&mut queue.parked);
+        drop(queue);
+        if wake {
+            self.wake.notify_one();
+        }
     }
 
     fn drop_records(&self, n: u64) {
         self.dropped.fetch_add(n, Ordering::Relaxed);
         telemetry::audit_dropped(n);
     }
-}
-
-enum Message {
-    Record(Vec<u8>),
-    Flush(SyncSender<io::Result<()>>),
-    Shutdown,
 }
 
 /// The [`Layer`] that turns audit events into JSON lines for the writer
@@ -291,7 +336,6 @@ enum Message {
 /// [`audit`](crate::audit#keeping-the-audit-log-apart-from-the-human-log)).
 #[derive(Clone)]
 pub struct AuditRecorder {
-    tx: SyncSender<Message>,
     shared: Arc<Shared>,
 }
 
@@ -311,34 +355,156 @@ impl AuditRecorder {
     }
 }
 
+thread_local! {
+    /// The line being made, reused from record to record.
+    static LINE: RefCell<Vec<u8>> = RefCell::new(Vec::with_capacity(512));
+    /// The fields of the record `emit` is dispatching, rendered by
+    /// [`Rendered::of`]; empty when there is none.
+    static RENDERED: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    /// The second the cached date prefix is for, and the prefix
+    /// (`2026-12-01T21:13:12.`).
+    static DATE: Cell<(u64, [u8; 20])> = const { Cell::new((u64::MAX, [0; 20])) };
+}
+
 impl<S: Subscriber> Layer<S> for AuditRecorder {
     fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
         if event.metadata().target() != TARGET {
             return;
         }
-        let line = format_record(SystemTime::now(), event);
-        let size = line.len();
-        // SECURITY: bounded in bytes as well as in records, so records
-        // that carry long values cannot make the queue hold gigabytes.
-        if !self.shared.reserve(size) {
-            self.shared.drop_records(1);
-            return;
-        }
-        // Never wait on the request thread: a full queue drops the record.
-        match self.tx.try_send(Message::Record(line)) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
-                self.shared.release(size);
-                self.shared.drop_records(1);
+        LINE.with_borrow_mut(|line| {
+            line.clear();
+            line.extend_from_slice(b"{\"ts\":\"");
+            rfc3339_millis(SystemTime::now(), line);
+            line.push(b'"');
+            let rendered = RENDERED.with_borrow(|fields| {
+                // Only `emit`'s own event carries its rendering: another
+                // event on the audit target (the issuer's) is visited.
+                let ours = !fields.is_empty() && event.metadata().module_path() == Some(EMITTER);
+                if ours {
+                    line.extend_from_slice(fields);
+                }
+                ours
+            });
+            if !rendered {
+                event.record(&mut JsonFields { out: line });
             }
+            line.extend_from_slice(b"}\n");
+            self.shared.push(line);
+        });
+    }
+}
+
+/// The module whose `emit` renders its records ahead.
+const EMITTER: &str = "authlayer::audit";
+
+/// The record `emit` is about to dispatch, rendered for the JSON-lines
+/// writer while the guard lives (only when a writer runs).
+pub(crate) struct Rendered(bool);
+
+impl Rendered {
+    pub(crate) fn of(record: &Record<'_>) -> Self {
+        if LIVE.load(Ordering::Relaxed) == 0 {
+            return Self(false);
+        }
+        RENDERED.with_borrow_mut(|out| {
+            out.clear();
+            render(record, out);
+        });
+        Self(true)
+    }
+}
+
+impl Drop for Rendered {
+    fn drop(&mut self) {
+        if self.0 {
+            RENDERED.with_borrow_mut(Vec::clear);
         }
     }
+}
+
+/// The fields of `record` as the field visitor writes them for `emit`'s
+/// event: the same names, order and values, absent fields left out.
+fn render(record: &Record<'_>, out: &mut Vec<u8>) {
+    out.extend_from_slice(b",\"schema_version\":");
+    number(out, super::SCHEMA_VERSION);
+    out.extend_from_slice(b",\"action\":\"request\"");
+    let texts = [
+        ("decision", Some(record.decision)),
+        ("reason", Some(record.reason)),
+        ("rule", Some(record.rule)),
+        ("sub", record.sub),
+        ("iss", record.iss),
+        ("client_id", record.client_id),
+        ("tenant", record.tenant),
+        ("jti", record.jti),
+        ("required_scopes", record.required_scopes),
+        ("required_roles", record.required_roles),
+        ("method", Some(record.method)),
+        ("path", Some(record.path)),
+    ];
+    for (name, value) in texts {
+        if let Some(value) = value {
+            key(out, name);
+            string(out, value);
+        }
+    }
+    for (name, value) in [
+        ("status", record.status),
+        ("grpc_status", record.grpc_status),
+    ] {
+        if let Some(value) = value {
+            key(out, name);
+            number(out, u64::from(value));
+        }
+    }
+    if let Some(id) = record.request_id {
+        key(out, "request_id");
+        string(out, id);
+    }
+}
+
+/// `,"name":` for a name that needs no escaping (the schema's).
+fn key(out: &mut Vec<u8>, name: &str) {
+    out.extend_from_slice(b",\"");
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b"\":");
+}
+
+/// A JSON string: copied as it is when nothing in it needs escaping (the
+/// usual case), else escaped by serde_json.
+fn string(out: &mut Vec<u8>, value: &str) {
+    if value
+        .bytes()
+        .all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
+    {
+        out.push(b'"');
+        out.extend_from_slice(value.as_bytes());
+        out.push(b'"');
+    } else {
+        // Writing into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *out, value);
+    }
+}
+
+fn number(out: &mut Vec<u8>, value: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut rest = value;
+    // At most 20 digits: `u64::MAX` has 20.
+    while let Some(slot) = at.checked_sub(1).and_then(|i| digits.get_mut(i)) {
+        *slot = b'0' + u8::try_from(rest % 10).unwrap_or_default();
+        at -= 1;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(digits.get(at..).unwrap_or_default());
 }
 
 /// Keeps the writer thread; dropping it writes every queued record, flushes
 /// and stops the thread (waiting at most five seconds).
 pub struct AuditLogGuard {
-    tx: SyncSender<Message>,
     shared: Arc<Shared>,
     done: Receiver<()>,
     thread: Option<JoinHandle<()>>,
@@ -358,9 +524,15 @@ impl AuditLogGuard {
     /// sink flushed (at most ten seconds). Not for the request path.
     pub fn flush(&self) -> io::Result<()> {
         let (ack, acked) = mpsc::sync_channel(1);
-        self.tx
-            .send(Message::Flush(ack))
-            .map_err(|_| io::Error::other("the audit log writer has stopped"))?;
+        {
+            let mut queue = self.shared.lock();
+            if queue.stopped || queue.shutdown {
+                return Err(io::Error::other("the audit log writer has stopped"));
+            }
+            queue.flushes.push(ack);
+            queue.parked = false;
+        }
+        self.shared.wake.notify_one();
         match acked.recv_timeout(FLUSH_WAIT) {
             Ok(result) => result,
             Err(RecvTimeoutError::Timeout) => Err(io::Error::new(
@@ -387,21 +559,15 @@ impl AuditLogGuard {
 
 impl Drop for AuditLogGuard {
     fn drop(&mut self) {
-        let deadline = Instant::now() + SHUTDOWN_WAIT;
-        let mut message = Message::Shutdown;
-        // Queued behind every record: waits while the queue is full.
-        loop {
-            match self.tx.try_send(message) {
-                Err(TrySendError::Full(back)) if Instant::now() < deadline => {
-                    message = back;
-                    std::thread::sleep(LINGER);
-                }
-                // Sent, the writer is gone, or the deadline passed.
-                _ => break,
-            }
+        LIVE.fetch_sub(1, Ordering::Relaxed);
+        // Records queued so far are written; later ones are dropped.
+        {
+            let mut queue = self.shared.lock();
+            queue.shutdown = true;
+            queue.parked = false;
         }
-        let left = deadline.saturating_duration_since(Instant::now());
-        if self.done.recv_timeout(left).is_ok()
+        self.shared.wake.notify_one();
+        if self.done.recv_timeout(SHUTDOWN_WAIT).is_ok()
             && let Some(thread) = self.thread.take()
         {
             let _ = thread.join();
@@ -423,11 +589,14 @@ impl Drop for AuditLogGuard {
     }
 }
 
-/// The writer thread: batches records into a buffer, writes it when the
-/// queue is empty, reports drops.
+/// The writer thread: takes the whole batch at once, writes it, reports
+/// drops.
 struct Writer {
-    out: BufWriter<Box<dyn Write + Send>>,
+    out: Box<dyn Write + Send>,
     shared: Arc<Shared>,
+    /// The batch being written; swapped with the queue's, so both keep
+    /// their capacity.
+    spare: Vec<u8>,
     reported: u64,
     last_report: Option<Instant>,
     last_error: Option<Instant>,
@@ -436,81 +605,83 @@ struct Writer {
 impl Writer {
     fn new(out: Box<dyn Write + Send>, shared: Arc<Shared>) -> Self {
         Self {
-            out: BufWriter::with_capacity(BUFFER, out),
+            out,
             shared,
+            spare: Vec::with_capacity(BATCH),
             reported: 0,
             last_report: None,
             last_error: None,
         }
     }
 
-    fn run(mut self, rx: &Receiver<Message>) {
+    fn run(mut self) {
+        let mut lingered = false;
         loop {
-            // Parked until a record comes; wakes now and then to report drops.
-            let first = match rx.recv_timeout(REPORT_EVERY) {
-                Ok(message) => message,
-                Err(RecvTimeoutError::Timeout) => {
-                    self.report_drops();
+            let (records, acks, shutdown) = {
+                let shared = Arc::clone(&self.shared);
+                let mut queue = shared.lock();
+                if queue.is_idle() && !lingered {
+                    // Under load more records come within the linger:
+                    // looking again without parking spares the request
+                    // threads the wake-up.
+                    drop(queue);
+                    lingered = true;
+                    std::thread::sleep(LINGER);
                     continue;
                 }
-                Err(RecvTimeoutError::Disconnected) => break,
-            };
-            let mut next = Some(first);
-            let mut lingered = false;
-            loop {
-                match next.take() {
-                    Some(Message::Record(line)) => {
-                        self.write(&line);
-                        self.shared.release(line.len());
-                    }
-                    Some(Message::Flush(ack)) => {
-                        let _ = ack.send(self.out.flush());
-                    }
-                    Some(Message::Shutdown) => {
-                        self.flush();
-                        return;
-                    }
-                    None => {
-                        // The queue is empty: hand the batch to the OS, then
-                        // linger once before parking.
-                        self.flush();
+                while queue.is_idle() {
+                    queue.parked = true;
+                    let (back, waited) = shared
+                        .wake
+                        .wait_timeout(queue, REPORT_EVERY)
+                        .unwrap_or_else(PoisonError::into_inner);
+                    queue = back;
+                    if waited.timed_out() && queue.is_idle() {
+                        drop(queue);
                         self.report_drops();
-                        if lingered {
-                            break;
-                        }
-                        lingered = true;
-                        std::thread::sleep(LINGER);
+                        queue = shared.lock();
                     }
                 }
-                match rx.try_recv() {
-                    Ok(message) => next = Some(message),
-                    Err(TryRecvError::Empty) => {}
-                    Err(TryRecvError::Disconnected) => {
-                        self.flush();
-                        return;
-                    }
-                }
+                queue.parked = false;
+                std::mem::swap(&mut queue.batch, &mut self.spare);
+                let records = std::mem::take(&mut queue.records);
+                (records, std::mem::take(&mut queue.flushes), queue.shutdown)
+            };
+            lingered = false;
+            self.write(records);
+            let flushed = self.out.flush();
+            if let Err(e) = &flushed {
+                self.io_error(e);
+            }
+            for ack in acks {
+                let _ = ack.send(match &flushed {
+                    Ok(()) => Ok(()),
+                    Err(e) => Err(io::Error::new(e.kind(), e.to_string())),
+                });
+            }
+            self.report_drops();
+            if shutdown {
+                return;
             }
         }
-        self.flush();
     }
 
-    fn write(&mut self, line: &[u8]) {
-        match self.out.write_all(line) {
+    /// Writes the batch of `records` lines in `spare`.
+    fn write(&mut self, records: usize) {
+        if records == 0 {
+            return;
+        }
+        let n = u64::try_from(records).unwrap_or(u64::MAX);
+        match self.out.write_all(&self.spare) {
             Ok(()) => {
-                self.shared.written.fetch_add(1, Ordering::Relaxed);
+                self.shared.written.fetch_add(n, Ordering::Relaxed);
             }
             Err(e) => {
-                self.shared.drop_records(1);
+                self.shared.drop_records(n);
                 self.io_error(&e);
             }
         }
-    }
-
-    fn flush(&mut self) {
-        if let Err(e) = self.out.flush() {
-            self.io_error(&e);
-        }
+        self.spare.clear();
     }
 
     fn io_error(&mut self, e: &io::Error) {
@@ -537,17 +708,6 @@ impl Writer {
     }
 }
 
-/// One JSON line: `ts`, then the event's fields in order.
-fn format_record(now: SystemTime, event: &Event<'_>) -> Vec<u8> {
-    let mut line = Vec::with_capacity(384);
-    line.extend_from_slice(b"{\"ts\":\"");
-    rfc3339_millis(now, &mut line);
-    line.push(b'"');
-    event.record(&mut JsonFields { out: &mut line });
-    line.extend_from_slice(b"}\n");
-    line
-}
-
 struct JsonFields<'a> {
     out: &'a mut Vec<u8>,
 }
@@ -555,25 +715,20 @@ struct JsonFields<'a> {
 impl JsonFields<'_> {
     fn key(&mut self, field: &Field) {
         self.out.push(b',');
-        self.string(field.name());
+        string(self.out, field.name());
         self.out.push(b':');
-    }
-
-    fn string(&mut self, value: &str) {
-        // Writing into a Vec cannot fail.
-        let _ = serde_json::to_writer(&mut *self.out, value);
     }
 }
 
 impl Visit for JsonFields<'_> {
     fn record_str(&mut self, field: &Field, value: &str) {
         self.key(field);
-        self.string(value);
+        string(self.out, value);
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
         self.key(field);
-        let _ = write!(self.out, "{value}");
+        number(self.out, value);
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
@@ -594,7 +749,7 @@ impl Visit for JsonFields<'_> {
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
         self.key(field);
-        self.string(&format!("{value:?}"));
+        string(self.out, &format!("{value:?}"));
     }
 }
 
@@ -604,16 +759,39 @@ fn rfc3339_millis(t: SystemTime, out: &mut Vec<u8>) {
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap_or(Duration::ZERO);
     let secs = since.as_secs();
-    let (year, month, day) = civil_from_days(secs / 86_400);
-    let rem = secs % 86_400;
-    let _ = write!(
-        out,
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60,
-        since.subsec_millis()
-    );
+    // The date and time to the second change once a second: rendered
+    // once per thread and second, then copied.
+    let (cached, prefix) = DATE.get();
+    if cached == secs {
+        out.extend_from_slice(&prefix);
+    } else {
+        let start = out.len();
+        let (year, month, day) = civil_from_days(secs / 86_400);
+        let rem = secs % 86_400;
+        let _ = write!(
+            out,
+            "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.",
+            rem / 3600,
+            rem / 60 % 60,
+            rem % 60,
+        );
+        // Years past 9999 do not fit the cache: rendered every time.
+        if let Some(Ok(prefix)) = out.get(start..).map(<[u8; 20]>::try_from) {
+            DATE.set((secs, prefix));
+        }
+    }
+    let millis = since.subsec_millis();
+    out.extend_from_slice(&[
+        b'0' + digit(millis / 100),
+        b'0' + digit(millis / 10 % 10),
+        b'0' + digit(millis % 10),
+        b'Z',
+    ]);
+}
+
+/// A number below 10 as a byte.
+fn digit(n: u32) -> u8 {
+    u8::try_from(n % 10).unwrap_or_default()
 }
 
 /// The proleptic Gregorian date `days` after 1970-01-01 (H. Hinnant's
@@ -683,6 +861,145 @@ mod tests {
         tracing::subscriber::with_default(subscriber, f);
     }
 
+    /// Keeps, for each audit event, the line the field visitor makes of
+    /// it and the one `emit` rendered ahead, if any.
+    #[derive(Clone, Default)]
+    struct BothWays(Arc<Mutex<Vec<Seen>>>);
+
+    /// The visited line and the rendered one.
+    type Seen = (Vec<u8>, Vec<u8>);
+
+    impl<S: Subscriber> Layer<S> for BothWays {
+        fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
+            let mut visited = Vec::new();
+            event.record(&mut JsonFields { out: &mut visited });
+            let rendered = RENDERED.with_borrow(Clone::clone);
+            self.0.lock().unwrap().push((visited, rendered));
+        }
+    }
+
+    #[test]
+    fn emit_renders_exactly_the_line_the_field_visitor_makes() {
+        use crate::audit::{RuleInfo, Subject, Trail};
+        let both = BothWays::default();
+        let (recorder, guard) = AuditLog::writer(io::sink()).start().unwrap();
+        let subscriber = tracing_subscriber::registry()
+            .with(both.clone())
+            .with(recorder);
+        let claims = crate::Claims::from_json(
+            r#"{"sub":"ann \"the\" admin\n","iss":"https://id.example","client_id":"c","tenant":"t1","jti":"j-é"}"#,
+        )
+        .unwrap();
+        tracing::subscriber::with_default(subscriber, || {
+            let req = http::Request::builder()
+                .method("PATCH")
+                .uri(format!("/orders/{}?q=secret", "p".repeat(600)))
+                .header("x-request-id", "req-1")
+                .body(())
+                .unwrap();
+            let denied = http::Response::builder().status(403).body(()).unwrap();
+            let info = RuleInfo {
+                rule: "scopes",
+                scopes: Some(Arc::from("orders:write")),
+                roles: Some(Arc::from("admin")),
+            };
+            super::super::deny_rule(
+                &req,
+                None,
+                Some(&claims),
+                &info,
+                "insufficient_scope",
+                &denied,
+            );
+            let grpc = http::Response::builder()
+                .header("grpc-status", "16")
+                .body(())
+                .unwrap();
+            super::super::deny_verify(&http::Request::new(()), "missing_token", &grpc);
+            let mut pending = super::super::Pending::new(
+                Subject::of(&http::Request::new(()), Some(&claims)),
+                "valid_token",
+                Trail::default(),
+            );
+            pending.finish::<()>(None);
+        });
+        drop(guard);
+        let seen = both.0.lock().unwrap();
+        assert_eq!(seen.len(), 3);
+        for (visited, rendered) in seen.iter() {
+            assert_eq!(
+                String::from_utf8_lossy(rendered),
+                String::from_utf8_lossy(visited)
+            );
+        }
+        let first = String::from_utf8(seen[0].1.clone()).unwrap();
+        assert!(first.contains(r#""sub":"ann \"the\" admin\n""#), "{first}");
+        assert!(first.contains(r#""status":403"#), "{first}");
+        assert!(!first.contains("secret"), "{first}");
+        assert!(seen[1].1.ends_with(br#""grpc_status":16"#));
+    }
+
+    #[test]
+    fn without_a_writer_running_emit_renders_nothing_ahead() {
+        let both = BothWays::default();
+        let subscriber = tracing_subscriber::registry().with(both.clone());
+        // Other tests may run a writer meanwhile: only the line is compared.
+        tracing::subscriber::with_default(subscriber, || {
+            let rendered = super::Rendered::of(&super::Record {
+                decision: "allow",
+                reason: "valid_token",
+                rule: "verify",
+                sub: None,
+                iss: None,
+                client_id: None,
+                tenant: None,
+                jti: None,
+                required_scopes: None,
+                required_roles: None,
+                method: "GET",
+                path: "/",
+                status: Some(200),
+                grpc_status: None,
+                request_id: None,
+            });
+            let live = rendered.0;
+            drop(rendered);
+            assert_eq!(live, LIVE.load(Ordering::Relaxed) > 0);
+            assert!(
+                RENDERED.with_borrow(Vec::is_empty),
+                "cleared when the guard goes"
+            );
+        });
+    }
+
+    #[test]
+    fn numbers_are_written_in_decimal() {
+        for n in [0, 7, 10, 403, 65_535, u64::MAX] {
+            let mut out = Vec::new();
+            number(&mut out, n);
+            assert_eq!(String::from_utf8(out).unwrap(), n.to_string());
+        }
+    }
+
+    #[test]
+    fn strings_needing_no_escape_are_copied_and_the_rest_escaped_as_serde_json_does() {
+        for text in [
+            "plain",
+            "",
+            "a\"b",
+            "back\\slash",
+            "tab\t",
+            "nl\n",
+            "é",
+            "\u{7f}",
+            "\u{1}",
+        ] {
+            let mut out = Vec::new();
+            string(&mut out, text);
+            assert_eq!(out, serde_json::to_vec(text).unwrap(), "{text:?}");
+        }
+    }
+
     #[test]
     fn timestamps_are_rfc3339_utc_with_milliseconds() {
         let mut out = Vec::new();
@@ -697,6 +1014,18 @@ mod tests {
         let t = SystemTime::UNIX_EPOCH + Duration::from_secs(951_868_800); // 2000-03-01
         rfc3339_millis(t, &mut out);
         assert_eq!(String::from_utf8(out).unwrap(), "2000-03-01T00:00:00.000Z");
+        // The same second again (the cached date), then the next one.
+        for (millis, expected) in [
+            (951_868_800_999, "2000-03-01T00:00:00.999Z"),
+            (951_868_801_050, "2000-03-01T00:00:01.050Z"),
+        ] {
+            let mut out = Vec::new();
+            rfc3339_millis(
+                SystemTime::UNIX_EPOCH + Duration::from_millis(millis),
+                &mut out,
+            );
+            assert_eq!(String::from_utf8(out).unwrap(), expected);
+        }
     }
 
     #[test]

@@ -325,28 +325,71 @@ fn emit<B>(
     let Some(line) = &subject.line else {
         return;
     };
-    let status = response.map(|r| r.status().as_u16());
-    let grpc_status = response.and_then(|r| grpc_status(r.headers()));
+    let method = cut(line.method.as_str(), MAX_METHOD);
+    let path = cut(line.uri.path(), MAX_PATH);
+    let record = Record {
+        decision,
+        reason,
+        rule: info.rule,
+        sub: claims.and_then(|c| c.sub.as_deref()),
+        iss: claims.and_then(|c| c.iss.as_deref()),
+        client_id: claims.and_then(|c| c.client_id.as_deref()),
+        tenant: claims.and_then(|c| c.tenant.as_deref()),
+        jti: claims.and_then(|c| c.jti.as_deref()),
+        required_scopes: info.scopes.as_deref(),
+        required_roles: info.roles.as_deref(),
+        method: &method,
+        path: &path,
+        status: response.map(|r| r.status().as_u16()),
+        grpc_status: response.and_then(|r| grpc_status(r.headers())),
+        request_id: line.request_id.as_ref().and_then(request_id),
+    };
+    // The JSON-lines writer takes the record as rendered here, without
+    // visiting the event's fields one by one (it renders the same line).
+    #[cfg(feature = "audit-log")]
+    let _rendered = log::Rendered::of(&record);
     tracing::info!(
         target: TARGET,
         schema_version = SCHEMA_VERSION,
         action = "request",
-        decision,
-        reason,
-        rule = info.rule,
-        sub = claims.and_then(|c| c.sub.as_deref()),
-        iss = claims.and_then(|c| c.iss.as_deref()),
-        client_id = claims.and_then(|c| c.client_id.as_deref()),
-        tenant = claims.and_then(|c| c.tenant.as_deref()),
-        jti = claims.and_then(|c| c.jti.as_deref()),
-        required_scopes = info.scopes.as_deref(),
-        required_roles = info.roles.as_deref(),
-        method = &*cut(line.method.as_str(), MAX_METHOD),
-        path = &*cut(line.uri.path(), MAX_PATH),
-        status,
-        grpc_status,
-        request_id = line.request_id.as_ref().and_then(request_id),
+        decision = record.decision,
+        reason = record.reason,
+        rule = record.rule,
+        sub = record.sub,
+        iss = record.iss,
+        client_id = record.client_id,
+        tenant = record.tenant,
+        jti = record.jti,
+        required_scopes = record.required_scopes,
+        required_roles = record.required_roles,
+        method = record.method,
+        path = record.path,
+        status = record.status,
+        grpc_status = record.grpc_status,
+        request_id = record.request_id,
     );
+}
+
+/// One audit record, field by field, in the order of the schema (and of
+/// the event's fields). `action` is always `request` and
+/// `schema_version` is [`SCHEMA_VERSION`].
+#[cfg_attr(not(feature = "audit-log"), allow(dead_code))]
+pub(crate) struct Record<'a> {
+    pub(crate) decision: &'static str,
+    pub(crate) reason: &'static str,
+    pub(crate) rule: &'static str,
+    pub(crate) sub: Option<&'a str>,
+    pub(crate) iss: Option<&'a str>,
+    pub(crate) client_id: Option<&'a str>,
+    pub(crate) tenant: Option<&'a str>,
+    pub(crate) jti: Option<&'a str>,
+    pub(crate) required_scopes: Option<&'a str>,
+    pub(crate) required_roles: Option<&'a str>,
+    pub(crate) method: &'a str,
+    pub(crate) path: &'a str,
+    pub(crate) status: Option<u16>,
+    pub(crate) grpc_status: Option<u16>,
+    pub(crate) request_id: Option<&'a str>,
 }
 
 /// The request id as recorded: visible ASCII only, at most 128 bytes, so a

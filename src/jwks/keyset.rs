@@ -11,6 +11,7 @@ use serde::de::IgnoredAny;
 
 use super::FetchError;
 use crate::algorithm::Algorithm;
+use crate::crypto::{PublicKey, RSA_ALGORITHMS};
 
 /// A set of [`Algorithm`]s as a bit set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -82,11 +83,40 @@ pub(crate) fn parse_alg(name: &str) -> Option<Algorithm> {
 /// One verification key and the algorithms it may verify.
 pub(crate) struct VerifyKey {
     pub(crate) kid: Option<Box<str>>,
-    pub(crate) key: DecodingKey,
+    pub(crate) key: Key,
     pub(crate) algs: AlgSet,
     /// Only tokens naming `kid` may use this key: a shared secret configured
     /// with a kid is never a candidate for a token without one.
     pub(crate) kid_bound: bool,
+}
+
+/// The material of a [`VerifyKey`].
+pub(crate) enum Key {
+    /// RSA, EC or Ed25519: parsed once, with its key set.
+    Public(PublicKey),
+    /// An HMAC secret, checked by jsonwebtoken's provider (which compares
+    /// in constant time); there is nothing to parse.
+    Secret(DecodingKey),
+}
+
+impl VerifyKey {
+    /// Whether `signature` (the base64url third segment of a compact JWS) is
+    /// a valid `alg` signature of `message` (`header.payload`) by this key.
+    ///
+    /// SECURITY (RFC 8725 §3.1): `false` unless `alg` is one of the key's own
+    /// algorithms, whatever the caller checked before.
+    pub(crate) fn verifies(&self, alg: Algorithm, message: &[u8], signature: &str) -> bool {
+        if !self.algs.contains(alg) {
+            return false;
+        }
+        match &self.key {
+            Key::Public(key) => key.verify(alg, message, signature),
+            Key::Secret(key) => matches!(
+                jsonwebtoken::crypto::verify(signature, message, key, alg.to_jwt()),
+                Ok(true)
+            ),
+        }
+    }
 }
 
 /// The keys of one issuer, indexed by `kid`. Immutable once built: a refresh
@@ -99,8 +129,12 @@ pub(crate) struct KeySet {
 
 /// The smallest RSA modulus accepted, in bytes (2048 bits, RFC 7518 §3.3).
 const MIN_RSA_MODULUS: usize = 256;
-/// The largest RSA modulus accepted, in bytes (16384 bits): bounds the cost of one verify.
-const MAX_RSA_MODULUS: usize = 2048;
+/// The largest RSA modulus accepted, in bytes (8192 bits): bounds the cost
+/// of one verify, and neither backend verifies with a larger one.
+const MAX_RSA_MODULUS: usize = 1024;
+/// The largest RSA public exponent accepted, 2^33 - 1: a larger one makes
+/// every verification slow (aws-lc and the rsa crate both refuse it).
+const MAX_RSA_EXPONENT: u64 = (1 << 33) - 1;
 
 #[derive(Deserialize)]
 struct RawSet {
@@ -272,16 +306,18 @@ fn signing_kid(value: &serde_json::Value) -> Option<String> {
     (!other_use && !no_verify).then(|| kid.to_owned())
 }
 
-fn same_material(a: &DecodingKey, b: &DecodingKey) -> bool {
+/// Whether two keys are made of the same material: the JWK's components
+/// (or the secret), never what a backend parsed from them.
+fn same_material(a: &Key, b: &Key) -> bool {
     use jsonwebtoken::DecodingKeyKind as K;
-    a.family() == b.family()
-        && match (a.kind(), b.kind()) {
-            (K::SecretOrDer(x), K::SecretOrDer(y)) => x == y,
-            (K::RsaModulusExponent { n, e }, K::RsaModulusExponent { n: n2, e: e2 }) => {
-                n == n2 && e == e2
-            }
+    match (a, b) {
+        (Key::Public(a), Key::Public(b)) => a.same_material(b),
+        (Key::Secret(a), Key::Secret(b)) => match (a.kind(), b.kind()) {
+            (K::SecretOrDer(x), K::SecretOrDer(y)) => a.family() == b.family() && x == y,
             _ => false,
-        }
+        },
+        _ => false,
+    }
 }
 
 fn decode_b64(field: Option<&str>, name: &'static str) -> Result<Vec<u8>, String> {
@@ -291,14 +327,18 @@ fn decode_b64(field: Option<&str>, name: &'static str) -> Result<Vec<u8>, String
         .map_err(|_| format!("`{name}` is not base64url"))
 }
 
-/// Builds one key, or says why it is unusable.
+/// Builds one key from one JWK (a member of a JWK Set's `keys`), or says
+/// why it is unusable. Public keys are parsed here, once, for the
+/// algorithms the key may verify: pass as `allowed` only the algorithms the
+/// key will be used with (an RSA key is parsed once per algorithm with
+/// aws-lc).
 ///
 /// SECURITY (RFC 8725 §3.1): the algorithms a key may verify are the
 /// intersection of the allow-list, the key type's own family and the JWK's
 /// `alg` if present, so an RSA key can never verify an HMAC signature and a
 /// token's header alone never chooses how a key is used. Keys marked for
 /// encryption (`use`, `key_ops`) never verify anything.
-fn parse_jwk(
+pub(crate) fn parse_jwk(
     value: serde_json::Value,
     allowed: AlgSet,
     origin: Origin,
@@ -319,25 +359,12 @@ fn parse_jwk(
     {
         return Err("`key_ops` does not include \"verify\"".into());
     }
-    let (family, key) = match (jwk.kty.as_str(), jwk.crv.as_deref()) {
+    let decoded = match (jwk.kty.as_str(), jwk.crv.as_deref()) {
         ("RSA", _) => {
             let n = decode_b64(jwk.n.as_deref(), "n")?;
             let e = decode_b64(jwk.e.as_deref(), "e")?;
-            let n_len = n.iter().skip_while(|b| **b == 0).count();
-            if !(MIN_RSA_MODULUS..=MAX_RSA_MODULUS).contains(&n_len) {
-                return Err(format!("RSA modulus of {} bits is not allowed", n_len * 8));
-            }
-            // e must be odd and greater than 1 (RFC 8017 §3.1); e = 1 makes
-            // every "signature" its own message.
-            let e_trimmed: Vec<u8> = e.iter().copied().skip_while(|b| *b == 0).collect();
-            if e_trimmed.is_empty()
-                || e_trimmed.len() > 8
-                || e_trimmed == [1]
-                || e_trimmed.last().is_some_and(|b| b % 2 == 0)
-            {
-                return Err("RSA exponent is invalid".into());
-            }
-            (AlgSet::RSA, DecodingKey::from_rsa_raw_components(&n, &e))
+            check_rsa(&n, &e)?;
+            Decoded::Rsa { n, e }
         }
         ("EC", Some(crv @ ("P-256" | "P-384"))) => {
             let (alg, len) = if crv == "P-256" {
@@ -350,28 +377,21 @@ fn parse_jwk(
             if x.len() != len || y.len() != len {
                 return Err(format!("{crv} coordinates must be {len} bytes"));
             }
-            let mut point = Vec::with_capacity(1 + 2 * len);
-            point.push(4);
-            point.extend_from_slice(&x);
-            point.extend_from_slice(&y);
-            (AlgSet::of([alg]), DecodingKey::from_ec_der(&point))
+            Decoded::Ec { alg, x, y }
         }
         ("OKP", Some("Ed25519")) => {
             let x = decode_b64(jwk.x.as_deref(), "x")?;
             if x.len() != 32 {
                 return Err("Ed25519 key must be 32 bytes".into());
             }
-            (AlgSet::of([Algorithm::EdDSA]), DecodingKey::from_ed_der(&x))
+            Decoded::Ed25519 { x }
         }
         ("oct", _) if origin == Origin::Static => {
             let k = decode_b64(jwk.k.as_deref(), "k")?;
             if k.len() < 32 {
                 return Err("symmetric key shorter than 32 bytes".into());
             }
-            (
-                hmac_algs_for(k.len()),
-                DecodingKey::from_secret(&k).map_err(|e| e.to_string())?,
-            )
+            Decoded::Secret { k }
         }
         (kty, crv) => {
             return Err(format!(
@@ -379,6 +399,12 @@ fn parse_jwk(
                 crv.map(|c| format!(" curve {c:?}")).unwrap_or_default()
             ));
         }
+    };
+    let family = match &decoded {
+        Decoded::Rsa { .. } => AlgSet::RSA,
+        Decoded::Ec { alg, .. } => AlgSet::of([*alg]),
+        Decoded::Ed25519 { .. } => AlgSet::of([Algorithm::EdDSA]),
+        Decoded::Secret { k } => hmac_algs_for(k.len()),
     };
     let mut algs = family.and(allowed);
     if let Some(alg) = &jwk.alg {
@@ -388,6 +414,18 @@ fn parse_jwk(
     if algs.is_empty() {
         return Err("no allowed algorithm fits this key".into());
     }
+    // Parsed for exactly the algorithms the key may verify.
+    let key = match decoded {
+        Decoded::Rsa { n, e } => {
+            let rsa_algs = RSA_ALGORITHMS.into_iter().filter(|a| algs.contains(*a));
+            Key::Public(PublicKey::rsa(&n, &e, rsa_algs)?)
+        }
+        Decoded::Ec { alg, x, y } => Key::Public(PublicKey::ec(alg, &x, &y)?),
+        Decoded::Ed25519 { x } => Key::Public(PublicKey::ed25519(&x)?),
+        Decoded::Secret { k } => {
+            Key::Secret(DecodingKey::from_secret(&k).map_err(|e| e.to_string())?)
+        }
+    };
     Ok(VerifyKey {
         kid: jwk.kid.map(String::into_boxed_str),
         key,
@@ -404,6 +442,49 @@ pub(crate) fn public_key_from_jwk(
     allowed: AlgSet,
 ) -> Result<VerifyKey, String> {
     parse_jwk(value, allowed, Origin::Remote)
+}
+
+/// A JWK's key material, decoded and checked, not yet parsed.
+enum Decoded {
+    Rsa {
+        n: Vec<u8>,
+        e: Vec<u8>,
+    },
+    Ec {
+        alg: Algorithm,
+        x: Vec<u8>,
+        y: Vec<u8>,
+    },
+    Ed25519 {
+        x: Vec<u8>,
+    },
+    Secret {
+        k: Vec<u8>,
+    },
+}
+
+/// The key set's own rules for an RSA public key, the same with either
+/// backend.
+///
+/// SECURITY (RFC 7518 §3.3, RFC 8017 §3.1): a modulus of 2048 to 8192 bits
+/// (leading zero bytes are not counted), odd; an exponent that is odd, at
+/// least 3 and below 2^33 (e = 1 makes every "signature" its own message;
+/// a huge one makes each verification a denial of service).
+fn check_rsa(n: &[u8], e: &[u8]) -> Result<(), String> {
+    let n_len = n.iter().skip_while(|b| **b == 0).count();
+    if !(MIN_RSA_MODULUS..=MAX_RSA_MODULUS).contains(&n_len) {
+        return Err(format!("RSA modulus of {} bits is not allowed", n_len * 8));
+    }
+    if n.last().is_some_and(|b| b % 2 == 0) {
+        return Err("RSA modulus is even".into());
+    }
+    let e_trimmed = e.iter().skip_while(|b| **b == 0);
+    let exponent = (e_trimmed.clone().count() <= 8)
+        .then(|| e_trimmed.fold(0_u64, |acc, b| acc << 8 | u64::from(*b)));
+    if !exponent.is_some_and(|e| e >= 3 && e % 2 == 1 && e <= MAX_RSA_EXPONENT) {
+        return Err("RSA exponent is invalid".into());
+    }
+    Ok(())
 }
 
 /// The HMAC algorithms a secret of `len` bytes may verify.
@@ -453,7 +534,7 @@ pub(crate) fn secret_key(
     Ok(VerifyKey {
         kid_bound: kid.is_some(),
         kid: kid.map(String::into_boxed_str),
-        key: DecodingKey::from_secret(secret).map_err(|e| e.to_string())?,
+        key: Key::Secret(DecodingKey::from_secret(secret).map_err(|e| e.to_string())?),
         algs,
     })
 }
@@ -613,6 +694,115 @@ mod tests {
             rsa_jwk("").replace("AQAB", "AQAA").replace("r1", "even"),
         ]);
         assert!(matches!(err, Err(FetchError::NoUsableKeys)));
+    }
+
+    /// Keys that passed the old checks and then failed every token: now
+    /// refused when the set is read, with either backend.
+    #[test]
+    fn keys_no_backend_verifies_with_are_skipped_with_their_set() {
+        // RFC 7517 appendix A.1's P-256 key.
+        let ec = |y: &str| {
+            format!(
+                r#"{{"kty":"EC","crv":"P-256","kid":"ec","x":"MKBCTNIcKUSDii11ySs3526iDZ8AiTo7Tu6KPAqv7D4","y":"{y}"}}"#
+            )
+        };
+        let y = "4Etl6SRW2YiLUrN5vfvVHuhp7x8PxltmWWlbbM4IFyM";
+        assert_eq!(set(&[ec(y)]).unwrap().len(), 1, "the point itself is fine");
+        let off_curve = ec(&y.replace("IFyM", "IFyA"));
+        let mut n = URL_SAFE_NO_PAD.decode(RSA_N).unwrap();
+        *n.last_mut().unwrap() &= 0xfe;
+        let even_n = rsa_jwk("").replace(RSA_N, &URL_SAFE_NO_PAD.encode(&n));
+        let mut n = vec![0xc5_u8; 8192 / 8 + 1];
+        n[0] = 0x80;
+        let huge_n = rsa_jwk("").replace(RSA_N, &URL_SAFE_NO_PAD.encode(&n));
+        let e = URL_SAFE_NO_PAD.encode(((1_u64 << 33) + 1).to_be_bytes());
+        let huge_e = rsa_jwk("").replace("AQAB", &e);
+        let s = set(&[
+            off_curve,
+            even_n.replace("r1", "even-n"),
+            huge_n.replace("r1", "huge-n"),
+            huge_e.replace("r1", "huge-e"),
+            rsa_jwk(""),
+        ])
+        .unwrap();
+        assert_eq!(s.kids().collect::<Vec<_>>(), ["r1"]);
+    }
+
+    #[test]
+    fn keys_are_parsed_with_their_set_and_never_for_a_token() {
+        use crate::crypto::parses_on_this_thread;
+        use crate::test_util::{TestIssuer, kids};
+
+        let issuer = TestIssuer::new("https://keys.test");
+        let before = parses_on_this_thread();
+        let s = KeySet::from_json(
+            issuer.jwks_json().as_bytes(),
+            AlgSet::ASYMMETRIC,
+            16,
+            Origin::Remote,
+        )
+        .unwrap();
+        let parsed = parses_on_this_thread();
+        assert!(parsed - before >= 3, "one parse per key at least");
+        for (kid, alg) in [
+            (kids::RSA, Algorithm::RS256),
+            (kids::RSA, Algorithm::PS256),
+            (kids::EC, Algorithm::ES256),
+            (kids::ED, Algorithm::EdDSA),
+        ] {
+            let key = &s.by_kid(kid)[0];
+            for _ in 0..20 {
+                let token = issuer.token().key(kid).alg(alg).sign();
+                let (message, signature) = token.rsplit_once('.').unwrap();
+                assert!(key.verifies(alg, message.as_bytes(), signature), "{alg}");
+            }
+        }
+        assert_eq!(parses_on_this_thread(), parsed, "no parse per token");
+    }
+
+    #[test]
+    fn a_key_verifies_only_its_own_algorithms() {
+        use crate::test_util::{TestIssuer, kids};
+
+        let issuer = TestIssuer::new("https://keys.test");
+        let mut jwk = issuer.jwk(kids::RSA).unwrap();
+        jwk["alg"] = "PS256".into();
+        let key = parse_jwk(jwk, AlgSet::ASYMMETRIC, Origin::Remote).unwrap();
+        let ps = issuer.token().alg(Algorithm::PS256).sign();
+        let (message, signature) = ps.rsplit_once('.').unwrap();
+        assert!(key.verifies(Algorithm::PS256, message.as_bytes(), signature));
+        let rs = issuer.token().alg(Algorithm::RS256).sign();
+        let (message, signature) = rs.rsplit_once('.').unwrap();
+        assert!(!key.verifies(Algorithm::RS256, message.as_bytes(), signature));
+    }
+
+    #[test]
+    fn an_unchanged_key_keeps_its_identity_across_a_refetch() {
+        use crate::test_util::{TestIssuer, kids};
+
+        let issuer = TestIssuer::new("https://keys.test");
+        let read = |issuer: &TestIssuer| {
+            KeySet::from_json(
+                issuer.jwks_json().as_bytes(),
+                AlgSet::ASYMMETRIC,
+                16,
+                Origin::Remote,
+            )
+            .unwrap()
+        };
+        let old = read(&issuer);
+        issuer.add_key(kids::EC, Algorithm::ES256); // a new key under the old kid
+        let new = read(&issuer).reuse_unchanged(&old);
+        for kid in [kids::RSA, kids::ED] {
+            assert!(
+                Arc::ptr_eq(&new.by_kid(kid)[0], &old.by_kid(kid)[0]),
+                "{kid}"
+            );
+        }
+        assert!(!Arc::ptr_eq(
+            &new.by_kid(kids::EC)[0],
+            &old.by_kid(kids::EC)[0]
+        ));
     }
 
     #[test]

@@ -19,4 +19,8 @@ pub(crate) use fetch::{
 pub(crate) use keyset::AlgSet;
 pub(crate) use keyset::public_key_from_jwk;
 pub(crate) use keyset::{KeySet, Origin, VerifyKey, parse_alg, secret_key};
+// One JWK on its own, for a key that comes with a request rather than from
+// a key set (a DPoP proof's `jwk`); unused until such a caller lands.
+#[allow(unused_imports)]
+pub(crate) use keyset::parse_jwk;
 pub(crate) use source::{KeySource, Lifecycle, Location, Remote, Shared, Trigger};

@@ -71,7 +71,11 @@ pub(crate) fn render<B: Default + 'static, ReqBody>(
     reject::render(
         marker.and_then(|m| m.on_reject.as_deref()),
         err,
-        &RejectContext::of(req, realm),
+        &RejectContext::of(
+            req,
+            realm,
+            marker.and_then(|m| reject::metadata_url(&m.verifier)),
+        ),
     )
 }
 

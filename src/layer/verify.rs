@@ -19,7 +19,7 @@ use super::{AccessToken, Authenticated, ResponseFuture, bearer};
 use crate::audit::{self, Pending, Subject, Trail};
 use crate::claims::Claims;
 use crate::error::{AuthError, Reason};
-use crate::reject::{DefaultReject, Erased, RejectContext, RejectFn, Render};
+use crate::reject::{self, DefaultReject, Erased, RejectContext, RejectFn, Render};
 use crate::verifier::{Check, Verifier};
 
 #[derive(Debug, Clone)]
@@ -212,7 +212,10 @@ impl<E, R> VerifyLayer<E, R> {
     /// A layer between this one and a rule layer that changes the body type
     /// makes that rule layer fall back to the default rendering (logged
     /// once). For gRPC requests ([`RejectContext::grpc`]), answer with a
-    /// gRPC status, as [`AuthError::to_response`] does.
+    /// gRPC status, as [`AuthError::to_response`] does. Put the challenge
+    /// of [`AuthError::www_authenticate`] on your HTTP refusals: it is the
+    /// one the default sends, with the required `scope` and the verifier's
+    /// `resource_metadata`.
     ///
     /// ```
     /// use authlayer::{Verifier, VerifyLayer};
@@ -222,7 +225,7 @@ impl<E, R> VerifyLayer<E, R> {
     /// // RFC 9457 problem details, and the default rendering for gRPC.
     /// let layer = VerifyLayer::new(verifier).on_reject(|err, ctx| {
     ///     if ctx.grpc {
-    ///         return err.to_response(ctx.realm, true);
+    ///         return err.to_response(ctx);
     ///     }
     ///     let body = format!(
     ///         r#"{{"type":"about:blank","title":"{}","status":{}}}"#,
@@ -235,7 +238,7 @@ impl<E, R> VerifyLayer<E, R> {
     ///         header::CONTENT_TYPE,
     ///         header::HeaderValue::from_static("application/problem+json"),
     ///     );
-    ///     if let Ok(challenge) = err.www_authenticate(ctx.realm).parse() {
+    ///     if let Ok(challenge) = err.www_authenticate(ctx).parse() {
     ///         res.headers_mut().insert(header::WWW_AUTHENTICATE, challenge);
     ///     }
     ///     res
@@ -553,7 +556,8 @@ fn render<B, ResB, R: Render<ResB>>(
     on_reject: &R,
 ) -> Response<ResB> {
     tracing::debug!(reason = %err, "request refused");
-    let response = on_reject.render(err, &RejectContext::of(req, verifier.realm()));
+    let ctx = RejectContext::of(req, verifier.realm(), reject::metadata_url(verifier));
+    let response = on_reject.render(err, &ctx);
     audit::deny_verify(req, err.reason().code(), &response);
     response
 }

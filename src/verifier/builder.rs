@@ -22,6 +22,7 @@ use crate::jwks::{
     check_url, parse_url, secret_key,
 };
 use crate::jws::TypPolicy;
+use crate::metadata::ResourceMetadata;
 
 /// How long the last good key set may be used while its issuer cannot be
 /// reached. `Duration` converts into [`Stale::After`].
@@ -117,6 +118,7 @@ pub struct VerifierBuilder {
     lazy: bool,
     client: Option<reqwest::Client>,
     cache: CacheSize,
+    metadata: Option<ResourceMetadata>,
 }
 
 impl Default for VerifierBuilder {
@@ -147,6 +149,7 @@ impl Default for VerifierBuilder {
             lazy: false,
             client: None,
             cache: CacheSize::Bytes(16 * 1024 * 1024),
+            metadata: None,
         }
     }
 }
@@ -399,6 +402,16 @@ impl VerifierBuilder {
         self
     }
 
+    /// The RFC 9728 metadata of the resource this verifier protects: served
+    /// by [`Verifier::resource_metadata`], and named in every challenge the
+    /// layers send (`resource_metadata="…"`). Its URLs pass the policy of
+    /// key URLs ([`allow_insecure_http`](Self::allow_insecure_http)).
+    /// Defaults to none: no document, challenges without it.
+    pub fn resource_metadata(mut self, metadata: ResourceMetadata) -> Self {
+        self.metadata = Some(metadata);
+        self
+    }
+
     /// Checks the configuration, selects the crypto provider and, unless
     /// [`lazy`](Self::lazy), fetches every remote key set once.
     ///
@@ -418,6 +431,12 @@ impl VerifierBuilder {
             let hook: Arc<dyn Fn() + Send + Sync> = Arc::new(move || cache.purge_retired());
             hook
         });
+        let metadata = match self.metadata.take() {
+            Some(metadata) => {
+                Some(metadata.resolve(authorization_servers(&configured), self.fetch.allow_http)?)
+            }
+            None => None,
+        };
         let realm = match self.realm.take() {
             Some(realm) => realm,
             None => configured
@@ -543,6 +562,7 @@ impl VerifierBuilder {
                 all_algs,
                 cache,
                 opaque,
+                metadata,
                 _stop: stop,
             }),
         })
@@ -968,6 +988,25 @@ fn add_secret(set: &mut KeySet, issuer: &Issuer, algs: AlgSet) -> Result<(), Bui
     Ok(())
 }
 
+/// The issuer identifiers clients get tokens from, for RFC 9728's
+/// `authorization_servers`: every exact issuer, and each listed tenant's of
+/// a tenant template (a filter cannot be listed).
+fn authorization_servers(issuers: &[Issuer]) -> Vec<String> {
+    let mut servers = Vec::new();
+    for issuer in issuers {
+        match &issuer.tenants {
+            None => servers.push(issuer.iss.clone()),
+            Some(Tenants::List(tenants)) => servers.extend(
+                tenants
+                    .iter()
+                    .map(|t| issuer.iss.replace(TENANT_PLACEHOLDER, t)),
+            ),
+            Some(Tenants::Filter(_) | Tenants::Unset) => {}
+        }
+    }
+    servers
+}
+
 /// Whether the template's placeholder is the first label of its host, under
 /// a fixed domain of at least two labels (`https://{tenantid}.okta.example/`).
 fn leads_a_fixed_domain(template: &str) -> bool {
@@ -1221,6 +1260,11 @@ mod tests {
                 "introspection.endpoint",
                 "http://id.example/introspect",
             ),
+            (
+                primary().resource_metadata(ResourceMetadata::new("http://api.example")),
+                "resource_metadata",
+                "http://api.example",
+            ),
         ] {
             let err = builder.build().await.unwrap_err();
             assert!(
@@ -1276,6 +1320,84 @@ mod tests {
         assert_eq!(named.realm(), "orders");
         let default = primary().build().await.unwrap();
         assert_eq!(default.realm(), "https://id.example");
+    }
+
+    #[tokio::test]
+    async fn resource_metadata_names_the_verifiers_issuers_unless_told_otherwise() {
+        let json = |v: &Verifier| v.resource_metadata().unwrap().json().to_owned();
+        let v = primary()
+            .trust(
+                Issuer::new("https://other.example")
+                    .jwks_json(JWKS)
+                    .audience("a"),
+            )
+            .trust(
+                Issuer::tenant_template(TEMPLATE)
+                    .tenants(["t-2", "t-3"])
+                    .jwks_json(JWKS)
+                    .audience("a"),
+            )
+            .trust(
+                Issuer::tenant_template("https://{tenantid}.login.example/")
+                    .tenant_filter(|_| true)
+                    .jwks_json(JWKS)
+                    .audience("a"),
+            )
+            .resource_metadata(ResourceMetadata::new("https://api.example"))
+            .build()
+            .await
+            .unwrap();
+        assert!(
+            json(&v).contains(
+                r#""authorization_servers":["https://id.example","https://other.example","https://login.example/t-2/v2.0","https://login.example/t-3/v2.0"]"#
+            ),
+            "{}",
+            json(&v)
+        );
+        let v = primary()
+            .resource_metadata(
+                ResourceMetadata::new("https://api.example")
+                    .authorization_servers(["https://as.example"]),
+            )
+            .build()
+            .await
+            .unwrap();
+        assert!(json(&v).contains(r#""authorization_servers":["https://as.example"]"#));
+        // Only tenants a filter admits: nothing to list, nothing to serve.
+        let err = Verifier::builder()
+            .trust(
+                Issuer::tenant_template(TEMPLATE)
+                    .tenant_filter(|_| true)
+                    .jwks_json(JWKS)
+                    .audience("a"),
+            )
+            .resource_metadata(ResourceMetadata::new("https://api.example"))
+            .build()
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.setting(),
+            Some("resource_metadata.authorization_servers")
+        );
+        assert!(
+            primary()
+                .build()
+                .await
+                .unwrap()
+                .resource_metadata()
+                .is_none()
+        );
+        // The switch for key URLs admits a plain-http resource too.
+        let plain = primary()
+            .allow_insecure_http(true)
+            .resource_metadata(ResourceMetadata::new("http://api.example"))
+            .build()
+            .await
+            .unwrap();
+        assert_eq!(
+            plain.resource_metadata().unwrap().url(),
+            "http://api.example/.well-known/oauth-protected-resource"
+        );
     }
 
     #[tokio::test]

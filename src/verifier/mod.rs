@@ -28,6 +28,7 @@ use crate::health::{Counters, Health, Metrics};
 use crate::introspect::{self, Confirmed, Introspector, Lookup};
 use crate::jwks::{AlgSet, KeySource, Trigger, VerifyKey};
 use crate::jws::{self, KeyMiss, TypPolicy};
+use crate::metadata::ResourceMetadataService;
 use crate::telemetry;
 
 mod builder;
@@ -95,6 +96,8 @@ struct Inner {
     cache: Option<Arc<TokenCache>>,
     /// The issuer whose endpoint introspects tokens that are not JWTs.
     opaque: Option<usize>,
+    /// The RFC 9728 document, when configured.
+    metadata: Option<ResourceMetadataService>,
     // Dropping these (with the last `Verifier`) stops the refreshers.
     _stop: Vec<oneshot::Sender<()>>,
 }
@@ -600,6 +603,13 @@ impl Verifier {
 
     pub(crate) fn realm_arc(&self) -> Arc<str> {
         Arc::clone(&self.inner.realm)
+    }
+
+    /// The RFC 9728 metadata document configured with
+    /// [`VerifierBuilder::resource_metadata`], ready to serve; `None`
+    /// without one.
+    pub fn resource_metadata(&self) -> Option<&ResourceMetadataService> {
+        self.inner.metadata.as_ref()
     }
 
     /// Health of every issuer's key source, for readiness probes.

@@ -18,6 +18,7 @@ mod axum;
 mod cache;
 mod config;
 mod jwks_faults;
+mod metadata;
 mod randomized;
 mod rejections;
 mod wycheproof;

@@ -31,5 +31,6 @@ mod examples;
 mod gateway;
 mod introspection;
 mod issuer_pg;
+mod metadata;
 mod outbound;
 mod tonic;

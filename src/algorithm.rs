@@ -91,6 +91,11 @@ impl Algorithm {
         TABLE[self.index()].2
     }
 
+    /// Every algorithm, in the table's order.
+    pub(crate) fn every() -> impl Iterator<Item = Algorithm> {
+        TABLE.iter().map(|(a, _, _)| *a)
+    }
+
     /// Parses the `alg` of a JOSE header or JWK. Exact, case-sensitive
     /// names only: `none`, `None`, `rs256` and unknown names are `None`.
     pub(crate) fn from_name(name: &str) -> Option<Self> {

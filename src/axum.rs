@@ -12,7 +12,7 @@ use http::request::Parts;
 use crate::claims::Claims;
 use crate::error::{AuthError, Reason};
 use crate::layer::Authenticated;
-use crate::reject::{self, Erased, RejectContext};
+use crate::reject::{self, DpopFacts, Erased, RejectContext};
 use crate::verifier::Verifier;
 
 /// Why the [`Claims`] or [`AccessToken`](crate::AccessToken) extractor
@@ -34,6 +34,7 @@ pub struct ClaimsRejection {
     grpc: bool,
     /// `VerifyLayer`'s own handler, if it has one.
     on_reject: Option<Erased>,
+    dpop: DpopFacts,
 }
 
 impl ClaimsRejection {
@@ -46,6 +47,7 @@ impl ClaimsRejection {
             error,
             grpc: reject::is_grpc(&parts.headers),
             on_reject: marker.and_then(|m| m.on_reject.clone()),
+            dpop: marker.map(|m| m.dpop).unwrap_or_default(),
         }
     }
 
@@ -92,6 +94,11 @@ impl IntoResponse for ClaimsRejection {
         let mut ctx = RejectContext::new(self.verifier.as_ref().map_or("", Verifier::realm));
         ctx.grpc = self.grpc;
         ctx.resource_metadata = self.verifier.as_ref().and_then(reject::metadata_url);
+        if let Some(settings) = self.verifier.as_ref().and_then(Verifier::dpop) {
+            ctx.dpop_algs = Some(&settings.algs_text);
+            ctx.dpop_required = self.dpop.required;
+            ctx.dpop_used = self.dpop.used;
+        }
         reject::render(self.on_reject.as_deref(), &self.error, &ctx)
     }
 }

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::StatusCode;
+
 /// What went wrong while building a [`Verifier`](crate::Verifier), a
 /// [`ClientCredentials`](crate::outbound::ClientCredentials) or a
 /// [`TokenExchange`](crate::outbound::TokenExchange).
@@ -210,18 +211,30 @@ pub enum ErrorKind {
     /// The introspection endpoint could not confirm the token (down, slow,
     /// overloaded or answering garbage): 503, the server's fault.
     IntrospectionUnavailable,
+    /// The DPoP proof is missing or fails a check (RFC 9449 §4.3), or was
+    /// used before: 401 `invalid_dpop_proof` on the `DPoP` challenge.
+    InvalidDpopProof,
+    /// The DPoP proof must carry a fresh server nonce: 401
+    /// `use_dpop_nonce` with the nonce in `DPoP-Nonce` (RFC 9449 §9).
+    UseDpopNonce,
+    /// DPoP proofs cannot be checked now (the replay store does not
+    /// answer): 503, never an unchecked proof accepted.
+    DpopUnavailable,
 }
 
 impl ErrorKind {
     /// The HTTP status for this class.
     pub fn status(self) -> StatusCode {
         match self {
-            ErrorKind::MissingToken | ErrorKind::InvalidToken => StatusCode::UNAUTHORIZED,
+            ErrorKind::MissingToken
+            | ErrorKind::InvalidToken
+            | ErrorKind::InvalidDpopProof
+            | ErrorKind::UseDpopNonce => StatusCode::UNAUTHORIZED,
             ErrorKind::InvalidRequest => StatusCode::BAD_REQUEST,
             ErrorKind::InsufficientScope | ErrorKind::Forbidden => StatusCode::FORBIDDEN,
-            ErrorKind::KeysUnavailable | ErrorKind::IntrospectionUnavailable => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            ErrorKind::KeysUnavailable
+            | ErrorKind::IntrospectionUnavailable
+            | ErrorKind::DpopUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             ErrorKind::Misconfigured => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -230,10 +243,15 @@ impl ErrorKind {
     /// 14 UNAVAILABLE, 3 `INVALID_ARGUMENT` or 13 INTERNAL.
     pub fn grpc_code(self) -> u16 {
         match self {
-            ErrorKind::MissingToken | ErrorKind::InvalidToken => 16,
+            ErrorKind::MissingToken
+            | ErrorKind::InvalidToken
+            | ErrorKind::InvalidDpopProof
+            | ErrorKind::UseDpopNonce => 16,
             ErrorKind::InvalidRequest => 3,
             ErrorKind::InsufficientScope | ErrorKind::Forbidden => 7,
-            ErrorKind::KeysUnavailable | ErrorKind::IntrospectionUnavailable => 14,
+            ErrorKind::KeysUnavailable
+            | ErrorKind::IntrospectionUnavailable
+            | ErrorKind::DpopUnavailable => 14,
             ErrorKind::Misconfigured => 13,
         }
     }
@@ -245,8 +263,11 @@ impl ErrorKind {
             | ErrorKind::KeysUnavailable
             | ErrorKind::Misconfigured
             | ErrorKind::Forbidden
-            | ErrorKind::IntrospectionUnavailable => None,
+            | ErrorKind::IntrospectionUnavailable
+            | ErrorKind::DpopUnavailable => None,
             ErrorKind::InvalidRequest => Some("invalid_request"),
+            ErrorKind::InvalidDpopProof => Some("invalid_dpop_proof"),
+            ErrorKind::UseDpopNonce => Some("use_dpop_nonce"),
             ErrorKind::InvalidToken => Some("invalid_token"),
             ErrorKind::InsufficientScope => Some("insufficient_scope"),
         }
@@ -356,6 +377,23 @@ reasons! {
     /// `RequireActive` ran for a token whose issuer has no introspection
     /// configured: a wiring mistake of the service, answered with 500.
     IntrospectionMissing => "introspection_missing", "token introspection not configured", Misconfigured;
+    /// A token bound to a key (`cnf.jkt`) came as a bearer token, or to a
+    /// verifier without DPoP: whoever holds a bound token without its key
+    /// must not use it (RFC 9449 §7.2).
+    BoundTokenAsBearer => "bound_token_as_bearer", "token bound to a key presented as a bearer token", InvalidToken;
+    /// A bearer token where DPoP is required.
+    DpopRequired => "dpop_required", "a DPoP-bound token is required", InvalidToken;
+    /// The `DPoP` scheme with a token not bound to a key (no `cnf.jkt`):
+    /// nothing ties the proof to the token.
+    UnboundDpopToken => "unbound_dpop_token", "token under the DPoP scheme is not bound to a key", InvalidToken;
+    /// The DPoP proof is missing, fails a check or was used before; which
+    /// check is in the audit record and the log.
+    InvalidDpopProof => "invalid_dpop_proof", "invalid DPoP proof", InvalidDpopProof;
+    /// The DPoP proof lacks a fresh nonce of this server; the answer
+    /// carries one in `DPoP-Nonce`.
+    UseDpopNonce => "use_dpop_nonce", "a DPoP nonce from this server is required", UseDpopNonce;
+    /// The DPoP replay store does not answer: 503.
+    DpopUnavailable => "dpop_unavailable", "DPoP proofs cannot be checked now", DpopUnavailable;
 }
 
 impl Reason {
@@ -447,6 +485,10 @@ impl fmt::Display for Reason {
 pub struct AuthError {
     reason: Reason,
     scope: Option<Arc<str>>,
+    /// A refused DPoP proof's own reason: its code and description.
+    proof: Option<(&'static str, &'static str)>,
+    /// A fresh nonce for the `DPoP-Nonce` header.
+    dpop_nonce: Option<Arc<str>>,
 }
 
 impl AuthError {
@@ -454,7 +496,44 @@ impl AuthError {
         Self {
             reason,
             scope: None,
+            proof: None,
+            dpop_nonce: None,
         }
+    }
+
+    /// The refusal of a DPoP proof for `reason`, by the check of `code`
+    /// (described as `description`), with a fresh nonce for the client.
+    pub(crate) fn dpop_proof(
+        reason: Reason,
+        code: &'static str,
+        description: &'static str,
+        nonce: Option<String>,
+    ) -> Self {
+        Self {
+            reason,
+            scope: None,
+            proof: Some((code, description)),
+            dpop_nonce: nonce.map(Arc::from),
+        }
+    }
+
+    /// For a refused DPoP proof: the code of the check that refused it.
+    pub(crate) fn proof_code(&self) -> Option<&'static str> {
+        self.proof.map(|(code, _)| code)
+    }
+
+    /// For a refused DPoP proof: the description of the check that refused it.
+    pub(crate) fn proof_description(&self) -> Option<&'static str> {
+        self.proof.map(|(_, description)| description)
+    }
+
+    /// A nonce for the `DPoP-Nonce` header of this refusal (RFC 9449 §9),
+    /// when server nonces are on ([`Dpop::nonces`](crate::Dpop::nonces)):
+    /// always with [`ErrorKind::UseDpopNonce`], and with other refusals of
+    /// the proof so the client's next one carries it. The default rendering
+    /// sends it; a handler of your own should too.
+    pub fn dpop_nonce(&self) -> Option<&str> {
+        self.dpop_nonce.as_deref()
     }
 
     /// No credential was presented.
@@ -464,8 +543,8 @@ impl AuthError {
 
     pub(crate) fn insufficient_scope(scope: Arc<str>) -> Self {
         Self {
-            reason: Reason::InsufficientScope,
             scope: Some(scope),
+            ..Self::new(Reason::InsufficientScope)
         }
     }
 
@@ -499,6 +578,9 @@ impl AuthError {
 impl fmt::Display for AuthError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.reason.description())?;
+        if let Some(description) = self.proof_description() {
+            write!(f, ": {description}")?;
+        }
         if let Some(scope) = &self.scope {
             write!(f, " (requires {scope})")?;
         }

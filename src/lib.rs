@@ -137,6 +137,7 @@
 //! | `test-util` | [`test_util`]: `TestIssuer` |
 //! | `audit-log` | [`audit::AuditLog`]: the audit records as JSON lines, written off the request path |
 //! | `metrics` | measurements through the [`metrics`](https://docs.rs/metrics) facade (below) |
+//! | `redis` | [`ReplayStore::redis`]: a DPoP replay store shared by replicas, on Redis |
 //!
 //! # Metrics
 //!
@@ -160,6 +161,9 @@
 //! | `authlayer_audit_dropped_total` | counter | |
 //! | `authlayer_service_token_requests_total` | counter | `outcome` (`issued`, `error`) |
 //! | `authlayer_token_exchanges_total` | counter | `outcome` (`exchanged`, `cached`, `error`) |
+//! | `authlayer_dpop_proof_failures_total` | counter | `reason` (the proof check that failed: `missing`, `htu`, `iat`, `replayed`, `nonce_missing`, …) |
+//! | `authlayer_dpop_replays_total` | counter | |
+//! | `authlayer_dpop_nonce_challenges_total` | counter | |
 //!
 //! The key-set gauges are set after every fetch and whenever
 //! [`Verifier::record_key_metrics`](crate::Verifier::record_key_metrics)
@@ -252,6 +256,7 @@ pub use algorithm::{Algorithm, UnknownAlgorithm};
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub use axum::ClaimsRejection;
 pub use claims::{ClaimPath, ClaimSources, Claims, Scopes, StandardClaims, ValueShape};
+pub use dpop::{Dpop, ReplayStore};
 pub use error::{AuthError, BuildError, ErrorKind, FetchError, Reason};
 pub use health::{Health, IntrospectionHealth, IssuerHealth, Metrics, TenantsHealth};
 pub use introspect::{ClientAuth, Introspection};

@@ -146,12 +146,18 @@ impl ResourceMetadata {
         self
     }
 
+    /// The resource identifier, as configured.
+    pub(crate) fn resource(&self) -> &str {
+        &self.resource
+    }
+
     /// Checks every value and renders the document; `issuers` are the
     /// verifier's, for the default `authorization_servers`.
     pub(crate) fn resolve(
         self,
         issuers: Vec<String>,
         allow_http: bool,
+        dpop: Option<&crate::dpop::Settings>,
     ) -> Result<ResourceMetadataService, BuildError> {
         let url = checked_url("resource_metadata", &self.resource, allow_http)?;
         if url.query().is_some() {
@@ -201,6 +207,7 @@ impl ResourceMetadata {
                 ),
             ));
         }
+        let dpop_algs: Option<Vec<&str>> = dpop.map(|d| d.algs_text.split(' ').collect());
         let document = Document {
             resource: &self.resource,
             authorization_servers: &authorization_servers,
@@ -208,8 +215,8 @@ impl ResourceMetadata {
             bearer_methods_supported: &["header"],
             resource_name: self.name.as_deref(),
             resource_documentation: self.documentation.as_deref(),
-            dpop_signing_alg_values_supported: None,
-            dpop_bound_access_tokens_required: None,
+            dpop_signing_alg_values_supported: dpop_algs.as_deref(),
+            dpop_bound_access_tokens_required: dpop.map(|d| d.required),
             tls_client_certificate_bound_access_tokens: None,
         };
         let json = serde_json::to_string(&document).map_err(|e| {
@@ -406,7 +413,7 @@ mod tests {
     use super::*;
 
     fn resolve(metadata: ResourceMetadata) -> Result<ResourceMetadataService, BuildError> {
-        metadata.resolve(vec!["https://id.example".into()], false)
+        metadata.resolve(vec!["https://id.example".into()], false, None)
     }
 
     fn refused(metadata: ResourceMetadata) -> (&'static str, String) {
@@ -492,7 +499,7 @@ mod tests {
         let plain = ResourceMetadata::new("http://api.example");
         assert!(
             plain
-                .resolve(vec!["https://id.example".into()], true)
+                .resolve(vec!["https://id.example".into()], true, None)
                 .is_ok()
         );
     }

@@ -36,6 +36,15 @@ pub struct RejectContext<'a> {
     /// named by every challenge as `resource_metadata`; `None` without
     /// [`VerifierBuilder::resource_metadata`](crate::VerifierBuilder::resource_metadata).
     pub resource_metadata: Option<&'a str>,
+    /// The algorithms of the `DPoP` challenge (space-separated), when the
+    /// verifier accepts DPoP ([`VerifierBuilder::dpop`](crate::VerifierBuilder::dpop));
+    /// `None`: no `DPoP` challenge.
+    pub dpop_algs: Option<&'a str>,
+    /// DPoP is required here: no `Bearer` challenge is offered.
+    pub dpop_required: bool,
+    /// The request presented its token under the `DPoP` scheme: the error
+    /// goes on the `DPoP` challenge (as it does for a proof's faults).
+    pub dpop_used: bool,
 }
 
 impl<'a> RejectContext<'a> {
@@ -58,23 +67,38 @@ impl<'a> RejectContext<'a> {
             grpc: false,
             realm,
             resource_metadata: None,
+            dpop_algs: None,
+            dpop_required: false,
+            dpop_used: false,
         }
     }
 
-    /// The context of `req`, challenged with `realm` and, when there is one,
-    /// the document of [`metadata_url`].
-    pub(crate) fn of<B>(
-        req: &Request<B>,
-        realm: &'a str,
-        resource_metadata: Option<&'a str>,
-    ) -> Self {
+    /// The context of `req` refused by `verifier`'s layers: its realm, its
+    /// metadata document and its DPoP challenge. `dpop`: the request's
+    /// DPoP facts (mode and scheme), when known.
+    pub(crate) fn of<B>(req: &Request<B>, verifier: &'a Verifier, dpop: DpopFacts) -> Self {
+        let settings = verifier.dpop();
         Self {
             grpc: is_grpc(req.headers()),
-            realm,
-            resource_metadata,
+            realm: verifier.realm(),
+            resource_metadata: metadata_url(verifier),
+            dpop_algs: settings.map(|s| &*s.algs_text),
+            dpop_required: settings.is_some() && dpop.required,
+            dpop_used: dpop.used,
         }
     }
 }
+
+/// What a refusal's challenge needs to know of a request's DPoP: whether
+/// DPoP is required on its route and whether it used the `DPoP` scheme.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct DpopFacts {
+    pub(crate) required: bool,
+    pub(crate) used: bool,
+}
+
+/// The header a server nonce travels in (RFC 9449 §8.1).
+pub(crate) static DPOP_NONCE: header::HeaderName = header::HeaderName::from_static("dpop-nonce");
 
 /// The URL of `verifier`'s metadata document, for
 /// [`RejectContext::resource_metadata`].
@@ -193,45 +217,86 @@ pub(crate) fn render<B: Default + 'static>(
 }
 
 impl AuthError {
-    /// The `WWW-Authenticate` challenge (RFC 6750 §3) for the context:
-    /// `Bearer` with the realm, the error code and its fixed description
-    /// when there is one, the required `scope` of an `insufficient_scope`
-    /// refusal, and `resource_metadata` (RFC 9728 §5.1) when the verifier
-    /// has metadata. What the default rendering sends, for a handler of
-    /// your own to send too.
+    /// The `WWW-Authenticate` challenges (RFC 6750 §3, RFC 9449 §7.1) for
+    /// the context: `Bearer` with the realm, the error code and its fixed
+    /// description when there is one, the required `scope` of an
+    /// `insufficient_scope` refusal, and `resource_metadata` (RFC 9728
+    /// §5.1) when the verifier has metadata; then, when the verifier
+    /// accepts DPoP, `DPoP algs="…"`. The error goes on the scheme the
+    /// request used (a proof's faults on `DPoP`); where DPoP is required,
+    /// only the `DPoP` challenge is sent, with the realm and metadata.
+    /// What the default rendering sends, for a handler of your own to send
+    /// too.
     ///
     /// Values from configuration are quoted: quotes and backslashes
     /// escaped, anything but visible ASCII dropped.
     pub fn www_authenticate(&self, ctx: &RejectContext<'_>) -> String {
         let mut challenge = Challenges::default();
-        challenge.scheme("Bearer").param("realm", ctx.realm);
+        let dpop_kind = matches!(
+            self.kind(),
+            ErrorKind::InvalidDpopProof | ErrorKind::UseDpopNonce | ErrorKind::DpopUnavailable
+        );
+        let on_dpop = ctx.dpop_algs.is_some() && (ctx.dpop_used || ctx.dpop_required || dpop_kind);
+        let bearer = ctx.dpop_algs.is_none() || !ctx.dpop_required;
+        if bearer {
+            challenge.scheme("Bearer").param("realm", ctx.realm);
+            if !on_dpop {
+                self.error_params(&mut challenge);
+            }
+            if let Some(url) = ctx.resource_metadata {
+                challenge.param("resource_metadata", url);
+            }
+        }
+        if let Some(algs) = ctx.dpop_algs {
+            challenge.scheme("DPoP");
+            if !bearer {
+                challenge.param("realm", ctx.realm);
+            }
+            challenge.param("algs", algs);
+            if on_dpop {
+                self.error_params(&mut challenge);
+            }
+            if let (false, Some(url)) = (bearer, ctx.resource_metadata) {
+                challenge.param("resource_metadata", url);
+            }
+        }
+        challenge.finish()
+    }
+
+    /// `error`, `error_description` and `scope`, as the kind has them.
+    fn error_params(&self, challenge: &mut Challenges) {
+        let description = self
+            .proof_description()
+            .unwrap_or_else(|| self.reason().description());
         if let Some(code) = self.kind().challenge_code() {
             challenge
                 .param("error", code)
-                .param("error_description", self.reason().description());
+                .param("error_description", description);
             if let Some(scope) = self.required_scope() {
                 challenge.param("scope", scope);
             }
         } else if self.kind() == ErrorKind::Forbidden {
             // RFC 6750 has no error code for "valid token, but not
             // allowed by roles / tenant / policy": a fixed description only.
-            challenge.param("error_description", self.reason().description());
+            challenge.param("error_description", description);
         }
-        if let Some(url) = ctx.resource_metadata {
-            challenge.param("resource_metadata", url);
-        }
-        challenge.finish()
     }
 
     /// The default rendering: RFC 6750 for HTTP (the challenge of
     /// [`www_authenticate`](Self::www_authenticate), `Retry-After` on a
-    /// 503), a trailers-only status for gRPC.
+    /// 503), a trailers-only status for gRPC; both with the
+    /// [`dpop_nonce`](Self::dpop_nonce) in `DPoP-Nonce` when there is one.
     ///
     /// gRPC answers are HTTP 200 with `content-type: application/grpc`,
     /// `grpc-status` and a percent-encoded `grpc-message` in the headers and an
     /// empty body, as the gRPC spec allows for errors before any message.
     pub fn to_response<B: Default>(&self, ctx: &RejectContext<'_>) -> Response<B> {
         let mut res = Response::new(B::default());
+        if let Some(nonce) = self.dpop_nonce()
+            && let Ok(value) = HeaderValue::from_str(nonce)
+        {
+            res.headers_mut().insert(&DPOP_NONCE, value);
+        }
         if ctx.grpc {
             let headers = res.headers_mut();
             headers.insert(
@@ -253,7 +318,9 @@ impl AuthError {
         }
         if matches!(
             self.kind(),
-            ErrorKind::KeysUnavailable | ErrorKind::IntrospectionUnavailable
+            ErrorKind::KeysUnavailable
+                | ErrorKind::IntrospectionUnavailable
+                | ErrorKind::DpopUnavailable
         ) {
             headers.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
         }

@@ -283,6 +283,21 @@ pub(crate) fn token_exchange(outcome: Exchange) {
     }
 }
 
+/// A refused DPoP proof: by reason (a fixed code of the proof checks),
+/// and separately when it was a replay or a nonce challenge.
+pub(crate) fn dpop_proof_refused(reason: &'static str, replay: bool, nonce_challenge: bool) {
+    #[cfg(feature = "metrics")]
+    {
+        metrics::counter!("authlayer_dpop_proof_failures_total", "reason" => reason).increment(1);
+        if replay {
+            metrics::counter!("authlayer_dpop_replays_total").increment(1);
+        }
+        if nonce_challenge {
+            metrics::counter!("authlayer_dpop_nonce_challenges_total").increment(1);
+        }
+    }
+}
+
 /// How a token exchange ended.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Exchange {

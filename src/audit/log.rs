@@ -437,6 +437,8 @@ fn render(record: &Record<'_>, out: &mut Vec<u8>) {
         ("client_id", record.client_id),
         ("tenant", record.tenant),
         ("jti", record.jti),
+        ("scheme", record.scheme),
+        ("dpop_proof", record.dpop_proof),
         ("required_scopes", record.required_scopes),
         ("required_roles", record.required_roles),
         ("method", Some(record.method)),
@@ -915,11 +917,19 @@ mod tests {
                 .header("grpc-status", "16")
                 .body(())
                 .unwrap();
-            super::super::deny_verify(&http::Request::new(()), "missing_token", &grpc);
+            super::super::deny_verify(
+                &http::Request::new(()),
+                "invalid_dpop_proof",
+                super::super::Dpop {
+                    scheme: Some("dpop"),
+                    proof: Some("htu"),
+                },
+                &grpc,
+            );
             let mut pending = super::super::Pending::new(
                 Subject::of(&http::Request::new(()), Some(&claims)),
                 "valid_token",
-                Trail::default(),
+                Trail::of_scheme("bearer"),
             );
             pending.finish::<()>(None);
         });
@@ -954,6 +964,8 @@ mod tests {
                 client_id: None,
                 tenant: None,
                 jti: None,
+                scheme: None,
+                dpop_proof: None,
                 required_scopes: None,
                 required_roles: None,
                 method: "GET",

@@ -17,6 +17,8 @@
 //! | `reason` | a [`Reason::code`](crate::Reason::code) when denied; `valid_token`, `no_token` (optional mode) or `granted` when allowed |
 //! | `rule` | what decided: `verify`, `scopes`, `roles`, `tenant`, `policy`, `grpc_method`, `active`. A denial names the rule that refused; an allowed request the last rule that allowed it (the innermost layer), or `verify` when the route has none |
 //! | `sub`, `iss`, `client_id`, `tenant`, `jti` | from verified claims only; absent when unknown |
+//! | `scheme` | how the token was presented: `bearer` (`Authorization: Bearer`, or your cookie or header) or `dpop` (`Authorization: DPoP` with a proof); absent without a token |
+//! | `dpop_proof` | when a DPoP proof was refused: the check that refused it (`missing`, `malformed`, `typ`, `alg`, `jwk`, `signature`, `jti`, `htm`, `htu`, `iat`, `ath`, `jkt_mismatch`, `replayed`, `nonce_missing`, `nonce_stale`, `nonce_invalid`, `replay_store`, …) |
 //! | `required_scopes`, `required_roles` | space-separated, each name once; a denial: what the refusing rule required; an allowed request: what every rule that allowed it required together (a route with `RequireScopesLayer` and `RequireRolesLayer` names both). Absent when no such rule needs any |
 //! | `method`, `path` | the request's; never the query string; a method longer than 32 bytes or a path longer than 512 is cut there and ends in `…[truncated]` |
 //! | `status` | the HTTP status of the answer, when known |
@@ -119,6 +121,8 @@ pub(crate) struct Trail(Arc<Shared>);
 
 #[derive(Debug, Default)]
 struct Shared {
+    /// How the token was presented (`bearer`, `dpop`), when there is one.
+    scheme: Option<&'static str>,
     /// Set once a layer wrote to `note`: a request no rule touched (most,
     /// on routes without rule layers) is recorded without taking the lock.
     written: AtomicBool,
@@ -135,6 +139,18 @@ struct Note {
 }
 
 impl Trail {
+    /// The trail of a request whose token came under `scheme`.
+    pub(crate) fn of_scheme(scheme: &'static str) -> Self {
+        Trail(Arc::new(Shared {
+            scheme: Some(scheme),
+            ..Shared::default()
+        }))
+    }
+
+    fn scheme(&self) -> Option<&'static str> {
+        self.0.scheme
+    }
+
     /// A rule allowed the request. The record names the last such rule
     /// (the innermost: rules run outside in) and the scopes and roles that
     /// every one of them required, so a route guarded by two rules does not
@@ -264,7 +280,11 @@ impl Pending {
             Some(info) => (info, "granted"),
             None => (&VERIFY, self.reason),
         };
-        emit(&subject, "allow", reason, info, response);
+        let dpop = Dpop {
+            scheme: self.trail.scheme(),
+            proof: None,
+        };
+        emit(&subject, "allow", reason, info, dpop, response);
     }
 }
 
@@ -280,13 +300,27 @@ const VERIFY: RuleInfo = RuleInfo {
     roles: None,
 };
 
+/// How the token was presented and, for a refused DPoP proof, which check
+/// refused it: the record's `scheme` and `dpop_proof`.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Dpop {
+    pub(crate) scheme: Option<&'static str>,
+    pub(crate) proof: Option<&'static str>,
+}
+
 /// Records a denial by `VerifyLayer` itself.
-pub(crate) fn deny_verify<B, RB>(req: &Request<B>, reason: &'static str, response: &Response<RB>) {
+pub(crate) fn deny_verify<B, RB>(
+    req: &Request<B>,
+    reason: &'static str,
+    dpop: Dpop,
+    response: &Response<RB>,
+) {
     emit(
         &Subject::of(req, None::<&Claims>),
         "deny",
         reason,
         &VERIFY,
+        dpop,
         Some(response),
     );
 }
@@ -304,11 +338,16 @@ pub(crate) fn deny_rule<B, RB>(
     if let Some(trail) = trail {
         trail.close();
     }
+    let dpop = Dpop {
+        scheme: trail.and_then(Trail::scheme),
+        proof: None,
+    };
     emit(
         &Subject::of(req, claims),
         "deny",
         reason,
         info,
+        dpop,
         Some(response),
     );
 }
@@ -318,6 +357,7 @@ fn emit<B>(
     decision: &'static str,
     reason: &'static str,
     info: &RuleInfo,
+    dpop: Dpop,
     response: Option<&Response<B>>,
 ) {
     let claims = subject.claims.as_deref();
@@ -336,6 +376,8 @@ fn emit<B>(
         client_id: claims.and_then(|c| c.client_id.as_deref()),
         tenant: claims.and_then(|c| c.tenant.as_deref()),
         jti: claims.and_then(|c| c.jti.as_deref()),
+        scheme: dpop.scheme,
+        dpop_proof: dpop.proof,
         required_scopes: info.scopes.as_deref(),
         required_roles: info.roles.as_deref(),
         method: &method,
@@ -360,6 +402,8 @@ fn emit<B>(
         client_id = record.client_id,
         tenant = record.tenant,
         jti = record.jti,
+        scheme = record.scheme,
+        dpop_proof = record.dpop_proof,
         required_scopes = record.required_scopes,
         required_roles = record.required_roles,
         method = record.method,
@@ -383,6 +427,8 @@ pub(crate) struct Record<'a> {
     pub(crate) client_id: Option<&'a str>,
     pub(crate) tenant: Option<&'a str>,
     pub(crate) jti: Option<&'a str>,
+    pub(crate) scheme: Option<&'a str>,
+    pub(crate) dpop_proof: Option<&'a str>,
     pub(crate) required_scopes: Option<&'a str>,
     pub(crate) required_roles: Option<&'a str>,
     pub(crate) method: &'a str,

@@ -123,6 +123,9 @@ pub struct StandardClaims {
     pub tenant: Option<String>,
     /// `client_id` (RFC 9068).
     pub client_id: Option<String>,
+    /// `cnf.jkt` (RFC 9449 §6): the thumbprint of the key the token is
+    /// bound to; such a token is accepted only with a DPoP proof by that key.
+    pub cnf_jkt: Option<String>,
     /// The claim sources whose value had an unexpected shape (bits of [`Slot`]).
     #[serde(skip)]
     pub(crate) unexpected: u8,

@@ -100,6 +100,8 @@ pub(crate) struct Payload {
     pub(crate) nbf: Option<i64>,
     iat: Option<i64>,
     jti: Option<String>,
+    /// `cnf.jkt` (RFC 9449 §6): the thumbprint of the key the token is bound to.
+    cnf_jkt: Option<String>,
     /// One slot per plan key.
     kept: Slots,
 }
@@ -177,6 +179,7 @@ impl Payload {
             nbf: self.nbf,
             iat: self.iat,
             jti: self.jti,
+            cnf_jkt: self.cnf_jkt,
             scopes,
             roles,
             tenant,
@@ -383,6 +386,28 @@ fn bounded(text: &str) -> &str {
         .map_or(text, |(at, _)| &text[..at])
 }
 
+/// `cnf` (RFC 7800): an object; of its members only `jkt` (RFC 9449 §6.1)
+/// is read, and must be a non-empty string.
+///
+/// SECURITY: a `cnf` this crate cannot read (not an object, a `jkt` of
+/// another type) fails the token rather than being skipped: a binding
+/// silently ignored would let the token pass as a plain bearer token.
+/// Other confirmation methods (`x5t#S256`, `jwk`) are not checked here;
+/// a token carrying only those passes as before.
+#[derive(Deserialize)]
+struct Confirmation {
+    #[serde(default, deserialize_with = "non_empty")]
+    jkt: Option<String>,
+}
+
+fn non_empty<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    let s = String::deserialize(d)?;
+    if s.is_empty() {
+        return Err(de::Error::custom("empty cnf.jkt"));
+    }
+    Ok(Some(s))
+}
+
 struct PayloadSeed<'a>(&'a ParsePlan);
 
 enum Field {
@@ -393,6 +418,7 @@ enum Field {
     Nbf,
     Iat,
     Jti,
+    Cnf,
     Kept(usize),
     Other,
 }
@@ -408,6 +434,7 @@ impl Field {
             Field::Nbf => 1 << 4,
             Field::Iat => 1 << 5,
             Field::Jti => 1 << 6,
+            Field::Cnf => 1 << 7,
             Field::Kept(_) | Field::Other => return None,
         })
     }
@@ -439,6 +466,7 @@ impl Visitor<'_> for FieldSeed<'_> {
             "nbf" => Field::Nbf,
             "iat" => Field::Iat,
             "jti" => Field::Jti,
+            "cnf" => Field::Cnf,
             _ => self.0.index(key).map_or(Field::Other, Field::Kept),
         })
     }
@@ -488,6 +516,7 @@ impl<'de> Visitor<'de> for PayloadSeed<'_> {
                 Field::Nbf => p.nbf = Some(map.next_value::<NumericDate>()?.0),
                 Field::Iat => p.iat = Some(map.next_value::<NumericDate>()?.0),
                 Field::Jti => p.jti = map.next_value()?,
+                Field::Cnf => p.cnf_jkt = map.next_value::<Confirmation>()?.jkt,
                 Field::Kept(i) => {
                     let value = map.next_value()?;
                     if let Some(slot) = p.kept.get_mut(i) {

@@ -19,6 +19,7 @@ pub(crate) enum ProofErrorKind {
 
 impl ProofErrorKind {
     /// The `error` parameter of the `DPoP` challenge; `None` for [`Unavailable`](Self::Unavailable).
+    #[cfg(test)] // only the tests need it
     pub(crate) fn error_code(self) -> Option<&'static str> {
         match self {
             ProofErrorKind::InvalidProof => Some("invalid_dpop_proof"),
@@ -212,6 +213,7 @@ impl ProofReason {
     }
 
     /// Every reason, for tests and for registering metric labels up front.
+    #[cfg(test)] // only the tests need it
     pub(crate) fn all() -> impl Iterator<Item = ProofReason> {
         TABLE.iter().map(|row| row.0)
     }
@@ -248,8 +250,22 @@ impl ProofError {
     }
 
     /// The nonce to send in `DPoP-Nonce` with this refusal, if any.
+    #[cfg(test)] // only the tests need it
     pub(crate) fn fresh_nonce(&self) -> Option<&str> {
         self.fresh_nonce.as_deref()
+    }
+}
+
+impl From<ProofError> for crate::error::AuthError {
+    fn from(error: ProofError) -> Self {
+        use crate::error::Reason;
+        let reason = match error.kind() {
+            ProofErrorKind::InvalidProof => Reason::InvalidDpopProof,
+            ProofErrorKind::UseNonce => Reason::UseDpopNonce,
+            ProofErrorKind::Unavailable => Reason::DpopUnavailable,
+        };
+        let proof = error.reason;
+        Self::dpop_proof(reason, proof.code(), proof.description(), error.fresh_nonce)
     }
 }
 

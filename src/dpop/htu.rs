@@ -76,6 +76,7 @@ fn normalize_percent(path: &str, out: &mut String) {
 }
 
 /// Whether the proof's `htu` names the URI the client called.
+#[cfg(test)] // only the tests need it
 pub(crate) fn matches(htu: &str, requested: &str) -> bool {
     match (normalize(htu), normalize(requested)) {
         (Some(a), Some(b)) => a == b,

@@ -13,8 +13,8 @@
 //!
 //! The proof is checked on every request, after the token, never instead
 //! of it and never cached.
-#![allow(dead_code)] // wired into the verifier in the next step
 
+mod config;
 mod error;
 mod hash;
 mod htu;
@@ -34,9 +34,12 @@ use http::{HeaderValue, Method};
 use crate::algorithm::Algorithm;
 use crate::jwks::AlgSet;
 
+pub(crate) use config::Settings;
+pub use config::{Dpop, ReplayStore};
 pub(crate) use error::{ProofError, ProofErrorKind, ProofReason};
 pub(crate) use nonce::NonceKeys;
-pub(crate) use replay::{MemoryReplayStore, ReplayStore};
+pub(crate) use proof::Checked;
+pub(crate) use replay::{MemoryReplayStore, ProofStore};
 
 /// Default for how old a proof's `iat` may be.
 const DEFAULT_IAT_PAST: Duration = Duration::from_secs(60);
@@ -51,7 +54,7 @@ pub(crate) struct ProofPolicy {
     iat_past: Duration,
     iat_future: Duration,
     nonces: Option<NonceKeys>,
-    replay: Arc<dyn ReplayStore>,
+    replay: Arc<dyn ProofStore>,
 }
 
 impl fmt::Debug for ProofPolicy {
@@ -98,6 +101,7 @@ impl ProofPolicy {
 
     /// The algorithms proofs may use: for `algs` in the `DPoP` challenge
     /// and `dpop_signing_alg_values_supported` in resource metadata.
+    #[cfg(test)] // only the tests need it
     pub(crate) fn algs(&self) -> AlgSet {
         self.algs
     }
@@ -119,6 +123,7 @@ impl ProofPolicy {
     }
 
     /// The nonce keys, when nonces are required.
+    #[cfg(test)] // only the tests need it
     pub(crate) fn nonce_keys(&self) -> Option<&NonceKeys> {
         self.nonces.as_ref()
     }
@@ -126,7 +131,7 @@ impl ProofPolicy {
     /// Where seen proofs are recorded. Defaults to a
     /// [`MemoryReplayStore`] of this process.
     #[must_use]
-    pub(crate) fn replay_store(mut self, store: Arc<dyn ReplayStore>) -> Self {
+    pub(crate) fn replay_store(mut self, store: Arc<dyn ProofStore>) -> Self {
         self.replay = store;
         self
     }
@@ -162,45 +167,82 @@ pub(crate) struct ProofInfo {
 ///
 /// When nonces are on, every [`ProofError`] but a 503 carries a fresh
 /// nonce for `DPoP-Nonce`.
+#[cfg(test)] // only the tests need it
 pub(crate) async fn check_proof<'h>(
     values: impl IntoIterator<Item = &'h HeaderValue>,
     request: &ProofRequest<'_>,
     now: i64,
     policy: &ProofPolicy,
 ) -> Result<ProofInfo, ProofError> {
-    check_once(values, request, now, policy)
-        .await
-        .map_err(|mut error| {
-            if error.kind() != ProofErrorKind::Unavailable
-                && let Some(keys) = &policy.nonces
-            {
-                error.fresh_nonce = Some(keys.issue(now));
-            }
-            error
-        })
+    match check_now(values, request, now, policy) {
+        Proof::Done(result) => result,
+        Proof::Store(checked) => check_store(checked, now, policy).await,
+    }
 }
 
-async fn check_once<'h>(
+/// What [`check_now`] could decide without waiting.
+#[derive(Debug)]
+pub(crate) enum Proof {
+    Done(Result<ProofInfo, ProofError>),
+    /// Every check passed but the replay store's, which must be awaited:
+    /// finish with [`check_store`].
+    Store(Checked),
+}
+
+/// The synchronous part of [`check_proof`]: every check, and the replay
+/// store's too when it answers without waiting (the in-memory store).
+pub(crate) fn check_now<'h>(
     values: impl IntoIterator<Item = &'h HeaderValue>,
     request: &ProofRequest<'_>,
     now: i64,
     policy: &ProofPolicy,
-) -> Result<ProofInfo, ProofError> {
+) -> Proof {
     // jsonwebtoken panics without a provider: never on a request.
     if crate::crypto::ensure_provider().is_err() {
-        return Err(ProofReason::Crypto.into());
+        return Proof::Done(Err(with_nonce(ProofReason::Crypto.into(), now, policy)));
     }
-    let proof = proof::single_value(values)?;
-    let checked = proof::check(proof, request, now, policy)?;
-    // SECURITY (RFC 9449 §11.1): last, so only proofs that passed every
-    // other check are recorded; a store error refuses the proof.
+    let checked = match proof::single_value(values)
+        .map_err(ProofError::from)
+        .and_then(|proof| proof::check(proof, request, now, policy).map_err(ProofError::from))
+    {
+        Ok(checked) => checked,
+        Err(error) => return Proof::Done(Err(with_nonce(error, now, policy))),
+    };
     match policy
         .replay
-        .first_use(&checked.replay_key, checked.replay_ttl)
-        .await
+        .first_use_now(&checked.replay_key, checked.replay_ttl)
     {
+        Some(answer) => Proof::Done(recorded(checked, answer, now, policy)),
+        None => Proof::Store(checked),
+    }
+}
+
+/// The asynchronous end of [`check_proof`]: the replay store's answer.
+pub(crate) async fn check_store(
+    checked: Checked,
+    now: i64,
+    policy: &ProofPolicy,
+) -> Result<ProofInfo, ProofError> {
+    let answer = policy
+        .replay
+        .first_use(&checked.replay_key, checked.replay_ttl)
+        .await;
+    recorded(checked, answer, now, policy)
+}
+
+/// The verdict once the store answered.
+fn recorded(
+    checked: Checked,
+    answer: Result<bool, replay::StoreError>,
+    now: i64,
+    policy: &ProofPolicy,
+) -> Result<ProofInfo, ProofError> {
+    // SECURITY (RFC 9449 §11.1): the store is asked last, so only proofs
+    // that passed every other check are recorded; a store error refuses
+    // the proof.
+    match answer {
         Ok(true) => {}
-        Ok(false) => return Err(ProofReason::Replayed.into()),
+        Ok(false) => return Err(with_nonce(ProofReason::Replayed.into(), now, policy)),
         Err(e) => {
             let mut error = ProofError::new(ProofReason::ReplayStore);
             error.detail = Some(e.0.into_boxed_str());
@@ -215,6 +257,16 @@ async fn check_once<'h>(
         jkt: checked.jkt,
         fresh_nonce,
     })
+}
+
+/// A refusal carries a fresh nonce when nonces are on (but a 503 none).
+fn with_nonce(mut error: ProofError, now: i64, policy: &ProofPolicy) -> ProofError {
+    if error.kind() != ProofErrorKind::Unavailable
+        && let Some(keys) = &policy.nonces
+    {
+        error.fresh_nonce = Some(keys.issue(now));
+    }
+    error
 }
 
 #[cfg(all(test, feature = "test-util"))]
@@ -846,7 +898,7 @@ mod tests {
     /// A store that is down.
     struct DownStore;
 
-    impl ReplayStore for DownStore {
+    impl ProofStore for DownStore {
         fn first_use<'a>(
             &'a self,
             _key: &'a ReplayKey,

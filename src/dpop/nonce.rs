@@ -120,6 +120,7 @@ impl NonceKeys {
 
     /// How long a nonce is accepted after it was issued. Defaults to 5 minutes.
     #[must_use]
+    #[cfg(test)] // only the tests need it
     pub(crate) fn lifetime(mut self, lifetime: Duration) -> Self {
         self.lifetime = lifetime;
         self
@@ -186,6 +187,7 @@ impl NonceKeys {
 
     /// Whether a client sending `nonce` at `now` should get a fresh one:
     /// it is not ours, has expired, or is past half its lifetime.
+    #[cfg(test)] // only the tests need it
     pub(crate) fn needs_refresh(&self, nonce: &str, now: i64) -> bool {
         self.check(nonce, now)
             .map_or(true, |issued| self.refresh_due(issued, now))

@@ -17,7 +17,7 @@ use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
-use super::replay::{ReplayKey, ReplayStore, StoreError, StoreFuture};
+use super::replay::{ProofStore, ReplayKey, StoreError, StoreFuture};
 
 /// Default key prefix: several services may share one Redis.
 const DEFAULT_PREFIX: &str = "authlayer:dpop:";
@@ -75,6 +75,7 @@ impl RedisReplayStore {
 
     /// The prefix of every key this store writes. Defaults to `authlayer:dpop:`.
     #[must_use]
+    #[cfg(test)] // only the tests need it
     pub(crate) fn prefix(mut self, prefix: &str) -> Self {
         self.prefix = prefix.into();
         self
@@ -82,6 +83,7 @@ impl RedisReplayStore {
 
     /// How long one check may take before the proof is refused. Defaults to 500 ms.
     #[must_use]
+    #[cfg(test)] // only the tests need it
     pub(crate) fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
@@ -95,7 +97,7 @@ impl RedisReplayStore {
     }
 }
 
-impl ReplayStore for RedisReplayStore {
+impl ProofStore for RedisReplayStore {
     fn first_use<'a>(
         &'a self,
         key: &'a ReplayKey,

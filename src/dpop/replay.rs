@@ -17,7 +17,7 @@ use moka::policy::EvictionPolicy;
 
 use super::hash::{NoDigest, sha256};
 
-/// A boxed future: what a [`ReplayStore`] returns, so one store type can be
+/// A boxed future: what a [`ProofStore`] returns, so one store type can be
 /// chosen at run time (in memory, Redis).
 pub(crate) type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -74,7 +74,7 @@ impl fmt::Display for StoreError {
 impl std::error::Error for StoreError {}
 
 /// Where seen proofs are remembered.
-pub(crate) trait ReplayStore: Send + Sync + 'static {
+pub(crate) trait ProofStore: Send + Sync + 'static {
     /// Records `key` for `ttl` unless it is there already: `Ok(true)` the
     /// first time (the proof is fresh), `Ok(false)` if it was seen within
     /// its `ttl` (a replay). Atomic: of two concurrent calls with one key,
@@ -87,6 +87,13 @@ pub(crate) trait ReplayStore: Send + Sync + 'static {
         key: &'a ReplayKey,
         ttl: Duration,
     ) -> StoreFuture<'a, Result<bool, StoreError>>;
+
+    /// The same answer without waiting, for a store that never waits (the
+    /// in-memory one): so the common case costs the request no boxed
+    /// future. `None` (the default): ask [`first_use`](Self::first_use).
+    fn first_use_now(&self, _key: &ReplayKey, _ttl: Duration) -> Option<Result<bool, StoreError>> {
+        None
+    }
 }
 
 /// The default store: in this process, bounded, forgotten after each
@@ -171,13 +178,17 @@ impl MemoryReplayStore {
     }
 }
 
-impl ReplayStore for MemoryReplayStore {
+impl ProofStore for MemoryReplayStore {
     fn first_use<'a>(
         &'a self,
         key: &'a ReplayKey,
         ttl: Duration,
     ) -> StoreFuture<'a, Result<bool, StoreError>> {
         Box::pin(std::future::ready(Ok(self.record(*key, ttl))))
+    }
+
+    fn first_use_now(&self, key: &ReplayKey, ttl: Duration) -> Option<Result<bool, StoreError>> {
+        Some(Ok(self.record(*key, ttl)))
     }
 }
 

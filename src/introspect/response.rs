@@ -29,6 +29,8 @@ struct Envelope {
     token_use: Option<Value>,
     #[serde(default, deserialize_with = "present")]
     typ: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    cnf: Option<Value>,
 }
 
 /// SECURITY: a member present as `null` is present (serde would read it as
@@ -46,6 +48,9 @@ const KINDS: [(&str, &[&str]); 3] = [
         "token_type",
         &[
             "bearer",
+            // RFC 9449 §6.2: a DPoP-bound access token (its `cnf.jkt` is
+            // then required, see `judge`).
+            "dpop",
             "access_token",
             "urn:ietf:params:oauth:token-type:access_token",
         ],
@@ -96,11 +101,27 @@ pub(crate) fn judge(body: &[u8], issuer: &str, require_kind: bool) -> Result<Ver
     {
         return Ok(Verdict::Refused(Reason::UnknownIssuer));
     }
-    // SECURITY: a refresh token, an ID token (or a DPoP-bound one, which
-    // this crate does not check here) is not a bearer access token, however
-    // active. Every member that names the kind must name an access token:
+    // SECURITY: a refresh token or an ID token is not an access token,
+    // however active. Every member that names the kind must name an access token:
     // one that says otherwise, or is not a string, refuses the answer, so
     // members that contradict each other refuse it too.
+    // SECURITY (RFC 9449 §6.2): an answer saying the token is DPoP-bound
+    // must say to which key (`cnf.jkt`); without it the binding could not
+    // be checked, and the token would pass as a bearer token.
+    let dpop_kind = envelope
+        .token_type
+        .as_ref()
+        .and_then(Value::as_str)
+        .is_some_and(|k| k.eq_ignore_ascii_case("dpop"));
+    let bound = envelope
+        .cnf
+        .as_ref()
+        .and_then(|cnf| cnf.get("jkt"))
+        .is_some_and(Value::is_string);
+    if dpop_kind && !bound {
+        tracing::debug!("introspection: token_type DPoP without cnf.jkt");
+        return Ok(Verdict::Refused(Reason::WrongType));
+    }
     let named = [envelope.token_type, envelope.token_use, envelope.typ];
     let mut any = false;
     for (value, (member, access)) in named.iter().zip(KINDS) {
@@ -196,6 +217,27 @@ mod tests {
             assert_eq!(
                 judged(body),
                 Ok(Verdict::Refused(Reason::UnknownIssuer)),
+                "{body}"
+            );
+        }
+    }
+
+    #[test]
+    fn token_type_dpop_is_an_access_token_only_with_its_cnf_jkt() {
+        assert_eq!(
+            judged(
+                r#"{"active":true,"token_type":"DPoP","cnf":{"jkt":"0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"}}"#
+            ),
+            Ok(Verdict::Active)
+        );
+        for body in [
+            r#"{"active":true,"token_type":"DPoP"}"#,
+            r#"{"active":true,"token_type":"dpop","cnf":{}}"#,
+            r#"{"active":true,"token_type":"DPoP","cnf":{"jkt":7}}"#,
+        ] {
+            assert_eq!(
+                judged(body),
+                Ok(Verdict::Refused(Reason::WrongType)),
                 "{body}"
             );
         }

@@ -16,7 +16,7 @@ use pin_project_lite::pin_project;
 
 use crate::audit::{Pending, Trail};
 use crate::error::{AuthError, Reason};
-use crate::reject::{self, Erased, RejectContext};
+use crate::reject::{self, DpopFacts, Erased, RejectContext};
 use crate::verifier::Verifier;
 
 mod access_token;
@@ -49,6 +49,8 @@ pub(crate) struct Authenticated {
     /// (`None`: the default rendering), so that every refusal of the stack
     /// is rendered alike.
     pub(crate) on_reject: Option<Erased>,
+    /// The request's DPoP facts, for the challenges of later refusals.
+    pub(crate) dpop: DpopFacts,
 }
 
 impl Authenticated {
@@ -68,31 +70,57 @@ pub(crate) fn render<B: Default + 'static, ReqBody>(
     err: &AuthError,
     realm: &str,
 ) -> Response<B> {
-    reject::render(
-        marker.and_then(|m| m.on_reject.as_deref()),
-        err,
-        &RejectContext::of(
-            req,
-            realm,
-            marker.and_then(|m| reject::metadata_url(&m.verifier)),
-        ),
-    )
+    let ctx = match marker {
+        Some(m) => RejectContext::of(req, &m.verifier, m.dpop),
+        None => {
+            let mut ctx = RejectContext::new(realm);
+            ctx.grpc = reject::is_grpc(req.headers());
+            ctx
+        }
+    };
+    reject::render(marker.and_then(|m| m.on_reject.as_deref()), err, &ctx)
 }
 
-/// The token of an `Authorization: Bearer` header value (scheme
-/// case-insensitive); `Ok(None)` for another scheme, which is not ours to
-/// judge (Basic, DPoP…).
-pub(crate) fn bearer(value: &HeaderValue) -> Result<Option<&str>, Reason> {
+/// How a token was presented.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Scheme {
+    /// `Authorization: Bearer`, or a cookie or header of the user's.
+    Bearer,
+    /// `Authorization: DPoP`, with a proof in the `DPoP` header.
+    Dpop,
+}
+
+impl Scheme {
+    /// Its name in the audit record.
+    pub(crate) fn code(self) -> &'static str {
+        match self {
+            Scheme::Bearer => "bearer",
+            Scheme::Dpop => "dpop",
+        }
+    }
+}
+
+/// The token of an `Authorization` header value, `Bearer` or, when `dpop`,
+/// `DPoP` (schemes case-insensitive); `Ok(None)` for another scheme, which
+/// is not ours to judge (Basic, or DPoP on a verifier without it).
+pub(crate) fn credential(
+    value: &HeaderValue,
+    dpop: bool,
+) -> Result<Option<(Scheme, &str)>, Reason> {
     let value = value.to_str().map_err(|_| Reason::Malformed)?;
     let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
-    if !scheme.eq_ignore_ascii_case("bearer") {
+    let scheme = if scheme.eq_ignore_ascii_case("bearer") {
+        Scheme::Bearer
+    } else if dpop && scheme.eq_ignore_ascii_case("dpop") {
+        Scheme::Dpop
+    } else {
         return Ok(None);
-    }
+    };
     let token = rest.trim_matches(' ');
     if token.is_empty() {
         return Err(Reason::EmptyBearer);
     }
-    Ok(Some(token))
+    Ok(Some((scheme, token)))
 }
 
 pub(crate) type Waiting<B, E> = Pin<Box<dyn Future<Output = Result<Response<B>, E>> + Send>>;
@@ -104,6 +132,8 @@ pin_project! {
         state: State<F, B, E>,
         // The allowed request's audit record, written with the answer.
         audit: Option<Pending>,
+        // A fresh DPoP nonce for the answer's `DPoP-Nonce` header.
+        nonce: Option<HeaderValue>,
     }
 }
 
@@ -121,6 +151,7 @@ impl<F, B, E> ResponseFuture<F, B, E> {
         Self {
             state: State::Inner { future },
             audit: None,
+            nonce: None,
         }
     }
 
@@ -128,6 +159,7 @@ impl<F, B, E> ResponseFuture<F, B, E> {
         Self {
             state: State::Inner { future },
             audit: Some(audit),
+            nonce: None,
         }
     }
 
@@ -137,13 +169,21 @@ impl<F, B, E> ResponseFuture<F, B, E> {
                 response: Some(response),
             },
             audit: None,
+            nonce: None,
         }
+    }
+
+    /// Sends `nonce` in the answer's `DPoP-Nonce` header.
+    pub(crate) fn with_dpop_nonce(mut self, nonce: Option<HeaderValue>) -> Self {
+        self.nonce = nonce;
+        self
     }
 
     pub(crate) fn waiting(future: Waiting<B, E>) -> Self {
         Self {
             state: State::Waiting { future },
             audit: None,
+            nonce: None,
         }
     }
 }
@@ -158,7 +198,10 @@ where
         let this = self.project();
         match this.state.project() {
             StateProj::Inner { future } => {
-                let result = ready!(future.poll(cx));
+                let mut result = ready!(future.poll(cx));
+                if let (Some(nonce), Ok(response)) = (this.nonce.take(), result.as_mut()) {
+                    response.headers_mut().insert(&reject::DPOP_NONCE, nonce);
+                }
                 if let Some(mut audit) = this.audit.take() {
                     audit.finish(result.as_ref().ok());
                 }

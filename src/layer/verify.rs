@@ -15,11 +15,13 @@ use serde::de::DeserializeOwned;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use super::{AccessToken, Authenticated, ResponseFuture, bearer};
+use super::{AccessToken, Authenticated, ResponseFuture, Scheme, credential};
 use crate::audit::{self, Pending, Subject, Trail};
 use crate::claims::Claims;
+use crate::dpop::{self, Checked};
 use crate::error::{AuthError, Reason};
-use crate::reject::{self, DefaultReject, Erased, RejectContext, RejectFn, Render};
+use crate::reject::{self, DefaultReject, DpopFacts, Erased, RejectContext, RejectFn, Render};
+use crate::telemetry;
 use crate::verifier::{Check, Verifier};
 
 #[derive(Debug, Clone)]
@@ -34,6 +36,8 @@ struct Config {
     authorization: bool,
     extra: Vec<TokenSource>,
     optional: bool,
+    /// This route's DPoP mode, when it differs from the verifier's.
+    dpop_required: Option<bool>,
 }
 
 /// Verifies the bearer token of every request and puts its [`Claims`] into
@@ -131,6 +135,7 @@ impl VerifyLayer {
                 authorization: true,
                 extra: Vec::new(),
                 optional: false,
+                dpop_required: None,
             }),
             on_reject: DefaultReject,
             _claims: PhantomData,
@@ -197,6 +202,18 @@ impl<E, R> VerifyLayer<E, R> {
     #[must_use]
     pub fn authorization_header(mut self, enabled: bool) -> Self {
         self.config_mut().authorization = enabled;
+        self
+    }
+
+    /// Whether this layer's routes require DPoP (`true`: `Bearer` tokens
+    /// refused) or allow both schemes (`false`), whatever the verifier's
+    /// [`Dpop`](crate::Dpop) mode says. Needs a verifier with
+    /// [`dpop`](crate::VerifierBuilder::dpop): without it, `true` refuses
+    /// every token ([`DpopRequired`](crate::Reason::DpopRequired)), since
+    /// no proof can be checked. Defaults to the verifier's mode.
+    #[must_use]
+    pub fn dpop_required(mut self, required: bool) -> Self {
+        self.config_mut().dpop_required = Some(required);
         self
     }
 
@@ -331,27 +348,42 @@ impl<S, E, R> Verify<S, E, R> {
     }
 }
 
-/// Finds the credential and the header value it is a slice of.
-/// `Ok(None)`: none at all.
+/// The credential of a request: the header value it is a slice of, the
+/// token, and the scheme it came under.
+type Found<'a> = (&'a HeaderValue, &'a str, Scheme);
+
+/// Finds the credential. `Ok(None)`: none at all. `dpop`: whether the
+/// `DPoP` scheme is understood.
 ///
-/// SECURITY (RFC 6750 §2): exactly one credential per request; two (even
-/// identical) are a malformed request, so no component has to pick one.
+/// SECURITY (RFC 6750 §2, RFC 9449 §7): exactly one credential per
+/// request; two (even identical, even under two schemes) are a malformed
+/// request, so no component has to pick one. Where DPoP is understood,
+/// several `Authorization` values are refused whatever their schemes:
+/// `Authorization` is not a list, and a proxy or framework reading
+/// another value than this layer must not be possible.
 fn extract_token<'a, B>(
     req: &'a Request<B>,
     config: &Config,
-) -> Result<Option<(&'a HeaderValue, &'a str)>, Reason> {
-    let mut found: Option<(&HeaderValue, &str)> = None;
-    let mut take = |value: &'a HeaderValue, token: &'a str| -> Result<(), Reason> {
-        if found.replace((value, token)).is_some() {
+    dpop: bool,
+) -> Result<Option<Found<'a>>, Reason> {
+    let mut found: Option<Found<'a>> = None;
+    let mut take = |value: &'a HeaderValue, token: &'a str, scheme| -> Result<(), Reason> {
+        if found.replace((value, token, scheme)).is_some() {
             return Err(Reason::MultipleCredentials);
         }
         Ok(())
     };
     if config.authorization {
-        for value in req.headers().get_all(AUTHORIZATION) {
-            if let Some(token) = bearer(value)? {
-                take(value, token)?;
+        let values = req.headers().get_all(AUTHORIZATION);
+        let mut count = 0;
+        for value in values {
+            count += 1;
+            if let Some((scheme, token)) = credential(value, dpop)? {
+                take(value, token, scheme)?;
             }
+        }
+        if dpop && count > 1 {
+            return Err(Reason::MultipleCredentials);
         }
     }
     for source in &config.extra {
@@ -360,7 +392,7 @@ fn extract_token<'a, B>(
                 for value in req.headers().get_all(name) {
                     let token = value.to_str().map_err(|_| Reason::Malformed)?.trim();
                     if !token.is_empty() {
-                        take(value, token)?;
+                        take(value, token, Scheme::Bearer)?;
                     }
                 }
             }
@@ -372,7 +404,7 @@ fn extract_token<'a, B>(
                             && k == name
                             && !v.is_empty()
                         {
-                            take(value, v)?;
+                            take(value, v, Scheme::Bearer)?;
                         }
                     }
                 }
@@ -430,6 +462,7 @@ where
 }
 
 impl<S, E, R> Verify<S, E, R> {
+    #[allow(clippy::too_many_lines)] // one pass: credential, token, proof, admit
     fn serve<ReqBody, ResBody>(
         &mut self,
         mut req: Request<ReqBody>,
@@ -445,7 +478,14 @@ impl<S, E, R> Verify<S, E, R> {
     {
         let config = &*self.config;
         let verifier = &config.verifier;
-        let (value, token) = match extract_token(&req, config) {
+        let settings = verifier.dpop();
+        let mut facts = DpopFacts {
+            required: config
+                .dpop_required
+                .unwrap_or_else(|| settings.is_some_and(|s| s.required)),
+            used: false,
+        };
+        let (value, token, scheme) = match extract_token(&req, config, settings.is_some()) {
             Ok(Some(found)) => found,
             Ok(None) if config.optional => {
                 let trail = Trail::default();
@@ -459,47 +499,87 @@ impl<S, E, R> Verify<S, E, R> {
                     claims_type: None,
                     trail,
                     on_reject: self.on_reject.erased(),
+                    dpop: facts,
                 });
                 return ResponseFuture::audited(self.inner.call(req), pending);
             }
             Ok(None) => {
                 verifier.count_rejection(Reason::MissingToken);
-                return self.reject(&req, &AuthError::missing_token());
+                return self.reject(&req, &AuthError::missing_token(), facts, None);
             }
             Err(reason) => {
                 verifier.count_rejection(reason);
-                return self.reject(&req, &AuthError::new(reason));
+                return self.reject(&req, &AuthError::new(reason), facts, None);
             }
         };
+        facts.used = scheme == Scheme::Dpop;
+        // SECURITY: where DPoP is required, a bearer token is refused before
+        // it is even verified.
+        if facts.required && scheme == Scheme::Bearer {
+            verifier.count_rejection(Reason::DpopRequired);
+            let err = AuthError::new(Reason::DpopRequired);
+            return self.reject(&req, &err, facts, Some(scheme));
+        }
         match verifier.check::<E>(token) {
-            Check::Done(Ok(claims)) => {
-                let token = AccessToken::from_value(value, token);
-                let on_reject = self.on_reject.erased();
-                let pending = admit(&mut req, claims, token, verifier, on_reject);
-                ResponseFuture::audited(self.inner.call(req), pending)
-            }
-            Check::Done(Err(err)) => self.reject(&req, &err),
+            Check::Done(Ok(claims)) => match bind(&req, &claims, scheme, token, settings) {
+                Bound::Admit(nonce) => {
+                    let token = AccessToken::from_value(value, token);
+                    let on_reject = self.on_reject.erased();
+                    let pending =
+                        admit(&mut req, claims, token, verifier, on_reject, facts, scheme);
+                    ResponseFuture::audited(self.inner.call(req), pending).with_dpop_nonce(nonce)
+                }
+                Bound::Refuse(err) => {
+                    verifier.count_rejection(err.reason());
+                    self.reject(&req, &err, facts, Some(scheme))
+                }
+                Bound::Store(checked) => {
+                    let token = AccessToken::from_value(value, token);
+                    let inner = take_ready(&mut self.inner);
+                    let verifier = verifier.clone();
+                    let on_reject = self.on_reject.clone();
+                    ResponseFuture::waiting(Box::pin(async move {
+                        let proof = store(checked, &verifier).await;
+                        finish(
+                            req, claims, token, proof, verifier, on_reject, inner, facts, scheme,
+                        )
+                        .await
+                    }))
+                }
+            },
+            Check::Done(Err(err)) => self.reject(&req, &err, facts, Some(scheme)),
             Check::Wait(wait) => {
                 // Slow path: the key is unknown or the token opaque. Take the
                 // service that was made ready, leave a clone in its place, and
                 // wait (bounded) for the shared refetch or introspection.
                 let token = token.to_owned();
-                let clone = self.inner.clone();
-                let mut inner = std::mem::replace(&mut self.inner, clone);
+                let inner = take_ready(&mut self.inner);
                 let verifier = verifier.clone();
                 let on_reject = self.on_reject.clone();
                 ResponseFuture::waiting(Box::pin(async move {
-                    match verifier.wait::<E>(wait, &token).await {
-                        Ok(claims) => {
-                            let token = AccessToken::from(token);
-                            let erased = on_reject.erased();
-                            let mut pending = admit(&mut req, claims, token, &verifier, erased);
-                            let result = inner.call(req).await;
-                            pending.finish(result.as_ref().ok());
-                            result
+                    let claims = match verifier.wait::<E>(wait, &token).await {
+                        Ok(claims) => claims,
+                        Err(err) => {
+                            return Ok(render(
+                                &req,
+                                &err,
+                                &verifier,
+                                &on_reject,
+                                facts,
+                                Some(scheme),
+                            ));
                         }
-                        Err(err) => Ok(render(&req, &err, &verifier, &on_reject)),
-                    }
+                    };
+                    let proof = match bind(&req, &claims, scheme, &token, verifier.dpop()) {
+                        Bound::Admit(nonce) => Ok(nonce),
+                        Bound::Refuse(err) => Err(err),
+                        Bound::Store(checked) => store(checked, &verifier).await,
+                    };
+                    let token = AccessToken::from(token);
+                    finish(
+                        req, claims, token, proof, verifier, on_reject, inner, facts, scheme,
+                    )
+                    .await
                 }))
             }
         }
@@ -509,13 +589,168 @@ impl<S, E, R> Verify<S, E, R> {
         &self,
         req: &Request<B>,
         err: &AuthError,
+        facts: DpopFacts,
+        scheme: Option<Scheme>,
     ) -> ResponseFuture<F, ResB, Er>
     where
         R: Render<ResB>,
     {
-        ResponseFuture::reject(render(req, err, &self.config.verifier, &self.on_reject))
+        ResponseFuture::reject(render(
+            req,
+            err,
+            &self.config.verifier,
+            &self.on_reject,
+            facts,
+            scheme,
+        ))
     }
 }
+
+/// The service that was made ready, leaving a clone in its place.
+fn take_ready<S: Clone>(inner: &mut S) -> S {
+    let clone = inner.clone();
+    std::mem::replace(inner, clone)
+}
+
+/// What the token's binding and the request's proof say, once the token
+/// is verified.
+enum Bound {
+    /// Go on, sending this fresh nonce with the answer.
+    Admit(Option<HeaderValue>),
+    Refuse(AuthError),
+    /// The proof passed every check but the replay store's, which must be awaited.
+    Store(Checked),
+}
+
+/// Checks the token's key binding against the scheme it came under and,
+/// for `DPoP`, the request's proof.
+fn bind<B, E>(
+    req: &Request<B>,
+    claims: &Claims<E>,
+    scheme: Scheme,
+    token: &str,
+    settings: Option<&dpop::Settings>,
+) -> Bound {
+    let jkt = claims.standard().cnf_jkt.as_deref();
+    match (scheme, jkt, settings) {
+        // SECURITY (RFC 9449 §7.2): a token bound to a key is refused as a
+        // bearer token in every mode, and by a verifier without DPoP, which
+        // could not check the binding: otherwise whoever copied it from a
+        // log or a proxy could use it without the key.
+        (Scheme::Bearer, Some(_), _) => Bound::Refuse(AuthError::new(Reason::BoundTokenAsBearer)),
+        (Scheme::Bearer, None, _) => Bound::Admit(None),
+        // SECURITY: a proof proves possession of a key; a token not bound
+        // to one gains nothing from it, and accepting it under `DPoP` would
+        // let a bearer token pass where DPoP is required.
+        (Scheme::Dpop, None, _) => Bound::Refuse(AuthError::new(Reason::UnboundDpopToken)),
+        // `extract_token` finds no `DPoP` scheme without settings.
+        (Scheme::Dpop, Some(_), None) => Bound::Refuse(AuthError::new(Reason::BoundTokenAsBearer)),
+        (Scheme::Dpop, Some(jkt), Some(settings)) => {
+            let refuse = |error: dpop::ProofError| Bound::Refuse(proof_refused(error));
+            let Some(uri) = settings.external_uri(req) else {
+                tracing::debug!("DPoP: the forwarded headers do not name one origin");
+                return refuse(dpop::ProofReason::Htu.into());
+            };
+            let request = dpop::ProofRequest {
+                method: req.method(),
+                uri: &uri,
+                access_token: Some(token),
+                expected_jkt: Some(jkt),
+            };
+            match dpop::check_now(
+                req.headers().get_all(&DPOP),
+                &request,
+                unix_now(),
+                &settings.policy,
+            ) {
+                dpop::Proof::Done(Ok(info)) => Bound::Admit(nonce_value(info.fresh_nonce)),
+                dpop::Proof::Done(Err(error)) => refuse(error),
+                dpop::Proof::Store(checked) => Bound::Store(checked),
+            }
+        }
+    }
+}
+
+/// The replay store's verdict on a proof `bind` checked otherwise.
+async fn store(checked: Checked, verifier: &Verifier) -> Result<Option<HeaderValue>, AuthError> {
+    let Some(settings) = verifier.dpop() else {
+        return Err(AuthError::new(Reason::DpopUnavailable));
+    };
+    match dpop::check_store(checked, unix_now(), &settings.policy).await {
+        Ok(info) => Ok(nonce_value(info.fresh_nonce)),
+        Err(error) => {
+            if let Some(detail) = &error.detail {
+                tracing::warn!(detail = %detail, "DPoP replay store unavailable: proof refused");
+            }
+            Err(proof_refused(error))
+        }
+    }
+}
+
+/// The end of the slow path: admit and call the service, or refuse.
+#[allow(clippy::too_many_arguments)]
+async fn finish<S, E, R, ReqBody, ResBody>(
+    mut req: Request<ReqBody>,
+    claims: Claims<E>,
+    token: AccessToken,
+    proof: Result<Option<HeaderValue>, AuthError>,
+    verifier: Verifier,
+    on_reject: R,
+    mut inner: S,
+    facts: DpopFacts,
+    scheme: Scheme,
+) -> Result<Response<ResBody>, S::Error>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    E: Send + Sync + 'static,
+    R: Render<ResBody>,
+{
+    let nonce = match proof {
+        Ok(nonce) => nonce,
+        Err(err) => {
+            verifier.count_rejection(err.reason());
+            return Ok(render(
+                &req,
+                &err,
+                &verifier,
+                &on_reject,
+                facts,
+                Some(scheme),
+            ));
+        }
+    };
+    let erased = on_reject.erased();
+    let mut pending = admit(&mut req, claims, token, &verifier, erased, facts, scheme);
+    let mut result = inner.call(req).await;
+    if let (Some(nonce), Ok(response)) = (nonce, result.as_mut()) {
+        response.headers_mut().insert(&reject::DPOP_NONCE, nonce);
+    }
+    pending.finish(result.as_ref().ok());
+    result
+}
+
+/// A refused proof, counted.
+fn proof_refused(error: dpop::ProofError) -> AuthError {
+    let reason = error.reason();
+    telemetry::dpop_proof_refused(
+        reason.code(),
+        reason == dpop::ProofReason::Replayed,
+        reason.kind() == dpop::ProofErrorKind::UseNonce,
+    );
+    AuthError::from(error)
+}
+
+fn nonce_value(nonce: Option<String>) -> Option<HeaderValue> {
+    nonce.and_then(|n| HeaderValue::from_str(&n).ok())
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+static DPOP: HeaderName = HeaderName::from_static("dpop");
 
 /// Puts the verified claims into the request; returns its audit record,
 /// to be written when the answer is known.
@@ -525,8 +760,10 @@ fn admit<B, E: Send + Sync + 'static>(
     token: AccessToken,
     verifier: &Verifier,
     on_reject: Option<Erased>,
+    dpop: DpopFacts,
+    scheme: Scheme,
 ) -> Pending {
-    let trail = Trail::default();
+    let trail = Trail::of_scheme(scheme.code());
     let pending = Pending::new(
         Subject::of(req, Some(&claims)),
         "valid_token",
@@ -545,6 +782,7 @@ fn admit<B, E: Send + Sync + 'static>(
         claims_type: Some(std::any::type_name::<E>()),
         trail,
         on_reject,
+        dpop,
     });
     pending
 }
@@ -554,11 +792,17 @@ fn render<B, ResB, R: Render<ResB>>(
     err: &AuthError,
     verifier: &Verifier,
     on_reject: &R,
+    facts: DpopFacts,
+    scheme: Option<Scheme>,
 ) -> Response<ResB> {
     tracing::debug!(reason = %err, "request refused");
-    let ctx = RejectContext::of(req, verifier.realm(), reject::metadata_url(verifier));
+    let ctx = RejectContext::of(req, verifier, facts);
     let response = on_reject.render(err, &ctx);
-    audit::deny_verify(req, err.reason().code(), &response);
+    let dpop = audit::Dpop {
+        scheme: scheme.map(Scheme::code),
+        proof: err.proof_code(),
+    };
+    audit::deny_verify(req, err.reason().code(), dpop, &response);
     response
 }
 
@@ -588,12 +832,13 @@ mod tests {
                 TokenSource::Header(HeaderName::from_static("x-token")),
             ],
             optional: false,
+            dpop_required: None,
         }
     }
 
     /// The token `extract_token` finds, without its header value.
     fn token_of<'a>(req: &'a Request<()>, config: &Config) -> Result<Option<&'a str>, Reason> {
-        extract_token(req, config).map(|found| found.map(|(_, token)| token))
+        extract_token(req, config, false).map(|found| found.map(|(_, token, _)| token))
     }
 
     fn req(headers: &[(&str, &str)]) -> Request<()> {

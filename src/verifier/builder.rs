@@ -14,6 +14,7 @@ use super::issuer::{
 use super::tenants::{DEFAULT_MAX_TENANTS, Factory, TenantKeys};
 use super::{Inner, Keys, Policy, TrustedIssuer, Verifier};
 use crate::claims::{ClaimSources, ParsePlan};
+use crate::dpop::Dpop;
 use crate::error::{BuildError, FetchError};
 use crate::health::Counters;
 use crate::introspect::{Introspection, Introspector};
@@ -119,6 +120,7 @@ pub struct VerifierBuilder {
     client: Option<reqwest::Client>,
     cache: CacheSize,
     metadata: Option<ResourceMetadata>,
+    dpop: Option<Dpop>,
 }
 
 impl Default for VerifierBuilder {
@@ -150,6 +152,7 @@ impl Default for VerifierBuilder {
             client: None,
             cache: CacheSize::Bytes(16 * 1024 * 1024),
             metadata: None,
+            dpop: None,
         }
     }
 }
@@ -412,6 +415,19 @@ impl VerifierBuilder {
         self
     }
 
+    /// Accept DPoP-bound tokens (RFC 9449) as [`Dpop`] says: the `DPoP`
+    /// scheme, a proof on every request, replay and nonce checks; and,
+    /// with [`resource_metadata`](Self::resource_metadata), the document's
+    /// `dpop_signing_alg_values_supported` and
+    /// `dpop_bound_access_tokens_required`. `build()` checks its values
+    /// (settings `dpop.…`) and connects its replay store. Defaults to none:
+    /// no `DPoP` scheme, and every token bound to a key (`cnf.jkt`) is
+    /// refused, since its binding could not be checked.
+    pub fn dpop(mut self, dpop: Dpop) -> Self {
+        self.dpop = Some(dpop);
+        self
+    }
+
     /// Checks the configuration, selects the crypto provider and, unless
     /// [`lazy`](Self::lazy), fetches every remote key set once.
     ///
@@ -431,10 +447,22 @@ impl VerifierBuilder {
             let hook: Arc<dyn Fn() + Send + Sync> = Arc::new(move || cache.purge_retired());
             hook
         });
+        let dpop = match self.dpop.take() {
+            Some(dpop) => Some(
+                dpop.build(
+                    self.metadata.as_ref().map(ResourceMetadata::resource),
+                    self.fetch.allow_http,
+                )
+                .await?,
+            ),
+            None => None,
+        };
         let metadata = match self.metadata.take() {
-            Some(metadata) => {
-                Some(metadata.resolve(authorization_servers(&configured), self.fetch.allow_http)?)
-            }
+            Some(metadata) => Some(metadata.resolve(
+                authorization_servers(&configured),
+                self.fetch.allow_http,
+                dpop.as_ref(),
+            )?),
             None => None,
         };
         let realm = match self.realm.take() {
@@ -563,6 +591,7 @@ impl VerifierBuilder {
                 cache,
                 opaque,
                 metadata,
+                dpop,
                 _stop: stop,
             }),
         })

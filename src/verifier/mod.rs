@@ -98,6 +98,8 @@ struct Inner {
     opaque: Option<usize>,
     /// The RFC 9728 document, when configured.
     metadata: Option<ResourceMetadataService>,
+    /// The DPoP settings, when DPoP is on.
+    dpop: Option<crate::dpop::Settings>,
     // Dropping these (with the last `Verifier`) stops the refreshers.
     _stop: Vec<oneshot::Sender<()>>,
 }
@@ -608,6 +610,11 @@ impl Verifier {
     /// The RFC 9728 metadata document configured with
     /// [`VerifierBuilder::resource_metadata`], ready to serve; `None`
     /// without one.
+    pub(crate) fn dpop(&self) -> Option<&crate::dpop::Settings> {
+        self.inner.dpop.as_ref()
+    }
+
+    /// The RFC 9728 document, when configured.
     pub fn resource_metadata(&self) -> Option<&ResourceMetadataService> {
         self.inner.metadata.as_ref()
     }

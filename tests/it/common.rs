@@ -223,3 +223,95 @@ impl std::io::Write for LogBuffer {
         Ok(())
     }
 }
+
+/// A DPoP client: an ES256 key pair (a `TestIssuer`'s) that signs proofs
+/// (RFC 9449 §4.2) and knows its key's RFC 7638 thumbprint, for tokens
+/// bound to it (`cnf.jkt`).
+pub struct DpopClient {
+    keys: TestIssuer,
+}
+
+impl Default for DpopClient {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl DpopClient {
+    pub fn new() -> Self {
+        Self {
+            keys: TestIssuer::new("dpop-client"),
+        }
+    }
+
+    /// The public JWK as a client sends it (no `kid`, no `use`).
+    pub fn jwk(&self) -> serde_json::Value {
+        let mut jwk = self
+            .keys
+            .jwk(authlayer::test_util::kids::EC)
+            .expect("the EC key");
+        let map = jwk.as_object_mut().unwrap();
+        map.remove("kid");
+        map.remove("use");
+        map.remove("alg");
+        jwk
+    }
+
+    /// The RFC 7638 thumbprint of the key: SHA-256 of the required members
+    /// in lexicographic order, without whitespace.
+    pub fn jkt(&self) -> String {
+        let jwk = self.jwk();
+        let canonical = format!(
+            r#"{{"crv":"{}","kty":"EC","x":"{}","y":"{}"}}"#,
+            jwk["crv"].as_str().unwrap(),
+            jwk["x"].as_str().unwrap(),
+            jwk["y"].as_str().unwrap()
+        );
+        b64(aws_lc_rs::digest::digest(
+            &aws_lc_rs::digest::SHA256,
+            canonical.as_bytes(),
+        ))
+    }
+
+    /// A fresh proof for `method url` presenting `token`.
+    pub fn proof(&self, method: &str, url: &str, token: &str) -> String {
+        self.proof_with(method, url, token, |_, _| {})
+    }
+
+    /// A proof whose header and claims `edit` may change first.
+    pub fn proof_with(
+        &self,
+        method: &str,
+        url: &str,
+        token: &str,
+        edit: impl FnOnce(&mut serde_json::Value, &mut serde_json::Value),
+    ) -> String {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static JTI: AtomicU64 = AtomicU64::new(0);
+        let mut header = serde_json::json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": self.jwk()});
+        let mut claims = serde_json::json!({
+            "jti": format!("proof-{}-{}", std::process::id(), JTI.fetch_add(1, Ordering::Relaxed)),
+            "htm": method,
+            "htu": url,
+            "iat": now(),
+            "ath": ath(token),
+        });
+        edit(&mut header, &mut claims);
+        self.keys
+            .sign_raw(
+                header.to_string().as_bytes(),
+                claims.to_string().as_bytes(),
+                authlayer::test_util::kids::EC,
+                authlayer::Algorithm::ES256,
+            )
+            .expect("ES256 signs")
+    }
+}
+
+/// `ath`: base64url(SHA-256(token)).
+pub fn ath(token: &str) -> String {
+    b64(aws_lc_rs::digest::digest(
+        &aws_lc_rs::digest::SHA256,
+        token.as_bytes(),
+    ))
+}

@@ -17,6 +17,7 @@ mod authz;
 mod axum;
 mod cache;
 mod config;
+mod dpop;
 mod jwks_faults;
 mod metadata;
 mod randomized;

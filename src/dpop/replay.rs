@@ -174,7 +174,11 @@ impl MemoryReplayStore {
     }
 
     fn record(&self, key: ReplayKey, ttl: Duration) -> bool {
-        self.seen.entry(key).or_insert(ttl).is_fresh()
+        // SECURITY: `or_insert_with`, not `or_insert`: moka's `or_insert` is
+        // a lookup then an insert, so two concurrent first uses could both
+        // see the key absent and both be accepted; `or_insert_with` runs one
+        // initializer per key and the others wait for it and read its value.
+        self.seen.entry(key).or_insert_with(|| ttl).is_fresh()
     }
 }
 
@@ -235,14 +239,17 @@ mod tests {
     #[test]
     fn concurrent_uses_of_one_jti_let_exactly_one_through() {
         let store = MemoryReplayStore::default();
-        let k = key("raced");
-        let wins: usize = std::thread::scope(|s| {
-            let handles: Vec<_> = (0..8)
-                .map(|_| s.spawn(|| usize::from(store.record(k, Duration::from_secs(60)))))
-                .collect();
-            handles.into_iter().map(|h| h.join().unwrap()).sum()
-        });
-        assert_eq!(wins, 1);
+        // Many rounds: a lookup-then-insert race loses some of them.
+        for round in 0..100 {
+            let k = key(&format!("raced-{round}"));
+            let wins: usize = std::thread::scope(|s| {
+                let handles: Vec<_> = (0..8)
+                    .map(|_| s.spawn(|| usize::from(store.record(k, Duration::from_secs(60)))))
+                    .collect();
+                handles.into_iter().map(|h| h.join().unwrap()).sum()
+            });
+            assert_eq!(wins, 1, "round {round}");
+        }
     }
 
     #[test]

@@ -9,7 +9,10 @@
 //! `AUTH_ALLOW_HTTP` and the lifecycle settings described in
 //! `examples/common/auth_env.rs`; `AUTH_PUBLIC_URL` — the URL clients call
 //! this service at, its RFC 9728 resource identifier (default
-//! `http://127.0.0.1:$PORT`, the port actually bound);
+//! `http://127.0.0.1:$PORT`, the port actually bound), also the URL DPoP
+//! proofs must name; `AUTH_DPOP` (`allowed` by default, `required`, `off`),
+//! `AUTH_DPOP_NONCE` (`1`: server nonces) and `AUTH_DPOP_NONCE_SECRET`
+//! (base64; replicas must share it; default random per process);
 //! `PORT` — listen port on 127.0.0.1 (default 3000);
 //! `AUDIT_LOG` (unset: audit JSON lines on stdout; a path: that file; `off`)
 //! and `RUST_LOG` (human log on stderr, default `info`), described in
@@ -65,12 +68,15 @@ mod observability;
 pub const SCOPES: [&str; 2] = ["orders:read", "orders:write"];
 
 /// The verifier configured from the environment (`auth_env.rs`), with the
-/// RFC 9728 metadata of this service at `public_url`.
+/// RFC 9728 metadata of this service at `public_url` and DPoP as
+/// `AUTH_DPOP` says (proofs name `public_url`).
 pub async fn verifier_for(public_url: String) -> Result<Verifier, BuildError> {
-    auth_env::builder_from_env_for("urn:orders")?
-        .resource_metadata(ResourceMetadata::new(public_url).scopes_supported(SCOPES))
-        .build()
-        .await
+    let mut builder = auth_env::builder_from_env_for("urn:orders")?
+        .resource_metadata(ResourceMetadata::new(public_url).scopes_supported(SCOPES));
+    if let Some(dpop) = auth_env::dpop_from_env()? {
+        builder = builder.dpop(dpop);
+    }
+    builder.build().await
 }
 
 /// The service's router; with the verifier's RFC 9728 document when it has

@@ -26,15 +26,23 @@
 //! - `AUTH_ACTIVE_TTL` — seconds a revocation-sensitive route may rely on an
 //!   earlier answer (default 5)
 //!
-//! The service's public URL (`orders` only):
+//! The service's public URL and DPoP (`orders` only):
 //! - `AUTH_PUBLIC_URL` — the URL clients call the service at: its RFC 9728
-//!   resource identifier (default `http://127.0.0.1:$PORT`, with the port
-//!   actually bound)
+//!   resource identifier, and the origin DPoP proofs must name in `htu`
+//!   (default `http://127.0.0.1:$PORT`, with the port actually bound)
+//! - `AUTH_DPOP` — `allowed` (default: `Bearer` tokens without a key
+//!   binding and `DPoP`-bound tokens with their proof), `required` (only
+//!   `DPoP`) or `off` (no `DPoP` scheme; key-bound tokens are refused)
+//! - `AUTH_DPOP_NONCE` — `1`: proofs must carry a server nonce
+//! - `AUTH_DPOP_NONCE_SECRET` — base64 (standard or URL-safe) of the secret
+//!   nonces are sealed with, at least 32 bytes; replicas behind one load
+//!   balancer must share it. Default: random per process, so a nonce is
+//!   good only at the replica that issued it
 
 use std::time::Duration;
 
 use authlayer::{
-    BuildError, ClaimPath, ClaimSources, ClientAuth, Introspection, ValueShape, Verifier,
+    BuildError, ClaimPath, ClaimSources, ClientAuth, Dpop, Introspection, ValueShape, Verifier,
     VerifierBuilder,
 };
 
@@ -103,6 +111,53 @@ pub fn builder_from_env_for(default_audience: &str) -> Result<VerifierBuilder, B
 #[allow(dead_code)] // orders only
 pub fn public_url(port: u16) -> String {
     env("AUTH_PUBLIC_URL").unwrap_or_else(|| format!("http://127.0.0.1:{port}"))
+}
+
+/// The DPoP settings of `AUTH_DPOP`, `AUTH_DPOP_NONCE` and
+/// `AUTH_DPOP_NONCE_SECRET`; `None` for `off`. The URL proofs name is the
+/// verifier's resource metadata resource (`AUTH_PUBLIC_URL`).
+#[allow(dead_code)] // orders only
+pub fn dpop_from_env() -> Result<Option<Dpop>, BuildError> {
+    let setting = |reason: String| BuildError::InvalidSetting {
+        setting: "dpop",
+        issuer: None,
+        reason,
+    };
+    let mut dpop = match env("AUTH_DPOP").as_deref() {
+        None | Some("allowed") => Dpop::allowed(),
+        Some("required") => Dpop::required(),
+        Some("off") => return Ok(None),
+        Some(other) => {
+            return Err(setting(format!(
+                "AUTH_DPOP={other:?}: use allowed, required or off"
+            )));
+        }
+    };
+    if flag("AUTH_DPOP_NONCE") {
+        let secret = match env("AUTH_DPOP_NONCE_SECRET") {
+            Some(text) => decode_secret(&text)
+                .ok_or_else(|| setting("AUTH_DPOP_NONCE_SECRET is not base64".into()))?,
+            None => {
+                let mut secret = vec![0u8; 32];
+                aws_lc_rs::rand::fill(&mut secret)
+                    .map_err(|_| setting("no random source for the DPoP nonce secret".into()))?;
+                secret
+            }
+        };
+        dpop = dpop.nonces(secret);
+    }
+    Ok(Some(dpop))
+}
+
+/// Standard or URL-safe base64, padded or not.
+fn decode_secret(text: &str) -> Option<Vec<u8>> {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
+    let text = text.trim().trim_end_matches('=');
+    STANDARD_NO_PAD
+        .decode(text)
+        .or_else(|_| URL_SAFE_NO_PAD.decode(text))
+        .ok()
 }
 
 /// The introspection settings, when `AUTH_INTROSPECTION_CLIENT_ID` and

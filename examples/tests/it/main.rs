@@ -26,6 +26,7 @@ mod common;
 
 mod attacks;
 mod audit;
+mod dpop;
 mod e2e;
 mod examples;
 mod gateway;

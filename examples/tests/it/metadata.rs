@@ -31,6 +31,9 @@ async fn orders_serves_its_metadata_at_its_bound_address_and_names_it_in_challen
             "authorization_servers": [server.issuer_url()],
             "scopes_supported": ["orders:read", "orders:write"],
             "bearer_methods_supported": ["header"],
+            "dpop_signing_alg_values_supported":
+                ["ES256", "ES384", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "EdDSA"],
+            "dpop_bound_access_tokens_required": false,
         })
     );
 

@@ -217,3 +217,82 @@ async fn grpc_method_table_replaces_handler_checks_with_the_same_statuses() {
         .unwrap_err();
     assert_eq!(status.code(), Code::Unauthenticated);
 }
+
+/// DPoP over gRPC: `htm` is POST and `htu` the public URL + the method's
+/// path; a nonce challenge is UNAUTHENTICATED with `dpop-nonce` in the
+/// metadata; a bound token sent as Bearer is UNAUTHENTICATED.
+#[tokio::test]
+async fn dpop_bound_tokens_call_with_a_proof_of_the_method_path() {
+    use crate::common::DpopClient;
+    use authlayer::Dpop;
+
+    const PUBLIC: &str = "https://grpc.example";
+    let s = setup().await;
+    let verifier = Verifier::builder()
+        .issuer(s.server.issuer_url())
+        .audience(AUDIENCE)
+        .dpop(
+            Dpop::allowed()
+                .public_url(PUBLIC)
+                .nonces(b"a nonce secret of at least 32 bytes".to_vec()),
+        )
+        .build()
+        .await
+        .unwrap();
+    let mut c = grpc_client(serve_grpc(orders_grpc::router(verifier)).await).await;
+    let client = DpopClient::new();
+    let token = orders_token(&s.issuer)
+        .sub("alice")
+        .scope("orders:read")
+        .claim("cnf", serde_json::json!({"jkt": client.jkt()}))
+        .sign();
+    let htu = format!("{PUBLIC}/orders.v1.Orders/GetOrder");
+    let call = |proof: String| {
+        let mut req = tonic::Request::new(GetOrderRequest { id: 4 });
+        req.metadata_mut()
+            .insert("authorization", format!("DPoP {token}").parse().unwrap());
+        req.metadata_mut().insert("dpop", proof.parse().unwrap());
+        req
+    };
+
+    let status = c
+        .get_order(call(client.proof("POST", &htu, &token)))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unauthenticated);
+    let nonce = status
+        .metadata()
+        .get("dpop-nonce")
+        .expect("a nonce")
+        .to_str()
+        .unwrap()
+        .to_owned();
+
+    let with_nonce = |method: &str, htu: &str| {
+        let nonce = nonce.clone();
+        client.proof_with(method, htu, &token, move |_, claims| {
+            claims["nonce"] = nonce.into()
+        })
+    };
+    let order = c
+        .get_order(call(with_nonce("POST", &htu)))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((order.id, order.owner.as_str()), (4, "alice"));
+    // GET is not the method a gRPC call is made with; another method's path is another URI.
+    for proof in [
+        with_nonce("GET", &htu),
+        with_nonce("POST", &format!("{PUBLIC}/orders.v1.Orders/CreateOrder")),
+    ] {
+        let status = c.get_order(call(proof)).await.unwrap_err();
+        assert_eq!(status.code(), Code::Unauthenticated);
+        assert_eq!(status.message(), "invalid DPoP proof");
+    }
+    // The downgrade.
+    let status = c
+        .get_order(with_token(GetOrderRequest { id: 4 }, &token))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unauthenticated);
+}

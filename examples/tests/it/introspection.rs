@@ -917,3 +917,70 @@ async fn with_a_kind_required_an_answer_naming_none_is_refused() {
     assert_eq!(reason(strict.verify(&token).await), Reason::WrongType);
     lenient.verify(&token).await.expect("no kind required");
 }
+
+/// An opaque DPoP-bound token: the introspection answer says `token_type:
+/// DPoP` and binds it with `cnf.jkt`; the layer then needs the `DPoP`
+/// scheme and a proof by that key, and refuses it as a bearer token.
+#[tokio::test]
+async fn an_introspected_cnf_jkt_binds_the_opaque_token_to_its_key() {
+    use crate::common::DpopClient;
+
+    const PUBLIC: &str = "https://orders.example";
+    let rig = rig().await;
+    let verifier = Verifier::builder()
+        .issuer(&rig.iss)
+        .audience(AUDIENCE)
+        .introspection(introspection().endpoint(&rig.proxy_url))
+        .dpop(authlayer::Dpop::allowed().public_url(PUBLIC))
+        .build()
+        .await
+        .expect("verifier");
+    let base = format!("http://{}", serve_axum(orders::app(verifier)).await);
+    let client = DpopClient::new();
+    let jkt = client.jkt();
+    rig.proxy.rewrite(move |mut v| {
+        v["token_type"] = json!("DPoP");
+        v["cnf"] = json!({"jkt": jkt});
+        v.to_string()
+    });
+    let token = rig.opaque().await;
+
+    let res = rig
+        .http
+        .get(format!("{base}/orders/7"))
+        .header("authorization", format!("DPoP {token}"))
+        .header(
+            "dpop",
+            client.proof("GET", &format!("{PUBLIC}/orders/7"), &token),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+
+    let res = rig
+        .call(reqwest::Method::GET, &format!("{base}/orders/7"), &token)
+        .await;
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    assert!(
+        challenge(&res).contains(r#"error="invalid_token""#),
+        "{}",
+        challenge(&res)
+    );
+
+    // Another key's proof.
+    let other = DpopClient::new();
+    let res = rig
+        .http
+        .get(format!("{base}/orders/7"))
+        .header("authorization", format!("DPoP {token}"))
+        .header(
+            "dpop",
+            other.proof("GET", &format!("{PUBLIC}/orders/7"), &token),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    assert!(challenge(&res).contains(r#"error="invalid_dpop_proof""#));
+}

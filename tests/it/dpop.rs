@@ -537,3 +537,84 @@ async fn a_bad_redis_url_fails_the_build_naming_the_setting() {
         assert!(!err.to_string().contains("not a url"), "{err}");
     }
 }
+
+/// What the audit writer wrote, read back by the test.
+#[derive(Clone, Default)]
+struct Sink(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Sink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Sink {
+    fn take(&self, guard: &authlayer::audit::AuditLogGuard) -> Vec<serde_json::Value> {
+        guard.flush().unwrap();
+        let text = String::from_utf8(std::mem::take(&mut *self.0.lock().unwrap())).unwrap();
+        text.lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+}
+
+#[tokio::test]
+async fn the_audit_record_names_the_scheme_and_the_refused_proof_check() {
+    use tracing_subscriber::layer::SubscriberExt as _;
+
+    let sink = Sink::default();
+    let (recorder, guard) = authlayer::audit::AuditLog::writer(sink.clone())
+        .start()
+        .unwrap();
+    // This thread only: the server runs on this current-thread runtime.
+    let _default = tracing::subscriber::set_default(tracing_subscriber::registry().with(recorder));
+    let issuer = TestIssuer::new("https://id.example");
+    let server = allowed_server(&issuer).await;
+    // Hit the audit callsites, recompute their interest, start afresh.
+    server.send("GET", "/orders", &[], &[]).await;
+    tracing::callsite::rebuild_interest_cache();
+    sink.take(&guard);
+
+    let client = DpopClient::new();
+    let token = bound_token(&issuer, &client);
+    assert_eq!(
+        server.dpop_get(&client, &token).await.status(),
+        StatusCode::OK
+    );
+    let proof = client.proof("GET", "https://other.example/orders", &token);
+    let res = server
+        .send("GET", "/orders", &[format!("DPoP {token}")], &[proof])
+        .await;
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    let bearer = orders_token(&issuer).sub("bob").sign();
+    let res = server
+        .send("GET", "/orders", &[format!("Bearer {bearer}")], &[])
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let records = sink.take(&guard);
+    assert_eq!(records.len(), 3, "{records:?}");
+    let (allowed, refused, plain) = (&records[0], &records[1], &records[2]);
+    assert_eq!(
+        (
+            &allowed["decision"],
+            &allowed["scheme"],
+            allowed.get("dpop_proof")
+        ),
+        (&"allow".into(), &"dpop".into(), None),
+        "{allowed}"
+    );
+    assert_eq!(
+        (
+            &refused["reason"],
+            &refused["scheme"],
+            &refused["dpop_proof"]
+        ),
+        (&"invalid_dpop_proof".into(), &"dpop".into(), &"htu".into()),
+        "{refused}"
+    );
+    assert_eq!(plain["scheme"], "bearer", "{plain}");
+}

@@ -824,6 +824,23 @@ mod tests {
     }
 
     #[test]
+    fn cnf_jkt_is_read_and_a_cnf_that_cannot_be_read_fails_the_token() {
+        let c = Claims::<()>::from_json(r#"{"cnf":{"jkt":"abc","x5t#S256":"z"}}"#).unwrap();
+        assert_eq!(c.standard().cnf_jkt.as_deref(), Some("abc"));
+        let c = Claims::<()>::from_json(r#"{"cnf":{"x5t#S256":"z"}}"#).unwrap();
+        assert_eq!(c.standard().cnf_jkt, None);
+        for bad in [
+            r#"{"cnf":"abc"}"#,
+            r#"{"cnf":{"jkt":7}}"#,
+            r#"{"cnf":{"jkt":""}}"#,
+            r#"{"cnf":{"jkt":null}}"#,
+            r#"{"cnf":{"jkt":"a"},"cnf":{"jkt":"b"}}"#,
+        ] {
+            assert!(Claims::<()>::from_json(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
     fn entra_reads_roles_spaced_scp_and_tid() {
         let c = with(
             &ClaimSources::entra(),

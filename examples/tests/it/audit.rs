@@ -697,3 +697,62 @@ async fn orders_at_the_default_log_level_writes_no_human_line_per_request() {
     // three requests add nothing.
     assert!(stderr.lines().count() < 3, "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orders_metrics_count_dpop_proof_failures_replays_and_nonce_challenges() {
+    use crate::common::DpopClient;
+
+    let issuer = TestIssuer::new("pending");
+    let server = issuer.serve().await;
+    let orders = start(
+        "orders",
+        &[
+            ("AUTH_ISSUER", server.issuer_url()),
+            ("AUDIT_LOG", "off"),
+            ("AUTH_DPOP_NONCE", "1"),
+        ],
+    );
+    let base = format!("http://{}", orders.addr);
+    let url = format!("{base}/orders/1");
+    let http = reqwest::Client::new();
+    let client = DpopClient::new();
+    let token = orders_token(&issuer)
+        .scope("orders:read")
+        .claim("cnf", serde_json::json!({"jkt": client.jkt()}))
+        .sign();
+    let send = |proof: String| {
+        http.get(&url)
+            .header("authorization", format!("DPoP {token}"))
+            .header("dpop", proof)
+            .send()
+    };
+    let res = send(client.proof("GET", &url, &token)).await.unwrap();
+    assert_eq!(res.status(), 401);
+    let nonce = res.headers()["dpop-nonce"].to_str().unwrap().to_owned();
+    let proof = client.proof_with("GET", &url, &token, |_, c| c["nonce"] = nonce.into());
+    assert_eq!(send(proof.clone()).await.unwrap().status(), 200);
+    assert_eq!(send(proof).await.unwrap().status(), 401);
+
+    let text = http_get(&http, &format!("{base}/metrics"), None)
+        .await
+        .text()
+        .await
+        .unwrap();
+    let failures = "authlayer_dpop_proof_failures_total";
+    assert_eq!(
+        metric(&text, failures, "reason=\"nonce_missing\""),
+        1,
+        "{text}"
+    );
+    assert_eq!(metric(&text, failures, "reason=\"replayed\""), 1, "{text}");
+    assert_eq!(
+        metric(&text, "authlayer_dpop_replays_total", ""),
+        1,
+        "{text}"
+    );
+    assert_eq!(
+        metric(&text, "authlayer_dpop_nonce_challenges_total", ""),
+        1,
+        "{text}"
+    );
+}

@@ -72,6 +72,7 @@ impl fmt::Debug for ClaimsRejection {
             .field("realm", &self.verifier.as_ref().map(Verifier::realm))
             .field("grpc", &self.grpc)
             .field("on_reject", &self.on_reject.is_some())
+            .field("dpop", &self.dpop)
             .finish()
     }
 }

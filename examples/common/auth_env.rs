@@ -134,15 +134,14 @@ pub fn dpop_from_env() -> Result<Option<Dpop>, BuildError> {
         }
     };
     if flag("AUTH_DPOP_NONCE") {
-        let secret = match env("AUTH_DPOP_NONCE_SECRET") {
-            Some(text) => decode_secret(&text)
-                .ok_or_else(|| setting("AUTH_DPOP_NONCE_SECRET is not base64".into()))?,
-            None => {
-                let mut secret = vec![0u8; 32];
-                aws_lc_rs::rand::fill(&mut secret)
-                    .map_err(|_| setting("no random source for the DPoP nonce secret".into()))?;
-                secret
-            }
+        let secret = if let Some(text) = env("AUTH_DPOP_NONCE_SECRET") {
+            decode_secret(&text)
+                .ok_or_else(|| setting("AUTH_DPOP_NONCE_SECRET is not base64".into()))?
+        } else {
+            let mut secret = vec![0u8; 32];
+            aws_lc_rs::rand::fill(&mut secret)
+                .map_err(|_| setting("no random source for the DPoP nonce secret".into()))?;
+            secret
         };
         dpop = dpop.nonces(secret);
     }

@@ -104,10 +104,14 @@ impl fmt::Debug for Dpop {
             .field("iat_past", &self.iat_past)
             .field("iat_future", &self.iat_future)
             .field("nonces", &self.nonce_secret.is_some())
+            .field(
+                "previous_nonce_secret",
+                &self.previous_nonce_secret.is_some(),
+            )
             .field("store", &self.store)
             .field("public_url", &self.public_url)
             .field("forwarded", &self.forwarded)
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 

@@ -70,13 +70,12 @@ pub(crate) fn render<B: Default + 'static, ReqBody>(
     err: &AuthError,
     realm: &str,
 ) -> Response<B> {
-    let ctx = match marker {
-        Some(m) => RejectContext::of(req, &m.verifier, m.dpop),
-        None => {
-            let mut ctx = RejectContext::new(realm);
-            ctx.grpc = reject::is_grpc(req.headers());
-            ctx
-        }
+    let ctx = if let Some(m) = marker {
+        RejectContext::of(req, &m.verifier, m.dpop)
+    } else {
+        let mut ctx = RejectContext::new(realm);
+        ctx.grpc = reject::is_grpc(req.headers());
+        ctx
     };
     reject::render(marker.and_then(|m| m.on_reject.as_deref()), err, &ctx)
 }

@@ -637,14 +637,17 @@ fn bind<B, E>(
         // bearer token in every mode, and by a verifier without DPoP, which
         // could not check the binding: otherwise whoever copied it from a
         // log or a proxy could use it without the key.
-        (Scheme::Bearer, Some(_), _) => Bound::Refuse(AuthError::new(Reason::BoundTokenAsBearer)),
+        //
+        // `extract_token` finds no `DPoP` scheme without settings: such a
+        // request is the same case.
+        (Scheme::Bearer, Some(_), _) | (Scheme::Dpop, Some(_), None) => {
+            Bound::Refuse(AuthError::new(Reason::BoundTokenAsBearer))
+        }
         (Scheme::Bearer, None, _) => Bound::Admit(None),
         // SECURITY: a proof proves possession of a key; a token not bound
         // to one gains nothing from it, and accepting it under `DPoP` would
         // let a bearer token pass where DPoP is required.
         (Scheme::Dpop, None, _) => Bound::Refuse(AuthError::new(Reason::UnboundDpopToken)),
-        // `extract_token` finds no `DPoP` scheme without settings.
-        (Scheme::Dpop, Some(_), None) => Bound::Refuse(AuthError::new(Reason::BoundTokenAsBearer)),
         (Scheme::Dpop, Some(jkt), Some(settings)) => {
             let refuse = |error: dpop::ProofError| Bound::Refuse(proof_refused(error));
             let Some(uri) = settings.external_uri(req) else {

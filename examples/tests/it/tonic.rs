@@ -271,7 +271,7 @@ async fn dpop_bound_tokens_call_with_a_proof_of_the_method_path() {
     let with_nonce = |method: &str, htu: &str| {
         let nonce = nonce.clone();
         client.proof_with(method, htu, &token, move |_, claims| {
-            claims["nonce"] = nonce.into()
+            claims["nonce"] = nonce.into();
         })
     };
     let order = c

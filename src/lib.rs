@@ -112,6 +112,13 @@
 //! it ([`ResourceMetadataService`], a tower service for any server), and
 //! every challenge names it (`resource_metadata="…"`).
 //!
+//! **DPoP** (RFC 9449). [`Dpop`], given to [`VerifierBuilder::dpop`],
+//! accepts tokens bound to a client's key (`Authorization: DPoP` and a
+//! proof on every request, replay and server-nonce checks, a
+//! [`ReplayStore`] in memory or shared on Redis) and refuses a bound token
+//! presented as a bearer token; [`VerifyLayer::dpop_required`] sets a
+//! route's mode.
+//!
 //! **Modules.**
 //! - [`audit`]: the audit record (one `tracing` event per request decision,
 //!   versioned schema, [`audit::TARGET`]) and, with feature `audit-log`,

@@ -47,7 +47,13 @@ struct Config {
 /// or from a cookie or header you name
 /// ([`token_from_cookie`](Self::token_from_cookie),
 /// [`token_from_header`](Self::token_from_header)); a request carrying two
-/// credentials is refused with 400 `invalid_request`. The [`Verifier`]
+/// credentials is refused with 400 `invalid_request`. With DPoP on the
+/// verifier ([`VerifierBuilder::dpop`](crate::VerifierBuilder::dpop)),
+/// `Authorization: DPoP` too: the token is verified as any other (the
+/// cache may answer), then the request's `DPoP` proof is checked, on every
+/// request, against the token's `cnf.jkt`; a token bound to a key is
+/// refused under `Bearer` (see [`Dpop`](crate::Dpop) for the modes and
+/// answers, and [`dpop_required`](Self::dpop_required) for a route's). The [`Verifier`]
 /// checks it; an accepted request goes on with its [`Claims`] (and, with
 /// [`with_claims`](Self::with_claims), your own `Claims<E>`) and the raw
 /// [`AccessToken`] in its extensions. A refused one is answered here: 401

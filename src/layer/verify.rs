@@ -941,4 +941,84 @@ mod tests {
         );
         assert_send::<ResponseFuture<std::future::Ready<Result<Response<()>, ()>>, (), ()>>();
     }
+
+    /// A proof whose nonce is past half its lifetime is accepted, and the
+    /// answer carries a fresh nonce; a young nonce gets none.
+    #[cfg(feature = "test-util")]
+    #[tokio::test]
+    async fn an_old_nonce_is_accepted_and_a_fresh_one_sent_with_the_answer() {
+        use base64::Engine as _;
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        use serde_json::json;
+        use tower::{ServiceExt as _, service_fn};
+
+        use crate::test_util::{TestIssuer, kids};
+        use crate::{Algorithm, Dpop};
+
+        const SECRET: &[u8] = b"a nonce secret of at least 32 bytes";
+        let b64 = |bytes: &[u8]| URL_SAFE_NO_PAD.encode(bytes);
+        let sha = |text: &str| {
+            b64(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, text.as_bytes()).as_ref())
+        };
+        let issuer = TestIssuer::new("https://id.example");
+        let client = TestIssuer::new("client");
+        let jwk = client.jwk(kids::EC).unwrap();
+        let jkt = sha(&format!(
+            r#"{{"crv":"P-256","kty":"EC","x":"{}","y":"{}"}}"#,
+            jwk["x"].as_str().unwrap(),
+            jwk["y"].as_str().unwrap()
+        ));
+        let verifier = Verifier::builder()
+            .issuer(issuer.issuer())
+            .jwks_json(issuer.jwks_json())
+            .audience("a")
+            .dpop(
+                Dpop::allowed()
+                    .public_url("https://api.example")
+                    .nonces(SECRET),
+            )
+            .build()
+            .await
+            .unwrap();
+        let token = issuer
+            .token()
+            .audience("a")
+            .claim("cnf", json!({"jkt": jkt}))
+            .sign();
+        let service = VerifyLayer::new(verifier).layer(service_fn(|_: Request<()>| async {
+            Ok::<_, std::convert::Infallible>(Response::new(()))
+        }));
+        let now = super::unix_now();
+        let keys = dpop::NonceKeys::new(SECRET).unwrap();
+        let call = |nonce: String, jti: &str| {
+            let header = json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": jwk.clone()});
+            let claims = json!({
+                "jti": jti, "htm": "GET", "htu": "https://api.example/orders",
+                "iat": now, "ath": sha(&token), "nonce": nonce,
+            });
+            let proof = client
+                .sign_raw(
+                    header.to_string().as_bytes(),
+                    claims.to_string().as_bytes(),
+                    kids::EC,
+                    Algorithm::ES256,
+                )
+                .unwrap();
+            let req = Request::builder()
+                .uri("/orders")
+                .header("authorization", format!("DPoP {token}"))
+                .header("dpop", proof)
+                .body(())
+                .unwrap();
+            service.clone().oneshot(req)
+        };
+        let old = keys.issue(now - 200);
+        let res = call(old.clone(), "j1").await.unwrap();
+        assert_eq!(res.status(), http::StatusCode::OK);
+        let fresh = res.headers()["dpop-nonce"].to_str().unwrap().to_owned();
+        assert_ne!(fresh, old);
+        let res = call(fresh, "j2").await.unwrap();
+        assert_eq!(res.status(), http::StatusCode::OK);
+        assert!(res.headers().get("dpop-nonce").is_none());
+    }
 }

@@ -618,3 +618,59 @@ async fn the_audit_record_names_the_scheme_and_the_refused_proof_check() {
     );
     assert_eq!(plain["scheme"], "bearer", "{plain}");
 }
+
+#[tokio::test]
+async fn trusted_forwarded_headers_name_the_url_and_are_ignored_unless_trusted() {
+    let issuer = TestIssuer::new("https://id.example");
+    let client = DpopClient::new();
+    let token = bound_token(&issuer, &client);
+    let proxied = "https://edge.example/orders";
+    let send = |server: &Server, headers: &[(&str, &str)]| {
+        let mut request = server
+            .http
+            .get(format!("http://{}/orders", server.addr))
+            .header("authorization", format!("DPoP {token}"))
+            .header("dpop", client.proof("GET", proxied, &token));
+        for (k, v) in headers {
+            request = request.header(*k, *v);
+        }
+        request.send()
+    };
+    let forwarded = [
+        ("x-forwarded-proto", "https"),
+        ("x-forwarded-host", "edge.example"),
+    ];
+
+    let trusting = Dpop::allowed().trust_forwarded_headers(true);
+    let trusting = Server::start(VerifyLayer::new(verifier(&issuer, Some(trusting)).await)).await;
+    assert_eq!(
+        send(&trusting, &forwarded).await.unwrap().status(),
+        StatusCode::OK
+    );
+    let res = send(&trusting, &[("forwarded", "proto=https;host=edge.example")])
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    // Two hops' worth of hosts: ambiguous, refused.
+    let res = send(
+        &trusting,
+        &[
+            ("x-forwarded-proto", "https"),
+            ("x-forwarded-host", "edge.example, evil.example"),
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    // No forwarded headers and no public URL: the URL cannot be told.
+    assert_eq!(
+        send(&trusting, &[]).await.unwrap().status(),
+        StatusCode::UNAUTHORIZED
+    );
+
+    // Not trusted: the headers change nothing, the public URL counts.
+    let server = allowed_server(&issuer).await;
+    let res = send(&server, &forwarded).await.unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    assert!(challenge(&res).contains(r#"error="invalid_dpop_proof""#));
+}

@@ -641,6 +641,22 @@ mod tests {
             14
         );
         assert_eq!(Reason::Inactive.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(Reason::InvalidDpopProof.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(Reason::UseDpopNonce.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            Reason::DpopUnavailable.status(),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        assert_eq!(AuthError::new(Reason::DpopUnavailable).grpc_code(), 14);
+        assert_eq!(AuthError::new(Reason::UseDpopNonce).grpc_code(), 16);
+        assert_eq!(
+            ErrorKind::InvalidDpopProof.challenge_code(),
+            Some("invalid_dpop_proof")
+        );
+        assert_eq!(
+            ErrorKind::UseDpopNonce.challenge_code(),
+            Some("use_dpop_nonce")
+        );
         assert_eq!(AuthError::insufficient_scope("a".into()).grpc_code(), 7);
     }
 }

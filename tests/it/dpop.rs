@@ -674,3 +674,26 @@ async fn trusted_forwarded_headers_name_the_url_and_are_ignored_unless_trusted()
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
     assert!(challenge(&res).contains(r#"error="invalid_dpop_proof""#));
 }
+
+#[tokio::test]
+async fn a_route_requiring_dpop_on_a_verifier_without_it_refuses_every_token() {
+    let issuer = TestIssuer::new("https://id.example");
+    let v = verifier(&issuer, None).await;
+    let server = Server::start(VerifyLayer::new(v).dpop_required(true)).await;
+    let bearer = orders_token(&issuer).sign();
+    let res = server
+        .send("GET", "/orders", &[format!("Bearer {bearer}")], &[])
+        .await;
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        challenge(&res),
+        r#"Bearer realm="orders", error="invalid_token", error_description="a DPoP-bound token is required""#
+    );
+    // The DPoP scheme is not understood there: no token at all.
+    let client = DpopClient::new();
+    let res = server
+        .dpop_get(&client, &bound_token(&issuer, &client))
+        .await;
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(challenge(&res), r#"Bearer realm="orders""#);
+}

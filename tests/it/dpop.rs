@@ -697,3 +697,70 @@ async fn a_route_requiring_dpop_on_a_verifier_without_it_refuses_every_token() {
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(challenge(&res), r#"Bearer realm="orders""#);
 }
+
+#[cfg(feature = "redis")]
+#[tokio::test]
+async fn when_the_shared_replay_store_stops_answering_proofs_are_refused_with_503() {
+    use std::io::{BufRead as _, BufReader};
+    use std::process::{Child, Command, Stdio};
+
+    /// A redis-server of this test's own, to stop in the middle; killed
+    /// and reaped when dropped.
+    struct OwnRedis(Child);
+    impl Drop for OwnRedis {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    if std::env::var("REDIS_URL").is_err() {
+        eprintln!("REDIS_URL is not set (bash .ci/run installs and starts Redis): skipping");
+        return;
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = Command::new("redis-server")
+        .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+        .args(["--save", "", "--appendonly", "no", "--loglevel", "notice"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("redis-server on PATH (.ci/redis.sh installs it)");
+    let stdout = child.stdout.take().unwrap();
+    let mut redis = OwnRedis(child);
+    // Ready when it says so (a signal, not a sleep).
+    let ready = BufReader::new(stdout)
+        .lines()
+        .any(|line| line.unwrap().contains("Ready to accept connections"));
+    assert!(ready, "redis-server exited before it was ready");
+
+    let issuer = TestIssuer::new("https://id.example");
+    let dpop = Dpop::allowed()
+        .public_url(PUBLIC)
+        .replay_store(ReplayStore::redis(format!("redis://127.0.0.1:{port}")));
+    let server = Server::start(VerifyLayer::new(verifier(&issuer, Some(dpop)).await)).await;
+    let client = DpopClient::new();
+    let token = bound_token(&issuer, &client);
+    assert_eq!(
+        server.dpop_get(&client, &token).await.status(),
+        StatusCode::OK
+    );
+
+    redis.0.kill().unwrap();
+    redis.0.wait().unwrap();
+    for _ in 0..2 {
+        let res = server.dpop_get(&client, &token).await;
+        assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(res.headers()["retry-after"], "5");
+    }
+    // Bearer tokens need no store.
+    let bearer = orders_token(&issuer).sign();
+    let res = server
+        .send("GET", "/orders", &[format!("Bearer {bearer}")], &[])
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+}

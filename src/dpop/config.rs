@@ -180,9 +180,10 @@ impl Dpop {
     }
 
     /// Where accepted proofs are remembered, so each is accepted once.
-    /// Defaults to [`ReplayStore::memory`] of 100 000 proofs: replicas that
-    /// do not share a store each accept a replayed proof once; share one
-    /// ([`ReplayStore::redis`], feature `redis`) behind a load balancer.
+    /// Replicas that do not share a store each accept a replayed proof
+    /// once: behind a load balancer, share one ([`ReplayStore::redis`],
+    /// feature `redis`). Defaults to [`ReplayStore::memory`] of 100 000
+    /// proofs.
     pub fn replay_store(mut self, store: ReplayStore) -> Self {
         self.store = store;
         self

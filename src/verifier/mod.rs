@@ -194,14 +194,25 @@ impl Verifier {
     /// Verifies `token` like [`verify`](Self::verify), and also parses the
     /// whole payload as your own claims type `E`
     /// ([`Claims::extra`]).
+    ///
+    /// Both take the token as a bearer token: one bound to a key
+    /// (`cnf.jkt`, DPoP) is refused with
+    /// [`BoundTokenAsBearer`](crate::Reason::BoundTokenAsBearer), since
+    /// without its proof nothing shows the caller holds the key; such
+    /// tokens go through [`VerifyLayer`](crate::VerifyLayer) with DPoP on.
     pub async fn verify_as<E>(&self, token: &str) -> Result<Claims<E>, AuthError>
     where
         E: DeserializeOwned + Send + Sync + 'static,
     {
-        match self.check(token) {
+        let claims = match self.check(token) {
             Check::Done(result) => result,
             Check::Wait(wait) => self.wait(wait, token).await,
+        }?;
+        // SECURITY (RFC 9449 §7.2): the downgrade, refused here as in the layer.
+        if claims.standard().cnf_jkt.is_some() {
+            return Err(self.count(AuthError::new(Reason::BoundTokenAsBearer)));
         }
+        Ok(claims)
     }
 
     /// The synchronous part: everything but waiting for a refetch.

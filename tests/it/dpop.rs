@@ -764,3 +764,13 @@ async fn when_the_shared_replay_store_stops_answering_proofs_are_refused_with_50
         .await;
     assert_eq!(res.status(), StatusCode::OK);
 }
+
+#[tokio::test]
+async fn verify_outside_the_layer_refuses_a_bound_token() {
+    let issuer = TestIssuer::new("https://id.example");
+    let v = verifier(&issuer, Some(Dpop::allowed().public_url(PUBLIC))).await;
+    let client = DpopClient::new();
+    let err = v.verify(&bound_token(&issuer, &client)).await.unwrap_err();
+    assert_eq!(err.reason(), authlayer::Reason::BoundTokenAsBearer);
+    assert!(v.verify(&orders_token(&issuer).sign()).await.is_ok());
+}

@@ -136,8 +136,9 @@ impl TokenCache {
         }
     }
 
-    /// `f` of the cached entry for exactly this token, if any: from this
-    /// thread's memo, or from the cache (and then remembered).
+    /// `f` of the cached entry for exactly this token (`None` without
+    /// one): from this thread's memo, or from the cache (and then
+    /// remembered). `f` is called at most once.
     ///
     /// SECURITY: the memo serves an entry only for the very same token (the
     /// whole text compared, as the cache compares keys), from this cache,
@@ -147,27 +148,34 @@ impl TokenCache {
     /// it was remembered is never served from the memo. Evictions for size
     /// or time need no bump: they free memory, and the entry's key, dates
     /// and key set are checked on every hit, wherever the entry came from.
-    pub(crate) fn get<R>(&self, token: &str, f: impl FnOnce(&Entry) -> R) -> Option<R> {
+    pub(crate) fn get<R>(&self, token: &str, mut f: impl FnMut(&Entry) -> Option<R>) -> Option<R> {
         let generation = self.generation.load(Ordering::Acquire);
         let index = slot_of(token);
-        let mut f = Some(f);
-        let memo = MEMO
+        let mut answer = None;
+        let remembered = MEMO
             .try_with(|memo| {
-                let memo = memo.try_borrow().ok()?;
-                let slot = memo.get(index)?.as_ref()?;
-                let fresh = slot.cache == self.id
-                    && slot.generation == generation
-                    && *slot.entry.token == *token;
-                fresh.then(|| f.take().map(|f| f(&slot.entry)))?
+                let Ok(memo) = memo.try_borrow() else {
+                    return false;
+                };
+                match memo.get(index) {
+                    Some(Some(slot))
+                        if slot.cache == self.id
+                            && slot.generation == generation
+                            && *slot.entry.token == *token =>
+                    {
+                        answer = f(&slot.entry);
+                        true
+                    }
+                    _ => false,
+                }
             })
-            .ok()
-            .flatten();
-        if memo.is_some() {
-            return memo;
+            .unwrap_or(false);
+        if remembered {
+            return answer;
         }
         let entry = self.map.get(token)?;
         self.remember(index, generation, &entry);
-        f.map(|f| f(&entry))
+        f(&entry)
     }
 
     /// Puts `entry` into this thread's memo, in the slot of its token.
@@ -301,7 +309,7 @@ mod tests {
 
     /// Whether `cache` serves an entry for `token` on this thread.
     fn served(cache: &TokenCache, token: &str) -> bool {
-        cache.get(token, |_| ()).is_some()
+        cache.get(token, |_| Some(())).is_some()
     }
 
     #[tokio::test]

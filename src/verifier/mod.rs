@@ -223,7 +223,7 @@ impl Verifier {
             }
         };
         if let Some(cache) = &inner.cache
-            && let Some(Some(result)) = cache.get(token, |entry| {
+            && let Some(result) = cache.get(token, |entry| {
                 self.check_cached(cache, token, entry, unix(started))
             })
         {

@@ -99,9 +99,9 @@ thread_local! {
 }
 
 /// The memo slot of `token`, from its last bytes: the end of a signature,
-/// as good as random across tokens. (A client choosing tokens that share a
-/// slot only sends its own requests to the shared cache: every slot is
-/// compared in full.)
+/// as good as random across tokens. (Tokens chosen to share a slot only
+/// cost lookups in the shared cache: a slot serves only the very token it
+/// holds, compared in full.)
 fn slot_of(token: &str) -> usize {
     let bytes = token.as_bytes();
     let mut tail = [0u8; 8];
@@ -184,8 +184,8 @@ impl TokenCache {
             if let Ok(mut memo) = memo.try_borrow_mut()
                 && let Some(slot) = memo.get_mut(index)
             {
-                // The replaced slot drops outside the borrow's critical
-                // work: dropping an entry touches no memo.
+                // Dropping the replaced entry here, under the borrow, is
+                // safe: dropping an entry touches no memo.
                 *slot = Some(Slot {
                     cache: self.id,
                     generation,

@@ -226,8 +226,9 @@ impl Verifier {
             }
         };
         if let Some(cache) = &inner.cache
-            && let Some(entry) = cache.get(token)
-            && let Some(result) = self.check_cached(cache, token, &entry, unix(started))
+            && let Some(result) = cache.get(token, |entry| {
+                self.check_cached(cache, token, entry, unix(started))
+            })
         {
             took(true);
             return Check::Done(result);

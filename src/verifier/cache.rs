@@ -293,15 +293,7 @@ mod tests {
     use crate::error::Reason;
     use crate::test_util::{TestIssuer, kids};
 
-    async fn verifier(issuer: &TestIssuer) -> Verifier {
-        Verifier::builder()
-            .issuer(issuer.issuer())
-            .jwks_json(issuer.jwks_json())
-            .audience("a")
-            .build()
-            .await
-            .unwrap()
-    }
+    use crate::verifier::tests::verifier;
 
     fn cache(v: &Verifier) -> &TokenCache {
         v.inner.cache.as_deref().unwrap()

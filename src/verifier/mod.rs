@@ -747,7 +747,8 @@ mod tests {
     use crate::Algorithm;
     use crate::test_util::TestIssuer;
 
-    async fn verifier(issuer: &TestIssuer) -> Verifier {
+    /// A verifier of `issuer`'s tokens for audience `a` (also the cache's tests).
+    pub(super) async fn verifier(issuer: &TestIssuer) -> Verifier {
         Verifier::builder()
             .issuer(issuer.issuer())
             .jwks_json(issuer.jwks_json())

@@ -86,6 +86,9 @@ fn feed(issuer: &TestIssuer, verifier: &Verifier, n: u64, mut every: impl FnMut(
     total_len / n
 }
 
+/// What `src/verifier/cache.rs` charges per entry besides the token.
+const ENTRY_OVERHEAD: u64 = 1216;
+
 fn main() {
     // `cargo bench [-- FILTER]` passes `--bench` and the filter through.
     let filters: Vec<String> = std::env::args()
@@ -177,8 +180,8 @@ fn main() {
     let per_entry = after.saturating_sub(before) / cached.max(1);
     println!(
         "cache_memory: {cached} entries kept: RSS +{:.1} MiB, {per_entry} bytes per entry \
-         (charged weight: {} bytes = token {len} + 1152)",
+         (charged weight: {} bytes = token {len} + {ENTRY_OVERHEAD})",
         mib(after.saturating_sub(before)),
-        len + 1152
+        len + ENTRY_OVERHEAD
     );
 }

@@ -23,7 +23,10 @@
 //! Every service row is measured the same way: request built, service
 //! called, future polled once with a no-op waker (no runtime involved; a
 //! known key never makes the future wait). No tracing subscriber is
-//! installed, so the audit events cost a disabled callsite check.
+//! installed, so the audit events cost a disabled callsite check, except in
+//! the last row, `RS256/verify_cached_shipped_subscriber`: the cache hit
+//! with the subscriber the examples ship (human log and audit log, both
+//! written to a sink).
 
 use std::convert::Infallible;
 use std::fmt::Debug;
@@ -616,6 +619,51 @@ fn axum_stack(c: &mut Criterion) {
     group.finish();
 }
 
+/// The cache hit of `RS256/verify_cached` with the subscriber the examples
+/// ship (`examples/common/observability.rs`): a `fmt` layer for the human
+/// log at `info`, the audit target filtered out, and the JSON-lines audit
+/// recorder; both write to `std::io::sink()` here. Installed as the global
+/// default, as a program does, so this runs last: every other row runs
+/// without a subscriber.
+fn shipped_subscriber(c: &mut Criterion) {
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::filter::{LevelFilter, Targets};
+    use tracing_subscriber::layer::SubscriberExt as _;
+
+    let rt = runtime();
+    let issuer = TestIssuer::new("https://bench.test");
+    let token = token(&issuer, Algorithm::RS256);
+    let auth = bearer(&token);
+    let cached = verifier(&rt, &issuer, Algorithm::RS256, DEFAULT_CACHE);
+
+    let human = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::sink)
+        .with_filter(
+            Targets::new()
+                .with_default(LevelFilter::INFO)
+                .with_target(authlayer::audit::TARGET, LevelFilter::OFF),
+        );
+    let (recorder, guard) = authlayer::audit::AuditLog::writer(std::io::sink())
+        .start()
+        .expect("audit log");
+    let recorder = recorder
+        .with_filter(Targets::new().with_target(authlayer::audit::TARGET, LevelFilter::INFO));
+    let subscriber = tracing_subscriber::registry().with(human).with(recorder);
+    tracing::subscriber::set_global_default(subscriber).expect("the only global subscriber");
+
+    let mut service = VerifyLayer::new(cached.clone()).layer(bare());
+    assert_eq!(call(&mut service, &auth).status(), StatusCode::OK);
+    let hits = cached.metrics().cache_hits;
+    assert_eq!(call(&mut service, &auth).status(), StatusCode::OK);
+    assert_eq!(cached.metrics().cache_hits, hits + 1, "a cache hit");
+    let mut group = c.benchmark_group("RS256");
+    group.bench_function("verify_cached_shipped_subscriber", |b| {
+        b.iter(|| call(&mut service, black_box(&auth)));
+    });
+    group.finish();
+    guard.flush().expect("audit log flush");
+}
+
 fn config() -> Criterion {
     Criterion::default()
         .sample_size(20)
@@ -627,6 +675,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = algorithms, flood, claims, axum_stack
+    targets = algorithms, flood, claims, axum_stack, shipped_subscriber
 }
 criterion_main!(benches);

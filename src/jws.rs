@@ -68,7 +68,27 @@ pub(crate) struct Compact<'t> {
     pub(crate) payload_b64: &'t str,
     pub(crate) signature: &'t str,
     pub(crate) alg: Algorithm,
-    pub(crate) kid: Option<String>,
+    /// The decoded header, which the `kid` is usually a slice of.
+    header: String,
+    kid: Option<Kid>,
+}
+
+/// Where the `kid` is: a slice of the decoded header, or (when the JSON
+/// string had escapes to resolve) its own copy. Most headers have no
+/// escapes, and then reading the kid allocates nothing.
+enum Kid {
+    At(std::ops::Range<usize>),
+    Unescaped(String),
+}
+
+impl Compact<'_> {
+    /// The `kid` header, if any.
+    pub(crate) fn kid(&self) -> Option<&str> {
+        match self.kid.as_ref()? {
+            Kid::At(range) => self.header.get(range.clone()),
+            Kid::Unescaped(kid) => Some(kid),
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -76,11 +96,11 @@ struct WireHeader<'a> {
     #[serde(borrow)]
     alg: Cow<'a, str>,
     #[serde(borrow, default)]
-    kid: Option<Cow<'a, str>>,
+    kid: Option<Text<'a>>,
     #[serde(borrow, default)]
-    typ: Option<Cow<'a, str>>,
+    typ: Option<Text<'a>>,
     #[serde(borrow, default)]
-    cty: Option<Cow<'a, str>>,
+    cty: Option<Text<'a>>,
     #[serde(default)]
     crit: Present,
     #[serde(default)]
@@ -89,6 +109,32 @@ struct WireHeader<'a> {
     enc: Present,
     #[serde(default)]
     zip: Present,
+}
+
+/// A string member, borrowed from the header unless it has escapes to
+/// resolve: serde borrows a `Cow` field, but not one inside an `Option`.
+struct Text<'a>(Cow<'a, str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Cow<'de, str>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Cow::Borrowed(v))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Cow::Owned(v.to_owned()))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+                Ok(Cow::Owned(v))
+            }
+        }
+        deserializer.deserialize_str(Visitor).map(Text)
+    }
 }
 
 /// Whether a header member is there at all, whatever its value: `Option`
@@ -139,11 +185,11 @@ pub(crate) fn parse(
     }
     // The header must be UTF-8 as a whole (RFC 8725 §3.7): serde_json does
     // not check the strings of members it skips.
-    let header_json = std::str::from_utf8(&header_json).map_err(|_| Reason::Malformed)?;
+    let header_json = String::from_utf8(header_json).map_err(|_| Reason::Malformed)?;
     // Duplicate members among the fields below fail here (serde refuses
     // duplicate fields), so a header cannot say two things at once.
     let header: WireHeader<'_> =
-        serde_json::from_str(header_json).map_err(|_| Reason::Malformed)?;
+        serde_json::from_str(&header_json).map_err(|_| Reason::Malformed)?;
 
     // SECURITY (RFC 8725 §3.1, CVE-2015-9235): the algorithm must be one we
     // allow, by exact name; `none` and unknown names never parse.
@@ -160,24 +206,39 @@ pub(crate) fn parse(
     }
     if header
         .cty
-        .as_deref()
-        .is_some_and(|cty| cty.eq_ignore_ascii_case("JWT"))
+        .as_ref()
+        .is_some_and(|cty| cty.0.eq_ignore_ascii_case("JWT"))
     {
         return Err(Reason::UnsupportedHeader);
     }
     if typ == TypPolicy::AccessToken
-        && !header.typ.as_deref().is_some_and(|t| {
+        && !header.typ.as_ref().map(|t| &*t.0).is_some_and(|t| {
             t.eq_ignore_ascii_case("at+jwt") || t.eq_ignore_ascii_case("application/at+jwt")
         })
     {
         return Err(Reason::WrongType);
     }
+    let kid = header.kid.map(|Text(kid)| match kid {
+        Cow::Borrowed(kid) => {
+            // A borrowed string is a slice of `header_json`: find where (and
+            // copy it should serde ever lend from elsewhere).
+            let at = kid
+                .as_ptr()
+                .addr()
+                .checked_sub(header_json.as_ptr().addr())
+                .map(|start| start..start + kid.len())
+                .filter(|range| header_json.get(range.clone()) == Some(kid));
+            at.map_or_else(|| Kid::Unescaped(kid.to_owned()), Kid::At)
+        }
+        Cow::Owned(kid) => Kid::Unescaped(kid),
+    });
     Ok(Compact {
         message,
         payload_b64,
         signature,
         alg,
-        kid: header.kid.map(Cow::into_owned),
+        header: header_json,
+        kid,
     })
 }
 
@@ -204,7 +265,7 @@ pub(crate) fn verify_with<'s>(
     set: &'s KeySet,
     jws: &Compact<'_>,
 ) -> Result<&'s Arc<VerifyKey>, KeyMiss> {
-    if let Some(kid) = jws.kid.as_deref() {
+    if let Some(kid) = jws.kid() {
         let candidates = set.by_kid(kid);
         if candidates.is_empty() {
             return Err(KeyMiss::Unknown);
@@ -257,4 +318,53 @@ pub(crate) fn verify_jws(token: &str, jwks: &str, allowed: AlgSet) -> Result<Vec
         _ => Reason::UnknownKey,
     })?;
     payload(&compact)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn token_with_header(header: &str) -> String {
+        format!("{}.e30.c2ln", URL_SAFE_NO_PAD.encode(header))
+    }
+
+    fn kid_of(header: &str) -> Option<String> {
+        let token = token_with_header(header);
+        let jws = parse(
+            &token,
+            64 * 1024,
+            AlgSet::of([Algorithm::RS256]),
+            TypPolicy::Any,
+        )
+        .unwrap();
+        jws.kid().map(str::to_owned)
+    }
+
+    #[test]
+    fn kid_is_read_from_the_header_with_or_without_escapes() {
+        assert_eq!(
+            kid_of(r#"{"alg":"RS256","kid":"k-1"}"#).as_deref(),
+            Some("k-1")
+        );
+        assert_eq!(
+            kid_of(r#"{"kid":"k\u002d1\"","alg":"RS256"}"#).as_deref(),
+            Some("k-1\"")
+        );
+        assert_eq!(kid_of(r#"{"alg":"RS256","kid":""}"#).as_deref(), Some(""));
+        assert_eq!(kid_of(r#"{"alg":"RS256"}"#), None);
+    }
+
+    #[test]
+    fn a_plain_kid_is_a_slice_of_the_header() {
+        let token = token_with_header(r#"{"alg":"RS256","kid":"rsa-1"}"#);
+        let jws = parse(
+            &token,
+            64 * 1024,
+            AlgSet::of([Algorithm::RS256]),
+            TypPolicy::Any,
+        )
+        .unwrap();
+        assert!(matches!(jws.kid, Some(Kid::At(_))));
+        assert_eq!(jws.kid(), Some("rsa-1"));
+    }
 }

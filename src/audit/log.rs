@@ -45,6 +45,9 @@ const DEFAULT_QUEUE_BYTES: usize = 32 * 1024 * 1024;
 /// its capacity from batch to batch).
 const BATCH: usize = 64 * 1024;
 
+/// A batch buffer larger than this is given back once written.
+const SHRINK_ABOVE: usize = 1024 * 1024;
+
 /// After a batch, the writer waits this long before looking again, so that
 /// it is not parked (and need not be woken) while records keep coming.
 const LINGER: Duration = Duration::from_millis(1);
@@ -683,7 +686,7 @@ impl Writer {
                 self.io_error(&e);
             }
         }
-        self.spare.clear();
+        recycle(&mut self.spare);
     }
 
     fn io_error(&mut self, e: &io::Error) {
@@ -707,6 +710,15 @@ impl Writer {
         );
         self.reported = dropped;
         self.last_report = Some(Instant::now());
+    }
+}
+
+/// Empties a written batch for the next one. A burst (a stalled sink) may
+/// have grown it to the byte budget: that much memory is not kept.
+fn recycle(batch: &mut Vec<u8>) {
+    batch.clear();
+    if batch.capacity() > SHRINK_ABOVE {
+        batch.shrink_to(BATCH);
     }
 }
 
@@ -982,6 +994,19 @@ mod tests {
                 "cleared when the guard goes"
             );
         });
+    }
+
+    #[test]
+    fn a_batch_grown_by_a_burst_gives_its_memory_back_once_written() {
+        let mut usual = Vec::with_capacity(BATCH);
+        usual.extend_from_slice(&[b'x'; 1000]);
+        recycle(&mut usual);
+        assert!(usual.is_empty());
+        assert_eq!(usual.capacity(), BATCH, "the usual batch keeps its buffer");
+        let mut burst = vec![b'x'; 8 * SHRINK_ABOVE];
+        recycle(&mut burst);
+        assert!(burst.is_empty());
+        assert!(burst.capacity() <= SHRINK_ABOVE, "{}", burst.capacity());
     }
 
     #[test]

@@ -379,7 +379,7 @@ impl VerifierBuilder {
     }
 
     /// Remember verified tokens in at most this much memory (each entry is
-    /// charged its token length plus 1,152 bytes, its measured size), so a
+    /// charged its token length plus 1,216 bytes, its measured size), so a
     /// token seen before is accepted without a second signature check. A
     /// number of bytes, or [`CacheSize::Off`]; zero bytes is a build error.
     /// Entries never outlive `exp` (+ leeway), `exp`/`nbf` are re-checked on

@@ -239,8 +239,9 @@ impl Verifier {
             }
         };
         if let Some(cache) = &inner.cache
-            && let Some(entry) = cache.get(token)
-            && let Some(result) = self.check_cached(cache, token, &entry, unix(started))
+            && let Some(result) = cache.get(token, |entry| {
+                self.check_cached(cache, token, entry, unix(started))
+            })
         {
             took(true);
             return Check::Done(result);
@@ -764,7 +765,8 @@ mod tests {
     use crate::Algorithm;
     use crate::test_util::TestIssuer;
 
-    async fn verifier(issuer: &TestIssuer) -> Verifier {
+    /// A verifier of `issuer`'s tokens for audience `a` (also the cache's tests).
+    pub(super) async fn verifier(issuer: &TestIssuer) -> Verifier {
         Verifier::builder()
             .issuer(issuer.issuer())
             .jwks_json(issuer.jwks_json())

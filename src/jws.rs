@@ -82,6 +82,12 @@ enum Kid {
 }
 
 impl Compact<'_> {
+    /// Ignores the `kid` header: the caller names the one key to use (a
+    /// DPoP proof carries its key).
+    pub(crate) fn forget_kid(&mut self) {
+        self.kid = None;
+    }
+
     /// The `kid` header, if any.
     pub(crate) fn kid(&self) -> Option<&str> {
         match self.kid.as_ref()? {

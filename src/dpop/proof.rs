@@ -171,7 +171,7 @@ pub(crate) fn check(
     one_key.insert(key);
     // The proof's key is the only candidate; a `kid` in the header means
     // nothing here.
-    compact.kid = None;
+    compact.forget_kid();
     // Check 6: the signature, by the proof's key.
     jws::verify_with(&one_key, &compact).map_err(|_| ProofReason::Signature)?;
 

@@ -35,6 +35,10 @@ use crate::algorithm::Algorithm;
 use crate::jwks::AlgSet;
 
 pub(crate) use error::{ProofError, ProofErrorKind, ProofReason};
+// The client's side (outbound proofs) hashes `ath` and thumbprints its key
+// the way the checks here do.
+pub(crate) use hash::sha256_b64;
+pub(crate) use jkt::thumbprint;
 pub(crate) use nonce::NonceKeys;
 pub(crate) use replay::{MemoryReplayStore, ReplayStore};
 

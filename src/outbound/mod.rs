@@ -59,12 +59,14 @@ use std::time::Duration;
 
 mod attach;
 mod client_credentials;
+mod dpop;
 mod endpoint;
 mod exchange;
 mod identity_headers;
 
 pub use attach::{AttachToken, AttachTokenLayer, ResponseFuture};
 pub use client_credentials::{ClientCredentials, ClientCredentialsBuilder, ServiceTokenHealth};
+pub use dpop::DpopKey;
 pub use exchange::{ExchangeStats, TokenExchange, TokenExchangeBuilder};
 pub use identity_headers::{IdentityField, IdentityHeaders, IdentityHeadersLayer};
 
@@ -108,6 +110,15 @@ pub enum OutboundError {
     Timeout {
         /// The configured timeout.
         after: Duration,
+    },
+    /// No DPoP proof could be made for the request: a DPoP-bound token
+    /// without the request's method and absolute URI (use
+    /// [`OutboundToken::authorize_request`]), or the key failed to sign.
+    /// Nothing is sent: a bound token without its proof is refused anyway.
+    #[error("cannot sign a DPoP proof: {reason}")]
+    Dpop {
+        /// What is missing.
+        reason: String,
     },
     /// The token endpoint's answer is not a usable token response.
     #[error("the token endpoint's answer is unusable: {reason}")]

@@ -6,12 +6,13 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
-use http::Request;
 use http::header::AUTHORIZATION;
+use http::{Request, Response};
 use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
+use super::dpop::{DPOP, DpopKey};
 use super::{BoxError, OutboundError, OutboundToken};
 use crate::layer::AccessToken;
 
@@ -24,6 +25,17 @@ use crate::layer::AccessToken;
 /// extensions: copy it there from the inbound request (for tonic,
 /// `request.extensions_mut().insert(token)`). A missing one fails the call
 /// with [`OutboundError::NoToken`]; nothing is sent.
+///
+/// A DPoP-bound token (a source built with a
+/// [`DpopKey`](super::DpopKey)) goes as `Authorization: DPoP …` with a
+/// `DPoP` proof signed for each request: its method, its URI without query
+/// and fragment, the token's hash, a fresh `jti`, and the nonce the server
+/// last sent (`DPoP-Nonce` on any answer is remembered per origin). The
+/// request's URI must then be absolute (`http://host/path`, as hyper's
+/// client wants it); a path alone (a tonic `Channel` adds its origin
+/// later) fails with [`OutboundError::Dpop`] and nothing is sent. A `401`
+/// with `error="use_dpop_nonce"` is returned as it is: the next request
+/// carries the new nonce; repeating this one is the caller's choice.
 #[derive(Clone, Debug)]
 pub struct AttachTokenLayer {
     policy: OutboundToken,
@@ -85,24 +97,40 @@ impl<S> AttachToken<S> {
     }
 }
 
-fn set<B>(req: &mut Request<B>, token: &AccessToken) -> Result<(), OutboundError> {
-    let value = token
-        .bearer_header()
-        .ok_or_else(|| OutboundError::InvalidResponse {
-            reason: "the token cannot be a header value".into(),
-        })?;
+/// Sets the credentials for `token` on `req`; for a DPoP-bound token, the
+/// key and the URI whose answer may carry a nonce for the next proof.
+fn set<B>(
+    req: &mut Request<B>,
+    policy: &OutboundToken,
+    token: &AccessToken,
+) -> Result<Option<(DpopKey, String)>, OutboundError> {
+    let uri = match policy.dpop_key() {
+        Some(_) => req.uri().to_string(),
+        None => String::new(),
+    };
+    let (authorization, proof) = policy.credentials(token, req.method(), &uri)?;
     // SECURITY: `insert` replaces every `Authorization` the request had (a
     // `Basic` credential or another token copied from the inbound request):
-    // exactly the chosen token goes downstream.
-    req.headers_mut().insert(AUTHORIZATION, value);
-    Ok(())
+    // exactly the chosen token goes downstream; and a `DPoP` proof made for
+    // something else never goes along.
+    req.headers_mut().insert(AUTHORIZATION, authorization);
+    match proof {
+        Some(proof) => {
+            req.headers_mut().insert(DPOP, proof);
+            Ok(policy.dpop_key().map(|key| (key.clone(), uri)))
+        }
+        None => {
+            req.headers_mut().remove(DPOP);
+            Ok(None)
+        }
+    }
 }
 
 type Waiting<T> = Pin<Box<dyn Future<Output = Result<T, BoxError>> + Send>>;
 
-impl<S, B> Service<Request<B>> for AttachToken<S>
+impl<S, B, ResBody> Service<Request<B>> for AttachToken<S>
 where
-    S: Service<Request<B>> + Clone + Send + 'static,
+    S: Service<Request<B>, Response = Response<ResBody>> + Clone + Send + 'static,
     S::Future: Send + 'static,
     S::Error: Into<BoxError>,
     B: Send + 'static,
@@ -119,9 +147,9 @@ where
         let inbound = req.extensions().get::<AccessToken>();
         match self.policy.ready(inbound) {
             // Fast path: forwarding, or a token already held: no allocation
-            // beyond the header value.
-            Some(Ok(token)) => match set(&mut req, &token) {
-                Ok(()) => ResponseFuture::inner(self.inner.call(req)),
+            // beyond the header values.
+            Some(Ok(token)) => match set(&mut req, &self.policy, &token) {
+                Ok(dpop) => ResponseFuture::inner(self.inner.call(req), dpop),
                 Err(e) => ResponseFuture::fail(e),
             },
             Some(Err(e)) => ResponseFuture::fail(e),
@@ -134,8 +162,12 @@ where
                 let mut inner = std::mem::replace(&mut self.inner, clone);
                 ResponseFuture::waiting(Box::pin(async move {
                     let token = policy.token(inbound.as_ref()).await?;
-                    set(&mut req, &token)?;
-                    inner.call(req).await.map_err(Into::into)
+                    let dpop = set(&mut req, &policy, &token)?;
+                    let res = inner.call(req).await.map_err(Into::into)?;
+                    if let Some((key, uri)) = dpop {
+                        key.observe_response(&uri, res.status(), res.headers());
+                    }
+                    Ok(res)
                 }))
             }
         }
@@ -153,16 +185,21 @@ pin_project! {
 pin_project! {
     #[project = StateProj]
     enum State<F, T> {
-        Inner { #[pin] future: F },
+        Inner {
+            #[pin] future: F,
+            // The key and target of a DPoP request: its answer may carry
+            // the nonce for the next proof.
+            dpop: Option<(DpopKey, String)>,
+        },
         Fail { error: Option<OutboundError> },
         Waiting { future: Waiting<T> },
     }
 }
 
 impl<F, T> ResponseFuture<F, T> {
-    fn inner(future: F) -> Self {
+    fn inner(future: F, dpop: Option<(DpopKey, String)>) -> Self {
         Self {
-            state: State::Inner { future },
+            state: State::Inner { future, dpop },
         }
     }
 
@@ -179,16 +216,22 @@ impl<F, T> ResponseFuture<F, T> {
     }
 }
 
-impl<F, T, E> Future for ResponseFuture<F, T>
+impl<F, ResBody, E> Future for ResponseFuture<F, Response<ResBody>>
 where
-    F: Future<Output = Result<T, E>>,
+    F: Future<Output = Result<Response<ResBody>, E>>,
     E: Into<BoxError>,
 {
-    type Output = Result<T, BoxError>;
+    type Output = Result<Response<ResBody>, BoxError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project().state.project() {
-            StateProj::Inner { future } => future.poll(cx).map_err(Into::into),
+            StateProj::Inner { future, dpop } => {
+                let res = ready!(future.poll(cx)).map_err(Into::into)?;
+                if let Some((key, uri)) = dpop.take() {
+                    key.observe_response(&uri, res.status(), res.headers());
+                }
+                Poll::Ready(Ok(res))
+            }
             StateProj::Fail { error } => match error.take() {
                 Some(error) => Poll::Ready(Err(error.into())),
                 None => Poll::Pending,
@@ -208,7 +251,6 @@ impl<F, T> fmt::Debug for ResponseFuture<F, T> {
 mod tests {
     use std::convert::Infallible;
 
-    use http::Response;
     use tower::{ServiceExt, service_fn};
 
     use super::*;

@@ -628,3 +628,203 @@ mod tests {
         assert!(!shown.contains("encoding"), "{shown}");
     }
 }
+
+/// A token endpoint (`/token`) and a resource (`/resource`, any method) on
+/// 127.0.0.1 that check DPoP proofs with the crate's own checks, for the
+/// outbound tests.
+#[cfg(test)]
+pub(crate) mod test_server {
+    use std::collections::HashMap;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex, OnceLock};
+
+    use axum::Json;
+    use axum::extract::State;
+    use axum::http::{HeaderMap, Method, StatusCode, Uri};
+    use axum::response::{IntoResponse, Response};
+    use axum::routing::{any, post};
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use serde_json::{Value, json};
+
+    use crate::dpop::{NonceKeys, ProofErrorKind, ProofPolicy, ProofRequest, check_proof};
+
+    /// How the server behaves.
+    #[derive(Clone, Copy)]
+    pub(crate) struct Options {
+        /// Require server nonces (token endpoint and resource).
+        pub(crate) nonces: bool,
+        /// The `token_type` the token endpoint answers.
+        pub(crate) token_type: &'static str,
+    }
+
+    impl Default for Options {
+        fn default() -> Self {
+            Self {
+                nonces: false,
+                token_type: "DPoP",
+            }
+        }
+    }
+
+    pub(crate) struct Server {
+        pub(crate) base: String,
+        state: Arc<St>,
+    }
+
+    struct St {
+        base: OnceLock<String>,
+        policy: ProofPolicy,
+        token_type: &'static str,
+        /// Issued token -> the thumbprint it is bound to.
+        issued: Mutex<HashMap<String, String>>,
+        token_requests: AtomicUsize,
+        /// The claims of every proof the resource accepted.
+        seen: Mutex<Vec<Value>>,
+    }
+
+    impl Server {
+        pub(crate) async fn start(options: Options) -> Self {
+            let mut policy = ProofPolicy::new();
+            if options.nonces {
+                policy =
+                    policy.nonces(NonceKeys::new(b"a nonce secret of 32 bytes or more").unwrap());
+            }
+            let state = Arc::new(St {
+                base: OnceLock::new(),
+                policy,
+                token_type: options.token_type,
+                issued: Mutex::new(HashMap::new()),
+                token_requests: AtomicUsize::new(0),
+                seen: Mutex::new(Vec::new()),
+            });
+            let app = axum::Router::new()
+                .route("/token", post(token))
+                .route("/resource", any(resource))
+                .with_state(state.clone());
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let base = format!("http://{}", listener.local_addr().unwrap());
+            state.base.set(base.clone()).unwrap();
+            tokio::spawn(async move { axum::serve(listener, app).await });
+            Self { base, state }
+        }
+
+        pub(crate) fn token_url(&self) -> String {
+            format!("{}/token", self.base)
+        }
+
+        /// The thumbprint `token` was bound to, if this server issued it.
+        pub(crate) fn bound_to(&self, token: &str) -> Option<String> {
+            self.state.issued.lock().unwrap().get(token).cloned()
+        }
+
+        pub(crate) fn token_requests(&self) -> usize {
+            self.state.token_requests.load(Ordering::SeqCst)
+        }
+
+        /// The claims of the proofs the resource accepted.
+        pub(crate) fn seen(&self) -> Vec<Value> {
+            self.state.seen.lock().unwrap().clone()
+        }
+    }
+
+    fn now() -> i64 {
+        i64::try_from(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs(),
+        )
+        .unwrap()
+    }
+
+    fn with_nonce(mut response: Response, nonce: Option<&str>) -> Response {
+        if let Some(nonce) = nonce {
+            response
+                .headers_mut()
+                .insert("dpop-nonce", nonce.parse().unwrap());
+        }
+        response
+    }
+
+    async fn token(State(st): State<Arc<St>>, headers: HeaderMap) -> Response {
+        st.token_requests.fetch_add(1, Ordering::SeqCst);
+        let uri = format!("{}/token", st.base.get().unwrap());
+        let request = ProofRequest {
+            method: &Method::POST,
+            uri: &uri,
+            access_token: None,
+            expected_jkt: None,
+        };
+        match check_proof(headers.get_all("dpop").iter(), &request, now(), &st.policy).await {
+            Ok(info) => {
+                let token = format!("tok-{}", st.token_requests.load(Ordering::SeqCst));
+                st.issued
+                    .lock()
+                    .unwrap()
+                    .insert(token.clone(), info.jkt.clone());
+                let body = json!({
+                    "access_token": token,
+                    "token_type": st.token_type,
+                    "expires_in": 300,
+                    "cnf": {"jkt": info.jkt},
+                });
+                with_nonce(Json(body).into_response(), info.fresh_nonce.as_deref())
+            }
+            Err(e) => {
+                let code = e.kind().error_code().unwrap_or("server_error");
+                let body = json!({"error": code, "error_description": e.to_string()});
+                with_nonce(
+                    (StatusCode::BAD_REQUEST, Json(body)).into_response(),
+                    e.fresh_nonce(),
+                )
+            }
+        }
+    }
+
+    async fn resource(
+        State(st): State<Arc<St>>,
+        method: Method,
+        uri: Uri,
+        headers: HeaderMap,
+    ) -> Response {
+        let refuse = |why: String| (StatusCode::UNAUTHORIZED, why).into_response();
+        let Some(token) = headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("DPoP "))
+        else {
+            return refuse("no DPoP token".into());
+        };
+        let Some(jkt) = st.issued.lock().unwrap().get(token).cloned() else {
+            return refuse("unknown token".into());
+        };
+        let target = format!("{}{}", st.base.get().unwrap(), uri.path());
+        let request = ProofRequest {
+            method: &method,
+            uri: &target,
+            access_token: Some(token),
+            expected_jkt: Some(&jkt),
+        };
+        let values = headers.get_all("dpop");
+        match check_proof(values.iter(), &request, now(), &st.policy).await {
+            Ok(info) => {
+                let proof = values.iter().next().unwrap().to_str().unwrap();
+                let payload = proof.split('.').nth(1).unwrap();
+                let claims: Value =
+                    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
+                st.seen.lock().unwrap().push(claims.clone());
+                with_nonce(Json(claims).into_response(), info.fresh_nonce.as_deref())
+            }
+            Err(e) if e.kind() == ProofErrorKind::UseNonce => {
+                let mut response = refuse(e.to_string());
+                response.headers_mut().insert(
+                    "www-authenticate",
+                    "DPoP error=\"use_dpop_nonce\"".parse().unwrap(),
+                );
+                with_nonce(response, e.fresh_nonce())
+            }
+            Err(e) => refuse(e.to_string()),
+        }
+    }
+}

@@ -232,6 +232,15 @@ impl OutboundToken {
         }
     }
 
+    /// The key the chosen tokens are bound to, if they are DPoP-bound.
+    pub(crate) fn dpop_key(&self) -> Option<&DpopKey> {
+        match &self.mode {
+            Mode::Forward => None,
+            Mode::Exchange { exchange, .. } => exchange.dpop_key(),
+            Mode::Service(source) => source.dpop_key(),
+        }
+    }
+
     /// Sets `Authorization: Bearer <token>` (marked sensitive) in
     /// `headers` as their only `Authorization`: the counterpart of
     /// [`AttachTokenLayer`] for clients without tower middleware. Any HTTP
@@ -241,6 +250,11 @@ impl OutboundToken {
     /// `authorize(request.headers_mut(), …)` and `execute` it. It takes the
     /// headers rather than a client's request type so that no client's
     /// version is tied to authlayer's.
+    ///
+    /// DPoP-bound tokens (a source built with a
+    /// [`DpopKey`]) need a proof for the very request, so its method and
+    /// URI: for them this fails with [`OutboundError::Dpop`] and changes
+    /// nothing; use [`authorize_request`](Self::authorize_request).
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
@@ -263,17 +277,94 @@ impl OutboundToken {
         headers: &mut http::HeaderMap,
         inbound: Option<&AccessToken>,
     ) -> Result<(), OutboundError> {
+        // SECURITY: a bound token without its proof is refused downstream;
+        // say so here rather than send it.
+        if self.dpop_key().is_some() {
+            return Err(OutboundError::Dpop {
+                reason: "the token is DPoP-bound and a proof needs the request's method and URI: use OutboundToken::authorize_request".into(),
+            });
+        }
         let token = self.token(inbound).await?;
-        let value = token
-            .bearer_header()
-            .ok_or_else(|| OutboundError::InvalidResponse {
-                reason: "the token cannot be a header value".into(),
-            })?;
+        let (authorization, _) = self.credentials(&token, &http::Method::GET, "")?;
         // SECURITY: exactly the chosen token goes downstream: values the
         // request already had (a `Basic` credential or another token copied
         // from the inbound request) are replaced, not appended to.
-        headers.insert(http::header::AUTHORIZATION, value);
+        headers.insert(http::header::AUTHORIZATION, authorization);
         Ok(())
+    }
+
+    /// Sets the credentials for one request to `uri` (absolute) with
+    /// `method` in its `headers`: `Authorization: Bearer <token>`, or for
+    /// a DPoP-bound token `Authorization: DPoP <token>` and a `DPoP` proof
+    /// made for this request (`htm`, `htu`, `ath`, a fresh `jti`, the
+    /// nonce the server last sent). Any `Authorization` or `DPoP` the
+    /// headers had is replaced (a Bearer token goes without `DPoP`).
+    ///
+    /// With reqwest: build the request, then
+    /// `authorize_request(request.method(), request.url().as_str(),
+    /// request.headers_mut(), …)` and `execute` it. A resource server that
+    /// wants a nonce answers `401` with `WWW-Authenticate: DPoP
+    /// error="use_dpop_nonce"` and `DPoP-Nonce`: hand the answer to
+    /// [`DpopKey::observe_response`], which remembers the nonce for the
+    /// next request to that origin and says whether sending this one again
+    /// (authorized anew) is worth it; whether a request may be repeated is
+    /// yours to decide.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use authlayer::AccessToken;
+    /// use authlayer::outbound::OutboundToken;
+    ///
+    /// let http = reqwest::Client::new();
+    /// let mut request = http.get("http://127.0.0.1:1/orders/1").build()?;
+    /// let (method, url) = (request.method().clone(), request.url().to_string());
+    /// OutboundToken::forward()
+    ///     .authorize_request(&method, &url, request.headers_mut(), Some(&AccessToken::new("t")))
+    ///     .await?;
+    /// assert_eq!(request.headers()["authorization"], "Bearer t");
+    /// # Ok(()) }
+    /// ```
+    pub async fn authorize_request(
+        &self,
+        method: &http::Method,
+        uri: &str,
+        headers: &mut http::HeaderMap,
+        inbound: Option<&AccessToken>,
+    ) -> Result<(), OutboundError> {
+        let token = self.token(inbound).await?;
+        let (authorization, proof) = self.credentials(&token, method, uri)?;
+        // SECURITY: as in `authorize`; and a proof the request carried (made
+        // for another token or by another key) never goes along.
+        headers.insert(http::header::AUTHORIZATION, authorization);
+        match proof {
+            Some(proof) => headers.insert(dpop::DPOP, proof),
+            None => headers.remove(dpop::DPOP),
+        };
+        Ok(())
+    }
+
+    /// The `Authorization` value for `token` and, for a DPoP-bound one, a
+    /// proof for `method` `uri`.
+    pub(crate) fn credentials(
+        &self,
+        token: &AccessToken,
+        method: &http::Method,
+        uri: &str,
+    ) -> Result<(http::HeaderValue, Option<http::HeaderValue>), OutboundError> {
+        let unusable = || OutboundError::InvalidResponse {
+            reason: "the token cannot be a header value".into(),
+        };
+        match self.dpop_key() {
+            None => Ok((token.bearer_header().ok_or_else(unusable)?, None)),
+            Some(key) => {
+                let proof = key.proof(method, uri, Some(token))?;
+                let mut value = http::HeaderValue::try_from(format!("DPoP {}", token.as_str()))
+                    .map_err(|_| unusable())?;
+                value.set_sensitive(true);
+                Ok((value, Some(proof)))
+            }
+        }
     }
 }
 

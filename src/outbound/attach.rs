@@ -324,4 +324,122 @@ mod tests {
             ResponseFuture<std::future::Ready<Result<Response<()>, BoxError>>, Response<()>>,
         >();
     }
+
+    mod dpop {
+        use std::convert::Infallible;
+
+        use http::{Method, Response};
+        use tower::{ServiceExt, service_fn};
+
+        use super::super::super::dpop::test_server::{Options, Server};
+        use super::*;
+        use crate::outbound::{ClientCredentials, DpopKey};
+
+        /// A tower client over reqwest: sends the request as it is.
+        fn client() -> impl Service<
+            Request<()>,
+            Response = Response<String>,
+            Error = Infallible,
+            Future = impl Send + 'static,
+        > + Clone
+        + Send
+        + 'static {
+            let http = reqwest::Client::new();
+            service_fn(move |req: Request<()>| {
+                let http = http.clone();
+                async move {
+                    let res = http
+                        .request(req.method().clone(), req.uri().to_string())
+                        .headers(req.headers().clone())
+                        .send()
+                        .await
+                        .unwrap();
+                    let mut out = Response::builder().status(res.status());
+                    for (name, value) in res.headers() {
+                        out = out.header(name, value);
+                    }
+                    Ok::<_, Infallible>(out.body(res.text().await.unwrap()).unwrap())
+                }
+            })
+        }
+
+        async fn policy(issuer: &Server, key: &DpopKey) -> OutboundToken {
+            let source = ClientCredentials::builder(issuer.token_url(), "c", "s")
+                .dpop(key.clone())
+                .build()
+                .unwrap();
+            OutboundToken::service(source)
+        }
+
+        #[tokio::test]
+        async fn each_request_carries_its_own_proof_and_the_servers_nonce() {
+            let issuer = Server::start(Options::default()).await;
+            let api = Server::start(Options {
+                nonces: true,
+                ..Options::default()
+            })
+            .await;
+            let key = DpopKey::generate_es256().unwrap();
+            let policy = policy(&issuer, &key).await;
+            // The resource server trusts the issuer's bindings.
+            let svc = AttachTokenLayer::new(policy.clone()).layer(client());
+            let token = policy.token(None).await.unwrap();
+            api.trust(&token, key.thumbprint());
+
+            let call = |method: Method| {
+                let svc = svc.clone();
+                let uri = format!("{}/resource?page=2#x", api.base);
+                async move {
+                    let req = Request::builder().method(method).uri(uri).body(()).unwrap();
+                    svc.oneshot(req).await.unwrap()
+                }
+            };
+            // First: the resource wants a nonce; the answer is the caller's.
+            let res = call(Method::GET).await;
+            assert_eq!(res.status(), 401);
+            assert!(res.headers().contains_key("dpop-nonce"));
+            // Then the nonce goes along, in a new proof each time.
+            let res = call(Method::GET).await;
+            assert_eq!(res.status(), 200, "{}", res.body());
+            let res = call(Method::POST).await;
+            assert_eq!(res.status(), 200, "{}", res.body());
+            let seen = api.seen();
+            assert_eq!(seen.len(), 2);
+            let ath = crate::dpop::sha256_b64(token.as_str().as_bytes()).unwrap();
+            for (claims, htm) in seen.iter().zip(["GET", "POST"]) {
+                assert_eq!(claims["htm"], htm);
+                assert_eq!(claims["htu"], format!("{}/resource", api.base));
+                assert_eq!(claims["ath"], ath.as_str());
+                assert!(claims["nonce"].is_string(), "{claims}");
+            }
+            assert_ne!(seen[0]["jti"], seen[1]["jti"]);
+        }
+
+        #[tokio::test]
+        async fn a_bound_token_is_not_sent_without_an_absolute_uri() {
+            let issuer = Server::start(Options::default()).await;
+            let key = DpopKey::generate_es256().unwrap();
+            let policy = policy(&issuer, &key).await;
+            let called = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let seen = called.clone();
+            let inner = service_fn(move |_: Request<()>| {
+                seen.store(true, std::sync::atomic::Ordering::SeqCst);
+                async { Ok::<_, Infallible>(Response::new(())) }
+            });
+            let svc = AttachTokenLayer::new(policy).layer(inner);
+            // A tonic Channel's requests carry the path only.
+            let req = Request::post("/orders.v1.Orders/GetOrder")
+                .body(())
+                .unwrap();
+            let err = svc.oneshot(req).await.unwrap_err();
+            assert!(
+                matches!(
+                    err.downcast_ref::<OutboundError>(),
+                    Some(OutboundError::Dpop { .. })
+                ),
+                "{err}"
+            );
+            assert!(!called.load(std::sync::atomic::Ordering::SeqCst));
+        }
+    }
 }

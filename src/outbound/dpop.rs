@@ -722,6 +722,15 @@ pub(crate) mod test_server {
             self.state.token_requests.load(Ordering::SeqCst)
         }
 
+        /// Accept `token`, bound to `jkt`, at the resource (as if issued here).
+        pub(crate) fn trust(&self, token: &crate::AccessToken, jkt: &str) {
+            self.state
+                .issued
+                .lock()
+                .unwrap()
+                .insert(token.as_str().to_owned(), jkt.to_owned());
+        }
+
         /// The claims of the proofs the resource accepted.
         pub(crate) fn seen(&self) -> Vec<Value> {
             self.state.seen.lock().unwrap().clone()

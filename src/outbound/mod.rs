@@ -446,4 +446,79 @@ mod tests {
             assert!((0.0..1.0).contains(&j));
         }
     }
+
+    mod dpop {
+        use super::super::dpop::test_server::{Options, Server};
+        use super::*;
+
+        #[tokio::test]
+        async fn authorize_refuses_a_bound_token_and_authorize_request_sends_it_with_a_proof() {
+            let issuer = Server::start(Options::default()).await;
+            let key = DpopKey::generate_es256().unwrap();
+            let source = ClientCredentials::builder(issuer.token_url(), "c", "s")
+                .dpop(key.clone())
+                .build()
+                .unwrap();
+            let policy = OutboundToken::service(source);
+
+            let mut headers = http::HeaderMap::new();
+            headers.insert("authorization", "Basic dXNlcjpwdw==".parse().unwrap());
+            let before = headers.clone();
+            let err = policy.authorize(&mut headers, None).await.unwrap_err();
+            assert!(
+                matches!(&err, OutboundError::Dpop { reason } if reason.contains("authorize_request")),
+                "{err}"
+            );
+            assert_eq!(headers, before, "nothing is sent without a proof");
+
+            // reqwest, against a resource that checks the proof.
+            let api = Server::start(Options {
+                nonces: true,
+                ..Options::default()
+            })
+            .await;
+            let token = policy.token(None).await.unwrap();
+            api.trust(&token, key.thumbprint());
+            let http = reqwest::Client::new();
+            let url = format!("{}/resource", api.base);
+            let send = || async {
+                let mut request = http.put(&url).build().unwrap();
+                let (method, url) = (request.method().clone(), request.url().to_string());
+                policy
+                    .authorize_request(&method, &url, request.headers_mut(), None)
+                    .await
+                    .unwrap();
+                let auth = request.headers()["authorization"].clone();
+                assert!(auth.is_sensitive());
+                assert_eq!(auth, format!("DPoP {}", token.as_str()).as_str());
+                http.execute(request).await.unwrap()
+            };
+            let res = send().await;
+            assert_eq!(res.status(), 401);
+            assert!(
+                key.observe_response(&url, res.status(), res.headers()),
+                "retry with the nonce"
+            );
+            let res = send().await;
+            assert_eq!(res.status(), 200);
+            assert_eq!(api.seen()[0]["htm"], "PUT");
+        }
+
+        #[tokio::test]
+        async fn a_bearer_token_goes_without_a_stale_proof() {
+            let mut headers = http::HeaderMap::new();
+            headers.insert("dpop", "copied.from.inbound".parse().unwrap());
+            OutboundToken::forward()
+                .authorize_request(
+                    &http::Method::GET,
+                    "https://api.example/x",
+                    &mut headers,
+                    Some(&AccessToken::new("t")),
+                )
+                .await
+                .unwrap();
+            assert_eq!(headers["authorization"], "Bearer t");
+            assert!(!headers.contains_key("dpop"));
+        }
+    }
 }

@@ -114,15 +114,12 @@ fn set<B>(
     // exactly the chosen token goes downstream; and a `DPoP` proof made for
     // something else never goes along.
     req.headers_mut().insert(AUTHORIZATION, authorization);
-    match proof {
-        Some(proof) => {
-            req.headers_mut().insert(DPOP, proof);
-            Ok(policy.dpop_key().map(|key| (key.clone(), uri)))
-        }
-        None => {
-            req.headers_mut().remove(DPOP);
-            Ok(None)
-        }
+    if let Some(proof) = proof {
+        req.headers_mut().insert(DPOP, proof);
+        Ok(policy.dpop_key().map(|key| (key.clone(), uri)))
+    } else {
+        req.headers_mut().remove(DPOP);
+        Ok(None)
     }
 }
 
@@ -363,7 +360,7 @@ mod tests {
             })
         }
 
-        async fn policy(issuer: &Server, key: &DpopKey) -> OutboundToken {
+        fn policy(issuer: &Server, key: &DpopKey) -> OutboundToken {
             let source = ClientCredentials::builder(issuer.token_url(), "c", "s")
                 .dpop(key.clone())
                 .build()
@@ -380,7 +377,7 @@ mod tests {
             })
             .await;
             let key = DpopKey::generate_es256().unwrap();
-            let policy = policy(&issuer, &key).await;
+            let policy = policy(&issuer, &key);
             // The resource server trusts the issuer's bindings.
             let svc = AttachTokenLayer::new(policy.clone()).layer(client());
             let token = policy.token(None).await.unwrap();
@@ -419,7 +416,7 @@ mod tests {
         async fn a_bound_token_is_not_sent_without_an_absolute_uri() {
             let issuer = Server::start(Options::default()).await;
             let key = DpopKey::generate_es256().unwrap();
-            let policy = policy(&issuer, &key).await;
+            let policy = policy(&issuer, &key);
             let called = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
             let seen = called.clone();
             let inner = service_fn(move |_: Request<()>| {

@@ -195,9 +195,8 @@ impl DpopKey {
         let jwk = Jwk::from_encoding_key(&encoding, jwt_alg).map_err(|_| {
             BuildError::setting_error(SETTING, format!("not a PKCS#8 private key for {alg:?}"))
         })?;
-        let members = match serde_json::to_value(&jwk) {
-            Ok(serde_json::Value::Object(members)) => members,
-            _ => return Err(BuildError::setting_error(SETTING, "no public JWK")),
+        let Ok(serde_json::Value::Object(members)) = serde_json::to_value(&jwk) else {
+            return Err(BuildError::setting_error(SETTING, "no public JWK"));
         };
         let thumbprint = crate::dpop::thumbprint(&members)
             .map_err(|_| BuildError::setting_error(SETTING, "no RFC 7638 thumbprint"))?;

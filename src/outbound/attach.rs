@@ -378,9 +378,10 @@ mod tests {
             .await;
             let key = DpopKey::generate_es256().unwrap();
             let policy = policy(&issuer, &key);
-            // The resource server trusts the issuer's bindings.
             let svc = AttachTokenLayer::new(policy.clone()).layer(client());
-            let token = policy.token(None).await.unwrap();
+            // The resource server trusts the issuer's bindings: its first
+            // token is `tok-1`, fetched by the first call (the slow path).
+            let token = AccessToken::new("tok-1");
             api.trust(&token, key.thumbprint());
 
             let call = |method: Method| {
@@ -391,11 +392,15 @@ mod tests {
                     svc.oneshot(req).await.unwrap()
                 }
             };
-            // First: the resource wants a nonce; the answer is the caller's.
+            // First (fetching the token): the resource wants a nonce; the
+            // answer is the caller's.
             let res = call(Method::GET).await;
             assert_eq!(res.status(), 401);
             assert!(res.headers().contains_key("dpop-nonce"));
-            // Then the nonce goes along, in a new proof each time.
+            assert_eq!(policy.token(None).await.unwrap(), token);
+            assert_eq!(issuer.token_requests(), 1);
+            // Then (the token held) the nonce goes along, in a new proof
+            // each time.
             let res = call(Method::GET).await;
             assert_eq!(res.status(), 200, "{}", res.body());
             let res = call(Method::POST).await;

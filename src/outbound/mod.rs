@@ -11,7 +11,13 @@
 //!   tonic `Channel`, a hyper client.
 //! - clients without tower middleware (reqwest): [`OutboundToken::authorize`]
 //!   sets the header in a request's `http::HeaderMap` (one call, no
-//!   dependency on the client's version).
+//!   dependency on the client's version);
+//!   [`authorize_request`](OutboundToken::authorize_request) also takes the
+//!   method and URI, which DPoP-bound tokens need.
+//! - [`DpopKey`]: sender-constrained tokens (DPoP, RFC 9449). Give one to
+//!   [`ClientCredentialsBuilder::dpop`] or [`TokenExchangeBuilder::dpop`]:
+//!   the tokens are bound to the key, and each call carries a proof signed
+//!   for it, so a token copied from a log or a proxy is useless alone.
 //! - [`IdentityHeadersLayer`] strips inbound `x-auth-*` headers and sets
 //!   them from the verified claims, for backends behind a gateway.
 //!

@@ -437,6 +437,7 @@ mod tests {
         assert_send_sync::<ClientCredentials>();
         assert_send_sync::<TokenExchange>();
         assert_send_sync::<OutboundError>();
+        assert_send_sync::<DpopKey>();
         assert_send_sync::<IdentityHeadersLayer>();
         assert_send_sync::<
             IdentityHeaders<

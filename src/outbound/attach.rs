@@ -4,6 +4,7 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 use http::header::AUTHORIZATION;
@@ -33,18 +34,34 @@ use crate::layer::AccessToken;
 /// last sent (`DPoP-Nonce` on any answer is remembered per origin). The
 /// request's URI must then be absolute (`http://host/path`, as hyper's
 /// client wants it); a path alone (a tonic `Channel` adds its origin
-/// later) fails with [`OutboundError::Dpop`] and nothing is sent. A `401`
+/// later) fails with [`OutboundError::Dpop`] and nothing is sent, unless
+/// [`dpop_base_url`](Self::dpop_base_url) says where they go. A `401`
 /// with `error="use_dpop_nonce"` is returned as it is: the next request
 /// carries the new nonce; repeating this one is the caller's choice.
 #[derive(Clone, Debug)]
+#[must_use]
 pub struct AttachTokenLayer {
     policy: OutboundToken,
+    base: Option<Arc<str>>,
 }
 
 impl AttachTokenLayer {
     /// Attach the token `policy` chooses.
     pub fn new(policy: OutboundToken) -> Self {
-        Self { policy }
+        Self { policy, base: None }
+    }
+
+    /// The scheme and authority (`https://orders.internal:8443`) that
+    /// requests whose URI is a path alone are sent to: a tonic `Channel`'s
+    /// requests carry `/package.Service/Method` and the channel adds its
+    /// origin later. The `htu` of their DPoP proofs is this base followed
+    /// by the path. A request with an absolute URI is signed for that URI
+    /// whatever this says. Only DPoP-bound tokens use it. Defaults to none:
+    /// a path-only request with a DPoP-bound token fails with
+    /// [`OutboundError::Dpop`].
+    pub fn dpop_base_url(mut self, base: impl Into<Arc<str>>) -> Self {
+        self.base = Some(base.into());
+        self
     }
 }
 
@@ -55,6 +72,7 @@ impl<S> Layer<S> for AttachTokenLayer {
         AttachToken {
             inner,
             policy: self.policy.clone(),
+            base: self.base.clone(),
         }
     }
 }
@@ -64,6 +82,7 @@ impl<S> Layer<S> for AttachTokenLayer {
 pub struct AttachToken<S> {
     inner: S,
     policy: OutboundToken,
+    base: Option<Arc<str>>,
 }
 
 impl<S: fmt::Debug> fmt::Debug for AttachToken<S> {
@@ -71,6 +90,7 @@ impl<S: fmt::Debug> fmt::Debug for AttachToken<S> {
         f.debug_struct("AttachToken")
             .field("inner", &self.inner)
             .field("policy", &self.policy)
+            .field("dpop_base_url", &self.base)
             .finish()
     }
 }
@@ -78,7 +98,11 @@ impl<S: fmt::Debug> fmt::Debug for AttachToken<S> {
 impl<S> AttachToken<S> {
     /// Wraps `inner`.
     pub fn new(inner: S, policy: OutboundToken) -> Self {
-        Self { inner, policy }
+        Self {
+            inner,
+            policy,
+            base: None,
+        }
     }
 
     /// The inner service.
@@ -102,11 +126,17 @@ impl<S> AttachToken<S> {
 fn set<B>(
     req: &mut Request<B>,
     policy: &OutboundToken,
+    base: Option<&str>,
     token: &AccessToken,
 ) -> Result<Option<(DpopKey, String)>, OutboundError> {
-    let uri = match policy.dpop_key() {
-        Some(_) => req.uri().to_string(),
-        None => String::new(),
+    let uri = match (policy.dpop_key(), base) {
+        (None, _) => String::new(),
+        // SECURITY: the proof names where the request goes: its own
+        // absolute URI wins over the configured base.
+        (Some(_), Some(base)) if req.uri().scheme().is_none() => {
+            format!("{}{}", base.trim_end_matches('/'), req.uri().path())
+        }
+        (Some(_), _) => req.uri().to_string(),
     };
     let (authorization, proof) = policy.credentials(token, req.method(), &uri)?;
     // SECURITY: `insert` replaces every `Authorization` the request had (a
@@ -145,7 +175,7 @@ where
         match self.policy.ready(inbound) {
             // Fast path: forwarding, or a token already held: no allocation
             // beyond the header values.
-            Some(Ok(token)) => match set(&mut req, &self.policy, &token) {
+            Some(Ok(token)) => match set(&mut req, &self.policy, self.base.as_deref(), &token) {
                 Ok(dpop) => ResponseFuture::inner(self.inner.call(req), dpop),
                 Err(e) => ResponseFuture::fail(e),
             },
@@ -155,11 +185,12 @@ where
                 // was made ready, leave a clone in its place.
                 let inbound = inbound.cloned();
                 let policy = self.policy.clone();
+                let base = self.base.clone();
                 let clone = self.inner.clone();
                 let mut inner = std::mem::replace(&mut self.inner, clone);
                 ResponseFuture::waiting(Box::pin(async move {
                     let token = policy.token(inbound.as_ref()).await?;
-                    let dpop = set(&mut req, &policy, &token)?;
+                    let dpop = set(&mut req, &policy, base.as_deref(), &token)?;
                     let res = inner.call(req).await.map_err(Into::into)?;
                     if let Some((key, uri)) = dpop {
                         key.observe_response(&uri, res.status(), res.headers());
@@ -442,6 +473,31 @@ mod tests {
                 "{err}"
             );
             assert!(!called.load(std::sync::atomic::Ordering::SeqCst));
+        }
+
+        #[tokio::test]
+        async fn path_only_requests_are_signed_for_the_configured_base() {
+            let issuer = Server::start(Options::default()).await;
+            let api = Server::start(Options::default()).await;
+            let key = DpopKey::generate_es256().unwrap();
+            let policy = policy(&issuer, &key);
+            let token = policy.token(None).await.unwrap();
+            api.trust(&token, key.thumbprint());
+            // What a tonic Channel does below the layer: add its origin.
+            let origin = api.base.clone();
+            let channel = tower::ServiceBuilder::new()
+                .map_request(move |mut req: Request<()>| {
+                    *req.uri_mut() = format!("{origin}{}", req.uri()).parse().unwrap();
+                    req
+                })
+                .service(client());
+            let svc = AttachTokenLayer::new(policy)
+                .dpop_base_url(format!("{}/", api.base))
+                .layer(channel);
+            let req = Request::post("/resource").body(()).unwrap();
+            let res = svc.oneshot(req).await.unwrap();
+            assert_eq!(res.status(), 200, "{}", res.body());
+            assert_eq!(api.seen()[0]["htu"], format!("{}/resource", api.base));
         }
     }
 }

@@ -19,6 +19,7 @@ use url::Url;
 use super::OutboundError;
 use crate::algorithm::Algorithm;
 use crate::error::BuildError;
+use crate::layer::AccessToken;
 
 /// The `DPoP` request header (the proof).
 pub(crate) const DPOP: HeaderName = HeaderName::from_static("dpop");
@@ -255,14 +256,14 @@ impl DpopKey {
         &self,
         method: &Method,
         uri: &str,
-        access_token: Option<&crate::AccessToken>,
+        access_token: Option<&AccessToken>,
     ) -> Result<HeaderValue, OutboundError> {
         let target = Target::parse(uri)?;
         let nonce = self.nonce_for(&target.origin);
         self.sign(
             method,
             &target.htu,
-            access_token.map(crate::AccessToken::as_str),
+            access_token.map(AccessToken::as_str),
             nonce.as_deref(),
         )
     }
@@ -443,7 +444,7 @@ mod tests {
     #[tokio::test]
     async fn a_proof_passes_the_crates_own_checks_with_ath_and_the_bound_thumbprint() {
         let key = DpopKey::generate_es256().unwrap();
-        let token = crate::AccessToken::new("eyJ.the.token");
+        let token = AccessToken::new("eyJ.the.token");
         let proof = key
             .proof(
                 &Method::POST,
@@ -647,6 +648,7 @@ pub(crate) mod test_server {
     use serde_json::{Value, json};
 
     use crate::dpop::{NonceKeys, ProofErrorKind, ProofPolicy, ProofRequest, check_proof};
+    use crate::layer::AccessToken;
 
     /// How the server behaves.
     #[derive(Clone, Copy)]
@@ -722,7 +724,7 @@ pub(crate) mod test_server {
         }
 
         /// Accept `token`, bound to `jkt`, at the resource (as if issued here).
-        pub(crate) fn trust(&self, token: &crate::AccessToken, jkt: &str) {
+        pub(crate) fn trust(&self, token: &AccessToken, jkt: &str) {
             self.state
                 .issued
                 .lock()

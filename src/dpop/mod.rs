@@ -37,6 +37,10 @@ use crate::jwks::AlgSet;
 pub(crate) use config::Settings;
 pub use config::{Dpop, ReplayStore};
 pub(crate) use error::{ProofError, ProofErrorKind, ProofReason};
+// The client's side (outbound proofs) hashes `ath` and thumbprints its key
+// the way the checks here do.
+pub(crate) use hash::sha256_b64;
+pub(crate) use jkt::thumbprint;
 pub(crate) use nonce::NonceKeys;
 pub(crate) use proof::Checked;
 pub(crate) use replay::{MemoryReplayStore, ProofStore};

@@ -11,6 +11,7 @@ use arc_swap::ArcSwapOption;
 use serde::Serialize;
 use tokio::time::Instant;
 
+use super::dpop::DpopKey;
 use super::endpoint::{Endpoint, Issued, Names};
 use super::{OutboundError, jitter};
 use crate::error::BuildError;
@@ -51,6 +52,7 @@ pub struct ClientCredentialsBuilder {
     retry: Duration,
     http: Option<reqwest::Client>,
     allow_http: bool,
+    dpop: Option<DpopKey>,
 }
 
 impl fmt::Debug for ClientCredentialsBuilder {
@@ -111,6 +113,19 @@ impl ClientCredentialsBuilder {
         self
     }
 
+    /// Ask for DPoP-bound tokens (RFC 9449): every token request carries
+    /// a proof signed with `key` (`htm` POST, `htu` the token endpoint), the
+    /// answer must say `token_type: DPoP` (an unbound `Bearer` token is
+    /// refused with [`OutboundError::InvalidResponse`]: the server ignored
+    /// the proof), and a `use_dpop_nonce` refusal is retried once with the
+    /// nonce it gave. Calls made with these tokens carry a proof of their
+    /// own ([`OutboundToken`](super::OutboundToken) does it). Defaults to
+    /// none: bearer tokens.
+    pub fn dpop(mut self, key: DpopKey) -> Self {
+        self.dpop = Some(key);
+        self
+    }
+
     /// The HTTP client to use (proxies, TLS roots). Whatever this client's redirect policy, a token
     /// endpoint answering 3xx is an error: the secret is not sent on.
     /// Give it `redirect(reqwest::redirect::Policy::none())` all the same:
@@ -150,7 +165,8 @@ impl ClientCredentialsBuilder {
             self.http,
             self.timeout,
             self.allow_http,
-        )?;
+        )?
+        .with_dpop(self.dpop);
         Ok(ClientCredentials {
             inner: Arc::new(Inner {
                 endpoint,
@@ -279,6 +295,7 @@ impl ClientCredentials {
             retry: Duration::from_secs(1),
             http: None,
             allow_http: false,
+            dpop: None,
         }
     }
 
@@ -319,6 +336,11 @@ impl ClientCredentials {
             .err()
             .map(|e| (self.inner.attempts.load(Ordering::Acquire) - 1, e.clone()));
         result
+    }
+
+    /// The key its tokens are bound to, if they are DPoP-bound.
+    pub(crate) fn dpop_key(&self) -> Option<&DpopKey> {
+        self.inner.endpoint.dpop()
     }
 
     /// Where the source stands now.
@@ -536,5 +558,76 @@ mod tests {
         tokio::time::advance(Duration::from_secs(2)).await;
         assert_eq!(source.current(), None, "not served in its last 5 s");
         assert!(!source.health().ready);
+    }
+
+    mod dpop {
+        use super::super::super::dpop::test_server::{Options, Server};
+        use super::*;
+        use crate::outbound::DpopKey;
+
+        fn source(server: &Server, key: &DpopKey) -> ClientCredentials {
+            ClientCredentials::builder(server.token_url(), "c", "s")
+                .dpop(key.clone())
+                .build()
+                .unwrap()
+        }
+
+        #[tokio::test]
+        async fn the_token_request_carries_a_proof_and_the_token_is_bound_to_the_key() {
+            let server = Server::start(Options::default()).await;
+            let key = DpopKey::generate_es256().unwrap();
+            let token = source(&server, &key).token().await.unwrap();
+            assert_eq!(
+                server.bound_to(token.as_str()).as_deref(),
+                Some(key.thumbprint()),
+                "the endpoint checked the proof and bound the token to its key"
+            );
+        }
+
+        #[tokio::test]
+        async fn a_use_dpop_nonce_refusal_is_retried_once_and_the_nonce_remembered() {
+            let server = Server::start(Options {
+                nonces: true,
+                ..Options::default()
+            })
+            .await;
+            let key = DpopKey::generate_es256().unwrap();
+            let token = source(&server, &key).token().await.unwrap();
+            assert_eq!(
+                server.bound_to(token.as_str()).as_deref(),
+                Some(key.thumbprint())
+            );
+            assert_eq!(
+                server.token_requests(),
+                2,
+                "refused for the nonce, then issued"
+            );
+            // The next request to that server (another source, same key)
+            // carries the nonce at once.
+            source(&server, &key).token().await.unwrap();
+            assert_eq!(server.token_requests(), 3);
+        }
+
+        #[tokio::test]
+        async fn a_bearer_answer_to_a_dpop_request_is_refused() {
+            let server = Server::start(Options {
+                token_type: "Bearer",
+                ..Options::default()
+            })
+            .await;
+            let key = DpopKey::generate_es256().unwrap();
+            let err = source(&server, &key).token().await.unwrap_err();
+            assert!(
+                matches!(&err, OutboundError::InvalidResponse { reason } if reason.contains("ignored the DPoP proof")),
+                "{err}"
+            );
+            // `dpop` is matched without regard to case.
+            let server = Server::start(Options {
+                token_type: "dpop",
+                ..Options::default()
+            })
+            .await;
+            assert!(source(&server, &key).token().await.is_ok());
+        }
     }
 }

@@ -13,6 +13,7 @@ use serde::Deserialize;
 use tokio::time::Instant;
 
 use super::OutboundError;
+use super::dpop::{DPOP, DpopKey};
 use crate::error::{BuildError, FetchError};
 use crate::layer::AccessToken;
 
@@ -40,6 +41,8 @@ pub(crate) struct Endpoint {
     client_id: String,
     http: reqwest::Client,
     timeout: Duration,
+    /// Tokens bound to this key: every request carries a proof.
+    dpop: Option<DpopKey>,
 }
 
 impl fmt::Debug for Endpoint {
@@ -49,6 +52,7 @@ impl fmt::Debug for Endpoint {
             .field("url", &self.url.as_str())
             .field("client_id", &self.client_id)
             .field("timeout", &self.timeout)
+            .field("dpop", &self.dpop)
             .finish_non_exhaustive()
     }
 }
@@ -136,7 +140,19 @@ impl Endpoint {
             client_id: client_id.to_owned(),
             http,
             timeout,
+            dpop: None,
         })
+    }
+
+    /// Asks for tokens bound to `key` (RFC 9449 §5).
+    pub(crate) fn with_dpop(mut self, key: Option<DpopKey>) -> Self {
+        self.dpop = key;
+        self
+    }
+
+    /// The key the tokens are bound to, if they are.
+    pub(crate) fn dpop(&self) -> Option<&DpopKey> {
+        self.dpop.as_ref()
     }
 
     pub(crate) fn client_id(&self) -> &str {
@@ -144,23 +160,51 @@ impl Endpoint {
     }
 
     /// POSTs `params` as a form and reads the token response, within the
-    /// timeout.
+    /// timeout. With a DPoP key, the request carries a proof, and a
+    /// `use_dpop_nonce` refusal is answered once with the nonce it gave.
     pub(crate) async fn request(&self, params: &[(&str, &str)]) -> Result<Issued, OutboundError> {
         let requested_at = Instant::now();
         let body = url::form_urlencoded::Serializer::new(String::new())
             .extend_pairs(params)
             .finish();
+        let (mut status, mut bytes, new_nonce) = self.send(&body).await?;
+        if new_nonce
+            && serde_json::from_slice::<Failure>(&bytes).is_ok_and(|f| f.error == "use_dpop_nonce")
+        {
+            // RFC 9449 §8: the server wants a nonce in the proof; it gave
+            // one (remembered by `send`). Once only: a server that refuses
+            // its own nonce again is not asked a third time.
+            (status, bytes, _) = self.send(&body).await?;
+        }
+        self.read(status, &bytes, requested_at)
+    }
+
+    /// One POST of the form `body`, within the timeout: the status, the
+    /// body, and whether it is a 400 with a new DPoP nonce.
+    async fn send(
+        &self,
+        body: &str,
+    ) -> Result<(reqwest::StatusCode, Vec<u8>, bool), OutboundError> {
+        let proof = match &self.dpop {
+            // htm POST, htu the token endpoint (RFC 9449 §5).
+            Some(key) => Some(key.proof(&http::Method::POST, self.url.as_str(), None)?),
+            None => None,
+        };
         let work = async {
-            let mut res = self
+            let mut request = self
                 .http
                 .post(self.url.clone())
                 .header(AUTHORIZATION, self.basic.clone())
                 .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
-                .header(ACCEPT, "application/json")
+                .header(ACCEPT, "application/json");
+            if let Some(proof) = proof {
+                request = request.header(DPOP, proof);
+            }
+            let mut res = request
                 // SECURITY: the client secret and the tokens in the form go
                 // to the configured URL only, whatever the client's redirect
                 // policy.
-                .body(crate::jwks::single_use_body(body))
+                .body(crate::jwks::single_use_body(body.to_owned()))
                 .send()
                 .await
                 .map_err(|e| OutboundError::Unavailable {
@@ -170,6 +214,11 @@ impl Endpoint {
                 return Err(OutboundError::InvalidResponse { reason });
             }
             let status = res.status();
+            // Any answer may carry the nonce for the next proof.
+            let new_nonce = self.dpop.as_ref().is_some_and(|key| {
+                key.observe_response(self.url.as_str(), status, res.headers())
+                    && status == reqwest::StatusCode::BAD_REQUEST
+            });
             if res.content_length().is_some_and(|n| n > MAX_BODY as u64) {
                 return Err(OutboundError::InvalidResponse {
                     reason: format!("body larger than {MAX_BODY} bytes"),
@@ -186,21 +235,47 @@ impl Endpoint {
                 }
                 bytes.extend_from_slice(&chunk);
             }
-            Ok((status, bytes))
+            Ok((status, bytes, new_nonce))
         };
-        let (status, bytes) = tokio::time::timeout(self.timeout, work)
+        tokio::time::timeout(self.timeout, work)
             .await
             .map_err(|_| OutboundError::Timeout {
                 after: self.timeout,
-            })??;
+            })?
+    }
+
+    /// The token response in `bytes`, answered with `status`.
+    fn read(
+        &self,
+        status: reqwest::StatusCode,
+        bytes: &[u8],
+        requested_at: Instant,
+    ) -> Result<Issued, OutboundError> {
         if status.is_success() {
             let ok: Success =
-                serde_json::from_slice(&bytes).map_err(|e| OutboundError::InvalidResponse {
+                serde_json::from_slice(bytes).map_err(|e| OutboundError::InvalidResponse {
                     reason: format!("not a token response: {e}"),
                 })?;
-            if !ok.token_type.eq_ignore_ascii_case("bearer") {
+            // SECURITY (RFC 9449 §5): a server that ignored the proof issued
+            // a bearer token; using it would silently drop the binding the
+            // client asked for, so it is refused. Without a key, a bound
+            // token is useless to this client (it cannot sign proofs).
+            let expected = if self.dpop.is_some() {
+                "DPoP"
+            } else {
+                "Bearer"
+            };
+            if !ok.token_type.eq_ignore_ascii_case(expected) {
+                let hint = if self.dpop.is_some() {
+                    " (the token endpoint ignored the DPoP proof and issued an unbound token)"
+                } else {
+                    ""
+                };
                 return Err(OutboundError::InvalidResponse {
-                    reason: format!("token_type {:?} is not Bearer", shorten(&ok.token_type)),
+                    reason: format!(
+                        "token_type {:?} is not {expected}{hint}",
+                        shorten(&ok.token_type)
+                    ),
                 });
             }
             if ok
@@ -230,7 +305,7 @@ impl Endpoint {
                 requested_at,
             });
         }
-        match serde_json::from_slice::<Failure>(&bytes) {
+        match serde_json::from_slice::<Failure>(bytes) {
             // 5xx: the server's trouble, whatever the body says.
             Ok(_) | Err(_) if status.is_server_error() => Err(OutboundError::Unavailable {
                 reason: format!("HTTP status {}", status.as_u16()),

@@ -12,6 +12,7 @@ use serde::Serialize;
 use tokio::sync::OnceCell;
 use tokio::time::Instant;
 
+use super::dpop::DpopKey;
 use super::endpoint::{Endpoint, Names};
 use super::{ClientCredentials, OutboundError, TOKEN_TYPE_ACCESS};
 use crate::error::BuildError;
@@ -53,6 +54,7 @@ pub struct TokenExchangeBuilder {
     timeout: Duration,
     http: Option<reqwest::Client>,
     allow_http: bool,
+    dpop: Option<DpopKey>,
 }
 
 impl fmt::Debug for TokenExchangeBuilder {
@@ -125,6 +127,19 @@ impl TokenExchangeBuilder {
         self
     }
 
+    /// Ask for DPoP-bound tokens (RFC 9449): every token request carries
+    /// a proof signed with `key` (`htm` POST, `htu` the token endpoint), the
+    /// answer must say `token_type: DPoP` (an unbound `Bearer` token is
+    /// refused with [`OutboundError::InvalidResponse`]: the server ignored
+    /// the proof), and a `use_dpop_nonce` refusal is retried once with the
+    /// nonce it gave. Calls made with these tokens carry a proof of their
+    /// own ([`OutboundToken`](super::OutboundToken) does it). Defaults to
+    /// none: bearer tokens.
+    pub fn dpop(mut self, key: DpopKey) -> Self {
+        self.dpop = Some(key);
+        self
+    }
+
     /// The HTTP client to use. Whatever this client's redirect policy, a
     /// token endpoint answering 3xx is an error: neither the secret nor the
     /// subject token is sent on. Give it
@@ -157,7 +172,8 @@ impl TokenExchangeBuilder {
             self.http,
             self.timeout,
             self.allow_http,
-        )?;
+        )?
+        .with_dpop(self.dpop);
         // SECURITY (memory): a count alone does not bound memory: tokens
         // are as long as the verifier and the endpoint allow (an answer may
         // be 64 KiB). moka has one bound, so an entry weighs its size in
@@ -331,7 +347,13 @@ impl TokenExchange {
             timeout: Duration::from_secs(5),
             http: None,
             allow_http: false,
+            dpop: None,
         }
+    }
+
+    /// The key its tokens are bound to, if they are DPoP-bound.
+    pub(crate) fn dpop_key(&self) -> Option<&DpopKey> {
+        self.inner.endpoint.dpop()
     }
 
     /// The counters.
@@ -598,5 +620,29 @@ mod tests {
         tokio::time::advance(Duration::from_secs(61)).await;
         assert_eq!(exchange.cached(&subject, "urn:orders"), None);
         assert_eq!(exchange.stats().cache_hits, 1);
+    }
+
+    #[tokio::test]
+    async fn an_exchange_with_a_dpop_key_obtains_a_token_bound_to_it() {
+        use super::super::dpop::test_server::{Options, Server};
+        let server = Server::start(Options {
+            nonces: true,
+            ..Options::default()
+        })
+        .await;
+        let key = crate::outbound::DpopKey::generate_es256().unwrap();
+        let exchange = TokenExchange::builder(server.token_url(), "c", "s")
+            .dpop(key.clone())
+            .build()
+            .unwrap();
+        let token = exchange
+            .exchange(&AccessToken::new("subject"), "urn:orders")
+            .await
+            .unwrap();
+        assert_eq!(
+            server.bound_to(token.as_str()).as_deref(),
+            Some(key.thumbprint())
+        );
+        assert_eq!(server.token_requests(), 2, "the nonce retry");
     }
 }

@@ -11,7 +11,13 @@
 //!   tonic `Channel`, a hyper client.
 //! - clients without tower middleware (reqwest): [`OutboundToken::authorize`]
 //!   sets the header in a request's `http::HeaderMap` (one call, no
-//!   dependency on the client's version).
+//!   dependency on the client's version);
+//!   [`authorize_request`](OutboundToken::authorize_request) also takes the
+//!   method and URI, which DPoP-bound tokens need.
+//! - [`DpopKey`]: sender-constrained tokens (DPoP, RFC 9449). Give one to
+//!   [`ClientCredentialsBuilder::dpop`] or [`TokenExchangeBuilder::dpop`]:
+//!   the tokens are bound to the key, and each call carries a proof signed
+//!   for it, so a token copied from a log or a proxy is useless alone.
 //! - [`IdentityHeadersLayer`] strips inbound `x-auth-*` headers and sets
 //!   them from the verified claims, for backends behind a gateway.
 //!
@@ -59,12 +65,14 @@ use std::time::Duration;
 
 mod attach;
 mod client_credentials;
+mod dpop;
 mod endpoint;
 mod exchange;
 mod identity_headers;
 
 pub use attach::{AttachToken, AttachTokenLayer, ResponseFuture};
 pub use client_credentials::{ClientCredentials, ClientCredentialsBuilder, ServiceTokenHealth};
+pub use dpop::DpopKey;
 pub use exchange::{ExchangeStats, TokenExchange, TokenExchangeBuilder};
 pub use identity_headers::{IdentityField, IdentityHeaders, IdentityHeadersLayer};
 
@@ -108,6 +116,15 @@ pub enum OutboundError {
     Timeout {
         /// The configured timeout.
         after: Duration,
+    },
+    /// No DPoP proof could be made for the request: a DPoP-bound token
+    /// without the request's method and absolute URI (use
+    /// [`OutboundToken::authorize_request`]), or the key failed to sign.
+    /// Nothing is sent: a bound token without its proof is refused anyway.
+    #[error("cannot sign a DPoP proof: {reason}")]
+    Dpop {
+        /// What is missing.
+        reason: String,
     },
     /// The token endpoint's answer is not a usable token response.
     #[error("the token endpoint's answer is unusable: {reason}")]
@@ -221,6 +238,15 @@ impl OutboundToken {
         }
     }
 
+    /// The key the chosen tokens are bound to, if they are DPoP-bound.
+    pub(crate) fn dpop_key(&self) -> Option<&DpopKey> {
+        match &self.mode {
+            Mode::Forward => None,
+            Mode::Exchange { exchange, .. } => exchange.dpop_key(),
+            Mode::Service(source) => source.dpop_key(),
+        }
+    }
+
     /// Sets `Authorization: Bearer <token>` (marked sensitive) in
     /// `headers` as their only `Authorization`: the counterpart of
     /// [`AttachTokenLayer`] for clients without tower middleware. Any HTTP
@@ -230,6 +256,11 @@ impl OutboundToken {
     /// `authorize(request.headers_mut(), …)` and `execute` it. It takes the
     /// headers rather than a client's request type so that no client's
     /// version is tied to authlayer's.
+    ///
+    /// DPoP-bound tokens (a source built with a
+    /// [`DpopKey`]) need a proof for the very request, so its method and
+    /// URI: for them this fails with [`OutboundError::Dpop`] and changes
+    /// nothing; use [`authorize_request`](Self::authorize_request).
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
@@ -252,17 +283,94 @@ impl OutboundToken {
         headers: &mut http::HeaderMap,
         inbound: Option<&AccessToken>,
     ) -> Result<(), OutboundError> {
+        // SECURITY: a bound token without its proof is refused downstream;
+        // say so here rather than send it.
+        if self.dpop_key().is_some() {
+            return Err(OutboundError::Dpop {
+                reason: "the token is DPoP-bound and a proof needs the request's method and URI: use OutboundToken::authorize_request".into(),
+            });
+        }
         let token = self.token(inbound).await?;
-        let value = token
-            .bearer_header()
-            .ok_or_else(|| OutboundError::InvalidResponse {
-                reason: "the token cannot be a header value".into(),
-            })?;
+        let (authorization, _) = self.credentials(&token, &http::Method::GET, "")?;
         // SECURITY: exactly the chosen token goes downstream: values the
         // request already had (a `Basic` credential or another token copied
         // from the inbound request) are replaced, not appended to.
-        headers.insert(http::header::AUTHORIZATION, value);
+        headers.insert(http::header::AUTHORIZATION, authorization);
         Ok(())
+    }
+
+    /// Sets the credentials for one request to `uri` (absolute) with
+    /// `method` in its `headers`: `Authorization: Bearer <token>`, or for
+    /// a DPoP-bound token `Authorization: DPoP <token>` and a `DPoP` proof
+    /// made for this request (`htm`, `htu`, `ath`, a fresh `jti`, the
+    /// nonce the server last sent). Any `Authorization` or `DPoP` the
+    /// headers had is replaced (a Bearer token goes without `DPoP`).
+    ///
+    /// With reqwest: build the request, then
+    /// `authorize_request(request.method(), request.url().as_str(),
+    /// request.headers_mut(), …)` and `execute` it. A resource server that
+    /// wants a nonce answers `401` with `WWW-Authenticate: DPoP
+    /// error="use_dpop_nonce"` and `DPoP-Nonce`: hand the answer to
+    /// [`DpopKey::observe_response`], which remembers the nonce for the
+    /// next request to that origin and says whether sending this one again
+    /// (authorized anew) is worth it; whether a request may be repeated is
+    /// yours to decide.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use authlayer::AccessToken;
+    /// use authlayer::outbound::OutboundToken;
+    ///
+    /// let http = reqwest::Client::new();
+    /// let mut request = http.get("http://127.0.0.1:1/orders/1").build()?;
+    /// let (method, url) = (request.method().clone(), request.url().to_string());
+    /// OutboundToken::forward()
+    ///     .authorize_request(&method, &url, request.headers_mut(), Some(&AccessToken::new("t")))
+    ///     .await?;
+    /// assert_eq!(request.headers()["authorization"], "Bearer t");
+    /// # Ok(()) }
+    /// ```
+    pub async fn authorize_request(
+        &self,
+        method: &http::Method,
+        uri: &str,
+        headers: &mut http::HeaderMap,
+        inbound: Option<&AccessToken>,
+    ) -> Result<(), OutboundError> {
+        let token = self.token(inbound).await?;
+        let (authorization, proof) = self.credentials(&token, method, uri)?;
+        // SECURITY: as in `authorize`; and a proof the request carried (made
+        // for another token or by another key) never goes along.
+        headers.insert(http::header::AUTHORIZATION, authorization);
+        match proof {
+            Some(proof) => headers.insert(dpop::DPOP, proof),
+            None => headers.remove(dpop::DPOP),
+        };
+        Ok(())
+    }
+
+    /// The `Authorization` value for `token` and, for a DPoP-bound one, a
+    /// proof for `method` `uri`.
+    pub(crate) fn credentials(
+        &self,
+        token: &AccessToken,
+        method: &http::Method,
+        uri: &str,
+    ) -> Result<(http::HeaderValue, Option<http::HeaderValue>), OutboundError> {
+        let unusable = || OutboundError::InvalidResponse {
+            reason: "the token cannot be a header value".into(),
+        };
+        match self.dpop_key() {
+            None => Ok((token.bearer_header().ok_or_else(unusable)?, None)),
+            Some(key) => {
+                let proof = key.proof(method, uri, Some(token))?;
+                let mut value = http::HeaderValue::try_from(format!("DPoP {}", token.as_str()))
+                    .map_err(|_| unusable())?;
+                value.set_sensitive(true);
+                Ok((value, Some(proof)))
+            }
+        }
     }
 }
 
@@ -329,6 +437,7 @@ mod tests {
         assert_send_sync::<ClientCredentials>();
         assert_send_sync::<TokenExchange>();
         assert_send_sync::<OutboundError>();
+        assert_send_sync::<DpopKey>();
         assert_send_sync::<IdentityHeadersLayer>();
         assert_send_sync::<
             IdentityHeaders<
@@ -342,6 +451,81 @@ mod tests {
         for _ in 0..100 {
             let j = jitter();
             assert!((0.0..1.0).contains(&j));
+        }
+    }
+
+    mod dpop {
+        use super::super::dpop::test_server::{Options, Server};
+        use super::*;
+
+        #[tokio::test]
+        async fn authorize_refuses_a_bound_token_and_authorize_request_sends_it_with_a_proof() {
+            let issuer = Server::start(Options::default()).await;
+            let key = DpopKey::generate_es256().unwrap();
+            let source = ClientCredentials::builder(issuer.token_url(), "c", "s")
+                .dpop(key.clone())
+                .build()
+                .unwrap();
+            let policy = OutboundToken::service(source);
+
+            let mut headers = http::HeaderMap::new();
+            headers.insert("authorization", "Basic dXNlcjpwdw==".parse().unwrap());
+            let before = headers.clone();
+            let err = policy.authorize(&mut headers, None).await.unwrap_err();
+            assert!(
+                matches!(&err, OutboundError::Dpop { reason } if reason.contains("authorize_request")),
+                "{err}"
+            );
+            assert_eq!(headers, before, "nothing is sent without a proof");
+
+            // reqwest, against a resource that checks the proof.
+            let api = Server::start(Options {
+                nonces: true,
+                ..Options::default()
+            })
+            .await;
+            let token = policy.token(None).await.unwrap();
+            api.trust(&token, key.thumbprint());
+            let http = reqwest::Client::new();
+            let url = format!("{}/resource", api.base);
+            let send = || async {
+                let mut request = http.put(&url).build().unwrap();
+                let (method, url) = (request.method().clone(), request.url().to_string());
+                policy
+                    .authorize_request(&method, &url, request.headers_mut(), None)
+                    .await
+                    .unwrap();
+                let auth = request.headers()["authorization"].clone();
+                assert!(auth.is_sensitive());
+                assert_eq!(auth, format!("DPoP {}", token.as_str()).as_str());
+                http.execute(request).await.unwrap()
+            };
+            let res = send().await;
+            assert_eq!(res.status(), 401);
+            assert!(
+                key.observe_response(&url, res.status(), res.headers()),
+                "retry with the nonce"
+            );
+            let res = send().await;
+            assert_eq!(res.status(), 200);
+            assert_eq!(api.seen()[0]["htm"], "PUT");
+        }
+
+        #[tokio::test]
+        async fn a_bearer_token_goes_without_a_stale_proof() {
+            let mut headers = http::HeaderMap::new();
+            headers.insert("dpop", "copied.from.inbound".parse().unwrap());
+            OutboundToken::forward()
+                .authorize_request(
+                    &http::Method::GET,
+                    "https://api.example/x",
+                    &mut headers,
+                    Some(&AccessToken::new("t")),
+                )
+                .await
+                .unwrap();
+            assert_eq!(headers["authorization"], "Bearer t");
+            assert!(!headers.contains_key("dpop"));
         }
     }
 }
